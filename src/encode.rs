@@ -1,0 +1,192 @@
+//! Image file encoding: PNG (fast deflate, alpha kept, DPI in `pHYs`), JPEG (quality, DPI in JFIF)
+//! and lossless WebP. Pure CPU, no I/O beyond the returned bytes.
+
+use image::codecs::jpeg::{JpegEncoder, PixelDensity};
+use image::codecs::webp::WebPEncoder;
+use image::{ExtendedColorType, RgbaImage};
+use serde::{Deserialize, Serialize};
+
+/// An output file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputFormat {
+    #[default]
+    Png,
+    Jpeg,
+    Webp,
+}
+
+impl OutputFormat {
+    /// File extension without the dot.
+    pub fn extension(self) -> &'static str {
+        match self {
+            OutputFormat::Png => "png",
+            OutputFormat::Jpeg => "jpg",
+            OutputFormat::Webp => "webp",
+        }
+    }
+
+    /// MIME type for the `Content-Type` of a stored object.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            OutputFormat::Png => "image/png",
+            OutputFormat::Jpeg => "image/jpeg",
+            OutputFormat::Webp => "image/webp",
+        }
+    }
+}
+
+/// How to encode one image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncodeOptions {
+    pub format: OutputFormat,
+    /// JPEG quality 1..=100 (ignored by the lossless formats).
+    pub jpeg_quality: u8,
+    /// Dots per inch written into the file (PNG `pHYs`, JPEG JFIF density); none when `None`.
+    pub dpi: Option<u32>,
+}
+
+impl Default for EncodeOptions {
+    fn default() -> Self {
+        EncodeOptions {
+            format: OutputFormat::Png,
+            jpeg_quality: 90,
+            dpi: None,
+        }
+    }
+}
+
+/// Why an image could not be encoded.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    #[error("png encoding failed: {0}")]
+    Png(#[from] png::EncodingError),
+    #[error("image encoding failed: {0}")]
+    Image(#[from] image::ImageError),
+}
+
+/// Encode an RGBA image. JPEG drops the alpha channel (composited over white).
+pub fn encode(img: &RgbaImage, opts: &EncodeOptions) -> Result<Vec<u8>, EncodeError> {
+    match opts.format {
+        OutputFormat::Png => encode_png(img, opts.dpi),
+        OutputFormat::Jpeg => encode_jpeg(img, opts.jpeg_quality, opts.dpi),
+        OutputFormat::Webp => {
+            let mut out = Vec::new();
+            WebPEncoder::new_lossless(&mut out).encode(
+                img.as_raw(),
+                img.width(),
+                img.height(),
+                ExtendedColorType::Rgba8,
+            )?;
+            Ok(out)
+        }
+    }
+}
+
+fn encode_png(img: &RgbaImage, dpi: Option<u32>) -> Result<Vec<u8>, EncodeError> {
+    let mut out = Vec::with_capacity(img.as_raw().len() / 2);
+    {
+        let mut enc = png::Encoder::new(&mut out, img.width(), img.height());
+        let opaque = img.pixels().all(|p| p.0[3] == 255);
+        enc.set_color(if opaque {
+            png::ColorType::Rgb
+        } else {
+            png::ColorType::Rgba
+        });
+        enc.set_depth(png::BitDepth::Eight);
+        enc.set_compression(png::Compression::Fast);
+        if let Some(dpi) = dpi {
+            // pHYs counts pixels per metre: 1 inch = 0.0254 m.
+            let ppm = (f64::from(dpi) / 0.0254).round() as u32;
+            enc.set_pixel_dims(Some(png::PixelDimensions {
+                xppu: ppm,
+                yppu: ppm,
+                unit: png::Unit::Meter,
+            }));
+        }
+        let mut writer = enc.write_header()?;
+        if opaque {
+            let rgb: Vec<u8> = img
+                .as_raw()
+                .chunks_exact(4)
+                .flat_map(|p| [p[0], p[1], p[2]])
+                .collect();
+            writer.write_image_data(&rgb)?;
+        } else {
+            writer.write_image_data(img.as_raw())?;
+        }
+        writer.finish()?;
+    }
+    Ok(out)
+}
+
+fn encode_jpeg(img: &RgbaImage, quality: u8, dpi: Option<u32>) -> Result<Vec<u8>, EncodeError> {
+    let rgb: Vec<u8> = img
+        .as_raw()
+        .chunks_exact(4)
+        .flat_map(|p| {
+            let a = u16::from(p[3]);
+            let over_white = |c: u8| ((u16::from(c) * a + 255 * (255 - a) + 127) / 255) as u8;
+            [over_white(p[0]), over_white(p[1]), over_white(p[2])]
+        })
+        .collect();
+    let mut out = Vec::new();
+    let mut enc = JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100));
+    if let Some(dpi) = dpi {
+        enc.set_pixel_density(PixelDensity::dpi(dpi.min(u32::from(u16::MAX)) as u16));
+    }
+    enc.encode(&rgb, img.width(), img.height(), ExtendedColorType::Rgb8)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(alpha: u8) -> RgbaImage {
+        RgbaImage::from_fn(32, 16, |x, y| image::Rgba([x as u8 * 8, y as u8 * 16, 77, alpha]))
+    }
+
+    #[test]
+    fn encode_png_opaque_roundtrips_pixels() {
+        let img = sample(255);
+        let bytes = encode(&img, &EncodeOptions::default()).unwrap();
+        let back = image::load_from_memory(&bytes).unwrap().to_rgba8();
+        assert_eq!(back, img);
+    }
+
+    #[test]
+    fn encode_png_transparent_keeps_alpha() {
+        let img = sample(100);
+        let bytes = encode(&img, &EncodeOptions::default()).unwrap();
+        let back = image::load_from_memory(&bytes).unwrap().to_rgba8();
+        assert_eq!(back.get_pixel(3, 3).0[3], 100);
+    }
+
+    #[test]
+    fn encode_png_with_dpi_writes_phys() {
+        let opts = EncodeOptions {
+            dpi: Some(300),
+            ..Default::default()
+        };
+        let bytes = encode(&sample(255), &opts).unwrap();
+        let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+        let reader = decoder.read_info().unwrap();
+        let dims = reader.info().pixel_dims.unwrap();
+        assert_eq!(dims.xppu, 11811);
+        assert_eq!(dims.unit, png::Unit::Meter);
+    }
+
+    #[test]
+    fn encode_jpeg_and_webp_decode_with_right_size() {
+        for format in [OutputFormat::Jpeg, OutputFormat::Webp] {
+            let opts = EncodeOptions {
+                format,
+                ..Default::default()
+            };
+            let bytes = encode(&sample(255), &opts).unwrap();
+            let back = image::load_from_memory(&bytes).unwrap();
+            assert_eq!((back.width(), back.height()), (32, 16), "{format:?}");
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! `FluxPipeline`: FLUX.1 text-to-image with candle. CLIP pooled + T5 hidden states, noise from
+//! the seed on the CPU, the schnell (or dev) sigma schedule, Euler steps in f32 as diffusers does,
+//! VAE decode, `num_images` variations batched.
+
+use super::hub::ResolvedModel;
+use super::infer;
+use super::manifest::{Role, Schedule};
+use super::noise;
+use super::text::{ClipEncoder, T5Encoder};
+use super::weights::{self, Transformer, WeightsMode};
+use super::{EngineError, GenerateOutput, GenerateRequest, GeneratedImage, Generator, LoadReport, StageTimings, StepCallback};
+use crate::job::outcome::ModelInfo;
+use anyhow::{Context, Result};
+use candle_core::{DType, Device, Tensor};
+use candle_transformers::models::flux::{self as cflux, autoencoder::AutoEncoder, sampling};
+use image::RgbaImage;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// Load options.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub weights: WeightsMode,
+    /// Most images denoised in one batch.
+    pub max_batch: u32,
+}
+
+/// A loaded FLUX model.
+pub struct FluxPipeline {
+    device: Device,
+    act_dtype: DType,
+    vae_dtype: DType,
+    transformer: Transformer,
+    vae: AutoEncoder,
+    clip: ClipEncoder,
+    t5: T5Encoder,
+    schedule: Schedule,
+    max_batch: usize,
+    report: LoadReport,
+}
+
+impl FluxPipeline {
+    /// Load every component of `model` onto `device`.
+    pub fn load(model: &ResolvedModel, device: &Device, opts: &LoadOptions) -> Result<Self> {
+        let started = Instant::now();
+        let m = &model.manifest;
+        let summary = weights::gguf_summary(model.path(Role::Transformer))?;
+        let cfg = infer::flux_config(&summary.shapes, &m.flux)?;
+        let dense_dtype = super::device::dense_dtype(device);
+        let free = weights::free_device_memory(device);
+        let dense = weights::choose_dense(opts.weights, summary.params, dense_dtype, free);
+        let act_dtype = if dense { dense_dtype } else { DType::F32 };
+        tracing::info!(hidden = cfg.hidden_size, double = cfg.depth, single = cfg.depth_single_blocks,
+            params = summary.params, dense, free_bytes = free, "loading FLUX transformer");
+        let transformer = weights::load_transformer(model.path(Role::Transformer), &cfg, dense, dense_dtype, device)?;
+        let vae_cfg = infer::vae_config(&weights::safetensors_shapes(model.path(Role::Vae))?, &m.vae)?;
+        let vae = weights::load_vae(model.path(Role::Vae), &vae_cfg, dense_dtype, device)?;
+        let clip = ClipEncoder::load(model.path(Role::Clip), model.path(Role::ClipConfig), model.path(Role::ClipTokenizer), dense_dtype, device)?;
+        let t5 = T5Encoder::load(model.path(Role::T5), model.path(Role::T5Config), model.path(Role::T5Tokenizer), device)?;
+        let weights_label = if dense {
+            format!("{}-from-{}", dtype_name(dense_dtype), summary.main_type)
+        } else {
+            summary.main_type.clone()
+        };
+        let report = LoadReport {
+            info: ModelInfo {
+                preset: m.name.clone(),
+                weights: weights_label,
+                device: super::device::name(device),
+            },
+            load_ms: started.elapsed().as_millis() as u64,
+            bytes: model.total_bytes(),
+            source: model.source.clone(),
+        };
+        tracing::info!(elapsed_ms = report.load_ms, bytes = report.bytes, weights = %report.info.weights,
+            device = %report.info.device, "model loaded");
+        Ok(FluxPipeline {
+            device: device.clone(),
+            act_dtype,
+            vae_dtype: dense_dtype,
+            transformer,
+            vae,
+            clip,
+            t5,
+            schedule: m.flux.schedule,
+            max_batch: opts.max_batch.max(1) as usize,
+            report,
+        })
+    }
+
+    fn encode_text(&mut self, req: &GenerateRequest) -> Result<(Tensor, Tensor)> {
+        let t5 = self.t5.encode(&req.prompt, req.max_sequence_length as usize)?.to_dtype(self.act_dtype)?;
+        let clip = self.clip.encode(&req.prompt)?.to_dtype(self.act_dtype)?;
+        Ok((t5, clip))
+    }
+
+    fn timesteps(&self, req: &GenerateRequest) -> Vec<f64> {
+        let steps = req.steps as usize;
+        match self.schedule {
+            Schedule::Schnell => sampling::get_schedule(steps, None),
+            Schedule::Dev => {
+                let seq = (req.height as usize / 16) * (req.width as usize / 16);
+                sampling::get_schedule(steps, Some((seq, 0.5, 1.15)))
+            }
+        }
+    }
+
+    /// Denoise one batch of initial latents `(b, 16, h/8, w/8)`; returns packed latents.
+    fn denoise(&self, latents: &Tensor, text: &(Tensor, Tensor), req: &GenerateRequest, ctl: &mut Control<'_, '_>) -> Result<Tensor, EngineError> {
+        let state = sampling::State::new(&text.0, &text.1, &latents.to_dtype(self.act_dtype).map_err(EngineError::from_candle)?)
+            .map_err(EngineError::from_candle)?;
+        let b = latents.dim(0).map_err(EngineError::from_candle)?;
+        let guidance = Tensor::full(req.guidance as f32, b, &self.device).map_err(EngineError::from_candle)?;
+        let timesteps = self.timesteps(req);
+        let mut img = state.img.to_dtype(DType::F32).map_err(EngineError::from_candle)?;
+        let model = self.transformer.as_forward();
+        for window in timesteps.windows(2) {
+            if ctl.cancel.load(Ordering::Relaxed) {
+                return Err(EngineError::Cancelled);
+            }
+            let step_start = Instant::now();
+            let (t_curr, t_prev) = (window[0], window[1]);
+            let step = || -> candle_core::Result<Tensor> {
+                let t_vec = Tensor::full(t_curr as f32, b, &self.device)?;
+                let x = img.to_dtype(self.act_dtype)?;
+                let pred = model.forward(&x, &state.img_ids, &state.txt, &state.txt_ids, &t_vec, &state.vec, Some(&guidance))?;
+                // The Euler update in f32, as diffusers' scheduler upcasts.
+                img.add(&(pred.to_dtype(DType::F32)? * (t_prev - t_curr))?)
+            };
+            img = step().map_err(EngineError::from_candle)?;
+            ctl.step_done(step_start.elapsed().as_millis() as u64);
+        }
+        Ok(img)
+    }
+
+    fn decode(&self, packed: &Tensor, req: &GenerateRequest) -> Result<Vec<RgbaImage>> {
+        let latents = sampling::unpack(packed, req.height as usize, req.width as usize)?;
+        let pixels = self.vae.decode(&latents.to_dtype(self.vae_dtype)?)?;
+        let pixels = ((pixels.to_dtype(DType::F32)?.clamp(-1f32, 1f32)? + 1.0)? * 127.5)?
+            .round()?
+            .to_dtype(DType::U8)?
+            .to_device(&Device::Cpu)?;
+        let (n, _c, h, w) = pixels.dims4()?;
+        (0..n)
+            .map(|i| {
+                let rgb: Vec<u8> = pixels.get(i)?.permute((1, 2, 0))?.flatten_all()?.to_vec1()?;
+                let rgba: Vec<u8> = rgb.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect();
+                RgbaImage::from_raw(w as u32, h as u32, rgba).context("decoded image has the wrong size")
+            })
+            .collect()
+    }
+}
+
+/// Cancellation and step reporting across batches.
+struct Control<'a, 'b> {
+    cancel: &'a AtomicBool,
+    on_step: StepCallback<'b>,
+    done: u32,
+    total: u32,
+    step_ms: Vec<u64>,
+}
+
+impl Control<'_, '_> {
+    fn step_done(&mut self, ms: u64) {
+        self.done += 1;
+        self.step_ms.push(ms);
+        (self.on_step)(self.done, self.total);
+    }
+}
+
+fn dtype_name(d: DType) -> &'static str {
+    match d {
+        DType::BF16 => "bf16",
+        DType::F16 => "f16",
+        _ => "f32",
+    }
+}
+
+impl Generator for FluxPipeline {
+    fn load_report(&self) -> &LoadReport {
+        &self.report
+    }
+
+    fn generate(&mut self, req: &GenerateRequest, cancel: &AtomicBool, on_step: StepCallback<'_>) -> Result<GenerateOutput, EngineError> {
+        let mut timings = StageTimings::default();
+        let started = Instant::now();
+        let text = self.encode_text(req).map_err(EngineError::from_candle)?;
+        timings.encode_text_ms = started.elapsed().as_millis() as u64;
+        let n = req.num_images as usize;
+        let batches = n.div_ceil(self.max_batch);
+        let mut ctl = Control { cancel, on_step, done: 0, total: req.steps * batches as u32, step_ms: Vec::new() };
+        let mut images = Vec::with_capacity(n);
+        for first in (0..n).step_by(self.max_batch) {
+            let count = self.max_batch.min(n - first);
+            let seed = req.seed + first as u64;
+            let latents = noise::initial_latents(seed, count, req.height as usize, req.width as usize, &self.device)
+                .map_err(EngineError::from_candle)?;
+            let t = Instant::now();
+            let packed = self.denoise(&latents, &text, req, &mut ctl)?;
+            timings.denoise_ms += t.elapsed().as_millis() as u64;
+            let t = Instant::now();
+            let decoded = self.decode(&packed, req).map_err(EngineError::from_candle)?;
+            timings.decode_ms += t.elapsed().as_millis() as u64;
+            images.extend(decoded.into_iter().enumerate().map(|(i, image)| GeneratedImage { image, seed: seed + i as u64 }));
+        }
+        timings.step_ms = ctl.step_ms;
+        tracing::info!(encode_text_ms = timings.encode_text_ms, denoise_ms = timings.denoise_ms,
+            decode_ms = timings.decode_ms, steps = req.steps, images = n, "generated");
+        Ok(GenerateOutput { images, timings })
+    }
+}
+
+/// The model config candle's own module would use, re-exported for the benchmark.
+pub use cflux::model::Config as FluxConfig;

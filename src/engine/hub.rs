@@ -1,0 +1,200 @@
+//! Finding model files: presets in the Hugging Face cache layout (a RunPod network volume, an EFS
+//! mount, `~/.cache/huggingface/hub`), downloaded with hf-hub when missing unless offline, or a
+//! local folder / manifest file. Never loads weights.
+
+use super::manifest::{ModelManifest, Role, MANIFEST_FILE};
+use super::presets::{self, HubFile, PresetFiles};
+use hf_hub::{Cache, Repo, RepoType};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Where the cache is and whether the network may be used.
+#[derive(Debug, Clone)]
+pub struct HubSettings {
+    pub cache_dir: PathBuf,
+    pub offline: bool,
+    pub token: Option<String>,
+}
+
+/// A model whose every file is on local disk.
+#[derive(Debug, Clone)]
+pub struct ResolvedModel {
+    pub manifest: ModelManifest,
+    pub paths: BTreeMap<Role, PathBuf>,
+    /// Where it came from, for logs (`preset flux-schnell-q4 in /cache`, a folder path).
+    pub source: String,
+}
+
+impl ResolvedModel {
+    pub fn path(&self, role: Role) -> &Path {
+        self.paths
+            .get(&role)
+            .map(PathBuf::as_path)
+            .expect("resolve fills every role (manifest.check)")
+    }
+
+    /// Total bytes of the model's files.
+    pub fn total_bytes(&self) -> u64 {
+        self.paths
+            .values()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+}
+
+/// Why a model could not be found.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("model file {file} is missing{where_}; fetch it with `{fetch_hint}`")]
+    Missing {
+        file: String,
+        where_: String,
+        fetch_hint: String,
+    },
+    #[error("unknown model '{0}': not a preset ({1}) and not a folder or manifest file")]
+    Unknown(String, String),
+    #[error("bad model manifest {path}: {reason}")]
+    Manifest { path: String, reason: String },
+    #[error("download of {file} failed: {reason}")]
+    Download { file: String, reason: String },
+}
+
+/// Resolve `model` (a preset name, a folder holding `merchgen-model.json`, or a manifest file).
+/// With `download`, missing preset files are fetched into the cache unless offline.
+pub fn resolve(model: &str, hub: &HubSettings, download: bool) -> Result<ResolvedModel, ModelError> {
+    let path = Path::new(model);
+    if path.is_dir() {
+        return resolve_manifest_file(&path.join(MANIFEST_FILE), model);
+    }
+    if path.is_file() {
+        return resolve_manifest_file(path, model);
+    }
+    let Some(preset) = presets::find(model) else {
+        let names: Vec<&str> = presets::all().iter().map(|p| p.name).collect();
+        return Err(ModelError::Unknown(model.to_owned(), names.join(", ")));
+    };
+    let source = format!("preset {} in {}", preset.name, hub.cache_dir.display());
+    match preset.files {
+        PresetFiles::Files(files, manifest) => {
+            let mut paths = BTreeMap::new();
+            for (role, file) in &files {
+                paths.insert(*role, locate(file, preset.name, hub, download)?);
+            }
+            Ok(ResolvedModel {
+                manifest: *manifest,
+                paths,
+                source,
+            })
+        }
+        PresetFiles::ManifestRepo { repo, manifest } => {
+            let manifest_file = HubFile {
+                repo,
+                revision: "main",
+                path: manifest,
+            };
+            let manifest_path = locate(&manifest_file, preset.name, hub, download)?;
+            let mut resolved = resolve_manifest_file(&manifest_path, &source)?;
+            resolved.source = source;
+            Ok(resolved)
+        }
+    }
+}
+
+/// Every hub file of a preset (for `models fetch` and `models list`).
+pub fn preset_files(name: &str) -> Option<Vec<HubFile>> {
+    match presets::find(name)?.files {
+        PresetFiles::Files(files, _) => Some(files.into_values().collect()),
+        PresetFiles::ManifestRepo { repo, manifest } => Some(vec![HubFile {
+            repo,
+            revision: "main",
+            path: manifest,
+        }]),
+    }
+}
+
+fn locate(file: &HubFile, preset: &str, hub: &HubSettings, download: bool) -> Result<PathBuf, ModelError> {
+    let repo = Repo::with_revision(file.repo.to_owned(), RepoType::Model, file.revision.to_owned());
+    if let Some(path) = Cache::new(hub.cache_dir.clone()).repo(repo.clone()).get(file.path) {
+        return Ok(path);
+    }
+    let missing = || ModelError::Missing {
+        file: format!("{}/{}", file.repo, file.path),
+        where_: format!(" from {}", hub.cache_dir.display()),
+        fetch_hint: format!("merchgen models fetch --model {preset}"),
+    };
+    if !download || hub.offline {
+        return Err(missing());
+    }
+    tracing::info!(repo = file.repo, file = file.path, "downloading model file into the cache");
+    let api = hf_hub::api::sync::ApiBuilder::from_cache(Cache::new(hub.cache_dir.clone()))
+        .with_progress(true)
+        .with_token(hub.token.clone())
+        .build()
+        .map_err(|e| ModelError::Download {
+            file: file.path.to_owned(),
+            reason: e.to_string(),
+        })?;
+    api.repo(repo).get(file.path).map_err(|e| ModelError::Download {
+        file: format!("{}/{}", file.repo, file.path),
+        reason: format!("{e} (offline? set HF_HUB_OFFLINE=1 and run `make demo` for a tiny model)"),
+    })
+}
+
+fn resolve_manifest_file(path: &Path, source: &str) -> Result<ResolvedModel, ModelError> {
+    let bad = |reason: String| ModelError::Manifest {
+        path: path.display().to_string(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let manifest: ModelManifest = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    manifest.check().map_err(bad)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut paths = BTreeMap::new();
+    for role in Role::ALL {
+        let rel = manifest.file(role).expect("checked above");
+        let file = dir.join(rel);
+        if !file.is_file() {
+            return Err(ModelError::Missing {
+                file: file.display().to_string(),
+                where_: String::new(),
+                fetch_hint: "merchgen models tiny --out DIR (or restore the model folder)".to_owned(),
+            });
+        }
+        paths.insert(role, file);
+    }
+    Ok(ResolvedModel {
+        manifest,
+        paths,
+        source: source.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offline(dir: &Path) -> HubSettings {
+        HubSettings {
+            cache_dir: dir.to_owned(),
+            offline: true,
+            token: None,
+        }
+    }
+
+    #[test]
+    fn resolve_preset_missing_offline_names_file_and_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = resolve("flux-schnell-q4", &offline(dir.path()), true).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("merchgen models fetch --model flux-schnell-q4"), "{msg}");
+        assert!(msg.contains(".gguf") || msg.contains(".safetensors") || msg.contains(".json"), "{msg}");
+    }
+
+    #[test]
+    fn resolve_unknown_lists_presets() {
+        let dir = tempfile::tempdir().unwrap();
+        let msg = resolve("sdxl", &offline(dir.path()), false).unwrap_err().to_string();
+        assert!(msg.contains("flux-schnell-q8"), "{msg}");
+    }
+}

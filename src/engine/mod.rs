@@ -1,0 +1,134 @@
+//! The engine: model files (`hub`, `presets`, `manifest`, `tiny`), loading (`weights`, `text`,
+//! `infer`), the FLUX pipeline (`flux`) and the one thread that owns the device (`thread`).
+//! Nothing here knows about doors, outputs or webhooks.
+
+pub mod device;
+pub mod flux;
+pub mod hub;
+pub mod infer;
+pub mod manifest;
+pub mod noise;
+pub mod presets;
+pub mod t5_names;
+pub mod text;
+pub mod thread;
+pub mod tiny;
+pub mod tiny_tokenizers;
+pub mod weights;
+
+use crate::error::{ErrorCode, JobError};
+use crate::job::outcome::ModelInfo;
+use image::RgbaImage;
+use std::sync::atomic::AtomicBool;
+
+pub use thread::EngineHandle;
+
+/// One generation call: `num_images` variations of one prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerateRequest {
+    pub prompt: String,
+    pub width: u32,
+    pub height: u32,
+    pub steps: u32,
+    pub guidance: f64,
+    pub seed: u64,
+    pub num_images: u32,
+    pub max_sequence_length: u32,
+}
+
+/// One generated image and the seed that made it.
+#[derive(Debug, Clone)]
+pub struct GeneratedImage {
+    pub image: RgbaImage,
+    pub seed: u64,
+}
+
+/// Per-stage milliseconds of one generation.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StageTimings {
+    pub encode_text_ms: u64,
+    pub denoise_ms: u64,
+    pub decode_ms: u64,
+    /// Each denoising step, in order (all batches).
+    pub step_ms: Vec<u64>,
+}
+
+/// What a generation returns.
+#[derive(Debug, Clone)]
+pub struct GenerateOutput {
+    pub images: Vec<GeneratedImage>,
+    pub timings: StageTimings,
+}
+
+/// What loading the model cost, reported once per process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadReport {
+    pub info: ModelInfo,
+    pub load_ms: u64,
+    pub bytes: u64,
+    pub source: String,
+}
+
+/// Called after each denoising step with (step, total); returning is cheap.
+pub type StepCallback<'a> = &'a mut dyn FnMut(u32, u32);
+
+/// A loaded image generator. Synchronous: it runs on the engine thread that owns the device.
+pub trait Generator: Send {
+    fn load_report(&self) -> &LoadReport;
+    /// Generate; checks `cancel` between denoising steps.
+    fn generate(
+        &mut self,
+        req: &GenerateRequest,
+        cancel: &AtomicBool,
+        on_step: StepCallback<'_>,
+    ) -> Result<GenerateOutput, EngineError>;
+}
+
+/// Engine failures, mapped to public codes at the job boundary.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("the job was cancelled")]
+    Cancelled,
+    #[error("the GPU ran out of memory: {0}")]
+    OutOfMemory(String),
+    #[error("generation failed: {0}")]
+    Failed(String),
+    #[error("model unavailable: {0}")]
+    ModelUnavailable(String),
+    #[error("the engine thread stopped")]
+    Stopped,
+}
+
+impl EngineError {
+    /// Classify a candle / loading error.
+    pub fn from_candle(e: impl std::fmt::Display) -> Self {
+        let text = format!("{e:#}");
+        if text.contains("out of memory") || text.contains("OUT_OF_MEMORY") {
+            EngineError::OutOfMemory(text)
+        } else {
+            EngineError::Failed(text)
+        }
+    }
+
+    /// True when the device may be unusable afterwards (a RunPod worker should be replaced).
+    pub fn device_broken(&self) -> bool {
+        matches!(self, EngineError::Failed(t) if t.contains("CUDA_ERROR") || t.contains("cuda error"))
+            || matches!(self, EngineError::Stopped)
+    }
+}
+
+impl From<EngineError> for JobError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::Cancelled => JobError::new(ErrorCode::Cancelled, "the job was cancelled"),
+            EngineError::OutOfMemory(_) => JobError::new(
+                ErrorCode::GpuOutOfMemory,
+                "the GPU ran out of memory; try fewer images or a smaller size",
+            ),
+            EngineError::Failed(_) | EngineError::Stopped => {
+                JobError::new(ErrorCode::GenerationFailed, "image generation failed")
+            }
+            EngineError::ModelUnavailable(m) => JobError::new(ErrorCode::ModelUnavailable, m),
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! Built-in model presets: which hub files make up each model, and the facts that go with them.
+
+use super::manifest::{schnell_facts, ModelManifest, Role, MANIFEST_FILE};
+use std::collections::BTreeMap;
+
+/// One file on the Hugging Face hub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubFile {
+    pub repo: &'static str,
+    pub revision: &'static str,
+    pub path: &'static str,
+}
+
+const fn hub(repo: &'static str, path: &'static str) -> HubFile {
+    HubFile {
+        repo,
+        revision: "main",
+        path,
+    }
+}
+
+/// How a preset names its files.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PresetFiles {
+    /// Explicit hub files for every role, with built-in facts.
+    Files(BTreeMap<Role, HubFile>, Box<ModelManifest>),
+    /// A hub repo whose snapshot holds a `merchgen-model.json` (tiny test models).
+    ManifestRepo { repo: &'static str, manifest: &'static str },
+}
+
+/// A named model preset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preset {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub files: PresetFiles,
+}
+
+/// Repo name of the tiny random-weight model `merchgen models tiny --layout cache` writes.
+pub const TINY_REPO: &str = "merchgen/tiny-flux";
+/// Manifest of the tiny model with its Q8_0 transformer.
+pub const TINY_MANIFEST_Q8: &str = MANIFEST_FILE;
+/// Manifest of the tiny model with its K-quant (Q4_K) transformer.
+pub const TINY_MANIFEST_Q4K: &str = "merchgen-model.q4_k.json";
+
+fn schnell(name: &'static str, transformer: &'static str) -> PresetFiles {
+    let flux_repo = "black-forest-labs/FLUX.1-schnell";
+    let files = BTreeMap::from([
+        (Role::Transformer, hub("city96/FLUX.1-schnell-gguf", transformer)),
+        (Role::Vae, hub(flux_repo, "ae.safetensors")),
+        (Role::Clip, hub(flux_repo, "text_encoder/model.safetensors")),
+        (Role::ClipConfig, hub(flux_repo, "text_encoder/config.json")),
+        (Role::ClipTokenizer, hub("openai/clip-vit-large-patch14", "tokenizer.json")),
+        (
+            Role::T5,
+            hub("city96/t5-v1_1-xxl-encoder-gguf", "t5-v1_1-xxl-encoder-Q8_0.gguf"),
+        ),
+        (Role::T5Config, hub(flux_repo, "text_encoder_2/config.json")),
+        (Role::T5Tokenizer, hub(flux_repo, "tokenizer_2/tokenizer.json")),
+    ]);
+    let (flux, vae, defaults) = schnell_facts();
+    let manifest = ModelManifest {
+        version: 1,
+        name: name.to_owned(),
+        files: files
+            .iter()
+            .map(|(role, f)| (*role, f.path.to_owned()))
+            .collect(),
+        flux,
+        vae,
+        defaults,
+    };
+    PresetFiles::Files(files, Box::new(manifest))
+}
+
+/// Every preset, default first.
+pub fn all() -> Vec<Preset> {
+    vec![
+        Preset {
+            name: "flux-schnell-q4",
+            description: "FLUX.1-schnell, transformer GGUF Q4_0 (6.8 GB), T5-XXL GGUF Q8_0",
+            files: schnell("flux-schnell-q4", "flux1-schnell-Q4_0.gguf"),
+        },
+        Preset {
+            name: "flux-schnell-q8",
+            description: "FLUX.1-schnell, transformer GGUF Q8_0 (12.7 GB), T5-XXL GGUF Q8_0",
+            files: schnell("flux-schnell-q8", "flux1-schnell-Q8_0.gguf"),
+        },
+        Preset {
+            name: "flux-schnell-q4ks",
+            description: "FLUX.1-schnell, transformer GGUF Q4_K_S (6.8 GB), T5-XXL GGUF Q8_0",
+            files: schnell("flux-schnell-q4ks", "flux1-schnell-Q4_K_S.gguf"),
+        },
+        Preset {
+            name: "tiny-flux",
+            description: "tiny random-weight FLUX written by `merchgen models tiny` (noise images)",
+            files: PresetFiles::ManifestRepo {
+                repo: TINY_REPO,
+                manifest: TINY_MANIFEST_Q8,
+            },
+        },
+        Preset {
+            name: "tiny-flux-q4k",
+            description: "the tiny model with its K-quant transformer",
+            files: PresetFiles::ManifestRepo {
+                repo: TINY_REPO,
+                manifest: TINY_MANIFEST_Q4K,
+            },
+        },
+    ]
+}
+
+/// The default preset name.
+pub const DEFAULT_PRESET: &str = "flux-schnell-q4";
+
+/// The preset of that name.
+pub fn find(name: &str) -> Option<Preset> {
+    all().into_iter().find(|p| p.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_cover_every_role_and_check() {
+        for p in all() {
+            if let PresetFiles::Files(files, manifest) = &p.files {
+                assert_eq!(files.len(), Role::ALL.len(), "{}", p.name);
+                manifest.check().unwrap();
+            }
+        }
+        assert!(find(DEFAULT_PRESET).is_some());
+        assert!(find("flux-schnell-q8").is_some());
+    }
+}

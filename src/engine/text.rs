@@ -1,0 +1,166 @@
+//! The two text encoders FLUX conditions on: CLIP-L (pooled vector) and T5-XXL (hidden states),
+//! with their tokenizers. T5 loads from a GGUF in llama.cpp naming (city96) or HF naming.
+
+use super::t5_names;
+use anyhow::{bail, Context, Result};
+use candle_core::quantized::gguf_file;
+use candle_core::{DType, Device, Module, Tensor};
+use candle_transformers::models::{clip, quantized_t5};
+use candle_transformers::quantized_var_builder;
+use serde::Deserialize;
+use std::path::Path;
+use tokenizers::Tokenizer;
+
+/// The keys of a Hugging Face `CLIPTextConfig` that candle's CLIP needs.
+#[derive(Debug, Deserialize)]
+struct HfClipConfig {
+    vocab_size: usize,
+    hidden_size: usize,
+    intermediate_size: usize,
+    num_hidden_layers: usize,
+    num_attention_heads: usize,
+    max_position_embeddings: usize,
+    #[serde(default)]
+    projection_dim: Option<usize>,
+    #[serde(default = "quick_gelu")]
+    hidden_act: String,
+}
+
+fn quick_gelu() -> String {
+    "quick_gelu".to_owned()
+}
+
+fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
+    Tokenizer::from_file(path).map_err(|e| anyhow::anyhow!("cannot read tokenizer {}: {e}", path.display()))
+}
+
+/// CLIP-L text encoder returning the pooled vector (the end token's final hidden state).
+pub struct ClipEncoder {
+    model: clip::text_model::ClipTextTransformer,
+    tokenizer: Tokenizer,
+    max_tokens: usize,
+    device: Device,
+}
+
+impl ClipEncoder {
+    /// Load from `model.safetensors` (names `text_model.*`), `config.json` and `tokenizer.json`.
+    pub fn load(weights: &Path, config: &Path, tokenizer: &Path, dtype: DType, device: &Device) -> Result<Self> {
+        let hf: HfClipConfig = serde_json::from_slice(&std::fs::read(config)?)
+            .with_context(|| format!("reading CLIP config {}", config.display()))?;
+        if hf.hidden_act != "quick_gelu" {
+            bail!("CLIP activation {} is not supported (quick_gelu only)", hf.hidden_act);
+        }
+        let cfg = clip::text_model::ClipTextConfig {
+            vocab_size: hf.vocab_size,
+            embed_dim: hf.hidden_size,
+            activation: clip::text_model::Activation::QuickGelu,
+            intermediate_size: hf.intermediate_size,
+            max_position_embeddings: hf.max_position_embeddings,
+            pad_with: None,
+            num_hidden_layers: hf.num_hidden_layers,
+            num_attention_heads: hf.num_attention_heads,
+            projection_dim: hf.projection_dim.unwrap_or(hf.hidden_size),
+        };
+        let vb = super::weights::mmap_safetensors(weights, dtype, device)?;
+        let model = clip::text_model::ClipTextTransformer::new(vb.pp("text_model"), &cfg)
+            .with_context(|| format!("loading CLIP from {}", weights.display()))?;
+        Ok(ClipEncoder {
+            model,
+            tokenizer: load_tokenizer(tokenizer)?,
+            max_tokens: hf.max_position_embeddings,
+            device: device.clone(),
+        })
+    }
+
+    /// Token ids, truncated to the position limit with the end token kept last.
+    pub fn tokens(&self, prompt: &str) -> Result<Vec<u32>> {
+        let enc = self.tokenizer.encode(prompt, true).map_err(|e| anyhow::anyhow!("CLIP tokenizer: {e}"))?;
+        Ok(truncate_keep_last(enc.get_ids(), self.max_tokens))
+    }
+
+    /// Pooled embedding `(1, embed_dim)`.
+    pub fn encode(&self, prompt: &str) -> Result<Tensor> {
+        let ids = self.tokens(prompt)?;
+        let ids = Tensor::new(ids.as_slice(), &self.device)?.unsqueeze(0)?;
+        Ok(self.model.forward(&ids)?)
+    }
+}
+
+/// T5 encoder (quantized weights, f32 activations).
+pub struct T5Encoder {
+    model: quantized_t5::T5EncoderModel,
+    tokenizer: Tokenizer,
+    device: Device,
+}
+
+impl T5Encoder {
+    /// Load from a GGUF (llama.cpp or HF tensor names), `config.json` and `tokenizer.json`.
+    pub fn load(weights: &Path, config: &Path, tokenizer: &Path, device: &Device) -> Result<Self> {
+        let cfg: quantized_t5::Config = serde_json::from_slice(&std::fs::read(config)?)
+            .with_context(|| format!("reading T5 config {}", config.display()))?;
+        let buffer = renamed_gguf(weights).with_context(|| format!("reading T5 weights {}", weights.display()))?;
+        let vb = quantized_var_builder::VarBuilder::from_gguf_buffer(&buffer, device)?;
+        let model = quantized_t5::T5EncoderModel::load(vb, &cfg)?;
+        Ok(T5Encoder {
+            model,
+            tokenizer: load_tokenizer(tokenizer)?,
+            device: device.clone(),
+        })
+    }
+
+    /// Ids padded with 0 to `max_len`; a longer prompt is truncated with `</s>` kept last, as
+    /// diffusers' tokenizer call does.
+    pub fn tokens(&self, prompt: &str, max_len: usize) -> Result<Vec<u32>> {
+        let enc = self.tokenizer.encode(prompt, true).map_err(|e| anyhow::anyhow!("T5 tokenizer: {e}"))?;
+        let mut ids = truncate_keep_last(enc.get_ids(), max_len);
+        ids.resize(max_len, 0);
+        Ok(ids)
+    }
+
+    /// Hidden states `(1, max_len, d_model)` in f32.
+    pub fn encode(&mut self, prompt: &str, max_len: usize) -> Result<Tensor> {
+        let ids = self.tokens(prompt, max_len)?;
+        let ids = Tensor::new(ids.as_slice(), &self.device)?.unsqueeze(0)?;
+        Ok(self.model.forward(&ids)?.to_dtype(DType::F32)?)
+    }
+}
+
+fn truncate_keep_last(ids: &[u32], max: usize) -> Vec<u32> {
+    if ids.len() <= max || max == 0 {
+        return ids.to_vec();
+    }
+    let mut out = ids[..max - 1].to_vec();
+    out.push(*ids.last().expect("longer than max, so not empty"));
+    out
+}
+
+/// The GGUF rewritten in memory with Hugging Face T5 names (candle's quantized T5 wants them).
+fn renamed_gguf(path: &Path) -> Result<Vec<u8>> {
+    let mut file = std::fs::File::open(path)?;
+    let content = gguf_file::Content::read(&mut file)?;
+    let mut tensors = Vec::with_capacity(content.tensor_infos.len());
+    let mut names: Vec<&String> = content.tensor_infos.keys().collect();
+    names.sort();
+    for name in names {
+        let Some(hf) = t5_names::to_hf(name) else {
+            tracing::debug!(tensor = %name, "skipping T5 tensor with no encoder name");
+            continue;
+        };
+        tensors.push((hf, content.tensor(&mut file, name, &Device::Cpu)?));
+    }
+    let refs: Vec<(&str, &candle_core::quantized::QTensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    let mut buffer = std::io::Cursor::new(Vec::new());
+    gguf_file::write(&mut buffer, &[], &refs)?;
+    Ok(buffer.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncate_keep_last_keeps_end_token() {
+        assert_eq!(truncate_keep_last(&[5, 6, 7, 1], 3), vec![5, 6, 1]);
+        assert_eq!(truncate_keep_last(&[5, 1], 3), vec![5, 1]);
+    }
+}

@@ -1,0 +1,137 @@
+//! HTTP clients whose every connection passes the SSRF guard: a DNS resolver that drops refused
+//! addresses (so a name cannot be re-bound between check and connect: the checked addresses are
+//! the ones connected to), no proxies from the environment, and helpers that find a refusal
+//! inside a `reqwest` error. Used by input fetching and webhook delivery.
+
+use super::guard::{AddressPolicy, Blocked};
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use std::error::Error as StdError;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A host name whose every address is refused by the policy.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{host} resolves to {blocked}")]
+pub struct ResolvedToBlocked {
+    pub host: String,
+    pub blocked: Blocked,
+}
+
+/// A URL refused before or during a redirect (literal address, scheme, redirect limit).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct RedirectRefused(pub String);
+
+/// Resolves with the system resolver, then keeps only the addresses the policy allows.
+#[derive(Debug, Clone)]
+pub struct GuardedResolver {
+    policy: Arc<AddressPolicy>,
+}
+
+impl GuardedResolver {
+    /// A resolver enforcing `policy`.
+    pub fn new(policy: Arc<AddressPolicy>) -> Self {
+        GuardedResolver { policy }
+    }
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = Arc::clone(&self.policy);
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .collect();
+            let (allowed, refused): (Vec<_>, Vec<_>) = found
+                .into_iter()
+                .map(|addr| (addr, policy.check(addr.ip())))
+                .partition(|(_, verdict)| verdict.is_ok());
+            if allowed.is_empty() {
+                if let Some((_, Err(blocked))) = refused.into_iter().next() {
+                    tracing::warn!(host, %blocked, "refused a host resolving to a blocked address");
+                    return Err(Box::new(ResolvedToBlocked { host, blocked }) as _);
+                }
+                return Err(format!("{host} has no addresses").into());
+            }
+            let addrs: Addrs = Box::new(allowed.into_iter().map(|(addr, _)| addr));
+            Ok(addrs)
+        })
+    }
+}
+
+/// Timeouts and redirect handling for a guarded client.
+#[derive(Debug)]
+pub struct ClientOptions {
+    /// Whole request, connect to last body byte.
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub redirect: reqwest::redirect::Policy,
+    pub user_agent: &'static str,
+}
+
+/// A `reqwest` client that resolves through [`GuardedResolver`] and ignores proxy variables
+/// (a proxy would connect on our behalf, past the resolver's check).
+pub fn guarded_client(
+    policy: Arc<AddressPolicy>,
+    opts: ClientOptions,
+) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .dns_resolver(Arc::new(GuardedResolver::new(policy)))
+        .no_proxy()
+        .redirect(opts.redirect)
+        .timeout(opts.timeout)
+        .connect_timeout(opts.connect_timeout)
+        .user_agent(opts.user_agent)
+        .build()
+}
+
+/// The first error of type `T` in `err`'s source chain.
+pub fn find_in_chain<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<&'a T> {
+    let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
+        }
+        cur = e.source();
+    }
+    None
+}
+
+/// Why a request was refused by the guard, if it was: a name resolving only to blocked
+/// addresses, or a redirect to a refused URL.
+pub fn refusal(err: &reqwest::Error) -> Option<String> {
+    if let Some(r) = find_in_chain::<ResolvedToBlocked>(err) {
+        return Some(format!("the host resolves to {}", r.blocked.class));
+    }
+    find_in_chain::<RedirectRefused>(err).map(|r| r.0.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn resolver_drops_blocked_addresses() {
+        let resolver = GuardedResolver::new(Arc::new(AddressPolicy::default()));
+        let name: Name = "localhost".parse().unwrap();
+        let err = match resolver.resolve(name).await {
+            Ok(_) => panic!("localhost must be refused"),
+            Err(e) => e,
+        };
+        let blocked = err.downcast_ref::<ResolvedToBlocked>().expect("a guard refusal");
+        assert_eq!(blocked.host, "localhost");
+    }
+
+    #[tokio::test]
+    async fn resolver_allows_listed_ranges() {
+        let policy = AddressPolicy::new(vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()]);
+        let resolver = GuardedResolver::new(Arc::new(policy));
+        let addrs: Vec<_> = match resolver.resolve("localhost".parse().unwrap()).await {
+            Ok(a) => a.collect(),
+            Err(e) => panic!("{e}"),
+        };
+        assert!(addrs.iter().all(|a| a.ip().is_loopback()) && !addrs.is_empty());
+    }
+}

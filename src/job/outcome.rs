@@ -1,0 +1,166 @@
+//! The outcome of a job (DESIGN §3): what every door reports and what `result.json` stores.
+
+use crate::encode::OutputFormat;
+use crate::error::JobError;
+use serde::{Deserialize, Serialize};
+
+/// Final state of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Succeeded,
+    Failed,
+}
+
+/// One stored generated image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageOutput {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    pub key: String,
+    pub seed: u64,
+    pub width: u32,
+    pub height: u32,
+    pub format: OutputFormat,
+    pub bytes: u64,
+    pub sha256: String,
+    /// Base64 of the file when the destination is `inline`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base64: Option<String>,
+}
+
+/// One stored mockup (or print file).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MockupOutput {
+    pub product: String,
+    pub color: String,
+    /// `mockup` or `print_file`.
+    #[serde(default = "default_mockup_kind")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    pub key: String,
+    pub width: u32,
+    pub height: u32,
+    pub format: OutputFormat,
+    pub bytes: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base64: Option<String>,
+}
+
+fn default_mockup_kind() -> String {
+    "mockup".to_owned()
+}
+
+/// Which model produced the images.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub preset: String,
+    pub weights: String,
+    pub device: String,
+}
+
+/// Milliseconds per stage; absent stages did not run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetch_inputs: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encode_text: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encode_image: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub denoise: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decode: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mockups: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encode_images: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload: Option<u64>,
+    pub total: u64,
+}
+
+/// Outcome of the completion webhook, recorded in `result.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookReport {
+    pub delivered: bool,
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What a job produced, or why it failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobOutcome {
+    pub id: String,
+    pub status: JobStatus,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ImageOutput>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mockups: Vec<MockupOutput>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timings_ms: Option<Timings>,
+    #[serde(default)]
+    pub cold_start: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<JobError>,
+    /// True when this outcome was read back from an earlier delivery's `result.json`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replayed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookReport>,
+}
+
+impl JobOutcome {
+    /// A failed outcome carrying only the error (and the id, when known).
+    pub fn failed(id: impl Into<String>, error: JobError) -> Self {
+        JobOutcome {
+            id: id.into(),
+            status: JobStatus::Failed,
+            images: Vec::new(),
+            mockups: Vec::new(),
+            seed: None,
+            model: None,
+            timings_ms: None,
+            cold_start: false,
+            error: Some(error),
+            replayed: false,
+            webhook: None,
+        }
+    }
+
+    pub fn succeeded(&self) -> bool {
+        self.status == JobStatus::Succeeded
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+
+    #[test]
+    fn failed_outcome_serializes_to_design_shape() {
+        let o = JobOutcome::failed("j1", JobError::invalid("width", "bad"));
+        let v = serde_json::to_value(&o).unwrap();
+        assert_eq!(v["status"], "failed");
+        assert_eq!(v["error"]["code"], "invalid_input");
+        assert_eq!(v["error"]["field"], "width");
+        assert_eq!(v["error"]["retryable"], false);
+        assert!(v.get("images").is_none());
+        let back: JobOutcome = serde_json::from_value(v).unwrap();
+        assert_eq!(back.error.unwrap().code, ErrorCode::InvalidInput);
+    }
+}

@@ -1,0 +1,126 @@
+//! Wire types of a job, exactly as a client sends them (DESIGN §2). Unknown fields are refused.
+//! Nothing here checks ranges: that is `validate`'s job, so every door gets the same checks.
+
+use crate::encode::OutputFormat;
+use serde::{Deserialize, Serialize};
+
+/// A job as it arrives, before validation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub prompt: Option<String>,
+    #[serde(default)]
+    pub style: Option<String>,
+    #[serde(default)]
+    pub negative_prompt: Option<String>,
+    /// Image-to-image source (a customer's photo).
+    #[serde(default)]
+    pub image: Option<ImageSourceSpec>,
+    #[serde(default)]
+    pub strength: Option<f64>,
+    /// Mockup-only: an image to place on products; nothing is generated.
+    #[serde(default)]
+    pub design: Option<ImageSourceSpec>,
+    #[serde(default)]
+    pub width: Option<u32>,
+    #[serde(default)]
+    pub height: Option<u32>,
+    #[serde(default)]
+    pub num_inference_steps: Option<u32>,
+    #[serde(default)]
+    pub guidance_scale: Option<f64>,
+    #[serde(default)]
+    pub seed: Option<u64>,
+    #[serde(default)]
+    pub num_images: Option<u32>,
+    #[serde(default)]
+    pub max_sequence_length: Option<u32>,
+    #[serde(default)]
+    pub mockups: Option<MockupsSpec>,
+    #[serde(default)]
+    pub output: Option<OutputSpec>,
+    #[serde(default)]
+    pub webhook: Option<WebhookSpec>,
+}
+
+/// Where an input image comes from: exactly one of the fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSourceSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<String>,
+    /// Raw base64 or a `data:` URI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base64: Option<String>,
+    /// A local file; accepted only by `merchgen invoke`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// Products to render the design onto.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MockupsSpec {
+    pub products: Vec<String>,
+    #[serde(default)]
+    pub colors: Option<Vec<String>>,
+    #[serde(default)]
+    pub format: Option<OutputFormat>,
+    /// Longest side of each mockup in pixels.
+    #[serde(default)]
+    pub size: Option<u32>,
+    /// How the design fills the print area.
+    #[serde(default)]
+    pub fit: Option<FitMode>,
+    /// Also write a print-ready file per product at its inches times `output.print_dpi`.
+    #[serde(default)]
+    pub print_files: Option<bool>,
+}
+
+/// `fit` keeps the whole design inside the print area; `cover` fills it and crops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FitMode {
+    #[default]
+    Fit,
+    Cover,
+}
+
+/// Where and how outputs are written.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSpec {
+    #[serde(default)]
+    pub format: Option<OutputFormat>,
+    /// `s3://bucket/prefix`, a local folder, or `inline`.
+    #[serde(default)]
+    pub destination: Option<String>,
+    #[serde(default)]
+    pub print_dpi: Option<u32>,
+    #[serde(default)]
+    pub jpeg_quality: Option<u8>,
+}
+
+/// Completion webhook request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSpec {
+    pub url: String,
+    #[serde(default)]
+    pub events: Option<Vec<WebhookEventKind>>,
+}
+
+/// Webhook event kinds a job can subscribe to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookEventKind {
+    Started,
+    Progress,
+    Completed,
+    Failed,
+}

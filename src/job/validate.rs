@@ -1,0 +1,492 @@
+//! Turns a `JobSpec` into a `ValidJob`, or an `invalid_input` error naming the field, before any
+//! work starts. Pure: no I/O, no clock except the seed drawn when a job gives none.
+
+use super::spec::{FitMode, ImageSourceSpec, JobSpec, MockupsSpec, WebhookEventKind};
+use super::styles;
+use crate::encode::OutputFormat;
+use crate::error::JobError;
+
+/// Bounds the worker enforces on every job (from configuration).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    pub min_side: u32,
+    pub max_side: u32,
+    pub max_images: u32,
+    pub max_steps: u32,
+    pub max_prompt_chars: usize,
+    pub max_mockup_side: u32,
+    pub max_print_dpi: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            min_side: 256,
+            max_side: 2048,
+            max_images: 8,
+            max_steps: 50,
+            max_prompt_chars: 4000,
+            max_mockup_side: 4096,
+            max_print_dpi: 600,
+        }
+    }
+}
+
+/// Defaults that come from the loaded model preset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerationDefaults {
+    pub width: u32,
+    pub height: u32,
+    pub steps: u32,
+    pub guidance: f64,
+    pub max_sequence_length: u32,
+}
+
+impl Default for GenerationDefaults {
+    /// FLUX.1-schnell's defaults.
+    fn default() -> Self {
+        GenerationDefaults {
+            width: 1024,
+            height: 1024,
+            steps: 4,
+            guidance: 0.0,
+            max_sequence_length: 256,
+        }
+    }
+}
+
+/// Validated image source: exactly one kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageSource {
+    Url(String),
+    S3 { bucket: String, key: String },
+    Base64(String),
+    Path(String),
+}
+
+/// What to generate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidGeneration {
+    /// The prompt after the style preset wrapped it.
+    pub prompt: String,
+    pub style: Option<String>,
+    pub negative_prompt: Option<String>,
+    pub init_image: Option<InitImage>,
+    pub width: u32,
+    pub height: u32,
+    pub steps: u32,
+    pub guidance: f64,
+    pub seed: u64,
+    /// True when the job gave no seed and one was drawn.
+    pub seed_drawn: bool,
+    pub num_images: u32,
+    pub max_sequence_length: u32,
+}
+
+/// Image-to-image input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InitImage {
+    pub source: ImageSource,
+    pub strength: f64,
+}
+
+/// Products to render.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidMockups {
+    pub products: Vec<String>,
+    /// Empty means every colour of each product.
+    pub colors: Vec<String>,
+    pub format: OutputFormat,
+    pub size: Option<u32>,
+    pub fit: FitMode,
+    pub print_files: bool,
+}
+
+/// Where outputs go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidOutput {
+    pub format: OutputFormat,
+    /// None: the worker's default destination.
+    pub destination: Option<String>,
+    pub print_dpi: u32,
+    pub jpeg_quality: u8,
+}
+
+/// Completion webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidWebhook {
+    pub url: String,
+    pub events: Vec<WebhookEventKind>,
+}
+
+/// A job that passed every check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidJob {
+    pub id: String,
+    /// None for a mockup-only job.
+    pub generation: Option<ValidGeneration>,
+    /// The design of a mockup-only job.
+    pub design: Option<ImageSource>,
+    pub mockups: Option<ValidMockups>,
+    pub output: ValidOutput,
+    pub webhook: Option<ValidWebhook>,
+}
+
+/// Validate a job. `default_id` is the delivery's id (RunPod job id, SQS message id, a UUID).
+pub fn validate(
+    spec: JobSpec,
+    default_id: &str,
+    limits: &Limits,
+    defaults: &GenerationDefaults,
+) -> Result<ValidJob, JobError> {
+    let id = validate_id(spec.id.as_deref().unwrap_or(default_id))?;
+    let output = validate_output(&spec, limits)?;
+    let mockups = spec
+        .mockups
+        .as_ref()
+        .map(|m| validate_mockups(m, limits))
+        .transpose()?;
+    let webhook = spec
+        .webhook
+        .as_ref()
+        .map(|w| {
+            let url = validate_http_url("webhook.url", &w.url)?;
+            let events = w.events.clone().unwrap_or_else(|| {
+                vec![WebhookEventKind::Completed, WebhookEventKind::Failed]
+            });
+            Ok::<_, JobError>(ValidWebhook { url, events })
+        })
+        .transpose()?;
+    let (generation, design) = match (&spec.prompt, &spec.design) {
+        (Some(_), Some(_)) => {
+            return Err(JobError::invalid(
+                "design",
+                "give either `prompt` (generate) or `design` (mockup-only), not both",
+            ))
+        }
+        (None, Some(design)) => {
+            reject_generation_fields_for_design(&spec)?;
+            if mockups.is_none() {
+                return Err(JobError::invalid(
+                    "mockups",
+                    "a mockup-only job (with `design`) needs `mockups.products`",
+                ));
+            }
+            (None, Some(validate_source("design", design)?))
+        }
+        (None, None) => {
+            return Err(JobError::invalid(
+                "prompt",
+                "is required (or give `design` for a mockup-only job)",
+            ))
+        }
+        (Some(_), None) => (Some(validate_generation(&spec, limits, defaults)?), None),
+    };
+    Ok(ValidJob {
+        id,
+        generation,
+        design,
+        mockups,
+        output,
+        webhook,
+    })
+}
+
+fn validate_id(id: &str) -> Result<String, JobError> {
+    let ok = (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && id != "."
+        && id != "..";
+    if ok {
+        Ok(id.to_owned())
+    } else {
+        Err(JobError::invalid(
+            "id",
+            "must be 1 to 128 characters of A-Z a-z 0-9 . _ -",
+        ))
+    }
+}
+
+fn reject_generation_fields_for_design(spec: &JobSpec) -> Result<(), JobError> {
+    let given = [
+        ("style", spec.style.is_some()),
+        ("negative_prompt", spec.negative_prompt.is_some()),
+        ("image", spec.image.is_some()),
+        ("strength", spec.strength.is_some()),
+        ("num_inference_steps", spec.num_inference_steps.is_some()),
+        ("guidance_scale", spec.guidance_scale.is_some()),
+        ("num_images", spec.num_images.is_some()),
+        ("max_sequence_length", spec.max_sequence_length.is_some()),
+    ];
+    match given.iter().find(|(_, set)| *set) {
+        Some((field, _)) => Err(JobError::invalid(
+            *field,
+            "is a generation setting; a mockup-only job (with `design`) generates nothing",
+        )),
+        None => Ok(()),
+    }
+}
+
+fn validate_generation(
+    spec: &JobSpec,
+    limits: &Limits,
+    defaults: &GenerationDefaults,
+) -> Result<ValidGeneration, JobError> {
+    let raw_prompt = spec.prompt.as_deref().unwrap_or_default();
+    let prompt_text = validate_text("prompt", raw_prompt, limits.max_prompt_chars)?;
+    if prompt_text.trim().is_empty() {
+        return Err(JobError::invalid("prompt", "must not be empty"));
+    }
+    let negative_prompt = spec
+        .negative_prompt
+        .as_deref()
+        .map(|n| validate_text("negative_prompt", n, limits.max_prompt_chars))
+        .transpose()?;
+    let style = spec.style.as_deref().map(styles::find).transpose()?;
+    let prompt = match style {
+        Some(s) => s.apply(&prompt_text),
+        None => prompt_text,
+    };
+    let negative_prompt = match (style, negative_prompt) {
+        (Some(s), n) => s.apply_negative(n.as_deref()),
+        (None, n) => n,
+    };
+    let width = validate_side("width", spec.width.unwrap_or(defaults.width), limits)?;
+    let height = validate_side("height", spec.height.unwrap_or(defaults.height), limits)?;
+    let steps = spec.num_inference_steps.unwrap_or(defaults.steps);
+    in_range("num_inference_steps", steps, 1, limits.max_steps)?;
+    let guidance = spec.guidance_scale.unwrap_or(defaults.guidance);
+    if !guidance.is_finite() || !(0.0..=30.0).contains(&guidance) {
+        return Err(JobError::invalid(
+            "guidance_scale",
+            "must be a number from 0 to 30",
+        ));
+    }
+    let num_images = spec.num_images.unwrap_or(1);
+    in_range("num_images", num_images, 1, limits.max_images)?;
+    let max_sequence_length = spec
+        .max_sequence_length
+        .unwrap_or(defaults.max_sequence_length);
+    in_range(
+        "max_sequence_length",
+        max_sequence_length,
+        1,
+        defaults.max_sequence_length,
+    )?;
+    let (seed, seed_drawn) = match spec.seed {
+        Some(seed) => (seed, false),
+        None => (rand::random::<u64>() >> 1, true),
+    };
+    if seed.checked_add(u64::from(num_images)).is_none() {
+        return Err(JobError::invalid(
+            "seed",
+            "is too large: seed + num_images must fit in 64 bits",
+        ));
+    }
+    let init_image = validate_init_image(spec)?;
+    Ok(ValidGeneration {
+        prompt,
+        style: spec.style.clone(),
+        negative_prompt,
+        init_image,
+        width,
+        height,
+        steps,
+        guidance,
+        seed,
+        seed_drawn,
+        num_images,
+        max_sequence_length,
+    })
+}
+
+fn validate_init_image(spec: &JobSpec) -> Result<Option<InitImage>, JobError> {
+    match (&spec.image, spec.strength) {
+        (None, Some(_)) => Err(JobError::invalid(
+            "strength",
+            "only applies to image-to-image; give `image` too",
+        )),
+        (None, None) => Ok(None),
+        (Some(image), strength) => {
+            let strength = strength.unwrap_or(0.6);
+            if !strength.is_finite() || strength <= 0.0 || strength > 1.0 {
+                return Err(JobError::invalid(
+                    "strength",
+                    "must be greater than 0 and at most 1",
+                ));
+            }
+            Ok(Some(InitImage {
+                source: validate_source("image", image)?,
+                strength,
+            }))
+        }
+    }
+}
+
+fn validate_text(field: &str, text: &str, max_chars: usize) -> Result<String, JobError> {
+    let chars = text.chars().count();
+    if chars > max_chars {
+        return Err(JobError::invalid(
+            field,
+            format!("is {chars} characters long; at most {max_chars} are allowed"),
+        ));
+    }
+    if text.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\t')) {
+        return Err(JobError::invalid(field, "must not contain control characters"));
+    }
+    Ok(text.to_owned())
+}
+
+fn validate_side(field: &str, value: u32, limits: &Limits) -> Result<u32, JobError> {
+    if value % 16 != 0 {
+        return Err(JobError::invalid(
+            field,
+            format!("{value} is not a multiple of 16"),
+        ));
+    }
+    in_range(field, value, limits.min_side, limits.max_side)?;
+    Ok(value)
+}
+
+fn in_range(field: &str, value: u32, min: u32, max: u32) -> Result<(), JobError> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(JobError::invalid(
+            field,
+            format!("{value} is out of range {min}..={max}"),
+        ))
+    }
+}
+
+fn validate_mockups(m: &MockupsSpec, limits: &Limits) -> Result<ValidMockups, JobError> {
+    if m.products.is_empty() {
+        return Err(JobError::invalid("mockups.products", "must name at least one product"));
+    }
+    if m.products.len() > 32 {
+        return Err(JobError::invalid("mockups.products", "at most 32 products per job"));
+    }
+    let colors = m.colors.clone().unwrap_or_default();
+    if colors.len() > 16 {
+        return Err(JobError::invalid("mockups.colors", "at most 16 colours per job"));
+    }
+    for (i, name) in m.products.iter().chain(colors.iter()).enumerate() {
+        let ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
+        if !ok {
+            let field = if i < m.products.len() {
+                format!("mockups.products[{i}]")
+            } else {
+                format!("mockups.colors[{}]", i - m.products.len())
+            };
+            return Err(JobError::invalid(field, "must be a name of A-Z a-z 0-9 _ -"));
+        }
+    }
+    if let Some(size) = m.size {
+        in_range("mockups.size", size, 64, limits.max_mockup_side)?;
+    }
+    Ok(ValidMockups {
+        products: m.products.clone(),
+        colors,
+        format: m.format.unwrap_or(OutputFormat::Jpeg),
+        size: m.size,
+        fit: m.fit.unwrap_or_default(),
+        print_files: m.print_files.unwrap_or(false),
+    })
+}
+
+fn validate_output(spec: &JobSpec, limits: &Limits) -> Result<ValidOutput, JobError> {
+    let o = spec.output.clone().unwrap_or_default();
+    let print_dpi = o.print_dpi.unwrap_or(300);
+    in_range("output.print_dpi", print_dpi, 72, limits.max_print_dpi)?;
+    let jpeg_quality = o.jpeg_quality.unwrap_or(90);
+    in_range("output.jpeg_quality", u32::from(jpeg_quality), 1, 100)?;
+    let destination = o
+        .destination
+        .map(|d| validate_destination(&d))
+        .transpose()?;
+    Ok(ValidOutput {
+        format: o.format.unwrap_or_default(),
+        destination,
+        print_dpi,
+        jpeg_quality,
+    })
+}
+
+fn validate_destination(d: &str) -> Result<String, JobError> {
+    const FIELD: &str = "output.destination";
+    if d.is_empty() || d.len() > 1024 {
+        return Err(JobError::invalid(FIELD, "must be `inline`, `s3://bucket/prefix` or a folder"));
+    }
+    if let Some(rest) = d.strip_prefix("s3://") {
+        parse_s3(FIELD, &format!("s3://{rest}"))?;
+    } else if d.contains("://") {
+        return Err(JobError::invalid(FIELD, "only `s3://` URLs, `inline` or a folder are accepted"));
+    }
+    Ok(d.to_owned())
+}
+
+fn validate_source(field: &str, s: &ImageSourceSpec) -> Result<ImageSource, JobError> {
+    let given = [s.url.is_some(), s.s3.is_some(), s.base64.is_some(), s.path.is_some()];
+    if given.iter().filter(|g| **g).count() != 1 {
+        return Err(JobError::invalid(
+            field,
+            "give exactly one of `url`, `s3`, `base64` (or `path` for local invocation)",
+        ));
+    }
+    if let Some(url) = &s.url {
+        return Ok(ImageSource::Url(validate_http_url(&format!("{field}.url"), url)?));
+    }
+    if let Some(s3) = &s.s3 {
+        let (bucket, key) = parse_s3(&format!("{field}.s3"), s3)?;
+        if key.is_empty() {
+            return Err(JobError::invalid(format!("{field}.s3"), "must name an object: s3://bucket/key"));
+        }
+        return Ok(ImageSource::S3 { bucket, key });
+    }
+    if let Some(b64) = &s.base64 {
+        if b64.is_empty() {
+            return Err(JobError::invalid(format!("{field}.base64"), "must not be empty"));
+        }
+        return Ok(ImageSource::Base64(b64.clone()));
+    }
+    let path = s.path.clone().unwrap_or_default();
+    if path.is_empty() {
+        return Err(JobError::invalid(format!("{field}.path"), "must not be empty"));
+    }
+    Ok(ImageSource::Path(path))
+}
+
+fn validate_http_url(field: &str, url: &str) -> Result<String, JobError> {
+    let lower = url.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"));
+    match rest {
+        Some(r) if !r.is_empty() && !r.starts_with('/') && url.len() <= 2048 && !url.contains(char::is_whitespace) => {
+            Ok(url.to_owned())
+        }
+        _ => Err(JobError::invalid(field, "must be an http:// or https:// URL")),
+    }
+}
+
+/// Split `s3://bucket/key` into bucket and key (the key may be empty).
+pub fn parse_s3(field: &str, url: &str) -> Result<(String, String), JobError> {
+    let rest = url
+        .strip_prefix("s3://")
+        .ok_or_else(|| JobError::invalid(field, "must start with s3://"))?;
+    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+    let bucket_ok = (3..=63).contains(&bucket.len())
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-'));
+    if !bucket_ok {
+        return Err(JobError::invalid(field, "has an invalid bucket name"));
+    }
+    Ok((bucket.to_owned(), key.trim_matches('/').to_owned()))
+}

@@ -1,0 +1,80 @@
+//! S3 clients, built once per process for each (endpoint, path style, region) and shared by the
+//! S3 sink and the `s3://` input fetcher. The SDK configuration (credential chain,
+//! `AWS_ENDPOINT_URL`, `AWS_REGION`) is loaded once, on first use.
+//!
+//! TLS is rustls with *ring*, the same provider the rest of the binary uses, so the build carries
+//! one crypto library and no aws-lc (which also costs cold-start time gathering jitter entropy).
+
+use super::OutputConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::Client;
+use aws_smithy_http_client::tls;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+/// Region used when neither the configuration nor the environment names one (common with
+/// S3-compatible servers, which ignore it).
+const FALLBACK_REGION: &str = "us-east-1";
+
+type ClientKey = (Option<String>, bool, Option<String>);
+
+static BASE: OnceCell<SdkConfig> = OnceCell::const_new();
+
+fn clients() -> &'static Mutex<HashMap<ClientKey, Client>> {
+    static CLIENTS: OnceLock<Mutex<HashMap<ClientKey, Client>>> = OnceLock::new();
+    CLIENTS.get_or_init(Default::default)
+}
+
+/// The process's S3 client for these settings (built on first use, then cloned: clients share
+/// one connection pool).
+pub async fn client(cfg: &OutputConfig) -> Client {
+    let base = BASE.get_or_init(|| load_base(cfg.s3_region.clone())).await;
+    let key = (
+        cfg.s3_endpoint.clone(),
+        cfg.s3_force_path_style,
+        cfg.s3_region.clone(),
+    );
+    let mut map = clients().lock().unwrap_or_else(|p| p.into_inner());
+    map.entry(key).or_insert_with(|| build(base, cfg)).clone()
+}
+
+async fn load_base(region: Option<String>) -> SdkConfig {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http);
+    // A configured region spares the SDK's region chain (and its metadata-service probe).
+    if let Some(region) = region {
+        loader = loader.region(Region::new(region));
+    }
+    loader.load().await
+}
+
+fn build(base: &SdkConfig, cfg: &OutputConfig) -> Client {
+    let mut b = aws_sdk_s3::config::Builder::from(base)
+        .force_path_style(cfg.s3_force_path_style)
+        // Checksums only where the API requires them: many S3-compatible servers reject the
+        // SDK's default flexible checksums.
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_attempt_timeout(Duration::from_secs(60))
+                .build(),
+        );
+    if let Some(endpoint) = &cfg.s3_endpoint {
+        b = b.endpoint_url(endpoint);
+    }
+    match (&cfg.s3_region, base.region()) {
+        (Some(r), _) => b = b.region(Region::new(r.clone())),
+        (None, None) => b = b.region(Region::from_static(FALLBACK_REGION)),
+        (None, Some(_)) => {}
+    }
+    Client::from_conf(b.build())
+}
