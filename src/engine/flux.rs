@@ -83,7 +83,9 @@ impl FluxPipeline {
             clip,
             t5,
             schedule: m.flux.schedule,
-            max_batch: opts.max_batch.max(1) as usize,
+            // candle 0.11's quantized FLUX slices the image tokens out of the joint sequence as a
+            // non-contiguous view, which its quantized final layer refuses for batches over 1.
+            max_batch: if dense { opts.max_batch.max(1) as usize } else { 1 },
             report,
         })
     }

@@ -220,6 +220,9 @@ fn write_t5(dir: &Path, vocab: usize, rng: &mut rand_chacha::ChaCha8Rng) -> Resu
     let renamed = randomize(&vm, rng)?
         .into_iter()
         .map(|(name, t)| {
+            // candle's dense T5 names its embedding `encoder.embed_tokens` when it builds a fresh
+            // model; real checkpoints call the shared table `shared`.
+            let name = if name == "encoder.embed_tokens.weight" { "shared.weight".to_owned() } else { name };
             t5_names::to_llama(&name)
                 .map(|n| (n, t))
                 .with_context(|| format!("no llama.cpp name for T5 tensor {name}"))
