@@ -1,7 +1,19 @@
 //! merchgen: a serverless GPU worker that turns jobs into generated designs, product mockups,
 //! stored outputs and a signed completion webhook. See DESIGN.md in the shared folder and README.md.
 
+pub mod app;
+pub mod cli;
+pub mod commands;
+pub mod config;
 pub mod encode;
-pub mod error;
-pub mod job;
 pub mod engine;
+pub mod error;
+pub mod fetch;
+pub mod intake;
+pub mod job;
+pub mod mockup;
+pub mod output;
+pub mod shutdown;
+pub mod telemetry;
+pub mod webhook;
+pub mod worker;

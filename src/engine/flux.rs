@@ -10,6 +10,7 @@ use super::text::{ClipEncoder, T5Encoder};
 use super::weights::{self, Transformer, WeightsMode};
 use super::{EngineError, GenerateOutput, GenerateRequest, GeneratedImage, Generator, LoadReport, StageTimings, StepCallback};
 use crate::job::outcome::ModelInfo;
+use crate::job::validate::GenerationDefaults;
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_transformers::models::flux::{self as cflux, autoencoder::AutoEncoder, sampling};
@@ -71,6 +72,13 @@ impl FluxPipeline {
             load_ms: started.elapsed().as_millis() as u64,
             bytes: model.total_bytes(),
             source: model.source.clone(),
+            defaults: GenerationDefaults {
+                width: m.defaults.width,
+                height: m.defaults.height,
+                steps: m.defaults.steps,
+                guidance: m.defaults.guidance,
+                max_sequence_length: m.defaults.max_sequence_length,
+            },
         };
         tracing::info!(elapsed_ms = report.load_ms, bytes = report.bytes, weights = %report.info.weights,
             device = %report.info.device, "model loaded");

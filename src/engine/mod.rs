@@ -67,6 +67,8 @@ pub struct LoadReport {
     pub load_ms: u64,
     pub bytes: u64,
     pub source: String,
+    /// Job defaults of this model (size, steps, guidance, T5 length).
+    pub defaults: crate::job::validate::GenerationDefaults,
 }
 
 /// Called after each denoising step with (step, total); returning is cheap.

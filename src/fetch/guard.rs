@@ -110,18 +110,22 @@ const V4_RANGES: &[(u32, u8, Reserved)] = &[
 ];
 
 const V6_RANGES: &[(u128, u8, Reserved)] = &[
-    (0xfd00_0ec2_0000_0000_0000_0000_0000_0254, 128, Reserved::CloudMetadata), // fd00:ec2::254
-    (0, 128, Reserved::Unspecified),                                          // ::
-    (1, 128, Reserved::Loopback),                                             // ::1
-    (0x0064_ff9b_0001 << 80, 48, Reserved::Private), // 64:ff9b:1::/48 local NAT64
-    (0x0100 << 112, 64, Reserved::SpecialPurpose),   // 100::/64 discard
+    (
+        0xfd00_0ec2_0000_0000_0000_0000_0000_0254,
+        128,
+        Reserved::CloudMetadata,
+    ), // fd00:ec2::254
+    (0, 128, Reserved::Unspecified),                   // ::
+    (1, 128, Reserved::Loopback),                      // ::1
+    (0x0064_ff9b_0001 << 80, 48, Reserved::Private),   // 64:ff9b:1::/48 local NAT64
+    (0x0100 << 112, 64, Reserved::SpecialPurpose),     // 100::/64 discard
     (0x2001_0000 << 96, 32, Reserved::SpecialPurpose), // 2001::/32 Teredo
-    (0x2001_0db8 << 96, 32, Reserved::Documentation), // 2001:db8::/32
-    (0x3fff << 112, 20, Reserved::Documentation),    // 3fff::/20
-    (0xfc00 << 112, 7, Reserved::UniqueLocal),       // fc00::/7
-    (0xfe80 << 112, 10, Reserved::LinkLocal),        // fe80::/10
-    (0xfec0 << 112, 10, Reserved::Private),          // fec0::/10 old site-local
-    (0xff00 << 112, 8, Reserved::Multicast),         // ff00::/8
+    (0x2001_0db8 << 96, 32, Reserved::Documentation),  // 2001:db8::/32
+    (0x3fff << 112, 20, Reserved::Documentation),      // 3fff::/20
+    (0xfc00 << 112, 7, Reserved::UniqueLocal),         // fc00::/7
+    (0xfe80 << 112, 10, Reserved::LinkLocal),          // fe80::/10
+    (0xfec0 << 112, 10, Reserved::Private),            // fec0::/10 old site-local
+    (0xff00 << 112, 8, Reserved::Multicast),           // ff00::/8
 ];
 
 fn in_range<T>(addr: T, net: T, len: u8, bits: u32) -> bool
@@ -143,7 +147,10 @@ fn classify_v4(ip: Ipv4Addr) -> Option<Reserved> {
 
 fn classify_v6(ip: Ipv6Addr) -> Option<Reserved> {
     let a = u128::from(ip);
-    if let Some(found) = V6_RANGES.iter().find(|(net, len, _)| in_range(a, *net, *len, 128)) {
+    if let Some(found) = V6_RANGES
+        .iter()
+        .find(|(net, len, _)| in_range(a, *net, *len, 128))
+    {
         return Some(found.2);
     }
     embedded_v4(ip).and_then(classify_v4)
@@ -235,7 +242,13 @@ mod tests {
 
     #[test]
     fn classify_passes_public_addresses() {
-        for ip in ["8.8.8.8", "172.32.0.1", "100.128.0.1", "2606:4700::1", "::ffff:1.1.1.1"] {
+        for ip in [
+            "8.8.8.8",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2606:4700::1",
+            "::ffff:1.1.1.1",
+        ] {
             assert_eq!(class(ip), None, "{ip}");
         }
     }
@@ -261,7 +274,10 @@ mod tests {
             "http://0/",
         ] {
             let url = Url::parse(u).unwrap();
-            assert!(matches!(check_url(&url, &policy), Err(UrlRefusal::Address(_))), "{u}");
+            assert!(
+                matches!(check_url(&url, &policy), Err(UrlRefusal::Address(_))),
+                "{u}"
+            );
         }
         let ftp = Url::parse("ftp://example.com/x").unwrap();
         assert_eq!(check_url(&ftp, &policy), Err(UrlRefusal::Scheme));

@@ -41,9 +41,8 @@ impl Resolve for GuardedResolver {
         let policy = Arc::clone(&self.policy);
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let (allowed, refused): (Vec<_>, Vec<_>) = found
                 .into_iter()
                 .map(|addr| (addr, policy.check(addr.ip())))
@@ -88,7 +87,9 @@ pub fn guarded_client(
 }
 
 /// The first error of type `T` in `err`'s source chain.
-pub fn find_in_chain<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<&'a T> {
+pub fn find_in_chain<'a, T: StdError + 'static>(
+    err: &'a (dyn StdError + 'static),
+) -> Option<&'a T> {
     let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(e) = cur {
         if let Some(found) = e.downcast_ref::<T>() {
@@ -120,13 +121,18 @@ mod tests {
             Ok(_) => panic!("localhost must be refused"),
             Err(e) => e,
         };
-        let blocked = err.downcast_ref::<ResolvedToBlocked>().expect("a guard refusal");
+        let blocked = err
+            .downcast_ref::<ResolvedToBlocked>()
+            .expect("a guard refusal");
         assert_eq!(blocked.host, "localhost");
     }
 
     #[tokio::test]
     async fn resolver_allows_listed_ranges() {
-        let policy = AddressPolicy::new(vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()]);
+        let policy = AddressPolicy::new(vec![
+            "127.0.0.0/8".parse().unwrap(),
+            "::1/128".parse().unwrap(),
+        ]);
         let resolver = GuardedResolver::new(Arc::new(policy));
         let addrs: Vec<_> = match resolver.resolve("localhost".parse().unwrap()).await {
             Ok(a) => a.collect(),

@@ -340,7 +340,7 @@ fn validate_text(field: &str, text: &str, max_chars: usize) -> Result<String, Jo
 }
 
 fn validate_side(field: &str, value: u32, limits: &Limits) -> Result<u32, JobError> {
-    if value % 16 != 0 {
+    if !value.is_multiple_of(16) {
         return Err(JobError::invalid(
             field,
             format!("{value} is not a multiple of 16"),

@@ -1,1 +1,36 @@
-//! placeholder
+//! Product mockups: put a design on a t-shirt, hoodie, mug, poster, phone case or tote bag (or
+//! any custom template) in a fraction of a second. Pure CPU compositing over in-memory images:
+//! no async, and no I/O except `MockupLibrary::load`, which reads custom templates once.
+//!
+//! Pipeline per mockup (DESIGN.md §8): tint the product region to the colour variant; place the
+//! design in the print area (`fit` or `cover`); warp it (homography for a quad, cylinder map for
+//! mugs) with bilinear sampling in premultiplied alpha over the print area's bounding box only,
+//! shifted by the displacement map; multiply the shading map and hard-light the highlight map;
+//! apply the mask; composite over the product; lay the overlay on top.
+//!
+//! Files: `manifest.rs` (template JSON and its checks), `library.rs` (built-ins + custom
+//! folder), `template.rs` (layers per output size), `builtin/` (the six products, drawn by code),
+//! `warp.rs` (geometry), `design.rs` (placement, pre-filtered premultiplied design),
+//! `kernel.rs` (the per-pixel pass), `blend.rs` (pixel arithmetic), `resample.rs`,
+//! `render.rs` (the pipeline), `print.rs` (print files), `bench.rs` (timings).
+
+pub mod bench;
+mod blend;
+mod builtin;
+mod design;
+mod kernel;
+mod library;
+mod manifest;
+mod print;
+mod render;
+mod resample;
+mod template;
+mod warp;
+
+pub use design::Fit;
+pub use library::{load_template, MockupLibrary, MANIFEST_FILE};
+pub use manifest::{Mapping, TemplateError, MANIFEST_VERSION};
+pub use print::print_file;
+pub use render::{render, render_blank, MockupError, RenderOptions, MAX_SIZE};
+pub use template::Template;
+pub use warp::{Cylinder, Homography};

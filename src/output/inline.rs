@@ -77,13 +77,27 @@ mod tests {
     #[tokio::test]
     async fn put_returns_base64_and_counts_running_total() {
         let sink = InlineSink::new(16);
-        let a = sink.put("j/images/0.png", b"abc".to_vec(), "image/png").await.unwrap();
+        let a = sink
+            .put("j/images/0.png", b"abc".to_vec(), "image/png")
+            .await
+            .unwrap();
         assert_eq!(a.base64.as_deref(), Some("YWJj"));
         assert_eq!(a.url, None);
-        sink.put("j/images/1.png", vec![0; 9], "image/png").await.unwrap();
+        sink.put("j/images/1.png", vec![0; 9], "image/png")
+            .await
+            .unwrap();
         assert_eq!(sink.used(), 16);
-        let err = sink.put("j/images/2.png", vec![0], "image/png").await.unwrap_err();
-        assert!(matches!(err, OutputError::InlineLimit { total: 20, limit: 16 }));
+        let err = sink
+            .put("j/images/2.png", vec![0], "image/png")
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            OutputError::InlineLimit {
+                total: 20,
+                limit: 16
+            }
+        ));
         // A refused put does not count.
         assert_eq!(sink.used(), 16);
     }

@@ -57,7 +57,10 @@ mod tests {
     #[test]
     fn keys_follow_design_layout() {
         assert_eq!(image("j1", 0, "png"), "j1/images/0.png");
-        assert_eq!(mockup("j1", "mug", "white", "jpg"), "j1/mockups/mug-white.jpg");
+        assert_eq!(
+            mockup("j1", "mug", "white", "jpg"),
+            "j1/mockups/mug-white.jpg"
+        );
         assert_eq!(print_file("j1", "tshirt", "png"), "j1/print/tshirt.png");
         assert_eq!(result("j1"), "j1/result.json");
     }

@@ -25,12 +25,9 @@ impl LocalSink {
     }
 }
 
-fn io_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> OutputError + '_ {
-    move |source| OutputError::Io {
-        op,
-        path: path.display().to_string(),
-        source,
-    }
+fn io_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> OutputError {
+    let path = path.display().to_string();
+    move |source| OutputError::Io { op, path, source }
 }
 
 /// `file://` URL of a path, absolute where the current directory is known.
@@ -106,11 +103,19 @@ mod tests {
     async fn put_then_get_roundtrips_and_leaves_no_temp_files() {
         let dir = tempfile::tempdir().unwrap();
         let sink = LocalSink::new(dir.path());
-        let stored = sink.put("j/images/0.png", vec![1, 2, 3], "image/png").await.unwrap();
+        let stored = sink
+            .put("j/images/0.png", vec![1, 2, 3], "image/png")
+            .await
+            .unwrap();
         assert_eq!(stored.key, "j/images/0.png");
         assert!(stored.url.unwrap().starts_with("file:///"));
-        assert_eq!(sink.get("j/images/0.png").await.unwrap(), Some(vec![1, 2, 3]));
-        sink.put("j/images/0.png", vec![9], "image/png").await.unwrap();
+        assert_eq!(
+            sink.get("j/images/0.png").await.unwrap(),
+            Some(vec![1, 2, 3])
+        );
+        sink.put("j/images/0.png", vec![9], "image/png")
+            .await
+            .unwrap();
         assert_eq!(sink.get("j/images/0.png").await.unwrap(), Some(vec![9]));
         let names: Vec<_> = std::fs::read_dir(dir.path().join("j/images"))
             .unwrap()

@@ -134,8 +134,11 @@ impl OutputError {
     /// 10-20 MB, so a larger inline result would fail later and less clearly).
     pub fn to_job_error(&self) -> JobError {
         let err = |msg: String| {
-            JobError::new(ErrorCode::UploadFailed, format!("{DESTINATION_FIELD}: {msg}"))
-                .with_field(DESTINATION_FIELD)
+            JobError::new(
+                ErrorCode::UploadFailed,
+                format!("{DESTINATION_FIELD}: {msg}"),
+            )
+            .with_field(DESTINATION_FIELD)
         };
         match self {
             OutputError::InvalidKey(key) => {

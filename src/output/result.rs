@@ -73,12 +73,18 @@ mod tests {
     async fn load_ignores_failed_corrupt_and_foreign_results() {
         let dir = tempfile::tempdir().unwrap();
         let sink = LocalSink::new(dir.path());
-        store_result(&sink, &JobOutcome::failed("j1", JobError::internal("x"))).await.unwrap();
+        store_result(&sink, &JobOutcome::failed("j1", JobError::internal("x")))
+            .await
+            .unwrap();
         assert_eq!(load_succeeded(&sink, "j1").await, None);
-        sink.put("j2/result.json", b"{not json".to_vec(), "application/json").await.unwrap();
+        sink.put("j2/result.json", b"{not json".to_vec(), "application/json")
+            .await
+            .unwrap();
         assert_eq!(load_succeeded(&sink, "j2").await, None);
         let foreign = serde_json::to_vec(&ok_outcome("other")).unwrap();
-        sink.put("j3/result.json", foreign, "application/json").await.unwrap();
+        sink.put("j3/result.json", foreign, "application/json")
+            .await
+            .unwrap();
         assert_eq!(load_succeeded(&sink, "j3").await, None);
     }
 

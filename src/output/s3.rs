@@ -157,7 +157,9 @@ fn is_not_found(
     >,
 ) -> bool {
     match err {
-        SdkError::ServiceError(se) => se.err().is_no_such_key() || se.raw().status().as_u16() == 404,
+        SdkError::ServiceError(se) => {
+            se.err().is_no_such_key() || se.raw().status().as_u16() == 404
+        }
         _ => false,
     }
 }

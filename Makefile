@@ -1,0 +1,50 @@
+# merchgen: `make run` runs the main job, `make test` runs every test. Both do their own set-up.
+SHELL := /bin/bash
+CARGO ?= cargo
+PROFILE ?= release
+CARGO_PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
+BIN := target/$(if $(filter release,$(PROFILE)),release,debug)/merchgen
+TINY := target/tiny-model
+
+.PHONY: run demo test build build-cuda lint fmt clippy bench bench-mockups fuzz clean
+
+## The main job: events/txt2img.json on the default preset (weights fetched into the cache).
+run: build
+	$(BIN) invoke events/txt2img.json --out out/run
+
+## The same job on a tiny random-weight model written on the fly (no network; noise images).
+demo: build
+	$(BIN) models tiny --out $(TINY)
+	@echo "make demo: the tiny model has random weights, so its images are noise"
+	MERCHGEN_MODEL=$(TINY) MERCHGEN_MIN_SIDE=64 HF_HUB_OFFLINE=1 $(BIN) invoke events/txt2img.json --out out/demo
+	$(BIN) invoke events/mockup-only.json --out out/demo
+
+build:
+	$(CARGO) build $(CARGO_PROFILE_FLAG) --locked
+
+## Every test, with a real S3 server on loopback (installs what it needs).
+test:
+	scripts/test.sh
+
+lint: fmt clippy
+
+fmt:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+## Per-stage timings on the configured model (MERCHGEN_MODEL), and the mockup renderer.
+bench: build
+	$(BIN) bench --width 1024 --height 1024 --steps 4
+
+bench-mockups: build
+	$(BIN) bench mockups
+
+## Fuzz event detection and job parsing (needs nightly-free cargo-fuzz; not part of CI).
+fuzz:
+	scripts/fuzz.sh
+
+clean:
+	$(CARGO) clean
+	rm -rf out .venv

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# `make test`: install the test peers (moto's S3 server from PyPI into ./.venv), start them on
+# loopback, run every cargo test against them, and stop them whatever happens.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+endpoint="$(scripts/moto.sh start)"
+trap 'scripts/moto.sh stop >/dev/null 2>&1 || true' EXIT
+export MERCHGEN_TEST_S3_ENDPOINT="$endpoint"
+# Tests must never reach the network: the hub client is kept offline.
+export HF_HUB_OFFLINE=1
+cargo test --locked --all-targets 2>&1

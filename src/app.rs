@@ -1,0 +1,57 @@
+//! Assembles a `Worker` from the configuration: resolves and loads the model on the engine
+//! thread (once, at cold start), and builds the fetcher, notifier and template library.
+
+use crate::config::Config;
+use crate::engine::flux::{FluxPipeline, LoadOptions};
+use crate::engine::{self, hub, EngineError, EngineHandle, Generator};
+use crate::fetch::Fetcher;
+use crate::job::validate::GenerationDefaults;
+use crate::mockup::MockupLibrary;
+use crate::webhook::HttpNotifier;
+use crate::worker::{Worker, WorkerParts};
+use anyhow::Context;
+use std::sync::Arc;
+
+/// Which door builds the worker; `invoke` may read local files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Door {
+    Invoke,
+    Deployed,
+}
+
+/// Resolve and load the configured model on its own engine thread.
+pub async fn start_engine(config: &Config) -> Result<EngineHandle, EngineError> {
+    let model = config.model.clone();
+    let hub_settings = config.hub_settings();
+    let device_spec = config.device.clone();
+    let opts = LoadOptions { weights: config.weights, max_batch: config.max_batch };
+    EngineHandle::start(move || {
+        let resolved = hub::resolve(&model, &hub_settings, true)
+            .map_err(|e| EngineError::ModelUnavailable(e.to_string()))?;
+        let device = engine::device::open(&device_spec).map_err(|e| EngineError::Failed(e.to_string()))?;
+        let pipeline = FluxPipeline::load(&resolved, &device, &opts).map_err(EngineError::from_candle)?;
+        Ok(Box::new(pipeline) as Box<dyn Generator>)
+    })
+    .await
+}
+
+/// Build the worker around an engine (or none, for mockup-only local runs).
+pub fn build_worker(config: &Config, engine: Option<EngineHandle>, door: Door, default_destination: String) -> anyhow::Result<Worker> {
+    let fetcher = Fetcher::new(config.fetch_config(door == Door::Invoke)).context("starting the HTTP client for inputs")?;
+    let notifier = HttpNotifier::new(config.webhook_config()).context("starting the webhook client")?;
+    let mockups = MockupLibrary::load(config.templates.as_deref()).context("loading mockup templates")?;
+    let defaults = engine
+        .as_ref()
+        .map(|e| e.load_report().defaults.clone())
+        .unwrap_or_default();
+    let parts = WorkerParts {
+        fetcher,
+        notifier: Arc::new(notifier),
+        mockups: Arc::new(mockups),
+        output: config.output_config(),
+        default_destination,
+        limits: config.limits(),
+        defaults: GenerationDefaults { ..defaults },
+    };
+    Ok(Worker::new(engine, parts))
+}

@@ -1,0 +1,94 @@
+//! Command-line shape: the subcommands and their own flags. Shared settings live in `Config`.
+
+use crate::config::Config;
+use crate::engine::tiny::TinyLayout;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// merchgen: a serverless GPU worker for merch designs: FLUX text-to-image, product mockups,
+/// S3 outputs and signed webhooks. With no subcommand it picks its door from the environment
+/// (RUNPOD_WEBHOOK_GET_JOB -> runpod, AWS_LAMBDA_RUNTIME_API -> lambda, MERCHGEN_SQS_QUEUE_URL -> sqs).
+#[derive(Debug, Parser)]
+#[command(name = "merchgen", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the job(s) of one event file and print the outcome JSON (exit 0 ok, 1 failed, 2 usage).
+    Invoke {
+        /// Event file: a job, a RunPod job, a Lambda direct event or an SQS event batch.
+        file: PathBuf,
+        /// Folder for outputs of jobs that name no destination.
+        #[arg(long, default_value = "out")]
+        out: String,
+    },
+    /// Model cache: list presets, verify, fetch into the cache, or write a tiny test model.
+    Models {
+        #[command(subcommand)]
+        action: ModelsAction,
+    },
+    /// Per-stage timings of the pipeline or of mockup rendering.
+    Bench {
+        #[command(subcommand)]
+        what: Option<BenchWhat>,
+        #[command(flatten)]
+        pipeline: PipelineBench,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ModelsAction {
+    /// List the presets and whether their files are in the cache.
+    List,
+    /// Check that every file of the model is present and readable.
+    Verify,
+    /// Download the model's files into the Hugging Face cache (fills a volume or an image).
+    Fetch,
+    /// Write a tiny random-weight FLUX model in the real formats (its images are noise).
+    Tiny {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, value_enum, default_value = "folder")]
+        layout: TinyLayout,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchWhat {
+    /// One design onto all six built-in products at 2000x2000, JPEG included.
+    Mockups {
+        #[arg(long, default_value_t = 2000)]
+        size: u32,
+        #[arg(long, default_value_t = 5)]
+        iterations: u32,
+    },
+}
+
+/// Flags of the pipeline benchmark.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PipelineBench {
+    /// Build the FLUX.1-schnell architecture in memory with random weights (no files).
+    #[arg(long)]
+    pub random_weights: bool,
+    /// With --random-weights: `full` (FLUX.1-schnell sizes) or `tiny` (harness check on a CPU).
+    #[arg(long, default_value = "full")]
+    pub scale: String,
+    #[arg(long, default_value_t = 1024)]
+    pub width: u32,
+    #[arg(long, default_value_t = 1024)]
+    pub height: u32,
+    #[arg(long, default_value_t = 4)]
+    pub steps: u32,
+    #[arg(long, default_value_t = 1)]
+    pub images: u32,
+    /// Timed repetitions after one warm-up.
+    #[arg(long, default_value_t = 3)]
+    pub iterations: u32,
+}

@@ -1,0 +1,56 @@
+//! `merchgen invoke FILE`: load the model only if a job generates, run the file's jobs, print
+//! the outcome JSON. Exit 0 when every job succeeded, 1 when one failed, 2 on a usage error.
+
+use crate::app::{self, Door};
+use crate::config::Config;
+use crate::intake::local;
+use crate::job::outcome::JobOutcome;
+use std::path::Path;
+
+pub async fn run(config: &Config, file: &Path, out: &str) -> i32 {
+    let bytes = match std::fs::read(file) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("merchgen invoke: cannot read {}: {e}", file.display());
+            return 2;
+        }
+    };
+    let event = match local::read_event(&bytes) {
+        Ok(event) => event,
+        Err(e) => return print_outcomes(&serde_json::to_value(JobOutcome::failed("unknown", e)).unwrap_or_default(), false),
+    };
+    let engine = if local::needs_model(&event) {
+        match app::start_engine(config).await {
+            Ok(engine) => Some(engine),
+            Err(e) => {
+                eprintln!("merchgen: the model could not be loaded: {e}");
+                eprintln!("hint: without network access or cached weights, run `make demo` to try merchgen on a tiny random-weight model");
+                let outcome = JobOutcome::failed("unknown", e.into());
+                return print_outcomes(&serde_json::to_value(outcome).unwrap_or_default(), false);
+            }
+        }
+    } else {
+        None
+    };
+    let destination = config.output.clone().unwrap_or_else(|| out.to_owned());
+    let worker = match app::build_worker(config, engine, Door::Invoke, destination) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("merchgen: {e:#}");
+            return 2;
+        }
+    };
+    let shape = event.shape;
+    let outcomes = local::run(&worker, event).await;
+    let ok = outcomes.iter().all(|(_, o)| o.succeeded());
+    print_outcomes(&local::render(shape, &outcomes), ok)
+}
+
+fn print_outcomes(value: &serde_json::Value, ok: bool) -> i32 {
+    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    if ok {
+        0
+    } else {
+        1
+    }
+}

@@ -1,0 +1,5 @@
+//! What each subcommand does, behind `main.rs`. Each returns the process exit code.
+
+pub mod bench;
+pub mod invoke;
+pub mod models;

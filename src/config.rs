@@ -1,0 +1,195 @@
+//! The only place that reads command-line flags and environment variables. Every setting is a
+//! flag with a `MERCHGEN_*` variable (clap); platform variables (`HF_*`, `AWS_*`, `RUNPOD_*`)
+//! keep their own names and are read here too, once.
+
+use crate::engine::hub::HubSettings;
+use crate::engine::weights::WeightsMode;
+use crate::fetch::FetchConfig;
+use crate::job::validate::Limits;
+use crate::output::OutputConfig;
+use crate::webhook::{Secret, WebhookConfig};
+use clap::Args;
+use std::path::PathBuf;
+
+/// Settings shared by every door.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Model: a preset name (`merchgen models list`), a folder with `merchgen-model.json`, or a
+    /// manifest file.
+    #[arg(long, env = "MERCHGEN_MODEL", default_value = crate::engine::presets::DEFAULT_PRESET, global = true)]
+    pub model: String,
+    /// Device: `auto`, `cpu` or `cuda:N`.
+    #[arg(long, env = "MERCHGEN_DEVICE", default_value = "auto", global = true)]
+    pub device: String,
+    /// Transformer weights: `auto` (dense if it fits in free device memory), `bf16`, `quantized`.
+    #[arg(long, env = "MERCHGEN_WEIGHTS", value_enum, default_value = "auto", global = true)]
+    pub weights: WeightsMode,
+    /// Most images denoised in one batch.
+    #[arg(long, env = "MERCHGEN_MAX_BATCH", default_value_t = 4, global = true)]
+    pub max_batch: u32,
+    /// Default destination for jobs that name none: `s3://bucket/prefix`, a folder, or `inline`.
+    #[arg(long, env = "MERCHGEN_OUTPUT", global = true)]
+    pub output: Option<String>,
+    /// Folder of custom mockup templates (each a subfolder with `manifest.json`).
+    #[arg(long, env = "MERCHGEN_TEMPLATES", global = true)]
+    pub templates: Option<PathBuf>,
+    /// Smallest width or height a job may ask for.
+    #[arg(long, env = "MERCHGEN_MIN_SIDE", default_value_t = 256, global = true)]
+    pub min_side: u32,
+    /// Largest width or height a job may ask for.
+    #[arg(long, env = "MERCHGEN_MAX_SIDE", default_value_t = 2048, global = true)]
+    pub max_side: u32,
+    /// Log format: `auto` (JSON when deployed, text on a terminal), `json` or `text`.
+    #[arg(long, env = "MERCHGEN_LOG_FORMAT", default_value = "auto", global = true)]
+    pub log_format: String,
+    /// Seconds a job in flight may take to finish after SIGTERM before it is cancelled.
+    #[arg(long, env = "MERCHGEN_SHUTDOWN_GRACE_SECS", default_value_t = 30, global = true)]
+    pub shutdown_grace_secs: u64,
+
+    /// S3 endpoint for S3-compatible stores (`AWS_ENDPOINT_URL` also works).
+    #[arg(long, env = "MERCHGEN_S3_ENDPOINT", global = true)]
+    pub s3_endpoint: Option<String>,
+    /// Use path-style S3 URLs (most S3-compatible servers need it).
+    #[arg(long, env = "MERCHGEN_S3_PATH_STYLE", default_value_t = false, global = true)]
+    pub s3_path_style: bool,
+    /// Lifetime of presigned output URLs, in seconds.
+    #[arg(long, env = "MERCHGEN_PRESIGN_EXPIRY_SECS", default_value_t = 86_400, global = true)]
+    pub presign_expiry_secs: u64,
+    /// Public base URL of the bucket; when set, output URLs are plain instead of presigned.
+    #[arg(long, env = "MERCHGEN_PUBLIC_BASE_URL", global = true)]
+    pub public_base_url: Option<String>,
+    /// Largest total size of outputs returned inline (base64), in bytes.
+    #[arg(long, env = "MERCHGEN_INLINE_MAX_BYTES", default_value_t = 8 * 1024 * 1024, global = true)]
+    pub inline_max_bytes: usize,
+
+    /// Comma-separated CIDRs that input URLs and webhooks may reach despite the private-address
+    /// rules, e.g. `10.0.0.0/8` for a private deployment.
+    #[arg(long, env = "MERCHGEN_FETCH_ALLOW", value_delimiter = ',', global = true)]
+    pub fetch_allow: Vec<ipnet::IpNet>,
+    /// Timeout for fetching one input, in seconds.
+    #[arg(long, env = "MERCHGEN_FETCH_TIMEOUT_SECS", default_value_t = 30, global = true)]
+    pub fetch_timeout_secs: u64,
+    /// Largest input image, in bytes.
+    #[arg(long, env = "MERCHGEN_FETCH_MAX_BYTES", default_value_t = 32 * 1024 * 1024, global = true)]
+    pub fetch_max_bytes: usize,
+
+    /// Webhook signing secret (`whsec_<base64>`).
+    #[arg(long, env = "MERCHGEN_WEBHOOK_SECRET", global = true, hide_env_values = true)]
+    pub webhook_secret: Option<Secret>,
+    /// Attempts per webhook delivery (first try included).
+    #[arg(long, env = "MERCHGEN_WEBHOOK_ATTEMPTS", default_value_t = 5, global = true)]
+    pub webhook_attempts: u32,
+    /// First webhook retry backoff in milliseconds (doubles per attempt, with jitter).
+    #[arg(long, env = "MERCHGEN_WEBHOOK_BACKOFF_MS", default_value_t = 500, global = true)]
+    pub webhook_backoff_ms: u64,
+    /// Timeout of one webhook attempt, in seconds.
+    #[arg(long, env = "MERCHGEN_WEBHOOK_TIMEOUT_SECS", default_value_t = 10, global = true)]
+    pub webhook_timeout_secs: u64,
+}
+
+impl Config {
+    /// Job limits from the settings.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            min_side: self.min_side,
+            max_side: self.max_side,
+            ..Limits::default()
+        }
+    }
+
+    /// Start-up checks of cross-field mistakes, with how to fix them.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.min_side > self.max_side || self.min_side < 16 || self.min_side % 16 != 0 {
+            anyhow::bail!(
+                "MERCHGEN_MIN_SIDE ({}) must be a multiple of 16, at least 16 and not above MERCHGEN_MAX_SIDE ({})",
+                self.min_side,
+                self.max_side
+            );
+        }
+        if self.max_batch == 0 {
+            anyhow::bail!("MERCHGEN_MAX_BATCH must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// Where model files are looked up, from the Hugging Face variables.
+    pub fn hub_settings(&self) -> HubSettings {
+        HubSettings {
+            cache_dir: hf_cache_dir(),
+            offline: env_flag("HF_HUB_OFFLINE"),
+            token: std::env::var("HF_TOKEN").ok().filter(|t| !t.is_empty()),
+        }
+    }
+
+    pub fn output_config(&self) -> OutputConfig {
+        OutputConfig {
+            s3_endpoint: self.s3_endpoint.clone(),
+            s3_force_path_style: self.s3_path_style,
+            s3_region: None,
+            presign_expiry_secs: self.presign_expiry_secs,
+            public_base_url: self.public_base_url.clone(),
+            inline_max_bytes: self.inline_max_bytes,
+            cache_control: Some("public, max-age=31536000, immutable".to_owned()),
+        }
+    }
+
+    pub fn fetch_config(&self, allow_paths: bool) -> FetchConfig {
+        FetchConfig {
+            timeout_secs: self.fetch_timeout_secs,
+            max_bytes: self.fetch_max_bytes,
+            allow_cidrs: self.fetch_allow.clone(),
+            allow_paths,
+            output_cfg: self.output_config(),
+            ..FetchConfig::default()
+        }
+    }
+
+    pub fn webhook_config(&self) -> WebhookConfig {
+        WebhookConfig {
+            secret: self.webhook_secret.clone(),
+            timeout_secs: self.webhook_timeout_secs,
+            max_attempts: self.webhook_attempts.max(1),
+            base_backoff_ms: self.webhook_backoff_ms,
+            allow_cidrs: self.fetch_allow.clone(),
+            ..WebhookConfig::default()
+        }
+    }
+}
+
+/// `HF_HUB_CACHE`, else `HF_HOME/hub`, else RunPod's cached-model volume when present, else
+/// `~/.cache/huggingface/hub`.
+fn hf_cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("HF_HUB_CACHE").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    if let Some(home) = std::env::var_os("HF_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(home).join("hub");
+    }
+    let runpod = PathBuf::from("/runpod-volume/huggingface-cache/hub");
+    if runpod.is_dir() {
+        return runpod;
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp"));
+    home.join(".cache/huggingface/hub")
+}
+
+fn env_flag(name: &str) -> bool {
+    std::env::var(name)
+        .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+        .unwrap_or(false)
+}
+
+/// True when running under AWS Lambda (its Runtime API variable is set).
+pub fn on_lambda() -> bool {
+    std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some()
+}
+
+/// True when running as a RunPod serverless worker.
+pub fn on_runpod() -> bool {
+    std::env::var_os("RUNPOD_WEBHOOK_GET_JOB").is_some()
+}
+
+/// The SQS queue URL when this host should consume one.
+pub fn sqs_queue_url() -> Option<String> {
+    std::env::var("MERCHGEN_SQS_QUEUE_URL").ok().filter(|u| !u.is_empty())
+}

@@ -1,0 +1,3 @@
+//! Doors: each turns what arrives into `JobRequest`s for the one `Worker`. One file per door.
+
+pub mod local;

@@ -1,0 +1,209 @@
+//! Per-pixel arithmetic on 8-bit channels: multiply shading, hard-light highlights, masking,
+//! source-over compositing (premultiplied sources) and colour tinting of the product region.
+//! Integer maths only, exact to rounding; no loops over images except [`tint_rows`].
+
+use image::{GrayImage, RgbaImage};
+use rayon::prelude::*;
+
+/// `a * b / 255`, rounded.
+#[inline(always)]
+pub fn mul255(a: u32, b: u32) -> u32 {
+    let t = a * b + 128;
+    (t + (t >> 8)) >> 8
+}
+
+/// Strengths of the photometric layers in 8-bit fixed point (256 = full strength).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Strengths {
+    pub shading: u32,
+    pub highlight: u32,
+}
+
+impl Strengths {
+    /// From manifest strengths in 0..=1.
+    pub fn new(shading: f32, highlight: f32) -> Strengths {
+        let fixed = |v: f32| (v.clamp(0.0, 1.0) * 256.0).round() as u32;
+        Strengths {
+            shading: fixed(shading),
+            highlight: fixed(highlight),
+        }
+    }
+}
+
+/// Apply shading (multiply, white = neutral) and a highlight (hard light, 128 = neutral) to a
+/// premultiplied pixel; alpha is unchanged.
+#[inline(always)]
+pub fn light(c: [u32; 4], shade: u8, high: u8, s: Strengths) -> [u32; 4] {
+    let f = 255 - ((s.shading * (255 - u32::from(shade))) >> 8);
+    let a = c[3];
+    let mut rgb = [mul255(c[0], f), mul255(c[1], f), mul255(c[2], f)];
+    let t = ((i32::from(high) - 128) * s.highlight as i32) >> 8;
+    if t > 0 {
+        // Screen towards alpha (white in premultiplied terms).
+        for v in &mut rgb {
+            *v += ((a - *v) * t as u32 + 64) >> 7;
+        }
+    } else if t < 0 {
+        let k = (128 + t) as u32;
+        for v in &mut rgb {
+            *v = (*v * k + 64) >> 7;
+        }
+    }
+    [rgb[0], rgb[1], rgb[2], a]
+}
+
+/// Scale a premultiplied pixel by a mask value (255 = keep).
+#[inline(always)]
+pub fn masked(c: [u32; 4], m: u8) -> [u32; 4] {
+    if m == 255 {
+        return c;
+    }
+    let m = u32::from(m);
+    c.map(|v| mul255(v, m))
+}
+
+/// Source-over of a premultiplied pixel onto a straight-alpha destination pixel.
+#[inline(always)]
+pub fn over(dst: &mut [u8], c: [u32; 4]) {
+    let inv = 255 - c[3];
+    if dst[3] == 255 {
+        for i in 0..3 {
+            dst[i] = (c[i] + mul255(u32::from(dst[i]), inv)).min(255) as u8;
+        }
+        return;
+    }
+    let db = u32::from(dst[3]);
+    let out_a = c[3] + mul255(db, inv);
+    if out_a == 0 {
+        return;
+    }
+    for i in 0..3 {
+        let premul = c[i] + mul255(mul255(u32::from(dst[i]), db), inv);
+        dst[i] = ((premul * 255 + out_a / 2) / out_a).min(255) as u8;
+    }
+    dst[3] = out_a.min(255) as u8;
+}
+
+/// Premultiply a straight-alpha pixel.
+#[inline(always)]
+pub fn premultiply(p: [u8; 4]) -> [u32; 4] {
+    let a = u32::from(p[3]);
+    [
+        mul255(u32::from(p[0]), a),
+        mul255(u32::from(p[1]), a),
+        mul255(u32::from(p[2]), a),
+        a,
+    ]
+}
+
+/// Composite a straight-alpha layer over `dst` (same size), touching only rows that have ink.
+pub fn overlay(dst: &mut RgbaImage, layer: &RgbaImage) {
+    let row = dst.width() as usize * 4;
+    dst.par_chunks_mut(row)
+        .zip(layer.par_chunks(row))
+        .for_each(|(d, l)| {
+            for (dp, lp) in d.chunks_exact_mut(4).zip(l.chunks_exact(4)) {
+                if lp[3] != 0 {
+                    over(dp, premultiply([lp[0], lp[1], lp[2], lp[3]]));
+                }
+            }
+        });
+}
+
+/// Per-channel lookup from the base's luma to the tinted colour.
+pub struct TintLut([[u8; 256]; 3]);
+
+impl TintLut {
+    /// Luma `reference` (0..=1) of flat, lit product becomes `rgb`; darker folds darken it, and
+    /// on dark colours shading also adds and removes a little light, so folds stay visible.
+    pub fn new(rgb: [u8; 3], reference: f32) -> TintLut {
+        let c = rgb.map(|v| f32::from(v) / 255.0);
+        let lum = 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2];
+        let mut lut = [[0u8; 256]; 3];
+        for l in 0..256 {
+            let s = l as f32 / 255.0 / reference;
+            for ch in 0..3 {
+                let v = c[ch] * s + 0.3 * (1.0 - lum) * (s - 1.0);
+                lut[ch][l] = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+            }
+        }
+        TintLut(lut)
+    }
+}
+
+/// Recolour the product region (`region`, 255 = product) of an RGBA image in place.
+pub fn tint_rows(img: &mut RgbaImage, region: &GrayImage, lut: &TintLut, rows: (u32, u32)) {
+    let w = img.width() as usize;
+    let (y0, y1) = (rows.0 as usize, rows.1 as usize);
+    let pixels = &mut (**img)[y0 * w * 4..y1 * w * 4];
+    let mask = &region.as_raw()[y0 * w..y1 * w];
+    pixels
+        .par_chunks_mut(w * 4)
+        .zip(mask.par_chunks(w))
+        .for_each(|(row, m)| {
+            for (p, &m) in row.chunks_exact_mut(4).zip(m) {
+                if m == 0 {
+                    continue;
+                }
+                let l = (77 * u32::from(p[0]) + 150 * u32::from(p[1]) + 29 * u32::from(p[2]))
+                    >> 8;
+                let m = u32::from(m);
+                for ch in 0..3 {
+                    let t = u32::from(lut.0[ch][l as usize]);
+                    let old = u32::from(p[ch]);
+                    p[ch] = ((t * m + old * (255 - m) + 127) / 255) as u8;
+                }
+            }
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mul255_matches_exact_rounding() {
+        for a in 0..256u32 {
+            for b in 0..256u32 {
+                let exact = ((a * b) as f64 / 255.0).round() as u32;
+                assert_eq!(mul255(a, b), exact, "{a}*{b}");
+            }
+        }
+    }
+
+    #[test]
+    fn light_neutral_maps_leave_pixel_unchanged() {
+        let c = [100, 50, 20, 200];
+        assert_eq!(light(c, 255, 128, Strengths::new(1.0, 1.0)), c);
+    }
+
+    #[test]
+    fn light_highlight_brightens_towards_alpha() {
+        let c = [100, 50, 20, 200];
+        let out = light(c, 255, 255, Strengths::new(0.0, 1.0));
+        assert!(out[0] > 190 && out[0] <= 200, "{out:?}");
+    }
+
+    #[test]
+    fn over_opaque_source_replaces_destination() {
+        let mut d = [10, 20, 30, 255];
+        over(&mut d, [200, 100, 50, 255]);
+        assert_eq!(d, [200, 100, 50, 255]);
+    }
+
+    #[test]
+    fn over_onto_transparent_destination_unpremultiplies() {
+        let mut d = [0, 0, 0, 0];
+        over(&mut d, [100, 50, 0, 128]);
+        assert_eq!(d, [199, 100, 0, 128]);
+    }
+
+    #[test]
+    fn tint_lut_reference_luma_maps_to_colour() {
+        let lut = TintLut::new([30, 60, 200], 0.9);
+        let l = (0.9f32 * 255.0).round() as usize;
+        for (ch, want) in [30u8, 60, 200].into_iter().enumerate() {
+            assert!((i32::from(lut.0[ch][l]) - i32::from(want)).abs() <= 1);
+        }
+    }
+}

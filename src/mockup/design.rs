@@ -1,0 +1,187 @@
+//! Design preparation: where a design sits in the print area (`fit` or `cover`), and the
+//! premultiplied copy with a one-pixel transparent border that the warp samples, halved
+//! (box-filtered, like a mip level) while it is more than twice the size it will show at, so
+//! bilinear sampling does not alias.
+
+use super::blend::premultiply;
+use image::RgbaImage;
+use rayon::prelude::*;
+
+/// How a design fills the print area.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fit {
+    /// The whole design shows, centred; the print area may have empty bands.
+    #[default]
+    Fit,
+    /// The design fills the print area, centred; what overhangs is cropped.
+    Cover,
+}
+
+/// Where a design lands in the print area.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Placement {
+    /// The part of the design that shows, in design pixels: x, y, width, height.
+    pub crop: [u32; 4],
+    /// Where that part lands, as fractions of the print area: u0, v0, u1, v1.
+    pub area: [f64; 4],
+}
+
+/// Place a `design` (pixels) in a print area of physical size `print` (any unit).
+pub fn place(design: (u32, u32), print: (f64, f64), fit: Fit) -> Placement {
+    let (w, h) = (f64::from(design.0), f64::from(design.1));
+    let (pw, ph) = print;
+    let s = match fit {
+        Fit::Fit => (pw / w).min(ph / h),
+        Fit::Cover => (pw / w).max(ph / h),
+    };
+    let crop_w = (pw / s).round().clamp(1.0, w) as u32;
+    let crop_h = (ph / s).round().clamp(1.0, h) as u32;
+    let crop = [(design.0 - crop_w) / 2, (design.1 - crop_h) / 2, crop_w, crop_h];
+    let (fw, fh) = (f64::from(crop_w) * s / pw, f64::from(crop_h) * s / ph);
+    let (u0, v0) = ((1.0 - fw) / 2.0, (1.0 - fh) / 2.0);
+    Placement {
+        crop,
+        area: [u0, v0, u0 + fw, v0 + fh],
+    }
+}
+
+/// A premultiplied RGBA raster with a one-pixel transparent border all round.
+pub struct Raster {
+    pub data: Vec<u8>,
+    /// Width including the border.
+    pub width: usize,
+    /// Height including the border.
+    pub height: usize,
+}
+
+impl Raster {
+    /// Size of the picture inside the border.
+    pub fn inner(&self) -> (usize, usize) {
+        (self.width - 2, self.height - 2)
+    }
+
+    /// Bilinear sample at `(sx, sy)` in raster pixels (centres at `i + 0.5`); `None` outside.
+    #[inline(always)]
+    pub fn sample(&self, sx: f32, sy: f32) -> Option<[u32; 4]> {
+        // Shifting by one pixel before the truncating cast makes it a floor for x >= -1;
+        // anything further out fails the range check anyway (NaN casts to 0 and fails too).
+        let xi = ((sx + 0.5) * 256.0) as i32 - 256;
+        let yi = ((sy + 0.5) * 256.0) as i32 - 256;
+        let (x0, y0) = (xi >> 8, yi >> 8);
+        if x0 < 0 || y0 < 0 || x0 as usize + 1 >= self.width || y0 as usize + 1 >= self.height {
+            return None;
+        }
+        let (fx, fy) = ((xi & 255) as u32, (yi & 255) as u32);
+        let stride = self.width * 4;
+        let i = (y0 as usize * self.width + x0 as usize) * 4;
+        let q = &self.data[i..i + stride + 8];
+        let (w00, w10) = ((256 - fx) * (256 - fy), fx * (256 - fy));
+        let (w01, w11) = ((256 - fx) * fy, fx * fy);
+        let mut out = [0u32; 4];
+        for (c, o) in out.iter_mut().enumerate() {
+            let v = u32::from(q[c]) * w00
+                + u32::from(q[c + 4]) * w10
+                + u32::from(q[stride + c]) * w01
+                + u32::from(q[stride + c + 4]) * w11;
+            *o = (v + 32768) >> 16;
+        }
+        Some(out)
+    }
+}
+
+/// Premultiply the `crop` of `design` and halve it while both sides stay at least twice
+/// `target` (the on-screen size in pixels).
+pub fn rasterize(design: &RgbaImage, crop: [u32; 4], target: (f64, f64)) -> Raster {
+    let [cx, cy, cw, ch] = crop.map(|v| v as usize);
+    let mut raster = Raster {
+        data: vec![0; (cw + 2) * (ch + 2) * 4],
+        width: cw + 2,
+        height: ch + 2,
+    };
+    let src_w = design.width() as usize;
+    let src = design.as_raw();
+    let stride = raster.width * 4;
+    raster.data[stride..stride * (ch + 1)]
+        .par_chunks_mut(stride)
+        .enumerate()
+        .for_each(|(y, row)| {
+            let start = ((cy + y) * src_w + cx) * 4;
+            let line = &src[start..start + cw * 4];
+            for (d, s) in row[4..4 + cw * 4].chunks_exact_mut(4).zip(line.chunks_exact(4)) {
+                let p = premultiply([s[0], s[1], s[2], s[3]]);
+                for (dv, pv) in d.iter_mut().zip(p) {
+                    *dv = pv as u8;
+                }
+            }
+        });
+    loop {
+        let (w, h) = raster.inner();
+        if (w as f64) < 2.0 * target.0 || (h as f64) < 2.0 * target.1 || w < 2 || h < 2 {
+            return raster;
+        }
+        raster = halve(&raster);
+    }
+}
+
+/// Box-filter a raster to half size (odd sides round up, repeating the last pixel).
+fn halve(src: &Raster) -> Raster {
+    let (w, h) = src.inner();
+    let (hw, hh) = (w.div_ceil(2), h.div_ceil(2));
+    let mut out = Raster {
+        data: vec![0; (hw + 2) * (hh + 2) * 4],
+        width: hw + 2,
+        height: hh + 2,
+    };
+    let (ss, ds) = (src.width * 4, out.width * 4);
+    out.data[ds..ds * (hh + 1)]
+        .par_chunks_mut(ds)
+        .enumerate()
+        .for_each(|(y, row)| {
+            let (r0, r1) = (1 + 2 * y, 1 + (2 * y + 1).min(h - 1));
+            for x in 0..hw {
+                let (c0, c1) = (1 + 2 * x, 1 + (2 * x + 1).min(w - 1));
+                for c in 0..4 {
+                    let at = |r: usize, col: usize| u32::from(src.data[r * ss + col * 4 + c]);
+                    let sum = at(r0, c0) + at(r0, c1) + at(r1, c0) + at(r1, c1);
+                    row[(x + 1) * 4 + c] = ((sum + 2) / 4) as u8;
+                }
+            }
+        });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn place_fit_wide_design_centres_vertically() {
+        let p = place((200, 100), (10.0, 10.0), Fit::Fit);
+        assert_eq!(p.crop, [0, 0, 200, 100]);
+        assert!((p.area[1] - 0.25).abs() < 1e-9 && (p.area[3] - 0.75).abs() < 1e-9);
+    }
+
+    #[test]
+    fn place_cover_wide_design_crops_the_sides() {
+        let p = place((200, 100), (10.0, 10.0), Fit::Cover);
+        assert_eq!(p.crop, [50, 0, 100, 100]);
+        assert_eq!(p.area, [0.0, 0.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn rasterize_large_design_is_halved_towards_target() {
+        let img = RgbaImage::from_pixel(400, 400, image::Rgba([255, 0, 0, 128]));
+        let r = rasterize(&img, [0, 0, 400, 400], (90.0, 90.0));
+        assert_eq!(r.inner(), (100, 100));
+        let mid = r.sample(50.0, 50.0).unwrap();
+        assert_eq!(mid, [128, 0, 0, 128]);
+    }
+
+    #[test]
+    fn sample_at_border_is_half_transparent() {
+        let img = RgbaImage::from_pixel(4, 4, image::Rgba([255, 255, 255, 255]));
+        let r = rasterize(&img, [0, 0, 4, 4], (4.0, 4.0));
+        assert_eq!(r.sample(1.0, 3.0).unwrap()[3], 128);
+        assert!(r.sample(-0.6, 3.0).is_none());
+    }
+}

@@ -1,0 +1,276 @@
+//! The per-pixel pass that puts a design on a product: for every canvas pixel that can show the
+//! design, map it back into the design (homography or cylinder, shifted by the displacement
+//! map), sample bilinearly in premultiplied alpha, light it, mask it and composite it over the
+//! (already tinted) product. One pass, only over the rows and columns the design can reach, rows
+//! in parallel with rayon.
+
+use super::blend::{light, masked, over, Strengths};
+use super::design::Raster;
+use super::warp::{convex_row_span, Cylinder, Homography};
+use image::RgbaImage;
+use rayon::prelude::*;
+
+/// Per-pixel maps of the product, all of the canvas's size (`displacement` has 2 channels).
+#[derive(Clone, Copy)]
+pub struct Maps<'a> {
+    pub mask: Option<&'a [u8]>,
+    pub shading: Option<&'a [u8]>,
+    pub highlight: Option<&'a [u8]>,
+    pub displacement: Option<&'a [u8]>,
+    /// Canvas pixels of shift for a displacement value of 255 (or 1).
+    pub displacement_px: f32,
+    pub strengths: Strengths,
+}
+
+/// Maps a canvas pixel back to a raster position.
+pub trait SourceMap: Sync {
+    /// Rows `[y0, y1)` that can show the design.
+    fn rows(&self) -> (usize, usize);
+    /// Columns `[x0, x1)` of row `y` that can show the design.
+    fn span(&self, y: usize) -> Option<(usize, usize)>;
+    /// Raster position for the centre of pixel `(x, y)` shifted by `(dx, dy)` canvas pixels.
+    fn source(&self, x: usize, y: usize, dx: f32, dy: f32) -> (f32, f32);
+}
+
+/// Raster pixel coordinates of print-area fractions `(u, v)`: `area` is where the raster's
+/// picture lands (u0, v0, u1, v1), `inner` its size without the border.
+fn area_to_raster(area: [f64; 4], inner: (usize, usize)) -> Homography {
+    let (w, h) = (inner.0 as f64, inner.1 as f64);
+    let (kx, ky) = (w / (area[2] - area[0]), h / (area[3] - area[1]));
+    Homography::affine(kx, ky, 1.0 - area[0] * kx, 1.0 - area[1] * ky)
+}
+
+/// A perspective print area.
+pub struct QuadMap {
+    m: [f32; 9],
+    poly: [(f64, f64); 4],
+    margin: f64,
+    size: (usize, usize),
+}
+
+impl QuadMap {
+    /// `quad`: the print area's corners on the canvas; `area`/`inner`: the raster's placement;
+    /// `margin`: extra pixels to scan (the displacement's reach). `None` for a degenerate quad.
+    pub fn new(
+        quad: &[[f64; 2]; 4],
+        area: [f64; 4],
+        inner: (usize, usize),
+        margin: f64,
+        size: (usize, usize),
+    ) -> Option<QuadMap> {
+        let to_canvas = Homography::square_to_quad(quad)?;
+        let to_raster = area_to_raster(area, inner);
+        let m = to_raster.after(&to_canvas.inverse()?);
+        let back = to_canvas.after(&to_raster.inverse()?);
+        let (w, h) = (inner.0 as f64 + 2.0, inner.1 as f64 + 2.0);
+        let poly = [(0.0, 0.0), (w, 0.0), (w, h), (0.0, h)].map(|(x, y)| back.apply(x, y));
+        Some(QuadMap {
+            m: m.0.map(|v| v as f32),
+            poly,
+            margin: margin + 1.0,
+            size,
+        })
+    }
+}
+
+impl SourceMap for QuadMap {
+    fn rows(&self) -> (usize, usize) {
+        let lo = self.poly.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+        let hi = self.poly.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+        clamp_range(lo - self.margin, hi + self.margin, self.size.1)
+    }
+
+    fn span(&self, y: usize) -> Option<(usize, usize)> {
+        let yc = y as f64 + 0.5;
+        let mut best: Option<(f64, f64)> = None;
+        // Displacement can pull in design from rows up to `margin` away.
+        for probe in [yc - self.margin, yc, yc + self.margin] {
+            if let Some((a, b)) = convex_row_span(&self.poly, probe) {
+                best = Some(best.map_or((a, b), |(x, z)| (x.min(a), z.max(b))));
+            }
+        }
+        let (a, b) = best?;
+        let (x0, x1) = clamp_range(a - self.margin, b + self.margin, self.size.0);
+        (x0 < x1).then_some((x0, x1))
+    }
+
+    #[inline(always)]
+    fn source(&self, x: usize, y: usize, dx: f32, dy: f32) -> (f32, f32) {
+        let m = &self.m;
+        let (px, py) = (x as f32 + 0.5 + dx, y as f32 + 0.5 + dy);
+        let w = 1.0 / (m[6] * px + m[7] * py + m[8]);
+        (
+            (m[0] * px + m[1] * py + m[2]) * w,
+            (m[3] * px + m[4] * py + m[5]) * w,
+        )
+    }
+}
+
+/// A cylindrical print area, with per-column tables (one `asin` per column, not per pixel).
+pub struct CylinderMap {
+    col_x: Vec<f32>,
+    col_dx: Vec<f32>,
+    col_off: Vec<f32>,
+    kv: f32,
+    cols: (usize, usize),
+    rows: (usize, usize),
+}
+
+impl CylinderMap {
+    /// Same arguments as [`QuadMap::new`], for a cylinder.
+    pub fn new(
+        c: &Cylinder,
+        area: [f64; 4],
+        inner: (usize, usize),
+        margin: f64,
+        size: (usize, usize),
+    ) -> CylinderMap {
+        let r = area_to_raster(area, inner).0;
+        let (kx, ox, ky, oy) = (r[0], r[2], r[4], r[5]);
+        let kv = ky / (c.bottom - c.top);
+        let n = size.0;
+        let (mut col_x, mut col_dx, mut col_off) = (vec![f32::NAN; n], vec![0.0; n], vec![0.0; n]);
+        for x in 0..n {
+            let s = (x as f64 + 0.5 - c.center_x) / c.radius;
+            if !(-1.0..=1.0).contains(&s) {
+                continue;
+            }
+            let t = s.asin();
+            col_x[x] = (((t / c.arc + 0.5) * kx) + ox) as f32;
+            col_dx[x] = (kx / (c.arc * c.radius * t.cos().max(0.05))) as f32;
+            col_off[x] = ((c.ellipse * (1.0 - t.cos()) - c.top) * kv + oy) as f32;
+        }
+        // Columns and rows the raster (with its border) can reach.
+        let (u0, u1) = ((-ox) / kx, (inner.0 as f64 + 2.0 - ox) / kx);
+        let (x0, _) = c.to_canvas(u0.max(0.0), 0.0);
+        let (x1, _) = c.to_canvas(u1.min(1.0), 0.0);
+        let (v0, v1) = ((-oy) / ky, (inner.1 as f64 + 2.0 - oy) / ky);
+        let (_, top) = c.to_canvas(0.0, v0.max(0.0));
+        let (_, bottom) = c.to_canvas(0.5, v1.min(1.0));
+        let m = margin + 1.0;
+        CylinderMap {
+            col_x,
+            col_dx,
+            col_off,
+            kv: kv as f32,
+            cols: clamp_range(x0 - m, x1 + m, size.0),
+            rows: clamp_range(top - m, bottom + m, size.1),
+        }
+    }
+}
+
+impl SourceMap for CylinderMap {
+    fn rows(&self) -> (usize, usize) {
+        self.rows
+    }
+
+    fn span(&self, _y: usize) -> Option<(usize, usize)> {
+        (self.cols.0 < self.cols.1).then_some(self.cols)
+    }
+
+    #[inline(always)]
+    fn source(&self, x: usize, y: usize, dx: f32, dy: f32) -> (f32, f32) {
+        (
+            self.col_x[x] + dx * self.col_dx[x],
+            (y as f32 + 0.5 + dy) * self.kv + self.col_off[x],
+        )
+    }
+}
+
+fn clamp_range(lo: f64, hi: f64, n: usize) -> (usize, usize) {
+    let lo = lo.floor().clamp(0.0, n as f64) as usize;
+    let hi = hi.ceil().clamp(0.0, n as f64) as usize;
+    (lo, hi.max(lo))
+}
+
+/// Warp `raster` through `map` and composite it onto `dst`.
+pub fn composite<M: SourceMap>(dst: &mut RgbaImage, raster: &Raster, map: &M, maps: &Maps) {
+    let width = dst.width() as usize;
+    let (y0, y1) = map.rows();
+    if y0 >= y1 {
+        return;
+    }
+    (**dst)[y0 * width * 4..y1 * width * 4]
+        .par_chunks_mut(width * 4)
+        .enumerate()
+        .for_each(|(i, row)| composite_row(row, y0 + i, width, raster, map, maps));
+}
+
+fn composite_row<M: SourceMap>(
+    row: &mut [u8],
+    y: usize,
+    width: usize,
+    raster: &Raster,
+    map: &M,
+    maps: &Maps,
+) {
+    let Some((x0, x1)) = map.span(y) else { return };
+    let base = y * width;
+    let k = maps.displacement_px / 127.0;
+    let lit = maps.shading.is_some() || maps.highlight.is_some();
+    for x in x0..x1 {
+        let i = base + x;
+        let m = maps.mask.map_or(255, |m| m[i]);
+        if m == 0 {
+            continue;
+        }
+        let (dx, dy) = match maps.displacement {
+            Some(d) => (
+                (f32::from(d[2 * i]) - 128.0) * k,
+                (f32::from(d[2 * i + 1]) - 128.0) * k,
+            ),
+            None => (0.0, 0.0),
+        };
+        let (sx, sy) = map.source(x, y, dx, dy);
+        let Some(mut c) = raster.sample(sx, sy) else {
+            continue;
+        };
+        if c[3] == 0 {
+            continue;
+        }
+        if lit {
+            let shade = maps.shading.map_or(255, |s| s[i]);
+            let high = maps.highlight.map_or(128, |h| h[i]);
+            c = light(c, shade, high, maps.strengths);
+        }
+        over(&mut row[x * 4..x * 4 + 4], masked(c, m));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quad_map_print_area_corners_map_to_raster_corners() {
+        let quad = [[10.0, 20.0], [90.0, 25.0], [95.0, 80.0], [5.0, 90.0]];
+        let map = QuadMap::new(&quad, [0.0, 0.0, 1.0, 1.0], (50, 40), 0.0, (100, 100)).unwrap();
+        let m = Homography(map.m.map(f64::from));
+        let (x, y) = m.apply(90.0, 25.0);
+        assert!((x - 51.0).abs() < 1e-3 && (y - 1.0).abs() < 1e-3, "{x},{y}");
+    }
+
+    #[test]
+    fn quad_map_span_covers_the_quad_row() {
+        let quad = [[10.0, 10.0], [90.0, 10.0], [90.0, 90.0], [10.0, 90.0]];
+        let map = QuadMap::new(&quad, [0.0, 0.0, 1.0, 1.0], (80, 80), 0.0, (100, 100)).unwrap();
+        let (a, b) = map.span(50).unwrap();
+        assert!(a <= 10 && a >= 7 && b >= 90 && b <= 93, "{a}..{b}");
+        assert!(map.span(95).is_none());
+    }
+
+    #[test]
+    fn cylinder_map_centre_column_is_design_centre() {
+        let c = Cylinder {
+            center_x: 100.5,
+            radius: 80.0,
+            top: 50.0,
+            bottom: 150.0,
+            arc: 2.0,
+            ellipse: 10.0,
+        };
+        let map = CylinderMap::new(&c, [0.0, 0.0, 1.0, 1.0], (60, 60), 0.0, (200, 200));
+        let (sx, sy) = map.source(100, 100, 0.0, 0.0);
+        assert!((sx - 31.0).abs() < 1e-3 && (sy - 31.3).abs() < 1e-3, "{sx},{sy}");
+    }
+}

@@ -1,0 +1,292 @@
+//! The one pipeline every door calls: validate, answer a redelivery from `result.json`, fetch
+//! inputs, generate, render mockups, store outputs, write `result.json`, notify. It knows nothing
+//! about doors or devices; the engine thread owns the device.
+
+use crate::encode::{self, EncodeOptions};
+use crate::engine::thread::Progress;
+use crate::engine::{EngineHandle, GenerateOutput, GenerateRequest};
+use crate::error::{ErrorCode, JobError};
+use crate::fetch::Fetcher;
+use crate::job::outcome::{ImageOutput, JobOutcome, JobStatus, Timings};
+use crate::job::validate::{self, GenerationDefaults, Limits, ValidJob};
+use crate::job::{parse, ValidGeneration};
+use crate::mockup::MockupLibrary;
+use crate::output::{self, keys, OutputConfig, OutputSink};
+use crate::webhook::{Notifier, WebhookEvent};
+use image::RgbaImage;
+use sha2::{Digest, Sha256};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::Instrument;
+
+mod mockups;
+
+/// One job as a door hands it over.
+#[derive(Debug)]
+pub struct JobRequest {
+    /// The job body, unparsed (so one bad record fails alone).
+    pub body: serde_json::Value,
+    /// The delivery's id (RunPod job id, SQS message id, a fresh UUID); the default job id.
+    pub delivery_id: String,
+    /// When the door received it (for `timings_ms.queued`).
+    pub received: Instant,
+    /// Set to cancel between denoising steps.
+    pub cancel: Arc<AtomicBool>,
+    /// Receives denoising progress when the door reports it.
+    pub progress: Option<tokio::sync::mpsc::UnboundedSender<Progress>>,
+}
+
+impl JobRequest {
+    pub fn new(body: serde_json::Value, delivery_id: impl Into<String>) -> Self {
+        JobRequest {
+            body,
+            delivery_id: delivery_id.into(),
+            received: Instant::now(),
+            cancel: Arc::new(AtomicBool::new(false)),
+            progress: None,
+        }
+    }
+}
+
+/// What the worker needs besides the engine.
+pub struct WorkerParts {
+    pub fetcher: Fetcher,
+    pub notifier: Arc<dyn Notifier>,
+    pub mockups: Arc<MockupLibrary>,
+    pub output: OutputConfig,
+    /// Destination of jobs that name none.
+    pub default_destination: String,
+    pub limits: Limits,
+    pub defaults: GenerationDefaults,
+}
+
+/// The pipeline. Cheap to share behind an `Arc`.
+pub struct Worker {
+    /// None when this process serves mockup-only jobs without a model.
+    engine: Option<EngineHandle>,
+    parts: WorkerParts,
+    cold: AtomicBool,
+}
+
+impl Worker {
+    pub fn new(engine: Option<EngineHandle>, parts: WorkerParts) -> Self {
+        Worker { engine, parts, cold: AtomicBool::new(true) }
+    }
+
+    pub fn engine(&self) -> Option<&EngineHandle> {
+        self.engine.as_ref()
+    }
+
+    fn engine_or_unavailable(&self) -> Result<&EngineHandle, JobError> {
+        self.engine.as_ref().ok_or_else(|| {
+            JobError::new(ErrorCode::ModelUnavailable, "this worker has no model loaded; it serves mockup-only jobs")
+        })
+    }
+
+    /// Run one job to its outcome. Never panics on bad input; every failure is an outcome.
+    pub async fn handle(&self, req: JobRequest) -> JobOutcome {
+        let fallback_id = job_id_hint(&req.body).unwrap_or_else(|| req.delivery_id.clone());
+        let job = match self.validate(&req) {
+            Ok(job) => job,
+            Err(e) => return JobOutcome::failed(fallback_id, e),
+        };
+        let span = tracing::info_span!("job", id = %job.id);
+        let outcome = self.run(&job, &req).instrument(span.clone()).await;
+        let status = if outcome.succeeded() { "succeeded" } else { "failed" };
+        tracing::info!(parent: &span, status, replayed = outcome.replayed, "job finished");
+        outcome
+    }
+
+    fn validate(&self, req: &JobRequest) -> Result<ValidJob, JobError> {
+        let spec = parse::job_from_value(req.body.clone())?;
+        validate::validate(spec, &req.delivery_id, &self.parts.limits, &self.parts.defaults)
+    }
+
+    async fn run(&self, job: &ValidJob, req: &JobRequest) -> JobOutcome {
+        let destination = job.output.destination.as_deref().unwrap_or(&self.parts.default_destination);
+        let sink = match output::open_sink(destination, &self.parts.output).await {
+            Ok(sink) => sink,
+            Err(e) => return self.finish_failed(job, e).await,
+        };
+        if let Some(mut stored) = output::load_succeeded(sink.as_ref(), &job.id).await {
+            tracing::info!(job_id = %job.id, "already succeeded; answering from result.json");
+            stored.replayed = true;
+            if let Some(hook) = &job.webhook {
+                stored.webhook = Some(self.parts.notifier.notify(hook, WebhookEvent::finished(&stored)).await);
+            }
+            return stored;
+        }
+        if let Some(hook) = &job.webhook {
+            self.parts.notifier.notify(hook, WebhookEvent::started(&job.id)).await;
+        }
+        match self.produce(job, req, sink.as_ref()).await {
+            Ok(outcome) => self.finish_succeeded(job, outcome, sink.as_ref()).await,
+            Err(e) => self.finish_failed(job, e).await,
+        }
+    }
+
+    /// Generate (or fetch the design), render mockups, store every file.
+    async fn produce(&self, job: &ValidJob, req: &JobRequest, sink: &dyn OutputSink) -> Result<JobOutcome, JobError> {
+        let started = Instant::now();
+        let mut timings = Timings { queued: Some(req.received.elapsed().as_millis() as u64), ..Timings::default() };
+        let cold = self.cold.swap(false, Ordering::Relaxed);
+        if let (true, Some(engine)) = (cold, &self.engine) {
+            timings.load = Some(engine.load_report().load_ms);
+        }
+        let mut outcome = JobOutcome::failed(job.id.clone(), JobError::internal("unfinished"));
+        outcome.error = None;
+        outcome.status = JobStatus::Succeeded;
+        outcome.cold_start = cold;
+
+        let designs: Vec<(RgbaImage, Option<u64>)> = match (&job.generation, &job.design) {
+            (Some(gen), _) => {
+                let generated = self.generate(gen, job, req, &mut timings).await?;
+                outcome.seed = Some(gen.seed);
+                outcome.model = self.engine.as_ref().map(|e| e.load_report().info.clone());
+                generated.images.into_iter().map(|g| (g.image, Some(g.seed))).collect()
+            }
+            (None, Some(design)) => {
+                let t = Instant::now();
+                let image = self.parts.fetcher.fetch_image(design, "design").await?;
+                timings.fetch_inputs = Some(t.elapsed().as_millis() as u64);
+                vec![(image, None)]
+            }
+            (None, None) => return Err(JobError::internal("validated job has neither prompt nor design")),
+        };
+        if job.generation.is_some() {
+            outcome.images = self.store_images(job, &designs, sink, &mut timings).await?;
+        }
+        if let Some(spec) = &job.mockups {
+            let first = designs.into_iter().next().map(|(img, _)| img).ok_or_else(|| JobError::internal("no design to place"))?;
+            let t = Instant::now();
+            outcome.mockups = mockups::render_and_store(&self.parts.mockups, job, spec, first, sink).await?;
+            timings.mockups = Some(t.elapsed().as_millis() as u64);
+        }
+        timings.total = started.elapsed().as_millis() as u64 + timings.queued.unwrap_or(0);
+        outcome.timings_ms = Some(timings);
+        Ok(outcome)
+    }
+
+    async fn generate(&self, gen: &ValidGeneration, job: &ValidJob, req: &JobRequest, timings: &mut Timings) -> Result<GenerateOutput, JobError> {
+        if gen.init_image.is_some() {
+            return Err(JobError::invalid("image", "image-to-image is not available in this version of merchgen"));
+        }
+        let request = GenerateRequest {
+            prompt: gen.prompt.clone(),
+            width: gen.width,
+            height: gen.height,
+            steps: gen.steps,
+            guidance: gen.guidance,
+            seed: gen.seed,
+            num_images: gen.num_images,
+            max_sequence_length: gen.max_sequence_length,
+        };
+        let progress = self.progress_forwarder(job, req);
+        let engine = self.engine_or_unavailable()?;
+        let out = engine.generate(request, req.cancel.clone(), progress).await?;
+        timings.encode_text = Some(out.timings.encode_text_ms);
+        timings.denoise = Some(out.timings.denoise_ms);
+        timings.decode = Some(out.timings.decode_ms);
+        Ok(out)
+    }
+
+    /// A progress channel that feeds the door's channel and, if subscribed, `job.progress` hooks.
+    fn progress_forwarder(&self, job: &ValidJob, req: &JobRequest) -> Option<tokio::sync::mpsc::UnboundedSender<Progress>> {
+        let hook = job.webhook.clone().filter(|h| h.events.contains(&crate::job::spec::WebhookEventKind::Progress));
+        if hook.is_none() && req.progress.is_none() {
+            return None;
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
+        let door = req.progress.clone();
+        let notifier = self.parts.notifier.clone();
+        let job_id = job.id.clone();
+        tokio::spawn(async move {
+            while let Some(p) = rx.recv().await {
+                if let Some(door) = &door {
+                    let _ = door.send(p);
+                }
+                if let Some(hook) = &hook {
+                    notifier.notify(hook, WebhookEvent::progress(&job_id, p.step, p.total)).await;
+                }
+            }
+        });
+        Some(tx)
+    }
+
+    async fn store_images(&self, job: &ValidJob, designs: &[(RgbaImage, Option<u64>)], sink: &dyn OutputSink, timings: &mut Timings) -> Result<Vec<ImageOutput>, JobError> {
+        let opts = EncodeOptions { format: job.output.format, jpeg_quality: job.output.jpeg_quality, dpi: None };
+        let images: Vec<RgbaImage> = designs.iter().map(|(img, _)| img.clone()).collect();
+        let t = Instant::now();
+        let encoded = encode_all(images, opts).await?;
+        timings.encode_images = Some(t.elapsed().as_millis() as u64);
+        let t = Instant::now();
+        let mut out = Vec::with_capacity(encoded.len());
+        for (i, (bytes, (img, seed))) in encoded.into_iter().zip(designs).enumerate() {
+            let key = keys::image(&job.id, i as u32, opts.format.extension());
+            let len = bytes.len() as u64;
+            let sha256 = hex::encode(Sha256::digest(&bytes));
+            let stored = sink.put(&key, bytes, opts.format.content_type()).await?;
+            out.push(ImageOutput {
+                url: stored.url,
+                key: stored.key,
+                seed: seed.unwrap_or_default(),
+                width: img.width(),
+                height: img.height(),
+                format: opts.format,
+                bytes: len,
+                sha256,
+                base64: stored.base64,
+            });
+        }
+        timings.upload = Some(t.elapsed().as_millis() as u64);
+        Ok(out)
+    }
+
+    async fn finish_succeeded(&self, job: &ValidJob, mut outcome: JobOutcome, sink: &dyn OutputSink) -> JobOutcome {
+        // result.json is written after every output, so its presence means the job is complete.
+        if let Err(e) = output::store_result(sink, &outcome).await {
+            return self.finish_failed(job, e.into()).await;
+        }
+        if let Some(hook) = &job.webhook {
+            let report = self.parts.notifier.notify(hook, WebhookEvent::finished(&outcome)).await;
+            let failed_for_good = !report.delivered && report.attempts > 0;
+            outcome.webhook = Some(report);
+            if failed_for_good {
+                tracing::warn!(job_id = %job.id, "completion webhook could not be delivered; recorded in result.json");
+                if let Err(e) = output::store_result(sink, &outcome).await {
+                    tracing::warn!(job_id = %job.id, error = %e, "could not record the webhook failure");
+                }
+            }
+        }
+        outcome
+    }
+
+    async fn finish_failed(&self, job: &ValidJob, error: JobError) -> JobOutcome {
+        tracing::warn!(job_id = %job.id, code = %error.code, message = %error.message, "job failed");
+        let mut outcome = JobOutcome::failed(job.id.clone(), error);
+        if let Some(hook) = &job.webhook {
+            outcome.webhook = Some(self.parts.notifier.notify(hook, WebhookEvent::finished(&outcome)).await);
+        }
+        outcome
+    }
+}
+
+/// Encode images on blocking threads (CPU work).
+pub async fn encode_all(images: Vec<RgbaImage>, opts: EncodeOptions) -> Result<Vec<Vec<u8>>, JobError> {
+    tokio::task::spawn_blocking(move || {
+        use rayon::prelude::*;
+        images.par_iter().map(|img| encode::encode(img, &opts)).collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|e| JobError::internal(format!("encoder task failed: {e}")))?
+    .map_err(|e| JobError::new(ErrorCode::Internal, format!("image encoding failed: {e}")))
+}
+
+/// The job's own id when the body has a usable one, so even invalid jobs report it.
+fn job_id_hint(body: &serde_json::Value) -> Option<String> {
+    let id = body.get("id")?.as_str()?;
+    let ok = (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    ok.then(|| id.to_owned())
+}
+
