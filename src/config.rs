@@ -22,7 +22,13 @@ pub struct Config {
     #[arg(long, env = "MERCHGEN_DEVICE", default_value = "auto", global = true)]
     pub device: String,
     /// Transformer weights: `auto` (dense if it fits in free device memory), `bf16`, `quantized`.
-    #[arg(long, env = "MERCHGEN_WEIGHTS", value_enum, default_value = "auto", global = true)]
+    #[arg(
+        long,
+        env = "MERCHGEN_WEIGHTS",
+        value_enum,
+        default_value = "auto",
+        global = true
+    )]
     pub weights: WeightsMode,
     /// Most images denoised in one batch.
     #[arg(long, env = "MERCHGEN_MAX_BATCH", default_value_t = 4, global = true)]
@@ -40,20 +46,40 @@ pub struct Config {
     #[arg(long, env = "MERCHGEN_MAX_SIDE", default_value_t = 2048, global = true)]
     pub max_side: u32,
     /// Log format: `auto` (JSON when deployed, text on a terminal), `json` or `text`.
-    #[arg(long, env = "MERCHGEN_LOG_FORMAT", default_value = "auto", global = true)]
+    #[arg(
+        long,
+        env = "MERCHGEN_LOG_FORMAT",
+        default_value = "auto",
+        global = true
+    )]
     pub log_format: String,
     /// Seconds a job in flight may take to finish after SIGTERM before it is cancelled.
-    #[arg(long, env = "MERCHGEN_SHUTDOWN_GRACE_SECS", default_value_t = 30, global = true)]
+    #[arg(
+        long,
+        env = "MERCHGEN_SHUTDOWN_GRACE_SECS",
+        default_value_t = 30,
+        global = true
+    )]
     pub shutdown_grace_secs: u64,
 
     /// S3 endpoint for S3-compatible stores (`AWS_ENDPOINT_URL` also works).
     #[arg(long, env = "MERCHGEN_S3_ENDPOINT", global = true)]
     pub s3_endpoint: Option<String>,
     /// Use path-style S3 URLs (most S3-compatible servers need it).
-    #[arg(long, env = "MERCHGEN_S3_PATH_STYLE", default_value_t = false, global = true)]
+    #[arg(
+        long,
+        env = "MERCHGEN_S3_PATH_STYLE",
+        default_value_t = false,
+        global = true
+    )]
     pub s3_path_style: bool,
     /// Lifetime of presigned output URLs, in seconds.
-    #[arg(long, env = "MERCHGEN_PRESIGN_EXPIRY_SECS", default_value_t = 86_400, global = true)]
+    #[arg(
+        long,
+        env = "MERCHGEN_PRESIGN_EXPIRY_SECS",
+        default_value_t = 86_400,
+        global = true
+    )]
     pub presign_expiry_secs: u64,
     /// Public base URL of the bucket; when set, output URLs are plain instead of presigned.
     #[arg(long, env = "MERCHGEN_PUBLIC_BASE_URL", global = true)]
@@ -64,26 +90,56 @@ pub struct Config {
 
     /// Comma-separated CIDRs that input URLs and webhooks may reach despite the private-address
     /// rules, e.g. `10.0.0.0/8` for a private deployment.
-    #[arg(long, env = "MERCHGEN_FETCH_ALLOW", value_delimiter = ',', global = true)]
+    #[arg(
+        long,
+        env = "MERCHGEN_FETCH_ALLOW",
+        value_delimiter = ',',
+        global = true
+    )]
     pub fetch_allow: Vec<ipnet::IpNet>,
     /// Timeout for fetching one input, in seconds.
-    #[arg(long, env = "MERCHGEN_FETCH_TIMEOUT_SECS", default_value_t = 30, global = true)]
+    #[arg(
+        long,
+        env = "MERCHGEN_FETCH_TIMEOUT_SECS",
+        default_value_t = 30,
+        global = true
+    )]
     pub fetch_timeout_secs: u64,
     /// Largest input image, in bytes.
     #[arg(long, env = "MERCHGEN_FETCH_MAX_BYTES", default_value_t = 32 * 1024 * 1024, global = true)]
     pub fetch_max_bytes: usize,
 
     /// Webhook signing secret (`whsec_<base64>`).
-    #[arg(long, env = "MERCHGEN_WEBHOOK_SECRET", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "MERCHGEN_WEBHOOK_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
     pub webhook_secret: Option<Secret>,
     /// Attempts per webhook delivery (first try included).
-    #[arg(long, env = "MERCHGEN_WEBHOOK_ATTEMPTS", default_value_t = 5, global = true)]
+    #[arg(
+        long,
+        env = "MERCHGEN_WEBHOOK_ATTEMPTS",
+        default_value_t = 5,
+        global = true
+    )]
     pub webhook_attempts: u32,
     /// First webhook retry backoff in milliseconds (doubles per attempt, with jitter).
-    #[arg(long, env = "MERCHGEN_WEBHOOK_BACKOFF_MS", default_value_t = 500, global = true)]
+    #[arg(
+        long,
+        env = "MERCHGEN_WEBHOOK_BACKOFF_MS",
+        default_value_t = 500,
+        global = true
+    )]
     pub webhook_backoff_ms: u64,
     /// Timeout of one webhook attempt, in seconds.
-    #[arg(long, env = "MERCHGEN_WEBHOOK_TIMEOUT_SECS", default_value_t = 10, global = true)]
+    #[arg(
+        long,
+        env = "MERCHGEN_WEBHOOK_TIMEOUT_SECS",
+        default_value_t = 10,
+        global = true
+    )]
     pub webhook_timeout_secs: u64,
 }
 
@@ -99,7 +155,8 @@ impl Config {
 
     /// Start-up checks of cross-field mistakes, with how to fix them.
     pub fn check(&self) -> anyhow::Result<()> {
-        if self.min_side > self.max_side || self.min_side < 16 || self.min_side % 16 != 0 {
+        if self.min_side > self.max_side || self.min_side < 16 || !self.min_side.is_multiple_of(16)
+        {
             anyhow::bail!(
                 "MERCHGEN_MIN_SIDE ({}) must be a multiple of 16, at least 16 and not above MERCHGEN_MAX_SIDE ({})",
                 self.min_side,
@@ -169,13 +226,20 @@ fn hf_cache_dir() -> PathBuf {
     if runpod.is_dir() {
         return runpod;
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp"));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
     home.join(".cache/huggingface/hub")
 }
 
 fn env_flag(name: &str) -> bool {
     std::env::var(name)
-        .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+        .map(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "1" | "true" | "yes" | "on"
+            )
+        })
         .unwrap_or(false)
 }
 
@@ -191,5 +255,7 @@ pub fn on_runpod() -> bool {
 
 /// The SQS queue URL when this host should consume one.
 pub fn sqs_queue_url() -> Option<String> {
-    std::env::var("MERCHGEN_SQS_QUEUE_URL").ok().filter(|u| !u.is_empty())
+    std::env::var("MERCHGEN_SQS_QUEUE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
 }

@@ -13,7 +13,9 @@ use std::collections::HashMap;
 use std::path::Path;
 
 /// How transformer weights are held on the device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum WeightsMode {
     /// Dense if the dequantized weights fit in free device memory, else quantized.
@@ -26,15 +28,15 @@ pub enum WeightsMode {
 
 /// The transformer in one of the two modes.
 pub enum Transformer {
-    Dense(flux::model::Flux),
-    Quantized(flux::quantized_model::Flux),
+    Dense(Box<flux::model::Flux>),
+    Quantized(Box<flux::quantized_model::Flux>),
 }
 
 impl Transformer {
     pub fn as_forward(&self) -> &dyn flux::WithForward {
         match self {
-            Transformer::Dense(m) => m,
-            Transformer::Quantized(m) => m,
+            Transformer::Dense(m) => m.as_ref(),
+            Transformer::Quantized(m) => m.as_ref(),
         }
     }
 }
@@ -49,8 +51,10 @@ pub struct GgufSummary {
 
 /// Read tensor names, shapes and types of a GGUF without loading data.
 pub fn gguf_summary(path: &Path) -> Result<GgufSummary> {
-    let mut file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let content = gguf_file::Content::read(&mut file).with_context(|| format!("reading GGUF header of {}", path.display()))?;
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let content = gguf_file::Content::read(&mut file)
+        .with_context(|| format!("reading GGUF header of {}", path.display()))?;
     let mut shapes = Shapes::new();
     let mut by_type: HashMap<GgmlDType, u64> = HashMap::new();
     for (name, info) in &content.tensor_infos {
@@ -93,11 +97,19 @@ pub fn mmap_safetensors(path: &Path, dtype: DType, device: &Device) -> Result<Va
 }
 
 /// Load the transformer. `dense` picks the mode; `dtype` is the dense compute dtype.
-pub fn load_transformer(path: &Path, cfg: &flux::model::Config, dense: bool, dtype: DType, device: &Device) -> Result<Transformer> {
+pub fn load_transformer(
+    path: &Path,
+    cfg: &flux::model::Config,
+    dense: bool,
+    dtype: DType,
+    device: &Device,
+) -> Result<Transformer> {
     if !dense {
         let vb = quantized_var_builder::VarBuilder::from_gguf(path, device)
             .with_context(|| format!("reading {}", path.display()))?;
-        return Ok(Transformer::Quantized(flux::quantized_model::Flux::new(cfg, vb)?));
+        return Ok(Transformer::Quantized(Box::new(
+            flux::quantized_model::Flux::new(cfg, vb)?,
+        )));
     }
     let mut file = std::fs::File::open(path)?;
     let content = gguf_file::Content::read(&mut file)?;
@@ -108,13 +120,21 @@ pub fn load_transformer(path: &Path, cfg: &flux::model::Config, dense: bool, dty
         tensors.insert(name.clone(), q.dequantize(device)?.to_dtype(dtype)?);
     }
     let vb = VarBuilder::from_tensors(tensors, dtype, device);
-    Ok(Transformer::Dense(flux::model::Flux::new(cfg, vb)?))
+    Ok(Transformer::Dense(Box::new(flux::model::Flux::new(
+        cfg, vb,
+    )?)))
 }
 
 /// Load the VAE from `ae.safetensors`.
-pub fn load_vae(path: &Path, cfg: &flux::autoencoder::Config, dtype: DType, device: &Device) -> Result<flux::autoencoder::AutoEncoder> {
+pub fn load_vae(
+    path: &Path,
+    cfg: &flux::autoencoder::Config,
+    dtype: DType,
+    device: &Device,
+) -> Result<flux::autoencoder::AutoEncoder> {
     let vb = mmap_safetensors(path, dtype, device)?;
-    flux::autoencoder::AutoEncoder::new(cfg, vb).with_context(|| format!("loading VAE {}", path.display()))
+    flux::autoencoder::AutoEncoder::new(cfg, vb)
+        .with_context(|| format!("loading VAE {}", path.display()))
 }
 
 /// Bytes of memory the device has free, if it can tell.
@@ -160,9 +180,24 @@ mod tests {
     #[test]
     fn choose_dense_follows_mode_and_memory() {
         assert!(choose_dense(WeightsMode::Bf16, 1, DType::BF16, None));
-        assert!(!choose_dense(WeightsMode::Quantized, 1, DType::BF16, Some(u64::MAX)));
-        assert!(!choose_dense(WeightsMode::Auto, 12_000_000_000, DType::BF16, Some(20 << 30)));
-        assert!(choose_dense(WeightsMode::Auto, 12_000_000_000, DType::BF16, Some(80 << 30)));
+        assert!(!choose_dense(
+            WeightsMode::Quantized,
+            1,
+            DType::BF16,
+            Some(u64::MAX)
+        ));
+        assert!(!choose_dense(
+            WeightsMode::Auto,
+            12_000_000_000,
+            DType::BF16,
+            Some(20 << 30)
+        ));
+        assert!(choose_dense(
+            WeightsMode::Auto,
+            12_000_000_000,
+            DType::BF16,
+            Some(80 << 30)
+        ));
         assert!(!choose_dense(WeightsMode::Auto, 1, DType::F32, None));
     }
 }
