@@ -24,34 +24,58 @@ pub async fn start_engine(config: &Config) -> Result<EngineHandle, EngineError> 
     let model = config.model.clone();
     let hub_settings = config.hub_settings();
     let device_spec = config.device.clone();
-    let opts = LoadOptions { weights: config.weights, max_batch: config.max_batch };
+    let opts = LoadOptions {
+        weights: config.weights,
+        max_batch: config.max_batch,
+    };
     EngineHandle::start(move || {
         let resolved = hub::resolve(&model, &hub_settings, true)
             .map_err(|e| EngineError::ModelUnavailable(e.to_string()))?;
-        let device = engine::device::open(&device_spec).map_err(|e| EngineError::Failed(e.to_string()))?;
-        let pipeline = FluxPipeline::load(&resolved, &device, &opts).map_err(EngineError::from_candle)?;
+        let device =
+            engine::device::open(&device_spec).map_err(|e| EngineError::Failed(e.to_string()))?;
+        let pipeline =
+            FluxPipeline::load(&resolved, &device, &opts).map_err(EngineError::from_candle)?;
         Ok(Box::new(pipeline) as Box<dyn Generator>)
     })
     .await
 }
 
 /// Build the worker around an engine (or none, for mockup-only local runs).
-pub fn build_worker(config: &Config, engine: Option<EngineHandle>, door: Door, default_destination: String) -> anyhow::Result<Worker> {
-    let fetcher = Fetcher::new(config.fetch_config(door == Door::Invoke)).context("starting the HTTP client for inputs")?;
-    let notifier = HttpNotifier::new(config.webhook_config()).context("starting the webhook client")?;
-    let mockups = MockupLibrary::load(config.templates.as_deref()).context("loading mockup templates")?;
+pub fn build_worker(
+    config: &Config,
+    engine: Option<EngineHandle>,
+    door: Door,
+    default_destination: String,
+) -> anyhow::Result<Worker> {
     let defaults = engine
         .as_ref()
         .map(|e| e.load_report().defaults.clone())
         .unwrap_or_default();
-    let parts = WorkerParts {
+    let parts = build_parts(config, door, default_destination, defaults)?;
+    Ok(Worker::new(engine, parts))
+}
+
+/// Everything the worker needs besides the engine (callers may adjust it before `Worker::new`).
+pub fn build_parts(
+    config: &Config,
+    door: Door,
+    default_destination: String,
+    defaults: GenerationDefaults,
+) -> anyhow::Result<WorkerParts> {
+    let fetcher = Fetcher::new(config.fetch_config(door == Door::Invoke))
+        .context("starting the HTTP client for inputs")?;
+    let notifier =
+        HttpNotifier::new(config.webhook_config()).context("starting the webhook client")?;
+    let mockups =
+        MockupLibrary::load(config.templates.as_deref()).context("loading mockup templates")?;
+    Ok(WorkerParts {
         fetcher,
         notifier: Arc::new(notifier),
         mockups: Arc::new(mockups),
         output: config.output_config(),
         default_destination,
         limits: config.limits(),
-        defaults: GenerationDefaults { ..defaults },
-    };
-    Ok(Worker::new(engine, parts))
+        defaults,
+        initial_noise: None,
+    })
 }

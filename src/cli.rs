@@ -26,6 +26,10 @@ pub enum Command {
         /// Folder for outputs of jobs that name no destination.
         #[arg(long, default_value = "out")]
         out: String,
+        /// Start from given noise: a safetensors file with `noise` (num_images, 16, h/8, w/8)
+        /// and, for image-to-image, `vae_noise` (1, 16, h/8, w/8). For parity runs.
+        #[arg(long)]
+        initial_noise: Option<PathBuf>,
     },
     /// Model cache: list presets, verify, fetch into the cache, or write a tiny test model.
     Models {

@@ -144,7 +144,9 @@ mod tests {
     use super::*;
 
     fn sample(alpha: u8) -> RgbaImage {
-        RgbaImage::from_fn(32, 16, |x, y| image::Rgba([x as u8 * 8, y as u8 * 16, 77, alpha]))
+        RgbaImage::from_fn(32, 16, |x, y| {
+            image::Rgba([x as u8 * 8, y as u8 * 16, 77, alpha])
+        })
     }
 
     #[test]

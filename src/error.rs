@@ -132,7 +132,13 @@ mod tests {
     fn error_codes_are_pinned() {
         let wire: Vec<String> = ErrorCode::ALL
             .iter()
-            .map(|c| serde_json::to_value(c).unwrap().as_str().unwrap().to_owned())
+            .map(|c| {
+                serde_json::to_value(c)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
             .collect();
         assert_eq!(
             wire,

@@ -11,7 +11,10 @@ fn main() {
         eprintln!("merchgen: {e}");
         std::process::exit(2);
     }
-    let code = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let code = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt.block_on(dispatch(cli)),
         Err(e) => {
             eprintln!("merchgen: cannot start the async runtime: {e}");
@@ -24,13 +27,19 @@ fn main() {
 async fn dispatch(cli: Cli) -> i32 {
     let config = cli.config;
     match &cli.command {
-        Some(Command::Invoke { file, out }) => commands::invoke::run(&config, file, out).await,
+        Some(Command::Invoke { file, out, initial_noise }) => {
+            commands::invoke::run(&config, file, out, initial_noise.as_deref()).await
+        }
         Some(Command::Models { action }) => {
             let config = config.clone();
             let action = action.clone();
-            tokio::task::spawn_blocking(move || commands::models::run(&config, &action)).await.unwrap_or(1)
+            tokio::task::spawn_blocking(move || commands::models::run(&config, &action))
+                .await
+                .unwrap_or(1)
         }
-        Some(Command::Bench { what, pipeline }) => commands::bench::run(&config, what.as_ref(), pipeline),
+        Some(Command::Bench { what, pipeline }) => {
+            commands::bench::run(&config, what.as_ref(), pipeline)
+        }
         None => {
             if config::on_runpod() || config::on_lambda() || config::sqs_queue_url().is_some() {
                 eprintln!("merchgen: this build has no RunPod, Lambda or SQS door yet; see `merchgen --help`");

@@ -37,9 +37,19 @@ fn bench_model(config: &Config, p: &PipelineBench) -> Result<()> {
     let device = engine::device::open(&config.device)?;
     let t = Instant::now();
     let model = hub::resolve(&config.model, &config.hub_settings(), true)?;
-    let mut pipeline = FluxPipeline::load(&model, &device, &LoadOptions { weights: config.weights, max_batch: config.max_batch })?;
+    let mut pipeline = FluxPipeline::load(
+        &model,
+        &device,
+        &LoadOptions {
+            weights: config.weights,
+            max_batch: config.max_batch,
+        },
+    )?;
     let report = pipeline.load_report().clone();
-    println!("model {} ({}), weights {}, device {}", report.info.preset, report.source, report.info.weights, report.info.device);
+    println!(
+        "model {} ({}), weights {}, device {}",
+        report.info.preset, report.source, report.info.weights, report.info.device
+    );
     println!("load: {:.1} ms, {:.3} GB", ms(t), report.bytes as f64 / 1e9);
     let req = GenerateRequest {
         prompt: "a corgi astronaut, bold outlines, sticker".into(),
@@ -50,15 +60,23 @@ fn bench_model(config: &Config, p: &PipelineBench) -> Result<()> {
         seed: 42,
         num_images: p.images,
         max_sequence_length: report.defaults.max_sequence_length,
+        init: None,
+        noise: None,
     };
     let cancel = AtomicBool::new(false);
     for i in 0..=p.iterations {
-        let out = pipeline.generate(&req, &cancel, &mut |_, _| {}).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let out = pipeline
+            .generate(&req, &cancel, &mut |_, _| {})
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let t = Instant::now();
         for g in &out.images {
             encode::encode(&g.image, &EncodeOptions::default())?;
         }
-        let label = if i == 0 { "warm-up".to_owned() } else { format!("run {i}") };
+        let label = if i == 0 {
+            "warm-up".to_owned()
+        } else {
+            format!("run {i}")
+        };
         println!(
             "{label}: {}x{} x{} steps {}: encode_text {} ms, steps {:?} ms, denoise {} ms, decode {} ms, png {:.1} ms",
             p.width, p.height, p.images, p.steps, out.timings.encode_text_ms, out.timings.step_ms,
@@ -72,7 +90,11 @@ fn bench_random(config: &Config, p: &PipelineBench) -> Result<()> {
     let device = engine::device::open(&config.device)?;
     let dtype = engine::device::dense_dtype(&device);
     let (cfg, vae_cfg, txt_len) = match p.scale.as_str() {
-        "full" => (flux::model::Config::schnell(), flux::autoencoder::Config::schnell(), 256),
+        "full" => (
+            flux::model::Config::schnell(),
+            flux::autoencoder::Config::schnell(),
+            256,
+        ),
         "tiny" => (tiny_flux_config(), tiny_vae_config(), 32),
         other => anyhow::bail!("--scale must be `full` or `tiny`, not {other}"),
     };
@@ -80,12 +102,22 @@ fn bench_random(config: &Config, p: &PipelineBench) -> Result<()> {
     let vm = VarMap::new();
     let model = flux::model::Flux::new(&cfg, VarBuilder::from_varmap(&vm, dtype, &device))?;
     let vae_vm = VarMap::new();
-    let vae = flux::autoencoder::AutoEncoder::new(&vae_cfg, VarBuilder::from_varmap(&vae_vm, dtype, &device))?;
-    println!("random {} FLUX on {} in {:?}: built in {:.0} ms", p.scale, engine::device::name(&device), dtype, ms(t));
+    let vae = flux::autoencoder::AutoEncoder::new(
+        &vae_cfg,
+        VarBuilder::from_varmap(&vae_vm, dtype, &device),
+    )?;
+    println!(
+        "random {} FLUX on {} in {:?}: built in {:.0} ms",
+        p.scale,
+        engine::device::name(&device),
+        dtype,
+        ms(t)
+    );
     let b = p.images as usize;
     let (h, w) = (p.height as usize, p.width as usize);
     let noise = engine::noise::initial_latents(42, b, h, w, &device)?.to_dtype(dtype)?;
-    let txt = Tensor::randn(0f32, 1.0, (1, txt_len, cfg.context_in_dim), &device)?.to_dtype(dtype)?;
+    let txt =
+        Tensor::randn(0f32, 1.0, (1, txt_len, cfg.context_in_dim), &device)?.to_dtype(dtype)?;
     let vec = Tensor::randn(0f32, 1.0, (1, cfg.vec_in_dim), &device)?.to_dtype(dtype)?;
     let state = flux::sampling::State::new(&txt, &vec, &noise)?;
     let timesteps = flux::sampling::get_schedule(p.steps as usize, None);
@@ -95,7 +127,16 @@ fn bench_random(config: &Config, p: &PipelineBench) -> Result<()> {
         for window in timesteps.windows(2) {
             let t = Instant::now();
             let t_vec = Tensor::full(window[0] as f32, b, &device)?;
-            let pred = flux::WithForward::forward(&model, &img, &state.img_ids, &state.txt, &state.txt_ids, &t_vec, &state.vec, None)?;
+            let pred = flux::WithForward::forward(
+                &model,
+                &img,
+                &state.img_ids,
+                &state.txt,
+                &state.txt_ids,
+                &t_vec,
+                &state.vec,
+                None,
+            )?;
             img = (img + (pred * (window[1] - window[0]))?)?;
             device.synchronize()?;
             steps.push(format!("{:.1}", ms(t)));
@@ -106,8 +147,15 @@ fn bench_random(config: &Config, p: &PipelineBench) -> Result<()> {
         device.synchronize()?;
         let decode = ms(t);
         drop(pixels);
-        let label = if i == 0 { "warm-up".to_owned() } else { format!("run {i}") };
-        println!("{label}: {w}x{h} x{b}: steps [{}] ms, vae decode {decode:.1} ms", steps.join(", "));
+        let label = if i == 0 {
+            "warm-up".to_owned()
+        } else {
+            format!("run {i}")
+        };
+        println!(
+            "{label}: {w}x{h} x{b}: steps [{}] ms, vae decode {decode:.1} ms",
+            steps.join(", ")
+        );
     }
     Ok(())
 }
@@ -130,12 +178,19 @@ fn tiny_flux_config() -> flux::model::Config {
 }
 
 fn tiny_vae_config() -> flux::autoencoder::Config {
-    flux::autoencoder::Config { ch: 32, ch_mult: vec![1, 1, 1, 1], num_res_blocks: 1, ..flux::autoencoder::Config::schnell() }
+    flux::autoencoder::Config {
+        ch: 32,
+        ch_mult: vec![1, 1, 1, 1],
+        num_res_blocks: 1,
+        ..flux::autoencoder::Config::schnell()
+    }
 }
 
 fn bench_mockups(size: u32, iterations: u32) -> Result<()> {
     let path = "events/assets/design.png";
-    let design = image::open(path).with_context(|| format!("reading the sample design {path}"))?.to_rgba8();
+    let design = image::open(path)
+        .with_context(|| format!("reading the sample design {path}"))?
+        .to_rgba8();
     let _ = (design, size, iterations);
     anyhow::bail!("mockup benchmark: wiring pending")
 }

@@ -4,10 +4,12 @@
 use crate::app::{self, Door};
 use crate::config::Config;
 use crate::intake::local;
+use crate::engine::NoiseOverride;
 use crate::job::outcome::JobOutcome;
+use crate::worker::Worker;
 use std::path::Path;
 
-pub async fn run(config: &Config, file: &Path, out: &str) -> i32 {
+pub async fn run(config: &Config, file: &Path, out: &str, initial_noise: Option<&Path>) -> i32 {
     let bytes = match std::fs::read(file) {
         Ok(b) => b,
         Err(e) => {
@@ -17,7 +19,12 @@ pub async fn run(config: &Config, file: &Path, out: &str) -> i32 {
     };
     let event = match local::read_event(&bytes) {
         Ok(event) => event,
-        Err(e) => return print_outcomes(&serde_json::to_value(JobOutcome::failed("unknown", e)).unwrap_or_default(), false),
+        Err(e) => {
+            return print_outcomes(
+                &serde_json::to_value(JobOutcome::failed("unknown", e)).unwrap_or_default(),
+                false,
+            )
+        }
     };
     let engine = if local::needs_model(&event) {
         match app::start_engine(config).await {
@@ -33,8 +40,19 @@ pub async fn run(config: &Config, file: &Path, out: &str) -> i32 {
         None
     };
     let destination = config.output.clone().unwrap_or_else(|| out.to_owned());
-    let worker = match app::build_worker(config, engine, Door::Invoke, destination) {
-        Ok(w) => w,
+    let noise = match initial_noise.map(NoiseOverride::load).transpose() {
+        Ok(noise) => noise,
+        Err(e) => {
+            eprintln!("merchgen invoke: --initial-noise: {e:#}");
+            return 2;
+        }
+    };
+    let defaults = engine.as_ref().map(|e| e.load_report().defaults.clone()).unwrap_or_default();
+    let worker = match app::build_parts(config, Door::Invoke, destination, defaults) {
+        Ok(mut parts) => {
+            parts.initial_noise = noise;
+            Worker::new(engine, parts)
+        }
         Err(e) => {
             eprintln!("merchgen: {e:#}");
             return 2;
@@ -47,7 +65,10 @@ pub async fn run(config: &Config, file: &Path, out: &str) -> i32 {
 }
 
 fn print_outcomes(value: &serde_json::Value, ok: bool) -> i32 {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
     if ok {
         0
     } else {

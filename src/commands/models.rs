@@ -10,7 +10,10 @@ pub fn run(config: &Config, action: &ModelsAction) -> i32 {
         ModelsAction::List => {
             println!("cache: {}", hub_settings.cache_dir.display());
             for p in presets::all() {
-                let offline = hub::HubSettings { offline: true, ..hub_settings.clone() };
+                let offline = hub::HubSettings {
+                    offline: true,
+                    ..hub_settings.clone()
+                };
                 let state = match hub::resolve(p.name, &offline, false) {
                     Ok(m) => format!("cached, {:.2} GB", m.total_bytes() as f64 / 1e9),
                     Err(_) => "not cached".to_owned(),
@@ -34,7 +37,10 @@ pub fn run(config: &Config, action: &ModelsAction) -> i32 {
         }
         ModelsAction::Tiny { out, seed, layout } => match tiny::write(out, *seed, *layout) {
             Ok(dir) => {
-                println!("tiny model written to {} (its images are noise)", dir.display());
+                println!(
+                    "tiny model written to {} (its images are noise)",
+                    dir.display()
+                );
                 0
             }
             Err(e) => {
@@ -49,18 +55,36 @@ pub fn run(config: &Config, action: &ModelsAction) -> i32 {
 fn verify(model: &hub::ResolvedModel) -> Result<String, hub::ModelError> {
     use crate::engine::manifest::Role;
     use crate::engine::weights;
-    let bad = |role: Role, e: String| hub::ModelError::Manifest { path: model.path(role).display().to_string(), reason: e };
+    let bad = |role: Role, e: String| hub::ModelError::Manifest {
+        path: model.path(role).display().to_string(),
+        reason: e,
+    };
     for role in Role::ALL {
         let path = model.path(role);
         let check = match role {
-            Role::Transformer | Role::T5 => weights::gguf_summary(path).map(|_| ()).map_err(|e| format!("{e:#}")),
-            Role::Vae | Role::Clip => weights::safetensors_shapes(path).map(|_| ()).map_err(|e| format!("{e:#}")),
+            Role::Transformer | Role::T5 => weights::gguf_summary(path)
+                .map(|_| ())
+                .map_err(|e| format!("{e:#}")),
+            Role::Vae | Role::Clip => weights::safetensors_shapes(path)
+                .map(|_| ())
+                .map_err(|e| format!("{e:#}")),
             Role::ClipConfig | Role::T5Config => std::fs::read(path)
                 .map_err(|e| e.to_string())
-                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).map(|_| ()).map_err(|e| e.to_string())),
-            Role::ClipTokenizer | Role::T5Tokenizer => tokenizers::Tokenizer::from_file(path).map(|_| ()).map_err(|e| e.to_string()),
+                .and_then(|b| {
+                    serde_json::from_slice::<serde_json::Value>(&b)
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                }),
+            Role::ClipTokenizer | Role::T5Tokenizer => tokenizers::Tokenizer::from_file(path)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
         };
         check.map_err(|e| bad(role, e))?;
     }
-    Ok(format!("{}: every file present and readable, {:.2} GB ({})", model.manifest.name, model.total_bytes() as f64 / 1e9, model.source))
+    Ok(format!(
+        "{}: every file present and readable, {:.2} GB ({})",
+        model.manifest.name,
+        model.total_bytes() as f64 / 1e9,
+        model.source
+    ))
 }

@@ -3,17 +3,21 @@
 //! VAE decode, `num_images` variations batched.
 
 use super::hub::ResolvedModel;
+use super::img2img;
 use super::infer;
 use super::manifest::{Role, Schedule};
 use super::noise;
 use super::text::{ClipEncoder, T5Encoder};
 use super::weights::{self, Transformer, WeightsMode};
-use super::{EngineError, GenerateOutput, GenerateRequest, GeneratedImage, Generator, LoadReport, StageTimings, StepCallback};
+use super::{
+    EngineError, GenerateOutput, GenerateRequest, GeneratedImage, Generator, LoadReport,
+    StageTimings, StepCallback,
+};
 use crate::job::outcome::ModelInfo;
 use crate::job::validate::GenerationDefaults;
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
-use candle_transformers::models::flux::{self as cflux, autoencoder::AutoEncoder, sampling};
+use candle_transformers::models::flux::{self as cflux, autoencoder::{self, AutoEncoder}, sampling};
 use image::RgbaImage;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -33,6 +37,10 @@ pub struct FluxPipeline {
     vae_dtype: DType,
     transformer: Transformer,
     vae: AutoEncoder,
+    /// The VAE's encoder again, called directly so image-to-image draws its own posterior noise.
+    vae_encoder: autoencoder::Encoder,
+    vae_shift: f64,
+    vae_scale: f64,
     clip: ClipEncoder,
     t5: T5Encoder,
     schedule: Schedule,
@@ -51,13 +59,39 @@ impl FluxPipeline {
         let free = weights::free_device_memory(device);
         let dense = weights::choose_dense(opts.weights, summary.params, dense_dtype, free);
         let act_dtype = if dense { dense_dtype } else { DType::F32 };
-        tracing::info!(hidden = cfg.hidden_size, double = cfg.depth, single = cfg.depth_single_blocks,
-            params = summary.params, dense, free_bytes = free, "loading FLUX transformer");
-        let transformer = weights::load_transformer(model.path(Role::Transformer), &cfg, dense, dense_dtype, device)?;
-        let vae_cfg = infer::vae_config(&weights::safetensors_shapes(model.path(Role::Vae))?, &m.vae)?;
+        tracing::info!(
+            hidden = cfg.hidden_size,
+            double = cfg.depth,
+            single = cfg.depth_single_blocks,
+            params = summary.params,
+            dense,
+            free_bytes = free,
+            "loading FLUX transformer"
+        );
+        let transformer = weights::load_transformer(
+            model.path(Role::Transformer),
+            &cfg,
+            dense,
+            dense_dtype,
+            device,
+        )?;
+        let vae_cfg =
+            infer::vae_config(&weights::safetensors_shapes(model.path(Role::Vae))?, &m.vae)?;
         let vae = weights::load_vae(model.path(Role::Vae), &vae_cfg, dense_dtype, device)?;
-        let clip = ClipEncoder::load(model.path(Role::Clip), model.path(Role::ClipConfig), model.path(Role::ClipTokenizer), dense_dtype, device)?;
-        let t5 = T5Encoder::load(model.path(Role::T5), model.path(Role::T5Config), model.path(Role::T5Tokenizer), device)?;
+        let vae_encoder = autoencoder::Encoder::new(&vae_cfg, weights::mmap_safetensors(model.path(Role::Vae), dense_dtype, device)?.pp("encoder"))?;
+        let clip = ClipEncoder::load(
+            model.path(Role::Clip),
+            model.path(Role::ClipConfig),
+            model.path(Role::ClipTokenizer),
+            dense_dtype,
+            device,
+        )?;
+        let t5 = T5Encoder::load(
+            model.path(Role::T5),
+            model.path(Role::T5Config),
+            model.path(Role::T5Tokenizer),
+            device,
+        )?;
         let weights_label = if dense {
             format!("{}-from-{}", dtype_name(dense_dtype), summary.main_type)
         } else {
@@ -88,18 +122,28 @@ impl FluxPipeline {
             vae_dtype: dense_dtype,
             transformer,
             vae,
+            vae_encoder,
+            vae_shift: m.vae.shift_factor,
+            vae_scale: m.vae.scale_factor,
             clip,
             t5,
             schedule: m.flux.schedule,
             // candle 0.11's quantized FLUX slices the image tokens out of the joint sequence as a
             // non-contiguous view, which its quantized final layer refuses for batches over 1.
-            max_batch: if dense { opts.max_batch.max(1) as usize } else { 1 },
+            max_batch: if dense {
+                opts.max_batch.max(1) as usize
+            } else {
+                1
+            },
             report,
         })
     }
 
     fn encode_text(&mut self, req: &GenerateRequest) -> Result<(Tensor, Tensor)> {
-        let t5 = self.t5.encode(&req.prompt, req.max_sequence_length as usize)?.to_dtype(self.act_dtype)?;
+        let t5 = self
+            .t5
+            .encode(&req.prompt, req.max_sequence_length as usize)?
+            .to_dtype(self.act_dtype)?;
         let clip = self.clip.encode(&req.prompt)?.to_dtype(self.act_dtype)?;
         Ok((t5, clip))
     }
@@ -116,13 +160,29 @@ impl FluxPipeline {
     }
 
     /// Denoise one batch of initial latents `(b, 16, h/8, w/8)`; returns packed latents.
-    fn denoise(&self, latents: &Tensor, text: &(Tensor, Tensor), req: &GenerateRequest, ctl: &mut Control<'_, '_>) -> Result<Tensor, EngineError> {
-        let state = sampling::State::new(&text.0, &text.1, &latents.to_dtype(self.act_dtype).map_err(EngineError::from_candle)?)
-            .map_err(EngineError::from_candle)?;
+    fn denoise(
+        &self,
+        latents: &Tensor,
+        text: &(Tensor, Tensor),
+        req: &GenerateRequest,
+        timesteps: &[f64],
+        ctl: &mut Control<'_, '_>,
+    ) -> Result<Tensor, EngineError> {
+        let state = sampling::State::new(
+            &text.0,
+            &text.1,
+            &latents
+                .to_dtype(self.act_dtype)
+                .map_err(EngineError::from_candle)?,
+        )
+        .map_err(EngineError::from_candle)?;
         let b = latents.dim(0).map_err(EngineError::from_candle)?;
-        let guidance = Tensor::full(req.guidance as f32, b, &self.device).map_err(EngineError::from_candle)?;
-        let timesteps = self.timesteps(req);
-        let mut img = state.img.to_dtype(DType::F32).map_err(EngineError::from_candle)?;
+        let guidance =
+            Tensor::full(req.guidance as f32, b, &self.device).map_err(EngineError::from_candle)?;
+        let mut img = state
+            .img
+            .to_dtype(DType::F32)
+            .map_err(EngineError::from_candle)?;
         let model = self.transformer.as_forward();
         for window in timesteps.windows(2) {
             if ctl.cancel.load(Ordering::Relaxed) {
@@ -133,7 +193,15 @@ impl FluxPipeline {
             let step = || -> candle_core::Result<Tensor> {
                 let t_vec = Tensor::full(t_curr as f32, b, &self.device)?;
                 let x = img.to_dtype(self.act_dtype)?;
-                let pred = model.forward(&x, &state.img_ids, &state.txt, &state.txt_ids, &t_vec, &state.vec, Some(&guidance))?;
+                let pred = model.forward(
+                    &x,
+                    &state.img_ids,
+                    &state.txt,
+                    &state.txt_ids,
+                    &t_vec,
+                    &state.vec,
+                    Some(&guidance),
+                )?;
                 // The Euler update in f32, as diffusers' scheduler upcasts.
                 img.add(&(pred.to_dtype(DType::F32)? * (t_prev - t_curr))?)
             };
@@ -143,8 +211,56 @@ impl FluxPipeline {
         Ok(img)
     }
 
+    /// Initial latents of images `first..first+count`: from the override when given, else drawn
+    /// from the seed on the CPU.
+    fn batch_noise(&self, req: &GenerateRequest, first: usize, count: usize) -> Result<Tensor> {
+        let (h, w) = (req.height as usize, req.width as usize);
+        match &req.noise {
+            Some(o) => {
+                let want = (req.num_images as usize, noise::LATENT_CHANNELS, h / 8, w / 8);
+                if o.latents.dims4()? != want {
+                    anyhow::bail!("--initial-noise has shape {:?}; this job needs {want:?}", o.latents.dims());
+                }
+                Ok(o.latents.narrow(0, first, count)?.to_device(&self.device)?)
+            }
+            None => Ok(noise::initial_latents(req.seed + first as u64, count, h, w, &self.device)?),
+        }
+    }
+
+    /// Scaled VAE latents `(1, 16, h/8, w/8)` of the request's photo, in f32.
+    fn encode_image(&self, init: &super::InitImage, req: &GenerateRequest) -> Result<Tensor> {
+        let photo = img2img::prepare(&init.image, req.width, req.height, init.fit);
+        let pixels = img2img::to_tensor(&photo, &self.device)?.to_dtype(self.vae_dtype)?;
+        let eps = req.noise.as_ref().and_then(|o| o.vae_eps.as_ref());
+        Ok(img2img::encode(&self.vae_encoder, &pixels, eps, req.seed, self.vae_shift, self.vae_scale)?)
+    }
+
+    /// Encode then decode a photo through the VAE (what image-to-image at strength ~0 returns).
+    pub fn vae_round_trip(&self, photo: &RgbaImage, seed: u64) -> Result<RgbaImage> {
+        let (w, h) = photo.dimensions();
+        let req = GenerateRequest {
+            prompt: String::new(),
+            width: w,
+            height: h,
+            steps: 1,
+            guidance: 0.0,
+            seed,
+            num_images: 1,
+            max_sequence_length: 1,
+            init: Some(super::InitImage { image: photo.clone(), strength: 1.0, fit: img2img::ImageFit::Cover }),
+            noise: None,
+        };
+        let x0 = self.encode_image(req.init.as_ref().expect("set above"), &req)?;
+        Ok(self.decode_latents(&x0)?.remove(0))
+    }
+
     fn decode(&self, packed: &Tensor, req: &GenerateRequest) -> Result<Vec<RgbaImage>> {
         let latents = sampling::unpack(packed, req.height as usize, req.width as usize)?;
+        self.decode_latents(&latents)
+    }
+
+    /// Scaled latents `(b, 16, h/8, w/8)` to RGBA images.
+    fn decode_latents(&self, latents: &Tensor) -> Result<Vec<RgbaImage>> {
         let pixels = self.vae.decode(&latents.to_dtype(self.vae_dtype)?)?;
         let pixels = ((pixels.to_dtype(DType::F32)?.clamp(-1f32, 1f32)? + 1.0)? * 127.5)?
             .round()?
@@ -153,9 +269,17 @@ impl FluxPipeline {
         let (n, _c, h, w) = pixels.dims4()?;
         (0..n)
             .map(|i| {
-                let rgb: Vec<u8> = pixels.get(i)?.permute((1, 2, 0))?.flatten_all()?.to_vec1()?;
-                let rgba: Vec<u8> = rgb.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect();
-                RgbaImage::from_raw(w as u32, h as u32, rgba).context("decoded image has the wrong size")
+                let rgb: Vec<u8> = pixels
+                    .get(i)?
+                    .permute((1, 2, 0))?
+                    .flatten_all()?
+                    .to_vec1()?;
+                let rgba: Vec<u8> = rgb
+                    .chunks_exact(3)
+                    .flat_map(|p| [p[0], p[1], p[2], 255])
+                    .collect();
+                RgbaImage::from_raw(w as u32, h as u32, rgba)
+                    .context("decoded image has the wrong size")
             })
             .collect()
     }
@@ -191,22 +315,50 @@ impl Generator for FluxPipeline {
         &self.report
     }
 
-    fn generate(&mut self, req: &GenerateRequest, cancel: &AtomicBool, on_step: StepCallback<'_>) -> Result<GenerateOutput, EngineError> {
+    fn generate(
+        &mut self,
+        req: &GenerateRequest,
+        cancel: &AtomicBool,
+        on_step: StepCallback<'_>,
+    ) -> Result<GenerateOutput, EngineError> {
         let mut timings = StageTimings::default();
         let started = Instant::now();
         let text = self.encode_text(req).map_err(EngineError::from_candle)?;
         timings.encode_text_ms = started.elapsed().as_millis() as u64;
+        let schedule = self.timesteps(req);
+        let (t_start, x0) = match &req.init {
+            Some(init) => {
+                let t_start = img2img::start_index(req.steps as usize, init.strength).ok_or_else(|| EngineError::Invalid {
+                    field: "strength".into(),
+                    message: "is too small to keep any denoising step".into(),
+                })?;
+                let t = Instant::now();
+                let x0 = self.encode_image(init, req).map_err(EngineError::from_candle)?;
+                timings.encode_image_ms = t.elapsed().as_millis() as u64;
+                (t_start, Some(x0))
+            }
+            None => (0, None),
+        };
+        let timesteps = &schedule[t_start..];
         let n = req.num_images as usize;
         let batches = n.div_ceil(self.max_batch);
-        let mut ctl = Control { cancel, on_step, done: 0, total: req.steps * batches as u32, step_ms: Vec::new() };
+        let mut ctl = Control {
+            cancel,
+            on_step,
+            done: 0,
+            total: (timesteps.len() as u32 - 1) * batches as u32,
+            step_ms: Vec::new(),
+        };
         let mut images = Vec::with_capacity(n);
         for first in (0..n).step_by(self.max_batch) {
             let count = self.max_batch.min(n - first);
             let seed = req.seed + first as u64;
-            let latents = noise::initial_latents(seed, count, req.height as usize, req.width as usize, &self.device)
-                .map_err(EngineError::from_candle)?;
+            let mut latents = self.batch_noise(req, first, count).map_err(EngineError::from_candle)?;
+            if let Some(x0) = &x0 {
+                latents = img2img::mix(&latents, x0, timesteps[0]).map_err(EngineError::from_candle)?;
+            }
             let t = Instant::now();
-            let packed = self.denoise(&latents, &text, req, &mut ctl)?;
+            let packed = self.denoise(&latents, &text, req, timesteps, &mut ctl)?;
             timings.denoise_ms += t.elapsed().as_millis() as u64;
             let t = Instant::now();
             let decoded = self.decode(&packed, req).map_err(EngineError::from_candle)?;
@@ -214,8 +366,14 @@ impl Generator for FluxPipeline {
             images.extend(decoded.into_iter().enumerate().map(|(i, image)| GeneratedImage { image, seed: seed + i as u64 }));
         }
         timings.step_ms = ctl.step_ms;
-        tracing::info!(encode_text_ms = timings.encode_text_ms, denoise_ms = timings.denoise_ms,
-            decode_ms = timings.decode_ms, steps = req.steps, images = n, "generated");
+        tracing::info!(
+            encode_text_ms = timings.encode_text_ms,
+            denoise_ms = timings.denoise_ms,
+            decode_ms = timings.decode_ms,
+            steps = req.steps,
+            images = n,
+            "generated"
+        );
         Ok(GenerateOutput { images, timings })
     }
 }

@@ -62,7 +62,11 @@ pub enum ModelError {
 
 /// Resolve `model` (a preset name, a folder holding `merchgen-model.json`, or a manifest file).
 /// With `download`, missing preset files are fetched into the cache unless offline.
-pub fn resolve(model: &str, hub: &HubSettings, download: bool) -> Result<ResolvedModel, ModelError> {
+pub fn resolve(
+    model: &str,
+    hub: &HubSettings,
+    download: bool,
+) -> Result<ResolvedModel, ModelError> {
     let path = Path::new(model);
     if path.is_dir() {
         return resolve_manifest_file(&path.join(MANIFEST_FILE), model);
@@ -113,9 +117,21 @@ pub fn preset_files(name: &str) -> Option<Vec<HubFile>> {
     }
 }
 
-fn locate(file: &HubFile, preset: &str, hub: &HubSettings, download: bool) -> Result<PathBuf, ModelError> {
-    let repo = Repo::with_revision(file.repo.to_owned(), RepoType::Model, file.revision.to_owned());
-    if let Some(path) = Cache::new(hub.cache_dir.clone()).repo(repo.clone()).get(file.path) {
+fn locate(
+    file: &HubFile,
+    preset: &str,
+    hub: &HubSettings,
+    download: bool,
+) -> Result<PathBuf, ModelError> {
+    let repo = Repo::with_revision(
+        file.repo.to_owned(),
+        RepoType::Model,
+        file.revision.to_owned(),
+    );
+    if let Some(path) = Cache::new(hub.cache_dir.clone())
+        .repo(repo.clone())
+        .get(file.path)
+    {
         return Ok(path);
     }
     let missing = || ModelError::Missing {
@@ -126,7 +142,11 @@ fn locate(file: &HubFile, preset: &str, hub: &HubSettings, download: bool) -> Re
     if !download || hub.offline {
         return Err(missing());
     }
-    tracing::info!(repo = file.repo, file = file.path, "downloading model file into the cache");
+    tracing::info!(
+        repo = file.repo,
+        file = file.path,
+        "downloading model file into the cache"
+    );
     let api = hf_hub::api::sync::ApiBuilder::from_cache(Cache::new(hub.cache_dir.clone()))
         .with_progress(true)
         .with_token(hub.token.clone())
@@ -135,10 +155,14 @@ fn locate(file: &HubFile, preset: &str, hub: &HubSettings, download: bool) -> Re
             file: file.path.to_owned(),
             reason: e.to_string(),
         })?;
-    api.repo(repo).get(file.path).map_err(|e| ModelError::Download {
-        file: format!("{}/{}", file.repo, file.path),
-        reason: format!("{e} (offline? set HF_HUB_OFFLINE=1 and run `make demo` for a tiny model)"),
-    })
+    api.repo(repo)
+        .get(file.path)
+        .map_err(|e| ModelError::Download {
+            file: format!("{}/{}", file.repo, file.path),
+            reason: format!(
+                "{e} (offline? set HF_HUB_OFFLINE=1 and run `make demo` for a tiny model)"
+            ),
+        })
 }
 
 fn resolve_manifest_file(path: &Path, source: &str) -> Result<ResolvedModel, ModelError> {
@@ -158,7 +182,8 @@ fn resolve_manifest_file(path: &Path, source: &str) -> Result<ResolvedModel, Mod
             return Err(ModelError::Missing {
                 file: file.display().to_string(),
                 where_: String::new(),
-                fetch_hint: "merchgen models tiny --out DIR (or restore the model folder)".to_owned(),
+                fetch_hint: "merchgen models tiny --out DIR (or restore the model folder)"
+                    .to_owned(),
             });
         }
         paths.insert(role, file);
@@ -187,14 +212,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = resolve("flux-schnell-q4", &offline(dir.path()), true).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("merchgen models fetch --model flux-schnell-q4"), "{msg}");
-        assert!(msg.contains(".gguf") || msg.contains(".safetensors") || msg.contains(".json"), "{msg}");
+        assert!(
+            msg.contains("merchgen models fetch --model flux-schnell-q4"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(".gguf") || msg.contains(".safetensors") || msg.contains(".json"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn resolve_unknown_lists_presets() {
         let dir = tempfile::tempdir().unwrap();
-        let msg = resolve("sdxl", &offline(dir.path()), false).unwrap_err().to_string();
+        let msg = resolve("sdxl", &offline(dir.path()), false)
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("flux-schnell-q8"), "{msg}");
     }
 }

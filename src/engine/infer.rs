@@ -40,7 +40,9 @@ pub fn flux_config(shapes: &Shapes, facts: &FluxFacts) -> Result<flux::model::Co
     let head_dim = dim(shapes, "double_blocks.0.img_attn.norm.query_norm.scale", 0)
         .or_else(|_| dim(shapes, "single_blocks.0.norm.query_norm.scale", 0))?;
     if head_dim == 0 || hidden_size % head_dim != 0 {
-        return Err(InferError(format!("hidden size {hidden_size} is not a multiple of head size {head_dim}")));
+        return Err(InferError(format!(
+            "hidden size {hidden_size} is not a multiple of head size {head_dim}"
+        )));
     }
     let axes_sum: usize = facts.axes_dim.iter().sum();
     if axes_sum != head_dim {
@@ -67,7 +69,10 @@ pub fn flux_config(shapes: &Shapes, facts: &FluxFacts) -> Result<flux::model::Co
 }
 
 /// FLUX VAE config from `ae.safetensors` names.
-pub fn vae_config(shapes: &Shapes, facts: &VaeFacts) -> Result<flux::autoencoder::Config, InferError> {
+pub fn vae_config(
+    shapes: &Shapes,
+    facts: &VaeFacts,
+) -> Result<flux::autoencoder::Config, InferError> {
     let ch = dim(shapes, "encoder.conv_in.weight", 0)?;
     let levels = count_indexed(shapes, "encoder.down.");
     if levels == 0 || ch == 0 {
@@ -98,7 +103,10 @@ mod tests {
     fn flux_config_axes_mismatch_is_explained() {
         let shapes: Shapes = [
             ("img_in.weight".to_owned(), vec![64, 64]),
-            ("double_blocks.0.img_attn.norm.query_norm.scale".to_owned(), vec![32]),
+            (
+                "double_blocks.0.img_attn.norm.query_norm.scale".to_owned(),
+                vec![32],
+            ),
         ]
         .into();
         let facts = FluxFacts {

@@ -154,7 +154,10 @@ mod tests {
         let mut m = ModelManifest {
             version: 1,
             name: "x".into(),
-            files: Role::ALL.iter().map(|r| (*r, format!("{}.bin", r.as_str()))).collect(),
+            files: Role::ALL
+                .iter()
+                .map(|r| (*r, format!("{}.bin", r.as_str())))
+                .collect(),
             flux,
             vae,
             defaults,

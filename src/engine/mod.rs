@@ -5,6 +5,7 @@
 pub mod device;
 pub mod flux;
 pub mod hub;
+pub mod img2img;
 pub mod infer;
 pub mod manifest;
 pub mod noise;
@@ -24,7 +25,7 @@ use std::sync::atomic::AtomicBool;
 pub use thread::EngineHandle;
 
 /// One generation call: `num_images` variations of one prompt.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct GenerateRequest {
     pub prompt: String,
     pub width: u32,
@@ -34,6 +35,42 @@ pub struct GenerateRequest {
     pub seed: u64,
     pub num_images: u32,
     pub max_sequence_length: u32,
+    /// Image-to-image: the photo to start from.
+    pub init: Option<InitImage>,
+    /// Initial noise given from outside (parity runs), instead of drawn from the seed.
+    pub noise: Option<NoiseOverride>,
+}
+
+/// The photo of an image-to-image request.
+#[derive(Debug, Clone)]
+pub struct InitImage {
+    pub image: RgbaImage,
+    /// In (0, 1]: how much of the schedule is run (diffusers' semantics).
+    pub strength: f64,
+    pub fit: img2img::ImageFit,
+}
+
+/// Noise read from a file (`merchgen invoke --initial-noise`), so a run starts from exactly the
+/// numbers of another implementation.
+#[derive(Debug, Clone)]
+pub struct NoiseOverride {
+    /// `(num_images, 16, height/8, width/8)`, f32.
+    pub latents: candle_core::Tensor,
+    /// VAE posterior noise `(1, 16, height/8, width/8)` for image-to-image.
+    pub vae_eps: Option<candle_core::Tensor>,
+}
+
+impl NoiseOverride {
+    /// Read tensors `noise` and optionally `vae_noise` from a safetensors file.
+    pub fn load(path: &std::path::Path) -> anyhow::Result<Self> {
+        let mut tensors = candle_core::safetensors::load(path, &candle_core::Device::Cpu)?;
+        let latents = tensors
+            .remove("noise")
+            .ok_or_else(|| anyhow::anyhow!("{} has no tensor named `noise`", path.display()))?
+            .to_dtype(candle_core::DType::F32)?;
+        let vae_eps = tensors.remove("vae_noise").map(|t| t.to_dtype(candle_core::DType::F32)).transpose()?;
+        Ok(NoiseOverride { latents, vae_eps })
+    }
 }
 
 /// One generated image and the seed that made it.
@@ -47,6 +84,8 @@ pub struct GeneratedImage {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StageTimings {
     pub encode_text_ms: u64,
+    /// Image-to-image: VAE encoding of the photo.
+    pub encode_image_ms: u64,
     pub denoise_ms: u64,
     pub decode_ms: u64,
     /// Each denoising step, in order (all batches).
@@ -97,6 +136,8 @@ pub enum EngineError {
     Failed(String),
     #[error("model unavailable: {0}")]
     ModelUnavailable(String),
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
     #[error("the engine thread stopped")]
     Stopped,
 }
@@ -131,6 +172,7 @@ impl From<EngineError> for JobError {
                 JobError::new(ErrorCode::GenerationFailed, "image generation failed")
             }
             EngineError::ModelUnavailable(m) => JobError::new(ErrorCode::ModelUnavailable, m),
+            EngineError::Invalid { field, message } => JobError::invalid(field, message),
         }
     }
 }

@@ -9,13 +9,22 @@ use rand_distr::{Distribution, StandardNormal};
 pub const LATENT_CHANNELS: usize = 16;
 
 /// Standard normal latents `(n, 16, height/8, width/8)` in f32, image `i` from `seed + i`.
-pub fn initial_latents(seed: u64, n: usize, height: usize, width: usize, device: &Device) -> Result<Tensor> {
+pub fn initial_latents(
+    seed: u64,
+    n: usize,
+    height: usize,
+    width: usize,
+    device: &Device,
+) -> Result<Tensor> {
     let (h, w) = (height / 8, width / 8);
     let per_image = LATENT_CHANNELS * h * w;
     let mut values = Vec::with_capacity(n * per_image);
     for i in 0..n {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed.wrapping_add(i as u64));
-        values.extend((0..per_image).map(|_| { let v: f32 = StandardNormal.sample(&mut rng); v }));
+        values.extend((0..per_image).map(|_| {
+            let v: f32 = StandardNormal.sample(&mut rng);
+            v
+        }));
     }
     Tensor::from_vec(values, (n, LATENT_CHANNELS, h, w), &Device::Cpu)?.to_device(device)
 }

@@ -25,7 +25,10 @@ pub enum PresetFiles {
     /// Explicit hub files for every role, with built-in facts.
     Files(BTreeMap<Role, HubFile>, Box<ModelManifest>),
     /// A hub repo whose snapshot holds a `merchgen-model.json` (tiny test models).
-    ManifestRepo { repo: &'static str, manifest: &'static str },
+    ManifestRepo {
+        repo: &'static str,
+        manifest: &'static str,
+    },
 }
 
 /// A named model preset.
@@ -46,17 +49,29 @@ pub const TINY_MANIFEST_Q4K: &str = "merchgen-model.q4_k.json";
 fn schnell(name: &'static str, transformer: &'static str) -> PresetFiles {
     let flux_repo = "black-forest-labs/FLUX.1-schnell";
     let files = BTreeMap::from([
-        (Role::Transformer, hub("city96/FLUX.1-schnell-gguf", transformer)),
+        (
+            Role::Transformer,
+            hub("city96/FLUX.1-schnell-gguf", transformer),
+        ),
         (Role::Vae, hub(flux_repo, "ae.safetensors")),
         (Role::Clip, hub(flux_repo, "text_encoder/model.safetensors")),
         (Role::ClipConfig, hub(flux_repo, "text_encoder/config.json")),
-        (Role::ClipTokenizer, hub("openai/clip-vit-large-patch14", "tokenizer.json")),
+        (
+            Role::ClipTokenizer,
+            hub("openai/clip-vit-large-patch14", "tokenizer.json"),
+        ),
         (
             Role::T5,
-            hub("city96/t5-v1_1-xxl-encoder-gguf", "t5-v1_1-xxl-encoder-Q8_0.gguf"),
+            hub(
+                "city96/t5-v1_1-xxl-encoder-gguf",
+                "t5-v1_1-xxl-encoder-Q8_0.gguf",
+            ),
         ),
         (Role::T5Config, hub(flux_repo, "text_encoder_2/config.json")),
-        (Role::T5Tokenizer, hub(flux_repo, "tokenizer_2/tokenizer.json")),
+        (
+            Role::T5Tokenizer,
+            hub(flux_repo, "tokenizer_2/tokenizer.json"),
+        ),
     ]);
     let (flux, vae, defaults) = schnell_facts();
     let manifest = ModelManifest {

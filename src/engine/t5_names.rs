@@ -8,7 +8,10 @@ const BLOCK_MAP: [(&str, &str); 10] = [
     ("attn_k.weight", "layer.0.SelfAttention.k.weight"),
     ("attn_v.weight", "layer.0.SelfAttention.v.weight"),
     ("attn_o.weight", "layer.0.SelfAttention.o.weight"),
-    ("attn_rel_b.weight", "layer.0.SelfAttention.relative_attention_bias.weight"),
+    (
+        "attn_rel_b.weight",
+        "layer.0.SelfAttention.relative_attention_bias.weight",
+    ),
     ("attn_norm.weight", "layer.0.layer_norm.weight"),
     ("ffn_gate.weight", "layer.1.DenseReluDense.wi_0.weight"),
     ("ffn_up.weight", "layer.1.DenseReluDense.wi_1.weight"),

@@ -31,7 +31,8 @@ fn quick_gelu() -> String {
 }
 
 fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
-    Tokenizer::from_file(path).map_err(|e| anyhow::anyhow!("cannot read tokenizer {}: {e}", path.display()))
+    Tokenizer::from_file(path)
+        .map_err(|e| anyhow::anyhow!("cannot read tokenizer {}: {e}", path.display()))
 }
 
 /// CLIP-L text encoder returning the pooled vector (the end token's final hidden state).
@@ -44,11 +45,20 @@ pub struct ClipEncoder {
 
 impl ClipEncoder {
     /// Load from `model.safetensors` (names `text_model.*`), `config.json` and `tokenizer.json`.
-    pub fn load(weights: &Path, config: &Path, tokenizer: &Path, dtype: DType, device: &Device) -> Result<Self> {
+    pub fn load(
+        weights: &Path,
+        config: &Path,
+        tokenizer: &Path,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
         let hf: HfClipConfig = serde_json::from_slice(&std::fs::read(config)?)
             .with_context(|| format!("reading CLIP config {}", config.display()))?;
         if hf.hidden_act != "quick_gelu" {
-            bail!("CLIP activation {} is not supported (quick_gelu only)", hf.hidden_act);
+            bail!(
+                "CLIP activation {} is not supported (quick_gelu only)",
+                hf.hidden_act
+            );
         }
         let cfg = clip::text_model::ClipTextConfig {
             vocab_size: hf.vocab_size,
@@ -74,7 +84,10 @@ impl ClipEncoder {
 
     /// Token ids, truncated to the position limit with the end token kept last.
     pub fn tokens(&self, prompt: &str) -> Result<Vec<u32>> {
-        let enc = self.tokenizer.encode(prompt, true).map_err(|e| anyhow::anyhow!("CLIP tokenizer: {e}"))?;
+        let enc = self
+            .tokenizer
+            .encode(prompt, true)
+            .map_err(|e| anyhow::anyhow!("CLIP tokenizer: {e}"))?;
         Ok(truncate_keep_last(enc.get_ids(), self.max_tokens))
     }
 
@@ -98,7 +111,8 @@ impl T5Encoder {
     pub fn load(weights: &Path, config: &Path, tokenizer: &Path, device: &Device) -> Result<Self> {
         let cfg: quantized_t5::Config = serde_json::from_slice(&std::fs::read(config)?)
             .with_context(|| format!("reading T5 config {}", config.display()))?;
-        let buffer = renamed_gguf(weights).with_context(|| format!("reading T5 weights {}", weights.display()))?;
+        let buffer = renamed_gguf(weights)
+            .with_context(|| format!("reading T5 weights {}", weights.display()))?;
         let vb = quantized_var_builder::VarBuilder::from_gguf_buffer(&buffer, device)?;
         let model = quantized_t5::T5EncoderModel::load(vb, &cfg)?;
         Ok(T5Encoder {
@@ -111,7 +125,10 @@ impl T5Encoder {
     /// Ids padded with 0 to `max_len`; a longer prompt is truncated with `</s>` kept last, as
     /// diffusers' tokenizer call does.
     pub fn tokens(&self, prompt: &str, max_len: usize) -> Result<Vec<u32>> {
-        let enc = self.tokenizer.encode(prompt, true).map_err(|e| anyhow::anyhow!("T5 tokenizer: {e}"))?;
+        let enc = self
+            .tokenizer
+            .encode(prompt, true)
+            .map_err(|e| anyhow::anyhow!("T5 tokenizer: {e}"))?;
         let mut ids = truncate_keep_last(enc.get_ids(), max_len);
         ids.resize(max_len, 0);
         Ok(ids)
@@ -148,7 +165,8 @@ fn renamed_gguf(path: &Path) -> Result<Vec<u8>> {
         };
         tensors.push((hf, content.tensor(&mut file, name, &Device::Cpu)?));
     }
-    let refs: Vec<(&str, &candle_core::quantized::QTensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    let refs: Vec<(&str, &candle_core::quantized::QTensor)> =
+        tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
     let mut buffer = std::io::Cursor::new(Vec::new());
     gguf_file::write(&mut buffer, &[], &refs)?;
     Ok(buffer.into_inner())

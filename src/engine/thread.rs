@@ -82,7 +82,13 @@ impl EngineHandle {
         let (reply, rx) = oneshot::channel();
         self.generations.fetch_add(1, Ordering::Relaxed);
         self.tx
-            .send(Command { req, cancel, progress, reply, span: tracing::Span::current() })
+            .send(Command {
+                req,
+                cancel,
+                progress,
+                reply,
+                span: tracing::Span::current(),
+            })
             .map_err(|_| EngineError::Stopped)?;
         rx.await.map_err(|_| EngineError::Stopped)?
     }

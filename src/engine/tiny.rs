@@ -51,14 +51,25 @@ pub fn write(out: &Path, seed: u64, layout: TinyLayout) -> Result<PathBuf> {
 
     let (t5_tok, t5_vocab) = tiny_tokenizers::t5();
     let (clip_tok, clip_vocab) = tiny_tokenizers::clip();
-    std::fs::write(dir.join("t5/tokenizer.json"), serde_json::to_vec_pretty(&t5_tok)?)?;
-    std::fs::write(dir.join("clip/tokenizer.json"), serde_json::to_vec_pretty(&clip_tok)?)?;
+    std::fs::write(
+        dir.join("t5/tokenizer.json"),
+        serde_json::to_vec_pretty(&t5_tok)?,
+    )?;
+    std::fs::write(
+        dir.join("clip/tokenizer.json"),
+        serde_json::to_vec_pretty(&clip_tok)?,
+    )?;
 
     write_clip(&dir, clip_vocab, &mut rng).context("writing the tiny CLIP")?;
     write_t5(&dir, t5_vocab, &mut rng).context("writing the tiny T5")?;
     write_vae(&dir, &mut rng).context("writing the tiny VAE")?;
     let flux_tensors = random_flux(&mut rng)?;
-    write_gguf(&dir.join("transformer-q8_0.gguf"), "flux", &flux_tensors, &[GgmlDType::Q8_0])?;
+    write_gguf(
+        &dir.join("transformer-q8_0.gguf"),
+        "flux",
+        &flux_tensors,
+        &[GgmlDType::Q8_0],
+    )?;
     write_gguf(
         &dir.join("transformer-q4_k.gguf"),
         "flux",
@@ -111,7 +122,10 @@ fn manifest(transformer: &str) -> ModelManifest {
 
 /// Replace every variable of `vm` with seeded random values suited to its role.
 fn randomize(vm: &VarMap, rng: &mut rand_chacha::ChaCha8Rng) -> Result<BTreeMap<String, Tensor>> {
-    let data = vm.data().lock().map_err(|_| anyhow::anyhow!("varmap lock poisoned"))?;
+    let data = vm
+        .data()
+        .lock()
+        .map_err(|_| anyhow::anyhow!("varmap lock poisoned"))?;
     let mut names: Vec<&String> = data.keys().collect();
     names.sort(); // HashMap order is random; sorted names keep the seed deterministic.
     let mut out = BTreeMap::new();
@@ -129,7 +143,10 @@ fn randomize(vm: &VarMap, rng: &mut rand_chacha::ChaCha8Rng) -> Result<BTreeMap<
             (1.0 / (fan_in as f32).sqrt(), 0.0)
         };
         let values: Vec<f32> = (0..n)
-            .map(|_| { let v: f32 = StandardNormal.sample(&mut *rng); offset + scale * v })
+            .map(|_| {
+                let v: f32 = StandardNormal.sample(&mut *rng);
+                offset + scale * v
+            })
             .collect();
         out.insert(name.clone(), Tensor::from_vec(values, dims, &Device::Cpu)?);
     }
@@ -169,7 +186,10 @@ fn write_vae(dir: &Path, rng: &mut rand_chacha::ChaCha8Rng) -> Result<()> {
         shift_factor: 0.1159,
     };
     let vm = VarMap::new();
-    flux::autoencoder::AutoEncoder::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu))?;
+    flux::autoencoder::AutoEncoder::new(
+        &cfg,
+        VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu),
+    )?;
     let tensors: std::collections::HashMap<_, _> = randomize(&vm, rng)?.into_iter().collect();
     candle_core::safetensors::save(&tensors, dir.join("ae.safetensors"))?;
     Ok(())
@@ -200,7 +220,10 @@ fn write_clip(dir: &Path, vocab: usize, rng: &mut rand_chacha::ChaCha8Rng) -> Re
         "hidden_act": "quick_gelu", "projection_dim": TEXT_DIM, "layer_norm_eps": 1e-5,
         "bos_token_id": vocab - 2, "eos_token_id": vocab - 1, "pad_token_id": 0
     });
-    std::fs::write(dir.join("clip/config.json"), serde_json::to_vec_pretty(&config)?)?;
+    std::fs::write(
+        dir.join("clip/config.json"),
+        serde_json::to_vec_pretty(&config)?,
+    )?;
     Ok(())
 }
 
@@ -222,20 +245,37 @@ fn write_t5(dir: &Path, vocab: usize, rng: &mut rand_chacha::ChaCha8Rng) -> Resu
         .map(|(name, t)| {
             // candle's dense T5 names its embedding `encoder.embed_tokens` when it builds a fresh
             // model; real checkpoints call the shared table `shared`.
-            let name = if name == "encoder.embed_tokens.weight" { "shared.weight".to_owned() } else { name };
+            let name = if name == "encoder.embed_tokens.weight" {
+                "shared.weight".to_owned()
+            } else {
+                name
+            };
             t5_names::to_llama(&name)
                 .map(|n| (n, t))
                 .with_context(|| format!("no llama.cpp name for T5 tensor {name}"))
         })
         .collect::<Result<BTreeMap<_, _>>>()?;
-    write_gguf(&dir.join("t5/model-q8_0.gguf"), "t5encoder", &renamed, &[GgmlDType::Q8_0])?;
-    std::fs::write(dir.join("t5/config.json"), serde_json::to_vec_pretty(&config)?)?;
+    write_gguf(
+        &dir.join("t5/model-q8_0.gguf"),
+        "t5encoder",
+        &renamed,
+        &[GgmlDType::Q8_0],
+    )?;
+    std::fs::write(
+        dir.join("t5/config.json"),
+        serde_json::to_vec_pretty(&config)?,
+    )?;
     Ok(())
 }
 
 /// Write tensors as GGUF: each 2-D+ tensor in the first of `types` whose block divides its inner
 /// dimension (llama.cpp's fallback rule), 1-D tensors and the rest in F32.
-fn write_gguf(path: &Path, arch: &str, tensors: &BTreeMap<String, Tensor>, types: &[GgmlDType]) -> Result<()> {
+fn write_gguf(
+    path: &Path,
+    arch: &str,
+    tensors: &BTreeMap<String, Tensor>,
+    types: &[GgmlDType],
+) -> Result<()> {
     let mut qtensors = Vec::with_capacity(tensors.len());
     for (name, t) in tensors {
         let inner = *t.dims().last().unwrap_or(&0);

@@ -103,7 +103,11 @@ mod tests {
     fn tiny_tokenizers_load_and_mark_sequences() {
         let (t5, _) = t5();
         let tok = t5.to_string().parse::<tokenizers::Tokenizer>().unwrap();
-        let ids = tok.encode("A corgi, astronaut", true).unwrap().get_ids().to_vec();
+        let ids = tok
+            .encode("A corgi, astronaut", true)
+            .unwrap()
+            .get_ids()
+            .to_vec();
         assert_eq!(*ids.last().unwrap(), 1, "T5 ends with </s>");
         assert!(!ids.contains(&2), "known words are not <unk>: {ids:?}");
 

@@ -21,14 +21,18 @@ pub fn read_event(bytes: &[u8]) -> Result<EventFile, JobError> {
 
 /// True when any job of the file generates (so the model must be loaded).
 pub fn needs_model(file: &EventFile) -> bool {
-    file.deliveries.iter().any(|d| d.body.get("prompt").is_some() || !d.body.is_object())
+    file.deliveries
+        .iter()
+        .any(|d| d.body.get("prompt").is_some() || !d.body.is_object())
 }
 
 /// Run every job of the file in order; returns (delivery id, outcome) pairs.
 pub async fn run(worker: &Worker, file: EventFile) -> Vec<(String, JobOutcome)> {
     let mut outcomes = Vec::with_capacity(file.deliveries.len());
     for d in file.deliveries {
-        let id = d.delivery_id.unwrap_or_else(|| format!("local-{}", uuid::Uuid::new_v4()));
+        let id = d
+            .delivery_id
+            .unwrap_or_else(|| format!("local-{}", uuid::Uuid::new_v4()));
         let outcome = worker.handle(JobRequest::new(d.body, id.clone())).await;
         outcomes.push((id, outcome));
     }

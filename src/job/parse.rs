@@ -45,7 +45,8 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, JobError> {
             format!("is not valid UTF-8 (at byte {})", e.valid_up_to()),
         )
     })?;
-    serde_json::from_str(text).map_err(|e| JobError::invalid("body", format!("is not valid JSON: {e}")))
+    serde_json::from_str(text)
+        .map_err(|e| JobError::invalid("body", format!("is not valid JSON: {e}")))
 }
 
 /// Decide which shape an event has and list the jobs in it.
@@ -66,7 +67,10 @@ pub fn detect(event: Value) -> Result<(EventShape, Vec<Delivery>), JobError> {
     }
     if let Some(input) = map.get("input") {
         if !input.is_object() {
-            return Err(JobError::invalid("input", "must be a JSON object (the job)"));
+            return Err(JobError::invalid(
+                "input",
+                "must be a JSON object (the job)",
+            ));
         }
         let delivery_id = map.get("id").and_then(Value::as_str).map(str::to_owned);
         return Ok((
@@ -92,7 +96,10 @@ fn sqs_record(i: usize, r: &Value) -> Result<Delivery, JobError> {
         .get("body")
         .and_then(Value::as_str)
         .ok_or_else(|| JobError::invalid(field("body"), "must be a string"))?;
-    let delivery_id = r.get("messageId").and_then(Value::as_str).map(str::to_owned);
+    let delivery_id = r
+        .get("messageId")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     // A body that is not JSON is kept as a string so that the record fails alone, later.
     let body = serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_owned()));
     Ok(Delivery { delivery_id, body })

@@ -60,6 +60,9 @@ pub struct ImageSourceSpec {
     /// A local file; accepted only by `merchgen invoke`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// Image-to-image only: `cover` (centre-crop, default) or `contain` (pad) to the target size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit: Option<crate::engine::img2img::ImageFit>,
 }
 
 /// Products to render the design onto.

@@ -55,7 +55,11 @@ pub fn find(name: &str) -> Result<&'static Style, JobError> {
         let names: Vec<&str> = all().iter().map(|s| s.name.as_str()).collect();
         JobError::invalid(
             "style",
-            format!("unknown style '{}'; valid styles: {}", name.escape_debug(), names.join(", ")),
+            format!(
+                "unknown style '{}'; valid styles: {}",
+                name.escape_debug(),
+                names.join(", ")
+            ),
         )
     })
 }
@@ -68,8 +72,18 @@ mod tests {
     fn styles_file_has_the_twelve_presets() {
         let names: Vec<&str> = all().iter().map(|s| s.name.as_str()).collect();
         for expected in [
-            "standard", "metal", "pop_art", "watercolor", "anime", "line_art", "flat_logo",
-            "abstract", "minimalist", "vintage", "grunge", "sticker",
+            "standard",
+            "metal",
+            "pop_art",
+            "watercolor",
+            "anime",
+            "line_art",
+            "flat_logo",
+            "abstract",
+            "minimalist",
+            "vintage",
+            "grunge",
+            "sticker",
         ] {
             assert!(names.contains(&expected), "{expected} missing");
         }
@@ -90,6 +104,9 @@ mod tests {
         let s = find("pop_art").unwrap();
         assert!(s.apply(" corgi ").starts_with("corgi, pop art"));
         assert_eq!(find("standard").unwrap().apply_negative(None), None);
-        assert!(s.apply_negative(Some("text")).unwrap().starts_with("text, "));
+        assert!(s
+            .apply_negative(Some("text"))
+            .unwrap()
+            .starts_with("text, "));
     }
 }

@@ -88,6 +88,7 @@ pub struct ValidGeneration {
 pub struct InitImage {
     pub source: ImageSource,
     pub strength: f64,
+    pub fit: crate::engine::img2img::ImageFit,
 }
 
 /// Products to render.
@@ -151,9 +152,10 @@ pub fn validate(
         .as_ref()
         .map(|w| {
             let url = validate_http_url("webhook.url", &w.url)?;
-            let events = w.events.clone().unwrap_or_else(|| {
-                vec![WebhookEventKind::Completed, WebhookEventKind::Failed]
-            });
+            let events = w
+                .events
+                .clone()
+                .unwrap_or_else(|| vec![WebhookEventKind::Completed, WebhookEventKind::Failed]);
             Ok::<_, JobError>(ValidWebhook { url, events })
         })
         .transpose()?;
@@ -166,6 +168,9 @@ pub fn validate(
         }
         (None, Some(design)) => {
             reject_generation_fields_for_design(&spec)?;
+            if design.fit.is_some() {
+                return Err(JobError::invalid("design.fit", "use `mockups.fit` to place a design"));
+            }
             if mockups.is_none() {
                 return Err(JobError::invalid(
                     "mockups",
@@ -320,6 +325,7 @@ fn validate_init_image(spec: &JobSpec) -> Result<Option<InitImage>, JobError> {
             Ok(Some(InitImage {
                 source: validate_source("image", image)?,
                 strength,
+                fit: image.fit.unwrap_or_default(),
             }))
         }
     }
@@ -333,8 +339,14 @@ fn validate_text(field: &str, text: &str, max_chars: usize) -> Result<String, Jo
             format!("is {chars} characters long; at most {max_chars} are allowed"),
         ));
     }
-    if text.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\t')) {
-        return Err(JobError::invalid(field, "must not contain control characters"));
+    if text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\t'))
+    {
+        return Err(JobError::invalid(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(text.to_owned())
 }
@@ -363,14 +375,23 @@ fn in_range(field: &str, value: u32, min: u32, max: u32) -> Result<(), JobError>
 
 fn validate_mockups(m: &MockupsSpec, limits: &Limits) -> Result<ValidMockups, JobError> {
     if m.products.is_empty() {
-        return Err(JobError::invalid("mockups.products", "must name at least one product"));
+        return Err(JobError::invalid(
+            "mockups.products",
+            "must name at least one product",
+        ));
     }
     if m.products.len() > 32 {
-        return Err(JobError::invalid("mockups.products", "at most 32 products per job"));
+        return Err(JobError::invalid(
+            "mockups.products",
+            "at most 32 products per job",
+        ));
     }
     let colors = m.colors.clone().unwrap_or_default();
     if colors.len() > 16 {
-        return Err(JobError::invalid("mockups.colors", "at most 16 colours per job"));
+        return Err(JobError::invalid(
+            "mockups.colors",
+            "at most 16 colours per job",
+        ));
     }
     for (i, name) in m.products.iter().chain(colors.iter()).enumerate() {
         let ok = !name.is_empty()
@@ -384,7 +405,10 @@ fn validate_mockups(m: &MockupsSpec, limits: &Limits) -> Result<ValidMockups, Jo
             } else {
                 format!("mockups.colors[{}]", i - m.products.len())
             };
-            return Err(JobError::invalid(field, "must be a name of A-Z a-z 0-9 _ -"));
+            return Err(JobError::invalid(
+                field,
+                "must be a name of A-Z a-z 0-9 _ -",
+            ));
         }
     }
     if let Some(size) = m.size {
@@ -421,18 +445,29 @@ fn validate_output(spec: &JobSpec, limits: &Limits) -> Result<ValidOutput, JobEr
 fn validate_destination(d: &str) -> Result<String, JobError> {
     const FIELD: &str = "output.destination";
     if d.is_empty() || d.len() > 1024 {
-        return Err(JobError::invalid(FIELD, "must be `inline`, `s3://bucket/prefix` or a folder"));
+        return Err(JobError::invalid(
+            FIELD,
+            "must be `inline`, `s3://bucket/prefix` or a folder",
+        ));
     }
     if let Some(rest) = d.strip_prefix("s3://") {
         parse_s3(FIELD, &format!("s3://{rest}"))?;
     } else if d.contains("://") {
-        return Err(JobError::invalid(FIELD, "only `s3://` URLs, `inline` or a folder are accepted"));
+        return Err(JobError::invalid(
+            FIELD,
+            "only `s3://` URLs, `inline` or a folder are accepted",
+        ));
     }
     Ok(d.to_owned())
 }
 
 fn validate_source(field: &str, s: &ImageSourceSpec) -> Result<ImageSource, JobError> {
-    let given = [s.url.is_some(), s.s3.is_some(), s.base64.is_some(), s.path.is_some()];
+    let given = [
+        s.url.is_some(),
+        s.s3.is_some(),
+        s.base64.is_some(),
+        s.path.is_some(),
+    ];
     if given.iter().filter(|g| **g).count() != 1 {
         return Err(JobError::invalid(
             field,
@@ -440,24 +475,36 @@ fn validate_source(field: &str, s: &ImageSourceSpec) -> Result<ImageSource, JobE
         ));
     }
     if let Some(url) = &s.url {
-        return Ok(ImageSource::Url(validate_http_url(&format!("{field}.url"), url)?));
+        return Ok(ImageSource::Url(validate_http_url(
+            &format!("{field}.url"),
+            url,
+        )?));
     }
     if let Some(s3) = &s.s3 {
         let (bucket, key) = parse_s3(&format!("{field}.s3"), s3)?;
         if key.is_empty() {
-            return Err(JobError::invalid(format!("{field}.s3"), "must name an object: s3://bucket/key"));
+            return Err(JobError::invalid(
+                format!("{field}.s3"),
+                "must name an object: s3://bucket/key",
+            ));
         }
         return Ok(ImageSource::S3 { bucket, key });
     }
     if let Some(b64) = &s.base64 {
         if b64.is_empty() {
-            return Err(JobError::invalid(format!("{field}.base64"), "must not be empty"));
+            return Err(JobError::invalid(
+                format!("{field}.base64"),
+                "must not be empty",
+            ));
         }
         return Ok(ImageSource::Base64(b64.clone()));
     }
     let path = s.path.clone().unwrap_or_default();
     if path.is_empty() {
-        return Err(JobError::invalid(format!("{field}.path"), "must not be empty"));
+        return Err(JobError::invalid(
+            format!("{field}.path"),
+            "must not be empty",
+        ));
     }
     Ok(ImageSource::Path(path))
 }
@@ -468,10 +515,18 @@ fn validate_http_url(field: &str, url: &str) -> Result<String, JobError> {
         .strip_prefix("https://")
         .or_else(|| lower.strip_prefix("http://"));
     match rest {
-        Some(r) if !r.is_empty() && !r.starts_with('/') && url.len() <= 2048 && !url.contains(char::is_whitespace) => {
+        Some(r)
+            if !r.is_empty()
+                && !r.starts_with('/')
+                && url.len() <= 2048
+                && !url.contains(char::is_whitespace) =>
+        {
             Ok(url.to_owned())
         }
-        _ => Err(JobError::invalid(field, "must be an http:// or https:// URL")),
+        _ => Err(JobError::invalid(
+            field,
+            "must be an http:// or https:// URL",
+        )),
     }
 }
 

@@ -3,9 +3,9 @@
 //! perspective warp of one full frame alone, the figure to hold against OpenCV's
 //! `warpPerspective` (`bench/warp_opencv.py` times the same quad and sizes).
 
+use super::blend::Strengths;
 use super::design::rasterize;
 use super::kernel::{composite, Maps, QuadMap};
-use super::blend::Strengths;
 use super::{render, Fit, MockupLibrary, RenderOptions};
 use crate::encode::{encode, EncodeOptions, OutputFormat};
 use image::RgbaImage;
@@ -71,8 +71,15 @@ fn ms(start: Instant) -> f64 {
     start.elapsed().as_secs_f64() * 1e3
 }
 
-fn render_and_encode(lib: &MockupLibrary, product: &str, design: &RgbaImage, size: u32) -> (f64, f64, usize) {
-    let template = lib.template(product).expect("benchmarked products come from the library");
+fn render_and_encode(
+    lib: &MockupLibrary,
+    product: &str,
+    design: &RgbaImage,
+    size: u32,
+) -> (f64, f64, usize) {
+    let template = lib
+        .template(product)
+        .expect("benchmarked products come from the library");
     let opts = RenderOptions {
         color: "white".into(),
         size: Some(size),
@@ -150,13 +157,28 @@ pub fn run(design: &RgbaImage, size: u32, iterations: u32) -> BenchReport {
 pub fn test_design(size: u32) -> RgbaImage {
     RgbaImage::from_fn(size, size, |x, y| {
         let check = ((x / 64 + y / 64) % 2) as u8;
-        let a = if (x / 256 + y / 256) % 3 == 0 { 160 } else { 255 };
-        image::Rgba([(x * 255 / size) as u8, (y * 255 / size) as u8, 60 + 120 * check, a])
+        let a = if (x / 256 + y / 256) % 3 == 0 {
+            160
+        } else {
+            255
+        };
+        image::Rgba([
+            (x * 255 / size) as u8,
+            (y * 255 / size) as u8,
+            60 + 120 * check,
+            a,
+        ])
     })
 }
 
+/// Time only the design preparation and the perspective warp of one `size` x `size` frame.
+pub fn run_warp_only(size: u32, iterations: u32) -> (Timing, Timing) {
+    time_warp(size, iterations)
+}
+
 fn time_warp(size: u32, iterations: u32) -> (Timing, Timing) {
-    let design = test_design(size);
+    let src: u32 = std::env::var("WARP_SRC").ok().and_then(|v| v.parse().ok()).unwrap_or(size);
+    let design = test_design(src);
     let n = size as usize;
     let quad = WARP_QUAD.map(|[x, y]| [x * f64::from(size), y * f64::from(size)]);
     let maps = Maps {
@@ -164,14 +186,15 @@ fn time_warp(size: u32, iterations: u32) -> (Timing, Timing) {
         shading: None,
         highlight: None,
         displacement: None,
-        displacement_px: 0.0,
+        displacement_px: std::env::var("WARP_MODE").ok().and_then(|v| v.parse().ok()).unwrap_or(0.0),
         strengths: Strengths::new(0.0, 0.0),
     };
     let frame = RgbaImage::from_pixel(size, size, image::Rgba([0, 0, 0, 255]));
     let (mut prep, mut warp) = (Vec::new(), Vec::new());
     for _ in 0..iterations.max(3) {
         let t = Instant::now();
-        let raster = rasterize(&design, [0, 0, size, size], (0.0, 0.0));
+        let full = f64::from(size);
+        let raster = rasterize(&design, [0, 0, src, src], (full, full));
         prep.push(ms(t));
         let mut out = frame.clone();
         let t = Instant::now();
@@ -193,13 +216,21 @@ impl fmt::Display for BenchReport {
             self.threads,
             s = self.size
         )?;
-        writeln!(f, "cold (draw built-in layers + first render, all products): {:.1} ms", self.cold_ms)?;
+        writeln!(
+            f,
+            "cold (draw built-in layers + first render, all products): {:.1} ms",
+            self.cold_ms
+        )?;
         writeln!(
             f,
             "{:<12} {:>14} {:>14} {:>14} {:>9}",
             "product", "render ms", "jpeg ms", "total ms", "jpeg KB"
         )?;
-        writeln!(f, "{:<12} {:>14} {:>14} {:>14}", "", "best / median", "best / median", "best / median")?;
+        writeln!(
+            f,
+            "{:<12} {:>14} {:>14} {:>14}",
+            "", "best / median", "best / median", "best / median"
+        )?;
         for p in &self.products {
             let t = |t: Timing| format!("{:.1} / {:.1}", t.best_ms, t.median_ms);
             writeln!(
@@ -215,8 +246,18 @@ impl fmt::Display for BenchReport {
         let t = |t: Timing| format!("best {:.1} ms, median {:.1} ms", t.best_ms, t.median_ms);
         writeln!(f, "all products, one after another: {}", t(self.sequential))?;
         writeln!(f, "all products, in parallel:       {}", t(self.parallel))?;
-        writeln!(f, "warp prepare ({s}x{s} design):     {}", t(self.warp_prepare), s = self.size)?;
-        write!(f, "perspective warp ({s}x{s} frame):  {}", t(self.warp), s = self.size)
+        writeln!(
+            f,
+            "warp prepare ({s}x{s} design):     {}",
+            t(self.warp_prepare),
+            s = self.size
+        )?;
+        write!(
+            f,
+            "perspective warp ({s}x{s} frame):  {}",
+            t(self.warp),
+            s = self.size
+        )
     }
 }
 

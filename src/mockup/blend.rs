@@ -12,6 +12,88 @@ pub fn mul255(a: u32, b: u32) -> u32 {
     (t + (t >> 8)) >> 8
 }
 
+/// Four 8-bit channels spread into the low bytes of four 16-bit lanes of a `u64`
+/// (`0x00AA_00BB_00GG_00RR`), so one multiply scales all four ("SIMD within a register").
+pub const LANES: u64 = 0x00ff_00ff_00ff_00ff;
+const RGB_LANES: u64 = 0x0000_00ff_00ff_00ff;
+const HALF: u64 = 0x0080_0080_0080_0080;
+
+/// Spread an RGBA pixel (little-endian `u32`) into lanes.
+#[inline(always)]
+pub fn spread(p: u32) -> u64 {
+    let v = u64::from(p);
+    (v & 0xff) | ((v & 0xff00) << 8) | ((v & 0xff_0000) << 16) | ((v & 0xff00_0000) << 24)
+}
+
+/// Pack lanes back into an RGBA `u32`.
+#[inline(always)]
+pub fn pack(v: u64) -> u32 {
+    ((v & 0xff) | ((v >> 8) & 0xff00) | ((v >> 16) & 0xff_0000) | ((v >> 24) & 0xff00_0000)) as u32
+}
+
+/// The alpha lane.
+#[inline(always)]
+pub fn alpha(v: u64) -> u32 {
+    (v >> 48) as u32
+}
+
+/// Every lane times `k / 255` (k in 0..=255), rounded.
+#[inline(always)]
+pub fn scale(v: u64, k: u32) -> u64 {
+    let t = v * u64::from(k) + HALF;
+    ((t + ((t >> 8) & LANES)) >> 8) & LANES
+}
+
+/// `a + (b - a) * f / 256` per lane (f in 0..=256), rounded.
+#[inline(always)]
+pub fn lerp(a: u64, b: u64, f: u32) -> u64 {
+    ((a * u64::from(256 - f) + b * u64::from(f) + HALF) >> 8) & LANES
+}
+
+/// Premultiply a straight-alpha RGBA `u32` into lanes.
+#[inline(always)]
+pub fn premultiply_spread(p: u32) -> u64 {
+    let v = spread(p);
+    let a = alpha(v);
+    (scale(v, a) & RGB_LANES) | (v & !RGB_LANES)
+}
+
+/// [`light`] and [`masked`] on a premultiplied spread pixel.
+#[inline(always)]
+pub fn light_spread(c: u64, shade: u8, high: u8, s: Strengths) -> u64 {
+    let a = c & !RGB_LANES;
+    let f = 255 - ((s.shading * (255 - u32::from(shade))) >> 8);
+    let mut rgb = scale(c, f) & RGB_LANES;
+    let t = ((i32::from(high) - 128) * s.highlight as i32) >> 8;
+    if t > 0 {
+        // Screen towards alpha (white in premultiplied terms); colour never exceeds alpha.
+        let alpha_rgb = (a >> 48) * 0x0000_0001_0001_0001;
+        rgb += (((alpha_rgb - rgb) * t as u64 + 0x0040_0040_0040) >> 7) & RGB_LANES;
+    } else if t < 0 {
+        rgb = ((rgb * (128 + t) as u64 + 0x0040_0040_0040) >> 7) & RGB_LANES;
+    }
+    rgb | a
+}
+
+/// Source-over of a premultiplied spread pixel onto an RGBA destination (straight alpha).
+#[inline(always)]
+pub fn over_spread(dst: &mut [u8], c: u64) {
+    let d = u32::from_le_bytes([dst[0], dst[1], dst[2], dst[3]]);
+    if d >> 24 == 255 {
+        let out = c + scale(spread(d), 255 - alpha(c));
+        dst.copy_from_slice(&pack(out).to_le_bytes());
+    } else {
+        let p = unspread(c);
+        over(dst, p);
+    }
+}
+
+/// Lanes as four `u32`.
+#[inline(always)]
+pub fn unspread(v: u64) -> [u32; 4] {
+    [0, 16, 32, 48].map(|s| ((v >> s) & 0xff) as u32)
+}
+
 /// Strengths of the photometric layers in 8-bit fixed point (256 = full strength).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Strengths {
@@ -145,8 +227,7 @@ pub fn tint_rows(img: &mut RgbaImage, region: &GrayImage, lut: &TintLut, rows: (
                 if m == 0 {
                     continue;
                 }
-                let l = (77 * u32::from(p[0]) + 150 * u32::from(p[1]) + 29 * u32::from(p[2]))
-                    >> 8;
+                let l = (77 * u32::from(p[0]) + 150 * u32::from(p[1]) + 29 * u32::from(p[2])) >> 8;
                 let m = u32::from(m);
                 for ch in 0..3 {
                     let t = u32::from(lut.0[ch][l as usize]);
@@ -182,6 +263,45 @@ mod tests {
         let c = [100, 50, 20, 200];
         let out = light(c, 255, 255, Strengths::new(0.0, 1.0));
         assert!(out[0] > 190 && out[0] <= 200, "{out:?}");
+    }
+
+    #[test]
+    fn spread_and_pack_round_trip() {
+        let p = u32::from_le_bytes([1, 2, 3, 250]);
+        assert_eq!(pack(spread(p)), p);
+        assert_eq!(unspread(spread(p)), [1, 2, 3, 250]);
+    }
+
+    #[test]
+    fn scale_matches_mul255_on_every_lane() {
+        for k in [0u32, 1, 77, 128, 254, 255] {
+            let v = spread(u32::from_le_bytes([0, 100, 200, 255]));
+            let want = [0u32, 100, 200, 255].map(|c| mul255(c, k));
+            assert_eq!(unspread(scale(v, k)), want, "k={k}");
+        }
+    }
+
+    #[test]
+    fn light_spread_matches_scalar_light() {
+        let s = Strengths::new(0.8, 0.6);
+        let c = [90u32, 40, 10, 200];
+        let v = c[0] as u64 | (c[1] as u64) << 16 | (c[2] as u64) << 32 | (c[3] as u64) << 48;
+        for (shade, high) in [(255, 128), (100, 128), (255, 250), (180, 10)] {
+            let want = light(c, shade, high, s);
+            let got = unspread(light_spread(v, shade, high, s));
+            for ch in 0..4 {
+                assert!(want[ch].abs_diff(got[ch]) <= 1, "{shade},{high}: {want:?} {got:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn over_spread_opaque_destination_matches_scalar_over() {
+        let c = premultiply_spread(u32::from_le_bytes([200, 100, 50, 128]));
+        let (mut a, mut b) = ([10u8, 20, 30, 255], [10u8, 20, 30, 255]);
+        over_spread(&mut a, c);
+        over(&mut b, unspread(c));
+        assert_eq!(a, b);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! (box-filtered, like a mip level) while it is more than twice the size it will show at, so
 //! bilinear sampling does not alias.
 
-use super::blend::premultiply;
+use super::blend::{lerp, premultiply_spread, unspread, LANES};
 use image::RgbaImage;
 use rayon::prelude::*;
 
@@ -36,7 +36,12 @@ pub fn place(design: (u32, u32), print: (f64, f64), fit: Fit) -> Placement {
     };
     let crop_w = (pw / s).round().clamp(1.0, w) as u32;
     let crop_h = (ph / s).round().clamp(1.0, h) as u32;
-    let crop = [(design.0 - crop_w) / 2, (design.1 - crop_h) / 2, crop_w, crop_h];
+    let crop = [
+        (design.0 - crop_w) / 2,
+        (design.1 - crop_h) / 2,
+        crop_w,
+        crop_h,
+    ];
     let (fw, fh) = (f64::from(crop_w) * s / pw, f64::from(crop_h) * s / ph);
     let (u0, v0) = ((1.0 - fw) / 2.0, (1.0 - fh) / 2.0);
     Placement {
@@ -45,13 +50,25 @@ pub fn place(design: (u32, u32), print: (f64, f64), fit: Fit) -> Placement {
     }
 }
 
-/// A premultiplied RGBA raster with a one-pixel transparent border all round.
+/// A premultiplied RGBA raster with a one-pixel transparent border all round, each pixel
+/// spread into 16-bit lanes (see [`spread`]) so bilinear weights apply to all channels at once.
 pub struct Raster {
-    pub data: Vec<u8>,
+    pub data: Vec<u64>,
     /// Width including the border.
     pub width: usize,
     /// Height including the border.
     pub height: usize,
+}
+
+/// Raster coordinate `v` (pixel centres at `i + 0.5`) in 1/256 pixel, offset so that `>> 8`
+/// gives the left (upper) tap of the bilinear pair.
+#[inline(always)]
+pub fn fixed(v: f32) -> i32 {
+    // Round to nearest by adding 1.5 * 2^23 and reading the mantissa: unlike a saturating
+    // `as` cast this vectorises. The clamp (NaN included) keeps |t| < 2^22, far outside any
+    // raster, so such points fail the range check.
+    let t = ((v - 0.5) * 256.0).max(-4.0e6).min(4.0e6);
+    (t + 12_582_912.0).to_bits() as i32 - 0x4b40_0000
 }
 
 impl Raster {
@@ -60,32 +77,24 @@ impl Raster {
         (self.width - 2, self.height - 2)
     }
 
-    /// Bilinear sample at `(sx, sy)` in raster pixels (centres at `i + 0.5`); `None` outside.
+    /// Bilinear sample at fixed-point coordinates from [`fixed`]; `None` outside.
     #[inline(always)]
-    pub fn sample(&self, sx: f32, sy: f32) -> Option<[u32; 4]> {
-        // Shifting by one pixel before the truncating cast makes it a floor for x >= -1;
-        // anything further out fails the range check anyway (NaN casts to 0 and fails too).
-        let xi = ((sx + 0.5) * 256.0) as i32 - 256;
-        let yi = ((sy + 0.5) * 256.0) as i32 - 256;
+    pub fn sample_fixed(&self, xi: i32, yi: i32) -> Option<u64> {
         let (x0, y0) = (xi >> 8, yi >> 8);
         if x0 < 0 || y0 < 0 || x0 as usize + 1 >= self.width || y0 as usize + 1 >= self.height {
             return None;
         }
         let (fx, fy) = ((xi & 255) as u32, (yi & 255) as u32);
-        let stride = self.width * 4;
-        let i = (y0 as usize * self.width + x0 as usize) * 4;
-        let q = &self.data[i..i + stride + 8];
-        let (w00, w10) = ((256 - fx) * (256 - fy), fx * (256 - fy));
-        let (w01, w11) = ((256 - fx) * fy, fx * fy);
-        let mut out = [0u32; 4];
-        for (c, o) in out.iter_mut().enumerate() {
-            let v = u32::from(q[c]) * w00
-                + u32::from(q[c + 4]) * w10
-                + u32::from(q[stride + c]) * w01
-                + u32::from(q[stride + c + 4]) * w11;
-            *o = (v + 32768) >> 16;
-        }
-        Some(out)
+        let i = y0 as usize * self.width + x0 as usize;
+        let q = &self.data[i..i + self.width + 2];
+        let top = lerp(q[0], q[1], fx);
+        let bottom = lerp(q[self.width], q[self.width + 1], fx);
+        Some(lerp(top, bottom, fy))
+    }
+
+    /// Bilinear sample at `(sx, sy)` in raster pixels, as premultiplied RGBA.
+    pub fn sample(&self, sx: f32, sy: f32) -> Option<[u32; 4]> {
+        self.sample_fixed(fixed(sx), fixed(sy)).map(unspread)
     }
 }
 
@@ -94,24 +103,21 @@ impl Raster {
 pub fn rasterize(design: &RgbaImage, crop: [u32; 4], target: (f64, f64)) -> Raster {
     let [cx, cy, cw, ch] = crop.map(|v| v as usize);
     let mut raster = Raster {
-        data: vec![0; (cw + 2) * (ch + 2) * 4],
+        data: vec![0; (cw + 2) * (ch + 2)],
         width: cw + 2,
         height: ch + 2,
     };
     let src_w = design.width() as usize;
     let src = design.as_raw();
-    let stride = raster.width * 4;
+    let stride = raster.width;
     raster.data[stride..stride * (ch + 1)]
         .par_chunks_mut(stride)
         .enumerate()
         .for_each(|(y, row)| {
             let start = ((cy + y) * src_w + cx) * 4;
             let line = &src[start..start + cw * 4];
-            for (d, s) in row[4..4 + cw * 4].chunks_exact_mut(4).zip(line.chunks_exact(4)) {
-                let p = premultiply([s[0], s[1], s[2], s[3]]);
-                for (dv, pv) in d.iter_mut().zip(p) {
-                    *dv = pv as u8;
-                }
+            for (d, s) in row[1..=cw].iter_mut().zip(line.chunks_exact(4)) {
+                *d = premultiply_spread(u32::from_le_bytes([s[0], s[1], s[2], s[3]]));
             }
         });
     loop {
@@ -128,23 +134,22 @@ fn halve(src: &Raster) -> Raster {
     let (w, h) = src.inner();
     let (hw, hh) = (w.div_ceil(2), h.div_ceil(2));
     let mut out = Raster {
-        data: vec![0; (hw + 2) * (hh + 2) * 4],
+        data: vec![0; (hw + 2) * (hh + 2)],
         width: hw + 2,
         height: hh + 2,
     };
-    let (ss, ds) = (src.width * 4, out.width * 4);
+    let (ss, ds) = (src.width, out.width);
     out.data[ds..ds * (hh + 1)]
         .par_chunks_mut(ds)
         .enumerate()
         .for_each(|(y, row)| {
-            let (r0, r1) = (1 + 2 * y, 1 + (2 * y + 1).min(h - 1));
-            for x in 0..hw {
+            let (r0, r1) = ((1 + 2 * y) * ss, (1 + (2 * y + 1).min(h - 1)) * ss);
+            for (x, d) in row[1..=hw].iter_mut().enumerate() {
                 let (c0, c1) = (1 + 2 * x, 1 + (2 * x + 1).min(w - 1));
-                for c in 0..4 {
-                    let at = |r: usize, col: usize| u32::from(src.data[r * ss + col * 4 + c]);
-                    let sum = at(r0, c0) + at(r0, c1) + at(r1, c0) + at(r1, c1);
-                    row[(x + 1) * 4 + c] = ((sum + 2) / 4) as u8;
-                }
+                let d_ = &src.data;
+                let sum = d_[r0 + c0] + d_[r0 + c1] + d_[r1 + c0] + d_[r1 + c1];
+                // Four 8-bit values per lane fit in its 16 bits; round and divide by four.
+                *d = ((sum + 0x0002_0002_0002_0002) >> 2) & LANES;
             }
         });
     out

@@ -4,8 +4,8 @@
 //! (already tinted) product. One pass, only over the rows and columns the design can reach, rows
 //! in parallel with rayon.
 
-use super::blend::{light, masked, over, Strengths};
-use super::design::Raster;
+use super::blend::{alpha, light_spread, over_spread, pack, scale, spread, Strengths};
+use super::design::{fixed, Raster};
 use super::warp::{convex_row_span, Cylinder, Homography};
 use image::RgbaImage;
 use rayon::prelude::*;
@@ -22,14 +22,16 @@ pub struct Maps<'a> {
     pub strengths: Strengths,
 }
 
-/// Maps a canvas pixel back to a raster position.
+/// Maps canvas pixels back to raster positions.
 pub trait SourceMap: Sync {
     /// Rows `[y0, y1)` that can show the design.
     fn rows(&self) -> (usize, usize);
     /// Columns `[x0, x1)` of row `y` that can show the design.
     fn span(&self, y: usize) -> Option<(usize, usize)>;
-    /// Raster position for the centre of pixel `(x, y)` shifted by `(dx, dy)` canvas pixels.
-    fn source(&self, x: usize, y: usize, dx: f32, dy: f32) -> (f32, f32);
+    /// Fixed-point raster positions (see [`fixed`]) of the centres of pixels `x0..` of row `y`,
+    /// one per slot of `xs`/`ys`, each moved by `shift` canvas pixels when given. Written as
+    /// plain loops over slices so the compiler vectorises them.
+    fn coords(&self, y: usize, x0: usize, shift: Option<(&[f32], &[f32])>, xs: &mut [i32], ys: &mut [i32]);
 }
 
 /// Raster pixel coordinates of print-area fractions `(u, v)`: `area` is where the raster's
@@ -76,7 +78,11 @@ impl QuadMap {
 impl SourceMap for QuadMap {
     fn rows(&self) -> (usize, usize) {
         let lo = self.poly.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
-        let hi = self.poly.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+        let hi = self
+            .poly
+            .iter()
+            .map(|p| p.1)
+            .fold(f64::NEG_INFINITY, f64::max);
         clamp_range(lo - self.margin, hi + self.margin, self.size.1)
     }
 
@@ -94,15 +100,26 @@ impl SourceMap for QuadMap {
         (x0 < x1).then_some((x0, x1))
     }
 
-    #[inline(always)]
-    fn source(&self, x: usize, y: usize, dx: f32, dy: f32) -> (f32, f32) {
-        let m = &self.m;
-        let (px, py) = (x as f32 + 0.5 + dx, y as f32 + 0.5 + dy);
-        let w = 1.0 / (m[6] * px + m[7] * py + m[8]);
-        (
-            (m[0] * px + m[1] * py + m[2]) * w,
-            (m[3] * px + m[4] * py + m[5]) * w,
-        )
+    fn coords(&self, y: usize, x0: usize, shift: Option<(&[f32], &[f32])>, xs: &mut [i32], ys: &mut [i32]) {
+        let m = self.m;
+        let (fx0, py0) = (x0 as f32 + 0.5, y as f32 + 0.5);
+        let project = |px: f32, py: f32| {
+            let w = 1.0 / (m[6] * px + m[7] * py + m[8]);
+            (fixed((m[0] * px + m[1] * py + m[2]) * w), fixed((m[3] * px + m[4] * py + m[5]) * w))
+        };
+        match shift {
+            None => {
+                for (k, (xo, yo)) in xs.iter_mut().zip(ys.iter_mut()).enumerate() {
+                    (*xo, *yo) = project(fx0 + k as i32 as f32, py0);
+                }
+            }
+            Some((dx, dy)) => {
+                let it = xs.iter_mut().zip(ys.iter_mut()).zip(dx.iter().zip(dy));
+                for (k, ((xo, yo), (dx, dy))) in it.enumerate() {
+                    (*xo, *yo) = project(fx0 + k as i32 as f32 + dx, py0 + dy);
+                }
+            }
+        }
     }
 }
 
@@ -168,12 +185,24 @@ impl SourceMap for CylinderMap {
         (self.cols.0 < self.cols.1).then_some(self.cols)
     }
 
-    #[inline(always)]
-    fn source(&self, x: usize, y: usize, dx: f32, dy: f32) -> (f32, f32) {
-        (
-            self.col_x[x] + dx * self.col_dx[x],
-            (y as f32 + 0.5 + dy) * self.kv + self.col_off[x],
-        )
+    fn coords(&self, y: usize, x0: usize, shift: Option<(&[f32], &[f32])>, xs: &mut [i32], ys: &mut [i32]) {
+        let n = xs.len();
+        let (cx, cd, co) = (&self.col_x[x0..x0 + n], &self.col_dx[x0..x0 + n], &self.col_off[x0..x0 + n]);
+        let py = (y as f32 + 0.5) * self.kv;
+        match shift {
+            None => {
+                for k in 0..n {
+                    xs[k] = fixed(cx[k]);
+                    ys[k] = fixed(py + co[k]);
+                }
+            }
+            Some((dx, dy)) => {
+                for k in 0..n {
+                    xs[k] = fixed(cx[k] + dx[k] * cd[k]);
+                    ys[k] = fixed(py + dy[k] * self.kv + co[k]);
+                }
+            }
+        }
     }
 }
 
@@ -181,6 +210,17 @@ fn clamp_range(lo: f64, hi: f64, n: usize) -> (usize, usize) {
     let lo = lo.floor().clamp(0.0, n as f64) as usize;
     let hi = hi.ceil().clamp(0.0, n as f64) as usize;
     (lo, hi.max(lo))
+}
+
+/// Scratch space of one row.
+#[derive(Default)]
+struct RowBuffers {
+    xs: Vec<i32>,
+    ys: Vec<i32>,
+    dx: Vec<f32>,
+    dy: Vec<f32>,
+    /// The destination pixels, spread into lanes.
+    dst: Vec<u64>,
 }
 
 /// Warp `raster` through `map` and composite it onto `dst`.
@@ -193,7 +233,9 @@ pub fn composite<M: SourceMap>(dst: &mut RgbaImage, raster: &Raster, map: &M, ma
     (**dst)[y0 * width * 4..y1 * width * 4]
         .par_chunks_mut(width * 4)
         .enumerate()
-        .for_each(|(i, row)| composite_row(row, y0 + i, width, raster, map, maps));
+        .for_each_init(RowBuffers::default, |buf, (i, row)| {
+            composite_row(row, y0 + i, width, raster, map, maps, buf)
+        });
 }
 
 fn composite_row<M: SourceMap>(
@@ -203,37 +245,65 @@ fn composite_row<M: SourceMap>(
     raster: &Raster,
     map: &M,
     maps: &Maps,
+    buf: &mut RowBuffers,
 ) {
     let Some((x0, x1)) = map.span(y) else { return };
-    let base = y * width;
-    let k = maps.displacement_px / 127.0;
+    let (n, base) = (x1 - x0, y * width);
+    buf.xs.resize(n, 0);
+    buf.ys.resize(n, 0);
+    let shift = match maps.displacement {
+        Some(d) => {
+            let k = maps.displacement_px / 127.0;
+            let d = &d[2 * (base + x0)..2 * (base + x1)];
+            buf.dx.clear();
+            buf.dy.clear();
+            buf.dx.extend(d.chunks_exact(2).map(|p| (f32::from(p[0]) - 128.0) * k));
+            buf.dy.extend(d.chunks_exact(2).map(|p| (f32::from(p[1]) - 128.0) * k));
+            Some((buf.dx.as_slice(), buf.dy.as_slice()))
+        }
+        None => None,
+    };
+    map.coords(y, x0, shift, &mut buf.xs, &mut buf.ys);
     let lit = maps.shading.is_some() || maps.highlight.is_some();
-    for x in x0..x1 {
-        let i = base + x;
+    let pixels = &mut row[x0 * 4..x1 * 4];
+    // Composite in lanes: spreading and packing whole rows vectorises, per pixel it would not.
+    buf.dst.clear();
+    buf.dst.extend(
+        pixels
+            .chunks_exact(4)
+            .map(|p| spread(u32::from_le_bytes([p[0], p[1], p[2], p[3]]))),
+    );
+    let opaque = buf.dst.iter().all(|&d| alpha(d) == 255);
+    for (k, d) in buf.dst.iter_mut().enumerate() {
+        let i = base + x0 + k;
         let m = maps.mask.map_or(255, |m| m[i]);
         if m == 0 {
             continue;
         }
-        let (dx, dy) = match maps.displacement {
-            Some(d) => (
-                (f32::from(d[2 * i]) - 128.0) * k,
-                (f32::from(d[2 * i + 1]) - 128.0) * k,
-            ),
-            None => (0.0, 0.0),
-        };
-        let (sx, sy) = map.source(x, y, dx, dy);
-        let Some(mut c) = raster.sample(sx, sy) else {
+        let Some(mut c) = raster.sample_fixed(buf.xs[k], buf.ys[k]) else {
             continue;
         };
-        if c[3] == 0 {
+        if alpha(c) == 0 {
             continue;
         }
         if lit {
             let shade = maps.shading.map_or(255, |s| s[i]);
             let high = maps.highlight.map_or(128, |h| h[i]);
-            c = light(c, shade, high, maps.strengths);
+            c = light_spread(c, shade, high, maps.strengths);
         }
-        over(&mut row[x * 4..x * 4 + 4], masked(c, m));
+        if m != 255 {
+            c = scale(c, u32::from(m));
+        }
+        if opaque {
+            *d = c + scale(*d, 255 - alpha(c));
+        } else {
+            let mut p = pack(*d).to_le_bytes();
+            over_spread(&mut p, c);
+            *d = spread(u32::from_le_bytes(p));
+        }
+    }
+    for (p, &d) in pixels.chunks_exact_mut(4).zip(&buf.dst) {
+        p.copy_from_slice(&pack(d).to_le_bytes());
     }
 }
 
@@ -271,6 +341,9 @@ mod tests {
         };
         let map = CylinderMap::new(&c, [0.0, 0.0, 1.0, 1.0], (60, 60), 0.0, (200, 200));
         let (sx, sy) = map.source(100, 100, 0.0, 0.0);
-        assert!((sx - 31.0).abs() < 1e-3 && (sy - 31.3).abs() < 1e-3, "{sx},{sy}");
+        assert!(
+            (sx - 31.0).abs() < 1e-3 && (sy - 31.3).abs() < 1e-3,
+            "{sx},{sy}"
+        );
     }
 }

@@ -116,7 +116,9 @@ fn load_layers(m: &ValidManifest, manifest: &Path) -> Result<Layers, TemplateErr
         let (w, h) = (img.width(), img.height());
         if (w, h) != m.canvas {
             let (cw, ch) = m.canvas;
-            return Err(err(format!("the image is {w}x{h}, the canvas is {cw}x{ch}")));
+            return Err(err(format!(
+                "the image is {w}x{h}, the canvas is {cw}x{ch}"
+            )));
         }
         Ok(Some(img))
     };

@@ -239,20 +239,32 @@ pub fn validate(
     check_name(&spec.view).map_err(|r| invalid("view", r))?;
     let [w, h] = spec.canvas;
     if !(16..=8192).contains(&w) || !(16..=8192).contains(&h) {
-        return Err(invalid("canvas", format!("{w}x{h} is not within 16..=8192 pixels a side")));
+        return Err(invalid(
+            "canvas",
+            format!("{w}x{h} is not within 16..=8192 pixels a side"),
+        ));
     }
     let p = spec.print;
     let inches_ok = |v: f64| v.is_finite() && v > 0.0 && v <= 200.0;
     if !inches_ok(p.width_in) || !inches_ok(p.height_in) {
-        return Err(invalid("print", "width_in and height_in must be within 0..=200".into()));
+        return Err(invalid(
+            "print",
+            "width_in and height_in must be within 0..=200".into(),
+        ));
     }
     if !(1..=2400).contains(&p.dpi) {
-        return Err(invalid("print.dpi", format!("{} is not within 1..=2400", p.dpi)));
+        return Err(invalid(
+            "print.dpi",
+            format!("{} is not within 1..=2400", p.dpi),
+        ));
     }
     check_effects(&spec.effects).map_err(|(f, r)| invalid(f, r))?;
     let mapping = check_print_area(&spec.print_area, (w, h), manifest)?;
     if spec.colors.is_empty() {
-        return Err(invalid("colors", "at least one colour variant is required".into()));
+        return Err(invalid(
+            "colors",
+            "at least one colour variant is required".into(),
+        ));
     }
     let mut colors = Vec::with_capacity(spec.colors.len());
     for (name, value) in &spec.colors {
@@ -292,18 +304,30 @@ fn check_name(name: &str) -> Result<(), String> {
 fn check_effects(e: &EffectsSpec) -> Result<(), (&'static str, String)> {
     let unit = |v: f32| (0.0..=1.0).contains(&v);
     if !unit(e.shading) {
-        return Err(("effects.shading", format!("{} is not within 0..=1", e.shading)));
+        return Err((
+            "effects.shading",
+            format!("{} is not within 0..=1", e.shading),
+        ));
     }
     if !unit(e.highlight) {
-        return Err(("effects.highlight", format!("{} is not within 0..=1", e.highlight)));
+        return Err((
+            "effects.highlight",
+            format!("{} is not within 0..=1", e.highlight),
+        ));
     }
     if !(0.0..=256.0).contains(&e.displacement_px) {
         let v = e.displacement_px;
-        return Err(("effects.displacement_px", format!("{v} is not within 0..=256")));
+        return Err((
+            "effects.displacement_px",
+            format!("{v} is not within 0..=256"),
+        ));
     }
     if !(e.tint_reference > 0.05 && e.tint_reference <= 1.0) {
         let v = e.tint_reference;
-        return Err(("effects.tint_reference", format!("{v} is not within 0.05..=1")));
+        return Err((
+            "effects.tint_reference",
+            format!("{v} is not within 0.05..=1"),
+        ));
     }
     Ok(())
 }
@@ -355,7 +379,10 @@ fn check_print_area(
                 return Err(bad("bottom", "must be below top"));
             }
             if !(arc_degrees > 0.0 && arc_degrees <= 180.0) {
-                return Err(bad("arc_degrees", "must be within 0..=180 (the visible front)"));
+                return Err(bad(
+                    "arc_degrees",
+                    "must be within 0..=180 (the visible front)",
+                ));
             }
             if ellipse < 0.0 {
                 return Err(bad("ellipse", "must not be negative"));

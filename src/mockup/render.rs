@@ -175,7 +175,13 @@ mod tests {
         let lib = MockupLibrary::builtin();
         let t = lib.template("mug").unwrap();
         let err = render(t, &RgbaImage::new(0, 5), &RenderOptions::default()).unwrap_err();
-        assert_eq!(err, MockupError::EmptyDesign { width: 0, height: 5 });
+        assert_eq!(
+            err,
+            MockupError::EmptyDesign {
+                width: 0,
+                height: 5
+            }
+        );
     }
 
     #[test]

@@ -80,7 +80,8 @@ fn taps(src: usize, dst: usize) -> Vec<Tap> {
                 .collect();
             let sum: f64 = raw.iter().sum();
             let one = f64::from(1 << WEIGHT_BITS);
-            let mut weights: Vec<i32> = raw.iter().map(|w| (w / sum * one).round() as i32).collect();
+            let mut weights: Vec<i32> =
+                raw.iter().map(|w| (w / sum * one).round() as i32).collect();
             let err = (1 << WEIGHT_BITS) - weights.iter().sum::<i32>();
             if let Some(max) = weights.iter_mut().max() {
                 *max += err;
@@ -114,7 +115,8 @@ pub fn resize_planar<const N: usize>(src: &[u8], from: (u32, u32), to: (u32, u32
                     }
                 }
                 for c in 0..N {
-                    let v = (acc[c] + (1 << (WEIGHT_BITS - MID_BITS - 1))) >> (WEIGHT_BITS - MID_BITS);
+                    let v =
+                        (acc[c] + (1 << (WEIGHT_BITS - MID_BITS - 1))) >> (WEIGHT_BITS - MID_BITS);
                     out[x * N + c] = v.clamp(0, 255 << MID_BITS) as u16;
                 }
             }

@@ -55,7 +55,11 @@ impl Prepared {
 
 fn covered_rows(mask: &GrayImage) -> (u32, u32) {
     let w = mask.width() as usize;
-    let rows: Vec<bool> = mask.as_raw().chunks(w).map(|r| r.iter().any(|&v| v > 0)).collect();
+    let rows: Vec<bool> = mask
+        .as_raw()
+        .chunks(w)
+        .map(|r| r.iter().any(|&v| v > 0))
+        .collect();
     let first = rows.iter().position(|&r| r).unwrap_or(0);
     let last = rows.iter().rposition(|&r| r).map_or(0, |i| i + 1);
     (first as u32, last.max(first) as u32)
@@ -107,12 +111,20 @@ impl Template {
 
     /// Colour variant names, sorted.
     pub fn colors(&self) -> Vec<&str> {
-        self.manifest.colors.iter().map(|(n, _)| n.as_str()).collect()
+        self.manifest
+            .colors
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect()
     }
 
     /// The hex colour of a variant, as `[r, g, b]`.
     pub fn color_rgb(&self, name: &str) -> Option<[u8; 3]> {
-        self.manifest.colors.iter().find(|(n, _)| n == name).map(|(_, rgb)| *rgb)
+        self.manifest
+            .colors
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, rgb)| *rgb)
     }
 
     /// Canvas width and height in pixels (the default mockup size).
@@ -138,7 +150,10 @@ impl Template {
     /// Print file size in pixels at `dpi`: inches times DPI, rounded, at least 1.
     pub fn print_size_px(&self, dpi: u32) -> (u32, u32) {
         let px = |inches: f64| ((inches * f64::from(dpi)).round() as u32).max(1);
-        (px(self.manifest.print.width_in), px(self.manifest.print.height_in))
+        (
+            px(self.manifest.print.width_in),
+            px(self.manifest.print.height_in),
+        )
     }
 
     /// Mockup size for a longest side (`None`: the canvas).

@@ -93,7 +93,10 @@ impl Homography {
     pub fn apply(&self, x: f64, y: f64) -> (f64, f64) {
         let m = &self.0;
         let w = m[6] * x + m[7] * y + m[8];
-        ((m[0] * x + m[1] * y + m[2]) / w, (m[3] * x + m[4] * y + m[5]) / w)
+        (
+            (m[0] * x + m[1] * y + m[2]) / w,
+            (m[3] * x + m[4] * y + m[5]) / w,
+        )
     }
 }
 
@@ -187,7 +190,12 @@ pub fn convex_row_span(poly: &[(f64, f64)], y: f64) -> Option<(f64, f64)> {
 mod tests {
     use super::*;
 
-    const QUAD: [[f64; 2]; 4] = [[100.0, 120.0], [900.0, 80.0], [950.0, 1000.0], [60.0, 940.0]];
+    const QUAD: [[f64; 2]; 4] = [
+        [100.0, 120.0],
+        [900.0, 80.0],
+        [950.0, 1000.0],
+        [60.0, 940.0],
+    ];
 
     fn close(a: (f64, f64), b: (f64, f64)) -> bool {
         (a.0 - b.0).abs() < 1e-6 && (a.1 - b.1).abs() < 1e-6

@@ -31,20 +31,40 @@ pub async fn render_and_store(
         FitMode::Fit => Fit::Fit,
         FitMode::Cover => Fit::Cover,
     };
-    let mockup_opts = EncodeOptions { format: spec.format, jpeg_quality: job.output.jpeg_quality, dpi: None };
-    let print_opts = EncodeOptions { format: OutputFormat::Png, jpeg_quality: 90, dpi: Some(job.output.print_dpi) };
+    let mockup_opts = EncodeOptions {
+        format: spec.format,
+        jpeg_quality: job.output.jpeg_quality,
+        dpi: None,
+    };
+    let print_opts = EncodeOptions {
+        format: OutputFormat::Png,
+        jpeg_quality: 90,
+        dpi: Some(job.output.print_dpi),
+    };
     let (lib, list, size) = (library.clone(), renders.clone(), spec.size);
     // Render and encode each file in parallel on the blocking pool: pure CPU work.
     let files = tokio::task::spawn_blocking(move || {
         use rayon::prelude::*;
         list.par_iter()
             .map(|r| {
-                let template = lib.template(&r.product).expect("plan checked every product");
+                let template = lib
+                    .template(&r.product)
+                    .expect("plan checked every product");
                 let (img, opts) = if r.print_file {
-                    (mockup::print_file(template, &design, print_opts.dpi.unwrap_or(300), fit), print_opts)
+                    (
+                        mockup::print_file(template, &design, print_opts.dpi.unwrap_or(300), fit),
+                        print_opts,
+                    )
                 } else {
-                    let opts = RenderOptions { color: r.color.clone(), size, fit };
-                    (mockup::render(template, &design, &opts).map_err(|e| e.to_string())?, mockup_opts)
+                    let opts = RenderOptions {
+                        color: r.color.clone(),
+                        size,
+                        fit,
+                    };
+                    (
+                        mockup::render(template, &design, &opts).map_err(|e| e.to_string())?,
+                        mockup_opts,
+                    )
                 };
                 let bytes = encode::encode(&img, &opts).map_err(|e| e.to_string())?;
                 Ok((bytes, img.dimensions(), opts.format))
@@ -53,7 +73,12 @@ pub async fn render_and_store(
     })
     .await
     .map_err(|e| JobError::internal(format!("mockup task failed: {e}")))?
-    .map_err(|e| JobError::new(ErrorCode::MockupFailed, format!("mockup rendering failed: {e}")))?;
+    .map_err(|e| {
+        JobError::new(
+            ErrorCode::MockupFailed,
+            format!("mockup rendering failed: {e}"),
+        )
+    })?;
     let mut out = Vec::with_capacity(files.len());
     for ((bytes, (width, height), format), r) in files.into_iter().zip(renders.iter()) {
         let key = if r.print_file {
@@ -86,7 +111,10 @@ fn plan(library: &MockupLibrary, spec: &ValidMockups) -> Result<Vec<Render>, Job
         let template = library.template(product).ok_or_else(|| {
             JobError::invalid(
                 format!("mockups.products[{i}]"),
-                format!("unknown product '{product}'; available: {}", library.products().join(", ")),
+                format!(
+                    "unknown product '{product}'; available: {}",
+                    library.products().join(", ")
+                ),
             )
         })?;
         let available = template.colors();
@@ -99,13 +127,24 @@ fn plan(library: &MockupLibrary, spec: &ValidMockups) -> Result<Vec<Render>, Job
             if !available.contains(&color.as_str()) {
                 return Err(JobError::invalid(
                     format!("mockups.colors[{j}]"),
-                    format!("product '{product}' has no colour '{color}'; available: {}", available.join(", ")),
+                    format!(
+                        "product '{product}' has no colour '{color}'; available: {}",
+                        available.join(", ")
+                    ),
                 ));
             }
-            renders.push(Render { product: product.clone(), color: color.clone(), print_file: false });
+            renders.push(Render {
+                product: product.clone(),
+                color: color.clone(),
+                print_file: false,
+            });
         }
         if spec.print_files {
-            renders.push(Render { product: product.clone(), color: String::new(), print_file: true });
+            renders.push(Render {
+                product: product.clone(),
+                color: String::new(),
+                print_file: true,
+            });
         }
     }
     Ok(renders)

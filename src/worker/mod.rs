@@ -4,7 +4,7 @@
 
 use crate::encode::{self, EncodeOptions};
 use crate::engine::thread::Progress;
-use crate::engine::{EngineHandle, GenerateOutput, GenerateRequest};
+use crate::engine::{EngineHandle, GenerateOutput, GenerateRequest, InitImage};
 use crate::error::{ErrorCode, JobError};
 use crate::fetch::Fetcher;
 use crate::job::outcome::{ImageOutput, JobOutcome, JobStatus, Timings};
@@ -59,6 +59,8 @@ pub struct WorkerParts {
     pub default_destination: String,
     pub limits: Limits,
     pub defaults: GenerationDefaults,
+    /// `merchgen invoke --initial-noise`: start every generation from these numbers.
+    pub initial_noise: Option<crate::engine::NoiseOverride>,
 }
 
 /// The pipeline. Cheap to share behind an `Arc`.
@@ -71,7 +73,11 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(engine: Option<EngineHandle>, parts: WorkerParts) -> Self {
-        Worker { engine, parts, cold: AtomicBool::new(true) }
+        Worker {
+            engine,
+            parts,
+            cold: AtomicBool::new(true),
+        }
     }
 
     pub fn engine(&self) -> Option<&EngineHandle> {
@@ -80,7 +86,10 @@ impl Worker {
 
     fn engine_or_unavailable(&self) -> Result<&EngineHandle, JobError> {
         self.engine.as_ref().ok_or_else(|| {
-            JobError::new(ErrorCode::ModelUnavailable, "this worker has no model loaded; it serves mockup-only jobs")
+            JobError::new(
+                ErrorCode::ModelUnavailable,
+                "this worker has no model loaded; it serves mockup-only jobs",
+            )
         })
     }
 
@@ -93,18 +102,31 @@ impl Worker {
         };
         let span = tracing::info_span!("job", id = %job.id);
         let outcome = self.run(&job, &req).instrument(span.clone()).await;
-        let status = if outcome.succeeded() { "succeeded" } else { "failed" };
+        let status = if outcome.succeeded() {
+            "succeeded"
+        } else {
+            "failed"
+        };
         tracing::info!(parent: &span, status, replayed = outcome.replayed, "job finished");
         outcome
     }
 
     fn validate(&self, req: &JobRequest) -> Result<ValidJob, JobError> {
         let spec = parse::job_from_value(req.body.clone())?;
-        validate::validate(spec, &req.delivery_id, &self.parts.limits, &self.parts.defaults)
+        validate::validate(
+            spec,
+            &req.delivery_id,
+            &self.parts.limits,
+            &self.parts.defaults,
+        )
     }
 
     async fn run(&self, job: &ValidJob, req: &JobRequest) -> JobOutcome {
-        let destination = job.output.destination.as_deref().unwrap_or(&self.parts.default_destination);
+        let destination = job
+            .output
+            .destination
+            .as_deref()
+            .unwrap_or(&self.parts.default_destination);
         let sink = match output::open_sink(destination, &self.parts.output).await {
             Ok(sink) => sink,
             Err(e) => return self.finish_failed(job, e).await,
@@ -113,12 +135,20 @@ impl Worker {
             tracing::info!(job_id = %job.id, "already succeeded; answering from result.json");
             stored.replayed = true;
             if let Some(hook) = &job.webhook {
-                stored.webhook = Some(self.parts.notifier.notify(hook, WebhookEvent::finished(&stored)).await);
+                stored.webhook = Some(
+                    self.parts
+                        .notifier
+                        .notify(hook, WebhookEvent::finished(&stored))
+                        .await,
+                );
             }
             return stored;
         }
         if let Some(hook) = &job.webhook {
-            self.parts.notifier.notify(hook, WebhookEvent::started(&job.id)).await;
+            self.parts
+                .notifier
+                .notify(hook, WebhookEvent::started(&job.id))
+                .await;
         }
         match self.produce(job, req, sink.as_ref()).await {
             Ok(outcome) => self.finish_succeeded(job, outcome, sink.as_ref()).await,
@@ -127,9 +157,17 @@ impl Worker {
     }
 
     /// Generate (or fetch the design), render mockups, store every file.
-    async fn produce(&self, job: &ValidJob, req: &JobRequest, sink: &dyn OutputSink) -> Result<JobOutcome, JobError> {
+    async fn produce(
+        &self,
+        job: &ValidJob,
+        req: &JobRequest,
+        sink: &dyn OutputSink,
+    ) -> Result<JobOutcome, JobError> {
         let started = Instant::now();
-        let mut timings = Timings { queued: Some(req.received.elapsed().as_millis() as u64), ..Timings::default() };
+        let mut timings = Timings {
+            queued: Some(req.received.elapsed().as_millis() as u64),
+            ..Timings::default()
+        };
         let cold = self.cold.swap(false, Ordering::Relaxed);
         if let (true, Some(engine)) = (cold, &self.engine) {
             timings.load = Some(engine.load_report().load_ms);
@@ -144,7 +182,11 @@ impl Worker {
                 let generated = self.generate(gen, job, req, &mut timings).await?;
                 outcome.seed = Some(gen.seed);
                 outcome.model = self.engine.as_ref().map(|e| e.load_report().info.clone());
-                generated.images.into_iter().map(|g| (g.image, Some(g.seed))).collect()
+                generated
+                    .images
+                    .into_iter()
+                    .map(|g| (g.image, Some(g.seed)))
+                    .collect()
             }
             (None, Some(design)) => {
                 let t = Instant::now();
@@ -152,15 +194,24 @@ impl Worker {
                 timings.fetch_inputs = Some(t.elapsed().as_millis() as u64);
                 vec![(image, None)]
             }
-            (None, None) => return Err(JobError::internal("validated job has neither prompt nor design")),
+            (None, None) => {
+                return Err(JobError::internal(
+                    "validated job has neither prompt nor design",
+                ))
+            }
         };
         if job.generation.is_some() {
             outcome.images = self.store_images(job, &designs, sink, &mut timings).await?;
         }
         if let Some(spec) = &job.mockups {
-            let first = designs.into_iter().next().map(|(img, _)| img).ok_or_else(|| JobError::internal("no design to place"))?;
+            let first = designs
+                .into_iter()
+                .next()
+                .map(|(img, _)| img)
+                .ok_or_else(|| JobError::internal("no design to place"))?;
             let t = Instant::now();
-            outcome.mockups = mockups::render_and_store(&self.parts.mockups, job, spec, first, sink).await?;
+            outcome.mockups =
+                mockups::render_and_store(&self.parts.mockups, job, spec, first, sink).await?;
             timings.mockups = Some(t.elapsed().as_millis() as u64);
         }
         timings.total = started.elapsed().as_millis() as u64 + timings.queued.unwrap_or(0);
@@ -168,10 +219,22 @@ impl Worker {
         Ok(outcome)
     }
 
-    async fn generate(&self, gen: &ValidGeneration, job: &ValidJob, req: &JobRequest, timings: &mut Timings) -> Result<GenerateOutput, JobError> {
-        if gen.init_image.is_some() {
-            return Err(JobError::invalid("image", "image-to-image is not available in this version of merchgen"));
-        }
+    async fn generate(
+        &self,
+        gen: &ValidGeneration,
+        job: &ValidJob,
+        req: &JobRequest,
+        timings: &mut Timings,
+    ) -> Result<GenerateOutput, JobError> {
+        let init = match &gen.init_image {
+            Some(init) => {
+                let t = Instant::now();
+                let image = self.parts.fetcher.fetch_image(&init.source, "image").await?;
+                timings.fetch_inputs = Some(t.elapsed().as_millis() as u64);
+                Some(InitImage { image, strength: init.strength, fit: init.fit })
+            }
+            None => None,
+        };
         let request = GenerateRequest {
             prompt: gen.prompt.clone(),
             width: gen.width,
@@ -181,19 +244,33 @@ impl Worker {
             seed: gen.seed,
             num_images: gen.num_images,
             max_sequence_length: gen.max_sequence_length,
+            init,
+            noise: self.parts.initial_noise.clone(),
         };
         let progress = self.progress_forwarder(job, req);
         let engine = self.engine_or_unavailable()?;
-        let out = engine.generate(request, req.cancel.clone(), progress).await?;
+        let out = engine
+            .generate(request, req.cancel.clone(), progress)
+            .await?;
         timings.encode_text = Some(out.timings.encode_text_ms);
+        if gen.init_image.is_some() {
+            timings.encode_image = Some(out.timings.encode_image_ms);
+        }
         timings.denoise = Some(out.timings.denoise_ms);
         timings.decode = Some(out.timings.decode_ms);
         Ok(out)
     }
 
     /// A progress channel that feeds the door's channel and, if subscribed, `job.progress` hooks.
-    fn progress_forwarder(&self, job: &ValidJob, req: &JobRequest) -> Option<tokio::sync::mpsc::UnboundedSender<Progress>> {
-        let hook = job.webhook.clone().filter(|h| h.events.contains(&crate::job::spec::WebhookEventKind::Progress));
+    fn progress_forwarder(
+        &self,
+        job: &ValidJob,
+        req: &JobRequest,
+    ) -> Option<tokio::sync::mpsc::UnboundedSender<Progress>> {
+        let hook = job.webhook.clone().filter(|h| {
+            h.events
+                .contains(&crate::job::spec::WebhookEventKind::Progress)
+        });
         if hook.is_none() && req.progress.is_none() {
             return None;
         }
@@ -207,15 +284,27 @@ impl Worker {
                     let _ = door.send(p);
                 }
                 if let Some(hook) = &hook {
-                    notifier.notify(hook, WebhookEvent::progress(&job_id, p.step, p.total)).await;
+                    notifier
+                        .notify(hook, WebhookEvent::progress(&job_id, p.step, p.total))
+                        .await;
                 }
             }
         });
         Some(tx)
     }
 
-    async fn store_images(&self, job: &ValidJob, designs: &[(RgbaImage, Option<u64>)], sink: &dyn OutputSink, timings: &mut Timings) -> Result<Vec<ImageOutput>, JobError> {
-        let opts = EncodeOptions { format: job.output.format, jpeg_quality: job.output.jpeg_quality, dpi: None };
+    async fn store_images(
+        &self,
+        job: &ValidJob,
+        designs: &[(RgbaImage, Option<u64>)],
+        sink: &dyn OutputSink,
+        timings: &mut Timings,
+    ) -> Result<Vec<ImageOutput>, JobError> {
+        let opts = EncodeOptions {
+            format: job.output.format,
+            jpeg_quality: job.output.jpeg_quality,
+            dpi: None,
+        };
         let images: Vec<RgbaImage> = designs.iter().map(|(img, _)| img.clone()).collect();
         let t = Instant::now();
         let encoded = encode_all(images, opts).await?;
@@ -243,13 +332,22 @@ impl Worker {
         Ok(out)
     }
 
-    async fn finish_succeeded(&self, job: &ValidJob, mut outcome: JobOutcome, sink: &dyn OutputSink) -> JobOutcome {
+    async fn finish_succeeded(
+        &self,
+        job: &ValidJob,
+        mut outcome: JobOutcome,
+        sink: &dyn OutputSink,
+    ) -> JobOutcome {
         // result.json is written after every output, so its presence means the job is complete.
         if let Err(e) = output::store_result(sink, &outcome).await {
             return self.finish_failed(job, e.into()).await;
         }
         if let Some(hook) = &job.webhook {
-            let report = self.parts.notifier.notify(hook, WebhookEvent::finished(&outcome)).await;
+            let report = self
+                .parts
+                .notifier
+                .notify(hook, WebhookEvent::finished(&outcome))
+                .await;
             let failed_for_good = !report.delivered && report.attempts > 0;
             outcome.webhook = Some(report);
             if failed_for_good {
@@ -266,17 +364,28 @@ impl Worker {
         tracing::warn!(job_id = %job.id, code = %error.code, message = %error.message, "job failed");
         let mut outcome = JobOutcome::failed(job.id.clone(), error);
         if let Some(hook) = &job.webhook {
-            outcome.webhook = Some(self.parts.notifier.notify(hook, WebhookEvent::finished(&outcome)).await);
+            outcome.webhook = Some(
+                self.parts
+                    .notifier
+                    .notify(hook, WebhookEvent::finished(&outcome))
+                    .await,
+            );
         }
         outcome
     }
 }
 
 /// Encode images on blocking threads (CPU work).
-pub async fn encode_all(images: Vec<RgbaImage>, opts: EncodeOptions) -> Result<Vec<Vec<u8>>, JobError> {
+pub async fn encode_all(
+    images: Vec<RgbaImage>,
+    opts: EncodeOptions,
+) -> Result<Vec<Vec<u8>>, JobError> {
     tokio::task::spawn_blocking(move || {
         use rayon::prelude::*;
-        images.par_iter().map(|img| encode::encode(img, &opts)).collect::<Result<Vec<_>, _>>()
+        images
+            .par_iter()
+            .map(|img| encode::encode(img, &opts))
+            .collect::<Result<Vec<_>, _>>()
     })
     .await
     .map_err(|e| JobError::internal(format!("encoder task failed: {e}")))?
@@ -286,7 +395,9 @@ pub async fn encode_all(images: Vec<RgbaImage>, opts: EncodeOptions) -> Result<V
 /// The job's own id when the body has a usable one, so even invalid jobs report it.
 fn job_id_hint(body: &serde_json::Value) -> Option<String> {
     let id = body.get("id")?.as_str()?;
-    let ok = (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    let ok = (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
     ok.then(|| id.to_owned())
 }
-

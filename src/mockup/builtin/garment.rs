@@ -124,7 +124,11 @@ impl Folds {
     /// giving the full shift.
     pub fn displacement(&self) -> Vec<u8> {
         let (gx, gy) = self.slopes();
-        let max = gx.data.iter().chain(&gy.data).fold(1e-6f32, |m, v| m.max(v.abs()));
+        let max = gx
+            .data
+            .iter()
+            .chain(&gy.data)
+            .fold(1e-6f32, |m, v| m.max(v.abs()));
         let big = |p: &Plane| p.enlarged(self.factor, self.size, self.size, (0.0, 0.0));
         let (gx, gy) = (big(&gx), big(&gy));
         let q = |v: f32| (128.0 + 127.0 * (v / max).clamp(-1.0, 1.0) + 0.5) as u8;
@@ -159,7 +163,6 @@ pub fn cloth_light(cov: &Plane, folds: &Folds, rim: f32, grain: f32) -> Plane {
         });
     light
 }
-
 
 /// The points of a path built by `build` (for seams along curves).
 pub fn curve(build: impl FnOnce(&mut Path)) -> Vec<(f32, f32)> {

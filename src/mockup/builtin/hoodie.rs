@@ -25,7 +25,12 @@ pub fn spec() -> ManifestSpec {
             displacement_px: 6.0,
             tint_reference: REFERENCE,
         },
-        &[("white", "#f3f3f1"), ("black", "#1c1c1f"), ("heather_grey", "#9fa2a6"), ("forest", "#2f4a3a")],
+        &[
+            ("white", "#f3f3f1"),
+            ("black", "#1c1c1f"),
+            ("heather_grey", "#9fa2a6"),
+            ("forest", "#2f4a3a"),
+        ],
     )
 }
 
@@ -130,7 +135,10 @@ pub fn draw(size: u32) -> Layers {
     lines.extend(&stroke(&[at(-0.255, 0.85), at(0.255, 0.85)], 0.002 * s));
     for side in [1.0f32, -1.0] {
         let at = |dx: f32, y: f32| at(dx * side, y);
-        lines.extend(&stroke(&[at(0.163, 0.178), at(0.21, 0.182), at(0.26, 0.207)], thin));
+        lines.extend(&stroke(
+            &[at(0.163, 0.178), at(0.21, 0.182), at(0.26, 0.207)],
+            thin,
+        ));
         lines.extend(&stroke(&[at(0.39, 0.745), at(0.325, 0.76)], 0.002 * s));
         lines.extend(&stroke(&[at(0.262, 0.205), at(0.25, 0.37)], thin));
     }
@@ -159,7 +167,8 @@ pub fn draw(size: u32) -> Layers {
         let at = |dx: f32, y: f32| at(dx * side, y);
         let c = curve(|p| {
             let a = at(0.038, 0.25);
-            p.move_to(a.0, a.1).cubic_to(at(0.04, 0.31), at(0.05, 0.36), at(0.047, 0.43));
+            p.move_to(a.0, a.1)
+                .cubic_to(at(0.04, 0.31), at(0.05, 0.36), at(0.047, 0.43));
         });
         cords.extend(&stroke(&c, 0.011 * s));
         tips.extend(&stroke(&[at(0.047, 0.43), at(0.0472, 0.455)], 0.013 * s));

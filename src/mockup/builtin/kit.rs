@@ -64,13 +64,16 @@ impl Plane {
     pub fn shifted(&self, dx: isize, dy: isize) -> Plane {
         let mut out = Plane::new(self.w, self.h, 0.0);
         let w = self.w as isize;
-        out.data.par_chunks_mut(self.w).enumerate().for_each(|(y, row)| {
-            let sy = (y as isize - dy).clamp(0, self.h as isize - 1) as usize;
-            let src = &self.data[sy * self.w..(sy + 1) * self.w];
-            for (x, v) in row.iter_mut().enumerate() {
-                *v = src[(x as isize - dx).clamp(0, w - 1) as usize];
-            }
-        });
+        out.data
+            .par_chunks_mut(self.w)
+            .enumerate()
+            .for_each(|(y, row)| {
+                let sy = (y as isize - dy).clamp(0, self.h as isize - 1) as usize;
+                let src = &self.data[sy * self.w..(sy + 1) * self.w];
+                for (x, v) in row.iter_mut().enumerate() {
+                    *v = src[(x as isize - dx).clamp(0, w - 1) as usize];
+                }
+            });
         out
     }
 
@@ -89,14 +92,17 @@ impl Plane {
         };
         let (tx, ty) = (taps(w, self.w, shift.0), taps(h, self.h, shift.1));
         let mut out = Plane::new(w, h, 0.0);
-        out.data.par_chunks_mut(w).zip(ty.par_iter()).for_each(|(row, &(y0, y1, fy))| {
-            let (r0, r1) = (&self.data[y0 * self.w..], &self.data[y1 * self.w..]);
-            for (v, &(x0, x1, fx)) in row.iter_mut().zip(&tx) {
-                let top = r0[x0] + (r0[x1] - r0[x0]) * fx;
-                let bottom = r1[x0] + (r1[x1] - r1[x0]) * fx;
-                *v = top + (bottom - top) * fy;
-            }
-        });
+        out.data
+            .par_chunks_mut(w)
+            .zip(ty.par_iter())
+            .for_each(|(row, &(y0, y1, fy))| {
+                let (r0, r1) = (&self.data[y0 * self.w..], &self.data[y1 * self.w..]);
+                for (v, &(x0, x1, fx)) in row.iter_mut().zip(&tx) {
+                    let top = r0[x0] + (r0[x1] - r0[x0]) * fx;
+                    let bottom = r1[x0] + (r1[x1] - r1[x0]) * fx;
+                    *v = top + (bottom - top) * fy;
+                }
+            });
         out
     }
 
@@ -266,7 +272,12 @@ impl Path {
             cov.data.truncate(bw * bh);
             return cov;
         }
-        let clamp = |p: (f32, f32)| ((p.0 - x0 as f32).clamp(0.0, bw as f32 - 1.001), p.1 - y0 as f32);
+        let clamp = |p: (f32, f32)| {
+            (
+                (p.0 - x0 as f32).clamp(0.0, bw as f32 - 1.001),
+                p.1 - y0 as f32,
+            )
+        };
         for c in &self.contours {
             for i in 0..c.len() {
                 let (a, b) = (clamp(c[i]), clamp(c[(i + 1) % c.len()]));
@@ -419,7 +430,11 @@ pub fn blur_shifted(p: &Plane, sigma: f32, shift: (f32, f32)) -> Plane {
         let small = reduce(p, factor);
         return box3(&small, sigma / factor as f32).enlarged(factor, p.w, p.h, shift);
     }
-    let out = if sigma < 0.3 { p.clone() } else { box3(p, sigma) };
+    let out = if sigma < 0.3 {
+        p.clone()
+    } else {
+        box3(p, sigma)
+    };
     if shift == (0.0, 0.0) {
         out
     } else {
@@ -435,7 +450,9 @@ pub fn reduce(p: &Plane, f: usize) -> Plane {
         for yy in (y * f..(y + 1) * f).map(|v| v.min(p.h - 1)) {
             let line = &p.data[yy * p.w..(yy + 1) * p.w];
             for (x, v) in row.iter_mut().enumerate() {
-                *v += (x * f..(x + 1) * f).map(|i| line[i.min(p.w - 1)]).sum::<f32>();
+                *v += (x * f..(x + 1) * f)
+                    .map(|i| line[i.min(p.w - 1)])
+                    .sum::<f32>();
             }
         }
         let norm = 1.0 / (f * f) as f32;
@@ -446,7 +463,9 @@ pub fn reduce(p: &Plane, f: usize) -> Plane {
 
 /// Three box blurs approximate a Gaussian; each box has radius `r` with variance-matched sizes.
 fn box3(p: &Plane, sigma: f32) -> Plane {
-    let r = (((12.0 * sigma * sigma / 3.0 + 1.0).sqrt() - 1.0) / 2.0).round().max(1.0) as usize;
+    let r = (((12.0 * sigma * sigma / 3.0 + 1.0).sqrt() - 1.0) / 2.0)
+        .round()
+        .max(1.0) as usize;
     let mut out = p.clone();
     for _ in 0..3 {
         out = box_h(&out, r);
@@ -477,7 +496,10 @@ fn box_v(p: &Plane, r: usize) -> Plane {
             for y in 0..h {
                 let o = &mut out[y * bw..(y + 1) * bw];
                 o.iter_mut().zip(&sum).for_each(|(o, s)| *o = s * norm);
-                let (add, sub) = (row(y as isize + r as isize + 1), row(y as isize - r as isize));
+                let (add, sub) = (
+                    row(y as isize + r as isize + 1),
+                    row(y as isize - r as isize),
+                );
                 for ((s, a), d) in sum.iter_mut().zip(add).zip(sub) {
                     *s += a - d;
                 }

@@ -38,7 +38,11 @@ pub fn spec() -> ManifestSpec {
             displacement_px: 0.0,
             tint_reference: REFERENCE,
         },
-        &[("white", "#f7f7f5"), ("black", "#1d1d1f"), ("red", "#b3262e")],
+        &[
+            ("white", "#f7f7f5"),
+            ("black", "#1d1d1f"),
+            ("red", "#b3262e"),
+        ],
     )
 }
 
@@ -48,7 +52,8 @@ fn glaze(t: f32) -> (f32, f32) {
     let diffuse = (t + 0.5).cos().max(0.0).powf(0.8);
     let rim = 0.1 * ((t - 1.0) / 0.5).clamp(0.0, 1.0);
     let soft = 0.05 * (-((t - 0.55) / 0.12).powi(2)).exp();
-    let spec = 0.5 * (-((t + 0.62) / 0.06).powi(2)).exp() + 0.12 * (-((t + 0.6) / 0.25).powi(2)).exp();
+    let spec =
+        0.5 * (-((t + 0.62) / 0.06).powi(2)).exp() + 0.12 * (-((t + 0.6) / 0.25).powi(2)).exp();
     (0.42 + 0.6 * diffuse + rim + soft, spec)
 }
 
@@ -59,7 +64,12 @@ pub fn draw(size: u32) -> Layers {
     let (cx, r, top, bottom, e) = (CX * s, R * s, TOP * s, BOTTOM * s, ELLIPSE * s);
     let mut canvas = Canvas::backdrop(n, [0.93, 0.93, 0.92], [0.84, 0.84, 0.83]);
 
-    let mut body = Path::polygon(&[(cx - r, top), (cx + r, top), (cx + r, bottom), (cx - r, bottom)]);
+    let mut body = Path::polygon(&[
+        (cx - r, top),
+        (cx + r, top),
+        (cx + r, bottom),
+        (cx - r, bottom),
+    ]);
     body.extend(&Path::ellipse(cx, bottom, r, e));
     body.extend(&Path::ellipse(cx, top, r, e));
     let body = body.fill(n, n);
@@ -105,7 +115,11 @@ pub fn draw(size: u32) -> Layers {
         let outer = light.data[i];
         let rim = 0.98;
         let on_top = y < top + e && ((x - cx) / r).powi(2) + ((y - top) / e).powi(2) <= 1.0;
-        let v = if on_top { rim + (inside - rim) * mouth.data[i] } else { outer };
+        let v = if on_top {
+            rim + (inside - rim) * mouth.data[i]
+        } else {
+            outer
+        };
         REFERENCE * v
     });
     canvas.paint(&body, &lum, [1.0, 1.0, 1.0]);

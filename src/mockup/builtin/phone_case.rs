@@ -30,13 +30,23 @@ pub fn spec() -> ManifestSpec {
             displacement_px: 0.0,
             tint_reference: REFERENCE,
         },
-        &[("white", "#f4f4f4"), ("black", "#1e1e20"), ("navy", "#22314f")],
+        &[
+            ("white", "#f4f4f4"),
+            ("black", "#1e1e20"),
+            ("navy", "#22314f"),
+        ],
     )
 }
 
 fn rounded(r: (f32, f32, f32, f32, f32), inset: f32, s: f32) -> Path {
     let (x0, y0, x1, y1, rad) = r;
-    Path::rounded_rect((x0 + inset) * s, (y0 + inset) * s, (x1 - inset) * s, (y1 - inset) * s, (rad - inset).max(0.0) * s)
+    Path::rounded_rect(
+        (x0 + inset) * s,
+        (y0 + inset) * s,
+        (x1 - inset) * s,
+        (y1 - inset) * s,
+        (rad - inset).max(0.0) * s,
+    )
 }
 
 fn circle(x: f32, y: f32, r: f32, s: f32) -> Path {
@@ -50,7 +60,13 @@ pub fn draw(size: u32) -> Layers {
     let mut canvas = Canvas::backdrop(n, [0.93, 0.93, 0.94], [0.85, 0.85, 0.86]);
     let mut case = rounded(CASE, 0.0, s);
     for (y0, y1) in [(0.27, 0.33), (0.36, 0.42), (0.24, 0.255)] {
-        case.extend(&Path::rounded_rect(0.676 * s, y0 * s, 0.685 * s, y1 * s, 0.004 * s));
+        case.extend(&Path::rounded_rect(
+            0.676 * s,
+            y0 * s,
+            0.685 * s,
+            y1 * s,
+            0.004 * s,
+        ));
     }
     let case = case.fill(n, n);
     canvas.shadow(&drop_shadow(&case, 0.02 * s, 0.01 * s, 0.018 * s), 0.28);
@@ -74,13 +90,18 @@ pub fn draw(size: u32) -> Layers {
     canvas.paint(&case, &light, [REFERENCE; 3]);
 
     // The camera module inside the cut-out: dark glass, three lenses, a flash.
-    let module = Plane::from_fn(n, n, |_, y| 0.16 + 0.05 * (y / s - CUTOUT.1) / (CUTOUT.3 - CUTOUT.1));
+    let module = Plane::from_fn(n, n, |_, y| {
+        0.16 + 0.05 * (y / s - CUTOUT.1) / (CUTOUT.3 - CUTOUT.1)
+    });
     canvas.paint(&cut, &module, [1.0, 1.0, 1.0]);
     for (lx, ly) in [(0.377, 0.189), (0.377, 0.251), (0.438, 0.22)] {
         canvas.paint_flat(&circle(lx, ly, 0.025, s), [0.55, 0.56, 0.58]);
         canvas.paint_flat(&circle(lx, ly, 0.02, s), [0.05, 0.05, 0.07]);
         canvas.paint_flat(&circle(lx, ly, 0.011, s), [0.1, 0.12, 0.2]);
-        canvas.paint_flat(&circle(lx - 0.006, ly - 0.006, 0.004, s), [0.75, 0.78, 0.85]);
+        canvas.paint_flat(
+            &circle(lx - 0.006, ly - 0.006, 0.004, s),
+            [0.75, 0.78, 0.85],
+        );
     }
     canvas.paint_flat(&circle(0.44, 0.172, 0.008, s), [0.93, 0.9, 0.8]);
 
@@ -107,7 +128,8 @@ pub fn draw(size: u32) -> Layers {
 fn gloss(case: &Plane, s: f32, n: usize) -> RgbaImage {
     let alpha = Plane::from_fn(n, n, |x, y| {
         let d = (x + 0.45 * y) / s;
-        let band = 0.13 * (-((d - 0.5) / 0.06).powi(2)).exp() + 0.05 * (-((d - 0.62) / 0.02).powi(2)).exp();
+        let band = 0.13 * (-((d - 0.5) / 0.06).powi(2)).exp()
+            + 0.05 * (-((d - 0.62) / 0.02).powi(2)).exp();
         band * case.data[y as usize * n + x as usize]
     });
     let a = alpha.to_u8(|v| v);

@@ -33,7 +33,12 @@ pub fn spec() -> ManifestSpec {
     };
     manifest(
         "poster",
-        quad([corner(x0, y0), corner(x1, y0), corner(x1, y1), corner(x0, y1)]),
+        quad([
+            corner(x0, y0),
+            corner(x1, y0),
+            corner(x1, y1),
+            corner(x0, y1),
+        ]),
         (18.0, 24.0),
         EffectsSpec {
             shading: 0.9,
@@ -41,7 +46,11 @@ pub fn spec() -> ManifestSpec {
             displacement_px: 0.0,
             tint_reference: REFERENCE,
         },
-        &[("white", "#f2f1ee"), ("black", "#222224"), ("oak", "#b98a5a")],
+        &[
+            ("white", "#f2f1ee"),
+            ("black", "#222224"),
+            ("oak", "#b98a5a"),
+        ],
     )
 }
 
@@ -68,10 +77,11 @@ fn rect_path(h: &Homography, x0: f64, y0: f64, x1: f64, y1: f64) -> Path {
 fn moulding(x: f64, y: f64) -> f32 {
     let (w, h) = OUTER;
     let d = [x, y, w - x, h - y];
-    let (side, across) = d
-        .iter()
-        .enumerate()
-        .fold((0, f64::MAX), |best, (i, &v)| if v < best.1 { (i, v) } else { best });
+    let (side, across) =
+        d.iter().enumerate().fold(
+            (0, f64::MAX),
+            |best, (i, &v)| if v < best.1 { (i, v) } else { best },
+        );
     let t = (across / FRAME).clamp(0.0, 1.0) as f32;
     let face = [0.98, 1.02, 0.74, 0.66][side];
     let profile = 0.82 + 0.3 * (std::f32::consts::PI * (0.15 + 0.7 * t)).sin();
@@ -101,14 +111,22 @@ pub fn draw(size: u32) -> Layers {
     let n = size as usize;
     let s = f64::from(size);
     let h = frame_to_canvas(s);
-    let inv = h.inverse().expect("a convex quad's homography is invertible");
+    let inv = h
+        .inverse()
+        .expect("a convex quad's homography is invertible");
     let mut canvas = Canvas::backdrop(n, [0.92, 0.9, 0.87], [0.87, 0.85, 0.82]);
     let (w_in, h_in) = OUTER;
     let outer = rect_path(&h, 0.0, 0.0, w_in, h_in).fill(n, n);
     let glass = rect_path(&h, FRAME, FRAME, w_in - FRAME, h_in - FRAME).fill(n, n);
     let sf = s as f32;
-    canvas.shadow(&drop_shadow(&outer, 0.018 * sf, 0.014 * sf, 0.022 * sf), 0.32);
-    canvas.shadow(&drop_shadow(&outer, 0.003 * sf, 0.003 * sf, 0.004 * sf), 0.3);
+    canvas.shadow(
+        &drop_shadow(&outer, 0.018 * sf, 0.014 * sf, 0.022 * sf),
+        0.32,
+    );
+    canvas.shadow(
+        &drop_shadow(&outer, 0.003 * sf, 0.003 * sf, 0.004 * sf),
+        0.3,
+    );
 
     let frame_space = |x: f32, y: f32| inv.apply(f64::from(x), f64::from(y));
     let (bx0, by0, bx1, by1) = bounds(&h, OUTER);
@@ -152,7 +170,8 @@ fn reflection(glass: &Plane, inv: &Homography, n: usize) -> RgbaImage {
         }
         let (fx, fy) = inv.apply(f64::from(x), f64::from(y));
         let d = (fx + 0.55 * fy) as f32;
-        let band = (-((d - 14.0) / 2.2).powi(2)).exp() * 0.09 + (-((d - 19.0) / 0.6).powi(2)).exp() * 0.04;
+        let band =
+            (-((d - 14.0) / 2.2).powi(2)).exp() * 0.09 + (-((d - 19.0) / 0.6).powi(2)).exp() * 0.04;
         (0.025 + band) * soft.data[y as usize * n + x as usize]
     });
     let a = alpha.to_u8(|v| v);

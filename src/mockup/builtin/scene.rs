@@ -26,30 +26,35 @@ impl Canvas {
     pub fn backdrop(size: usize, top: [f32; 3], bottom: [f32; 3]) -> Canvas {
         let s = size as f32;
         let mut img = RgbaImage::new(size as u32, size as u32);
-        img.par_chunks_mut(size * 4).enumerate().for_each(|(y, row)| {
-            let v = (y as f32 + 0.5) / s;
-            for (x, p) in row.chunks_exact_mut(4).enumerate() {
-                let u = (x as f32 + 0.5) / s - 0.5;
-                let vignette = 1.0 - 0.10 * (u * u * 2.0 + (v - 0.45) * (v - 0.45) * 1.5);
-                for c in 0..3 {
-                    p[c] = q((top[c] + (bottom[c] - top[c]) * v) * vignette);
+        img.par_chunks_mut(size * 4)
+            .enumerate()
+            .for_each(|(y, row)| {
+                let v = (y as f32 + 0.5) / s;
+                for (x, p) in row.chunks_exact_mut(4).enumerate() {
+                    let u = (x as f32 + 0.5) / s - 0.5;
+                    let vignette = 1.0 - 0.10 * (u * u * 2.0 + (v - 0.45) * (v - 0.45) * 1.5);
+                    for c in 0..3 {
+                        p[c] = q((top[c] + (bottom[c] - top[c]) * v) * vignette);
+                    }
+                    p[3] = 255;
                 }
-                p[3] = 255;
-            }
-        });
+            });
         Canvas { size, img }
     }
 
     fn each(&mut self, cov: &Plane, f: impl Fn(&mut [u8], usize) + Sync) {
         let n = self.size;
-        self.img.par_chunks_mut(n * 4).enumerate().for_each(|(y, row)| {
-            for (x, p) in row.chunks_exact_mut(4).enumerate() {
-                let i = y * n + x;
-                if cov.data[i] > 0.0 {
-                    f(p, i);
+        self.img
+            .par_chunks_mut(n * 4)
+            .enumerate()
+            .for_each(|(y, row)| {
+                for (x, p) in row.chunks_exact_mut(4).enumerate() {
+                    let i = y * n + x;
+                    if cov.data[i] > 0.0 {
+                        f(p, i);
+                    }
                 }
-            }
-        });
+            });
     }
 
     /// Darken everything by `opacity * shadow`.

@@ -25,7 +25,11 @@ pub fn spec() -> ManifestSpec {
             displacement_px: 4.0,
             tint_reference: REFERENCE,
         },
-        &[("natural", "#e8dcc2"), ("white", "#f4f3ef"), ("black", "#1f1f1f")],
+        &[
+            ("natural", "#e8dcc2"),
+            ("white", "#f4f3ef"),
+            ("black", "#1f1f1f"),
+        ],
     )
 }
 
@@ -49,7 +53,11 @@ fn handle(x0: f32, x1: f32, top: f32, end: f32, s: f32) -> Vec<(f32, f32)> {
     let mut p = Path::new();
     p.move_to(x0 * s, (TOP + end) * s)
         .line_to(x0 * s, (TOP - 0.01) * s)
-        .cubic_to((x0 * s, top * s), (x1 * s, top * s), (x1 * s, (TOP - 0.01) * s))
+        .cubic_to(
+            (x0 * s, top * s),
+            (x1 * s, top * s),
+            (x1 * s, (TOP - 0.01) * s),
+        )
         .line_to(x1 * s, (TOP + end) * s);
     p.points().to_vec()
 }
@@ -103,7 +111,10 @@ pub fn draw(size: u32) -> Layers {
     let at = |x: f32, y: f32| (x * s, y * s);
     let thin = 0.0017 * s;
     let mut lines = Path::new();
-    lines.extend(&stroke(&[at(0.2, TOP + 0.035), at(0.8, TOP + 0.035)], 0.003 * s));
+    lines.extend(&stroke(
+        &[at(0.2, TOP + 0.035), at(0.8, TOP + 0.035)],
+        0.003 * s,
+    ));
     lines.extend(&stroke(&[at(0.2, TOP + 0.028), at(0.8, TOP + 0.028)], thin));
     for x in [0.35f32, 0.65] {
         let (x0, x1, y0, y1) = (x - 0.017, x + 0.017, TOP + 0.045, TOP + 0.065);

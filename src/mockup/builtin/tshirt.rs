@@ -23,7 +23,12 @@ pub fn spec() -> ManifestSpec {
             displacement_px: 5.0,
             tint_reference: REFERENCE,
         },
-        &[("white", "#f5f5f3"), ("black", "#1f1f22"), ("heather_grey", "#a9abae"), ("navy", "#1f2a44")],
+        &[
+            ("white", "#f5f5f3"),
+            ("black", "#1f1f22"),
+            ("heather_grey", "#a9abae"),
+            ("navy", "#1f2a44"),
+        ],
     )
 }
 
