@@ -32,8 +32,16 @@ pub async fn run(config: &Config, file: &Path, out: &str, initial_noise: Option<
             Err(e) => {
                 eprintln!("merchgen: the model could not be loaded: {e}");
                 eprintln!("hint: without network access or cached weights, run `make demo` to try merchgen on a tiny random-weight model");
-                let outcome = JobOutcome::failed("unknown", e.into());
-                return print_outcomes(&serde_json::to_value(outcome).unwrap_or_default(), false);
+                let error: crate::error::JobError = e.into();
+                let outcomes: Vec<(String, JobOutcome)> = event
+                    .deliveries
+                    .iter()
+                    .map(|d| {
+                        let id = d.body.get("id").and_then(|v| v.as_str()).or(d.delivery_id.as_deref()).unwrap_or("unknown");
+                        (id.to_owned(), JobOutcome::failed(id, error.clone()))
+                    })
+                    .collect();
+                return print_outcomes(&local::render(event.shape, &outcomes), false);
             }
         }
     } else {

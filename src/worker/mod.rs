@@ -7,7 +7,7 @@ use crate::engine::thread::Progress;
 use crate::engine::{EngineHandle, GenerateOutput, GenerateRequest, InitImage};
 use crate::error::{ErrorCode, JobError};
 use crate::fetch::Fetcher;
-use crate::job::outcome::{ImageOutput, JobOutcome, JobStatus, Timings};
+use crate::job::outcome::{ImageOutput, JobOutcome, Timings};
 use crate::job::validate::{self, GenerationDefaults, Limits, ValidJob};
 use crate::job::{parse, ValidGeneration};
 use crate::mockup::MockupLibrary;
@@ -172,9 +172,7 @@ impl Worker {
         if let (true, Some(engine)) = (cold, &self.engine) {
             timings.load = Some(engine.load_report().load_ms);
         }
-        let mut outcome = JobOutcome::failed(job.id.clone(), JobError::internal("unfinished"));
-        outcome.error = None;
-        outcome.status = JobStatus::Succeeded;
+        let mut outcome = JobOutcome::started(job.id.clone());
         outcome.cold_start = cold;
 
         let designs: Vec<(RgbaImage, Option<u64>)> = match (&job.generation, &job.design) {
