@@ -10,7 +10,11 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 fn offline(dir: &Path) -> HubSettings {
-    HubSettings { cache_dir: dir.to_owned(), offline: true, token: None }
+    HubSettings {
+        cache_dir: dir.to_owned(),
+        offline: true,
+        token: None,
+    }
 }
 
 fn request(seed: u64, n: u32) -> GenerateRequest {
@@ -23,20 +27,35 @@ fn request(seed: u64, n: u32) -> GenerateRequest {
         seed,
         num_images: n,
         max_sequence_length: 32,
+        init: None,
+        noise: None,
     }
 }
 
 fn load(model: &str, hub: &HubSettings, weights: WeightsMode) -> FluxPipeline {
     let resolved = hub::resolve(model, hub, false).expect("tiny model resolves offline");
-    FluxPipeline::load(&resolved, &candle_core::Device::Cpu, &LoadOptions { weights, max_batch: 4 }).expect("tiny model loads")
+    FluxPipeline::load(
+        &resolved,
+        &candle_core::Device::Cpu,
+        &LoadOptions {
+            weights,
+            max_batch: 4,
+        },
+    )
+    .expect("tiny model loads")
 }
 
 fn generate(p: &mut FluxPipeline, req: &GenerateRequest) -> Vec<image::RgbaImage> {
     let cancel = AtomicBool::new(false);
     let mut steps = 0;
-    let out = p.generate(req, &cancel, &mut |_, _| steps += 1).expect("generates");
+    let out = p
+        .generate(req, &cancel, &mut |_, _| steps += 1)
+        .expect("generates");
     // One callback per denoising step of every batch (quantized mode batches one image).
-    assert!(steps >= req.steps && steps % req.steps == 0, "{steps} steps reported");
+    assert!(
+        steps >= req.steps && steps % req.steps == 0,
+        "{steps} steps reported"
+    );
     assert_eq!(out.timings.step_ms.len(), steps as usize);
     out.images.into_iter().map(|g| g.image).collect()
 }
@@ -55,7 +74,11 @@ fn tiny_folder_q8_generates_deterministic_images() {
     assert_eq!(a[0].as_raw(), b[0].as_raw(), "same seed, same image");
     assert_ne!(a[0].as_raw(), a[1].as_raw(), "variations differ");
     let c = generate(&mut p, &request(43, 1));
-    assert_ne!(a[0].as_raw(), c[0].as_raw(), "different seed, different image");
+    assert_ne!(
+        a[0].as_raw(),
+        c[0].as_raw(),
+        "different seed, different image"
+    );
 }
 
 #[test]
@@ -64,7 +87,11 @@ fn tiny_cache_layout_q4k_and_dense_mode_agree_with_quantized() {
     tiny::write(dir.path(), 2, TinyLayout::Cache).unwrap();
     let hub = offline(dir.path());
     let mut k = load("tiny-flux-q4k", &hub, WeightsMode::Quantized);
-    assert!(k.load_report().info.weights.starts_with("q4"), "{}", k.load_report().info.weights);
+    assert!(
+        k.load_report().info.weights.starts_with("q4"),
+        "{}",
+        k.load_report().info.weights
+    );
     assert_eq!(generate(&mut k, &request(5, 1))[0].dimensions(), (64, 64));
 
     let mut q = load("tiny-flux", &hub, WeightsMode::Quantized);
@@ -72,11 +99,19 @@ fn tiny_cache_layout_q4k_and_dense_mode_agree_with_quantized() {
     assert_eq!(d.load_report().info.weights, "f32-from-q8_0");
     let iq = generate(&mut q, &request(9, 1)).remove(0);
     let id = generate(&mut d, &request(9, 1)).remove(0);
-    let mean_abs: f64 = iq.as_raw().iter().zip(id.as_raw()).map(|(a, b)| (f64::from(*a) - f64::from(*b)).abs()).sum::<f64>()
+    let mean_abs: f64 = iq
+        .as_raw()
+        .iter()
+        .zip(id.as_raw())
+        .map(|(a, b)| (f64::from(*a) - f64::from(*b)).abs())
+        .sum::<f64>()
         / iq.as_raw().len() as f64;
     // Q8_0 matmuls also quantize activations to 8 bits; dense f32 does not. Stated tolerance:
     // a mean absolute difference under 4 levels of 255.
-    assert!(mean_abs < 4.0, "dense vs quantized mean abs diff {mean_abs}");
+    assert!(
+        mean_abs < 4.0,
+        "dense vs quantized mean abs diff {mean_abs}"
+    );
 }
 
 #[test]
