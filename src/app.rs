@@ -66,12 +66,18 @@ pub fn build_parts(
         .context("starting the HTTP client for inputs")?;
     let notifier =
         HttpNotifier::new(config.webhook_config()).context("starting the webhook client")?;
-    let mockups =
-        MockupLibrary::load(config.templates.as_deref()).context("loading mockup templates")?;
+    let mockups = Arc::new(
+        MockupLibrary::load(config.templates.as_deref()).context("loading mockup templates")?,
+    );
+    if door == Door::Deployed {
+        // Draw the built-in product layers while the model loads, so the first job doesn't.
+        let warm = mockups.clone();
+        std::thread::spawn(move || warm.warm(None));
+    }
     Ok(WorkerParts {
         fetcher,
         notifier: Arc::new(notifier),
-        mockups: Arc::new(mockups),
+        mockups,
         output: config.output_config(),
         default_destination,
         limits: config.limits(),

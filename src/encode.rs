@@ -1,7 +1,6 @@
 //! Image file encoding: PNG (fast deflate, alpha kept, DPI in `pHYs`), JPEG (quality, DPI in JFIF)
 //! and lossless WebP. Pure CPU, no I/O beyond the returned bytes.
 
-use image::codecs::jpeg::{JpegEncoder, PixelDensity};
 use image::codecs::webp::WebPEncoder;
 use image::{ExtendedColorType, RgbaImage};
 use serde::{Deserialize, Serialize};
@@ -63,6 +62,8 @@ pub enum EncodeError {
     Png(#[from] png::EncodingError),
     #[error("image encoding failed: {0}")]
     Image(#[from] image::ImageError),
+    #[error("jpeg encoding failed: {0}")]
+    Jpeg(#[from] jpeg_encoder::EncodingError),
 }
 
 /// Encode an RGBA image. JPEG drops the alpha channel (composited over white).
@@ -120,6 +121,8 @@ fn encode_png(img: &RgbaImage, dpi: Option<u32>) -> Result<Vec<u8>, EncodeError>
     Ok(out)
 }
 
+/// JPEG through the `jpeg-encoder` crate (SIMD colour conversion and DCT): about 2.5x faster
+/// than `image`'s encoder on 2000x2000 mockups, which dominated mockup time.
 fn encode_jpeg(img: &RgbaImage, quality: u8, dpi: Option<u32>) -> Result<Vec<u8>, EncodeError> {
     let rgb: Vec<u8> = img
         .as_raw()
@@ -130,13 +133,24 @@ fn encode_jpeg(img: &RgbaImage, quality: u8, dpi: Option<u32>) -> Result<Vec<u8>
             [over_white(p[0]), over_white(p[1]), over_white(p[2])]
         })
         .collect();
-    let mut out = Vec::new();
-    let mut enc = JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100));
+    let (w, h) = (dim_u16(img.width())?, dim_u16(img.height())?);
+    let mut out = Vec::with_capacity(rgb.len() / 8);
+    let mut enc = jpeg_encoder::Encoder::new(&mut out, quality.clamp(1, 100));
     if let Some(dpi) = dpi {
-        enc.set_pixel_density(PixelDensity::dpi(dpi.min(u32::from(u16::MAX)) as u16));
+        enc.set_density(jpeg_encoder::PixelDensity::dpi(
+            dpi.min(u32::from(u16::MAX)) as u16,
+        ));
     }
-    enc.encode(&rgb, img.width(), img.height(), ExtendedColorType::Rgb8)?;
+    enc.encode(&rgb, w, h, jpeg_encoder::ColorType::Rgb)?;
     Ok(out)
+}
+
+fn dim_u16(v: u32) -> Result<u16, EncodeError> {
+    u16::try_from(v).map_err(|_| {
+        EncodeError::Image(image::ImageError::Limits(
+            image::error::LimitError::from_kind(image::error::LimitErrorKind::DimensionError),
+        ))
+    })
 }
 
 #[cfg(test)]

@@ -27,9 +27,11 @@ fn main() {
 async fn dispatch(cli: Cli) -> i32 {
     let config = cli.config;
     match &cli.command {
-        Some(Command::Invoke { file, out, initial_noise }) => {
-            commands::invoke::run(&config, file, out, initial_noise.as_deref()).await
-        }
+        Some(Command::Invoke {
+            file,
+            out,
+            initial_noise,
+        }) => commands::invoke::run(&config, file, out, initial_noise.as_deref()).await,
         Some(Command::Models { action }) => {
             let config = config.clone();
             let action = action.clone();

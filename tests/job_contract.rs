@@ -7,54 +7,259 @@ use merchgen::job::validate::{self, GenerationDefaults, Limits};
 
 fn check(bytes: &[u8]) -> Result<validate::ValidJob, merchgen::error::JobError> {
     let spec = parse::job_from_slice(bytes)?;
-    validate::validate(spec, "delivery-1", &Limits::default(), &GenerationDefaults::default())
+    validate::validate(
+        spec,
+        "delivery-1",
+        &Limits::default(),
+        &GenerationDefaults::default(),
+    )
 }
 
 #[test]
 fn bad_inputs_fail_with_code_and_field() {
     let big_prompt = format!(r#"{{"prompt": "{}"}}"#, "a".repeat(1 << 20));
     let cases: Vec<(&str, Vec<u8>, ErrorCode, &str)> = vec![
-        ("unknown field", br#"{"prompt":"x","colour":"red"}"#.to_vec(), ErrorCode::InvalidInput, "colour"),
-        ("unknown nested field", br#"{"prompt":"x","output":{"fromat":"png"}}"#.to_vec(), ErrorCode::InvalidInput, "output.fromat"),
-        ("wrong type width", br#"{"prompt":"x","width":"512"}"#.to_vec(), ErrorCode::InvalidInput, "width"),
-        ("wrong type seed", br#"{"prompt":"x","seed":-1}"#.to_vec(), ErrorCode::InvalidInput, "seed"),
-        ("float num_images", br#"{"prompt":"x","num_images":1.5}"#.to_vec(), ErrorCode::InvalidInput, "num_images"),
-        ("missing prompt", br#"{"width":512}"#.to_vec(), ErrorCode::InvalidInput, "prompt"),
-        ("empty prompt", br#"{"prompt":"   "}"#.to_vec(), ErrorCode::InvalidInput, "prompt"),
-        ("null prompt", br#"{"prompt":null}"#.to_vec(), ErrorCode::InvalidInput, "prompt"),
-        ("width not multiple of 16", br#"{"prompt":"x","width":1000}"#.to_vec(), ErrorCode::InvalidInput, "width"),
-        ("height too large", br#"{"prompt":"x","height":4096}"#.to_vec(), ErrorCode::InvalidInput, "height"),
-        ("width too small", br#"{"prompt":"x","width":128}"#.to_vec(), ErrorCode::InvalidInput, "width"),
-        ("num_images 0", br#"{"prompt":"x","num_images":0}"#.to_vec(), ErrorCode::InvalidInput, "num_images"),
-        ("num_images 9", br#"{"prompt":"x","num_images":9}"#.to_vec(), ErrorCode::InvalidInput, "num_images"),
-        ("steps 0", br#"{"prompt":"x","num_inference_steps":0}"#.to_vec(), ErrorCode::InvalidInput, "num_inference_steps"),
-        ("steps 500", br#"{"prompt":"x","num_inference_steps":500}"#.to_vec(), ErrorCode::InvalidInput, "num_inference_steps"),
-        ("guidance negative", br#"{"prompt":"x","guidance_scale":-1}"#.to_vec(), ErrorCode::InvalidInput, "guidance_scale"),
-        ("strength 0", br#"{"prompt":"x","image":{"url":"https://a.example/p.png"},"strength":0}"#.to_vec(), ErrorCode::InvalidInput, "strength"),
-        ("strength 1.5", br#"{"prompt":"x","image":{"url":"https://a.example/p.png"},"strength":1.5}"#.to_vec(), ErrorCode::InvalidInput, "strength"),
-        ("strength without image", br#"{"prompt":"x","strength":0.5}"#.to_vec(), ErrorCode::InvalidInput, "strength"),
-        ("unknown style", br#"{"prompt":"x","style":"cubism"}"#.to_vec(), ErrorCode::InvalidInput, "style"),
-        ("1 MB prompt", big_prompt.into_bytes(), ErrorCode::InvalidInput, "prompt"),
-        ("invalid UTF-8", b"{\"prompt\":\"\xff\xfe\"}".to_vec(), ErrorCode::InvalidInput, "body"),
-        ("truncated JSON", br#"{"prompt":"a corgi"#.to_vec(), ErrorCode::InvalidInput, "body"),
-        ("not an object", br#"["prompt"]"#.to_vec(), ErrorCode::InvalidInput, "body"),
+        (
+            "unknown field",
+            br#"{"prompt":"x","colour":"red"}"#.to_vec(),
+            ErrorCode::InvalidInput,
+            "colour",
+        ),
+        (
+            "unknown nested field",
+            br#"{"prompt":"x","output":{"fromat":"png"}}"#.to_vec(),
+            ErrorCode::InvalidInput,
+            "output.fromat",
+        ),
+        (
+            "wrong type width",
+            br#"{"prompt":"x","width":"512"}"#.to_vec(),
+            ErrorCode::InvalidInput,
+            "width",
+        ),
+        (
+            "wrong type seed",
+            br#"{"prompt":"x","seed":-1}"#.to_vec(),
+            ErrorCode::InvalidInput,
+            "seed",
+        ),
+        (
+            "float num_images",
+            br#"{"prompt":"x","num_images":1.5}"#.to_vec(),
+            ErrorCode::InvalidInput,
+            "num_images",
+        ),
+        (
+            "missing prompt",
+            br#"{"width":512}"#.to_vec(),
+            ErrorCode::InvalidInput,
+            "prompt",
+        ),
+        (
+            "empty prompt",
+            br#"{"prompt":"   "}"#.to_vec(),
+            ErrorCode::InvalidInput,
+            "prompt",
+        ),
+        (
+            "null prompt",
+            br#"{"prompt":null}"#.to_vec(),
+            ErrorCode::InvalidInput,
+            "prompt",
+        ),
+        (
+            "width not multiple of 16",
+            br#"{"prompt":"x","width":1000}"#.to_vec(),
+            ErrorCode::InvalidInput,
+            "width",
+        ),
+        (
+            "height too large",
+            br#"{"prompt":"x","height":4096}"#.to_vec(),
+            ErrorCode::InvalidInput,
+            "height",
+        ),
+        (
+            "width too small",
+            br#"{"prompt":"x","width":128}"#.to_vec(),
+            ErrorCode::InvalidInput,
+            "width",
+        ),
+        (
+            "num_images 0",
+            br#"{"prompt":"x","num_images":0}"#.to_vec(),
+            ErrorCode::InvalidInput,
+            "num_images",
+        ),
+        (
+            "num_images 9",
+            br#"{"prompt":"x","num_images":9}"#.to_vec(),
+            ErrorCode::InvalidInput,
+            "num_images",
+        ),
+        (
+            "steps 0",
+            br#"{"prompt":"x","num_inference_steps":0}"#.to_vec(),
+            ErrorCode::InvalidInput,
+            "num_inference_steps",
+        ),
+        (
+            "steps 500",
+            br#"{"prompt":"x","num_inference_steps":500}"#.to_vec(),
+            ErrorCode::InvalidInput,
+            "num_inference_steps",
+        ),
+        (
+            "guidance negative",
+            br#"{"prompt":"x","guidance_scale":-1}"#.to_vec(),
+            ErrorCode::InvalidInput,
+            "guidance_scale",
+        ),
+        (
+            "strength 0",
+            br#"{"prompt":"x","image":{"url":"https://a.example/p.png"},"strength":0}"#.to_vec(),
+            ErrorCode::InvalidInput,
+            "strength",
+        ),
+        (
+            "strength 1.5",
+            br#"{"prompt":"x","image":{"url":"https://a.example/p.png"},"strength":1.5}"#.to_vec(),
+            ErrorCode::InvalidInput,
+            "strength",
+        ),
+        (
+            "strength without image",
+            br#"{"prompt":"x","strength":0.5}"#.to_vec(),
+            ErrorCode::InvalidInput,
+            "strength",
+        ),
+        (
+            "unknown style",
+            br#"{"prompt":"x","style":"cubism"}"#.to_vec(),
+            ErrorCode::InvalidInput,
+            "style",
+        ),
+        (
+            "1 MB prompt",
+            big_prompt.into_bytes(),
+            ErrorCode::InvalidInput,
+            "prompt",
+        ),
+        (
+            "invalid UTF-8",
+            b"{\"prompt\":\"\xff\xfe\"}".to_vec(),
+            ErrorCode::InvalidInput,
+            "body",
+        ),
+        (
+            "truncated JSON",
+            br#"{"prompt":"a corgi"#.to_vec(),
+            ErrorCode::InvalidInput,
+            "body",
+        ),
+        (
+            "not an object",
+            br#"["prompt"]"#.to_vec(),
+            ErrorCode::InvalidInput,
+            "body",
+        ),
         ("empty body", b"".to_vec(), ErrorCode::InvalidInput, "body"),
-        ("bad id", br#"{"id":"../etc","prompt":"x"}"#.to_vec(), ErrorCode::InvalidInput, "id"),
-        ("id too long", format!(r#"{{"id":"{}","prompt":"x"}}"#, "a".repeat(129)).into_bytes(), ErrorCode::InvalidInput, "id"),
-        ("image with two sources", br#"{"prompt":"x","image":{"url":"https://a.example/p","base64":"AA=="}}"#.to_vec(), ErrorCode::InvalidInput, "image"),
-        ("image url not http", br#"{"prompt":"x","image":{"url":"ftp://a.example/p.png"}}"#.to_vec(), ErrorCode::InvalidInput, "image.url"),
-        ("bad s3 source", br#"{"prompt":"x","image":{"s3":"s3://B/k"}}"#.to_vec(), ErrorCode::InvalidInput, "image.s3"),
-        ("prompt and design", br#"{"prompt":"x","design":{"base64":"AA=="},"mockups":{"products":["mug"]}}"#.to_vec(), ErrorCode::InvalidInput, "design"),
-        ("design without mockups", br#"{"design":{"base64":"AA=="}}"#.to_vec(), ErrorCode::InvalidInput, "mockups"),
-        ("mockups empty products", br#"{"prompt":"x","mockups":{"products":[]}}"#.to_vec(), ErrorCode::InvalidInput, "mockups.products"),
-        ("mockup product bad name", br#"{"prompt":"x","mockups":{"products":["mug","t shirt"]}}"#.to_vec(), ErrorCode::InvalidInput, "mockups.products[1]"),
-        ("bad format", br#"{"prompt":"x","output":{"format":"gif"}}"#.to_vec(), ErrorCode::InvalidInput, "output.format"),
-        ("bad destination scheme", br#"{"prompt":"x","output":{"destination":"gs://b/p"}}"#.to_vec(), ErrorCode::InvalidInput, "output.destination"),
-        ("print dpi too high", br#"{"prompt":"x","output":{"print_dpi":5000}}"#.to_vec(), ErrorCode::InvalidInput, "output.print_dpi"),
-        ("webhook not http", br#"{"prompt":"x","webhook":{"url":"file:///etc/passwd"}}"#.to_vec(), ErrorCode::InvalidInput, "webhook.url"),
-        ("webhook bad event", br#"{"prompt":"x","webhook":{"url":"https://h.example","events":["done"]}}"#.to_vec(), ErrorCode::InvalidInput, "webhook.events[0]"),
-        ("max_sequence_length too long", br#"{"prompt":"x","max_sequence_length":512}"#.to_vec(), ErrorCode::InvalidInput, "max_sequence_length"),
-        ("control characters", b"{\"prompt\":\"a\\u0000b\"}".to_vec(), ErrorCode::InvalidInput, "prompt"),
+        (
+            "bad id",
+            br#"{"id":"../etc","prompt":"x"}"#.to_vec(),
+            ErrorCode::InvalidInput,
+            "id",
+        ),
+        (
+            "id too long",
+            format!(r#"{{"id":"{}","prompt":"x"}}"#, "a".repeat(129)).into_bytes(),
+            ErrorCode::InvalidInput,
+            "id",
+        ),
+        (
+            "image with two sources",
+            br#"{"prompt":"x","image":{"url":"https://a.example/p","base64":"AA=="}}"#.to_vec(),
+            ErrorCode::InvalidInput,
+            "image",
+        ),
+        (
+            "image url not http",
+            br#"{"prompt":"x","image":{"url":"ftp://a.example/p.png"}}"#.to_vec(),
+            ErrorCode::InvalidInput,
+            "image.url",
+        ),
+        (
+            "bad s3 source",
+            br#"{"prompt":"x","image":{"s3":"s3://B/k"}}"#.to_vec(),
+            ErrorCode::InvalidInput,
+            "image.s3",
+        ),
+        (
+            "prompt and design",
+            br#"{"prompt":"x","design":{"base64":"AA=="},"mockups":{"products":["mug"]}}"#.to_vec(),
+            ErrorCode::InvalidInput,
+            "design",
+        ),
+        (
+            "design without mockups",
+            br#"{"design":{"base64":"AA=="}}"#.to_vec(),
+            ErrorCode::InvalidInput,
+            "mockups",
+        ),
+        (
+            "mockups empty products",
+            br#"{"prompt":"x","mockups":{"products":[]}}"#.to_vec(),
+            ErrorCode::InvalidInput,
+            "mockups.products",
+        ),
+        (
+            "mockup product bad name",
+            br#"{"prompt":"x","mockups":{"products":["mug","t shirt"]}}"#.to_vec(),
+            ErrorCode::InvalidInput,
+            "mockups.products[1]",
+        ),
+        (
+            "bad format",
+            br#"{"prompt":"x","output":{"format":"gif"}}"#.to_vec(),
+            ErrorCode::InvalidInput,
+            "output.format",
+        ),
+        (
+            "bad destination scheme",
+            br#"{"prompt":"x","output":{"destination":"gs://b/p"}}"#.to_vec(),
+            ErrorCode::InvalidInput,
+            "output.destination",
+        ),
+        (
+            "print dpi too high",
+            br#"{"prompt":"x","output":{"print_dpi":5000}}"#.to_vec(),
+            ErrorCode::InvalidInput,
+            "output.print_dpi",
+        ),
+        (
+            "webhook not http",
+            br#"{"prompt":"x","webhook":{"url":"file:///etc/passwd"}}"#.to_vec(),
+            ErrorCode::InvalidInput,
+            "webhook.url",
+        ),
+        (
+            "webhook bad event",
+            br#"{"prompt":"x","webhook":{"url":"https://h.example","events":["done"]}}"#.to_vec(),
+            ErrorCode::InvalidInput,
+            "webhook.events[0]",
+        ),
+        (
+            "max_sequence_length too long",
+            br#"{"prompt":"x","max_sequence_length":512}"#.to_vec(),
+            ErrorCode::InvalidInput,
+            "max_sequence_length",
+        ),
+        (
+            "control characters",
+            b"{\"prompt\":\"a\\u0000b\"}".to_vec(),
+            ErrorCode::InvalidInput,
+            "prompt",
+        ),
     ];
     assert!(cases.len() >= 25);
     for (name, body, code, field) in cases {
@@ -86,7 +291,10 @@ fn good_job_gets_preset_defaults_and_style() {
     let job = check(br#"{"prompt":"a corgi","style":"pop_art","seed":42,"num_images":2}"#).unwrap();
     assert_eq!(job.id, "delivery-1");
     let g = job.generation.unwrap();
-    assert_eq!((g.width, g.height, g.steps, g.guidance), (1024, 1024, 4, 0.0));
+    assert_eq!(
+        (g.width, g.height, g.steps, g.guidance),
+        (1024, 1024, 4, 0.0)
+    );
     assert!(g.prompt.starts_with("a corgi, pop art"));
     assert_eq!((g.seed, g.seed_drawn, g.num_images), (42, false, 2));
     assert_eq!(g.max_sequence_length, 256);
@@ -102,7 +310,8 @@ fn missing_seed_is_drawn_and_reported() {
 
 #[test]
 fn mockup_only_job_needs_no_prompt() {
-    let job = check(br#"{"id":"m1","design":{"base64":"AA=="},"mockups":{"products":["mug"]}}"#).unwrap();
+    let job =
+        check(br#"{"id":"m1","design":{"base64":"AA=="},"mockups":{"products":["mug"]}}"#).unwrap();
     assert!(job.generation.is_none());
     assert!(job.design.is_some());
 }
@@ -115,7 +324,8 @@ fn every_sample_event_parses_to_its_shape() {
             continue;
         }
         let bytes = std::fs::read(&path).unwrap();
-        let value = parse::parse_json(&bytes).unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
+        let value =
+            parse::parse_json(&bytes).unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
         let (_, deliveries) = parse::detect(value).unwrap();
         assert!(!deliveries.is_empty(), "{}", path.display());
     }

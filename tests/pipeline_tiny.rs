@@ -11,7 +11,18 @@ use std::path::Path;
 use std::process::Command;
 
 fn cli(model: &Path) -> Cli {
-    Cli::try_parse_from(["merchgen", "--model", model.to_str().unwrap(), "--device", "cpu", "--weights", "quantized", "--min-side", "64"]).unwrap()
+    Cli::try_parse_from([
+        "merchgen",
+        "--model",
+        model.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--weights",
+        "quantized",
+        "--min-side",
+        "64",
+    ])
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -20,8 +31,16 @@ async fn worker_runs_tiny_txt2img_and_replays_redelivery() {
     let model = tiny::write(&dir.path().join("model"), 11, TinyLayout::Folder).unwrap();
     let out = dir.path().join("out");
     let cli = cli(&model);
-    let engine = app::start_engine(&cli.config).await.expect("tiny model loads");
-    let worker = app::build_worker(&cli.config, Some(engine), Door::Invoke, out.to_str().unwrap().to_owned()).unwrap();
+    let engine = app::start_engine(&cli.config)
+        .await
+        .expect("tiny model loads");
+    let worker = app::build_worker(
+        &cli.config,
+        Some(engine),
+        Door::Invoke,
+        out.to_str().unwrap().to_owned(),
+    )
+    .unwrap();
 
     let job = json!({"id": "tiny-1", "prompt": "a corgi astronaut", "width": 64, "height": 64, "num_images": 2, "seed": 5});
     let outcome = worker.handle(JobRequest::new(job.clone(), "d-1")).await;
@@ -37,15 +56,24 @@ async fn worker_runs_tiny_txt2img_and_replays_redelivery() {
         assert_eq!((decoded.width(), decoded.height()), (64, 64));
     }
     let t = outcome.timings_ms.clone().unwrap();
-    assert!(t.denoise.is_some() && t.decode.is_some() && t.encode_text.is_some() && t.upload.is_some());
+    assert!(
+        t.denoise.is_some() && t.decode.is_some() && t.encode_text.is_some() && t.upload.is_some()
+    );
     assert!(t.total >= t.denoise.unwrap());
-    assert!(out.join("tiny-1/result.json").is_file(), "result.json written last");
+    assert!(
+        out.join("tiny-1/result.json").is_file(),
+        "result.json written last"
+    );
     let runs = worker.engine().unwrap().generations();
 
     let again = worker.handle(JobRequest::new(job, "d-2")).await;
     assert!(again.replayed, "redelivery answers from result.json");
     assert_eq!(again.images, outcome.images);
-    assert_eq!(worker.engine().unwrap().generations(), runs, "the model did not run again");
+    assert_eq!(
+        worker.engine().unwrap().generations(),
+        runs,
+        "the model did not run again"
+    );
     assert!(!again.cold_start || again.replayed);
 }
 
@@ -55,21 +83,49 @@ async fn worker_invalid_job_fails_alone_and_keeps_serving() {
     let model = tiny::write(&dir.path().join("model"), 12, TinyLayout::Folder).unwrap();
     let cli = cli(&model);
     let engine = app::start_engine(&cli.config).await.unwrap();
-    let worker = app::build_worker(&cli.config, Some(engine), Door::Invoke, dir.path().join("out").to_str().unwrap().to_owned()).unwrap();
-    let bad = worker.handle(JobRequest::new(json!({"id": "bad-1", "prompt": "x", "width": 100}), "d")).await;
+    let worker = app::build_worker(
+        &cli.config,
+        Some(engine),
+        Door::Invoke,
+        dir.path().join("out").to_str().unwrap().to_owned(),
+    )
+    .unwrap();
+    let bad = worker
+        .handle(JobRequest::new(
+            json!({"id": "bad-1", "prompt": "x", "width": 100}),
+            "d",
+        ))
+        .await;
     let err = bad.error.unwrap();
-    assert_eq!((err.code.as_str(), err.field.as_deref()), ("invalid_input", Some("width")));
+    assert_eq!(
+        (err.code.as_str(), err.field.as_deref()),
+        ("invalid_input", Some("width"))
+    );
     assert_eq!(bad.id, "bad-1");
-    let good = worker.handle(JobRequest::new(json!({"prompt": "x", "width": 64, "height": 64}), "d-good")).await;
+    let good = worker
+        .handle(JobRequest::new(
+            json!({"prompt": "x", "width": 64, "height": 64}),
+            "d-good",
+        ))
+        .await;
     assert!(good.succeeded(), "{good:?}");
     assert_eq!(good.id, "d-good", "delivery id is the default job id");
 }
 
 fn merchgen(args: &[&str], envs: &[(&str, &str)]) -> (i32, serde_json::Value, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_merchgen")).args(args).envs(envs.iter().copied()).env("HF_HUB_OFFLINE", "1").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_merchgen"))
+        .args(args)
+        .envs(envs.iter().copied())
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let value = serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null);
-    (out.status.code().unwrap_or(-1), value, String::from_utf8_lossy(&out.stderr).to_string())
+    (
+        out.status.code().unwrap_or(-1),
+        value,
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
 }
 
 #[test]
@@ -77,16 +133,40 @@ fn invoke_binary_exit_codes_and_shapes() {
     let dir = tempfile::tempdir().unwrap();
     let model = tiny::write(&dir.path().join("model"), 13, TinyLayout::Folder).unwrap();
     let out = dir.path().join("out");
-    let envs = [("MERCHGEN_MODEL", model.to_str().unwrap()), ("MERCHGEN_MIN_SIDE", "64"), ("MERCHGEN_DEVICE", "cpu")];
-    let (code, value, stderr) = merchgen(&["invoke", "events/txt2img.json", "--out", out.to_str().unwrap()], &envs);
+    let envs = [
+        ("MERCHGEN_MODEL", model.to_str().unwrap()),
+        ("MERCHGEN_MIN_SIDE", "64"),
+        ("MERCHGEN_DEVICE", "cpu"),
+    ];
+    let (code, value, stderr) = merchgen(
+        &[
+            "invoke",
+            "events/txt2img.json",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &envs,
+    );
     assert_eq!(code, 0, "{value} {stderr}");
     assert_eq!(value["status"], "succeeded");
     assert_eq!(value["images"].as_array().unwrap().len(), 2);
     assert_eq!(value["model"]["device"], "cpu");
 
     let runpod = dir.path().join("runpod.json");
-    std::fs::write(&runpod, json!({"id": "rp-7", "input": {"prompt": "x", "width": 64, "height": 64}}).to_string()).unwrap();
-    let (code, value, _) = merchgen(&["invoke", runpod.to_str().unwrap(), "--out", out.to_str().unwrap()], &envs);
+    std::fs::write(
+        &runpod,
+        json!({"id": "rp-7", "input": {"prompt": "x", "width": 64, "height": 64}}).to_string(),
+    )
+    .unwrap();
+    let (code, value, _) = merchgen(
+        &[
+            "invoke",
+            runpod.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &envs,
+    );
     assert_eq!((code, value["id"].as_str()), (0, Some("rp-7")));
 
     let (code, value, _) = merchgen(&["invoke", "events/bad-input.json"], &envs);
@@ -101,10 +181,58 @@ fn invoke_binary_exit_codes_and_shapes() {
 #[test]
 fn invoke_with_missing_model_offline_is_model_unavailable_and_names_demo() {
     let dir = tempfile::tempdir().unwrap();
-    let envs = [("HF_HUB_CACHE", dir.path().to_str().unwrap()), ("MERCHGEN_MODEL", "flux-schnell-q4")];
+    let envs = [
+        ("HF_HUB_CACHE", dir.path().to_str().unwrap()),
+        ("MERCHGEN_MODEL", "flux-schnell-q4"),
+    ];
     let (code, value, stderr) = merchgen(&["invoke", "events/txt2img.json"], &envs);
     assert_eq!(code, 1);
     assert_eq!(value["error"]["code"], "model_unavailable");
-    assert!(value["error"]["message"].as_str().unwrap().contains("merchgen models fetch"), "{value}");
+    assert!(
+        value["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("merchgen models fetch"),
+        "{value}"
+    );
     assert!(stderr.contains("make demo"), "{stderr}");
+}
+
+#[test]
+fn invoke_mockup_only_event_renders_every_product_without_a_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    // No model is configured: a mockup-only job must not need one.
+    let envs = [("HF_HUB_CACHE", dir.path().to_str().unwrap())];
+    let (code, value, stderr) = merchgen(&["invoke", "events/mockup-only.json", "--out", out.to_str().unwrap()], &envs);
+    assert_eq!(code, 0, "{value} {stderr}");
+    let mockups = value["mockups"].as_array().unwrap();
+    assert_eq!(mockups.len(), 12, "six products in two colours");
+    for m in mockups {
+        let key = m["key"].as_str().unwrap();
+        let bytes = std::fs::read(out.join(key)).unwrap();
+        let img = image::load_from_memory(&bytes).unwrap();
+        assert_eq!((img.width(), img.height()), (m["width"].as_u64().unwrap() as u32, m["height"].as_u64().unwrap() as u32));
+    }
+    assert!(value.get("images").is_none(), "mockup-only jobs generate nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_generation_with_mockups_and_bad_product() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny::write(&dir.path().join("model"), 14, TinyLayout::Folder).unwrap();
+    let cli = cli(&model);
+    let engine = app::start_engine(&cli.config).await.unwrap();
+    let worker = app::build_worker(&cli.config, Some(engine), Door::Invoke, dir.path().join("out").to_str().unwrap().to_owned()).unwrap();
+    let job = json!({"prompt": "x", "width": 64, "height": 64, "mockups": {"products": ["mug", "tshirt"], "colors": ["black"], "size": 256, "print_files": true}});
+    let outcome = worker.handle(JobRequest::new(job, "m-1")).await;
+    assert!(outcome.succeeded(), "{outcome:?}");
+    let kinds: Vec<(&str, &str)> = outcome.mockups.iter().map(|m| (m.product.as_str(), m.kind.as_str())).collect();
+    assert_eq!(kinds, [("mug", "mockup"), ("mug", "print_file"), ("tshirt", "mockup"), ("tshirt", "print_file")]);
+    assert!(outcome.mockups.iter().filter(|m| m.kind == "mockup").all(|m| m.width.max(m.height) == 256));
+    assert!(outcome.timings_ms.unwrap().mockups.is_some());
+    let bad = worker.handle(JobRequest::new(json!({"prompt": "x", "width": 64, "height": 64, "mockups": {"products": ["mug", "sock"]}}), "m-2")).await;
+    let err = bad.error.unwrap();
+    assert_eq!(err.field.as_deref(), Some("mockups.products[1]"));
+    assert!(err.message.contains("tshirt"), "{}", err.message);
 }

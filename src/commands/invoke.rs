@@ -3,8 +3,8 @@
 
 use crate::app::{self, Door};
 use crate::config::Config;
-use crate::intake::local;
 use crate::engine::NoiseOverride;
+use crate::intake::local;
 use crate::job::outcome::JobOutcome;
 use crate::worker::Worker;
 use std::path::Path;
@@ -37,7 +37,12 @@ pub async fn run(config: &Config, file: &Path, out: &str, initial_noise: Option<
                     .deliveries
                     .iter()
                     .map(|d| {
-                        let id = d.body.get("id").and_then(|v| v.as_str()).or(d.delivery_id.as_deref()).unwrap_or("unknown");
+                        let id = d
+                            .body
+                            .get("id")
+                            .and_then(|v| v.as_str())
+                            .or(d.delivery_id.as_deref())
+                            .unwrap_or("unknown");
                         (id.to_owned(), JobOutcome::failed(id, error.clone()))
                     })
                     .collect();
@@ -55,7 +60,10 @@ pub async fn run(config: &Config, file: &Path, out: &str, initial_noise: Option<
             return 2;
         }
     };
-    let defaults = engine.as_ref().map(|e| e.load_report().defaults.clone()).unwrap_or_default();
+    let defaults = engine
+        .as_ref()
+        .map(|e| e.load_report().defaults.clone())
+        .unwrap_or_default();
     let worker = match app::build_parts(config, Door::Invoke, destination, defaults) {
         Ok(mut parts) => {
             parts.initial_noise = noise;

@@ -17,7 +17,11 @@ use crate::job::outcome::ModelInfo;
 use crate::job::validate::GenerationDefaults;
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
-use candle_transformers::models::flux::{self as cflux, autoencoder::{self, AutoEncoder}, sampling};
+use candle_transformers::models::flux::{
+    self as cflux,
+    autoencoder::{self, AutoEncoder},
+    sampling,
+};
 use image::RgbaImage;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -78,7 +82,10 @@ impl FluxPipeline {
         let vae_cfg =
             infer::vae_config(&weights::safetensors_shapes(model.path(Role::Vae))?, &m.vae)?;
         let vae = weights::load_vae(model.path(Role::Vae), &vae_cfg, dense_dtype, device)?;
-        let vae_encoder = autoencoder::Encoder::new(&vae_cfg, weights::mmap_safetensors(model.path(Role::Vae), dense_dtype, device)?.pp("encoder"))?;
+        let vae_encoder = autoencoder::Encoder::new(
+            &vae_cfg,
+            weights::mmap_safetensors(model.path(Role::Vae), dense_dtype, device)?.pp("encoder"),
+        )?;
         let clip = ClipEncoder::load(
             model.path(Role::Clip),
             model.path(Role::ClipConfig),
@@ -217,13 +224,27 @@ impl FluxPipeline {
         let (h, w) = (req.height as usize, req.width as usize);
         match &req.noise {
             Some(o) => {
-                let want = (req.num_images as usize, noise::LATENT_CHANNELS, h / 8, w / 8);
+                let want = (
+                    req.num_images as usize,
+                    noise::LATENT_CHANNELS,
+                    h / 8,
+                    w / 8,
+                );
                 if o.latents.dims4()? != want {
-                    anyhow::bail!("--initial-noise has shape {:?}; this job needs {want:?}", o.latents.dims());
+                    anyhow::bail!(
+                        "--initial-noise has shape {:?}; this job needs {want:?}",
+                        o.latents.dims()
+                    );
                 }
                 Ok(o.latents.narrow(0, first, count)?.to_device(&self.device)?)
             }
-            None => Ok(noise::initial_latents(req.seed + first as u64, count, h, w, &self.device)?),
+            None => Ok(noise::initial_latents(
+                req.seed + first as u64,
+                count,
+                h,
+                w,
+                &self.device,
+            )?),
         }
     }
 
@@ -232,7 +253,14 @@ impl FluxPipeline {
         let photo = img2img::prepare(&init.image, req.width, req.height, init.fit);
         let pixels = img2img::to_tensor(&photo, &self.device)?.to_dtype(self.vae_dtype)?;
         let eps = req.noise.as_ref().and_then(|o| o.vae_eps.as_ref());
-        Ok(img2img::encode(&self.vae_encoder, &pixels, eps, req.seed, self.vae_shift, self.vae_scale)?)
+        Ok(img2img::encode(
+            &self.vae_encoder,
+            &pixels,
+            eps,
+            req.seed,
+            self.vae_shift,
+            self.vae_scale,
+        )?)
     }
 
     /// Encode then decode a photo through the VAE (what image-to-image at strength ~0 returns).
@@ -247,7 +275,11 @@ impl FluxPipeline {
             seed,
             num_images: 1,
             max_sequence_length: 1,
-            init: Some(super::InitImage { image: photo.clone(), strength: 1.0, fit: img2img::ImageFit::Cover }),
+            init: Some(super::InitImage {
+                image: photo.clone(),
+                strength: 1.0,
+                fit: img2img::ImageFit::Cover,
+            }),
             noise: None,
         };
         let x0 = self.encode_image(req.init.as_ref().expect("set above"), &req)?;
@@ -326,19 +358,23 @@ impl Generator for FluxPipeline {
         let text = self.encode_text(req).map_err(EngineError::from_candle)?;
         timings.encode_text_ms = started.elapsed().as_millis() as u64;
         let schedule = self.timesteps(req);
-        let (t_start, x0) = match &req.init {
-            Some(init) => {
-                let t_start = img2img::start_index(req.steps as usize, init.strength).ok_or_else(|| EngineError::Invalid {
-                    field: "strength".into(),
-                    message: "is too small to keep any denoising step".into(),
-                })?;
-                let t = Instant::now();
-                let x0 = self.encode_image(init, req).map_err(EngineError::from_candle)?;
-                timings.encode_image_ms = t.elapsed().as_millis() as u64;
-                (t_start, Some(x0))
-            }
-            None => (0, None),
-        };
+        let (t_start, x0) =
+            match &req.init {
+                Some(init) => {
+                    let t_start = img2img::start_index(req.steps as usize, init.strength)
+                        .ok_or_else(|| EngineError::Invalid {
+                            field: "strength".into(),
+                            message: "is too small to keep any denoising step".into(),
+                        })?;
+                    let t = Instant::now();
+                    let x0 = self
+                        .encode_image(init, req)
+                        .map_err(EngineError::from_candle)?;
+                    timings.encode_image_ms = t.elapsed().as_millis() as u64;
+                    (t_start, Some(x0))
+                }
+                None => (0, None),
+            };
         let timesteps = &schedule[t_start..];
         let n = req.num_images as usize;
         let batches = n.div_ceil(self.max_batch);
@@ -353,17 +389,30 @@ impl Generator for FluxPipeline {
         for first in (0..n).step_by(self.max_batch) {
             let count = self.max_batch.min(n - first);
             let seed = req.seed + first as u64;
-            let mut latents = self.batch_noise(req, first, count).map_err(EngineError::from_candle)?;
+            let mut latents = self
+                .batch_noise(req, first, count)
+                .map_err(EngineError::from_candle)?;
             if let Some(x0) = &x0 {
-                latents = img2img::mix(&latents, x0, timesteps[0]).map_err(EngineError::from_candle)?;
+                latents =
+                    img2img::mix(&latents, x0, timesteps[0]).map_err(EngineError::from_candle)?;
             }
             let t = Instant::now();
             let packed = self.denoise(&latents, &text, req, timesteps, &mut ctl)?;
             timings.denoise_ms += t.elapsed().as_millis() as u64;
             let t = Instant::now();
-            let decoded = self.decode(&packed, req).map_err(EngineError::from_candle)?;
+            let decoded = self
+                .decode(&packed, req)
+                .map_err(EngineError::from_candle)?;
             timings.decode_ms += t.elapsed().as_millis() as u64;
-            images.extend(decoded.into_iter().enumerate().map(|(i, image)| GeneratedImage { image, seed: seed + i as u64 }));
+            images.extend(
+                decoded
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, image)| GeneratedImage {
+                        image,
+                        seed: seed + i as u64,
+                    }),
+            );
         }
         timings.step_ms = ctl.step_ms;
         tracing::info!(

@@ -41,8 +41,14 @@ pub fn prepare(img: &RgbaImage, width: u32, height: u32, fit: ImageFit) -> RgbaI
 /// `(1, 3, h, w)` in [-1, 1].
 pub fn to_tensor(img: &RgbaImage, device: &Device) -> Result<Tensor> {
     let (w, h) = img.dimensions();
-    let rgb: Vec<f32> = img.pixels().flat_map(|p| [p.0[0], p.0[1], p.0[2]]).map(|c| f32::from(c) / 127.5 - 1.0).collect();
-    Tensor::from_vec(rgb, (h as usize, w as usize, 3), device)?.permute((2, 0, 1))?.unsqueeze(0)
+    let rgb: Vec<f32> = img
+        .pixels()
+        .flat_map(|p| [p.0[0], p.0[1], p.0[2]])
+        .map(|c| f32::from(c) / 127.5 - 1.0)
+        .collect();
+    Tensor::from_vec(rgb, (h as usize, w as usize, 3), device)?
+        .permute((2, 0, 1))?
+        .unsqueeze(0)
 }
 
 /// Index of the first kept timestep, or None when the strength keeps no step (diffusers raises).
@@ -54,7 +60,11 @@ pub fn start_index(steps: usize, strength: f64) -> Option<usize> {
 
 /// Posterior noise for the VAE sample, drawn from its own stream so it never equals the
 /// denoising noise of the same seed.
-pub fn posterior_eps(seed: u64, shape: (usize, usize, usize, usize), device: &Device) -> Result<Tensor> {
+pub fn posterior_eps(
+    seed: u64,
+    shape: (usize, usize, usize, usize),
+    device: &Device,
+) -> Result<Tensor> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0f_7ae_u64);
     let n = shape.0 * shape.1 * shape.2 * shape.3;
     let values: Vec<f32> = (0..n)
@@ -69,7 +79,14 @@ pub fn posterior_eps(seed: u64, shape: (usize, usize, usize, usize), device: &De
 /// Encode `(1,3,h,w)` pixels to scaled latents `(1,16,h/8,w/8)` in f32: sample the posterior
 /// with `eps` (`mean + exp(0.5*logvar)*eps`, logvar clamped as diffusers does), then
 /// `(z - shift) * scale`.
-pub fn encode(encoder: &Encoder, pixels: &Tensor, eps: Option<&Tensor>, seed: u64, shift: f64, scale: f64) -> Result<Tensor> {
+pub fn encode(
+    encoder: &Encoder,
+    pixels: &Tensor,
+    eps: Option<&Tensor>,
+    seed: u64,
+    shift: f64,
+    scale: f64,
+) -> Result<Tensor> {
     let moments = encoder.forward(pixels)?.to_dtype(DType::F32)?;
     let chunks = moments.chunk(2, 1)?;
     let (mean, logvar) = (&chunks[0], chunks[1].clamp(-30f32, 20f32)?);
@@ -94,7 +111,11 @@ mod tests {
     fn start_index_follows_diffusers_for_schnell() {
         assert_eq!(start_index(4, 1.0), Some(0));
         assert_eq!(start_index(4, 0.75), Some(1));
-        assert_eq!(start_index(4, 0.6), Some(1), "int truncation: 0.6 behaves like 0.75");
+        assert_eq!(
+            start_index(4, 0.6),
+            Some(1),
+            "int truncation: 0.6 behaves like 0.75"
+        );
         assert_eq!(start_index(4, 0.5), Some(2));
         assert_eq!(start_index(4, 0.1), Some(3));
         assert_eq!(start_index(4, 0.0), None);
@@ -108,7 +129,11 @@ mod tests {
         assert_eq!(cover.dimensions(), (64, 64));
         assert_eq!(cover.get_pixel(0, 0).0, [10, 20, 30, 255]);
         let contain = prepare(&img, 64, 64, ImageFit::Contain);
-        assert_eq!(contain.get_pixel(0, 0).0, [255, 255, 255, 255], "padding is white");
+        assert_eq!(
+            contain.get_pixel(0, 0).0,
+            [255, 255, 255, 255],
+            "padding is white"
+        );
         assert_eq!(contain.get_pixel(32, 32).0, [10, 20, 30, 255]);
     }
 
@@ -116,9 +141,19 @@ mod tests {
     fn mix_at_sigma_one_is_noise() {
         let noise = Tensor::ones((2, 1, 2, 2), DType::F32, &Device::Cpu).unwrap();
         let x0 = Tensor::full(3f32, (1, 1, 2, 2), &Device::Cpu).unwrap();
-        let m: Vec<f32> = mix(&noise, &x0, 1.0).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let m: Vec<f32> = mix(&noise, &x0, 1.0)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         assert!(m.iter().all(|v| *v == 1.0));
-        let m: Vec<f32> = mix(&noise, &x0, 0.25).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let m: Vec<f32> = mix(&noise, &x0, 0.25)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         assert!(m.iter().all(|v| (*v - 2.5).abs() < 1e-6));
     }
 }

@@ -68,7 +68,10 @@ impl NoiseOverride {
             .remove("noise")
             .ok_or_else(|| anyhow::anyhow!("{} has no tensor named `noise`", path.display()))?
             .to_dtype(candle_core::DType::F32)?;
-        let vae_eps = tensors.remove("vae_noise").map(|t| t.to_dtype(candle_core::DType::F32)).transpose()?;
+        let vae_eps = tensors
+            .remove("vae_noise")
+            .map(|t| t.to_dtype(candle_core::DType::F32))
+            .transpose()?;
         Ok(NoiseOverride { latents, vae_eps })
     }
 }

@@ -143,7 +143,11 @@ impl JobOutcome {
 
     /// A succeeded outcome with nothing in it yet; the worker fills it as stages finish.
     pub fn started(id: impl Into<String>) -> Self {
-        JobOutcome { status: JobStatus::Succeeded, error: None, ..JobOutcome::failed(id, JobError::internal("")) }
+        JobOutcome {
+            status: JobStatus::Succeeded,
+            error: None,
+            ..JobOutcome::failed(id, JobError::internal(""))
+        }
     }
 
     pub fn succeeded(&self) -> bool {

@@ -169,7 +169,10 @@ pub fn validate(
         (None, Some(design)) => {
             reject_generation_fields_for_design(&spec)?;
             if design.fit.is_some() {
-                return Err(JobError::invalid("design.fit", "use `mockups.fit` to place a design"));
+                return Err(JobError::invalid(
+                    "design.fit",
+                    "use `mockups.fit` to place a design",
+                ));
             }
             if mockups.is_none() {
                 return Err(JobError::invalid(

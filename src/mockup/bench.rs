@@ -153,6 +153,64 @@ pub fn run(design: &RgbaImage, size: u32, iterations: u32) -> BenchReport {
     }
 }
 
+/// Cold cost of one built-in's layers at `size`: drawing them by code, against decoding the
+/// same layers had they been shipped as PNG files (default compression).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColdCost {
+    pub product: String,
+    pub draw_ms: f64,
+    pub png_decode_ms: f64,
+    pub png_bytes: usize,
+}
+
+/// Measure [`ColdCost`] for every built-in (each drawn once, its PNGs decoded once).
+pub fn cold_costs(size: u32) -> Vec<ColdCost> {
+    let lib = MockupLibrary::builtin();
+    lib.products()
+        .into_iter()
+        .map(|p| {
+            let t = lib.template(p).expect("listed products exist");
+            let start = Instant::now();
+            let prepared = t.prepared(Some(size));
+            let draw_ms = ms(start);
+            let l = &prepared.layers;
+            let mut files: Vec<Vec<u8>> =
+                vec![png(&image::DynamicImage::ImageRgba8(l.base.clone()))];
+            for g in [&l.tint, &l.mask, &l.shading, &l.highlight]
+                .into_iter()
+                .flatten()
+            {
+                files.push(png(&image::DynamicImage::ImageLuma8(g.clone())));
+            }
+            if let Some(o) = &l.overlay {
+                files.push(png(&image::DynamicImage::ImageRgba8(o.clone())));
+            }
+            if let Some(d) = &l.displacement {
+                let rg: Vec<u8> = d.chunks_exact(2).flat_map(|p| [p[0], p[1], 128]).collect();
+                let (w, h) = l.size();
+                let img = image::RgbImage::from_raw(w, h, rg).expect("2 channels per pixel");
+                files.push(png(&image::DynamicImage::ImageRgb8(img)));
+            }
+            let start = Instant::now();
+            for f in &files {
+                let _ = image::load_from_memory(f);
+            }
+            ColdCost {
+                product: p.to_owned(),
+                draw_ms,
+                png_decode_ms: ms(start),
+                png_bytes: files.iter().map(Vec::len).sum(),
+            }
+        })
+        .collect()
+}
+
+fn png(img: &image::DynamicImage) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    let _ = img.write_to(&mut out, image::ImageFormat::Png);
+    out.into_inner()
+}
+
 /// A busy `size` x `size` test pattern: colour ramps, a checkerboard and soft alpha.
 pub fn test_design(size: u32) -> RgbaImage {
     RgbaImage::from_fn(size, size, |x, y| {
@@ -177,8 +235,7 @@ pub fn run_warp_only(size: u32, iterations: u32) -> (Timing, Timing) {
 }
 
 fn time_warp(size: u32, iterations: u32) -> (Timing, Timing) {
-    let src: u32 = std::env::var("WARP_SRC").ok().and_then(|v| v.parse().ok()).unwrap_or(size);
-    let design = test_design(src);
+    let design = test_design(size);
     let n = size as usize;
     let quad = WARP_QUAD.map(|[x, y]| [x * f64::from(size), y * f64::from(size)]);
     let maps = Maps {
@@ -186,7 +243,7 @@ fn time_warp(size: u32, iterations: u32) -> (Timing, Timing) {
         shading: None,
         highlight: None,
         displacement: None,
-        displacement_px: std::env::var("WARP_MODE").ok().and_then(|v| v.parse().ok()).unwrap_or(0.0),
+        displacement_px: 0.0,
         strengths: Strengths::new(0.0, 0.0),
     };
     let frame = RgbaImage::from_pixel(size, size, image::Rgba([0, 0, 0, 255]));
@@ -194,7 +251,7 @@ fn time_warp(size: u32, iterations: u32) -> (Timing, Timing) {
     for _ in 0..iterations.max(3) {
         let t = Instant::now();
         let full = f64::from(size);
-        let raster = rasterize(&design, [0, 0, src, src], (full, full));
+        let raster = rasterize(&design, [0, 0, size, size], (full, full));
         prep.push(ms(t));
         let mut out = frame.clone();
         let t = Instant::now();

@@ -58,7 +58,8 @@ pub fn premultiply_spread(p: u32) -> u64 {
     (scale(v, a) & RGB_LANES) | (v & !RGB_LANES)
 }
 
-/// [`light`] and [`masked`] on a premultiplied spread pixel.
+/// Apply shading (multiply, white = neutral) and a highlight (hard light, 128 = neutral) to a
+/// premultiplied spread pixel; alpha is unchanged.
 #[inline(always)]
 pub fn light_spread(c: u64, shade: u8, high: u8, s: Strengths) -> u64 {
     let a = c & !RGB_LANES;
@@ -110,38 +111,6 @@ impl Strengths {
             highlight: fixed(highlight),
         }
     }
-}
-
-/// Apply shading (multiply, white = neutral) and a highlight (hard light, 128 = neutral) to a
-/// premultiplied pixel; alpha is unchanged.
-#[inline(always)]
-pub fn light(c: [u32; 4], shade: u8, high: u8, s: Strengths) -> [u32; 4] {
-    let f = 255 - ((s.shading * (255 - u32::from(shade))) >> 8);
-    let a = c[3];
-    let mut rgb = [mul255(c[0], f), mul255(c[1], f), mul255(c[2], f)];
-    let t = ((i32::from(high) - 128) * s.highlight as i32) >> 8;
-    if t > 0 {
-        // Screen towards alpha (white in premultiplied terms).
-        for v in &mut rgb {
-            *v += ((a - *v) * t as u32 + 64) >> 7;
-        }
-    } else if t < 0 {
-        let k = (128 + t) as u32;
-        for v in &mut rgb {
-            *v = (*v * k + 64) >> 7;
-        }
-    }
-    [rgb[0], rgb[1], rgb[2], a]
-}
-
-/// Scale a premultiplied pixel by a mask value (255 = keep).
-#[inline(always)]
-pub fn masked(c: [u32; 4], m: u8) -> [u32; 4] {
-    if m == 255 {
-        return c;
-    }
-    let m = u32::from(m);
-    c.map(|v| mul255(v, m))
 }
 
 /// Source-over of a premultiplied pixel onto a straight-alpha destination pixel.
@@ -202,11 +171,11 @@ impl TintLut {
         let c = rgb.map(|v| f32::from(v) / 255.0);
         let lum = 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2];
         let mut lut = [[0u8; 256]; 3];
-        for l in 0..256 {
-            let s = l as f32 / 255.0 / reference;
-            for ch in 0..3 {
-                let v = c[ch] * s + 0.3 * (1.0 - lum) * (s - 1.0);
-                lut[ch][l] = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+        for (ch, table) in lut.iter_mut().enumerate() {
+            for (l, v) in table.iter_mut().enumerate() {
+                let s = l as f32 / 255.0 / reference;
+                let t = c[ch] * s + 0.3 * (1.0 - lum) * (s - 1.0);
+                *v = (t.clamp(0.0, 1.0) * 255.0).round() as u8;
             }
         }
         TintLut(lut)
@@ -229,10 +198,9 @@ pub fn tint_rows(img: &mut RgbaImage, region: &GrayImage, lut: &TintLut, rows: (
                 }
                 let l = (77 * u32::from(p[0]) + 150 * u32::from(p[1]) + 29 * u32::from(p[2])) >> 8;
                 let m = u32::from(m);
-                for ch in 0..3 {
+                for (ch, v) in p[..3].iter_mut().enumerate() {
                     let t = u32::from(lut.0[ch][l as usize]);
-                    let old = u32::from(p[ch]);
-                    p[ch] = ((t * m + old * (255 - m) + 127) / 255) as u8;
+                    *v = ((t * m + u32::from(*v) * (255 - m) + 127) / 255) as u8;
                 }
             }
         });
@@ -241,6 +209,27 @@ pub fn tint_rows(img: &mut RgbaImage, region: &GrayImage, lut: &TintLut, rows: (
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Apply shading (multiply, white = neutral) and a highlight (hard light, 128 = neutral) to a
+    /// premultiplied pixel; alpha is unchanged.
+    fn light(c: [u32; 4], shade: u8, high: u8, s: Strengths) -> [u32; 4] {
+        let f = 255 - ((s.shading * (255 - u32::from(shade))) >> 8);
+        let a = c[3];
+        let mut rgb = [mul255(c[0], f), mul255(c[1], f), mul255(c[2], f)];
+        let t = ((i32::from(high) - 128) * s.highlight as i32) >> 8;
+        if t > 0 {
+            // Screen towards alpha (white in premultiplied terms).
+            for v in &mut rgb {
+                *v += ((a - *v) * t as u32 + 64) >> 7;
+            }
+        } else if t < 0 {
+            let k = (128 + t) as u32;
+            for v in &mut rgb {
+                *v = (*v * k + 64) >> 7;
+            }
+        }
+        [rgb[0], rgb[1], rgb[2], a]
+    }
 
     #[test]
     fn mul255_matches_exact_rounding() {
@@ -290,7 +279,10 @@ mod tests {
             let want = light(c, shade, high, s);
             let got = unspread(light_spread(v, shade, high, s));
             for ch in 0..4 {
-                assert!(want[ch].abs_diff(got[ch]) <= 1, "{shade},{high}: {want:?} {got:?}");
+                assert!(
+                    want[ch].abs_diff(got[ch]) <= 1,
+                    "{shade},{high}: {want:?} {got:?}"
+                );
             }
         }
     }

@@ -3,7 +3,7 @@
 //! (box-filtered, like a mip level) while it is more than twice the size it will show at, so
 //! bilinear sampling does not alias.
 
-use super::blend::{lerp, premultiply_spread, unspread, LANES};
+use super::blend::{lerp, premultiply_spread, LANES};
 use image::RgbaImage;
 use rayon::prelude::*;
 
@@ -63,6 +63,7 @@ pub struct Raster {
 /// Raster coordinate `v` (pixel centres at `i + 0.5`) in 1/256 pixel, offset so that `>> 8`
 /// gives the left (upper) tap of the bilinear pair.
 #[inline(always)]
+#[allow(clippy::manual_clamp)] // max/min map NaN to a bound; clamp would keep it
 pub fn fixed(v: f32) -> i32 {
     // Round to nearest by adding 1.5 * 2^23 and reading the mantissa: unlike a saturating
     // `as` cast this vectorises. The clamp (NaN included) keeps |t| < 2^22, far outside any
@@ -87,14 +88,21 @@ impl Raster {
         let (fx, fy) = ((xi & 255) as u32, (yi & 255) as u32);
         let i = y0 as usize * self.width + x0 as usize;
         let q = &self.data[i..i + self.width + 2];
-        let top = lerp(q[0], q[1], fx);
-        let bottom = lerp(q[self.width], q[self.width + 1], fx);
+        let (a, b, c, d) = (q[0], q[1], q[self.width], q[self.width + 1]);
+        // Designs are mostly flat colour and transparency: skip the arithmetic there.
+        if a == b && a == c && a == d {
+            return (a != 0).then_some(a);
+        }
+        let top = lerp(a, b, fx);
+        let bottom = lerp(c, d, fx);
         Some(lerp(top, bottom, fy))
     }
 
     /// Bilinear sample at `(sx, sy)` in raster pixels, as premultiplied RGBA.
+    #[cfg(test)]
     pub fn sample(&self, sx: f32, sy: f32) -> Option<[u32; 4]> {
-        self.sample_fixed(fixed(sx), fixed(sy)).map(unspread)
+        self.sample_fixed(fixed(sx), fixed(sy))
+            .map(super::blend::unspread)
     }
 }
 

@@ -6,7 +6,7 @@
 use super::builtin;
 use super::manifest::{self, TemplateError, ValidManifest};
 use super::template::{Layers, Prepared, Source, Template};
-use image::RgbaImage;
+use image::DynamicImage;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -51,6 +51,17 @@ impl MockupLibrary {
             lib.templates.insert(product, template);
         }
         Ok(lib)
+    }
+
+    /// Draw (or resample) every template's layers for mockups of longest side `size` now,
+    /// in parallel, instead of on first use. Built-in layers take a fraction of a second of CPU
+    /// per product at 2000 px, so a worker calls this on a background thread while its model
+    /// loads and the first mockup job pays nothing (see docs/benchmarks-mockups.md).
+    pub fn warm(&self, size: Option<u32>) {
+        use rayon::prelude::*;
+        self.templates.par_iter().for_each(|(_, t)| {
+            t.prepared(size);
+        });
     }
 
     /// Product names, sorted.
@@ -103,8 +114,7 @@ pub fn load_template(manifest: &Path) -> Result<Template, TemplateError> {
 
 fn load_layers(m: &ValidManifest, manifest: &Path) -> Result<Layers, TemplateError> {
     let dir = manifest.parent().unwrap_or(Path::new("."));
-    let read = |layer: &'static str, name: &Option<String>| -> Result<_, TemplateError> {
-        let Some(name) = name else { return Ok(None) };
+    let read = |layer: &'static str, name: &str| -> Result<DynamicImage, TemplateError> {
         let file = dir.join(name);
         let err = |reason: String| TemplateError::Layer {
             manifest: manifest.to_owned(),
@@ -120,26 +130,26 @@ fn load_layers(m: &ValidManifest, manifest: &Path) -> Result<Layers, TemplateErr
                 "the image is {w}x{h}, the canvas is {cw}x{ch}"
             )));
         }
-        Ok(Some(img))
+        Ok(img)
+    };
+    let optional = |layer: &'static str, name: &Option<String>| {
+        name.as_deref().map(|n| read(layer, n)).transpose()
     };
     let l = &m.layers;
-    let gray = |i: Option<image::DynamicImage>| i.map(|i| i.to_luma8());
-    let rgba = |i: Option<image::DynamicImage>| i.map(|i| i.to_rgba8());
-    let base: RgbaImage = rgba(read("base", &Some(l.base.clone()))?)
-        .expect("the base layer is required, so read returned Some");
+    let gray = |i: Option<DynamicImage>| i.map(|i| i.to_luma8());
     Ok(Layers {
-        base,
-        tint: gray(read("tint", &l.tint)?),
-        mask: gray(read("mask", &l.mask)?),
-        shading: gray(read("shading", &l.shading)?),
-        highlight: gray(read("highlight", &l.highlight)?),
-        displacement: read("displacement", &l.displacement)?.map(|i| two_channels(&i)),
-        overlay: rgba(read("overlay", &l.overlay)?),
+        base: read("base", &l.base)?.to_rgba8(),
+        tint: gray(optional("tint", &l.tint)?),
+        mask: gray(optional("mask", &l.mask)?),
+        shading: gray(optional("shading", &l.shading)?),
+        highlight: gray(optional("highlight", &l.highlight)?),
+        displacement: optional("displacement", &l.displacement)?.map(|i| two_channels(&i)),
+        overlay: optional("overlay", &l.overlay)?.map(|i| i.to_rgba8()),
     })
 }
 
 /// Red and green of a displacement map (a grey map gives the same shift on both axes).
-fn two_channels(img: &image::DynamicImage) -> Vec<u8> {
+fn two_channels(img: &DynamicImage) -> Vec<u8> {
     let rgb = img.to_rgb8();
     rgb.pixels().flat_map(|p| [p.0[0], p.0[1]]).collect()
 }

@@ -8,7 +8,7 @@
 //! shifted by the displacement map; multiply the shading map and hard-light the highlight map;
 //! apply the mask; composite over the product; lay the overlay on top.
 //!
-//! Files: `manifest.rs` (template JSON and its checks), `library.rs` (built-ins + custom
+//! Files: `manifest.rs` (template JSON), `validate.rs` (its checks), `library.rs` (built-ins + custom
 //! folder), `template.rs` (layers per output size), `builtin/` (the six products, drawn by code),
 //! `warp.rs` (geometry), `design.rs` (placement, pre-filtered premultiplied design),
 //! `kernel.rs` (the per-pixel pass), `blend.rs` (pixel arithmetic), `resample.rs`,
@@ -25,6 +25,7 @@ mod print;
 mod render;
 mod resample;
 mod template;
+mod validate;
 mod warp;
 
 pub use design::Fit;

@@ -65,6 +65,9 @@ fn covered_rows(mask: &GrayImage) -> (u32, u32) {
     (first as u32, last.max(first) as u32)
 }
 
+/// One cached output size: filled once, by whichever caller gets there first.
+type SizeSlot = Arc<OnceLock<Arc<Prepared>>>;
+
 /// Where a template's layers come from.
 pub(crate) enum Source {
     /// Drawn by code at any longest side.
@@ -77,7 +80,7 @@ pub(crate) enum Source {
 pub struct Template {
     pub(crate) manifest: ValidManifest,
     source: Source,
-    cache: Mutex<Vec<(u32, Arc<OnceLock<Arc<Prepared>>>)>>,
+    cache: Mutex<Vec<(u32, SizeSlot)>>,
 }
 
 impl std::fmt::Debug for Template {

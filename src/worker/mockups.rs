@@ -6,7 +6,7 @@ use crate::error::{ErrorCode, JobError};
 use crate::job::outcome::MockupOutput;
 use crate::job::spec::FitMode;
 use crate::job::validate::{ValidJob, ValidMockups};
-use crate::mockup::{self, Fit, MockupLibrary, RenderOptions};
+use crate::mockup::{self, Fit, MockupError, MockupLibrary, RenderOptions};
 use crate::output::{keys, OutputSink};
 use image::RgbaImage;
 use std::sync::Arc;
@@ -62,23 +62,18 @@ pub async fn render_and_store(
                         fit,
                     };
                     (
-                        mockup::render(template, &design, &opts).map_err(|e| e.to_string())?,
+                        mockup::render(template, &design, &opts).map_err(mockup_error)?,
                         mockup_opts,
                     )
                 };
-                let bytes = encode::encode(&img, &opts).map_err(|e| e.to_string())?;
+                let bytes = encode::encode(&img, &opts)
+                    .map_err(|e| JobError::internal(format!("mockup encoding failed: {e}")))?;
                 Ok((bytes, img.dimensions(), opts.format))
             })
-            .collect::<Result<Vec<_>, String>>()
+            .collect::<Result<Vec<_>, JobError>>()
     })
     .await
-    .map_err(|e| JobError::internal(format!("mockup task failed: {e}")))?
-    .map_err(|e| {
-        JobError::new(
-            ErrorCode::MockupFailed,
-            format!("mockup rendering failed: {e}"),
-        )
-    })?;
+    .map_err(|e| JobError::new(ErrorCode::MockupFailed, format!("mockup task failed: {e}")))??;
     let mut out = Vec::with_capacity(files.len());
     for ((bytes, (width, height), format), r) in files.into_iter().zip(renders.iter()) {
         let key = if r.print_file {
@@ -102,6 +97,15 @@ pub async fn render_and_store(
         });
     }
     Ok(out)
+}
+
+/// Renderer errors at the job boundary: bad requests name their field.
+fn mockup_error(e: MockupError) -> JobError {
+    match e {
+        MockupError::EmptyDesign { .. } => JobError::invalid("design", e),
+        MockupError::Size(_) => JobError::invalid("mockups.size", e),
+        MockupError::UnknownColor { .. } => JobError::invalid("mockups.colors", e),
+    }
 }
 
 /// Every render the job asks for, with products and colours checked (errors name the field).

@@ -227,9 +227,17 @@ impl Worker {
         let init = match &gen.init_image {
             Some(init) => {
                 let t = Instant::now();
-                let image = self.parts.fetcher.fetch_image(&init.source, "image").await?;
+                let image = self
+                    .parts
+                    .fetcher
+                    .fetch_image(&init.source, "image")
+                    .await?;
                 timings.fetch_inputs = Some(t.elapsed().as_millis() as u64);
-                Some(InitImage { image, strength: init.strength, fit: init.fit })
+                Some(InitImage {
+                    image,
+                    strength: init.strength,
+                    fit: init.fit,
+                })
             }
             None => None,
         };

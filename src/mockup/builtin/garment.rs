@@ -3,7 +3,8 @@
 //! fine grain, seams as thin darker lines, and the standard finish (backdrop, drop shadows,
 //! print maps) shared by those products.
 
-use super::kit::{blur, hash, noise, Path, Plane};
+use super::kit::{blur, hash, noise, Plane};
+use super::path::Path;
 use super::scene::{drop_shadow, light_maps, Canvas, Parts};
 use rayon::prelude::*;
 

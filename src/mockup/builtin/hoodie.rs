@@ -3,7 +3,8 @@
 //! waistband; 12 x 10 in chest print above the pocket.
 
 use super::garment::{cloth_light, curve, finish, height_field, press, press_plane, Cloth, Ridge};
-use super::kit::{blur, blur_shifted, stroke, Path, Plane};
+use super::kit::{blur, blur_shifted, Plane};
+use super::path::{stroke, Path};
 use super::scene::{manifest, rect};
 use crate::mockup::manifest::{EffectsSpec, ManifestSpec};
 use crate::mockup::template::Layers;
@@ -103,7 +104,7 @@ pub fn draw(size: u32) -> Layers {
 
     let mut ridges = RIDGES.to_vec();
     ridges.extend(RIDGES[..4].iter().map(Ridge::mirrored));
-    let folds = height_field(n, &ridges, 0.012, 0.09);
+    let folds = height_field(n, &ridges, 0.007, 0.09);
     let mut light = cloth_light(&cov, &folds, 0.012, 0.035);
 
     // Hood opening: the lining in shadow, and a rolled rim around it.

@@ -2,24 +2,28 @@
 //! phone case and tote bag. Each product file gives its manifest (validated like any custom
 //! one) and a function that draws its layers at any size.
 //!
-//! Cold cost: the layers are drawn on first use of a product at a size and then cached by the
-//! template (see `template.rs`). Drawing was measured against decoding the same layers from
-//! embedded PNGs and chosen because it costs about the same, keeps tens of megabytes of images
-//! out of the repository and binary, and draws small sizes (previews, tests) directly instead
-//! of resampling 2000-pixel layers; figures are in docs/benchmarks-mockups.md.
+//! Layers are drawn lazily, on first use of a product at an output size, and cached by the
+//! template (`template.rs`); `MockupLibrary::warm` draws them ahead of time. The alternative,
+//! committed PNGs decoded at start-up, was measured (`bench::cold_costs`, figures in
+//! docs/benchmarks-mockups.md): decoding is several times cheaper than drawing at 2000 px, but
+//! the six products' layers weigh about 18 MB as PNG (the fabric grain does not compress), every
+//! other output size would resample 2000-pixel layers, and a GPU worker hides the drawing
+//! entirely by warming on a background thread while its model loads. Drawing it is.
 
 mod garment;
 mod hoodie;
 mod kit;
 mod mug;
+mod path;
 mod phone_case;
 mod poster;
 mod scene;
 mod tote_bag;
 mod tshirt;
 
-use super::manifest::{validate, ManifestSpec};
+use super::manifest::ManifestSpec;
 use super::template::{Layers, Source, Template};
+use super::validate::validate;
 use std::path::Path;
 
 /// A built-in product: its manifest and its drawing function.

@@ -2,7 +2,8 @@
 //! print wraps the front 150 degrees of the cylinder (4.25 x 3.5 in). Glossy: a specular stripe
 //! and diffuse falloff light the print as well as the glaze.
 
-use super::kit::{blur, stroke, Path, Plane};
+use super::kit::{blur, Plane};
+use super::path::{stroke, Path};
 use super::scene::{drop_shadow, light_maps, manifest, Canvas, Parts, CANVAS};
 use crate::mockup::manifest::{EffectsSpec, ManifestSpec, PrintAreaSpec};
 use crate::mockup::template::Layers;

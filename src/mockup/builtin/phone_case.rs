@@ -2,7 +2,8 @@
 //! covers and a cut-out that shows the phone's camera module; the print covers the back (2.9 x
 //! 6.16 in) except the cut-out, and a glossy sheen lies over everything.
 
-use super::kit::{stroke, Path, Plane};
+use super::kit::Plane;
+use super::path::{stroke, Path};
 use super::scene::{drop_shadow, light_maps, manifest, rect, Canvas, Parts};
 use crate::mockup::manifest::{EffectsSpec, ManifestSpec};
 use crate::mockup::template::Layers;

@@ -2,7 +2,8 @@
 //! hanging on a wall and seen slightly from the left (a true perspective quad). The colour
 //! variants recolour the frame; the glass reflection is an overlay on top of everything.
 
-use super::kit::{blur, noise, Path, Plane};
+use super::kit::{blur, noise, Plane};
+use super::path::Path;
 use super::scene::{drop_shadow, light_maps, manifest, quad, Canvas, Parts};
 use crate::mockup::manifest::{EffectsSpec, ManifestSpec};
 use crate::mockup::template::Layers;

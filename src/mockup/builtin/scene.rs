@@ -2,7 +2,8 @@
 //! shadows and painted regions; the print's shading and highlight maps from a lighting plane;
 //! the built-in manifests; and the conversion of the drawn parts into [`Layers`].
 
-use super::kit::{blur_shifted, Path, Plane};
+use super::kit::{blur_shifted, Plane};
+use super::path::Path;
 use crate::mockup::manifest::{EffectsSpec, LayersSpec, ManifestSpec, PrintAreaSpec, PrintSpec};
 use crate::mockup::template::Layers;
 use image::{GrayImage, RgbaImage};

@@ -2,7 +2,8 @@
 //! handle ends, soft sag folds and a woven texture; 10 x 10 in print in the middle.
 
 use super::garment::{cloth_light, finish, height_field, press, press_plane, Cloth, Ridge};
-use super::kit::{blur_shifted, hash, stroke, Path, Plane};
+use super::kit::{blur_shifted, hash, Plane};
+use super::path::{stroke, Path};
 use super::scene::{manifest, rect};
 use crate::mockup::manifest::{EffectsSpec, ManifestSpec};
 use crate::mockup::template::Layers;

@@ -1,7 +1,8 @@
 //! The built-in t-shirt: a flat-lay crew-neck tee, front view, 12 x 16 in chest print.
 
 use super::garment::{cloth_light, curve, finish, height_field, press, Cloth, Ridge};
-use super::kit::{stroke, Path, Plane};
+use super::kit::Plane;
+use super::path::{stroke, Path};
 use super::scene::{manifest, rect};
 use crate::mockup::manifest::{EffectsSpec, ManifestSpec};
 use crate::mockup::template::Layers;
@@ -46,7 +47,7 @@ fn half_outline(p: &mut Path, s: f32) {
     let c = at(0.33, 0.255);
     let so = at(0.393, 0.352);
     p.quad_to(c.0, c.1, so.0, so.1);
-    let si = at(0.318, 0.418);
+    let si = at(0.319, 0.418);
     p.line_to(si.0, si.1);
     let c = at(0.262, 0.372);
     let ap = at(0.228, 0.335);
@@ -90,7 +91,7 @@ pub fn draw(size: u32) -> Layers {
 
     let mut ridges = RIDGES.to_vec();
     ridges.extend(RIDGES[..3].iter().map(Ridge::mirrored));
-    let folds = height_field(n, &ridges, 0.012, 0.09);
+    let folds = height_field(n, &ridges, 0.007, 0.09);
     let mut light = cloth_light(&cov, &folds, 0.011, 0.03);
 
     // Inside of the back, seen above the front neckline, and the ribbed collar.
