@@ -77,5 +77,6 @@ pub fn build_parts(
         limits: config.limits(),
         defaults,
         initial_noise: None,
+        dump_latents: None,
     })
 }

@@ -23,6 +23,9 @@ fn request(seed: u64, n: u32) -> GenerateRequest {
         seed,
         num_images: n,
         max_sequence_length: 32,
+        init: None,
+        noise: None,
+        dump_latents: None,
     }
 }
 
