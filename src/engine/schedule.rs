@@ -35,28 +35,3 @@ fn shift_mu(seq: usize, base_seq: usize, max_seq: usize, base_shift: f64, max_sh
 fn time_shift(mu: f64, t: f64) -> f64 {
     mu.exp() / (mu.exp() + (1.0 / t - 1.0))
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use candle_transformers::models::flux::sampling;
-
-    #[test]
-    fn sigmas_schnell_and_dev_match_candle() {
-        assert_eq!(sigmas(&Schedule::Schnell, 4, 4096), vec![1.0, 0.75, 0.5, 0.25, 0.0]);
-        let ours = sigmas(&Schedule::Dev, 28, 1024);
-        let candle = sampling::get_schedule(28, Some((1024, 0.5, 1.15)));
-        assert_eq!(ours.len(), candle.len());
-        for (a, b) in ours.iter().zip(&candle) {
-            assert!((a - b).abs() < 1e-12, "{a} vs {b}");
-        }
-    }
-
-    #[test]
-    fn sigmas_fixed_shift_three() {
-        let s = sigmas(&Schedule::Shifted { shift: 3.0 }, 2, 0);
-        assert_eq!(s[0], 1.0);
-        assert!((s[1] - 0.75).abs() < 1e-12, "3*0.5/(1+2*0.5) = 0.75, got {}", s[1]);
-        assert_eq!(s[2], 0.0);
-    }
-}
