@@ -27,7 +27,6 @@ from safetensors.torch import load_file, save_file
 import diffusers
 import transformers
 from diffusers import FluxImg2ImgPipeline
-from diffusers.loaders.single_file_utils import convert_flux_transformer_checkpoint_to_diffusers
 
 sys.path.insert(0, str(Path(__file__).parent))
 import tiny_flux  # noqa: E402
@@ -207,7 +206,7 @@ def dequantized_pipeline(pipe, dequantized_bfl):
     """The same pipeline with the transformer's weights as merchgen reads them from the Q8_0 GGUF."""
     q8 = FluxImg2ImgPipeline(**pipe.components)  # shares every other component
     transformer = tiny_flux.FluxTransformer2DModel.from_config(pipe.transformer.config)
-    state = convert_flux_transformer_checkpoint_to_diffusers(dict(dequantized_bfl))
+    state = tiny_flux.flux_converter(tiny_flux.HIDDEN)(dict(dequantized_bfl))
     transformer.load_state_dict(state, strict=True)
     components = dict(pipe.components, transformer=transformer.to(torch.float32))
     return diffusers.FluxPipeline(**components)

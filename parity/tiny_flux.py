@@ -6,14 +6,17 @@ converter on the result (`convert_flux_transformer_checkpoint_to_diffusers`,
 `convert_ldm_vae_checkpoint`): it must give back the original tensors exactly.
 """
 
+import inspect
 import json
 import math
+import shutil
 from pathlib import Path
 
 import gguf
 import numpy as np
 import torch
 from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+from diffusers.loaders import single_file_utils
 from diffusers.loaders.single_file_utils import (
     convert_flux_transformer_checkpoint_to_diffusers,
     convert_ldm_vae_checkpoint,
@@ -141,9 +144,12 @@ def build(work: Path, seed: int = 0):
 
 def save_all(pipe, work: Path, tok_dir: Path):
     folder = work / "diffusers"
+    shutil.rmtree(folder, ignore_errors=True)
     pipe.save_pretrained(folder, safe_serialization=True)
     # Shards exercise merchgen's `*.safetensors.index.json` path for the transformer and T5.
-    pipe.transformer.save_pretrained(folder / "transformer", max_shard_size="300KB")
+    (folder / "transformer" / "diffusion_pytorch_model.safetensors").unlink()
+    pipe.transformer.save_pretrained(folder / "transformer", max_shard_size="3MB")
+    (folder / "text_encoder_2" / "model.safetensors").unlink()
     pipe.text_encoder_2.save_pretrained(folder / "text_encoder_2", max_shard_size="40KB")
     for sub, name in [("tokenizer", "clip.json"), ("tokenizer_2", "t5.json")]:
         (folder / sub / "tokenizer.json").write_text((tok_dir / name).read_text())
@@ -204,8 +210,18 @@ def transformer_to_bfl(transformer):
         out[f"{b}.norm.query_norm.scale"] = pop(f"{d}.attn.norm_q.weight")
         out[f"{b}.norm.key_norm.scale"] = pop(f"{d}.attn.norm_k.weight")
     assert not sd, f"unmapped diffusers tensors: {sorted(sd)[:5]}"
-    check_same(convert_flux_transformer_checkpoint_to_diffusers(dict(out)), transformer.state_dict(), "transformer")
+    check_same(flux_converter(HIDDEN)(dict(out)), transformer.state_dict(), "transformer")
     return out
+
+
+def flux_converter(inner_dim):
+    """diffusers' `convert_flux_transformer_checkpoint_to_diffusers` with its hard-coded width
+    (`inner_dim = 3072`, FLUX.1's) set to the tiny model's; nothing else changed."""
+    source = inspect.getsource(convert_flux_transformer_checkpoint_to_diffusers)
+    assert source.count("inner_dim = 3072") == 1, "diffusers' converter changed; update flux_converter"
+    namespace = dict(vars(single_file_utils))
+    exec(source.replace("inner_dim = 3072", f"inner_dim = {inner_dim}"), namespace)
+    return namespace["convert_flux_transformer_checkpoint_to_diffusers"]
 
 
 def vae_to_bfl(vae):

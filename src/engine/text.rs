@@ -45,7 +45,8 @@ pub struct ClipEncoder {
 }
 
 impl ClipEncoder {
-    /// Load from `model.safetensors` (names `text_model.*`), `config.json` and `tokenizer.json`.
+    /// Load from `model.safetensors` (names `text_model.*`, or without that prefix as
+    /// transformers 5 saves them), `config.json` and `tokenizer.json`.
     pub fn load(
         weights: &Path,
         config: &Path,
@@ -73,7 +74,9 @@ impl ClipEncoder {
             projection_dim: hf.projection_dim.unwrap_or(hf.hidden_size),
         };
         let vb = super::weights::mmap_safetensors(weights, dtype, device)?;
-        let model = clip::text_model::ClipTextTransformer::new(vb.pp("text_model"), &cfg)
+        // transformers 5 saves CLIPTextModel without the `text_model.` prefix older files have.
+        let vb = if vb.contains_tensor("text_model.embeddings.token_embedding.weight") { vb.pp("text_model") } else { vb };
+        let model = clip::text_model::ClipTextTransformer::new(vb, &cfg)
             .with_context(|| format!("loading CLIP from {}", weights.display()))?;
         Ok(ClipEncoder {
             model,
