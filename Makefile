@@ -6,7 +6,7 @@ CARGO_PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
 BIN := target/$(if $(filter release,$(PROFILE)),release,debug)/merchgen
 TINY := target/tiny-model
 
-.PHONY: run demo test build build-cuda lint fmt clippy bench bench-mockups fuzz clean
+.PHONY: run demo test parity build build-cuda lint fmt clippy bench bench-mockups fuzz clean
 
 ## The main job: events/txt2img.json on the default preset (weights fetched into the cache).
 run: build
@@ -25,6 +25,11 @@ build:
 ## Every test, with a real S3 server on loopback (installs what it needs).
 test:
 	scripts/test.sh
+
+## Numerical parity with diffusers on a tiny random-weight FLUX (installs CPU PyTorch into
+## ./.venv-parity; not part of `make test`). See docs/parity.md.
+parity:
+	scripts/parity.sh
 
 lint: fmt clippy
 
@@ -47,4 +52,4 @@ fuzz:
 
 clean:
 	$(CARGO) clean
-	rm -rf out .venv
+	rm -rf out .venv .venv-parity

@@ -83,5 +83,6 @@ pub fn build_parts(
         limits: config.limits(),
         defaults,
         initial_noise: None,
+        dump_latents: None,
     })
 }

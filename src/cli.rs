@@ -30,6 +30,10 @@ pub enum Command {
         /// and, for image-to-image, `vae_noise` (1, 16, h/8, w/8). For parity runs.
         #[arg(long)]
         initial_noise: Option<PathBuf>,
+        /// Save the final latents (num_images, 16, h/8, w/8) before VAE decoding to this
+        /// safetensors file (tensor `latents`). For parity runs; one generating job per file.
+        #[arg(long)]
+        dump_latents: Option<PathBuf>,
     },
     /// Model cache: list presets, verify, fetch into the cache, or write a tiny test model.
     Models {

@@ -27,11 +27,10 @@ fn main() {
 async fn dispatch(cli: Cli) -> i32 {
     let config = cli.config;
     match &cli.command {
-        Some(Command::Invoke {
-            file,
-            out,
-            initial_noise,
-        }) => commands::invoke::run(&config, file, out, initial_noise.as_deref()).await,
+        Some(Command::Invoke { file, out, initial_noise, dump_latents }) => {
+            let debug = commands::invoke::DebugFiles { initial_noise: initial_noise.as_deref(), dump_latents: dump_latents.as_deref() };
+            commands::invoke::run(&config, file, out, debug).await
+        }
         Some(Command::Models { action }) => {
             let config = config.clone();
             let action = action.clone();

@@ -29,6 +29,7 @@ fn request(seed: u64, n: u32) -> GenerateRequest {
         max_sequence_length: 32,
         init: None,
         noise: None,
+        dump_latents: None,
     }
 }
 

@@ -55,6 +55,7 @@ fn request(steps: u32, n: u32, init: Option<InitImage>) -> GenerateRequest {
         max_sequence_length: 16,
         init,
         noise: None,
+        dump_latents: None,
     }
 }
 

@@ -62,6 +62,7 @@ fn bench_model(config: &Config, p: &PipelineBench) -> Result<()> {
         max_sequence_length: report.defaults.max_sequence_length,
         init: None,
         noise: None,
+        dump_latents: None,
     };
     let cancel = AtomicBool::new(false);
     for i in 0..=p.iterations {

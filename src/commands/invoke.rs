@@ -9,7 +9,14 @@ use crate::job::outcome::JobOutcome;
 use crate::worker::Worker;
 use std::path::Path;
 
-pub async fn run(config: &Config, file: &Path, out: &str, initial_noise: Option<&Path>) -> i32 {
+/// Files for parity runs: noise to start from, and where to save the final latents.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DebugFiles<'a> {
+    pub initial_noise: Option<&'a Path>,
+    pub dump_latents: Option<&'a Path>,
+}
+
+pub async fn run(config: &Config, file: &Path, out: &str, debug: DebugFiles<'_>) -> i32 {
     let bytes = match std::fs::read(file) {
         Ok(b) => b,
         Err(e) => {
@@ -53,7 +60,7 @@ pub async fn run(config: &Config, file: &Path, out: &str, initial_noise: Option<
         None
     };
     let destination = config.output.clone().unwrap_or_else(|| out.to_owned());
-    let noise = match initial_noise.map(NoiseOverride::load).transpose() {
+    let noise = match debug.initial_noise.map(NoiseOverride::load).transpose() {
         Ok(noise) => noise,
         Err(e) => {
             eprintln!("merchgen invoke: --initial-noise: {e:#}");
@@ -67,6 +74,7 @@ pub async fn run(config: &Config, file: &Path, out: &str, initial_noise: Option<
     let worker = match app::build_parts(config, Door::Invoke, destination, defaults) {
         Ok(mut parts) => {
             parts.initial_noise = noise;
+            parts.dump_latents = debug.dump_latents.map(Path::to_owned);
             Worker::new(engine, parts)
         }
         Err(e) => {

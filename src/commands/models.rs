@@ -54,7 +54,6 @@ pub fn run(config: &Config, action: &ModelsAction) -> i32 {
 /// Read every file's header (GGUF, safetensors, JSON, tokenizer) without loading weights.
 fn verify(model: &hub::ResolvedModel) -> Result<String, hub::ModelError> {
     use crate::engine::manifest::Role;
-    use crate::engine::weights;
     let bad = |role: Role, e: String| hub::ModelError::Manifest {
         path: model.path(role).display().to_string(),
         reason: e,
@@ -62,12 +61,9 @@ fn verify(model: &hub::ResolvedModel) -> Result<String, hub::ModelError> {
     for role in Role::ALL {
         let path = model.path(role);
         let check = match role {
-            Role::Transformer | Role::T5 => weights::gguf_summary(path)
-                .map(|_| ())
-                .map_err(|e| format!("{e:#}")),
-            Role::Vae | Role::Clip => weights::safetensors_shapes(path)
-                .map(|_| ())
-                .map_err(|e| format!("{e:#}")),
+            Role::Transformer | Role::T5 | Role::Vae | Role::Clip => {
+                crate::engine::loader::check_weights(path).map_err(|e| format!("{e:#}"))
+            }
             Role::ClipConfig | Role::T5Config => std::fs::read(path)
                 .map_err(|e| e.to_string())
                 .and_then(|b| {

@@ -4,11 +4,12 @@
 
 use super::hub::ResolvedModel;
 use super::img2img;
-use super::infer;
+use super::loader;
 use super::manifest::{Role, Schedule};
+use super::schedule;
 use super::noise;
 use super::text::{ClipEncoder, T5Encoder};
-use super::weights::{self, Transformer, WeightsMode};
+use super::weights::{Transformer, WeightsMode};
 use super::{
     EngineError, GenerateOutput, GenerateRequest, GeneratedImage, Generator, LoadReport,
     StageTimings, StepCallback,
@@ -57,35 +58,11 @@ impl FluxPipeline {
     pub fn load(model: &ResolvedModel, device: &Device, opts: &LoadOptions) -> Result<Self> {
         let started = Instant::now();
         let m = &model.manifest;
-        let summary = weights::gguf_summary(model.path(Role::Transformer))?;
-        let cfg = infer::flux_config(&summary.shapes, &m.flux)?;
         let dense_dtype = super::device::dense_dtype(device);
-        let free = weights::free_device_memory(device);
-        let dense = weights::choose_dense(opts.weights, summary.params, dense_dtype, free);
+        let loaded = loader::transformer(model, opts.weights, device)?;
+        let (transformer, dense) = (loaded.model, loaded.dense);
         let act_dtype = if dense { dense_dtype } else { DType::F32 };
-        tracing::info!(
-            hidden = cfg.hidden_size,
-            double = cfg.depth,
-            single = cfg.depth_single_blocks,
-            params = summary.params,
-            dense,
-            free_bytes = free,
-            "loading FLUX transformer"
-        );
-        let transformer = weights::load_transformer(
-            model.path(Role::Transformer),
-            &cfg,
-            dense,
-            dense_dtype,
-            device,
-        )?;
-        let vae_cfg =
-            infer::vae_config(&weights::safetensors_shapes(model.path(Role::Vae))?, &m.vae)?;
-        let vae = weights::load_vae(model.path(Role::Vae), &vae_cfg, dense_dtype, device)?;
-        let vae_encoder = autoencoder::Encoder::new(
-            &vae_cfg,
-            weights::mmap_safetensors(model.path(Role::Vae), dense_dtype, device)?.pp("encoder"),
-        )?;
+        let (vae, vae_encoder) = loader::vae(model, dense_dtype, device)?;
         let clip = ClipEncoder::load(
             model.path(Role::Clip),
             model.path(Role::ClipConfig),
@@ -97,17 +74,13 @@ impl FluxPipeline {
             model.path(Role::T5),
             model.path(Role::T5Config),
             model.path(Role::T5Tokenizer),
+            dense_dtype,
             device,
         )?;
-        let weights_label = if dense {
-            format!("{}-from-{}", dtype_name(dense_dtype), summary.main_type)
-        } else {
-            summary.main_type.clone()
-        };
         let report = LoadReport {
             info: ModelInfo {
                 preset: m.name.clone(),
-                weights: weights_label,
+                weights: loaded.label,
                 device: super::device::name(device),
             },
             load_ms: started.elapsed().as_millis() as u64,
@@ -156,14 +129,8 @@ impl FluxPipeline {
     }
 
     fn timesteps(&self, req: &GenerateRequest) -> Vec<f64> {
-        let steps = req.steps as usize;
-        match self.schedule {
-            Schedule::Schnell => sampling::get_schedule(steps, None),
-            Schedule::Dev => {
-                let seq = (req.height as usize / 16) * (req.width as usize / 16);
-                sampling::get_schedule(steps, Some((seq, 0.5, 1.15)))
-            }
-        }
+        let seq = (req.height as usize / 16) * (req.width as usize / 16);
+        schedule::sigmas(&self.schedule, req.steps as usize, seq)
     }
 
     /// Denoise one batch of initial latents `(b, 16, h/8, w/8)`; returns packed latents.
@@ -281,14 +248,10 @@ impl FluxPipeline {
                 fit: img2img::ImageFit::Cover,
             }),
             noise: None,
+            dump_latents: None,
         };
         let x0 = self.encode_image(req.init.as_ref().expect("set above"), &req)?;
         Ok(self.decode_latents(&x0)?.remove(0))
-    }
-
-    fn decode(&self, packed: &Tensor, req: &GenerateRequest) -> Result<Vec<RgbaImage>> {
-        let latents = sampling::unpack(packed, req.height as usize, req.width as usize)?;
-        self.decode_latents(&latents)
     }
 
     /// Scaled latents `(b, 16, h/8, w/8)` to RGBA images.
@@ -317,6 +280,12 @@ impl FluxPipeline {
     }
 }
 
+/// Final latents of every batch as one f32 tensor `latents` in a safetensors file.
+fn save_latents(path: &std::path::Path, batches: &[Tensor]) -> Result<()> {
+    let all = Tensor::cat(batches, 0)?.to_dtype(DType::F32)?.to_device(&Device::Cpu)?;
+    all.save_safetensors("latents", path).with_context(|| format!("writing {}", path.display()))
+}
+
 /// Cancellation and step reporting across batches.
 struct Control<'a, 'b> {
     cancel: &'a AtomicBool,
@@ -331,14 +300,6 @@ impl Control<'_, '_> {
         self.done += 1;
         self.step_ms.push(ms);
         (self.on_step)(self.done, self.total);
-    }
-}
-
-fn dtype_name(d: DType) -> &'static str {
-    match d {
-        DType::BF16 => "bf16",
-        DType::F16 => "f16",
-        _ => "f32",
     }
 }
 
@@ -386,6 +347,7 @@ impl Generator for FluxPipeline {
             step_ms: Vec::new(),
         };
         let mut images = Vec::with_capacity(n);
+        let mut dumped = Vec::new();
         for first in (0..n).step_by(self.max_batch) {
             let count = self.max_batch.min(n - first);
             let seed = req.seed + first as u64;
@@ -400,9 +362,11 @@ impl Generator for FluxPipeline {
             let packed = self.denoise(&latents, &text, req, timesteps, &mut ctl)?;
             timings.denoise_ms += t.elapsed().as_millis() as u64;
             let t = Instant::now();
-            let decoded = self
-                .decode(&packed, req)
-                .map_err(EngineError::from_candle)?;
+            let unpacked = sampling::unpack(&packed, req.height as usize, req.width as usize).map_err(EngineError::from_candle)?;
+            if req.dump_latents.is_some() {
+                dumped.push(unpacked.clone());
+            }
+            let decoded = self.decode_latents(&unpacked).map_err(EngineError::from_candle)?;
             timings.decode_ms += t.elapsed().as_millis() as u64;
             images.extend(
                 decoded
@@ -413,6 +377,9 @@ impl Generator for FluxPipeline {
                         seed: seed + i as u64,
                     }),
             );
+        }
+        if let Some(path) = &req.dump_latents {
+            save_latents(path, &dumped).map_err(EngineError::from_candle)?;
         }
         timings.step_ms = ctl.step_ms;
         tracing::info!(

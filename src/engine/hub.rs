@@ -1,6 +1,6 @@
 //! Finding model files: presets in the Hugging Face cache layout (a RunPod network volume, an EFS
 //! mount, `~/.cache/huggingface/hub`), downloaded with hf-hub when missing unless offline, or a
-//! local folder / manifest file. Never loads weights.
+//! local folder / manifest file, or a diffusers folder (`diffusers.rs`). Never loads weights.
 
 use super::manifest::{ModelManifest, Role, MANIFEST_FILE};
 use super::presets::{self, HubFile, PresetFiles};
@@ -35,8 +35,10 @@ impl ResolvedModel {
 
     /// Total bytes of the model's files.
     pub fn total_bytes(&self) -> u64 {
+        // A shard index stands for its shards.
         self.paths
             .values()
+            .flat_map(|p| super::dense::weight_files(p).unwrap_or_else(|_| vec![p.clone()]))
             .filter_map(|p| std::fs::metadata(p).ok())
             .map(|m| m.len())
             .sum()
@@ -60,7 +62,8 @@ pub enum ModelError {
     Download { file: String, reason: String },
 }
 
-/// Resolve `model` (a preset name, a folder holding `merchgen-model.json`, or a manifest file).
+/// Resolve `model` (a preset name, a diffusers folder with `model_index.json`, a folder holding
+/// `merchgen-model.json`, or a manifest file).
 /// With `download`, missing preset files are fetched into the cache unless offline.
 pub fn resolve(
     model: &str,
@@ -68,6 +71,9 @@ pub fn resolve(
     download: bool,
 ) -> Result<ResolvedModel, ModelError> {
     let path = Path::new(model);
+    if super::diffusers::is_diffusers_folder(path) {
+        return super::diffusers::resolve(path);
+    }
     if path.is_dir() {
         return resolve_manifest_file(&path.join(MANIFEST_FILE), model);
     }

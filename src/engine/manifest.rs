@@ -59,12 +59,23 @@ pub struct FluxFacts {
     pub schedule: Schedule,
 }
 
-/// The sigma schedule family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The sigma schedule family (`schedule.rs` computes the sigmas).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Schedule {
+    /// No shift (FLUX.1-schnell).
     Schnell,
+    /// Resolution-dependent shift, 0.5 at 256 tokens to 1.15 at 4096 (FLUX.1-dev).
     Dev,
+    /// A fixed shift (diffusers' scheduler with `use_dynamic_shifting: false`).
+    Shifted { shift: f64 },
+    /// Resolution-dependent exponential shift with other end points.
+    Dynamic {
+        base_shift: f64,
+        max_shift: f64,
+        base_seq_len: usize,
+        max_seq_len: usize,
+    },
 }
 
 /// VAE latent scale and shift.

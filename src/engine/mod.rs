@@ -1,19 +1,26 @@
-//! The engine: model files (`hub`, `presets`, `manifest`, `tiny`), loading (`weights`, `text`,
-//! `infer`), the FLUX pipeline (`flux`) and the one thread that owns the device (`thread`).
+//! The engine: model files (`hub`, `presets`, `manifest`, `diffusers`, `tiny`), loading
+//! (`loader`, `weights`, `dense`, `names`, `text`, `infer`), the FLUX pipeline (`flux`,
+//! `schedule`, `img2img`) and the one thread that owns the device (`thread`).
 //! Nothing here knows about doors, outputs or webhooks.
 
+pub mod dense;
 pub mod device;
+pub mod diffusers;
 pub mod flux;
 pub mod hub;
 pub mod img2img;
 pub mod infer;
+pub mod loader;
 pub mod manifest;
+pub mod names;
 pub mod noise;
 pub mod presets;
+pub mod schedule;
 pub mod t5_names;
 pub mod text;
 pub mod thread;
 pub mod tiny;
+pub mod tiny_diffusers;
 pub mod tiny_tokenizers;
 pub mod weights;
 
@@ -39,6 +46,9 @@ pub struct GenerateRequest {
     pub init: Option<InitImage>,
     /// Initial noise given from outside (parity runs), instead of drawn from the seed.
     pub noise: Option<NoiseOverride>,
+    /// Save the final latents `(num_images, 16, h/8, w/8)` before VAE decoding to this
+    /// safetensors file (tensor `latents`; `merchgen invoke --dump-latents`, parity runs).
+    pub dump_latents: Option<std::path::PathBuf>,
 }
 
 /// The photo of an image-to-image request.

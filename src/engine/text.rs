@@ -1,11 +1,12 @@
 //! The two text encoders FLUX conditions on: CLIP-L (pooled vector) and T5-XXL (hidden states),
-//! with their tokenizers. T5 loads from a GGUF in llama.cpp naming (city96) or HF naming.
+//! with their tokenizers. T5 loads from a GGUF in llama.cpp naming (city96) or HF naming, or from
+//! dense safetensors (a diffusers folder's `text_encoder_2/`, possibly sharded).
 
 use super::t5_names;
 use anyhow::{bail, Context, Result};
 use candle_core::quantized::gguf_file;
 use candle_core::{DType, Device, Module, Tensor};
-use candle_transformers::models::{clip, quantized_t5};
+use candle_transformers::models::{clip, quantized_t5, t5};
 use candle_transformers::quantized_var_builder;
 use serde::Deserialize;
 use std::path::Path;
@@ -44,7 +45,8 @@ pub struct ClipEncoder {
 }
 
 impl ClipEncoder {
-    /// Load from `model.safetensors` (names `text_model.*`), `config.json` and `tokenizer.json`.
+    /// Load from `model.safetensors` (names `text_model.*`, or without that prefix as
+    /// transformers 5 saves them), `config.json` and `tokenizer.json`.
     pub fn load(
         weights: &Path,
         config: &Path,
@@ -72,7 +74,9 @@ impl ClipEncoder {
             projection_dim: hf.projection_dim.unwrap_or(hf.hidden_size),
         };
         let vb = super::weights::mmap_safetensors(weights, dtype, device)?;
-        let model = clip::text_model::ClipTextTransformer::new(vb.pp("text_model"), &cfg)
+        // transformers 5 saves CLIPTextModel without the `text_model.` prefix older files have.
+        let vb = if vb.contains_tensor("text_model.embeddings.token_embedding.weight") { vb.pp("text_model") } else { vb };
+        let model = clip::text_model::ClipTextTransformer::new(vb, &cfg)
             .with_context(|| format!("loading CLIP from {}", weights.display()))?;
         Ok(ClipEncoder {
             model,
@@ -99,22 +103,41 @@ impl ClipEncoder {
     }
 }
 
-/// T5 encoder (quantized weights, f32 activations).
+/// T5 encoder: quantized weights with f32 activations, or dense weights in the compute dtype.
 pub struct T5Encoder {
-    model: quantized_t5::T5EncoderModel,
+    model: T5Model,
     tokenizer: Tokenizer,
     device: Device,
 }
 
+enum T5Model {
+    Quantized(quantized_t5::T5EncoderModel),
+    Dense(t5::T5EncoderModel),
+}
+
 impl T5Encoder {
-    /// Load from a GGUF (llama.cpp or HF tensor names), `config.json` and `tokenizer.json`.
-    pub fn load(weights: &Path, config: &Path, tokenizer: &Path, device: &Device) -> Result<Self> {
-        let cfg: quantized_t5::Config = serde_json::from_slice(&std::fs::read(config)?)
-            .with_context(|| format!("reading T5 config {}", config.display()))?;
-        let buffer = renamed_gguf(weights)
-            .with_context(|| format!("reading T5 weights {}", weights.display()))?;
-        let vb = quantized_var_builder::VarBuilder::from_gguf_buffer(&buffer, device)?;
-        let model = quantized_t5::T5EncoderModel::load(vb, &cfg)?;
+    /// Load from a GGUF (llama.cpp or HF tensor names) or safetensors (HF names; a
+    /// `*.safetensors.index.json` for shards), `config.json` and `tokenizer.json`. Dense weights
+    /// use `dtype` (keep T5 out of f16: it overflows).
+    pub fn load(weights: &Path, config: &Path, tokenizer: &Path, dtype: DType, device: &Device) -> Result<Self> {
+        let config_bytes = std::fs::read(config)?;
+        let model = if super::dense::is_safetensors(weights) {
+            let cfg: t5::Config = serde_json::from_slice(&config_bytes)
+                .with_context(|| format!("reading T5 config {}", config.display()))?;
+            let files = super::dense::weight_files(weights)?;
+            #[allow(unsafe_code)]
+            // SAFETY: model files are read-only inputs that nothing modifies while merchgen maps them.
+            let vb = unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&files, dtype, device) }
+                .with_context(|| format!("mapping {}", weights.display()))?;
+            T5Model::Dense(t5::T5EncoderModel::load(vb, &cfg).with_context(|| format!("loading T5 from {}", weights.display()))?)
+        } else {
+            let cfg: quantized_t5::Config = serde_json::from_slice(&config_bytes)
+                .with_context(|| format!("reading T5 config {}", config.display()))?;
+            let buffer = renamed_gguf(weights)
+                .with_context(|| format!("reading T5 weights {}", weights.display()))?;
+            let vb = quantized_var_builder::VarBuilder::from_gguf_buffer(&buffer, device)?;
+            T5Model::Quantized(quantized_t5::T5EncoderModel::load(vb, &cfg)?)
+        };
         Ok(T5Encoder {
             model,
             tokenizer: load_tokenizer(tokenizer)?,
@@ -138,7 +161,11 @@ impl T5Encoder {
     pub fn encode(&mut self, prompt: &str, max_len: usize) -> Result<Tensor> {
         let ids = self.tokens(prompt, max_len)?;
         let ids = Tensor::new(ids.as_slice(), &self.device)?.unsqueeze(0)?;
-        Ok(self.model.forward(&ids)?.to_dtype(DType::F32)?)
+        let hidden = match &mut self.model {
+            T5Model::Quantized(m) => m.forward(&ids)?,
+            T5Model::Dense(m) => m.forward(&ids)?,
+        };
+        Ok(hidden.to_dtype(DType::F32)?)
     }
 }
 

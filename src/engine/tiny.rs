@@ -1,7 +1,9 @@
 //! `merchgen models tiny`: writes a tiny random-weight FLUX model in exactly the real formats and
 //! names (transformer GGUF in Q8_0 and Q4_K with BFL names, `ae.safetensors`, CLIP safetensors
 //! with `text_model.` names, T5 GGUF with llama.cpp names, both `tokenizer.json` files), so tests
-//! drive the same loading code as the real model. Its images are noise.
+//! drive the same loading code as the real model. Also dense f32 safetensors of the transformer
+//! (BFL names) and T5, and a diffusers-folder layout of the same weights (`tiny_diffusers.rs`).
+//! Its images are noise.
 
 use super::manifest::{FluxFacts, ModelDefaults, ModelManifest, Role, Schedule, VaeFacts};
 use super::presets::{TINY_MANIFEST_Q4K, TINY_MANIFEST_Q8, TINY_REPO};
@@ -24,7 +26,13 @@ pub enum TinyLayout {
     Folder,
     /// The Hugging Face cache layout (`HF_HUB_CACHE=DIR`, `MERCHGEN_MODEL=tiny-flux`).
     Cache,
+    /// A diffusers folder (`model_index.json`, diffusers names, sharded transformer), holding the
+    /// same weights as `merchgen-model.dense.json` of the folder layout with the same seed.
+    Diffusers,
 }
+
+/// Manifest of the tiny model with dense f32 safetensors for the transformer (BFL names) and T5.
+pub const TINY_MANIFEST_DENSE: &str = "merchgen-model.dense.json";
 
 /// Sizes of the tiny model. Chosen so that every linear's input is a multiple of 256 where the
 /// K-quant file should quantize it, and rope axes sum to the head size.
@@ -37,6 +45,7 @@ const TEXT_DIM: usize = 64;
 pub fn write(out: &Path, seed: u64, layout: TinyLayout) -> Result<PathBuf> {
     let dir = match layout {
         TinyLayout::Folder => out.to_owned(),
+        TinyLayout::Diffusers => return super::tiny_diffusers::write(out, seed),
         TinyLayout::Cache => {
             let repo = out.join(format!("models--{}", TINY_REPO.replace('/', "--")));
             let commit = format!("{:040x}", u128::from(seed) * 0x9e37_79b9_7f4a_7c15 + 1);
@@ -64,6 +73,8 @@ pub fn write(out: &Path, seed: u64, layout: TinyLayout) -> Result<PathBuf> {
     write_t5(&dir, t5_vocab, &mut rng).context("writing the tiny T5")?;
     write_vae(&dir, &mut rng).context("writing the tiny VAE")?;
     let flux_tensors = random_flux(&mut rng)?;
+    let dense: std::collections::HashMap<_, _> = flux_tensors.clone().into_iter().collect();
+    candle_core::safetensors::save(&dense, dir.join("transformer.safetensors"))?;
     write_gguf(
         &dir.join("transformer-q8_0.gguf"),
         "flux",
@@ -83,6 +94,9 @@ pub fn write(out: &Path, seed: u64, layout: TinyLayout) -> Result<PathBuf> {
         let m = manifest(transformer);
         std::fs::write(dir.join(manifest_name), serde_json::to_vec_pretty(&m)?)?;
     }
+    let mut m = manifest("transformer.safetensors");
+    m.files.insert(Role::T5, "t5/model.safetensors".to_owned());
+    std::fs::write(dir.join(TINY_MANIFEST_DENSE), serde_json::to_vec_pretty(&m)?)?;
     Ok(dir)
 }
 
@@ -240,16 +254,17 @@ fn write_t5(dir: &Path, vocab: usize, rng: &mut rand_chacha::ChaCha8Rng) -> Resu
     let cfg: t5::Config = serde_json::from_value(config.clone())?;
     let vm = VarMap::new();
     t5::T5EncoderModel::load(VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu), &cfg)?;
-    let renamed = randomize(&vm, rng)?
+    // candle's dense T5 names its embedding `encoder.embed_tokens` when it builds a fresh model;
+    // real checkpoints call the shared table `shared`.
+    let hf: BTreeMap<String, Tensor> = randomize(&vm, rng)?
+        .into_iter()
+        .map(|(name, t)| (if name == "encoder.embed_tokens.weight" { "shared.weight".to_owned() } else { name }, t))
+        .collect();
+    let dense: std::collections::HashMap<_, _> = hf.clone().into_iter().collect();
+    candle_core::safetensors::save(&dense, dir.join("t5/model.safetensors"))?;
+    let renamed = hf
         .into_iter()
         .map(|(name, t)| {
-            // candle's dense T5 names its embedding `encoder.embed_tokens` when it builds a fresh
-            // model; real checkpoints call the shared table `shared`.
-            let name = if name == "encoder.embed_tokens.weight" {
-                "shared.weight".to_owned()
-            } else {
-                name
-            };
             t5_names::to_llama(&name)
                 .map(|n| (n, t))
                 .with_context(|| format!("no llama.cpp name for T5 tensor {name}"))

@@ -1,6 +1,6 @@
 //! Loading weights: the FLUX transformer from GGUF in one of two modes (dequantized once to a
-//! dense dtype for fast matmuls, or kept quantized for low memory), the VAE from safetensors, and
-//! the memory-map helper. Reports bytes read.
+//! dense dtype for fast matmuls, or kept quantized for low memory), and the memory-map helper.
+//! Dense safetensors (BFL or diffusers naming) are read by `dense.rs`. Reports bytes read.
 
 use super::infer::Shapes;
 use anyhow::{Context, Result};
@@ -123,18 +123,6 @@ pub fn load_transformer(
     Ok(Transformer::Dense(Box::new(flux::model::Flux::new(
         cfg, vb,
     )?)))
-}
-
-/// Load the VAE from `ae.safetensors`.
-pub fn load_vae(
-    path: &Path,
-    cfg: &flux::autoencoder::Config,
-    dtype: DType,
-    device: &Device,
-) -> Result<flux::autoencoder::AutoEncoder> {
-    let vb = mmap_safetensors(path, dtype, device)?;
-    flux::autoencoder::AutoEncoder::new(cfg, vb)
-        .with_context(|| format!("loading VAE {}", path.display()))
 }
 
 /// Bytes of memory the device has free, if it can tell.

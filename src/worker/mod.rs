@@ -61,6 +61,8 @@ pub struct WorkerParts {
     pub defaults: GenerationDefaults,
     /// `merchgen invoke --initial-noise`: start every generation from these numbers.
     pub initial_noise: Option<crate::engine::NoiseOverride>,
+    /// `merchgen invoke --dump-latents`: save the final latents of every generation here.
+    pub dump_latents: Option<std::path::PathBuf>,
 }
 
 /// The pipeline. Cheap to share behind an `Arc`.
@@ -252,6 +254,7 @@ impl Worker {
             max_sequence_length: gen.max_sequence_length,
             init,
             noise: self.parts.initial_noise.clone(),
+            dump_latents: self.parts.dump_latents.clone(),
         };
         let progress = self.progress_forwarder(job, req);
         let engine = self.engine_or_unavailable()?;
