@@ -27,8 +27,16 @@ fn main() {
 async fn dispatch(cli: Cli) -> i32 {
     let config = cli.config;
     match &cli.command {
-        Some(Command::Invoke { file, out, initial_noise, dump_latents }) => {
-            let debug = commands::invoke::DebugFiles { initial_noise: initial_noise.as_deref(), dump_latents: dump_latents.as_deref() };
+        Some(Command::Invoke {
+            file,
+            out,
+            initial_noise,
+            dump_latents,
+        }) => {
+            let debug = commands::invoke::DebugFiles {
+                initial_noise: initial_noise.as_deref(),
+                dump_latents: dump_latents.as_deref(),
+            };
             commands::invoke::run(&config, file, out, debug).await
         }
         Some(Command::Models { action }) => {

@@ -204,7 +204,15 @@ fn invoke_mockup_only_event_renders_every_product_without_a_model() {
     let out = dir.path().join("out");
     // No model is configured: a mockup-only job must not need one.
     let envs = [("HF_HUB_CACHE", dir.path().to_str().unwrap())];
-    let (code, value, stderr) = merchgen(&["invoke", "events/mockup-only.json", "--out", out.to_str().unwrap()], &envs);
+    let (code, value, stderr) = merchgen(
+        &[
+            "invoke",
+            "events/mockup-only.json",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &envs,
+    );
     assert_eq!(code, 0, "{value} {stderr}");
     let mockups = value["mockups"].as_array().unwrap();
     assert_eq!(mockups.len(), 12, "six products in two colours");
@@ -212,9 +220,18 @@ fn invoke_mockup_only_event_renders_every_product_without_a_model() {
         let key = m["key"].as_str().unwrap();
         let bytes = std::fs::read(out.join(key)).unwrap();
         let img = image::load_from_memory(&bytes).unwrap();
-        assert_eq!((img.width(), img.height()), (m["width"].as_u64().unwrap() as u32, m["height"].as_u64().unwrap() as u32));
+        assert_eq!(
+            (img.width(), img.height()),
+            (
+                m["width"].as_u64().unwrap() as u32,
+                m["height"].as_u64().unwrap() as u32
+            )
+        );
     }
-    assert!(value.get("images").is_none(), "mockup-only jobs generate nothing");
+    assert!(
+        value.get("images").is_none(),
+        "mockup-only jobs generate nothing"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,13 +240,35 @@ async fn worker_generation_with_mockups_and_bad_product() {
     let model = tiny::write(&dir.path().join("model"), 14, TinyLayout::Folder).unwrap();
     let cli = cli(&model);
     let engine = app::start_engine(&cli.config).await.unwrap();
-    let worker = app::build_worker(&cli.config, Some(engine), Door::Invoke, dir.path().join("out").to_str().unwrap().to_owned()).unwrap();
+    let worker = app::build_worker(
+        &cli.config,
+        Some(engine),
+        Door::Invoke,
+        dir.path().join("out").to_str().unwrap().to_owned(),
+    )
+    .unwrap();
     let job = json!({"prompt": "x", "width": 64, "height": 64, "mockups": {"products": ["mug", "tshirt"], "colors": ["black"], "size": 256, "print_files": true}});
     let outcome = worker.handle(JobRequest::new(job, "m-1")).await;
     assert!(outcome.succeeded(), "{outcome:?}");
-    let kinds: Vec<(&str, &str)> = outcome.mockups.iter().map(|m| (m.product.as_str(), m.kind.as_str())).collect();
-    assert_eq!(kinds, [("mug", "mockup"), ("mug", "print_file"), ("tshirt", "mockup"), ("tshirt", "print_file")]);
-    assert!(outcome.mockups.iter().filter(|m| m.kind == "mockup").all(|m| m.width.max(m.height) == 256));
+    let kinds: Vec<(&str, &str)> = outcome
+        .mockups
+        .iter()
+        .map(|m| (m.product.as_str(), m.kind.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("mug", "mockup"),
+            ("mug", "print_file"),
+            ("tshirt", "mockup"),
+            ("tshirt", "print_file")
+        ]
+    );
+    assert!(outcome
+        .mockups
+        .iter()
+        .filter(|m| m.kind == "mockup")
+        .all(|m| m.width.max(m.height) == 256));
     assert!(outcome.timings_ms.unwrap().mockups.is_some());
     let bad = worker.handle(JobRequest::new(json!({"prompt": "x", "width": 64, "height": 64, "mockups": {"products": ["mug", "sock"]}}), "m-2")).await;
     let err = bad.error.unwrap();

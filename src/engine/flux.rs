@@ -6,8 +6,8 @@ use super::hub::ResolvedModel;
 use super::img2img;
 use super::loader;
 use super::manifest::{Role, Schedule};
-use super::schedule;
 use super::noise;
+use super::schedule;
 use super::text::{ClipEncoder, T5Encoder};
 use super::weights::{Transformer, WeightsMode};
 use super::{
@@ -282,8 +282,11 @@ impl FluxPipeline {
 
 /// Final latents of every batch as one f32 tensor `latents` in a safetensors file.
 fn save_latents(path: &std::path::Path, batches: &[Tensor]) -> Result<()> {
-    let all = Tensor::cat(batches, 0)?.to_dtype(DType::F32)?.to_device(&Device::Cpu)?;
-    all.save_safetensors("latents", path).with_context(|| format!("writing {}", path.display()))
+    let all = Tensor::cat(batches, 0)?
+        .to_dtype(DType::F32)?
+        .to_device(&Device::Cpu)?;
+    all.save_safetensors("latents", path)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Cancellation and step reporting across batches.
@@ -362,11 +365,14 @@ impl Generator for FluxPipeline {
             let packed = self.denoise(&latents, &text, req, timesteps, &mut ctl)?;
             timings.denoise_ms += t.elapsed().as_millis() as u64;
             let t = Instant::now();
-            let unpacked = sampling::unpack(&packed, req.height as usize, req.width as usize).map_err(EngineError::from_candle)?;
+            let unpacked = sampling::unpack(&packed, req.height as usize, req.width as usize)
+                .map_err(EngineError::from_candle)?;
             if req.dump_latents.is_some() {
                 dumped.push(unpacked.clone());
             }
-            let decoded = self.decode_latents(&unpacked).map_err(EngineError::from_candle)?;
+            let decoded = self
+                .decode_latents(&unpacked)
+                .map_err(EngineError::from_candle)?;
             timings.decode_ms += t.elapsed().as_millis() as u64;
             images.extend(
                 decoded

@@ -75,7 +75,11 @@ impl ClipEncoder {
         };
         let vb = super::weights::mmap_safetensors(weights, dtype, device)?;
         // transformers 5 saves CLIPTextModel without the `text_model.` prefix older files have.
-        let vb = if vb.contains_tensor("text_model.embeddings.token_embedding.weight") { vb.pp("text_model") } else { vb };
+        let vb = if vb.contains_tensor("text_model.embeddings.token_embedding.weight") {
+            vb.pp("text_model")
+        } else {
+            vb
+        };
         let model = clip::text_model::ClipTextTransformer::new(vb, &cfg)
             .with_context(|| format!("loading CLIP from {}", weights.display()))?;
         Ok(ClipEncoder {
@@ -119,7 +123,13 @@ impl T5Encoder {
     /// Load from a GGUF (llama.cpp or HF tensor names) or safetensors (HF names; a
     /// `*.safetensors.index.json` for shards), `config.json` and `tokenizer.json`. Dense weights
     /// use `dtype` (keep T5 out of f16: it overflows).
-    pub fn load(weights: &Path, config: &Path, tokenizer: &Path, dtype: DType, device: &Device) -> Result<Self> {
+    pub fn load(
+        weights: &Path,
+        config: &Path,
+        tokenizer: &Path,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
         let config_bytes = std::fs::read(config)?;
         let model = if super::dense::is_safetensors(weights) {
             let cfg: t5::Config = serde_json::from_slice(&config_bytes)
@@ -127,9 +137,13 @@ impl T5Encoder {
             let files = super::dense::weight_files(weights)?;
             #[allow(unsafe_code)]
             // SAFETY: model files are read-only inputs that nothing modifies while merchgen maps them.
-            let vb = unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&files, dtype, device) }
-                .with_context(|| format!("mapping {}", weights.display()))?;
-            T5Model::Dense(t5::T5EncoderModel::load(vb, &cfg).with_context(|| format!("loading T5 from {}", weights.display()))?)
+            let vb =
+                unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&files, dtype, device) }
+                    .with_context(|| format!("mapping {}", weights.display()))?;
+            T5Model::Dense(
+                t5::T5EncoderModel::load(vb, &cfg)
+                    .with_context(|| format!("loading T5 from {}", weights.display()))?,
+            )
         } else {
             let cfg: quantized_t5::Config = serde_json::from_slice(&config_bytes)
                 .with_context(|| format!("reading T5 config {}", config.display()))?;

@@ -96,7 +96,10 @@ pub fn write(out: &Path, seed: u64, layout: TinyLayout) -> Result<PathBuf> {
     }
     let mut m = manifest("transformer.safetensors");
     m.files.insert(Role::T5, "t5/model.safetensors".to_owned());
-    std::fs::write(dir.join(TINY_MANIFEST_DENSE), serde_json::to_vec_pretty(&m)?)?;
+    std::fs::write(
+        dir.join(TINY_MANIFEST_DENSE),
+        serde_json::to_vec_pretty(&m)?,
+    )?;
     Ok(dir)
 }
 
@@ -258,7 +261,16 @@ fn write_t5(dir: &Path, vocab: usize, rng: &mut rand_chacha::ChaCha8Rng) -> Resu
     // real checkpoints call the shared table `shared`.
     let hf: BTreeMap<String, Tensor> = randomize(&vm, rng)?
         .into_iter()
-        .map(|(name, t)| (if name == "encoder.embed_tokens.weight" { "shared.weight".to_owned() } else { name }, t))
+        .map(|(name, t)| {
+            (
+                if name == "encoder.embed_tokens.weight" {
+                    "shared.weight".to_owned()
+                } else {
+                    name
+                },
+                t,
+            )
+        })
         .collect();
     let dense: std::collections::HashMap<_, _> = hf.clone().into_iter().collect();
     candle_core::safetensors::save(&dense, dir.join("t5/model.safetensors"))?;
