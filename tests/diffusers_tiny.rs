@@ -14,12 +14,19 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 fn offline(dir: &Path) -> HubSettings {
-    HubSettings { cache_dir: dir.to_owned(), offline: true, token: None }
+    HubSettings {
+        cache_dir: dir.to_owned(),
+        offline: true,
+        token: None,
+    }
 }
 
 fn load(model: &Path) -> FluxPipeline {
     let resolved = hub::resolve(model.to_str().unwrap(), &offline(model), false).expect("resolves");
-    let opts = LoadOptions { weights: WeightsMode::Auto, max_batch: 2 };
+    let opts = LoadOptions {
+        weights: WeightsMode::Auto,
+        max_batch: 2,
+    };
     FluxPipeline::load(&resolved, &candle_core::Device::Cpu, &opts).expect("loads")
 }
 
@@ -40,11 +47,15 @@ fn request(init: Option<InitImage>, dump: Option<&Path>) -> GenerateRequest {
 }
 
 fn photo() -> image::RgbaImage {
-    image::RgbaImage::from_fn(80, 60, |x, y| image::Rgba([(x * 3) as u8, (y * 4) as u8, 90, 255]))
+    image::RgbaImage::from_fn(80, 60, |x, y| {
+        image::Rgba([(x * 3) as u8, (y * 4) as u8, 90, 255])
+    })
 }
 
 fn run(p: &mut FluxPipeline, req: &GenerateRequest) -> Vec<Vec<u8>> {
-    let out = p.generate(req, &AtomicBool::new(false), &mut |_, _| {}).expect("generates");
+    let out = p
+        .generate(req, &AtomicBool::new(false), &mut |_, _| {})
+        .expect("generates");
     out.images.into_iter().map(|g| g.image.into_raw()).collect()
 }
 
@@ -53,28 +64,68 @@ fn diffusers_layout_generates_the_images_of_the_bfl_layout() {
     let dir = tempfile::tempdir().unwrap();
     let bfl = tiny::write(&dir.path().join("bfl"), 31, TinyLayout::Folder).unwrap();
     let diffusers = tiny::write(&dir.path().join("diffusers"), 31, TinyLayout::Diffusers).unwrap();
-    assert!(diffusers.join("transformer/diffusion_pytorch_model.safetensors.index.json").is_file());
-    assert!(!diffusers.join(".tiny-bfl").exists(), "scratch copy removed");
+    assert!(diffusers
+        .join("transformer/diffusion_pytorch_model.safetensors.index.json")
+        .is_file());
+    assert!(
+        !diffusers.join(".tiny-bfl").exists(),
+        "scratch copy removed"
+    );
 
     let mut a = load(&bfl.join(TINY_MANIFEST_DENSE));
     let mut b = load(&diffusers);
     assert_eq!(a.load_report().info.weights, "f32-from-f32");
     assert_eq!(b.load_report().info.weights, "f32-from-f32");
-    assert!(b.load_report().info.preset.starts_with("diffusers:"), "{}", b.load_report().info.preset);
-    assert_eq!(b.load_report().defaults.max_sequence_length, 256, "from tokenizer_2/tokenizer_config.json");
-    assert_eq!((b.load_report().defaults.steps, b.load_report().defaults.guidance), (4, 0.0));
+    assert!(
+        b.load_report().info.preset.starts_with("diffusers:"),
+        "{}",
+        b.load_report().info.preset
+    );
+    assert_eq!(
+        b.load_report().defaults.max_sequence_length,
+        256,
+        "from tokenizer_2/tokenizer_config.json"
+    );
+    assert_eq!(
+        (
+            b.load_report().defaults.steps,
+            b.load_report().defaults.guidance
+        ),
+        (4, 0.0)
+    );
 
-    let (la, lb) = (dir.path().join("a.safetensors"), dir.path().join("b.safetensors"));
+    let (la, lb) = (
+        dir.path().join("a.safetensors"),
+        dir.path().join("b.safetensors"),
+    );
     let txt_a = run(&mut a, &request(None, Some(&la)));
     let txt_b = run(&mut b, &request(None, Some(&lb)));
     assert_eq!(txt_a, txt_b, "text-to-image: same pixels");
     assert_ne!(txt_a[0], txt_a[1]);
     let latents = candle_core::safetensors::load(&lb, &candle_core::Device::Cpu).unwrap();
-    assert_eq!(latents["latents"].dims(), [2, 16, 6, 8], "final latents (n, 16, h/8, w/8)");
-    assert_eq!(std::fs::read(&la).unwrap(), std::fs::read(&lb).unwrap(), "same latents");
+    assert_eq!(
+        latents["latents"].dims(),
+        [2, 16, 6, 8],
+        "final latents (n, 16, h/8, w/8)"
+    );
+    assert_eq!(
+        std::fs::read(&la).unwrap(),
+        std::fs::read(&lb).unwrap(),
+        "same latents"
+    );
 
-    let init = || Some(InitImage { image: photo(), strength: 0.7, fit: ImageFit::Cover });
-    assert_eq!(run(&mut a, &request(init(), None)), run(&mut b, &request(init(), None)), "image-to-image: same pixels");
+    let init = || {
+        Some(InitImage {
+            image: photo(),
+            strength: 0.7,
+            fit: ImageFit::Cover,
+        })
+    };
+    assert_eq!(
+        run(&mut a, &request(init(), None)),
+        run(&mut b, &request(init(), None)),
+        "image-to-image: same pixels"
+    );
 }
 
 #[test]
@@ -82,16 +133,28 @@ fn diffusers_folder_configs_set_facts_and_missing_files_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let folder = tiny::write(dir.path(), 32, TinyLayout::Diffusers).unwrap();
     let sched = folder.join("scheduler/scheduler_config.json");
-    std::fs::write(&sched, r#"{"shift": 3.0, "use_dynamic_shifting": true, "base_shift": 0.5, "max_shift": 1.15}"#).unwrap();
+    std::fs::write(
+        &sched,
+        r#"{"shift": 3.0, "use_dynamic_shifting": true, "base_shift": 0.5, "max_shift": 1.15}"#,
+    )
+    .unwrap();
     let m = hub::resolve(folder.to_str().unwrap(), &offline(dir.path()), false).unwrap();
     assert_eq!(m.manifest.flux.schedule, Schedule::Dev);
     assert_eq!(m.manifest.flux.axes_dim, vec![8, 28, 28], "axes_dims_rope");
-    assert!(m.total_bytes() > std::fs::metadata(m.path(merchgen::engine::manifest::Role::Vae)).unwrap().len(), "shards counted");
+    assert!(
+        m.total_bytes()
+            > std::fs::metadata(m.path(merchgen::engine::manifest::Role::Vae))
+                .unwrap()
+                .len(),
+        "shards counted"
+    );
     std::fs::write(&sched, r#"{"shift": 3.0, "use_dynamic_shifting": false}"#).unwrap();
     let m = hub::resolve(folder.to_str().unwrap(), &offline(dir.path()), false).unwrap();
     assert_eq!(m.manifest.flux.schedule, Schedule::Shifted { shift: 3.0 });
 
     std::fs::remove_file(folder.join("tokenizer/tokenizer.json")).unwrap();
-    let err = hub::resolve(folder.to_str().unwrap(), &offline(dir.path()), false).unwrap_err().to_string();
+    let err = hub::resolve(folder.to_str().unwrap(), &offline(dir.path()), false)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("tokenizer/tokenizer.json"), "{err}");
 }

@@ -16,13 +16,19 @@ const COMFY_PREFIX: &str = "model.diffusion_model.";
 
 /// True for `*.safetensors` and `*.safetensors.index.json`.
 pub fn is_safetensors(path: &Path) -> bool {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
     name.ends_with(".safetensors") || name.ends_with(".safetensors.index.json")
 }
 
 /// The files holding the weights: the shards an index names (in its folder), or the file itself.
 pub fn weight_files(path: &Path) -> Result<Vec<PathBuf>> {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
     if !name.ends_with(".index.json") {
         return Ok(vec![path.to_owned()]);
     }
@@ -53,22 +59,34 @@ pub fn read(path: &Path, dtype: DType, device: &Device) -> Result<(Tensors, DTyp
     let mut tensors = Tensors::new();
     let mut by_dtype: HashMap<DType, usize> = HashMap::new();
     for (name, _) in st.tensors() {
-        let t = st.load(&name, device).with_context(|| format!("loading tensor {name}"))?;
+        let t = st
+            .load(&name, device)
+            .with_context(|| format!("loading tensor {name}"))?;
         *by_dtype.entry(t.dtype()).or_default() += t.elem_count();
         tensors.insert(name, t.to_dtype(dtype)?);
     }
-    let main = by_dtype.into_iter().max_by_key(|(_, n)| *n).map_or(dtype, |(d, _)| d);
+    let main = by_dtype
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .map_or(dtype, |(d, _)| d);
     Ok((tensors, main))
 }
 
 /// Tensor names and shapes of the file(s), without loading data.
 pub fn shapes(path: &Path) -> Result<Shapes> {
-    Ok(open(path)?.tensors().into_iter().map(|(name, view)| (name, view.shape().to_vec())).collect())
+    Ok(open(path)?
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| (name, view.shape().to_vec()))
+        .collect())
 }
 
 /// Shapes of loaded tensors.
 pub fn shapes_of(tensors: &Tensors) -> Shapes {
-    tensors.iter().map(|(n, t)| (n.clone(), t.dims().to_vec())).collect()
+    tensors
+        .iter()
+        .map(|(n, t)| (n.clone(), t.dims().to_vec()))
+        .collect()
 }
 
 /// The FLUX transformer in BFL names, from BFL (optionally `model.diffusion_model.`-prefixed) or
@@ -78,10 +96,21 @@ pub fn transformer(path: &Path, dtype: DType, device: &Device) -> Result<(Tensor
     let tensors = if names::is_diffusers_transformer(tensors.keys()) {
         names::transformer_to_bfl(tensors).context("mapping diffusers transformer names")?
     } else {
-        tensors.into_iter().map(|(n, t)| (n.strip_prefix(COMFY_PREFIX).map(str::to_owned).unwrap_or(n), t)).collect()
+        tensors
+            .into_iter()
+            .map(|(n, t)| {
+                (
+                    n.strip_prefix(COMFY_PREFIX).map(str::to_owned).unwrap_or(n),
+                    t,
+                )
+            })
+            .collect()
     };
     if !tensors.contains_key("img_in.weight") {
-        bail!("{} is not a FLUX transformer (no `img_in.weight` / `x_embedder.weight`)", path.display());
+        bail!(
+            "{} is not a FLUX transformer (no `img_in.weight` / `x_embedder.weight`)",
+            path.display()
+        );
     }
     Ok((tensors, file_dtype))
 }

@@ -88,7 +88,10 @@ struct TokenizerConfig {
 }
 
 fn bad(path: &Path, reason: impl Into<String>) -> ModelError {
-    ModelError::Manifest { path: path.display().to_string(), reason: reason.into() }
+    ModelError::Manifest {
+        path: path.display().to_string(),
+        reason: reason.into(),
+    }
 }
 
 fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, ModelError> {
@@ -100,14 +103,19 @@ fn missing(path: &Path, why: &str) -> ModelError {
     ModelError::Missing {
         file: path.display().to_string(),
         where_: format!(" ({why})"),
-        fetch_hint: "a diffusers FLUX folder as `save_pretrained` writes it, with tokenizer.json files".to_owned(),
+        fetch_hint:
+            "a diffusers FLUX folder as `save_pretrained` writes it, with tokenizer.json files"
+                .to_owned(),
     }
 }
 
 /// The weights file of a component folder: `{base}.safetensors`, its shard index, or the only
 /// `.gguf` / `.safetensors` file there.
 fn weights_in(dir: &Path, sub: &str, base: &str) -> Result<String, ModelError> {
-    for candidate in [format!("{base}.safetensors"), format!("{base}.safetensors.index.json")] {
+    for candidate in [
+        format!("{base}.safetensors"),
+        format!("{base}.safetensors.index.json"),
+    ] {
         if dir.join(sub).join(&candidate).is_file() {
             return Ok(format!("{sub}/{candidate}"));
         }
@@ -119,15 +127,31 @@ fn weights_in(dir: &Path, sub: &str, base: &str) -> Result<String, ModelError> {
         .collect();
     match found.as_slice() {
         [one] => Ok(format!("{sub}/{one}")),
-        _ => Err(missing(&dir.join(sub).join(format!("{base}.safetensors")), "no single weights file found")),
+        _ => Err(missing(
+            &dir.join(sub).join(format!("{base}.safetensors")),
+            "no single weights file found",
+        )),
     }
 }
 
 fn schedule(cfg: &SchedulerConfig, path: &Path) -> Result<Schedule, ModelError> {
-    if cfg.time_shift_type.as_deref().is_some_and(|t| t != "exponential") {
-        return Err(bad(path, "only the exponential time_shift_type is supported"));
+    if cfg
+        .time_shift_type
+        .as_deref()
+        .is_some_and(|t| t != "exponential")
+    {
+        return Err(bad(
+            path,
+            "only the exponential time_shift_type is supported",
+        ));
     }
-    for flag in ["use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "invert_sigmas", "stochastic_sampling"] {
+    for flag in [
+        "use_karras_sigmas",
+        "use_exponential_sigmas",
+        "use_beta_sigmas",
+        "invert_sigmas",
+        "stochastic_sampling",
+    ] {
         if cfg.rest.get(flag).and_then(serde_json::Value::as_bool) == Some(true) {
             return Err(bad(path, format!("`{flag}` is not supported")));
         }
@@ -136,7 +160,12 @@ fn schedule(cfg: &SchedulerConfig, path: &Path) -> Result<Schedule, ModelError> 
         return Err(bad(path, "`shift_terminal` is not supported"));
     }
     Ok(if cfg.use_dynamic_shifting {
-        let dev = (cfg.base_shift, cfg.max_shift, cfg.base_image_seq_len, cfg.max_image_seq_len) == (0.5, 1.15, 256, 4096);
+        let dev = (
+            cfg.base_shift,
+            cfg.max_shift,
+            cfg.base_image_seq_len,
+            cfg.max_image_seq_len,
+        ) == (0.5, 1.15, 256, 4096);
         if dev {
             Schedule::Dev
         } else {
@@ -157,9 +186,15 @@ fn schedule(cfg: &SchedulerConfig, path: &Path) -> Result<Schedule, ModelError> 
 /// Resolve a diffusers folder into the files and facts of a model.
 pub fn resolve(dir: &Path) -> Result<ResolvedModel, ModelError> {
     let index: serde_json::Value = read_json(&dir.join(MODEL_INDEX))?;
-    let class = index.get("_class_name").and_then(|c| c.as_str()).unwrap_or_default();
+    let class = index
+        .get("_class_name")
+        .and_then(|c| c.as_str())
+        .unwrap_or_default();
     if !class.starts_with("Flux") {
-        return Err(bad(&dir.join(MODEL_INDEX), format!("pipeline `{class}` is not a FLUX pipeline")));
+        return Err(bad(
+            &dir.join(MODEL_INDEX),
+            format!("pipeline `{class}` is not a FLUX pipeline"),
+        ));
     }
     let tcfg_path = dir.join("transformer/config.json");
     let tcfg: TransformerConfig = read_json(&tcfg_path)?;
@@ -167,15 +202,28 @@ pub fn resolve(dir: &Path) -> Result<ResolvedModel, ModelError> {
     let vcfg: VaeConfig = read_json(&vcfg_path)?;
     let sched_path = dir.join("scheduler/scheduler_config.json");
     let sched = schedule(&read_json(&sched_path)?, &sched_path)?;
-    let shift_factor = vcfg.shift_factor.ok_or_else(|| bad(&vcfg_path, "a FLUX VAE needs `shift_factor`"))?;
-    let tok2: Option<TokenizerConfig> = read_json(&dir.join("tokenizer_2/tokenizer_config.json")).ok();
+    let shift_factor = vcfg
+        .shift_factor
+        .ok_or_else(|| bad(&vcfg_path, "a FLUX VAE needs `shift_factor`"))?;
+    let tok2: Option<TokenizerConfig> =
+        read_json(&dir.join("tokenizer_2/tokenizer_config.json")).ok();
     let t5_tokens = tok2
         .and_then(|t| t.model_max_length)
         .map(|m| m.min(f64::from(DIFFUSERS_MAX_T5_TOKENS)) as u32)
-        .unwrap_or(if tcfg.guidance_embeds { DIFFUSERS_MAX_T5_TOKENS } else { 256 });
+        .unwrap_or(if tcfg.guidance_embeds {
+            DIFFUSERS_MAX_T5_TOKENS
+        } else {
+            256
+        });
     let files = BTreeMap::from([
-        (Role::Transformer, weights_in(dir, "transformer", "diffusion_pytorch_model")?),
-        (Role::Vae, weights_in(dir, "vae", "diffusion_pytorch_model")?),
+        (
+            Role::Transformer,
+            weights_in(dir, "transformer", "diffusion_pytorch_model")?,
+        ),
+        (
+            Role::Vae,
+            weights_in(dir, "vae", "diffusion_pytorch_model")?,
+        ),
         (Role::Clip, weights_in(dir, "text_encoder", "model")?),
         (Role::ClipConfig, "text_encoder/config.json".to_owned()),
         (Role::ClipTokenizer, "tokenizer/tokenizer.json".to_owned()),
@@ -187,20 +235,33 @@ pub fn resolve(dir: &Path) -> Result<ResolvedModel, ModelError> {
     for (role, rel) in &files {
         let path = dir.join(rel);
         if !path.is_file() {
-            return Err(missing(&path, "merchgen reads tokenizer.json files and safetensors or GGUF weights"));
+            return Err(missing(
+                &path,
+                "merchgen reads tokenizer.json files and safetensors or GGUF weights",
+            ));
         }
         paths.insert(*role, path);
     }
     check_transformer_sizes(&tcfg, &paths[&Role::Transformer], &tcfg_path)?;
     // diffusers' default size: 128 latent pixels times the VAE's scale.
     let side = 128 * (1u32 << vcfg.block_out_channels.len().saturating_sub(1).min(4));
-    let name = dir.file_name().map_or_else(|| "diffusers".to_owned(), |n| format!("diffusers:{}", n.to_string_lossy()));
+    let name = dir.file_name().map_or_else(
+        || "diffusers".to_owned(),
+        |n| format!("diffusers:{}", n.to_string_lossy()),
+    );
     let manifest = ModelManifest {
         version: 1,
         name,
         files,
-        flux: FluxFacts { axes_dim: tcfg.axes_dims_rope.clone(), theta: 10_000, schedule: sched },
-        vae: VaeFacts { scale_factor: vcfg.scaling_factor, shift_factor },
+        flux: FluxFacts {
+            axes_dim: tcfg.axes_dims_rope.clone(),
+            theta: 10_000,
+            schedule: sched,
+        },
+        vae: VaeFacts {
+            scale_factor: vcfg.scaling_factor,
+            shift_factor,
+        },
         defaults: ModelDefaults {
             width: side,
             height: side,
@@ -210,29 +271,63 @@ pub fn resolve(dir: &Path) -> Result<ResolvedModel, ModelError> {
         },
     };
     manifest.check().map_err(|e| bad(&tcfg_path, e))?;
-    Ok(ResolvedModel { manifest, paths, source: format!("diffusers folder {}", dir.display()) })
+    Ok(ResolvedModel {
+        manifest,
+        paths,
+        source: format!("diffusers folder {}", dir.display()),
+    })
 }
 
 /// Block counts and width in `config.json` must match the tensors (diffusers naming only).
-fn check_transformer_sizes(cfg: &TransformerConfig, weights: &Path, cfg_path: &Path) -> Result<(), ModelError> {
+fn check_transformer_sizes(
+    cfg: &TransformerConfig,
+    weights: &Path,
+    cfg_path: &Path,
+) -> Result<(), ModelError> {
     if !super::dense::is_safetensors(weights) {
         return Ok(());
     }
     let shapes = super::dense::shapes(weights).map_err(|e| bad(weights, format!("{e:#}")))?;
     let count = |prefix: &str| -> usize {
-        shapes.keys().filter_map(|n| n.strip_prefix(prefix)?.split('.').next()?.parse::<usize>().ok()).collect::<BTreeSet<_>>().len()
+        shapes
+            .keys()
+            .filter_map(|n| {
+                n.strip_prefix(prefix)?
+                    .split('.')
+                    .next()?
+                    .parse::<usize>()
+                    .ok()
+            })
+            .collect::<BTreeSet<_>>()
+            .len()
     };
-    let Some(width) = shapes.get("x_embedder.weight").and_then(|s| s.first().copied()) else {
+    let Some(width) = shapes
+        .get("x_embedder.weight")
+        .and_then(|s| s.first().copied())
+    else {
         return Ok(()); // BFL names inside a diffusers folder: the tensors alone decide.
     };
     let checks = [
         ("num_layers", cfg.num_layers, count("transformer_blocks.")),
-        ("num_single_layers", cfg.num_single_layers, count("single_transformer_blocks.")),
-        ("num_attention_heads * attention_head_dim", cfg.num_attention_heads.zip(cfg.attention_head_dim).map(|(h, d)| h * d), width),
+        (
+            "num_single_layers",
+            cfg.num_single_layers,
+            count("single_transformer_blocks."),
+        ),
+        (
+            "num_attention_heads * attention_head_dim",
+            cfg.num_attention_heads
+                .zip(cfg.attention_head_dim)
+                .map(|(h, d)| h * d),
+            width,
+        ),
     ];
     for (key, stated, found) in checks {
         if stated.is_some_and(|s| s != found) {
-            return Err(bad(cfg_path, format!("`{key}` says {stated:?} but the weights have {found}")));
+            return Err(bad(
+                cfg_path,
+                format!("`{key}` says {stated:?} but the weights have {found}"),
+            ));
         }
     }
     Ok(())

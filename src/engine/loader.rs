@@ -24,7 +24,11 @@ pub struct LoadedTransformer {
 }
 
 /// Load the transformer in the mode `mode` asks for (safetensors are always dense).
-pub fn transformer(model: &ResolvedModel, mode: WeightsMode, device: &Device) -> Result<LoadedTransformer> {
+pub fn transformer(
+    model: &ResolvedModel,
+    mode: WeightsMode,
+    device: &Device,
+) -> Result<LoadedTransformer> {
     let path = model.path(Role::Transformer);
     let facts = &model.manifest.flux;
     let dense_dtype = super::device::dense_dtype(device);
@@ -33,11 +37,16 @@ pub fn transformer(model: &ResolvedModel, mode: WeightsMode, device: &Device) ->
         let cfg = infer::flux_config(&dense::shapes_of(&tensors), facts)?;
         log_config(&cfg, true);
         let vb = VarBuilder::from_tensors(tensors, dense_dtype, device);
-        let flux = flux::model::Flux::new(&cfg, vb).with_context(|| format!("building FLUX from {}", path.display()))?;
+        let flux = flux::model::Flux::new(&cfg, vb)
+            .with_context(|| format!("building FLUX from {}", path.display()))?;
         return Ok(LoadedTransformer {
             model: Transformer::Dense(Box::new(flux)),
             dense: true,
-            label: format!("{}-from-{}", dense::dtype_name(dense_dtype), dense::dtype_name(file_dtype)),
+            label: format!(
+                "{}-from-{}",
+                dense::dtype_name(dense_dtype),
+                dense::dtype_name(file_dtype)
+            ),
         });
     }
     let summary = weights::gguf_summary(path)?;
@@ -47,11 +56,19 @@ pub fn transformer(model: &ResolvedModel, mode: WeightsMode, device: &Device) ->
     log_config(&cfg, dense);
     let model = weights::load_transformer(path, &cfg, dense, dense_dtype, device)?;
     let label = if dense {
-        format!("{}-from-{}", dense::dtype_name(dense_dtype), summary.main_type)
+        format!(
+            "{}-from-{}",
+            dense::dtype_name(dense_dtype),
+            summary.main_type
+        )
     } else {
         summary.main_type
     };
-    Ok(LoadedTransformer { model, dense, label })
+    Ok(LoadedTransformer {
+        model,
+        dense,
+        label,
+    })
 }
 
 fn log_config(cfg: &flux::model::Config, dense: bool) {
@@ -66,12 +83,17 @@ fn log_config(cfg: &flux::model::Config, dense: bool) {
 }
 
 /// The VAE, and its encoder again (image-to-image samples the posterior with its own noise).
-pub fn vae(model: &ResolvedModel, dtype: DType, device: &Device) -> Result<(autoencoder::AutoEncoder, autoencoder::Encoder)> {
+pub fn vae(
+    model: &ResolvedModel,
+    dtype: DType,
+    device: &Device,
+) -> Result<(autoencoder::AutoEncoder, autoencoder::Encoder)> {
     let path = model.path(Role::Vae);
     let tensors = dense::vae(path, dtype, device)?;
     let cfg = infer::vae_config(&dense::shapes_of(&tensors), &model.manifest.vae)?;
     let vb = VarBuilder::from_tensors(tensors, dtype, device);
-    let vae = autoencoder::AutoEncoder::new(&cfg, vb.clone()).with_context(|| format!("loading VAE {}", path.display()))?;
+    let vae = autoencoder::AutoEncoder::new(&cfg, vb.clone())
+        .with_context(|| format!("loading VAE {}", path.display()))?;
     let encoder = autoencoder::Encoder::new(&cfg, vb.pp("encoder"))?;
     Ok((vae, encoder))
 }

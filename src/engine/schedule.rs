@@ -11,13 +11,26 @@ pub fn sigmas(schedule: &Schedule, steps: usize, image_seq_len: usize) -> Vec<f6
     let linear = (0..steps).map(|i| 1.0 - i as f64 / steps as f64);
     let shifted: Vec<f64> = match *schedule {
         Schedule::Schnell => linear.collect(),
-        Schedule::Shifted { shift } => linear.map(|t| shift * t / (1.0 + (shift - 1.0) * t)).collect(),
+        Schedule::Shifted { shift } => linear
+            .map(|t| shift * t / (1.0 + (shift - 1.0) * t))
+            .collect(),
         Schedule::Dev => {
             let mu = shift_mu(image_seq_len, 256, 4096, 0.5, 1.15);
             linear.map(|t| time_shift(mu, t)).collect()
         }
-        Schedule::Dynamic { base_shift, max_shift, base_seq_len, max_seq_len } => {
-            let mu = shift_mu(image_seq_len, base_seq_len, max_seq_len, base_shift, max_shift);
+        Schedule::Dynamic {
+            base_shift,
+            max_shift,
+            base_seq_len,
+            max_seq_len,
+        } => {
+            let mu = shift_mu(
+                image_seq_len,
+                base_seq_len,
+                max_seq_len,
+                base_shift,
+                max_shift,
+            );
             linear.map(|t| time_shift(mu, t)).collect()
         }
     };

@@ -27,12 +27,16 @@ fn load(path: &Path) -> Result<Tensors> {
 }
 
 fn dim(t: &Tensors, name: &str, i: usize) -> Result<usize> {
-    Ok(t.get(name).with_context(|| format!("{name} missing"))?.dim(i)?)
+    Ok(t.get(name)
+        .with_context(|| format!("{name} missing"))?
+        .dim(i)?)
 }
 
 fn count(t: &Tensors, prefix: &str) -> usize {
-    let found: std::collections::BTreeSet<usize> =
-        t.keys().filter_map(|n| n.strip_prefix(prefix)?.split('.').next()?.parse().ok()).collect();
+    let found: std::collections::BTreeSet<usize> = t
+        .keys()
+        .filter_map(|n| n.strip_prefix(prefix)?.split('.').next()?.parse().ok())
+        .collect();
     found.len()
 }
 
@@ -45,10 +49,17 @@ fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
 
 /// Convert a tiny folder-layout model (`bfl`) into a diffusers folder at `out`.
 pub fn convert(bfl: &Path, out: &Path) -> Result<()> {
-    let manifest: ModelManifest = serde_json::from_slice(&std::fs::read(bfl.join(TINY_MANIFEST_DENSE))?)?;
+    let manifest: ModelManifest =
+        serde_json::from_slice(&std::fs::read(bfl.join(TINY_MANIFEST_DENSE))?)?;
     let flux = load(&bfl.join("transformer.safetensors"))?;
-    write_json(&out.join("transformer/config.json"), &transformer_config(&flux, &manifest)?)?;
-    write_shards(&names::transformer_to_diffusers(flux)?, &out.join("transformer"))?;
+    write_json(
+        &out.join("transformer/config.json"),
+        &transformer_config(&flux, &manifest)?,
+    )?;
+    write_shards(
+        &names::transformer_to_diffusers(flux)?,
+        &out.join("transformer"),
+    )?;
 
     let vae = load(&bfl.join("ae.safetensors"))?;
     write_json(&out.join("vae/config.json"), &vae_config(&vae, &manifest)?)?;
@@ -67,8 +78,14 @@ pub fn convert(bfl: &Path, out: &Path) -> Result<()> {
         std::fs::copy(bfl.join(from), out.join(to)).with_context(|| format!("copying {from}"))?;
     }
     let max_len = manifest.defaults.max_sequence_length;
-    write_json(&out.join("tokenizer_2/tokenizer_config.json"), &json!({"model_max_length": max_len}))?;
-    write_json(&out.join("tokenizer/tokenizer_config.json"), &json!({"model_max_length": 77}))?;
+    write_json(
+        &out.join("tokenizer_2/tokenizer_config.json"),
+        &json!({"model_max_length": max_len}),
+    )?;
+    write_json(
+        &out.join("tokenizer/tokenizer_config.json"),
+        &json!({"model_max_length": 77}),
+    )?;
     write_json(
         &out.join("scheduler/scheduler_config.json"),
         &json!({"_class_name": "FlowMatchEulerDiscreteScheduler", "num_train_timesteps": 1000, "shift": 1.0,
@@ -125,7 +142,10 @@ fn write_shards(t: &Tensors, dir: &Path) -> Result<()> {
     let mut total = 0usize;
     for (i, chunk) in names.chunks(half.max(1)).enumerate() {
         let file = format!("diffusion_pytorch_model-{:05}-of-00002.safetensors", i + 1);
-        let shard: std::collections::HashMap<String, Tensor> = chunk.iter().map(|n| ((*n).clone(), t[*n].clone())).collect();
+        let shard: std::collections::HashMap<String, Tensor> = chunk
+            .iter()
+            .map(|n| ((*n).clone(), t[*n].clone()))
+            .collect();
         for (n, tensor) in &shard {
             total += tensor.elem_count() * tensor.dtype().size_in_bytes();
             weight_map.insert(n.clone(), file.clone());
