@@ -14,6 +14,7 @@ import io
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -169,6 +170,8 @@ def main():
     print(f"torch {torch.__version__}, diffusers {diffusers.__version__}, transformers {transformers.__version__}; "
           f"tiny model built and converted in {time.time() - started:.1f} s", flush=True)
 
+    check_rust_layout(args.merchgen, work / "rust-diffusers")
+
     rows, failed = [], False
     gen = torch.Generator().manual_seed(1234)
     for case in CASES:
@@ -200,6 +203,21 @@ def main():
                                                "transformers": transformers.__version__, "rows": rows}, indent=1))
     print(f"parity: {'FAILED' if failed else 'passed'} ({len(rows)} comparisons, {time.time() - started:.0f} s)")
     return 1 if failed else 0
+
+
+def check_rust_layout(binary, folder):
+    """The other direction: the diffusers folder merchgen writes (`models tiny --layout
+    diffusers`, names from merchgen's own mapping) loads in diffusers and transformers with no
+    missing, unexpected or mismatched tensors."""
+    shutil.rmtree(folder, ignore_errors=True)
+    subprocess.run([str(binary), "models", "tiny", "--out", str(folder), "--layout", "diffusers"],
+                   check=True, capture_output=True)
+    for cls, sub in [(tiny_flux.FluxTransformer2DModel, "transformer"), (tiny_flux.AutoencoderKL, "vae"),
+                     (tiny_flux.CLIPTextModel, "text_encoder"), (tiny_flux.T5EncoderModel, "text_encoder_2")]:
+        _, info = cls.from_pretrained(folder / sub, output_loading_info=True)
+        bad = {k: v for k, v in info.items() if v}
+        assert not bad, f"merchgen's diffusers layout: {sub} does not load cleanly: {bad}"
+    print(f"merchgen's own diffusers layout ({folder.name}) loads in diffusers/transformers: ok", flush=True)
 
 
 def dequantized_pipeline(pipe, dequantized_bfl):
