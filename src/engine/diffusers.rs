@@ -103,9 +103,9 @@ fn missing(path: &Path, why: &str) -> ModelError {
     ModelError::Missing {
         file: path.display().to_string(),
         where_: format!(" ({why})"),
-        fetch_hint:
-            "a diffusers FLUX folder as `save_pretrained` writes it, with tokenizer.json files"
-                .to_owned(),
+        fetch_hint: "diffusers' `FluxPipeline.save_pretrained` (with transformers 5, which \
+            writes tokenizer.json files too)"
+            .to_owned(),
     }
 }
 
@@ -235,10 +235,14 @@ pub fn resolve(dir: &Path) -> Result<ResolvedModel, ModelError> {
     for (role, rel) in &files {
         let path = dir.join(rel);
         if !path.is_file() {
-            return Err(missing(
-                &path,
-                "merchgen reads tokenizer.json files and safetensors or GGUF weights",
-            ));
+            let why = if path.ends_with("tokenizer.json")
+                && path.with_file_name("vocab.json").is_file()
+            {
+                "the folder has only vocab.json and merges.txt; merchgen reads tokenizer.json"
+            } else {
+                "merchgen reads tokenizer.json files and safetensors or GGUF weights"
+            };
+            return Err(missing(&path, why));
         }
         paths.insert(*role, path);
     }
