@@ -67,7 +67,7 @@ def write_manifests(bfl: Path):
     files = {
         "vae": "ae.safetensors",
         "clip": f"{enc}/text_encoder/model.safetensors", "clip_config": f"{enc}/text_encoder/config.json",
-        "clip_tokenizer": f"{enc}/tokenizer/tokenizer.json",
+        "clip_tokenizer": "../tokenizers/clip-transformers.json",
         "t5": f"{enc}/text_encoder_2/model.safetensors.index.json", "t5_config": f"{enc}/text_encoder_2/config.json",
         "t5_tokenizer": f"{enc}/tokenizer_2/tokenizer.json",
     }
@@ -131,7 +131,10 @@ def run_merchgen(binary, work, model, weights, case, noise_file, init_png):
         job["image"] = {"base64": base64.b64encode(init_png).decode()}
         job["strength"] = strength
     run_dir = work / "runs" / f"{model.replace('/', '_')}-{weights}-{name}"
-    run_dir.mkdir(parents=True, exist_ok=True)
+    # A fresh folder: merchgen answers a job whose result.json says succeeded as a replay, without
+    # generating (or dumping latents) again.
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
     (run_dir / "job.json").write_text(json.dumps(job))
     latents_file = run_dir / "latents.safetensors"
     cmd = [str(binary), "--model", str(work / model), "--device", "cpu", "--weights", weights, "--min-side", "64",
@@ -141,6 +144,8 @@ def run_merchgen(binary, work, model, weights, case, noise_file, init_png):
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"merchgen failed ({done.returncode}): {' '.join(cmd)}\n{done.stdout}\n{done.stderr}")
+    if json.loads(done.stdout).get("replayed"):
+        raise RuntimeError(f"merchgen replayed {name} instead of generating it")
     image = np.asarray(Image.open(run_dir / "out" / name / "images" / "0.png").convert("RGB"))
     return load_file(latents_file)["latents"], image
 
