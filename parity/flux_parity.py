@@ -14,6 +14,7 @@ import io
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -66,7 +67,7 @@ def write_manifests(bfl: Path):
     files = {
         "vae": "ae.safetensors",
         "clip": f"{enc}/text_encoder/model.safetensors", "clip_config": f"{enc}/text_encoder/config.json",
-        "clip_tokenizer": f"{enc}/tokenizer/tokenizer.json",
+        "clip_tokenizer": "../tokenizers/clip-transformers.json",
         "t5": f"{enc}/text_encoder_2/model.safetensors.index.json", "t5_config": f"{enc}/text_encoder_2/config.json",
         "t5_tokenizer": f"{enc}/tokenizer_2/tokenizer.json",
     }
@@ -130,7 +131,10 @@ def run_merchgen(binary, work, model, weights, case, noise_file, init_png):
         job["image"] = {"base64": base64.b64encode(init_png).decode()}
         job["strength"] = strength
     run_dir = work / "runs" / f"{model.replace('/', '_')}-{weights}-{name}"
-    run_dir.mkdir(parents=True, exist_ok=True)
+    # A fresh folder: merchgen answers a job whose result.json says succeeded as a replay, without
+    # generating (or dumping latents) again.
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
     (run_dir / "job.json").write_text(json.dumps(job))
     latents_file = run_dir / "latents.safetensors"
     cmd = [str(binary), "--model", str(work / model), "--device", "cpu", "--weights", weights, "--min-side", "64",
@@ -140,6 +144,8 @@ def run_merchgen(binary, work, model, weights, case, noise_file, init_png):
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"merchgen failed ({done.returncode}): {' '.join(cmd)}\n{done.stdout}\n{done.stderr}")
+    if json.loads(done.stdout).get("replayed"):
+        raise RuntimeError(f"merchgen replayed {name} instead of generating it")
     image = np.asarray(Image.open(run_dir / "out" / name / "images" / "0.png").convert("RGB"))
     return load_file(latents_file)["latents"], image
 
@@ -168,6 +174,8 @@ def main():
     q8_pipe = dequantized_pipeline(pipe, paths["q8_dequantized_bfl"])
     print(f"torch {torch.__version__}, diffusers {diffusers.__version__}, transformers {transformers.__version__}; "
           f"tiny model built and converted in {time.time() - started:.1f} s", flush=True)
+
+    check_rust_layout(args.merchgen, work / "rust-diffusers")
 
     rows, failed = [], False
     gen = torch.Generator().manual_seed(1234)
@@ -200,6 +208,21 @@ def main():
                                                "transformers": transformers.__version__, "rows": rows}, indent=1))
     print(f"parity: {'FAILED' if failed else 'passed'} ({len(rows)} comparisons, {time.time() - started:.0f} s)")
     return 1 if failed else 0
+
+
+def check_rust_layout(binary, folder):
+    """The other direction: the diffusers folder merchgen writes (`models tiny --layout
+    diffusers`, names from merchgen's own mapping) loads in diffusers and transformers with no
+    missing, unexpected or mismatched tensors."""
+    shutil.rmtree(folder, ignore_errors=True)
+    subprocess.run([str(binary), "models", "tiny", "--out", str(folder), "--layout", "diffusers"],
+                   check=True, capture_output=True)
+    for cls, sub in [(tiny_flux.FluxTransformer2DModel, "transformer"), (tiny_flux.AutoencoderKL, "vae"),
+                     (tiny_flux.CLIPTextModel, "text_encoder"), (tiny_flux.T5EncoderModel, "text_encoder_2")]:
+        _, info = cls.from_pretrained(folder / sub, output_loading_info=True)
+        bad = {k: v for k, v in info.items() if v}
+        assert not bad, f"merchgen's diffusers layout: {sub} does not load cleanly: {bad}"
+    print(f"merchgen's own diffusers layout ({folder.name}) loads in diffusers/transformers: ok", flush=True)
 
 
 def dequantized_pipeline(pipe, dequantized_bfl):

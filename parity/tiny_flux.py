@@ -1,5 +1,6 @@
 """A tiny random-weight FLUX built with diffusers and transformers, saved in every format merchgen
-reads: a diffusers folder (sharded transformer and T5), the transformer in Black Forest Labs (BFL)
+reads: a diffusers folder (sharded transformer and T5, CLIP's tokenizer as vocab.json and
+merges.txt only, as hub folders have it), the transformer in Black Forest Labs (BFL)
 naming as safetensors, GGUF F32 and GGUF Q8_0, and the VAE as `ae.safetensors`. The BFL names come
 from inverting diffusers' own conversions, and each inversion is checked by running diffusers'
 converter on the result (`convert_flux_transformer_checkpoint_to_diffusers`,
@@ -22,7 +23,14 @@ from diffusers.loaders.single_file_utils import (
     convert_ldm_vae_checkpoint,
 )
 from safetensors.torch import save_file
-from transformers import CLIPTextConfig, CLIPTextModel, PreTrainedTokenizerFast, T5Config, T5EncoderModel
+from transformers import (
+    CLIPTextConfig,
+    CLIPTextModel,
+    CLIPTokenizer,
+    PreTrainedTokenizerFast,
+    T5Config,
+    T5EncoderModel,
+)
 
 # Sizes (diffusion.md section 3 and 9): head 32 = rope axes 4+14+14; every linear input a
 # multiple of 32 so Q8_0 applies; VAE channels multiples of 32 with 4 levels.
@@ -77,25 +85,43 @@ def t5_tokenizer():
     return tokenizer_json(vocab, post), len(vocab)
 
 
-def clip_tokenizer():
-    """CLIP-like: start token second-highest id, end token highest (candle pools at the argmax)."""
-    vocab = {"<unk>": 0}
-    for w in sorted(set(WORDS)) + list(".,!?-"):
-        vocab.setdefault(w, len(vocab))
-    bos, eos = len(vocab), len(vocab) + 1
-    vocab["<|startoftext|>"], vocab["<|endoftext|>"] = bos, eos
-    s = lambda t: {"SpecialToken": {"id": t, "type_id": 0}}
-    post = {
-        "type": "TemplateProcessing",
-        "single": [s("<|startoftext|>"), {"Sequence": {"id": "A", "type_id": 0}}, s("<|endoftext|>")],
-        "pair": [s("<|startoftext|>"), {"Sequence": {"id": "A", "type_id": 0}},
-                 {"Sequence": {"id": "B", "type_id": 1}}, s("<|endoftext|>")],
-        "special_tokens": {
-            "<|startoftext|>": {"id": "<|startoftext|>", "ids": [bos], "tokens": ["<|startoftext|>"]},
-            "<|endoftext|>": {"id": "<|endoftext|>", "ids": [eos], "tokens": ["<|endoftext|>"]},
-        },
-    }
-    return tokenizer_json(vocab, post), eos + 1
+def bytes_to_unicode():
+    """GPT-2's table of bytes to printable characters, which CLIP's byte-level BPE uses."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    extra = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + extra)
+            extra += 1
+    return dict(zip(bs, map(chr, cs)))
+
+
+def write_clip_bpe(folder: Path):
+    """CLIP's tokenizer files as hub FLUX folders ship them (`vocab.json`, `merges.txt`, no
+    tokenizer.json): every byte with and without the `</w>` word end, merges spelling the known
+    words, start and end tokens last (the end token has the highest id). Returns the vocab size."""
+    chars = list(bytes_to_unicode().values())
+    vocab = {c: i for i, c in enumerate(chars)}
+    for c in chars:
+        vocab[c + "</w>"] = len(vocab)
+    merges = []
+    for word in sorted(set(WORDS)):
+        parts = list(word)
+        parts[-1] += "</w>"
+        current = parts[0]
+        for part in parts[1:]:
+            if f"{current} {part}" not in merges:
+                merges.append(f"{current} {part}")
+            current += part
+            vocab.setdefault(current, len(vocab))
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+    return len(vocab)
 
 
 def fast_tokenizer(path, max_length, **special):
@@ -108,9 +134,11 @@ def build(work: Path, seed: int = 0):
     tok_dir = work / "tokenizers"
     tok_dir.mkdir(parents=True, exist_ok=True)
     t5_tok, t5_vocab = t5_tokenizer()
-    clip_tok, clip_vocab = clip_tokenizer()
     (tok_dir / "t5.json").write_text(json.dumps(t5_tok))
-    (tok_dir / "clip.json").write_text(json.dumps(clip_tok))
+    clip_vocab = write_clip_bpe(tok_dir / "clip-bpe")
+    # transformers builds CLIPTokenizer from vocab.json + merges.txt, as for a hub folder.
+    clip_tokenizer = CLIPTokenizer.from_pretrained(tok_dir / "clip-bpe", model_max_length=77)
+    (tok_dir / "clip-transformers.json").write_text(clip_tokenizer.backend_tokenizer.to_str())
 
     transformer = randomize(FluxTransformer2DModel(
         patch_size=1, in_channels=64, num_layers=2, num_single_layers=2, attention_head_dim=HIDDEN // HEADS,
@@ -133,8 +161,7 @@ def build(work: Path, seed: int = 0):
     scheduler = FlowMatchEulerDiscreteScheduler(shift=1.0, use_dynamic_shifting=False)
     pipe = FluxPipeline(
         scheduler=scheduler, vae=vae, text_encoder=clip, text_encoder_2=t5,
-        tokenizer=fast_tokenizer(tok_dir / "clip.json", 77, pad_token="<|endoftext|>",
-                                 bos_token="<|startoftext|>", eos_token="<|endoftext|>", unk_token="<unk>"),
+        tokenizer=clip_tokenizer,
         tokenizer_2=fast_tokenizer(tok_dir / "t5.json", 256, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"),
         transformer=transformer,
     ).to(torch.float32)
@@ -151,8 +178,12 @@ def save_all(pipe, work: Path, tok_dir: Path):
     pipe.transformer.save_pretrained(folder / "transformer", max_shard_size="3MB")
     (folder / "text_encoder_2" / "model.safetensors").unlink()
     pipe.text_encoder_2.save_pretrained(folder / "text_encoder_2", max_shard_size="40KB")
-    for sub, name in [("tokenizer", "clip.json"), ("tokenizer_2", "t5.json")]:
-        (folder / sub / "tokenizer.json").write_text((tok_dir / name).read_text())
+    (folder / "tokenizer_2" / "tokenizer.json").write_text((tok_dir / "t5.json").read_text())
+    # tokenizer/ as on the hub: vocab.json and merges.txt only, so merchgen builds CLIP's BPE
+    # itself for the diffusers-folder runs (the manifests use transformers' tokenizer.json).
+    (folder / "tokenizer" / "tokenizer.json").unlink(missing_ok=True)
+    for name in ("vocab.json", "merges.txt"):
+        shutil.copy(tok_dir / "clip-bpe" / name, folder / "tokenizer" / name)
     bfl_dir = work / "bfl"
     bfl_dir.mkdir(exist_ok=True)
     bfl = transformer_to_bfl(pipe.transformer)

@@ -156,5 +156,8 @@ fn diffusers_folder_configs_set_facts_and_missing_files_are_named() {
     let err = hub::resolve(folder.to_str().unwrap(), &offline(dir.path()), false)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("tokenizer/tokenizer.json"), "{err}");
+    assert!(
+        err.contains("tokenizer/tokenizer.json") && err.contains("vocab.json"),
+        "{err}"
+    );
 }

@@ -103,9 +103,9 @@ fn missing(path: &Path, why: &str) -> ModelError {
     ModelError::Missing {
         file: path.display().to_string(),
         where_: format!(" ({why})"),
-        fetch_hint:
-            "a diffusers FLUX folder as `save_pretrained` writes it, with tokenizer.json files"
-                .to_owned(),
+        fetch_hint: "diffusers' `FluxPipeline.save_pretrained` (with transformers 5, which \
+            writes tokenizer.json files too)"
+            .to_owned(),
     }
 }
 
@@ -226,7 +226,7 @@ pub fn resolve(dir: &Path) -> Result<ResolvedModel, ModelError> {
         ),
         (Role::Clip, weights_in(dir, "text_encoder", "model")?),
         (Role::ClipConfig, "text_encoder/config.json".to_owned()),
-        (Role::ClipTokenizer, "tokenizer/tokenizer.json".to_owned()),
+        (Role::ClipTokenizer, clip_tokenizer(dir)),
         (Role::T5, weights_in(dir, "text_encoder_2", "model")?),
         (Role::T5Config, "text_encoder_2/config.json".to_owned()),
         (Role::T5Tokenizer, "tokenizer_2/tokenizer.json".to_owned()),
@@ -235,10 +235,9 @@ pub fn resolve(dir: &Path) -> Result<ResolvedModel, ModelError> {
     for (role, rel) in &files {
         let path = dir.join(rel);
         if !path.is_file() {
-            return Err(missing(
-                &path,
-                "merchgen reads tokenizer.json files and safetensors or GGUF weights",
-            ));
+            let why = "merchgen reads tokenizer.json (or CLIP's vocab.json with merges.txt) \
+                and safetensors or GGUF weights";
+            return Err(missing(&path, why));
         }
         paths.insert(*role, path);
     }
@@ -276,6 +275,16 @@ pub fn resolve(dir: &Path) -> Result<ResolvedModel, ModelError> {
         paths,
         source: format!("diffusers folder {}", dir.display()),
     })
+}
+
+/// `tokenizer/tokenizer.json`, else CLIP's `vocab.json` (+ `merges.txt`), as hub folders have.
+fn clip_tokenizer(dir: &Path) -> String {
+    let has = |f: &str| dir.join("tokenizer").join(f).is_file();
+    if !has("tokenizer.json") && has("vocab.json") && has("merges.txt") {
+        "tokenizer/vocab.json".to_owned()
+    } else {
+        "tokenizer/tokenizer.json".to_owned()
+    }
 }
 
 /// Block counts and width in `config.json` must match the tensors (diffusers naming only).

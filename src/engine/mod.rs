@@ -3,6 +3,7 @@
 //! `schedule`, `img2img`) and the one thread that owns the device (`thread`).
 //! Nothing here knows about doors, outputs or webhooks.
 
+pub mod clip_bpe;
 pub mod dense;
 pub mod device;
 pub mod diffusers;

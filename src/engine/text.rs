@@ -31,7 +31,11 @@ fn quick_gelu() -> String {
     "quick_gelu".to_owned()
 }
 
+/// A `tokenizer.json`, or CLIP's BPE from a `vocab.json` with `merges.txt` beside it.
 fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
+    if path.file_name().is_some_and(|n| n == "vocab.json") {
+        return super::clip_bpe::from_vocab_merges(path);
+    }
     Tokenizer::from_file(path)
         .map_err(|e| anyhow::anyhow!("cannot read tokenizer {}: {e}", path.display()))
 }
