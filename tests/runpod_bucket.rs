@@ -20,7 +20,10 @@ fn s3_config(endpoint: &str) -> OutputConfig {
         s3_endpoint: Some(endpoint.to_owned()),
         s3_force_path_style: true,
         s3_region: Some("us-east-1".into()),
-        s3_credentials: Some(S3Credentials { access_key_id: "AKRUNPOD".into(), secret_access_key: Redacted::new(SECRET) }),
+        s3_credentials: Some(S3Credentials {
+            access_key_id: "AKRUNPOD".into(),
+            secret_access_key: Redacted::new(SECRET),
+        }),
         ..OutputConfig::default()
     }
 }
@@ -71,22 +74,54 @@ async fn runpod_outputs_go_to_bucket_vars_or_s3_config_and_oversize_inline_fails
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    platform.until(Duration::from_secs(60), "three results", |p| ["env-1", "cfg-1", "inline-1"].iter().all(|j| !p.results(j).is_empty())).await;
+    platform
+        .until(Duration::from_secs(60), "three results", |p| {
+            ["env-1", "cfg-1", "inline-1"]
+                .iter()
+                .all(|j| !p.results(j).is_empty())
+        })
+        .await;
     sigterm(&child);
     assert_eq!(wait_exit(&mut child, Duration::from_secs(20)), 0);
 
-    for (job, bucket, key) in [("env-1", &env_bucket, "env-1/images/0.png"), ("cfg-1", &job_bucket, "runs/x/cfg-1/images/0.png")] {
+    for (job, bucket, key) in [
+        ("env-1", &env_bucket, "env-1/images/0.png"),
+        ("cfg-1", &job_bucket, "runs/x/cfg-1/images/0.png"),
+    ] {
         let body = platform.results(job)[0].json();
         let image = &body["output"]["images"][0];
         assert_eq!(image["key"], key, "{body}");
         assert!(image.get("base64").is_none(), "not inline");
-        assert!(image["url"].as_str().is_some_and(|u| u.starts_with("http")), "a presigned URL: {image}");
-        let stored = client.get_object().bucket(bucket).key(key).send().await.unwrap().body.collect().await.unwrap().into_bytes();
+        assert!(
+            image["url"].as_str().is_some_and(|u| u.starts_with("http")),
+            "a presigned URL: {image}"
+        );
+        let stored = client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes();
         assert_eq!(stored.len() as u64, image["bytes"].as_u64().unwrap());
     }
     let error = platform.results("inline-1")[0].error().unwrap();
-    assert_eq!((error["code"].as_str(), error["retryable"].as_bool()), (Some("upload_failed"), Some(false)));
-    assert!(error["message"].as_str().unwrap().contains("limit"), "{error}");
+    assert_eq!(
+        (error["code"].as_str(), error["retryable"].as_bool()),
+        (Some("upload_failed"), Some(false))
+    );
+    assert!(
+        error["message"].as_str().unwrap().contains("limit"),
+        "{error}"
+    );
     let logs = std::fs::read_to_string(&log).unwrap();
-    assert!(!logs.contains(SECRET), "the bucket secret never reaches the logs");
+    assert!(
+        !logs.contains(SECRET),
+        "the bucket secret never reaches the logs"
+    );
 }

@@ -61,10 +61,17 @@ async fn runpod_worker_speaks_the_protocol_and_survives_platform_faults() {
         Reply::Status(204),
         Reply::Status(400),
         job("job-1", job1),
-        Reply::Json(json!([{"id": "job-2", "input": {"prompt": "x", "width": 100}}, {"id": "job-3"}])),
+        Reply::Json(
+            json!([{"id": "job-2", "input": {"prompt": "x", "width": 100}}, {"id": "job-3"}]),
+        ),
     ]);
     // job-1's result: a 500, no answer in time, a 429, then garbage with 200 (accepted).
-    platform.script_done([Reply::Status(500), Reply::Hang(Duration::from_millis(1_600)), Reply::Status(429), Reply::Garbage]);
+    platform.script_done([
+        Reply::Status(500),
+        Reply::Hang(Duration::from_millis(1_600)),
+        Reply::Status(429),
+        Reply::Garbage,
+    ]);
     let log = dir.path().join("worker.log");
     let env = [
         ("MERCHGEN_RUNPOD_TAKE_TIMEOUT_SECS", "1"),
@@ -76,9 +83,25 @@ async fn runpod_worker_speaks_the_protocol_and_survives_platform_faults() {
     let mut child = spawn(&model, &platform, &env, &log);
     let logs = || std::fs::read_to_string(&log).unwrap_or_default();
 
-    platform.until(WAIT, "job-1 result accepted", |p| p.results("job-1").len() >= 4).await;
-    platform.until(WAIT, "job-2 and job-3 results", |p| !p.results("job-2").is_empty() && !p.results("job-3").is_empty()).await;
-    platform.until(WAIT, "an idle ping after the jobs", |p| p.calls_to("ping").iter().rev().take(1).any(|c| !c.query.contains("job_id"))).await;
+    platform
+        .until(WAIT, "job-1 result accepted", |p| {
+            p.results("job-1").len() >= 4
+        })
+        .await;
+    platform
+        .until(WAIT, "job-2 and job-3 results", |p| {
+            !p.results("job-2").is_empty() && !p.results("job-3").is_empty()
+        })
+        .await;
+    platform
+        .until(WAIT, "an idle ping after the jobs", |p| {
+            p.calls_to("ping")
+                .iter()
+                .rev()
+                .take(1)
+                .any(|c| !c.query.contains("job_id"))
+        })
+        .await;
     sigterm(&child);
     let code = wait_exit(&mut child, Duration::from_secs(20));
     assert_eq!(code, 0, "clean exit on SIGTERM\n{}", logs());
@@ -86,25 +109,66 @@ async fn runpod_worker_speaks_the_protocol_and_survives_platform_faults() {
     // job-take: URL, query, headers; pauses after failures instead of spinning.
     let takes = platform.calls_to("job-take");
     for t in &takes {
-        assert_eq!((t.method.as_str(), t.path.as_str()), ("GET", "/v2/ep/job-take/pod-7"));
-        assert_eq!(query(t), [("gpu".into(), "TEST GPU".into()), ("job_in_progress".into(), "0".into())]);
-        assert_eq!(t.header("authorization"), Some("rp-key-123"), "raw key, as the SDK sends it");
+        assert_eq!(
+            (t.method.as_str(), t.path.as_str()),
+            ("GET", "/v2/ep/job-take/pod-7")
+        );
+        assert_eq!(
+            query(t),
+            [
+                ("gpu".into(), "TEST GPU".into()),
+                ("job_in_progress".into(), "0".into())
+            ]
+        );
+        assert_eq!(
+            t.header("authorization"),
+            Some("rp-key-123"),
+            "raw key, as the SDK sends it"
+        );
         assert_eq!(t.header("content-type"), Some("application/json"));
     }
     assert!(takes.len() >= 8, "{:#?}", platform.summary());
     let gap = |i: usize| takes[i + 1].at.duration_since(takes[i].at);
-    assert!(gap(0) >= Duration::from_millis(120), "backs off after a 500: {:?}", gap(0));
-    assert!(gap(1) >= Duration::from_millis(550), "backs off 429 by the throttle pause: {:?}", gap(1));
-    assert!(gap(2) >= Duration::from_millis(120), "backs off after garbage: {:?}", gap(2));
-    assert!(gap(3) >= Duration::from_millis(900), "a hung take times out, not sooner: {:?}", gap(3));
+    assert!(
+        gap(0) >= Duration::from_millis(120),
+        "backs off after a 500: {:?}",
+        gap(0)
+    );
+    assert!(
+        gap(1) >= Duration::from_millis(550),
+        "backs off 429 by the throttle pause: {:?}",
+        gap(1)
+    );
+    assert!(
+        gap(2) >= Duration::from_millis(120),
+        "backs off after garbage: {:?}",
+        gap(2)
+    );
+    assert!(
+        gap(3) >= Duration::from_millis(900),
+        "a hung take times out, not sooner: {:?}",
+        gap(3)
+    );
 
     // job-done of job-1: retried with the same body until accepted.
     let results = platform.results("job-1");
     assert_eq!(results.len(), 4, "{:#?}", platform.summary());
     for r in &results {
-        assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/v2/ep/job-done/pod-7/job-1"));
-        assert_eq!(query(r), [("gpu".into(), "TEST GPU".into()), ("isStream".into(), "false".into())]);
-        assert_eq!(r.header("content-type"), Some("application/x-www-form-urlencoded"));
+        assert_eq!(
+            (r.method.as_str(), r.path.as_str()),
+            ("POST", "/v2/ep/job-done/pod-7/job-1")
+        );
+        assert_eq!(
+            query(r),
+            [
+                ("gpu".into(), "TEST GPU".into()),
+                ("isStream".into(), "false".into())
+            ]
+        );
+        assert_eq!(
+            r.header("content-type"),
+            Some("application/x-www-form-urlencoded")
+        );
         assert_eq!(r.header("charset"), Some("utf-8"));
         assert_eq!(r.header("x-request-id"), Some("job-1"));
         assert_eq!(r.header("authorization"), Some("rp-key-123"));
@@ -112,10 +176,19 @@ async fn runpod_worker_speaks_the_protocol_and_survives_platform_faults() {
     }
     let output = &results[0].json()["output"];
     assert_eq!(output["status"], "succeeded", "{output}");
-    assert_eq!(output["id"], "job-1", "the RunPod job id is the delivery id");
+    assert_eq!(
+        output["id"], "job-1",
+        "the RunPod job id is the delivery id"
+    );
     let image = &output["images"][0];
-    assert_eq!((image["width"].as_u64(), image["seed"].as_u64()), (Some(64), Some(3)));
-    assert!(image["base64"].as_str().is_some_and(|b| b.len() > 100), "inline by default on RunPod");
+    assert_eq!(
+        (image["width"].as_u64(), image["seed"].as_u64()),
+        (Some(64), Some(3))
+    );
+    assert!(
+        image["base64"].as_str().is_some_and(|b| b.len() > 100),
+        "inline by default on RunPod"
+    );
     assert!(results[0].json().get("error").is_none() && results[0].json().get("stopPod").is_none());
 
     // Progress: per step, before the result, same URL with isStream=false.
@@ -124,7 +197,9 @@ async fn runpod_worker_speaks_the_protocol_and_survives_platform_faults() {
     for p in &progress {
         let body = p.json();
         assert_eq!(body["output"]["total"], 2);
-        assert!(body["output"]["step"].as_u64().is_some_and(|s| (1..=2).contains(&s)));
+        assert!(body["output"]["step"]
+            .as_u64()
+            .is_some_and(|s| (1..=2).contains(&s)));
         assert_eq!(query(p)[1], ("isStream".into(), "false".into()));
         assert!(p.at <= results[0].at, "progress never follows the result");
     }
@@ -134,17 +209,34 @@ async fn runpod_worker_speaks_the_protocol_and_survives_platform_faults() {
     assert_eq!(job2.error().unwrap()["code"], "invalid_input");
     assert_eq!(job2.error().unwrap()["field"], "width");
     assert!(job2.json().get("output").is_none());
-    assert_eq!(platform.results("job-3")[0].error().unwrap()["code"], "invalid_input");
-    assert!(platform.progress("job-2").is_empty(), "no progress unless the job asks");
+    assert_eq!(
+        platform.results("job-3")[0].error().unwrap()["code"],
+        "invalid_input"
+    );
+    assert!(
+        platform.progress("job-2").is_empty(),
+        "no progress unless the job asks"
+    );
 
     // Heartbeat: raw key, version, the ids in flight; job-stop: the take URL, nothing added.
     let pings = platform.calls_to("ping");
-    assert!(pings.iter().all(|p| p.path == "/v2/ep/ping/pod-7" && p.header("authorization") == Some("rp-key-123")));
-    assert!(pings.iter().all(|p| query(p).contains(&("runpod_version".into(), "1.12.0".into()))));
-    assert!(pings.iter().any(|p| query(p).contains(&("job_id".into(), "job-1".into()))), "job-1 reported while in flight");
+    assert!(pings
+        .iter()
+        .all(|p| p.path == "/v2/ep/ping/pod-7" && p.header("authorization") == Some("rp-key-123")));
+    assert!(pings
+        .iter()
+        .all(|p| query(p).contains(&("runpod_version".into(), "1.12.0".into()))));
+    assert!(
+        pings
+            .iter()
+            .any(|p| query(p).contains(&("job_id".into(), "job-1".into()))),
+        "job-1 reported while in flight"
+    );
     let stops = platform.calls_to("job-stop");
     assert!(!stops.is_empty());
-    assert!(stops.iter().all(|s| s.path == "/v2/ep/job-stop/pod-7" && s.query == "gpu=TEST+GPU" && s.header("authorization") == Some("rp-key-123")));
+    assert!(stops.iter().all(|s| s.path == "/v2/ep/job-stop/pod-7"
+        && s.query == "gpu=TEST+GPU"
+        && s.header("authorization") == Some("rp-key-123")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,34 +244,73 @@ async fn runpod_job_stop_ends_the_job_within_one_step_and_sigterm_settles_the_jo
     let dir = tempfile::tempdir().unwrap();
     let model = tiny_model(dir.path(), 22);
     let platform = Platform::start().await;
-    let long = json!({"prompt": "slow", "width": 256, "height": 256, "num_inference_steps": 50, "num_images": 4, "seed": 1});
-    platform.script_take([job("stop-me", long.clone()), job("after", json!({"prompt": "x", "width": 64, "height": 64, "num_inference_steps": 1}))]);
+    let long =
+        json!({"prompt": "slow", "width": 64, "height": 64, "num_inference_steps": 50, "seed": 1});
+    platform.script_take([
+        job("stop-me", long.clone()),
+        job(
+            "after",
+            json!({"prompt": "x", "width": 64, "height": 64, "num_inference_steps": 1}),
+        ),
+    ]);
     platform.stop_on_first_progress("stop-me");
     let log = dir.path().join("worker.log");
-    let env = [("MERCHGEN_RUNPOD_PROGRESS", "steps"), ("MERCHGEN_SHUTDOWN_GRACE_SECS", "0"), ("MERCHGEN_MAX_SIDE", "256")];
+    let env = [
+        ("MERCHGEN_RUNPOD_PROGRESS", "steps"),
+        ("MERCHGEN_SHUTDOWN_GRACE_SECS", "0"),
+    ];
     let mut child = spawn(&model, &platform, &env, &log);
     let logs = || std::fs::read_to_string(&log).unwrap_or_default();
 
-    platform.until(WAIT, "the job after the stopped one settles", |p| !p.results("after").is_empty()).await;
+    platform
+        .until(WAIT, "the job after the stopped one settles", |p| {
+            !p.results("after").is_empty()
+        })
+        .await;
     let progress = platform.progress("stop-me");
     let first = progress[0].json()["output"]["step"].as_u64().unwrap();
     let total = progress[0].json()["output"]["total"].as_u64().unwrap();
-    let last = progress.iter().map(|p| p.json()["output"]["step"].as_u64().unwrap()).max().unwrap();
-    assert!(last <= first + 2, "at most the step in flight after the stop: first {first}, last {last}, total {total}\n{}", logs());
+    let last = progress
+        .iter()
+        .map(|p| p.json()["output"]["step"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    assert!(
+        last <= first + 2,
+        "at most the step in flight after the stop: first {first}, last {last}, total {total}\n{}",
+        logs()
+    );
     assert!(last < total, "stopped before the end ({last} of {total})");
-    assert!(platform.results("stop-me").is_empty(), "a stopped job posts no result");
-    assert_eq!(platform.results("after")[0].json()["output"]["status"], "succeeded");
+    assert!(
+        platform.results("stop-me").is_empty(),
+        "a stopped job posts no result"
+    );
+    assert_eq!(
+        platform.results("after")[0].json()["output"]["status"],
+        "succeeded"
+    );
 
     // SIGTERM with a job in flight and no grace: it is cancelled between steps and reported.
     platform.script_take([job("in-flight", long)]);
-    platform.until(WAIT, "in-flight runs", |p| !p.progress("in-flight").is_empty()).await;
+    platform
+        .until(WAIT, "in-flight runs", |p| {
+            !p.progress("in-flight").is_empty()
+        })
+        .await;
     sigterm(&child);
     let code = wait_exit(&mut child, Duration::from_secs(30));
     assert_eq!(code, 0, "{}", logs());
     let settled = platform.results("in-flight");
     assert_eq!(settled.len(), 1, "{:#?}", platform.summary());
     let error = settled[0].error().unwrap();
-    assert_eq!((error["code"].as_str(), error["retryable"].as_bool()), (Some("cancelled"), Some(true)));
-    let takes_after = platform.calls_to("job-take").into_iter().filter(|t| t.at > settled[0].at).count();
+    assert_eq!(
+        (error["code"].as_str(), error["retryable"].as_bool()),
+        (Some("cancelled"), Some(true))
+    );
+    let takes_after = platform
+        .calls_to("job-take")
+        .into_iter()
+        .filter(|t| t.at > settled[0].at)
+        .count();
     assert_eq!(takes_after, 0, "no job is taken after SIGTERM");
 }

@@ -16,7 +16,7 @@ runpod.api_key = os.environ["MERCHGEN_TEST_API_KEY"]
 runpod.endpoint_url_base = os.environ["MERCHGEN_TEST_BASE"]
 
 JOB = {"prompt": "a corgi astronaut", "width": 64, "height": 64, "num_inference_steps": 1, "seed": 7}
-SLOW = {"prompt": "slow", "width": 256, "height": 256, "num_inference_steps": 50, "num_images": 4}
+SLOW = {"prompt": "slow", "width": 64, "height": 64, "num_inference_steps": 50}
 
 
 def wait_status(job, wanted, limit=60):

@@ -77,12 +77,18 @@ impl Platform {
     pub async fn start() -> Platform {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let platform = Platform { addr, state: Arc::default(), stop_wake: Arc::new(Notify::new()) };
+        let platform = Platform {
+            addr,
+            state: Arc::default(),
+            stop_wake: Arc::new(Notify::new()),
+        };
         let p = platform.clone();
-        let app = Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-            let p = p.clone();
-            async move { p.handle(method, uri, headers, body).await }
-        });
+        let app = Router::new().fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let p = p.clone();
+                async move { p.handle(method, uri, headers, body).await }
+            },
+        );
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         platform
     }
@@ -95,9 +101,18 @@ impl Platform {
     pub fn worker_env(&self) -> Vec<(String, String)> {
         let b = self.base();
         vec![
-            ("RUNPOD_WEBHOOK_GET_JOB".into(), format!("{b}/v2/ep/job-take/$RUNPOD_POD_ID?gpu=TEST+GPU")),
-            ("RUNPOD_WEBHOOK_POST_OUTPUT".into(), format!("{b}/v2/ep/job-done/$RUNPOD_POD_ID/$ID?gpu=TEST+GPU")),
-            ("RUNPOD_WEBHOOK_PING".into(), format!("{b}/v2/ep/ping/$RUNPOD_POD_ID?gpu=TEST+GPU")),
+            (
+                "RUNPOD_WEBHOOK_GET_JOB".into(),
+                format!("{b}/v2/ep/job-take/$RUNPOD_POD_ID?gpu=TEST+GPU"),
+            ),
+            (
+                "RUNPOD_WEBHOOK_POST_OUTPUT".into(),
+                format!("{b}/v2/ep/job-done/$RUNPOD_POD_ID/$ID?gpu=TEST+GPU"),
+            ),
+            (
+                "RUNPOD_WEBHOOK_PING".into(),
+                format!("{b}/v2/ep/ping/$RUNPOD_POD_ID?gpu=TEST+GPU"),
+            ),
             ("RUNPOD_AI_API_KEY".into(), "rp-key-123".into()),
             ("RUNPOD_POD_ID".into(), "pod-7".into()),
             ("RUNPOD_PING_INTERVAL".into(), "100".into()),
@@ -114,7 +129,11 @@ impl Platform {
 
     /// Ask (through job-stop) to stop `id` once its first progress post arrives.
     pub fn stop_on_first_progress(&self, id: &str) {
-        self.state.lock().unwrap().stop_on_progress.push(id.to_owned());
+        self.state
+            .lock()
+            .unwrap()
+            .stop_on_progress
+            .push(id.to_owned());
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -122,36 +141,72 @@ impl Platform {
     }
 
     pub fn calls_to(&self, kind: &str) -> Vec<Call> {
-        self.calls().into_iter().filter(|c| c.path.contains(&format!("/{kind}/"))).collect()
+        self.calls()
+            .into_iter()
+            .filter(|c| c.path.contains(&format!("/{kind}/")))
+            .collect()
     }
 
     /// Result posts (not progress) for one job.
     pub fn results(&self, job: &str) -> Vec<Call> {
-        self.calls_to("job-done").into_iter().filter(|c| c.path.ends_with(&format!("/{job}")) && !c.is_progress()).collect()
+        self.calls_to("job-done")
+            .into_iter()
+            .filter(|c| c.path.ends_with(&format!("/{job}")) && !c.is_progress())
+            .collect()
     }
 
     pub fn progress(&self, job: &str) -> Vec<Call> {
-        self.calls_to("job-done").into_iter().filter(|c| c.path.ends_with(&format!("/{job}")) && c.is_progress()).collect()
+        self.calls_to("job-done")
+            .into_iter()
+            .filter(|c| c.path.ends_with(&format!("/{job}")) && c.is_progress())
+            .collect()
     }
 
     /// Wait until `f` holds, at most `limit`.
     pub async fn until(&self, limit: Duration, what: &str, f: impl Fn(&Platform) -> bool) {
         let end = Instant::now() + limit;
         while !f(self) {
-            assert!(Instant::now() < end, "timed out waiting for: {what}\ncalls: {:#?}", self.summary());
+            assert!(
+                Instant::now() < end,
+                "timed out waiting for: {what}\ncalls: {:#?}",
+                self.summary()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
     /// One line per call, for failure messages.
     pub fn summary(&self) -> Vec<String> {
-        self.calls().iter().map(|c| format!("{} {}?{} {}", c.method, c.path, c.query, String::from_utf8_lossy(&c.body).chars().take(160).collect::<String>())).collect()
+        self.calls()
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {}?{} {}",
+                    c.method,
+                    c.path,
+                    c.query,
+                    String::from_utf8_lossy(&c.body)
+                        .chars()
+                        .take(160)
+                        .collect::<String>()
+                )
+            })
+            .collect()
     }
 
     async fn handle(&self, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-        let call = Call { method: method.to_string(), path: uri.path().to_owned(), query: uri.query().unwrap_or_default().to_owned(), headers, body: body.to_vec(), at: Instant::now() };
+        let call = Call {
+            method: method.to_string(),
+            path: uri.path().to_owned(),
+            query: uri.query().unwrap_or_default().to_owned(),
+            headers,
+            body: body.to_vec(),
+            at: Instant::now(),
+        };
         let path = call.path.clone();
-        let progress_of = call.is_progress().then(|| path.rsplit('/').next().unwrap_or_default().to_owned());
+        let progress_of = call
+            .is_progress()
+            .then(|| path.rsplit('/').next().unwrap_or_default().to_owned());
         self.state.lock().unwrap().calls.push(call);
         if path.contains("/job-take") {
             let next = self.state.lock().unwrap().take.pop_front();
@@ -200,7 +255,9 @@ impl Platform {
 async fn answer(reply: Reply) -> Response {
     match reply {
         Reply::Status(s) => StatusCode::from_u16(s).unwrap().into_response(),
-        Reply::Garbage => ([("content-type", "application/json")], "{\"id\": \"half").into_response(),
+        Reply::Garbage => {
+            ([("content-type", "application/json")], "{\"id\": \"half").into_response()
+        }
         Reply::Hang(d) => {
             tokio::time::sleep(d).await;
             StatusCode::NO_CONTENT.into_response()
@@ -211,12 +268,18 @@ async fn answer(reply: Reply) -> Response {
 
 /// The query string as pairs (decoded).
 pub fn query(call: &Call) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(call.query.as_bytes()).into_owned().collect()
+    url::form_urlencoded::parse(call.query.as_bytes())
+        .into_owned()
+        .collect()
 }
 
 /// Send SIGTERM to a child (no unsafe code: the `kill` command).
 pub fn sigterm(child: &std::process::Child) {
-    let status = std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
     assert!(status.success());
 }
 

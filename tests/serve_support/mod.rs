@@ -43,8 +43,17 @@ impl Server {
         .await
         .unwrap()
         .unwrap();
-        let base = line.trim().rsplit(' ').next().unwrap_or_default().to_owned();
-        assert!(base.starts_with("http://127.0.0.1:"), "first line: {line:?}\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+        let base = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            base.starts_with("http://127.0.0.1:"),
+            "first line: {line:?}\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
         let server = Server { child, base, log };
         let end = Instant::now() + Duration::from_secs(60);
         loop {
@@ -63,33 +72,65 @@ impl Server {
     }
 
     pub async fn get(&self, path: &str, auth: Option<&str>) -> (u16, Value) {
-        request(reqwest::Method::GET, &format!("{}{path}", self.base), auth, None).await
+        request(
+            reqwest::Method::GET,
+            &format!("{}{path}", self.base),
+            auth,
+            None,
+        )
+        .await
     }
 
     pub async fn post(&self, path: &str, auth: Option<&str>, body: Option<&Value>) -> (u16, Value) {
-        request(reqwest::Method::POST, &format!("{}{path}", self.base), auth, body).await
+        request(
+            reqwest::Method::POST,
+            &format!("{}{path}", self.base),
+            auth,
+            body,
+        )
+        .await
     }
 
     pub async fn text(&self, path: &str) -> String {
-        reqwest::get(format!("{}{path}", self.base)).await.unwrap().text().await.unwrap()
+        reqwest::get(format!("{}{path}", self.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 
     /// Poll `status/{id}` until `done(status)` or `limit`.
-    pub async fn until_status(&self, id: &str, auth: &str, limit: Duration, done: impl Fn(&str) -> bool) -> Value {
+    pub async fn until_status(
+        &self,
+        id: &str,
+        auth: &str,
+        limit: Duration,
+        done: impl Fn(&str) -> bool,
+    ) -> Value {
         let end = Instant::now() + limit;
         loop {
             let (code, body) = self.get(&format!("/v2/ep/status/{id}"), Some(auth)).await;
             if code == 200 && done(body["status"].as_str().unwrap_or_default()) {
                 return body;
             }
-            assert!(Instant::now() < end, "job {id} never reached the state; last {code} {body}\n{}", self.logs());
+            assert!(
+                Instant::now() < end,
+                "job {id} never reached the state; last {code} {body}\n{}",
+                self.logs()
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
 
     /// SIGTERM and wait for the exit status.
     pub fn stop(mut self) -> i32 {
-        let ok = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap().success();
+        let ok = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap()
+            .success();
         assert!(ok);
         let end = Instant::now() + Duration::from_secs(30);
         loop {
@@ -105,17 +146,29 @@ impl Server {
     }
 }
 
-pub async fn request(method: reqwest::Method, url: &str, auth: Option<&str>, body: Option<&Value>) -> (u16, Value) {
+pub async fn request(
+    method: reqwest::Method,
+    url: &str,
+    auth: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value) {
     let client = reqwest::Client::new();
-    let mut req = client.request(method, url).timeout(Duration::from_secs(120));
+    let mut req = client
+        .request(method, url)
+        .timeout(Duration::from_secs(120));
     if let Some(auth) = auth {
         req = req.header("authorization", auth);
     }
     if let Some(body) = body {
-        req = req.header("content-type", "application/json").body(serde_json::to_vec(body).unwrap());
+        req = req
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(body).unwrap());
     }
     let resp = req.send().await.unwrap();
     let status = resp.status().as_u16();
     let bytes = resp.bytes().await.unwrap();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }

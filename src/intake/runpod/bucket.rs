@@ -52,28 +52,55 @@ impl Bucket {
         if present.iter().all(|p| !p) {
             return Ok(None);
         }
-        let (Some(endpoint), Some(id), Some(secret)) = (&vars.endpoint_url, &vars.access_key_id, &vars.secret_access_key) else {
+        let (Some(endpoint), Some(id), Some(secret)) = (
+            &vars.endpoint_url,
+            &vars.access_key_id,
+            &vars.secret_access_key,
+        ) else {
             return Err(BucketError("RunPod's bucket needs all of BUCKET_ENDPOINT_URL, BUCKET_ACCESS_KEY_ID and BUCKET_SECRET_ACCESS_KEY; some are missing".into()));
         };
         if present.iter().any(|p| !p) {
             return Err(BucketError("BUCKET_ENDPOINT_URL, BUCKET_ACCESS_KEY_ID and BUCKET_SECRET_ACCESS_KEY must all be non-empty".into()));
         }
-        let credentials = S3Credentials { access_key_id: id.clone(), secret_access_key: secret.clone() };
+        let credentials = S3Credentials {
+            access_key_id: id.clone(),
+            secret_access_key: secret.clone(),
+        };
         let explicit = vars.bucket.as_deref().filter(|b| !b.is_empty());
         locate(endpoint, explicit, credentials)
             .map(Some)
-            .map_err(|why| BucketError(format!("BUCKET_ENDPOINT_URL {why}; or set MERCHGEN_RUNPOD_BUCKET")))
+            .map_err(|why| {
+                BucketError(format!(
+                    "BUCKET_ENDPOINT_URL {why}; or set MERCHGEN_RUNPOD_BUCKET"
+                ))
+            })
     }
 
     /// From a request's `s3Config` object; errors name the field.
     pub fn from_s3_config(v: &Value) -> Result<Bucket, JobError> {
         let text = |key: &str| v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty());
-        let need = |key: &str| text(key).ok_or_else(|| JobError::invalid(format!("s3Config.{key}"), "is required (a non-empty string)"));
+        let need = |key: &str| {
+            text(key).ok_or_else(|| {
+                JobError::invalid(
+                    format!("s3Config.{key}"),
+                    "is required (a non-empty string)",
+                )
+            })
+        };
         if !v.is_object() {
             return Err(JobError::invalid("s3Config", "must be an object"));
         }
-        let credentials = S3Credentials { access_key_id: need("accessId")?.to_owned(), secret_access_key: Redacted::new(need("accessSecret")?) };
-        let mut bucket = locate(need("endpointUrl")?, text("bucketName"), credentials).map_err(|why| JobError::invalid("s3Config.endpointUrl", format!("{why}; or send s3Config.bucketName")))?;
+        let credentials = S3Credentials {
+            access_key_id: need("accessId")?.to_owned(),
+            secret_access_key: Redacted::new(need("accessSecret")?),
+        };
+        let mut bucket =
+            locate(need("endpointUrl")?, text("bucketName"), credentials).map_err(|why| {
+                JobError::invalid(
+                    "s3Config.endpointUrl",
+                    format!("{why}; or send s3Config.bucketName"),
+                )
+            })?;
         if let Some(path) = text("objectPath") {
             bucket.prefix = join(&bucket.prefix, path);
         }
@@ -99,12 +126,19 @@ impl Bucket {
             s3_credentials: Some(self.credentials.clone()),
             ..base.clone()
         };
-        OutputOverride { destination: self.destination(), config }
+        OutputOverride {
+            destination: self.destination(),
+            config,
+        }
     }
 }
 
 /// Find the bucket in an endpoint URL (or take the explicit one) and the endpoint without it.
-fn locate(endpoint_url: &str, explicit: Option<&str>, credentials: S3Credentials) -> Result<Bucket, String> {
+fn locate(
+    endpoint_url: &str,
+    explicit: Option<&str>,
+    credentials: S3Credentials,
+) -> Result<Bucket, String> {
     let url = url::Url::parse(endpoint_url).map_err(|_| "is not a valid URL".to_owned())?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err("must be an http(s) URL".into());
@@ -114,7 +148,10 @@ fn locate(endpoint_url: &str, explicit: Option<&str>, credentials: S3Credentials
         Some(port) => format!("{}://{host}:{port}", url.scheme()),
         None => format!("{}://{host}", url.scheme()),
     };
-    let segments: Vec<&str> = url.path_segments().map(|s| s.filter(|p| !p.is_empty()).collect()).unwrap_or_default();
+    let segments: Vec<&str> = url
+        .path_segments()
+        .map(|s| s.filter(|p| !p.is_empty()).collect())
+        .unwrap_or_default();
     let aws = host.ends_with(".amazonaws.com");
     let region = region_of(&host);
     let make = |endpoint: String, bucket: &str, prefix: String, path_style: bool| Bucket {
@@ -139,7 +176,10 @@ fn locate(endpoint_url: &str, explicit: Option<&str>, credentials: S3Credentials
     if let Some((name, rest)) = virtual_hosted(&host) {
         return Ok(make(origin(rest), name, String::new(), false));
     }
-    Err("names no bucket: use https://BUCKET.s3.REGION.amazonaws.com or http://HOST:PORT/BUCKET".into())
+    Err(
+        "names no bucket: use https://BUCKET.s3.REGION.amazonaws.com or http://HOST:PORT/BUCKET"
+            .into(),
+    )
 }
 
 /// `bucket.s3[...].example.com` or `bucket.REGION.digitaloceanspaces.com` -> (bucket, rest).
@@ -166,7 +206,8 @@ fn region_of(host: &str) -> Option<String> {
             return Some(region.to_owned());
         }
         let next = labels.get(i + 1)?;
-        (*label == "s3" && *next != "amazonaws" && !next.starts_with("dualstack")).then(|| (*next).to_owned())
+        (*label == "s3" && *next != "amazonaws" && !next.starts_with("dualstack"))
+            .then(|| (*next).to_owned())
     })
 }
 
@@ -185,7 +226,10 @@ mod tests {
     use serde_json::json;
 
     fn creds() -> S3Credentials {
-        S3Credentials { access_key_id: "AK".into(), secret_access_key: Redacted::new("SK") }
+        S3Credentials {
+            access_key_id: "AK".into(),
+            secret_access_key: Redacted::new("SK"),
+        }
     }
 
     fn vars(endpoint: &str, bucket: Option<&str>) -> BucketVars {
@@ -199,47 +243,94 @@ mod tests {
 
     #[test]
     fn virtual_hosted_aws_endpoint_names_bucket_and_region() {
-        let b = Bucket::from_vars(&vars("https://my-bucket.s3.eu-west-1.amazonaws.com", None)).unwrap().unwrap();
-        assert_eq!((b.endpoint.as_str(), b.bucket.as_str(), b.path_style), ("https://s3.eu-west-1.amazonaws.com", "my-bucket", false));
+        let b = Bucket::from_vars(&vars("https://my-bucket.s3.eu-west-1.amazonaws.com", None))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (b.endpoint.as_str(), b.bucket.as_str(), b.path_style),
+            ("https://s3.eu-west-1.amazonaws.com", "my-bucket", false)
+        );
         assert_eq!(b.region.as_deref(), Some("eu-west-1"));
         assert_eq!(b.destination(), "s3://my-bucket");
     }
 
     #[test]
     fn path_style_endpoint_names_bucket_and_prefix() {
-        let b = Bucket::from_vars(&vars("http://127.0.0.1:9000/outs/runpod/", None)).unwrap().unwrap();
-        assert_eq!((b.endpoint.as_str(), b.bucket.as_str(), b.prefix.as_str(), b.path_style), ("http://127.0.0.1:9000", "outs", "runpod", true));
+        let b = Bucket::from_vars(&vars("http://127.0.0.1:9000/outs/runpod/", None))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                b.endpoint.as_str(),
+                b.bucket.as_str(),
+                b.prefix.as_str(),
+                b.path_style
+            ),
+            ("http://127.0.0.1:9000", "outs", "runpod", true)
+        );
         assert_eq!(b.destination(), "s3://outs/runpod");
         assert_eq!(b.region, None);
     }
 
     #[test]
     fn spaces_and_explicit_bucket() {
-        let b = Bucket::from_vars(&vars("https://art.nyc3.digitaloceanspaces.com", None)).unwrap().unwrap();
-        assert_eq!((b.endpoint.as_str(), b.bucket.as_str(), b.region.as_deref()), ("https://nyc3.digitaloceanspaces.com", "art", Some("nyc3")));
-        let b = Bucket::from_vars(&vars("https://acct.r2.cloudflarestorage.com", Some("media/x"))).unwrap().unwrap();
-        assert_eq!((b.endpoint.as_str(), b.bucket.as_str(), b.prefix.as_str(), b.path_style), ("https://acct.r2.cloudflarestorage.com", "media", "x", true));
+        let b = Bucket::from_vars(&vars("https://art.nyc3.digitaloceanspaces.com", None))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (b.endpoint.as_str(), b.bucket.as_str(), b.region.as_deref()),
+            ("https://nyc3.digitaloceanspaces.com", "art", Some("nyc3"))
+        );
+        let b = Bucket::from_vars(&vars(
+            "https://acct.r2.cloudflarestorage.com",
+            Some("media/x"),
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (
+                b.endpoint.as_str(),
+                b.bucket.as_str(),
+                b.prefix.as_str(),
+                b.path_style
+            ),
+            ("https://acct.r2.cloudflarestorage.com", "media", "x", true)
+        );
     }
 
     #[test]
     fn missing_or_partial_settings() {
         assert_eq!(Bucket::from_vars(&BucketVars::default()), Ok(None));
-        let partial = BucketVars { endpoint_url: Some("http://h/b".into()), ..BucketVars::default() };
-        assert!(Bucket::from_vars(&partial).unwrap_err().0.contains("BUCKET_ACCESS_KEY_ID"));
-        let err = Bucket::from_vars(&vars("https://acct.r2.cloudflarestorage.com", None)).unwrap_err();
-        assert!(err.0.contains("names no bucket") && !err.0.contains("SK"), "{err}");
+        let partial = BucketVars {
+            endpoint_url: Some("http://h/b".into()),
+            ..BucketVars::default()
+        };
+        assert!(Bucket::from_vars(&partial)
+            .unwrap_err()
+            .0
+            .contains("BUCKET_ACCESS_KEY_ID"));
+        let err =
+            Bucket::from_vars(&vars("https://acct.r2.cloudflarestorage.com", None)).unwrap_err();
+        assert!(
+            err.0.contains("names no bucket") && !err.0.contains("SK"),
+            "{err}"
+        );
     }
 
     #[test]
     fn s3_config_with_object_path() {
         let cfg = json!({"accessId": "AK", "accessSecret": "SK", "bucketName": "b1", "endpointUrl": "http://127.0.0.1:9/", "objectPath": "/a/b/"});
         let b = Bucket::from_s3_config(&cfg).unwrap();
-        assert_eq!((b.bucket.as_str(), b.prefix.as_str(), b.path_style), ("b1", "a/b", true));
+        assert_eq!(
+            (b.bucket.as_str(), b.prefix.as_str(), b.path_style),
+            ("b1", "a/b", true)
+        );
         assert_eq!(b.credentials, creds());
         let o = b.output_override(&OutputConfig::default());
         assert_eq!(o.destination, "s3://b1/a/b");
         assert_eq!(o.config.s3_endpoint.as_deref(), Some("http://127.0.0.1:9"));
-        let err = Bucket::from_s3_config(&json!({"accessId": "AK", "endpointUrl": "http://h/b"})).unwrap_err();
+        let err = Bucket::from_s3_config(&json!({"accessId": "AK", "endpointUrl": "http://h/b"}))
+            .unwrap_err();
         assert_eq!(err.field.as_deref(), Some("s3Config.accessSecret"));
     }
 }

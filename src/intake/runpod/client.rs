@@ -12,7 +12,11 @@ use std::time::Duration;
 #[derive(Debug)]
 pub enum Answer {
     /// A 2xx status, with the content type and body.
-    Ok { status: u16, json: bool, body: Vec<u8> },
+    Ok {
+        status: u16,
+        json: bool,
+        body: Vec<u8>,
+    },
     /// A non-2xx status.
     Status(u16),
     /// No answer within the timeout.
@@ -36,10 +40,16 @@ impl PlatformClient {
                 value.set_sensitive(true);
                 headers.insert(AUTHORIZATION, value);
             } else {
-                tracing::warn!("RUNPOD_AI_API_KEY is not a valid header value; calls go unauthenticated");
+                tracing::warn!(
+                    "RUNPOD_AI_API_KEY is not a valid header value; calls go unauthenticated"
+                );
             }
         }
-        let user_agent = concat!("merchgen/", env!("CARGO_PKG_VERSION"), " (runpod-python/1.12.0 protocol)");
+        let user_agent = concat!(
+            "merchgen/",
+            env!("CARGO_PKG_VERSION"),
+            " (runpod-python/1.12.0 protocol)"
+        );
         let http = reqwest::Client::builder()
             .default_headers(headers)
             .user_agent(user_agent)
@@ -50,7 +60,11 @@ impl PlatformClient {
 
     /// `GET` with the SDK's JSON content type (job-take, job-stop, ping).
     pub async fn get(&self, url: &str, timeout: Duration) -> Answer {
-        let req = self.http.get(url).header(CONTENT_TYPE, "application/json").timeout(timeout);
+        let req = self
+            .http
+            .get(url)
+            .header(CONTENT_TYPE, "application/json")
+            .timeout(timeout);
         send(req).await
     }
 
@@ -81,9 +95,17 @@ async fn send(req: reqwest::RequestBuilder) -> Answer {
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        });
     match resp.bytes().await {
-        Ok(body) => Answer::Ok { status, json, body: body.to_vec() },
+        Ok(body) => Answer::Ok {
+            status,
+            json,
+            body: body.to_vec(),
+        },
         Err(e) => classify(&e),
     }
 }

@@ -20,10 +20,19 @@ pub async fn post(settings: &Settings, job_id: &str, body: &Value, deadline: Ins
     let (mut attempt, mut refusals) = (0u32, 0u32);
     loop {
         attempt += 1;
-        let answer = settings.client.post(&url, job_id, bytes.clone(), settings.post_timeout).await;
+        let answer = settings
+            .client
+            .post(&url, job_id, bytes.clone(), settings.post_timeout)
+            .await;
         match answer {
             Answer::Ok { status, .. } => {
-                tracing::info!(job_id, attempt, status, bytes = bytes.len(), "job result accepted");
+                tracing::info!(
+                    job_id,
+                    attempt,
+                    status,
+                    bytes = bytes.len(),
+                    "job result accepted"
+                );
                 return true;
             }
             Answer::Status(status) if refused(status) => {
@@ -31,7 +40,11 @@ pub async fn post(settings: &Settings, job_id: &str, body: &Value, deadline: Ins
                 tracing::warn!(job_id, attempt, status, "job-done refused the result");
                 if refusals >= MAX_REFUSALS {
                     if replaced {
-                        tracing::error!(job_id, status, "job-done keeps refusing; the result is given up");
+                        tracing::error!(
+                            job_id,
+                            status,
+                            "job-done keeps refusing; the result is given up"
+                        );
                         return false;
                     }
                     bytes = wire::refused_result(body, status);
@@ -42,7 +55,11 @@ pub async fn post(settings: &Settings, job_id: &str, body: &Value, deadline: Ins
         }
         let delay = backoff(settings.error_backoff, attempt);
         if Instant::now() + delay > deadline {
-            tracing::error!(job_id, attempt, "job-done was not accepted before the deadline; the result is given up");
+            tracing::error!(
+                job_id,
+                attempt,
+                "job-done was not accepted before the deadline; the result is given up"
+            );
             return false;
         }
         tokio::time::sleep(delay).await;

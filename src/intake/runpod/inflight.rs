@@ -39,7 +39,11 @@ impl InFlight {
         if let Some(t) = jobs.iter().find(|t| t.id == id) {
             return t.clone();
         }
-        let t = Tracked { id: id.to_owned(), cancel: Arc::default(), stopped: Arc::default() };
+        let t = Tracked {
+            id: id.to_owned(),
+            cancel: Arc::default(),
+            stopped: Arc::default(),
+        };
         jobs.push(t.clone());
         t
     }

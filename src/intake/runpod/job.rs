@@ -87,7 +87,10 @@ async fn execute(ctx: &Context, job: TakenJob, tracked: &Tracked) -> JobOutcome 
     let outcome = with_grace(run, &tracked.cancel, &ctx.shutdown, ctx.settings.grace).await;
     if let Some(mut poster) = poster {
         // Every progress post lands before the result, so the status never steps backwards.
-        if tokio::time::timeout(PROGRESS_DRAIN, &mut poster).await.is_err() {
+        if tokio::time::timeout(PROGRESS_DRAIN, &mut poster)
+            .await
+            .is_err()
+        {
             poster.abort();
         }
     }
@@ -95,13 +98,21 @@ async fn execute(ctx: &Context, job: TakenJob, tracked: &Tracked) -> JobOutcome 
 }
 
 /// Await the job; once shutdown starts, give it `grace`, then cancel it between steps.
-async fn with_grace(job: impl Future<Output = JobOutcome>, cancel: &AtomicBool, shutdown: &CancellationToken, grace: Duration) -> JobOutcome {
+async fn with_grace(
+    job: impl Future<Output = JobOutcome>,
+    cancel: &AtomicBool,
+    shutdown: &CancellationToken,
+    grace: Duration,
+) -> JobOutcome {
     tokio::pin!(job);
     tokio::select! {
         outcome = &mut job => return outcome,
         _ = shutdown.cancelled() => {}
     }
-    tracing::info!(grace_secs = grace.as_secs(), "shutting down: the job in flight may finish within the grace period");
+    tracing::info!(
+        grace_secs = grace.as_secs(),
+        "shutting down: the job in flight may finish within the grace period"
+    );
     tokio::select! {
         outcome = &mut job => return outcome,
         _ = tokio::time::sleep(grace) => {}

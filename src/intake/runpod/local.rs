@@ -30,14 +30,21 @@ pub async fn run(config: &Config, args: &RunpodArgs) -> i32 {
             return 2;
         }
     };
-    let id = test.get("id").and_then(Value::as_str).unwrap_or("local_test").to_owned();
+    let id = test
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or("local_test")
+        .to_owned();
     let input = test.get("input").cloned().unwrap_or(Value::Null);
     let outcome = match settings.output_for(test.get("s3Config")) {
         Ok(output) => run_one(config, input, id, output).await,
         Err(e) => JobOutcome::failed(id, e),
     };
     let body = wire::result_body(&outcome, false);
-    println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&body).unwrap_or_default()
+    );
     if outcome.succeeded() {
         0
     } else {
@@ -45,7 +52,12 @@ pub async fn run(config: &Config, args: &RunpodArgs) -> i32 {
     }
 }
 
-async fn run_one(config: &Config, input: Value, id: String, output: Option<crate::worker::OutputOverride>) -> JobOutcome {
+async fn run_one(
+    config: &Config,
+    input: Value,
+    id: String,
+    output: Option<crate::worker::OutputOverride>,
+) -> JobOutcome {
     let generates = input.get("prompt").is_some() || !input.is_object();
     let engine = if generates {
         match app::start_engine(config).await {
@@ -60,7 +72,10 @@ async fn run_one(config: &Config, input: Value, id: String, output: Option<crate
         Ok(worker) => worker,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "cannot build the worker");
-            return JobOutcome::failed(id, crate::error::JobError::internal("the worker could not start"));
+            return JobOutcome::failed(
+                id,
+                crate::error::JobError::internal("the worker could not start"),
+            );
         }
     };
     let mut req = JobRequest::new(input, id);
@@ -81,9 +96,12 @@ fn read_test_input(flag: Option<&str>) -> Result<Value, String> {
             }
         },
     };
-    let value: Value = serde_json::from_str(&text).map_err(|e| format!("{source} is not valid JSON: {e}"))?;
+    let value: Value =
+        serde_json::from_str(&text).map_err(|e| format!("{source} is not valid JSON: {e}"))?;
     if value.get("input").is_none() {
-        return Err(format!("{source} must be a JSON object with an `input` (the merchgen job)"));
+        return Err(format!(
+            "{source} must be a JSON object with an `input` (the merchgen job)"
+        ));
     }
     Ok(value)
 }
@@ -95,7 +113,11 @@ mod tests {
     #[test]
     fn test_input_needs_input() {
         assert!(read_test_input(Some(r#"{"input": {"prompt": "x"}}"#)).is_ok());
-        assert!(read_test_input(Some(r#"{"prompt": "x"}"#)).unwrap_err().contains("`input`"));
-        assert!(read_test_input(Some("{")).unwrap_err().contains("not valid JSON"));
+        assert!(read_test_input(Some(r#"{"prompt": "x"}"#))
+            .unwrap_err()
+            .contains("`input`"));
+        assert!(read_test_input(Some("{"))
+            .unwrap_err()
+            .contains("not valid JSON"));
     }
 }

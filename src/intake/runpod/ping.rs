@@ -10,7 +10,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// Start the heartbeat task (a no-op task when heartbeats are off).
-pub fn spawn(settings: Arc<Settings>, inflight: InFlight, stop: CancellationToken) -> JoinHandle<()> {
+pub fn spawn(
+    settings: Arc<Settings>,
+    inflight: InFlight,
+    stop: CancellationToken,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         if !settings.heartbeat {
             tracing::info!("no heartbeat: RUNPOD_AI_API_KEY, RUNPOD_POD_ID and RUNPOD_WEBHOOK_PING are not all set");
@@ -24,10 +28,16 @@ pub fn spawn(settings: Arc<Settings>, inflight: InFlight, stop: CancellationToke
                 _ = tick.tick() => {}
             }
             let ids = inflight.ids();
-            let Some(url) = settings.urls.ping(&ids) else { return };
+            let Some(url) = settings.urls.ping(&ids) else {
+                return;
+            };
             match settings.client.get(&url, settings.ping_interval * 2).await {
-                Answer::Ok { status, .. } => tracing::debug!(status, jobs = ids.len(), "heartbeat sent"),
-                Answer::Status(status) => tracing::warn!(status, "heartbeat answered with an error status"),
+                Answer::Ok { status, .. } => {
+                    tracing::debug!(status, jobs = ids.len(), "heartbeat sent")
+                }
+                Answer::Status(status) => {
+                    tracing::warn!(status, "heartbeat answered with an error status")
+                }
                 Answer::TimedOut => tracing::warn!("heartbeat timed out"),
                 Answer::Failed(error) => tracing::warn!(%error, "heartbeat failed"),
             }
@@ -41,6 +51,9 @@ pub async fn report_unhealthy(settings: &Settings, check: &str, reason: &str) {
         return;
     }
     if let Some(url) = settings.urls.unhealthy(check, reason) {
-        let _ = settings.client.get(&url, std::time::Duration::from_secs(2)).await;
+        let _ = settings
+            .client
+            .get(&url, std::time::Duration::from_secs(2))
+            .await;
     }
 }

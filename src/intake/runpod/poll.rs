@@ -27,7 +27,12 @@ pub const EXIT_REPLACE: i32 = 1;
 /// Take and run jobs until shutdown (exit 0) or until the device broke (exit 1, after
 /// posting the result with `stopPod`).
 pub async fn run(worker: Arc<Worker>, settings: Arc<Settings>, shutdown: CancellationToken) -> i32 {
-    let ctx = Context { worker, settings: settings.clone(), inflight: InFlight::default(), shutdown };
+    let ctx = Context {
+        worker,
+        settings: settings.clone(),
+        inflight: InFlight::default(),
+        shutdown,
+    };
     let background = CancellationToken::new();
     let pinger = ping::spawn(settings.clone(), ctx.inflight.clone(), background.clone());
     let stopper = stop::spawn(settings.clone(), ctx.inflight.clone(), background.clone());
@@ -61,7 +66,9 @@ async fn take_and_run(ctx: &Context, queue: &mut VecDeque<TakenJob>) -> i32 {
             }
             continue;
         }
-        let url = settings.urls.take(settings.take_batch, !ctx.inflight.is_empty());
+        let url = settings
+            .urls
+            .take(settings.take_batch, !ctx.inflight.is_empty());
         let started = Instant::now();
         let answer = tokio::select! {
             _ = ctx.shutdown.cancelled() => return 0,
@@ -82,7 +89,10 @@ async fn take_and_run(ctx: &Context, queue: &mut VecDeque<TakenJob>) -> i32 {
                 MIN_TAKE_INTERVAL.saturating_sub(started.elapsed())
             }
             Take::Throttled => {
-                tracing::warn!(pause_ms = settings.throttle.as_millis() as u64, "job-take throttled (429)");
+                tracing::warn!(
+                    pause_ms = settings.throttle.as_millis() as u64,
+                    "job-take throttled (429)"
+                );
                 settings.throttle
             }
             Take::Failed(error) => {
@@ -104,7 +114,10 @@ async fn take_and_run(ctx: &Context, queue: &mut VecDeque<TakenJob>) -> i32 {
 async fn settle_unstarted(ctx: &Context, job: TakenJob) {
     let tracked = ctx.inflight.add(&job.id);
     if !tracked.was_stopped() {
-        let error = JobError::new(ErrorCode::Cancelled, "the worker shut down before the job started; send it again");
+        let error = JobError::new(
+            ErrorCode::Cancelled,
+            "the worker shut down before the job started; send it again",
+        );
         let body = wire::result_body(&JobOutcome::failed(job.id.clone(), error), false);
         let deadline = Instant::now() + ctx.settings.grace.max(Duration::from_secs(5));
         done::post(&ctx.settings, &job.id, &body, deadline).await;

@@ -32,7 +32,11 @@ pub fn wanted(mode: RunpodProgress, input: &Value) -> bool {
 }
 
 /// Post the job's progress until its channel closes; yields how many posts were accepted.
-pub fn spawn(settings: Arc<Settings>, job: Tracked, mut rx: UnboundedReceiver<Progress>) -> JoinHandle<u32> {
+pub fn spawn(
+    settings: Arc<Settings>,
+    job: Tracked,
+    mut rx: UnboundedReceiver<Progress>,
+) -> JoinHandle<u32> {
     tokio::spawn(async move {
         let url = settings.urls.done(&job.id, false);
         let mut accepted = 0;
@@ -43,10 +47,17 @@ pub fn spawn(settings: Arc<Settings>, job: Tracked, mut rx: UnboundedReceiver<Pr
             if job.was_stopped() {
                 continue;
             }
-            let body = serde_json::to_vec(&wire::progress_body(&job.id, latest)).unwrap_or_default();
-            match settings.client.post(&url, &job.id, body, POST_TIMEOUT.min(settings.post_timeout)).await {
+            let body =
+                serde_json::to_vec(&wire::progress_body(&job.id, latest)).unwrap_or_default();
+            match settings
+                .client
+                .post(&url, &job.id, body, POST_TIMEOUT.min(settings.post_timeout))
+                .await
+            {
                 Answer::Ok { .. } => accepted += 1,
-                other => tracing::debug!(job_id = %job.id, step = latest.step, answer = ?other, "progress update not accepted"),
+                other => {
+                    tracing::debug!(job_id = %job.id, step = latest.step, answer = ?other, "progress update not accepted")
+                }
             }
         }
         accepted
@@ -60,7 +71,8 @@ mod tests {
 
     #[test]
     fn wanted_follows_mode_and_job_subscription() {
-        let subscribed = json!({"webhook": {"url": "https://x", "events": ["progress", "completed"]}});
+        let subscribed =
+            json!({"webhook": {"url": "https://x", "events": ["progress", "completed"]}});
         let plain = json!({"prompt": "x"});
         assert!(wanted(RunpodProgress::Job, &subscribed) && !wanted(RunpodProgress::Job, &plain));
         assert!(wanted(RunpodProgress::Steps, &plain));

@@ -37,7 +37,9 @@ pub struct Settings {
 /// A setting that cannot work, with how to fix it.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    #[error("RUNPOD_WEBHOOK_GET_JOB and RUNPOD_WEBHOOK_POST_OUTPUT must both be set to talk to RunPod")]
+    #[error(
+        "RUNPOD_WEBHOOK_GET_JOB and RUNPOD_WEBHOOK_POST_OUTPUT must both be set to talk to RunPod"
+    )]
     MissingUrls,
     #[error(transparent)]
     Bucket(#[from] super::bucket::BucketError),
@@ -48,7 +50,8 @@ pub enum SettingsError {
 impl Settings {
     /// Resolve the platform settings (URLs needed) from the arguments.
     pub fn platform(config: &Config, args: &RunpodArgs) -> Result<Settings, SettingsError> {
-        let (Some(take), Some(done)) = (args.job_take_url.as_deref(), args.job_done_url.as_deref()) else {
+        let (Some(take), Some(done)) = (args.job_take_url.as_deref(), args.job_done_url.as_deref())
+        else {
             return Err(SettingsError::MissingUrls);
         };
         Self::build(config, args, take, done)
@@ -59,9 +62,16 @@ impl Settings {
         Self::build(config, args, "", "")
     }
 
-    fn build(config: &Config, args: &RunpodArgs, take: &str, done: &str) -> Result<Settings, SettingsError> {
+    fn build(
+        config: &Config,
+        args: &RunpodArgs,
+        take: &str,
+        done: &str,
+    ) -> Result<Settings, SettingsError> {
         let pod_id = args.pod_id.clone().filter(|p| !p.is_empty());
-        let worker_id = pod_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let worker_id = pod_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let urls = Urls::new(take, done, args.ping_url.as_deref(), &worker_id);
         let has_key = args.api_key.as_ref().is_some_and(|k| !k.is_empty());
         let has_ping = args.ping_url.as_deref().is_some_and(|p| !p.is_empty());
@@ -99,10 +109,16 @@ impl Settings {
 impl Settings {
     /// Output settings of one job: its request's `s3Config` bucket, else the `BUCKET_*`
     /// bucket, else `None` (the worker's own: `MERCHGEN_OUTPUT`, or `inline`).
-    pub fn output_for(&self, s3_config: Option<&serde_json::Value>) -> Result<Option<crate::worker::OutputOverride>, crate::error::JobError> {
+    pub fn output_for(
+        &self,
+        s3_config: Option<&serde_json::Value>,
+    ) -> Result<Option<crate::worker::OutputOverride>, crate::error::JobError> {
         if let Some(cfg) = s3_config {
             return Bucket::from_s3_config(cfg).map(|b| Some(b.output_override(&self.base_output)));
         }
-        Ok(self.env_bucket.as_ref().map(|b| b.output_override(&self.base_output)))
+        Ok(self
+            .env_bucket
+            .as_ref()
+            .map(|b| b.output_override(&self.base_output)))
     }
 }

@@ -15,7 +15,11 @@ use tokio_util::sync::CancellationToken;
 const IDLE: Duration = Duration::from_secs(1);
 
 /// Start the job-stop poll; `None` when the job-take URL has no `/job-take/`.
-pub fn spawn(settings: Arc<Settings>, inflight: InFlight, stop: CancellationToken) -> Option<JoinHandle<()>> {
+pub fn spawn(
+    settings: Arc<Settings>,
+    inflight: InFlight,
+    stop: CancellationToken,
+) -> Option<JoinHandle<()>> {
     let url = settings.urls.stop()?;
     Some(tokio::spawn(async move {
         loop {
@@ -24,7 +28,9 @@ pub fn spawn(settings: Arc<Settings>, inflight: InFlight, stop: CancellationToke
                 a = settings.client.get(&url, settings.take_timeout) => a,
             };
             let pause = match answer {
-                Answer::Ok { json: true, body, .. } => {
+                Answer::Ok {
+                    json: true, body, ..
+                } => {
                     let ids = job_ids(&body);
                     for id in &ids {
                         let here = inflight.stop(id);
@@ -65,7 +71,12 @@ fn job_ids(body: &[u8]) -> Vec<String> {
     value
         .get("jobsToStop")
         .and_then(Value::as_array)
-        .map(|ids| ids.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|ids| {
+            ids.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default()
 }
 

@@ -32,10 +32,15 @@ pub enum Take {
 /// Interpret a job-take answer.
 pub fn interpret(answer: Answer) -> Take {
     match answer {
-        Answer::Ok { json, body, .. } if !json || body.iter().all(u8::is_ascii_whitespace) => Take::NoJob,
+        Answer::Ok { json, body, .. } if !json || body.iter().all(u8::is_ascii_whitespace) => {
+            Take::NoJob
+        }
         Answer::Ok { body, .. } => match serde_json::from_slice::<Value>(&body) {
             Ok(value) => jobs(value),
-            Err(_) => Take::Failed(format!("job-take answered {} bytes that are not JSON", body.len())),
+            Err(_) => Take::Failed(format!(
+                "job-take answered {} bytes that are not JSON",
+                body.len()
+            )),
         },
         Answer::Status(204 | 400) | Answer::TimedOut => Take::NoJob,
         Answer::Status(429) => Take::Throttled,
@@ -50,7 +55,10 @@ fn jobs(value: Value) -> Take {
             let total = items.len();
             let found: Vec<TakenJob> = items.into_iter().filter_map(job).collect();
             if found.len() < total {
-                tracing::warn!(dropped = total - found.len(), "job-take batch held entries without an id");
+                tracing::warn!(
+                    dropped = total - found.len(),
+                    "job-take batch held entries without an id"
+                );
             }
             if found.is_empty() {
                 Take::NoJob
@@ -76,7 +84,11 @@ fn job(mut value: Value) -> Option<TakenJob> {
     let obj = value.as_object_mut()?;
     let input = obj.remove("input").unwrap_or(Value::Null);
     let s3_config = obj.remove("s3Config").filter(|v| !v.is_null());
-    Some(TakenJob { id, input, s3_config })
+    Some(TakenJob {
+        id,
+        input,
+        s3_config,
+    })
 }
 
 #[cfg(test)]
@@ -85,7 +97,11 @@ mod tests {
     use serde_json::json;
 
     fn ok(body: &str) -> Answer {
-        Answer::Ok { status: 200, json: true, body: body.as_bytes().to_vec() }
+        Answer::Ok {
+            status: 200,
+            json: true,
+            body: body.as_bytes().to_vec(),
+        }
     }
 
     #[test]
@@ -95,22 +111,44 @@ mod tests {
         assert_eq!(interpret(Answer::Status(429)), Take::Throttled);
         assert!(matches!(interpret(Answer::Status(500)), Take::Failed(_)));
         assert_eq!(interpret(Answer::TimedOut), Take::NoJob);
-        assert_eq!(interpret(Answer::Ok { status: 200, json: false, body: b"{}".to_vec() }), Take::NoJob);
+        assert_eq!(
+            interpret(Answer::Ok {
+                status: 200,
+                json: false,
+                body: b"{}".to_vec()
+            }),
+            Take::NoJob
+        );
         assert_eq!(interpret(ok("")), Take::NoJob);
         assert!(matches!(interpret(ok("{not json")), Take::Failed(_)));
     }
 
     #[test]
     fn single_and_batch_jobs() {
-        let one = interpret(ok(r#"{"id": "a", "input": {"prompt": "x"}, "s3Config": {"bucketName": "b"}}"#));
-        let Take::Jobs(jobs) = one else { panic!("one job") };
+        let one = interpret(ok(
+            r#"{"id": "a", "input": {"prompt": "x"}, "s3Config": {"bucketName": "b"}}"#,
+        ));
+        let Take::Jobs(jobs) = one else {
+            panic!("one job")
+        };
         assert_eq!(jobs[0].id, "a");
         assert_eq!(jobs[0].input, json!({"prompt": "x"}));
         assert_eq!(jobs[0].s3_config, Some(json!({"bucketName": "b"})));
 
-        let Take::Jobs(jobs) = interpret(ok(r#"[{"id": "a", "input": {}}, {"input": {}}, {"id": "c"}]"#)) else { panic!("batch") };
-        assert_eq!(jobs.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["a", "c"]);
-        assert_eq!(jobs[1].input, Value::Null, "kept, to be reported as invalid");
+        let Take::Jobs(jobs) = interpret(ok(
+            r#"[{"id": "a", "input": {}}, {"input": {}}, {"id": "c"}]"#,
+        )) else {
+            panic!("batch")
+        };
+        assert_eq!(
+            jobs.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(),
+            ["a", "c"]
+        );
+        assert_eq!(
+            jobs[1].input,
+            Value::Null,
+            "kept, to be reported as invalid"
+        );
         assert_eq!(interpret(ok("[]")), Take::NoJob);
         assert!(matches!(interpret(ok(r#"{"input": {}}"#)), Take::Failed(_)));
     }

@@ -68,7 +68,9 @@ pub fn refused_result(body: &Value, status: u16) -> Vec<u8> {
 }
 
 fn refusal_body(original: &Value, message: String) -> Vec<u8> {
-    let error = JobError::new(ErrorCode::UploadFailed, message).with_field(crate::output::DESTINATION_FIELD).with_retryable(false);
+    let error = JobError::new(ErrorCode::UploadFailed, message)
+        .with_field(crate::output::DESTINATION_FIELD)
+        .with_retryable(false);
     let mut body = json!({ "error": error_text(&error) });
     if original.get("stopPod").is_some() {
         body["stopPod"] = Value::Bool(true);
@@ -96,8 +98,12 @@ mod tests {
 
         let failed = JobOutcome::failed("j", JobError::invalid("width", "bad"));
         let body = result_body(&failed, true);
-        let error: Value = serde_json::from_str(body["error"].as_str().expect("error is a string")).unwrap();
-        assert_eq!((error["code"].as_str(), error["field"].as_str()), (Some("invalid_input"), Some("width")));
+        let error: Value =
+            serde_json::from_str(body["error"].as_str().expect("error is a string")).unwrap();
+        assert_eq!(
+            (error["code"].as_str(), error["field"].as_str()),
+            (Some("invalid_input"), Some("width"))
+        );
         assert_eq!(body["stopPod"], true);
         assert!(body.get("output").is_none());
     }
@@ -110,7 +116,10 @@ mod tests {
         let refused: Value = serde_json::from_slice(&encode_result(&body, 10)).unwrap();
         let error: Value = serde_json::from_str(refused["error"].as_str().unwrap()).unwrap();
         assert_eq!(error["code"], "upload_failed");
-        assert!(error["message"].as_str().unwrap().contains("BUCKET_ENDPOINT_URL"));
+        assert!(error["message"]
+            .as_str()
+            .unwrap()
+            .contains("BUCKET_ENDPOINT_URL"));
         assert_eq!(refused["stopPod"], true);
     }
 
@@ -118,6 +127,12 @@ mod tests {
     fn progress_body_shape() {
         let b = progress_body("j", Progress { step: 2, total: 4 });
         assert_eq!(b["status"], "IN_PROGRESS");
-        assert_eq!((b["output"]["step"].as_u64(), b["output"]["progress"].as_str()), (Some(2), Some("2/4")));
+        assert_eq!(
+            (
+                b["output"]["step"].as_u64(),
+                b["output"]["progress"].as_str()
+            ),
+            (Some(2), Some("2/4"))
+        );
     }
 }

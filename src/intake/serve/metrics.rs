@@ -12,7 +12,9 @@ use std::fmt::Write;
 use std::sync::Mutex;
 
 /// Histogram bucket bounds, seconds: from a fast mockup stage to a slow cold denoise.
-const BUCKETS: [f64; 13] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
+const BUCKETS: [f64; 13] = [
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
 
 #[derive(Default, Clone)]
 struct Histogram {
@@ -78,17 +80,32 @@ impl Metrics {
     pub fn totals(&self) -> Totals {
         let inner = self.lock();
         let n = |s: State| inner.finished.get(label(s)).copied().unwrap_or(0);
-        Totals { completed: n(State::Completed), failed: n(State::Failed) + n(State::TimedOut) + n(State::Cancelled) }
+        Totals {
+            completed: n(State::Completed),
+            failed: n(State::Failed) + n(State::TimedOut) + n(State::Cancelled),
+        }
     }
 
     /// The per-stage timings of an outcome.
     pub fn observe(&self, outcome: &JobOutcome) {
-        let Some(timings) = outcome.timings_ms.as_ref().and_then(|t| serde_json::to_value(t).ok()) else { return };
-        let Some(stages) = timings.as_object() else { return };
+        let Some(timings) = outcome
+            .timings_ms
+            .as_ref()
+            .and_then(|t| serde_json::to_value(t).ok())
+        else {
+            return;
+        };
+        let Some(stages) = timings.as_object() else {
+            return;
+        };
         let mut inner = self.lock();
         for (stage, ms) in stages {
             if let Some(ms) = ms.as_u64() {
-                inner.stages.entry(stage.clone()).or_default().observe(ms as f64 / 1000.0);
+                inner
+                    .stages
+                    .entry(stage.clone())
+                    .or_default()
+                    .observe(ms as f64 / 1000.0);
             }
         }
     }
@@ -105,29 +122,95 @@ impl Metrics {
         let inner = self.lock();
         let mut out = String::new();
         let ready = inner.cold_start_seconds.is_some();
-        family(&mut out, "merchgen_jobs_total", "counter", "Jobs that reached a final state, by status.");
-        for state in [State::Completed, State::Failed, State::Cancelled, State::TimedOut] {
+        family(
+            &mut out,
+            "merchgen_jobs_total",
+            "counter",
+            "Jobs that reached a final state, by status.",
+        );
+        for state in [
+            State::Completed,
+            State::Failed,
+            State::Cancelled,
+            State::TimedOut,
+        ] {
             let n = inner.finished.get(label(state)).copied().unwrap_or(0);
-            let _ = writeln!(out, "merchgen_jobs_total{{status=\"{}\"}} {n}", label(state));
+            let _ = writeln!(
+                out,
+                "merchgen_jobs_total{{status=\"{}\"}} {n}",
+                label(state)
+            );
         }
         let _ = writeln!(out, "merchgen_jobs_total{{status=\"expired\"}} {expired}");
-        counter(&mut out, "merchgen_jobs_submitted_total", "Jobs accepted by run and runsync.", inner.submitted as f64);
-        counter(&mut out, "merchgen_jobs_rejected_total", "Jobs refused with 429 because the queue was full.", inner.rejected as f64);
-        gauge(&mut out, "merchgen_queue_depth", "Jobs waiting in the queue.", counts.in_queue as f64);
-        gauge(&mut out, "merchgen_jobs_in_progress", "Jobs running on the device.", counts.in_progress as f64);
-        gauge(&mut out, "merchgen_model_ready", "1 once the model is loaded.", if ready { 1.0 } else { 0.0 });
+        counter(
+            &mut out,
+            "merchgen_jobs_submitted_total",
+            "Jobs accepted by run and runsync.",
+            inner.submitted as f64,
+        );
+        counter(
+            &mut out,
+            "merchgen_jobs_rejected_total",
+            "Jobs refused with 429 because the queue was full.",
+            inner.rejected as f64,
+        );
+        gauge(
+            &mut out,
+            "merchgen_queue_depth",
+            "Jobs waiting in the queue.",
+            counts.in_queue as f64,
+        );
+        gauge(
+            &mut out,
+            "merchgen_jobs_in_progress",
+            "Jobs running on the device.",
+            counts.in_progress as f64,
+        );
+        gauge(
+            &mut out,
+            "merchgen_model_ready",
+            "1 once the model is loaded.",
+            if ready { 1.0 } else { 0.0 },
+        );
         if let (Some(cold), Some(load)) = (inner.cold_start_seconds, inner.model_load_seconds) {
-            gauge(&mut out, "merchgen_cold_start_seconds", "Seconds from process start until the model was ready.", cold);
-            gauge(&mut out, "merchgen_model_load_seconds", "Seconds the engine spent loading the model.", load);
+            gauge(
+                &mut out,
+                "merchgen_cold_start_seconds",
+                "Seconds from process start until the model was ready.",
+                cold,
+            );
+            gauge(
+                &mut out,
+                "merchgen_model_load_seconds",
+                "Seconds the engine spent loading the model.",
+                load,
+            );
         }
-        family(&mut out, "merchgen_stage_duration_seconds", "histogram", "Per-stage latency of jobs (timings_ms of each outcome).");
+        family(
+            &mut out,
+            "merchgen_stage_duration_seconds",
+            "histogram",
+            "Per-stage latency of jobs (timings_ms of each outcome).",
+        );
         for (stage, h) in &inner.stages {
             for (bound, count) in BUCKETS.iter().zip(h.counts.iter()) {
                 let _ = writeln!(out, "merchgen_stage_duration_seconds_bucket{{stage=\"{stage}\",le=\"{bound}\"}} {count}");
             }
-            let _ = writeln!(out, "merchgen_stage_duration_seconds_bucket{{stage=\"{stage}\",le=\"+Inf\"}} {}", h.count);
-            let _ = writeln!(out, "merchgen_stage_duration_seconds_sum{{stage=\"{stage}\"}} {}", h.sum);
-            let _ = writeln!(out, "merchgen_stage_duration_seconds_count{{stage=\"{stage}\"}} {}", h.count);
+            let _ = writeln!(
+                out,
+                "merchgen_stage_duration_seconds_bucket{{stage=\"{stage}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "merchgen_stage_duration_seconds_sum{{stage=\"{stage}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "merchgen_stage_duration_seconds_count{{stage=\"{stage}\"}} {}",
+                h.count
+            );
         }
         out
     }
@@ -170,10 +253,20 @@ mod tests {
         m.submitted();
         m.finished(State::Completed);
         let mut o = JobOutcome::failed("j", JobError::internal("x"));
-        o.timings_ms = Some(Timings { denoise: Some(300), total: 2_000, ..Timings::default() });
+        o.timings_ms = Some(Timings {
+            denoise: Some(300),
+            total: 2_000,
+            ..Timings::default()
+        });
         m.observe(&o);
         m.model_ready(1.5, 1.25);
-        let text = m.render(Counts { in_queue: 3, in_progress: 1 }, 0);
+        let text = m.render(
+            Counts {
+                in_queue: 3,
+                in_progress: 1,
+            },
+            0,
+        );
         for line in [
             "merchgen_jobs_total{status=\"completed\"} 1",
             "merchgen_queue_depth 3",

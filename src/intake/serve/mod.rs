@@ -26,7 +26,10 @@ pub async fn run(config: &Config, args: &ServeArgs) -> i32 {
     let listener = match tokio::net::TcpListener::bind((args.host, args.port)).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("merchgen serve: cannot listen on {}:{}: {e}", args.host, args.port);
+            eprintln!(
+                "merchgen serve: cannot listen on {}:{}: {e}",
+                args.host, args.port
+            );
             return 2;
         }
     };
@@ -37,7 +40,10 @@ pub async fn run(config: &Config, args: &ServeArgs) -> i32 {
             return 2;
         }
     };
-    let store = Arc::new(store::Store::new(args.queue_capacity, Duration::from_secs(args.retention_secs)));
+    let store = Arc::new(store::Store::new(
+        args.queue_capacity,
+        Duration::from_secs(args.retention_secs),
+    ));
     let metrics = Arc::new(metrics::Metrics::default());
     let state = Arc::new(routes::AppState {
         store: store.clone(),
@@ -55,7 +61,8 @@ pub async fn run(config: &Config, args: &ServeArgs) -> i32 {
         println!("merchgen serve: listening on http://{addr}");
         tracing::info!(%addr, auth = state.api_key.is_some(), "endpoint API listening; loading the model");
     }
-    let server = axum::serve(listener, routes::router(state.clone())).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let server = axum::serve(listener, routes::router(state.clone()))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let server = tokio::spawn(async move { server.await });
     let code = load_and_run(config, state, started, hooks).await;
     shutdown.cancel();
@@ -70,7 +77,12 @@ pub async fn run(config: &Config, args: &ServeArgs) -> i32 {
 }
 
 /// Load the model, then run jobs until shutdown.
-async fn load_and_run(config: &Config, state: Arc<routes::AppState>, started: Instant, hooks: webhook::StatusWebhook) -> i32 {
+async fn load_and_run(
+    config: &Config,
+    state: Arc<routes::AppState>,
+    started: Instant,
+    hooks: webhook::StatusWebhook,
+) -> i32 {
     let engine = tokio::select! {
         _ = state.shutdown.cancelled() => return 0,
         engine = app::start_engine(config) => engine,
@@ -92,9 +104,14 @@ async fn load_and_run(config: &Config, state: Arc<routes::AppState>, started: In
             return 1;
         }
     };
-    state.metrics.model_ready(started.elapsed().as_secs_f64(), load_seconds);
+    state
+        .metrics
+        .model_ready(started.elapsed().as_secs_f64(), load_seconds);
     state.ready.store(true, Ordering::Relaxed);
-    tracing::info!(cold_start_ms = started.elapsed().as_millis() as u64, "model ready; running jobs");
+    tracing::info!(
+        cold_start_ms = started.elapsed().as_millis() as u64,
+        "model ready; running jobs"
+    );
     let runner = runner::Runner {
         store: state.store.clone(),
         metrics: state.metrics.clone(),

@@ -114,7 +114,13 @@ mod tests {
     #[test]
     fn status_body_reports_times_once_started() {
         let now = Instant::now();
-        let sub = Submission { input: json!({}), webhook: None, s3_config: None, execution_timeout: Duration::from_secs(1), ttl: Duration::from_secs(9) };
+        let sub = Submission {
+            input: json!({}),
+            webhook: None,
+            s3_config: None,
+            execution_timeout: Duration::from_secs(1),
+            ttl: Duration::from_secs(9),
+        };
         let mut r = Record::new("j".into(), sub, now);
         let b = r.status_body(now);
         assert_eq!(b, json!({"id": "j", "status": "IN_QUEUE"}));
@@ -123,7 +129,10 @@ mod tests {
         r.finished = Some(now + Duration::from_millis(80));
         r.output = Some(json!({"status": "succeeded"}));
         let b = r.status_body(now);
-        assert_eq!((b["delayTime"].as_u64(), b["executionTime"].as_u64()), (Some(30), Some(50)));
+        assert_eq!(
+            (b["delayTime"].as_u64(), b["executionTime"].as_u64()),
+            (Some(30), Some(50))
+        );
         assert_eq!(b["output"]["status"], "succeeded");
         assert!(State::Cancelled.terminal() && !State::InProgress.terminal());
     }

@@ -64,19 +64,29 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 async fn authorize(State(state): State<Shared>, req: Request, next: Next) -> Response {
-    let header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     if auth::allowed(state.api_key.as_ref(), header) {
         next.run(req).await
     } else {
-        error(StatusCode::UNAUTHORIZED, "unauthorized: send the API key in Authorization (raw or Bearer)")
+        error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized: send the API key in Authorization (raw or Bearer)",
+        )
     }
 }
 
 /// The checked body of `run` / `runsync`.
 fn submission(state: &AppState, body: &[u8]) -> Result<Submission, String> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| format!("the body is not valid JSON: {e}"))?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("the body is not valid JSON: {e}"))?;
     let obj = value.as_object().ok_or("the body must be a JSON object")?;
-    let input = obj.get("input").cloned().ok_or("input is required (the merchgen job)")?;
+    let input = obj
+        .get("input")
+        .cloned()
+        .ok_or("input is required (the merchgen job)")?;
     let webhook = match obj.get("webhook") {
         None | Some(Value::Null) => None,
         Some(Value::String(url)) => Some(url.clone()),
@@ -87,17 +97,29 @@ fn submission(state: &AppState, body: &[u8]) -> Result<Submission, String> {
     let millis = |key: &str, default: Duration| -> Result<Duration, String> {
         match policy.and_then(|p| p.get(key)) {
             None | Some(Value::Null) => Ok(default),
-            Some(v) => v.as_u64().filter(|ms| *ms > 0).map(|ms| Duration::from_millis(ms).min(MAX_POLICY)).ok_or(format!("policy.{key} must be a positive number of milliseconds")),
+            Some(v) => v
+                .as_u64()
+                .filter(|ms| *ms > 0)
+                .map(|ms| Duration::from_millis(ms).min(MAX_POLICY))
+                .ok_or(format!(
+                    "policy.{key} must be a positive number of milliseconds"
+                )),
         }
     };
     let execution_timeout = millis("executionTimeout", state.execution_timeout)?;
     let ttl = millis("ttl", state.ttl)?;
-    Ok(Submission { input, webhook, s3_config, execution_timeout, ttl })
+    Ok(Submission {
+        input,
+        webhook,
+        s3_config,
+        execution_timeout,
+        ttl,
+    })
 }
 
-/// Queue a job; the error is the response to send.
-fn enqueue(state: &AppState, body: &[u8], id: String) -> Result<String, Response> {
-    let sub = submission(state, body).map_err(|m| error(StatusCode::BAD_REQUEST, m))?;
+/// Queue a job; the error is the status and message to answer.
+fn enqueue(state: &AppState, body: &[u8], id: String) -> Result<String, (StatusCode, String)> {
+    let sub = submission(state, body).map_err(|m| (StatusCode::BAD_REQUEST, m))?;
     match state.store.submit(id.clone(), sub) {
         Ok(()) => {
             state.metrics.submitted();
@@ -106,7 +128,7 @@ fn enqueue(state: &AppState, body: &[u8], id: String) -> Result<String, Response
         }
         Err(full) => {
             state.metrics.rejected();
-            Err(error(StatusCode::TOO_MANY_REQUESTS, full.to_string()))
+            Err((StatusCode::TOO_MANY_REQUESTS, full.to_string()))
         }
     }
 }
@@ -114,7 +136,7 @@ fn enqueue(state: &AppState, body: &[u8], id: String) -> Result<String, Response
 async fn run(State(state): State<Shared>, body: Bytes) -> Response {
     match enqueue(&state, &body, uuid::Uuid::new_v4().to_string()) {
         Ok(id) => Json(json!({ "id": id, "status": "IN_QUEUE" })).into_response(),
-        Err(resp) => resp,
+        Err((status, message)) => error(status, message),
     }
 }
 
@@ -127,10 +149,16 @@ struct Wait {
 async fn runsync(State(state): State<Shared>, Query(q): Query<Wait>, body: Bytes) -> Response {
     let id = match enqueue(&state, &body, format!("sync-{}", uuid::Uuid::new_v4())) {
         Ok(id) => id,
-        Err(resp) => return resp,
+        Err((status, message)) => return error(status, message),
     };
-    let wait = q.wait.map_or(state.runsync_wait, |ms| Duration::from_millis(ms.clamp(1_000, 300_000)));
-    match state.store.wait_final(&id, Instant::now() + wait, &state.shutdown).await {
+    let wait = q.wait.map_or(state.runsync_wait, |ms| {
+        Duration::from_millis(ms.clamp(1_000, 300_000))
+    });
+    match state
+        .store
+        .wait_final(&id, Instant::now() + wait, &state.shutdown)
+        .await
+    {
         Some(body) => Json(body).into_response(),
         None => error(StatusCode::NOT_FOUND, "job not found (its ttl ran out)"),
     }
@@ -187,11 +215,24 @@ async fn healthz(State(state): State<Shared>) -> Response {
     if state.ready.load(Ordering::Relaxed) {
         Json(json!({"status": "ready"})).into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "loading"}))).into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "loading"})),
+        )
+            .into_response()
     }
 }
 
 async fn metrics(State(state): State<Shared>) -> Response {
-    let text = state.metrics.render(state.store.counts(), state.store.expired());
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+    let text = state
+        .metrics
+        .render(state.store.counts(), state.store.expired());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
 }

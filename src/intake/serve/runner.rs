@@ -51,14 +51,22 @@ impl Runner {
 
     async fn run_one(&self, worker: &Worker, job: Claimed, shutdown: &CancellationToken) {
         let id = job.id.clone();
-        let ending = match job.s3_config.as_ref().map(Bucket::from_s3_config).transpose() {
+        let ending = match job
+            .s3_config
+            .as_ref()
+            .map(Bucket::from_s3_config)
+            .transpose()
+        {
             Ok(bucket) => self.execute(worker, job, bucket, shutdown).await,
             Err(e) => Ending::Done(JobOutcome::failed(id.clone(), e)),
         };
         let (state, output, error) = match ending {
             Ending::TimedOut(outcome) => {
                 self.metrics.observe(&outcome);
-                let error = JobError::new(ErrorCode::Timeout, "the job ran past its execution timeout (policy.executionTimeout)");
+                let error = JobError::new(
+                    ErrorCode::Timeout,
+                    "the job ran past its execution timeout (policy.executionTimeout)",
+                );
                 (State::TimedOut, None, Some(wire::error_text(&error)))
             }
             Ending::Done(outcome) => {
@@ -78,7 +86,13 @@ impl Runner {
         }
     }
 
-    async fn execute(&self, worker: &Worker, job: Claimed, bucket: Option<Bucket>, shutdown: &CancellationToken) -> Ending {
+    async fn execute(
+        &self,
+        worker: &Worker,
+        job: Claimed,
+        bucket: Option<Bucket>,
+        shutdown: &CancellationToken,
+    ) -> Ending {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let mut req = JobRequest::new(job.input, job.id.clone());
         req.cancel = job.cancel.clone();
@@ -103,7 +117,10 @@ impl Runner {
             }
             _ = shutdown.cancelled() => {}
         }
-        tracing::info!(grace_secs = self.grace.as_secs(), "shutting down: the job in flight may finish within the grace period");
+        tracing::info!(
+            grace_secs = self.grace.as_secs(),
+            "shutting down: the job in flight may finish within the grace period"
+        );
         tokio::select! {
             outcome = &mut run => Ending::Done(outcome),
             _ = tokio::time::sleep(self.grace) => {

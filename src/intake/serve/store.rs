@@ -66,7 +66,14 @@ pub struct Store {
 
 impl Store {
     pub fn new(capacity: usize, retention: Duration) -> Self {
-        Store { inner: Mutex::default(), changed: Notify::new(), work: Notify::new(), capacity: capacity.max(1), retention, expired: AtomicU64::new(0) }
+        Store {
+            inner: Mutex::default(),
+            changed: Notify::new(),
+            work: Notify::new(),
+            capacity: capacity.max(1),
+            retention,
+            expired: AtomicU64::new(0),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -82,7 +89,9 @@ impl Store {
             return Err(QueueFull(inner.queue.len()));
         }
         inner.queue.push_back(id.clone());
-        inner.records.insert(id.clone(), Record::new(id, submission, now));
+        inner
+            .records
+            .insert(id.clone(), Record::new(id, submission, now));
         drop(inner);
         self.work.notify_one();
         Ok(())
@@ -136,8 +145,15 @@ impl Store {
 
     pub fn counts(&self) -> Counts {
         let inner = self.lock();
-        let in_progress = inner.records.values().filter(|r| r.state == State::InProgress).count();
-        Counts { in_queue: inner.queue.len(), in_progress }
+        let in_progress = inner
+            .records
+            .values()
+            .filter(|r| r.state == State::InProgress)
+            .count();
+        Counts {
+            in_queue: inner.queue.len(),
+            in_progress,
+        }
     }
 
     /// Jobs dropped because their ttl ran out.
@@ -151,11 +167,19 @@ impl Store {
         let mut inner = self.lock();
         prune(&mut inner, now, self.retention, &self.expired);
         while let Some(id) = inner.queue.pop_front() {
-            let Some(record) = inner.records.get_mut(&id) else { continue };
+            let Some(record) = inner.records.get_mut(&id) else {
+                continue;
+            };
             record.state = State::InProgress;
             record.started = Some(now);
             let deadline = (now + record.submission.execution_timeout).min(record.expires);
-            let claimed = Claimed { id, input: record.submission.input.clone(), s3_config: record.submission.s3_config.clone(), cancel: record.cancel.clone(), deadline };
+            let claimed = Claimed {
+                id,
+                input: record.submission.input.clone(),
+                s3_config: record.submission.s3_config.clone(),
+                cancel: record.cancel.clone(),
+                deadline,
+            };
             drop(inner);
             self.changed.notify_waiters();
             return Some(claimed);
@@ -180,17 +204,31 @@ impl Store {
 
     /// Record the latest progress of a running job (shown as `output` while `IN_PROGRESS`).
     pub fn set_progress(&self, id: &str, progress: Value) {
-        if let Some(r) = self.lock().records.get_mut(id).filter(|r| r.state == State::InProgress) {
+        if let Some(r) = self
+            .lock()
+            .records
+            .get_mut(id)
+            .filter(|r| r.state == State::InProgress)
+        {
             r.output = Some(progress);
         }
         self.changed.notify_waiters();
     }
 
     /// Conclude a running job. A job cancelled (or expired) meanwhile keeps that fate.
-    pub fn finish(&self, id: &str, state: State, output: Option<Value>, error: Option<String>) -> Option<Finished> {
+    pub fn finish(
+        &self,
+        id: &str,
+        state: State,
+        output: Option<Value>,
+        error: Option<String>,
+    ) -> Option<Finished> {
         let now = Instant::now();
         let mut inner = self.lock();
-        let record = inner.records.get_mut(id).filter(|r| r.state == State::InProgress)?;
+        let record = inner
+            .records
+            .get_mut(id)
+            .filter(|r| r.state == State::InProgress)?;
         let finished = conclude(record, state, output, error, now);
         drop(inner);
         self.changed.notify_waiters();
@@ -198,11 +236,18 @@ impl Store {
     }
 
     /// Wait until the job is final or `until`, then return its status (`None`: gone).
-    pub async fn wait_final(&self, id: &str, until: Instant, stop: &CancellationToken) -> Option<Value> {
+    pub async fn wait_final(
+        &self,
+        id: &str,
+        until: Instant,
+        stop: &CancellationToken,
+    ) -> Option<Value> {
         loop {
             let changed = self.changed.notified();
             let body = self.status(id)?;
-            let done = body["status"].as_str().is_some_and(|s| !matches!(s, "IN_QUEUE" | "IN_PROGRESS"));
+            let done = body["status"]
+                .as_str()
+                .is_some_and(|s| !matches!(s, "IN_QUEUE" | "IN_PROGRESS"));
             if done || Instant::now() >= until || stop.is_cancelled() {
                 return Some(body);
             }
@@ -217,19 +262,31 @@ impl Store {
     }
 }
 
-fn conclude(record: &mut Record, state: State, output: Option<Value>, error: Option<String>, now: Instant) -> Finished {
+fn conclude(
+    record: &mut Record,
+    state: State,
+    output: Option<Value>,
+    error: Option<String>,
+    now: Instant,
+) -> Finished {
     record.state = state;
     record.finished = Some(now);
     record.output = output;
     record.error = error;
-    Finished { state, body: record.status_body(now), webhook: record.submission.webhook.clone() }
+    Finished {
+        state,
+        body: record.status_body(now),
+        webhook: record.submission.webhook.clone(),
+    }
 }
 
 /// Drop expired jobs (cancelling a running one) and finished jobs past retention.
 fn prune(inner: &mut Inner, now: Instant, retention: Duration, expired: &AtomicU64) {
     let mut gone = Vec::new();
     for r in inner.records.values() {
-        let stale = r.finished.is_some_and(|f| now.duration_since(f) >= retention);
+        let stale = r
+            .finished
+            .is_some_and(|f| now.duration_since(f) >= retention);
         if now >= r.expires || stale {
             if !r.state.terminal() {
                 r.cancel.store(true, Ordering::Relaxed);
@@ -240,7 +297,11 @@ fn prune(inner: &mut Inner, now: Instant, retention: Duration, expired: &AtomicU
         }
     }
     if inner.records.len() - gone.len() > MAX_RECORDS {
-        let mut finished: Vec<(&String, Instant)> = inner.records.values().filter_map(|r| r.finished.map(|f| (&r.id, f))).collect();
+        let mut finished: Vec<(&String, Instant)> = inner
+            .records
+            .values()
+            .filter_map(|r| r.finished.map(|f| (&r.id, f)))
+            .collect();
         finished.sort_by_key(|(_, f)| *f);
         let excess = inner.records.len() - gone.len() - MAX_RECORDS;
         gone.extend(finished.into_iter().take(excess).map(|(id, _)| id.clone()));
@@ -260,7 +321,13 @@ mod tests {
     use serde_json::json;
 
     fn sub(ttl_ms: u64) -> Submission {
-        Submission { input: json!({"prompt": "x"}), webhook: Some("http://hook".into()), s3_config: None, execution_timeout: Duration::from_secs(60), ttl: Duration::from_millis(ttl_ms) }
+        Submission {
+            input: json!({"prompt": "x"}),
+            webhook: Some("http://hook".into()),
+            s3_config: None,
+            execution_timeout: Duration::from_secs(60),
+            ttl: Duration::from_millis(ttl_ms),
+        }
     }
 
     #[test]
@@ -270,11 +337,25 @@ mod tests {
         s.submit("b".into(), sub(60_000)).unwrap();
         assert_eq!(s.submit("c".into(), sub(60_000)), Err(QueueFull(2)));
         assert_eq!(s.claim().unwrap().id, "a");
-        assert_eq!(s.counts(), Counts { in_queue: 1, in_progress: 1 });
+        assert_eq!(
+            s.counts(),
+            Counts {
+                in_queue: 1,
+                in_progress: 1
+            }
+        );
         assert_eq!(s.status("a").unwrap()["status"], "IN_PROGRESS");
-        let f = s.finish("a", State::Completed, Some(json!({"ok": true})), None).unwrap();
-        assert_eq!((f.body["status"].as_str(), f.webhook.as_deref()), (Some("COMPLETED"), Some("http://hook")));
-        assert!(s.finish("a", State::Failed, None, None).is_none(), "final states are final");
+        let f = s
+            .finish("a", State::Completed, Some(json!({"ok": true})), None)
+            .unwrap();
+        assert_eq!(
+            (f.body["status"].as_str(), f.webhook.as_deref()),
+            (Some("COMPLETED"), Some("http://hook"))
+        );
+        assert!(
+            s.finish("a", State::Failed, None, None).is_none(),
+            "final states are final"
+        );
     }
 
     #[test]
@@ -287,7 +368,11 @@ mod tests {
         let (body, fin) = s.cancel("a").unwrap();
         assert_eq!(body["status"], "CANCELLED");
         assert!(fin.is_some() && running.cancel.load(Ordering::Relaxed));
-        assert!(s.finish("a", State::Failed, None, Some("cancelled".into())).is_none(), "stays CANCELLED");
+        assert!(
+            s.finish("a", State::Failed, None, Some("cancelled".into()))
+                .is_none(),
+            "stays CANCELLED"
+        );
         assert_eq!(s.cancel("b").unwrap().0["status"], "CANCELLED");
         assert_eq!(s.purge().len(), 1);
         assert_eq!(s.status("c").unwrap()["status"], "CANCELLED");

@@ -31,7 +31,11 @@ impl StatusWebhook {
             user_agent: concat!("merchgen/", env!("CARGO_PKG_VERSION")),
         };
         let client = resolve::guarded_client(Arc::clone(&policy), opts)?;
-        Ok(StatusWebhook { cfg: Arc::new(cfg), policy, client })
+        Ok(StatusWebhook {
+            cfg: Arc::new(cfg),
+            policy,
+            client,
+        })
     }
 
     /// Deliver in the background; failures are logged, never retried past the budget.
@@ -51,23 +55,48 @@ impl StatusWebhook {
         let url = reqwest::Url::parse(url).map_err(|_| "webhook is not a valid URL".to_owned())?;
         guard::check_url(&url, &self.policy).map_err(|r| format!("webhook URL refused: {r}"))?;
         let bytes = serde_json::to_vec(body).unwrap_or_default();
-        let msg_id = format!("msg_{}_{}", body["id"].as_str().unwrap_or_default(), body["status"].as_str().unwrap_or_default());
-        let backoff = Backoff { base: Duration::from_millis(self.cfg.base_backoff_ms), max: Duration::from_millis(self.cfg.max_backoff_ms) };
+        let msg_id = format!(
+            "msg_{}_{}",
+            body["id"].as_str().unwrap_or_default(),
+            body["status"].as_str().unwrap_or_default()
+        );
+        let backoff = Backoff {
+            base: Duration::from_millis(self.cfg.base_backoff_ms),
+            max: Duration::from_millis(self.cfg.max_backoff_ms),
+        };
         let attempts = self.cfg.max_attempts.max(1);
         let mut last = String::new();
         for n in 1..=attempts {
-            let mut req = self.client.post(url.clone()).header("content-type", "application/json").body(bytes.clone());
+            let mut req = self
+                .client
+                .post(url.clone())
+                .header("content-type", "application/json")
+                .body(bytes.clone());
             if let Some(secret) = &self.cfg.secret {
                 let ts = unix_now();
-                req = req.header("webhook-id", &msg_id).header("webhook-timestamp", ts.to_string()).header("webhook-signature", signature(secret, &msg_id, ts, &bytes));
+                req = req
+                    .header("webhook-id", &msg_id)
+                    .header("webhook-timestamp", ts.to_string())
+                    .header("webhook-signature", signature(secret, &msg_id, ts, &bytes));
             }
             match req.send().await {
                 Ok(resp) if resp.status().is_success() => return Ok(n),
-                Ok(resp) if !retry::status_is_retryable(resp.status().as_u16()) => return Err(format!("the receiver answered HTTP {}", resp.status().as_u16())),
+                Ok(resp) if !retry::status_is_retryable(resp.status().as_u16()) => {
+                    return Err(format!(
+                        "the receiver answered HTTP {}",
+                        resp.status().as_u16()
+                    ))
+                }
                 Ok(resp) => last = format!("the receiver answered HTTP {}", resp.status().as_u16()),
                 Err(e) => match resolve::refusal(&e) {
                     Some(why) => return Err(format!("webhook URL refused: {why}")),
-                    None => last = if e.is_timeout() { "timed out".into() } else { "the request failed".into() },
+                    None => {
+                        last = if e.is_timeout() {
+                            "timed out".into()
+                        } else {
+                            "the request failed".into()
+                        }
+                    }
                 },
             }
             if n < attempts {
@@ -79,5 +108,7 @@ impl StatusWebhook {
 }
 
 fn unix_now() -> i64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
