@@ -240,7 +240,12 @@ pub struct RunpodArgs {
     pub bucket: Option<String>,
     /// Progress updates: `job` (per denoising step when the job subscribes to `progress` in
     /// `webhook.events`), `steps` (per step for every job) or `off`.
-    #[arg(long, env = "MERCHGEN_RUNPOD_PROGRESS", value_enum, default_value = "job")]
+    #[arg(
+        long,
+        env = "MERCHGEN_RUNPOD_PROGRESS",
+        value_enum,
+        default_value = "job"
+    )]
     pub progress: RunpodProgress,
     /// Jobs taken per request when idle (above 1, the batch job-take URL is used).
     #[arg(long, env = "MERCHGEN_RUNPOD_TAKE_BATCH", default_value_t = 1)]
@@ -258,10 +263,18 @@ pub struct RunpodArgs {
     #[arg(long, env = "MERCHGEN_RUNPOD_THROTTLE_MS", default_value_t = 5_000)]
     pub throttle_ms: u64,
     /// First pause after a failed platform call, milliseconds (doubles up to 8x).
-    #[arg(long, env = "MERCHGEN_RUNPOD_ERROR_BACKOFF_MS", default_value_t = 1_000)]
+    #[arg(
+        long,
+        env = "MERCHGEN_RUNPOD_ERROR_BACKOFF_MS",
+        default_value_t = 1_000
+    )]
     pub error_backoff_ms: u64,
     /// Largest job-done body posted; a larger result becomes an `upload_failed` error.
-    #[arg(long, env = "MERCHGEN_RUNPOD_MAX_RESULT_BYTES", default_value_t = 10_000_000)]
+    #[arg(
+        long,
+        env = "MERCHGEN_RUNPOD_MAX_RESULT_BYTES",
+        default_value_t = 10_000_000
+    )]
     pub max_result_bytes: usize,
 }
 
@@ -305,7 +318,11 @@ pub struct ServeArgs {
     #[arg(long, env = "MERCHGEN_SERVE_RUNSYNC_WAIT_SECS", default_value_t = 90)]
     pub runsync_wait_secs: u64,
     /// Execution timeout of jobs whose `policy.executionTimeout` says none, seconds.
-    #[arg(long, env = "MERCHGEN_SERVE_EXECUTION_TIMEOUT_SECS", default_value_t = 600)]
+    #[arg(
+        long,
+        env = "MERCHGEN_SERVE_EXECUTION_TIMEOUT_SECS",
+        default_value_t = 600
+    )]
     pub execution_timeout_secs: u64,
     /// Lifespan of jobs whose `policy.ttl` says none (queue and run included), seconds.
     #[arg(long, env = "MERCHGEN_SERVE_TTL_SECS", default_value_t = 86_400)]

@@ -90,7 +90,13 @@ impl EngineHandle {
     ) -> Result<GenerateOutput, EngineError> {
         let (reply, rx) = oneshot::channel();
         self.generations.fetch_add(1, Ordering::Relaxed);
-        let sent = self.tx.send(Command { req, cancel, progress, reply, span: tracing::Span::current() });
+        let sent = self.tx.send(Command {
+            req,
+            cancel,
+            progress,
+            reply,
+            span: tracing::Span::current(),
+        });
         let result = match sent {
             Ok(()) => rx.await.unwrap_or(Err(EngineError::Stopped)),
             Err(_) => Err(EngineError::Stopped),
@@ -148,30 +154,65 @@ mod tests {
         fn load_report(&self) -> &LoadReport {
             &self.0
         }
-        fn generate(&mut self, _: &GenerateRequest, _: &AtomicBool, _: StepCallback<'_>) -> Result<GenerateOutput, EngineError> {
+        fn generate(
+            &mut self,
+            _: &GenerateRequest,
+            _: &AtomicBool,
+            _: StepCallback<'_>,
+        ) -> Result<GenerateOutput, EngineError> {
             Err(EngineError::Failed(self.1.to_owned()))
         }
     }
 
     fn report() -> LoadReport {
-        let info = ModelInfo { preset: "fake".into(), weights: "none".into(), device: "cpu".into() };
-        LoadReport { info, load_ms: 0, bytes: 0, source: "test".into(), defaults: Default::default() }
+        let info = ModelInfo {
+            preset: "fake".into(),
+            weights: "none".into(),
+            device: "cpu".into(),
+        };
+        LoadReport {
+            info,
+            load_ms: 0,
+            bytes: 0,
+            source: "test".into(),
+            defaults: Default::default(),
+        }
     }
 
     fn request() -> GenerateRequest {
-        GenerateRequest { prompt: "x".into(), width: 16, height: 16, steps: 1, guidance: 0.0, seed: 1, num_images: 1, max_sequence_length: 8 }
+        GenerateRequest {
+            prompt: "x".into(),
+            width: 16,
+            height: 16,
+            steps: 1,
+            guidance: 0.0,
+            seed: 1,
+            num_images: 1,
+            max_sequence_length: 8,
+        }
     }
 
     async fn handle_failing_with(text: &'static str) -> EngineHandle {
-        let engine = EngineHandle::start(move || Ok(Box::new(Failing(report(), text)) as Box<dyn Generator>)).await.unwrap();
-        let result = engine.generate(request(), Arc::new(AtomicBool::new(false)), None).await;
+        let engine =
+            EngineHandle::start(
+                move || Ok(Box::new(Failing(report(), text)) as Box<dyn Generator>),
+            )
+            .await
+            .unwrap();
+        let result = engine
+            .generate(request(), Arc::new(AtomicBool::new(false)), None)
+            .await;
         assert!(result.is_err());
         engine
     }
 
     #[tokio::test]
     async fn device_broken_set_by_cuda_error_only() {
-        assert!(handle_failing_with("DriverError(CUDA_ERROR_ILLEGAL_ADDRESS)").await.device_broken());
+        assert!(
+            handle_failing_with("DriverError(CUDA_ERROR_ILLEGAL_ADDRESS)")
+                .await
+                .device_broken()
+        );
         assert!(!handle_failing_with("shape mismatch").await.device_broken());
     }
 }

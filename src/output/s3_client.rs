@@ -20,7 +20,12 @@ use tokio::sync::OnceCell;
 const FALLBACK_REGION: &str = "us-east-1";
 
 /// Endpoint, path style, region, and (access key id, digest of the secret) of static credentials.
-type ClientKey = (Option<String>, bool, Option<String>, Option<(String, String)>);
+type ClientKey = (
+    Option<String>,
+    bool,
+    Option<String>,
+    Option<(String, String)>,
+);
 
 /// Most distinct clients kept; jobs with their own credentials (RunPod `s3Config`) could
 /// otherwise grow the cache without bound.

@@ -93,7 +93,9 @@ impl Worker {
     /// True once a generation failed in a way that may leave the device unusable (a CUDA
     /// error, a dead engine thread): the door should ask for this worker to be replaced.
     pub fn device_broken(&self) -> bool {
-        self.engine.as_ref().is_some_and(EngineHandle::device_broken)
+        self.engine
+            .as_ref()
+            .is_some_and(EngineHandle::device_broken)
     }
 
     fn engine_or_unavailable(&self) -> Result<&EngineHandle, JobError> {
@@ -126,7 +128,11 @@ impl Worker {
             Some(o) => (&o.destination, &o.config),
             None => (&self.parts.default_destination, &self.parts.output),
         };
-        let destination = job.output.destination.as_deref().unwrap_or(default_destination);
+        let destination = job
+            .output
+            .destination
+            .as_deref()
+            .unwrap_or(default_destination);
         let sink = match output::open_sink(destination, output_cfg).await {
             Ok(sink) => sink,
             Err(e) => return self.finish_failed(job, e).await,

@@ -110,7 +110,7 @@ impl Metrics {
         }
     }
 
-    /// The model is ready: `cold_start` since the process started, `load` by the engine.
+    /// The model is ready: `cold_start` since start-up, `load` spent by the engine.
     pub fn model_ready(&self, cold_start_seconds: f64, load_seconds: f64) {
         let mut inner = self.lock();
         inner.cold_start_seconds = Some(cold_start_seconds);
@@ -176,7 +176,7 @@ impl Metrics {
             gauge(
                 &mut out,
                 "merchgen_cold_start_seconds",
-                "Seconds from process start until the model was ready.",
+                "Seconds from start-up (the port opening) until the model was ready.",
                 cold,
             );
             gauge(
