@@ -124,6 +124,10 @@ async fn serve_endpoint_api_routes_statuses_queue_webhook_metrics() {
         id.as_str(),
         "the job id is the delivery id"
     );
+    let (code, synced) = server
+        .get(&format!("/v2/ep/status-sync/{id}?wait=1000"), raw)
+        .await;
+    assert_eq!((code, synced["status"].as_str()), (200, Some("COMPLETED")));
     let end = Instant::now() + Duration::from_secs(10);
     while seen.lock().unwrap().is_empty() && Instant::now() < end {
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -1,6 +1,7 @@
 //! The HTTP routes: RunPod's endpoint API under `/v2/{endpoint_id}/` (`run`, `runsync`,
-//! `status/{id}`, `cancel/{id}`, `health`, `purge-queue`; reference/runpod.md §3.2), so RunPod's
-//! own clients work against it, plus `/healthz` (ready once the model is loaded) and `/metrics`.
+//! `status/{id}`, `status-sync/{id}`, `cancel/{id}`, `health`, `purge-queue`;
+//! reference/runpod.md §3.2), so RunPod's own clients work against it, plus `/healthz` (ready
+//! once the model is loaded) and `/metrics`.
 //! Every job goes through the store; nothing here touches the worker.
 
 use super::auth;
@@ -47,6 +48,7 @@ pub fn router(state: Shared) -> Router {
         .route("/run", post(run))
         .route("/runsync", post(runsync))
         .route("/status/{id}", get(status).post(status))
+        .route("/status-sync/{id}", get(status_sync).post(status_sync))
         .route("/cancel/{id}", post(cancel))
         .route("/health", get(health))
         .route("/purge-queue", post(purge))
@@ -166,6 +168,24 @@ async fn runsync(State(state): State<Shared>, Query(q): Query<Wait>, body: Bytes
 
 async fn status(State(state): State<Shared>, Path((_, id)): Path<(String, String)>) -> Response {
     match state.store.status(&id) {
+        Some(body) => Json(body).into_response(),
+        None => error(StatusCode::NOT_FOUND, "job not found"),
+    }
+}
+
+/// `status-sync/{id}?wait=ms` (undocumented, used by RunPod's JavaScript client): `status`
+/// once the job is final or after the wait (1 to 90 s, default 90 s).
+async fn status_sync(
+    State(state): State<Shared>,
+    Path((_, id)): Path<(String, String)>,
+    Query(q): Query<Wait>,
+) -> Response {
+    let wait = Duration::from_millis(q.wait.unwrap_or(90_000).clamp(1_000, 90_000));
+    match state
+        .store
+        .wait_final(&id, Instant::now() + wait, &state.shutdown)
+        .await
+    {
         Some(body) => Json(body).into_response(),
         None => error(StatusCode::NOT_FOUND, "job not found"),
     }
