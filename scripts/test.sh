@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
-# `make test`: install the test peers (moto's S3 server from PyPI into ./.venv), start them on
-# loopback, run every cargo test against them, and stop them whatever happens.
+# `make test`: install the test peers (moto's S3 server and RunPod's Python client from PyPI into
+# ./.venv), start them on loopback, run every cargo test against them, and stop them whatever
+# happens.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 endpoint="$(scripts/moto.sh start)"
 trap 'scripts/moto.sh stop >/dev/null 2>&1 || true' EXIT
 export MERCHGEN_TEST_S3_ENDPOINT="$endpoint"
+# RunPod's Python client for tests/serve_python.rs, pinned; reinstalled only when the pins change.
+requirements=tests/python/requirements.txt
+stamp="${MERCHGEN_VENV:-.venv}/.merchgen-python-requirements"
+if ! cmp -s "$requirements" "$stamp" 2>/dev/null; then
+    echo "test.sh: installing $requirements into ${MERCHGEN_VENV:-.venv}" >&2
+    "${MERCHGEN_VENV:-.venv}/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements" >&2
+    cp "$requirements" "$stamp"
+fi
 # Tests must never reach the network: the hub client is kept offline.
 export HF_HUB_OFFLINE=1
 cargo test --locked --all-targets 2>&1

@@ -47,6 +47,12 @@ pub enum Command {
         #[command(flatten)]
         pipeline: PipelineBench,
     },
+    /// RunPod serverless worker (job-take, job-done, progress, ping, job-stop); with
+    /// --test-input or ./test_input.json, run one job locally and exit 0 or 1.
+    Runpod(Box<crate::config::RunpodArgs>),
+    /// RunPod's endpoint API (/v2/{endpoint_id}/run, runsync, status, cancel, health,
+    /// purge-queue) on a local port, plus /healthz and /metrics.
+    Serve(crate::config::ServeArgs),
 }
 
 #[derive(Debug, Clone, Subcommand)]

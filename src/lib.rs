@@ -13,6 +13,7 @@ pub mod intake;
 pub mod job;
 pub mod mockup;
 pub mod output;
+pub mod redact;
 pub mod shutdown;
 pub mod telemetry;
 pub mod webhook;

@@ -49,6 +49,9 @@ async fn dispatch(cli: Cli) -> i32 {
         Some(Command::Bench { what, pipeline }) => {
             commands::bench::run(&config, what.as_ref(), pipeline)
         }
+        Some(Command::Runpod(args)) => merchgen::intake::runpod::run(&config, args).await,
+        Some(Command::Serve(args)) => merchgen::intake::serve::run(&config, args).await,
+        None if config::on_runpod() => merchgen::intake::runpod::run_from_env(&config).await,
         None => {
             if config::on_runpod() || config::on_lambda() || config::sqs_queue_url().is_some() {
                 eprintln!("merchgen: this build has no RunPod, Lambda or SQS door yet; see `merchgen --help`");

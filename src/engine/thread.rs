@@ -28,6 +28,8 @@ pub struct EngineHandle {
     tx: mpsc::Sender<Command>,
     report: Arc<LoadReport>,
     generations: Arc<AtomicU64>,
+    /// Set when a generation failed with an error that may leave the device unusable.
+    broken: Arc<AtomicBool>,
 }
 
 impl EngineHandle {
@@ -59,6 +61,7 @@ impl EngineHandle {
             tx,
             report: Arc::new(report),
             generations: Arc::new(AtomicU64::new(0)),
+            broken: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -72,6 +75,12 @@ impl EngineHandle {
         self.generations.load(Ordering::Relaxed)
     }
 
+    /// True once a generation failed with an error that may leave the device unusable (see
+    /// [`EngineError::device_broken`]); a platform worker should then ask to be replaced.
+    pub fn device_broken(&self) -> bool {
+        self.broken.load(Ordering::Relaxed)
+    }
+
     /// Generate on the engine thread. Set `cancel` to stop between denoising steps.
     pub async fn generate(
         &self,
@@ -81,16 +90,24 @@ impl EngineHandle {
     ) -> Result<GenerateOutput, EngineError> {
         let (reply, rx) = oneshot::channel();
         self.generations.fetch_add(1, Ordering::Relaxed);
-        self.tx
-            .send(Command {
-                req,
-                cancel,
-                progress,
-                reply,
-                span: tracing::Span::current(),
-            })
-            .map_err(|_| EngineError::Stopped)?;
-        rx.await.map_err(|_| EngineError::Stopped)?
+        let sent = self.tx.send(Command {
+            req,
+            cancel,
+            progress,
+            reply,
+            span: tracing::Span::current(),
+        });
+        let result = match sent {
+            Ok(()) => rx.await.unwrap_or(Err(EngineError::Stopped)),
+            Err(_) => Err(EngineError::Stopped),
+        };
+        if let Err(e) = &result {
+            if e.device_broken() {
+                tracing::error!(error = %e, "the device may be unusable after this error");
+                self.broken.store(true, Ordering::Relaxed);
+            }
+        }
+        result
     }
 }
 
@@ -121,5 +138,81 @@ fn run(generator: &mut dyn Generator, rx: mpsc::Receiver<Command>) {
             Err(EngineError::Failed(format!("panic: {what}")))
         });
         let _ = cmd.reply.send(result);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::StepCallback;
+    use crate::job::outcome::ModelInfo;
+
+    /// Fails every generation with the given error text.
+    struct Failing(LoadReport, &'static str);
+
+    impl Generator for Failing {
+        fn load_report(&self) -> &LoadReport {
+            &self.0
+        }
+        fn generate(
+            &mut self,
+            _: &GenerateRequest,
+            _: &AtomicBool,
+            _: StepCallback<'_>,
+        ) -> Result<GenerateOutput, EngineError> {
+            Err(EngineError::Failed(self.1.to_owned()))
+        }
+    }
+
+    fn report() -> LoadReport {
+        let info = ModelInfo {
+            preset: "fake".into(),
+            weights: "none".into(),
+            device: "cpu".into(),
+        };
+        LoadReport {
+            info,
+            load_ms: 0,
+            bytes: 0,
+            source: "test".into(),
+            defaults: Default::default(),
+        }
+    }
+
+    fn request() -> GenerateRequest {
+        GenerateRequest {
+            prompt: "x".into(),
+            width: 16,
+            height: 16,
+            steps: 1,
+            guidance: 0.0,
+            seed: 1,
+            num_images: 1,
+            max_sequence_length: 8,
+        }
+    }
+
+    async fn handle_failing_with(text: &'static str) -> EngineHandle {
+        let engine =
+            EngineHandle::start(
+                move || Ok(Box::new(Failing(report(), text)) as Box<dyn Generator>),
+            )
+            .await
+            .unwrap();
+        let result = engine
+            .generate(request(), Arc::new(AtomicBool::new(false)), None)
+            .await;
+        assert!(result.is_err());
+        engine
+    }
+
+    #[tokio::test]
+    async fn device_broken_set_by_cuda_error_only() {
+        assert!(
+            handle_failing_with("DriverError(CUDA_ERROR_ILLEGAL_ADDRESS)")
+                .await
+                .device_broken()
+        );
+        assert!(!handle_failing_with("shape mismatch").await.device_broken());
     }
 }

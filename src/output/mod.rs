@@ -78,6 +78,16 @@ pub struct OutputConfig {
     pub inline_max_bytes: usize,
     /// `Cache-Control` header stored with S3 objects.
     pub cache_control: Option<String>,
+    /// Static S3 credentials instead of the SDK's chain (RunPod's `BUCKET_*` variables or a
+    /// job's `s3Config`).
+    pub s3_credentials: Option<S3Credentials>,
+}
+
+/// An S3 access key pair; the secret is redacted when printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: crate::redact::Redacted,
 }
 
 impl Default for OutputConfig {
@@ -90,6 +100,7 @@ impl Default for OutputConfig {
             public_base_url: None,
             inline_max_bytes: 8 * 1024 * 1024,
             cache_control: None,
+            s3_credentials: None,
         }
     }
 }

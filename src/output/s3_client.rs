@@ -19,7 +19,17 @@ use tokio::sync::OnceCell;
 /// S3-compatible servers, which ignore it).
 const FALLBACK_REGION: &str = "us-east-1";
 
-type ClientKey = (Option<String>, bool, Option<String>);
+/// Endpoint, path style, region, and (access key id, digest of the secret) of static credentials.
+type ClientKey = (
+    Option<String>,
+    bool,
+    Option<String>,
+    Option<(String, String)>,
+);
+
+/// Most distinct clients kept; jobs with their own credentials (RunPod `s3Config`) could
+/// otherwise grow the cache without bound.
+const MAX_CLIENTS: usize = 64;
 
 static BASE: OnceCell<SdkConfig> = OnceCell::const_new();
 
@@ -36,9 +46,20 @@ pub async fn client(cfg: &OutputConfig) -> Client {
         cfg.s3_endpoint.clone(),
         cfg.s3_force_path_style,
         cfg.s3_region.clone(),
+        cfg.s3_credentials.as_ref().map(credentials_key),
     );
     let mut map = clients().lock().unwrap_or_else(|p| p.into_inner());
+    if map.len() >= MAX_CLIENTS && !map.contains_key(&key) {
+        map.clear();
+    }
     map.entry(key).or_insert_with(|| build(base, cfg)).clone()
+}
+
+/// Identifies a key pair without keeping the secret itself in the cache key.
+fn credentials_key(c: &super::S3Credentials) -> (String, String) {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(c.secret_access_key.expose().as_bytes());
+    (c.access_key_id.clone(), hex::encode(digest))
 }
 
 async fn load_base(region: Option<String>) -> SdkConfig {
@@ -70,6 +91,15 @@ fn build(base: &SdkConfig, cfg: &OutputConfig) -> Client {
         );
     if let Some(endpoint) = &cfg.s3_endpoint {
         b = b.endpoint_url(endpoint);
+    }
+    if let Some(c) = &cfg.s3_credentials {
+        b = b.credentials_provider(aws_sdk_s3::config::Credentials::new(
+            c.access_key_id.clone(),
+            c.secret_access_key.expose().to_owned(),
+            None,
+            None,
+            "merchgen-static",
+        ));
     }
     match (&cfg.s3_region, base.region()) {
         (Some(r), _) => b = b.region(Region::new(r.clone())),

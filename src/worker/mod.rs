@@ -35,6 +35,17 @@ pub struct JobRequest {
     pub cancel: Arc<AtomicBool>,
     /// Receives denoising progress when the door reports it.
     pub progress: Option<tokio::sync::mpsc::UnboundedSender<Progress>>,
+    /// Output settings the door brings for this delivery (RunPod's bucket or `s3Config`);
+    /// `None` uses the worker's own.
+    pub output: Option<OutputOverride>,
+}
+
+/// A door's output settings for one delivery: the destination of a job that names none, and
+/// the S3 settings (endpoint, credentials) of its sink.
+#[derive(Debug, Clone)]
+pub struct OutputOverride {
+    pub destination: String,
+    pub config: OutputConfig,
 }
 
 impl JobRequest {
@@ -45,6 +56,7 @@ impl JobRequest {
             received: Instant::now(),
             cancel: Arc::new(AtomicBool::new(false)),
             progress: None,
+            output: None,
         }
     }
 }
@@ -86,6 +98,14 @@ impl Worker {
         self.engine.as_ref()
     }
 
+    /// True once a generation failed in a way that may leave the device unusable (a CUDA
+    /// error, a dead engine thread): the door should ask for this worker to be replaced.
+    pub fn device_broken(&self) -> bool {
+        self.engine
+            .as_ref()
+            .is_some_and(EngineHandle::device_broken)
+    }
+
     fn engine_or_unavailable(&self) -> Result<&EngineHandle, JobError> {
         self.engine.as_ref().ok_or_else(|| {
             JobError::new(
@@ -124,12 +144,16 @@ impl Worker {
     }
 
     async fn run(&self, job: &ValidJob, req: &JobRequest) -> JobOutcome {
+        let (default_destination, output_cfg) = match &req.output {
+            Some(o) => (&o.destination, &o.config),
+            None => (&self.parts.default_destination, &self.parts.output),
+        };
         let destination = job
             .output
             .destination
             .as_deref()
-            .unwrap_or(&self.parts.default_destination);
-        let sink = match output::open_sink(destination, &self.parts.output).await {
+            .unwrap_or(default_destination);
+        let sink = match output::open_sink(destination, output_cfg).await {
             Ok(sink) => sink,
             Err(e) => return self.finish_failed(job, e).await,
         };

@@ -1,0 +1,92 @@
+//! The jobs this worker has taken and not yet settled: their ids feed the heartbeat and
+//! `job_in_progress`, and their cancel flags let job-stop reach a running job. Shared by the
+//! take loop, the heartbeat and the job-stop poll; holds no I/O.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// One taken job's flags.
+#[derive(Debug, Clone)]
+pub struct Tracked {
+    pub id: String,
+    /// Handed to the worker: set to stop between denoising steps.
+    pub cancel: Arc<AtomicBool>,
+    /// Set when the platform asked (job-stop) to stop the job: no result is posted then.
+    pub stopped: Arc<AtomicBool>,
+}
+
+impl Tracked {
+    /// True once job-stop named this job.
+    pub fn was_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Relaxed)
+    }
+}
+
+/// Taken, unsettled jobs in the order they were taken. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct InFlight {
+    jobs: Arc<Mutex<Vec<Tracked>>>,
+}
+
+impl InFlight {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Tracked>> {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Track a job (a repeated id keeps its first entry) and return its flags.
+    pub fn add(&self, id: &str) -> Tracked {
+        let mut jobs = self.lock();
+        if let Some(t) = jobs.iter().find(|t| t.id == id) {
+            return t.clone();
+        }
+        let t = Tracked {
+            id: id.to_owned(),
+            cancel: Arc::default(),
+            stopped: Arc::default(),
+        };
+        jobs.push(t.clone());
+        t
+    }
+
+    /// Forget a settled job.
+    pub fn remove(&self, id: &str) {
+        self.lock().retain(|t| t.id != id);
+    }
+
+    /// Ids in flight, in the order taken.
+    pub fn ids(&self) -> Vec<String> {
+        self.lock().iter().map(|t| t.id.clone()).collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// Stop a job asked for by job-stop; false when it is not in flight here.
+    pub fn stop(&self, id: &str) -> bool {
+        let jobs = self.lock();
+        let Some(t) = jobs.iter().find(|t| t.id == id) else {
+            return false;
+        };
+        t.stopped.store(true, Ordering::Relaxed);
+        t.cancel.store(true, Ordering::Relaxed);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_sets_flags_of_tracked_job_only() {
+        let f = InFlight::default();
+        let a = f.add("a");
+        f.add("b");
+        assert_eq!(f.ids(), ["a", "b"]);
+        assert!(f.stop("a") && !f.stop("zzz"));
+        assert!(a.was_stopped() && a.cancel.load(Ordering::Relaxed));
+        f.remove("a");
+        assert_eq!(f.ids(), ["b"]);
+    }
+}

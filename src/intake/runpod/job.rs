@@ -1,0 +1,123 @@
+//! One taken job, start to settlement: the `JobRequest` (cancel flag, progress channel, the
+//! job's bucket), the run with the shutdown grace period, then the result post. A job the
+//! platform stopped (job-stop) ends within one denoising step and posts nothing, as the SDK.
+
+use super::done;
+use super::inflight::{InFlight, Tracked};
+use super::progress;
+use super::settings::Settings;
+use super::take::TakenJob;
+use super::wire;
+use crate::job::outcome::JobOutcome;
+use crate::worker::{JobRequest, Worker};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// How long the progress poster may take to finish after the job (its posts are bounded too).
+const PROGRESS_DRAIN: Duration = Duration::from_secs(5);
+
+/// What the door shares with each job.
+pub struct Context {
+    pub worker: Arc<Worker>,
+    pub settings: Arc<Settings>,
+    pub inflight: InFlight,
+    pub shutdown: CancellationToken,
+}
+
+/// How a job was settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// The result was posted (`accepted`: the platform took it); `stop_pod` was asked for.
+    Posted { accepted: bool, stop_pod: bool },
+    /// The platform stopped the job; nothing was posted.
+    Stopped,
+}
+
+/// Run one job and settle it.
+pub async fn run(ctx: &Context, job: TakenJob) -> Settled {
+    let tracked = ctx.inflight.add(&job.id);
+    let span = tracing::info_span!("runpod_job", job_id = %job.id);
+    let settled = settle(ctx, job, &tracked).instrument(span).await;
+    ctx.inflight.remove(&tracked.id);
+    settled
+}
+
+async fn settle(ctx: &Context, job: TakenJob, tracked: &Tracked) -> Settled {
+    if tracked.was_stopped() {
+        tracing::info!("stopped by the platform before it started");
+        return Settled::Stopped;
+    }
+    let outcome = execute(ctx, job, tracked).await;
+    if tracked.was_stopped() {
+        tracing::info!("stopped by the platform; no result is posted");
+        return Settled::Stopped;
+    }
+    let stop_pod = ctx.worker.device_broken();
+    let body = wire::result_body(&outcome, stop_pod);
+    let mut deadline = Instant::now() + ctx.settings.done_retry;
+    if ctx.shutdown.is_cancelled() {
+        deadline = deadline.min(Instant::now() + ctx.settings.grace.max(Duration::from_secs(5)));
+    }
+    let accepted = done::post(&ctx.settings, &tracked.id, &body, deadline).await;
+    Settled::Posted { accepted, stop_pod }
+}
+
+/// Build the request, run it (within the grace period once shutdown starts), drain progress.
+async fn execute(ctx: &Context, job: TakenJob, tracked: &Tracked) -> JobOutcome {
+    let output = match ctx.settings.output_for(job.s3_config.as_ref()) {
+        Ok(output) => output,
+        Err(e) => return JobOutcome::failed(job.id, e),
+    };
+    let wants_progress = progress::wanted(ctx.settings.progress, &job.input);
+    let mut req = JobRequest::new(job.input, job.id);
+    req.cancel = tracked.cancel.clone();
+    req.output = output;
+    let poster = wants_progress.then(|| {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        req.progress = Some(tx);
+        progress::spawn(ctx.settings.clone(), tracked.clone(), rx)
+    });
+    // Boxed: the pipeline's future is deep, and nesting it in the door's would overflow the
+    // compiler's layout depth for every crate that awaits the door.
+    let run = Box::pin(ctx.worker.handle(req));
+    let outcome = with_grace(run, &tracked.cancel, &ctx.shutdown, ctx.settings.grace).await;
+    if let Some(mut poster) = poster {
+        // Every progress post lands before the result, so the status never steps backwards.
+        if tokio::time::timeout(PROGRESS_DRAIN, &mut poster)
+            .await
+            .is_err()
+        {
+            poster.abort();
+        }
+    }
+    outcome
+}
+
+/// Await the job; once shutdown starts, give it `grace`, then cancel it between steps.
+async fn with_grace(
+    job: impl Future<Output = JobOutcome>,
+    cancel: &AtomicBool,
+    shutdown: &CancellationToken,
+    grace: Duration,
+) -> JobOutcome {
+    tokio::pin!(job);
+    tokio::select! {
+        outcome = &mut job => return outcome,
+        _ = shutdown.cancelled() => {}
+    }
+    tracing::info!(
+        grace_secs = grace.as_secs(),
+        "shutting down: the job in flight may finish within the grace period"
+    );
+    tokio::select! {
+        outcome = &mut job => return outcome,
+        _ = tokio::time::sleep(grace) => {}
+    }
+    tracing::warn!("grace period over: cancelling the job in flight");
+    cancel.store(true, Ordering::Relaxed);
+    job.await
+}

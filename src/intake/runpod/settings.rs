@@ -1,0 +1,124 @@
+//! The door's resolved settings: URLs, client, timings and output choices, built once from
+//! `RunpodArgs` and shared by the take loop and its background tasks.
+
+use super::bucket::{Bucket, BucketVars};
+use super::client::PlatformClient;
+use super::urls::Urls;
+use crate::config::{Config, RunpodArgs, RunpodProgress};
+use crate::output::OutputConfig;
+use std::time::Duration;
+
+/// Everything the platform loop needs besides the worker.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub urls: Urls,
+    pub client: PlatformClient,
+    /// This worker's id (`RUNPOD_POD_ID`, else a random one).
+    pub worker_id: String,
+    /// Heartbeats are sent only with a key, a pod id and a ping URL (as the SDK does).
+    pub heartbeat: bool,
+    pub ping_interval: Duration,
+    pub progress: RunpodProgress,
+    pub take_batch: u32,
+    pub take_timeout: Duration,
+    pub post_timeout: Duration,
+    pub done_retry: Duration,
+    pub throttle: Duration,
+    pub error_backoff: Duration,
+    pub max_result_bytes: usize,
+    /// How long the job in flight may run on after SIGTERM.
+    pub grace: Duration,
+    /// `BUCKET_*` bucket for jobs that name no destination (unless `MERCHGEN_OUTPUT` is set).
+    pub env_bucket: Option<Bucket>,
+    /// Output settings that per-job buckets start from.
+    pub base_output: OutputConfig,
+}
+
+/// A setting that cannot work, with how to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error(
+        "RUNPOD_WEBHOOK_GET_JOB and RUNPOD_WEBHOOK_POST_OUTPUT must both be set to talk to RunPod"
+    )]
+    MissingUrls,
+    #[error(transparent)]
+    Bucket(#[from] super::bucket::BucketError),
+    #[error("cannot start the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+impl Settings {
+    /// Resolve the platform settings (URLs needed) from the arguments.
+    pub fn platform(config: &Config, args: &RunpodArgs) -> Result<Settings, SettingsError> {
+        let (Some(take), Some(done)) = (args.job_take_url.as_deref(), args.job_done_url.as_deref())
+        else {
+            return Err(SettingsError::MissingUrls);
+        };
+        Self::build(config, args, take, done)
+    }
+
+    /// Settings for a local test run (no platform URLs needed).
+    pub fn local(config: &Config, args: &RunpodArgs) -> Result<Settings, SettingsError> {
+        Self::build(config, args, "", "")
+    }
+
+    fn build(
+        config: &Config,
+        args: &RunpodArgs,
+        take: &str,
+        done: &str,
+    ) -> Result<Settings, SettingsError> {
+        let pod_id = args.pod_id.clone().filter(|p| !p.is_empty());
+        let worker_id = pod_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let urls = Urls::new(take, done, args.ping_url.as_deref(), &worker_id);
+        let has_key = args.api_key.as_ref().is_some_and(|k| !k.is_empty());
+        let has_ping = args.ping_url.as_deref().is_some_and(|p| !p.is_empty());
+        let vars = BucketVars {
+            endpoint_url: args.bucket_endpoint_url.clone(),
+            access_key_id: args.bucket_access_key_id.clone(),
+            secret_access_key: args.bucket_secret_access_key.clone(),
+            bucket: args.bucket.clone(),
+        };
+        let bucket = Bucket::from_vars(&vars)?;
+        if bucket.is_some() && config.output.is_some() {
+            tracing::warn!("both MERCHGEN_OUTPUT and BUCKET_ENDPOINT_URL are set; MERCHGEN_OUTPUT is the default destination");
+        }
+        Ok(Settings {
+            urls,
+            client: PlatformClient::new(args.api_key.as_ref())?,
+            worker_id,
+            heartbeat: has_key && pod_id.is_some() && has_ping,
+            ping_interval: Duration::from_millis(args.ping_interval_ms.max(100)),
+            progress: args.progress,
+            take_batch: args.take_batch.max(1),
+            take_timeout: Duration::from_secs(args.take_timeout_secs.max(1)),
+            post_timeout: Duration::from_secs(args.post_timeout_secs.max(1)),
+            done_retry: Duration::from_secs(args.done_retry_secs),
+            throttle: Duration::from_millis(args.throttle_ms),
+            error_backoff: Duration::from_millis(args.error_backoff_ms.max(10)),
+            max_result_bytes: args.max_result_bytes,
+            grace: Duration::from_secs(config.shutdown_grace_secs),
+            env_bucket: bucket.filter(|_| config.output.is_none()),
+            base_output: config.output_config(),
+        })
+    }
+}
+
+impl Settings {
+    /// Output settings of one job: its request's `s3Config` bucket, else the `BUCKET_*`
+    /// bucket, else `None` (the worker's own: `MERCHGEN_OUTPUT`, or `inline`).
+    pub fn output_for(
+        &self,
+        s3_config: Option<&serde_json::Value>,
+    ) -> Result<Option<crate::worker::OutputOverride>, crate::error::JobError> {
+        if let Some(cfg) = s3_config {
+            return Bucket::from_s3_config(cfg).map(|b| Some(b.output_override(&self.base_output)));
+        }
+        Ok(self
+            .env_bucket
+            .as_ref()
+            .map(|b| b.output_override(&self.base_output)))
+    }
+}

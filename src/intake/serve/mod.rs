@@ -1,0 +1,124 @@
+//! `merchgen serve`: RunPod's endpoint API on a local port (shared/reference/runpod.md §3), so
+//! RunPod's client libraries and tools can drive merchgen without RunPod. `routes` is the HTTP
+//! surface, `auth` the key check, `store` the bounded queue and job table, `record` one job's
+//! state and status body, `runner` the one task that feeds the device, `webhook` the
+//! request-level webhook, `metrics` the Prometheus text. The server answers (`/healthz`: 503)
+//! before the model has loaded; jobs wait in the queue until it has.
+
+pub mod auth;
+pub mod metrics;
+pub mod record;
+pub mod routes;
+pub mod runner;
+pub mod store;
+pub mod webhook;
+
+use crate::app::{self, Door};
+use crate::config::{Config, ServeArgs};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Serve until SIGTERM/SIGINT; returns the exit status.
+pub async fn run(config: &Config, args: &ServeArgs) -> i32 {
+    let started = Instant::now();
+    let shutdown = crate::shutdown::on_signals();
+    let listener = match tokio::net::TcpListener::bind((args.host, args.port)).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "merchgen serve: cannot listen on {}:{}: {e}",
+                args.host, args.port
+            );
+            return 2;
+        }
+    };
+    let hooks = match webhook::StatusWebhook::new(config.webhook_config()) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("merchgen serve: cannot start the webhook client: {e}");
+            return 2;
+        }
+    };
+    let store = Arc::new(store::Store::new(
+        args.queue_capacity,
+        Duration::from_secs(args.retention_secs),
+    ));
+    let metrics = Arc::new(metrics::Metrics::default());
+    let state = Arc::new(routes::AppState {
+        store: store.clone(),
+        metrics: metrics.clone(),
+        hooks: hooks.clone(),
+        api_key: args.api_key.clone().filter(|k| !k.is_empty()),
+        ready: false.into(),
+        runsync_wait: Duration::from_secs(args.runsync_wait_secs),
+        execution_timeout: Duration::from_secs(args.execution_timeout_secs),
+        ttl: Duration::from_secs(args.ttl_secs),
+        shutdown: shutdown.clone(),
+    });
+    if let Ok(addr) = listener.local_addr() {
+        // On stdout, so scripts (and tests) starting it on port 0 learn the port.
+        println!("merchgen serve: listening on http://{addr}");
+        tracing::info!(%addr, auth = state.api_key.is_some(), "endpoint API listening; loading the model");
+    }
+    let server = axum::serve(listener, routes::router(state.clone()))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let server = tokio::spawn(async move { server.await });
+    let code = load_and_run(config, state, started, hooks).await;
+    shutdown.cancel();
+    match server.await {
+        Ok(Ok(())) => code,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "the HTTP server failed");
+            1
+        }
+        Err(_) => 1,
+    }
+}
+
+/// Load the model, then run jobs until shutdown.
+async fn load_and_run(
+    config: &Config,
+    state: Arc<routes::AppState>,
+    started: Instant,
+    hooks: webhook::StatusWebhook,
+) -> i32 {
+    let engine = tokio::select! {
+        _ = state.shutdown.cancelled() => return 0,
+        engine = app::start_engine(config) => engine,
+    };
+    let engine = match engine {
+        Ok(engine) => engine,
+        Err(e) => {
+            tracing::error!(error = %e, "the model could not be loaded");
+            eprintln!("merchgen serve: the model could not be loaded: {e}");
+            return 1;
+        }
+    };
+    let load_seconds = engine.load_report().load_ms as f64 / 1000.0;
+    let destination = config.output.clone().unwrap_or_else(|| "inline".to_owned());
+    let worker = match app::build_worker(config, Some(engine), Door::Deployed, destination) {
+        Ok(worker) => Arc::new(worker),
+        Err(e) => {
+            eprintln!("merchgen serve: {e:#}");
+            return 1;
+        }
+    };
+    state
+        .metrics
+        .model_ready(started.elapsed().as_secs_f64(), load_seconds);
+    state.ready.store(true, Ordering::Relaxed);
+    tracing::info!(
+        cold_start_ms = started.elapsed().as_millis() as u64,
+        "model ready; running jobs"
+    );
+    let runner = runner::Runner {
+        store: state.store.clone(),
+        metrics: state.metrics.clone(),
+        hooks,
+        base_output: config.output_config(),
+        grace: Duration::from_secs(config.shutdown_grace_secs),
+    };
+    runner.run(worker, state.shutdown.clone()).await;
+    0
+}

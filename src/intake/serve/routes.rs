@@ -1,0 +1,258 @@
+//! The HTTP routes: RunPod's endpoint API under `/v2/{endpoint_id}/` (`run`, `runsync`,
+//! `status/{id}`, `status-sync/{id}`, `cancel/{id}`, `health`, `purge-queue`;
+//! reference/runpod.md §3.2), so RunPod's own clients work against it, plus `/healthz` (ready
+//! once the model is loaded) and `/metrics`.
+//! Every job goes through the store; nothing here touches the worker.
+
+use super::auth;
+use super::metrics::Metrics;
+use super::record::Submission;
+use super::store::Store;
+use super::webhook::StatusWebhook;
+use crate::redact::Redacted;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Longest `policy.executionTimeout` and `policy.ttl` accepted (RunPod's: 7 days).
+const MAX_POLICY: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Shared by every route.
+pub struct AppState {
+    pub store: Arc<Store>,
+    pub metrics: Arc<Metrics>,
+    pub hooks: StatusWebhook,
+    pub api_key: Option<Redacted>,
+    /// Set once the model is loaded.
+    pub ready: AtomicBool,
+    pub runsync_wait: Duration,
+    pub execution_timeout: Duration,
+    pub ttl: Duration,
+    pub shutdown: CancellationToken,
+}
+
+type Shared = Arc<AppState>;
+
+/// All routes.
+pub fn router(state: Shared) -> Router {
+    let api = Router::new()
+        .route("/run", post(run))
+        .route("/runsync", post(runsync))
+        .route("/status/{id}", get(status).post(status))
+        .route("/status-sync/{id}", get(status_sync).post(status_sync))
+        .route("/cancel/{id}", post(cancel))
+        .route("/health", get(health))
+        .route("/purge-queue", post(purge))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
+    Router::new()
+        .nest("/v2/{endpoint_id}", api)
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(crate::job::parse::MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+async fn authorize(State(state): State<Shared>, req: Request, next: Next) -> Response {
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if auth::allowed(state.api_key.as_ref(), header) {
+        next.run(req).await
+    } else {
+        error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized: send the API key in Authorization (raw or Bearer)",
+        )
+    }
+}
+
+/// The checked body of `run` / `runsync`.
+fn submission(state: &AppState, body: &[u8]) -> Result<Submission, String> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("the body is not valid JSON: {e}"))?;
+    let obj = value.as_object().ok_or("the body must be a JSON object")?;
+    let input = obj
+        .get("input")
+        .cloned()
+        .ok_or("input is required (the merchgen job)")?;
+    let webhook = match obj.get("webhook") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(url)) => Some(url.clone()),
+        Some(_) => return Err("webhook must be a URL string".into()),
+    };
+    let s3_config = obj.get("s3Config").filter(|v| !v.is_null()).cloned();
+    let policy = obj.get("policy").filter(|v| !v.is_null());
+    let millis = |key: &str, default: Duration| -> Result<Duration, String> {
+        match policy.and_then(|p| p.get(key)) {
+            None | Some(Value::Null) => Ok(default),
+            Some(v) => v
+                .as_u64()
+                .filter(|ms| *ms > 0)
+                .map(|ms| Duration::from_millis(ms).min(MAX_POLICY))
+                .ok_or(format!(
+                    "policy.{key} must be a positive number of milliseconds"
+                )),
+        }
+    };
+    let execution_timeout = millis("executionTimeout", state.execution_timeout)?;
+    let ttl = millis("ttl", state.ttl)?;
+    Ok(Submission {
+        input,
+        webhook,
+        s3_config,
+        execution_timeout,
+        ttl,
+    })
+}
+
+/// Queue a job; the error is the status and message to answer.
+fn enqueue(state: &AppState, body: &[u8], id: String) -> Result<String, (StatusCode, String)> {
+    let sub = submission(state, body).map_err(|m| (StatusCode::BAD_REQUEST, m))?;
+    match state.store.submit(id.clone(), sub) {
+        Ok(()) => {
+            state.metrics.submitted();
+            tracing::info!(job_id = %id, "job queued");
+            Ok(id)
+        }
+        Err(full) => {
+            state.metrics.rejected();
+            Err((StatusCode::TOO_MANY_REQUESTS, full.to_string()))
+        }
+    }
+}
+
+async fn run(State(state): State<Shared>, body: Bytes) -> Response {
+    match enqueue(&state, &body, uuid::Uuid::new_v4().to_string()) {
+        Ok(id) => Json(json!({ "id": id, "status": "IN_QUEUE" })).into_response(),
+        Err((status, message)) => error(status, message),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Wait {
+    /// Milliseconds (RunPod: 1000 to 300000).
+    wait: Option<u64>,
+}
+
+async fn runsync(State(state): State<Shared>, Query(q): Query<Wait>, body: Bytes) -> Response {
+    let id = match enqueue(&state, &body, format!("sync-{}", uuid::Uuid::new_v4())) {
+        Ok(id) => id,
+        Err((status, message)) => return error(status, message),
+    };
+    let wait = q.wait.map_or(state.runsync_wait, |ms| {
+        Duration::from_millis(ms.clamp(1_000, 300_000))
+    });
+    match state
+        .store
+        .wait_final(&id, Instant::now() + wait, &state.shutdown)
+        .await
+    {
+        Some(body) => Json(body).into_response(),
+        None => error(StatusCode::NOT_FOUND, "job not found (its ttl ran out)"),
+    }
+}
+
+async fn status(State(state): State<Shared>, Path((_, id)): Path<(String, String)>) -> Response {
+    match state.store.status(&id) {
+        Some(body) => Json(body).into_response(),
+        None => error(StatusCode::NOT_FOUND, "job not found"),
+    }
+}
+
+/// `status-sync/{id}?wait=ms` (undocumented, used by RunPod's JavaScript client): `status`
+/// once the job is final or after the wait (1 to 90 s, default 90 s).
+async fn status_sync(
+    State(state): State<Shared>,
+    Path((_, id)): Path<(String, String)>,
+    Query(q): Query<Wait>,
+) -> Response {
+    let wait = Duration::from_millis(q.wait.unwrap_or(90_000).clamp(1_000, 90_000));
+    match state
+        .store
+        .wait_final(&id, Instant::now() + wait, &state.shutdown)
+        .await
+    {
+        Some(body) => Json(body).into_response(),
+        None => error(StatusCode::NOT_FOUND, "job not found"),
+    }
+}
+
+async fn cancel(State(state): State<Shared>, Path((_, id)): Path<(String, String)>) -> Response {
+    let Some((body, finished)) = state.store.cancel(&id) else {
+        return error(StatusCode::NOT_FOUND, "job not found");
+    };
+    if let Some(f) = finished {
+        tracing::info!(job_id = %id, "job cancelled");
+        state.metrics.finished(f.state);
+        if let Some(url) = f.webhook {
+            state.hooks.spawn(url, f.body);
+        }
+    }
+    Json(body).into_response()
+}
+
+async fn purge(State(state): State<Shared>) -> Response {
+    let purged = state.store.purge();
+    for f in &purged {
+        state.metrics.finished(f.state);
+        if let Some(url) = &f.webhook {
+            state.hooks.spawn(url.clone(), f.body.clone());
+        }
+    }
+    Json(json!({ "removed": purged.len(), "status": "completed" })).into_response()
+}
+
+async fn health(State(state): State<Shared>) -> Response {
+    let counts = state.store.counts();
+    let ready = state.ready.load(Ordering::Relaxed);
+    let totals = state.metrics.totals();
+    let running = usize::from(counts.in_progress > 0);
+    let idle = usize::from(ready && counts.in_progress == 0);
+    Json(json!({
+        "jobs": {"completed": totals.completed, "failed": totals.failed, "inProgress": counts.in_progress,
+                 "inQueue": counts.in_queue, "retried": 0},
+        "workers": {"idle": idle, "running": running,
+                    "initializing": usize::from(!ready), "ready": usize::from(ready), "throttled": 0},
+    }))
+    .into_response()
+}
+
+async fn healthz(State(state): State<Shared>) -> Response {
+    if state.ready.load(Ordering::Relaxed) {
+        Json(json!({"status": "ready"})).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "loading"})),
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(state): State<Shared>) -> Response {
+    let text = state
+        .metrics
+        .render(state.store.counts(), state.store.expired());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}

@@ -1,0 +1,127 @@
+//! RunPod outputs that must not travel inline go to a bucket: RunPod's `BUCKET_*` variables and
+//! a request's `s3Config` are honoured (real S3 server: moto, from `make test` through
+//! `MERCHGEN_TEST_S3_ENDPOINT`; without it this test says so loudly and skips), and an inline
+//! result over the limit fails with a clear `upload_failed` instead of being posted.
+
+mod runpod_support;
+
+use merchgen::engine::tiny::{self, TinyLayout};
+use merchgen::output::{s3_client, OutputConfig, S3Credentials};
+use merchgen::redact::Redacted;
+use runpod_support::{sigterm, wait_exit, Platform, Reply};
+use serde_json::json;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const SECRET: &str = "runpod-bucket-secret-42";
+
+fn s3_config(endpoint: &str) -> OutputConfig {
+    OutputConfig {
+        s3_endpoint: Some(endpoint.to_owned()),
+        s3_force_path_style: true,
+        s3_region: Some("us-east-1".into()),
+        s3_credentials: Some(S3Credentials {
+            access_key_id: "AKRUNPOD".into(),
+            secret_access_key: Redacted::new(SECRET),
+        }),
+        ..OutputConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runpod_outputs_go_to_bucket_vars_or_s3_config_and_oversize_inline_fails() {
+    let Ok(endpoint) = std::env::var("MERCHGEN_TEST_S3_ENDPOINT") else {
+        eprintln!("SKIPPED: MERCHGEN_TEST_S3_ENDPOINT is not set; start moto with scripts/moto.sh (make test does)");
+        return;
+    };
+    let cfg = s3_config(&endpoint);
+    let client = s3_client::client(&cfg).await;
+    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    let (env_bucket, job_bucket) = (format!("rp-env-{suffix}"), format!("rp-job-{suffix}"));
+    for b in [&env_bucket, &job_bucket] {
+        client.create_bucket().bucket(b).send().await.unwrap();
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny::write(&dir.path().join("model"), 41, TinyLayout::Folder).unwrap();
+    let platform = Platform::start().await;
+    let input = json!({"prompt": "x", "width": 64, "height": 64, "num_inference_steps": 1});
+    let mut inline = input.clone();
+    inline["output"] = json!({"destination": "inline"});
+    let s3 = json!({"accessId": "AKRUNPOD", "accessSecret": SECRET, "bucketName": job_bucket, "endpointUrl": endpoint, "objectPath": "runs/x"});
+    platform.script_take([
+        Reply::Json(json!({"id": "env-1", "input": input})),
+        Reply::Json(json!({"id": "cfg-1", "input": input, "s3Config": s3})),
+        Reply::Json(json!({"id": "inline-1", "input": inline})),
+    ]);
+    let log = dir.path().join("worker.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_merchgen"))
+        .envs(platform.worker_env())
+        .env("MERCHGEN_MODEL", &model)
+        .env("MERCHGEN_DEVICE", "cpu")
+        .env("MERCHGEN_MIN_SIDE", "64")
+        .env("MERCHGEN_INLINE_MAX_BYTES", "100")
+        .env("MERCHGEN_LOG_FORMAT", "text")
+        .env("RUST_LOG", "merchgen=debug,info")
+        .env("HF_HUB_OFFLINE", "1")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("MERCHGEN_OUTPUT")
+        .env("BUCKET_ENDPOINT_URL", format!("{endpoint}/{env_bucket}"))
+        .env("BUCKET_ACCESS_KEY_ID", "AKRUNPOD")
+        .env("BUCKET_SECRET_ACCESS_KEY", SECRET)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    platform
+        .until(Duration::from_secs(60), "three results", |p| {
+            ["env-1", "cfg-1", "inline-1"]
+                .iter()
+                .all(|j| !p.results(j).is_empty())
+        })
+        .await;
+    sigterm(&child);
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(20)), 0);
+
+    for (job, bucket, key) in [
+        ("env-1", &env_bucket, "env-1/images/0.png"),
+        ("cfg-1", &job_bucket, "runs/x/cfg-1/images/0.png"),
+    ] {
+        let body = platform.results(job)[0].json();
+        let image = &body["output"]["images"][0];
+        assert_eq!(image["key"], key, "{body}");
+        assert!(image.get("base64").is_none(), "not inline");
+        assert!(
+            image["url"].as_str().is_some_and(|u| u.starts_with("http")),
+            "a presigned URL: {image}"
+        );
+        let stored = client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes();
+        assert_eq!(stored.len() as u64, image["bytes"].as_u64().unwrap());
+    }
+    let error = platform.results("inline-1")[0].error().unwrap();
+    assert_eq!(
+        (error["code"].as_str(), error["retryable"].as_bool()),
+        (Some("upload_failed"), Some(false))
+    );
+    assert!(
+        error["message"].as_str().unwrap().contains("limit"),
+        "{error}"
+    );
+    let logs = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !logs.contains(SECRET),
+        "the bucket secret never reaches the logs"
+    );
+}

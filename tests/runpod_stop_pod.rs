@@ -1,0 +1,115 @@
+//! A generation that fails with a CUDA error leaves the device suspect: the RunPod door posts
+//! the failure with `stopPod: true` (RunPod replaces the worker) and takes no further job. No
+//! GPU here, so the engine thread runs a generator that fails the way candle's CUDA backend does;
+//! the door, the worker, the platform calls and the fake platform are the real ones.
+
+mod runpod_support;
+
+use clap::Parser;
+use merchgen::app::{self, Door};
+use merchgen::cli::{Cli, Command};
+use merchgen::engine::{
+    EngineError, EngineHandle, GenerateOutput, GenerateRequest, Generator, LoadReport, StepCallback,
+};
+use merchgen::intake::runpod::{poll, settings::Settings};
+use merchgen::job::outcome::ModelInfo;
+use runpod_support::{Platform, Reply};
+use serde_json::json;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+struct CudaFault(LoadReport);
+
+impl Generator for CudaFault {
+    fn load_report(&self) -> &LoadReport {
+        &self.0
+    }
+    fn generate(
+        &mut self,
+        _: &GenerateRequest,
+        _: &AtomicBool,
+        _: StepCallback<'_>,
+    ) -> Result<GenerateOutput, EngineError> {
+        Err(EngineError::from_candle(
+            "DriverError(CUDA_ERROR_ILLEGAL_ADDRESS, \"an illegal memory access was encountered\")",
+        ))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runpod_device_fault_posts_stop_pod_and_takes_no_more_jobs() {
+    let platform = Platform::start().await;
+    let job = |id: &str| {
+        Reply::Json(
+            json!({"id": id, "input": {"prompt": "x", "width": 64, "height": 64, "num_inference_steps": 1}}),
+        )
+    };
+    platform.script_take([job("a"), job("b")]);
+    let env = platform.worker_env();
+    let var = |k: &str| {
+        env.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    let cli = Cli::try_parse_from([
+        "merchgen",
+        "--min-side",
+        "64",
+        "runpod",
+        "--job-take-url",
+        &var("RUNPOD_WEBHOOK_GET_JOB"),
+        "--job-done-url",
+        &var("RUNPOD_WEBHOOK_POST_OUTPUT"),
+        "--ping-url",
+        &var("RUNPOD_WEBHOOK_PING"),
+        "--api-key",
+        "rp-key-123",
+        "--pod-id",
+        "pod-7",
+    ])
+    .unwrap();
+    let Some(Command::Runpod(args)) = &cli.command else {
+        panic!("runpod subcommand")
+    };
+    let info = ModelInfo {
+        preset: "fake".into(),
+        weights: "none".into(),
+        device: "cuda:0".into(),
+    };
+    let report = LoadReport {
+        info,
+        load_ms: 0,
+        bytes: 0,
+        source: "test".into(),
+        defaults: Default::default(),
+    };
+    let engine = EngineHandle::start(move || Ok(Box::new(CudaFault(report)) as Box<dyn Generator>))
+        .await
+        .unwrap();
+    let worker =
+        app::build_worker(&cli.config, Some(engine), Door::Deployed, "inline".into()).unwrap();
+    let settings = Settings::platform(&cli.config, args).unwrap();
+
+    let run = tokio::spawn(poll::run(
+        Arc::new(worker),
+        Arc::new(settings),
+        tokio_util::sync::CancellationToken::new(),
+    ));
+    let code = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("the worker stops by itself")
+        .unwrap();
+    assert_eq!(code, poll::EXIT_REPLACE);
+
+    let result = &platform.results("a")[0];
+    assert_eq!(result.json()["stopPod"], true, "{}", result.json());
+    assert_eq!(result.error().unwrap()["code"], "generation_failed");
+    assert_eq!(
+        platform.calls_to("job-take").len(),
+        1,
+        "no job taken after the device broke"
+    );
+    assert!(platform.results("b").is_empty());
+}
