@@ -1,3 +1,6 @@
-//! Doors: each turns what arrives into `JobRequest`s for the one `Worker`. One file per door.
+//! Doors: each turns what arrives into `JobRequest`s for the one `Worker`. One file per door;
+//! pull-based doors implement `source::JobSource` and share the `pull` consumer loop.
 
 pub mod local;
+pub mod pull;
+pub mod source;
