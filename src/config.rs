@@ -193,3 +193,72 @@ pub fn on_runpod() -> bool {
 pub fn sqs_queue_url() -> Option<String> {
     std::env::var("MERCHGEN_SQS_QUEUE_URL").ok().filter(|u| !u.is_empty())
 }
+
+// ---------------------------------------------------------------------------------------------
+// SQS door settings (`merchgen sqs`). Kept apart from `Config`: only that door reads them.
+
+/// Settings of the SQS long-polling consumer (`merchgen sqs`, or no subcommand with
+/// `MERCHGEN_SQS_QUEUE_URL` set).
+#[derive(Debug, Clone, Args)]
+pub struct SqsArgs {
+    /// URL of the job queue (its RedrivePolicy decides when a poison message is dead-lettered).
+    #[arg(long, env = "MERCHGEN_SQS_QUEUE_URL")]
+    pub queue_url: String,
+    /// SQS endpoint for SQS-compatible servers (`AWS_ENDPOINT_URL` also works).
+    #[arg(long, env = "MERCHGEN_SQS_ENDPOINT")]
+    pub sqs_endpoint: Option<String>,
+    /// Long-poll wait per receive, in seconds (0 to 20).
+    #[arg(long, env = "MERCHGEN_SQS_WAIT_SECS", default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=20))]
+    pub wait_secs: u32,
+    /// Visibility timeout given to each received message and renewed while its job runs, in
+    /// seconds. A crashed host's job reappears on the queue this long after its last heartbeat.
+    #[arg(long, env = "MERCHGEN_SQS_VISIBILITY_SECS", default_value_t = 120, value_parser = clap::value_parser!(u32).range(1..=43_200))]
+    pub visibility_secs: u32,
+    /// Seconds between visibility heartbeats while a job runs (default: a third of the
+    /// visibility timeout).
+    #[arg(long, env = "MERCHGEN_SQS_HEARTBEAT_SECS")]
+    pub heartbeat_secs: Option<u32>,
+    /// Delay before a retryable failure is handed out again on its first delivery, in seconds;
+    /// it doubles with each further delivery (ApproximateReceiveCount).
+    #[arg(long, env = "MERCHGEN_SQS_RETRY_BASE_SECS", default_value_t = 10)]
+    pub retry_base_secs: u32,
+    /// Longest retry delay, in seconds.
+    #[arg(long, env = "MERCHGEN_SQS_RETRY_MAX_SECS", default_value_t = 900, value_parser = clap::value_parser!(u32).range(0..=43_200))]
+    pub retry_max_secs: u32,
+}
+
+impl SqsArgs {
+    /// The settings from the environment alone (the door chosen with no subcommand).
+    pub fn from_env() -> Result<SqsArgs, clap::Error> {
+        #[derive(clap::Parser)]
+        struct EnvOnly {
+            #[command(flatten)]
+            sqs: SqsArgs,
+        }
+        <EnvOnly as clap::Parser>::try_parse_from(["merchgen"]).map(|e| e.sqs)
+    }
+
+    /// Seconds between heartbeats: the setting, else a third of the visibility timeout.
+    pub fn heartbeat_every_secs(&self) -> u32 {
+        self.heartbeat_secs
+            .unwrap_or(self.visibility_secs / 3)
+            .clamp(1, self.visibility_secs.max(1))
+    }
+
+    /// Start-up checks of cross-field mistakes, with how to fix them.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.heartbeat_every_secs() >= self.visibility_secs && self.visibility_secs > 1 {
+            anyhow::bail!(
+                "MERCHGEN_SQS_HEARTBEAT_SECS ({}) must be below MERCHGEN_SQS_VISIBILITY_SECS ({}), or a running job's message reappears on the queue",
+                self.heartbeat_every_secs(),
+                self.visibility_secs
+            );
+        }
+        if self.retry_base_secs > self.retry_max_secs {
+            anyhow::bail!(
+                "MERCHGEN_SQS_RETRY_BASE_SECS must not exceed MERCHGEN_SQS_RETRY_MAX_SECS"
+            );
+        }
+        Ok(())
+    }
+}

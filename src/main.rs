@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use merchgen::cli::{Cli, Command};
-use merchgen::{commands, config, telemetry};
+use merchgen::{commands, config, intake, telemetry};
 
 fn main() {
     let cli = Cli::parse();
@@ -31,10 +31,24 @@ async fn dispatch(cli: Cli) -> i32 {
             tokio::task::spawn_blocking(move || commands::models::run(&config, &action)).await.unwrap_or(1)
         }
         Some(Command::Bench { what, pipeline }) => commands::bench::run(&config, what.as_ref(), pipeline),
+        Some(Command::Lambda) => intake::lambda::run(&config).await,
+        Some(Command::Sqs(args)) => intake::sqs::run(&config, args).await,
         None => {
-            if config::on_runpod() || config::on_lambda() || config::sqs_queue_url().is_some() {
-                eprintln!("merchgen: this build has no RunPod, Lambda or SQS door yet; see `merchgen --help`");
+            if config::on_runpod() {
+                eprintln!("merchgen: this build has no RunPod door yet; see `merchgen --help`");
                 return 2;
+            }
+            if config::on_lambda() {
+                return intake::lambda::run(&config).await;
+            }
+            if config::sqs_queue_url().is_some() {
+                return match config::SqsArgs::from_env() {
+                    Ok(args) => intake::sqs::run(&config, &args).await,
+                    Err(e) => {
+                        eprintln!("merchgen: {e}");
+                        2
+                    }
+                };
             }
             use clap::CommandFactory;
             let _ = Cli::command().print_help();
