@@ -262,3 +262,52 @@ impl SqsArgs {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod sqs_args_tests {
+    use super::SqsArgs;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        sqs: SqsArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<SqsArgs, clap::Error> {
+        let argv = [
+            "merchgen",
+            "--queue-url",
+            "https://sqs.us-east-1.amazonaws.com/1/jobs",
+        ];
+        Wrap::try_parse_from(argv.iter().chain(args)).map(|w| w.sqs)
+    }
+
+    #[test]
+    fn sqs_args_defaults_heartbeat_to_a_third_of_visibility() {
+        let args = parse(&[]).unwrap();
+        assert_eq!((args.wait_secs, args.visibility_secs), (20, 120));
+        assert_eq!(args.heartbeat_every_secs(), 40);
+        assert_eq!(
+            parse(&["--visibility-secs", "2"])
+                .unwrap()
+                .heartbeat_every_secs(),
+            1
+        );
+        args.check().unwrap();
+    }
+
+    #[test]
+    fn sqs_args_rejects_out_of_range_and_contradictory_settings() {
+        assert!(parse(&["--wait-secs", "21"]).is_err());
+        assert!(parse(&["--visibility-secs", "0"]).is_err());
+        let slow_beat = parse(&["--visibility-secs", "30", "--heartbeat-secs", "30"]).unwrap();
+        assert!(slow_beat
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("MERCHGEN_SQS_HEARTBEAT_SECS"));
+        let inverted = parse(&["--retry-base-secs", "60", "--retry-max-secs", "10"]).unwrap();
+        assert!(inverted.check().is_err());
+    }
+}

@@ -51,6 +51,8 @@ fn start_lambda(
 ) -> Merchgen {
     let mut env: HashMap<String, String> = api.env().into_iter().collect();
     env.insert("MERCHGEN_OUTPUT".into(), out.into());
+    // As deployed: the format follows the function's LoggingConfig (AWS_LAMBDA_LOG_FORMAT=json).
+    env.insert("MERCHGEN_LOG_FORMAT".into(), "auto".into());
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     // No subcommand: the door is picked from AWS_LAMBDA_RUNTIME_API.
     Merchgen::start(&[], &env, logs)
