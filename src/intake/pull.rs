@@ -48,45 +48,25 @@ pub async fn run<S: JobSource>(
     stop: CancellationToken,
     opts: PullOptions,
 ) -> PullReport {
-    let mut report = PullReport::default();
+    let mut consumer = Consumer {
+        source: Arc::clone(&source),
+        worker,
+        stop: stop.clone(),
+        opts,
+        report: PullReport::default(),
+    };
     let mut pending = Some(prefetch(Arc::clone(&source), stop.clone()));
     while let Some(handle) = pending.take() {
         let Some(delivery) = join(handle).await else {
             break;
         };
         if stop.is_cancelled() {
-            release(&*source, delivery, &mut report).await;
+            consumer.release(delivery).await;
             break;
         }
         // Receive the next message while this job runs, so the GPU never waits on a poll.
         pending = Some(prefetch(Arc::clone(&source), stop.clone()));
-        let span = tracing::info_span!("delivery", door = opts.door, message_id = %delivery.id, attempt = delivery.attempt);
-        let Delivery {
-            id,
-            attempt,
-            received,
-            body,
-            ticket,
-        } = delivery;
-        let settlement = async {
-            match body {
-                Ok(body) => {
-                    let mut req = JobRequest::new(body, id.clone());
-                    req.received = received;
-                    report.jobs += 1;
-                    run_job(&worker, req, attempt, &stop, &opts).await
-                }
-                Err(e) => {
-                    tracing::warn!(reason = %e, "message carries no job");
-                    source::after_body_error(&e, attempt, &opts.backoff)
-                }
-            }
-        }
-        .instrument(span.clone())
-        .await;
-        settle(&*source, &id, ticket, settlement, &mut report)
-            .instrument(span)
-            .await;
+        consumer.process(delivery).await;
         if stop.is_cancelled() {
             break;
         }
@@ -94,11 +74,12 @@ pub async fn run<S: JobSource>(
     // A message prefetched while the last job ran goes straight back to the queue.
     if let Some(handle) = pending {
         if let Some(delivery) = join(handle).await {
-            release(&*source, delivery, &mut report).await;
+            consumer.release(delivery).await;
         }
     }
+    let report = consumer.report;
     tracing::info!(
-        door = opts.door,
+        door = consumer.opts.door,
         jobs = report.jobs,
         acked = report.acked,
         retried = report.retried,
@@ -107,6 +88,75 @@ pub async fn run<S: JobSource>(
         "consumer stopped"
     );
     report
+}
+
+/// What processing and settling a delivery needs.
+struct Consumer<S: JobSource> {
+    source: Arc<S>,
+    worker: Arc<Worker>,
+    stop: CancellationToken,
+    opts: PullOptions,
+    report: PullReport,
+}
+
+impl<S: JobSource> Consumer<S> {
+    /// Run one delivery's job (or judge its body) and settle it, inside the delivery's span.
+    async fn process(&mut self, delivery: Delivery<S::Ticket>) {
+        let span = tracing::info_span!("delivery", door = self.opts.door, message_id = %delivery.id, attempt = delivery.attempt);
+        let Delivery {
+            id,
+            attempt,
+            received,
+            body,
+            ticket,
+        } = delivery;
+        let settlement = match body {
+            Ok(body) => {
+                let mut req = JobRequest::new(body, id.clone());
+                req.received = received;
+                self.report.jobs += 1;
+                run_job(&self.worker, req, attempt, &self.stop, &self.opts)
+                    .instrument(span.clone())
+                    .await
+            }
+            Err(e) => {
+                tracing::warn!(parent: &span, reason = %e, "message carries no job");
+                source::after_body_error(&e, attempt, &self.opts.backoff)
+            }
+        };
+        self.settle(&id, ticket, settlement).instrument(span).await;
+    }
+
+    /// Hand a delivery back at once (shutdown).
+    async fn release(&mut self, delivery: Delivery<S::Ticket>) {
+        let span =
+            tracing::info_span!("delivery", door = self.opts.door, message_id = %delivery.id);
+        self.settle(&delivery.id, delivery.ticket, Settlement::Release)
+            .instrument(span)
+            .await;
+    }
+
+    async fn settle(&mut self, id: &str, ticket: S::Ticket, settlement: Settlement) {
+        let delay_secs = match settlement {
+            Settlement::RetryLater(d) => Some(d.as_secs()),
+            _ => None,
+        };
+        if let Err(e) = self.source.settle(id, ticket, settlement).await {
+            // Not fatal: the message reappears after its visibility timeout, and a job that
+            // already succeeded is answered from its result.json.
+            self.report.settle_errors += 1;
+            tracing::error!(settlement = settlement.as_str(), error = %e, "could not settle the message");
+            return;
+        }
+        tracing::info!(settlement = settlement.as_str(), delay_secs, "settled");
+        let count = match settlement {
+            Settlement::Ack => &mut self.report.acked,
+            Settlement::RetryLater(_) => &mut self.report.retried,
+            Settlement::Release => &mut self.report.released,
+            Settlement::DeadLetter => &mut self.report.dead_lettered,
+        };
+        *count += 1;
+    }
 }
 
 /// Receive in the background until a delivery arrives or `stop` fires (then `None`). Receive
@@ -184,46 +234,4 @@ async fn wind_down(
     tracing::warn!("grace period over: cancelling the job in flight and releasing its message");
     cancel.store(true, Ordering::Relaxed);
     tokio::time::timeout(opts.wind_down, job).await.ok()
-}
-
-async fn release<S: JobSource>(source: &S, delivery: Delivery<S::Ticket>, report: &mut PullReport) {
-    let span = tracing::info_span!("delivery", message_id = %delivery.id);
-    settle(
-        source,
-        &delivery.id,
-        delivery.ticket,
-        Settlement::Release,
-        report,
-    )
-    .instrument(span)
-    .await;
-}
-
-async fn settle<S: JobSource>(
-    source: &S,
-    id: &str,
-    ticket: S::Ticket,
-    settlement: Settlement,
-    report: &mut PullReport,
-) {
-    let delay_secs = match settlement {
-        Settlement::RetryLater(d) => Some(d.as_secs()),
-        _ => None,
-    };
-    match source.settle(id, ticket, settlement).await {
-        Ok(()) => tracing::info!(settlement = settlement.as_str(), delay_secs, "settled"),
-        Err(e) => {
-            // Not fatal: the message reappears after its visibility timeout, and a job that
-            // already succeeded is answered from its result.json.
-            report.settle_errors += 1;
-            tracing::error!(settlement = settlement.as_str(), error = %e, "could not settle the message");
-            return;
-        }
-    }
-    match settlement {
-        Settlement::Ack => report.acked += 1,
-        Settlement::RetryLater(_) => report.retried += 1,
-        Settlement::Release => report.released += 1,
-        Settlement::DeadLetter => report.dead_lettered += 1,
-    }
 }
