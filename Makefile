@@ -6,7 +6,7 @@ CARGO_PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
 BIN := target/$(if $(filter release,$(PROFILE)),release,debug)/merchgen
 TINY := target/tiny-model
 
-.PHONY: run demo test parity build build-cuda lint fmt clippy bench bench-mockups fuzz clean
+.PHONY: run demo test parity build build-cuda lint fmt clippy cfn-lint bench bench-mockups fuzz clean
 
 ## The main job: events/txt2img.json on the default preset (weights fetched into the cache).
 run: build
@@ -31,13 +31,17 @@ test:
 parity:
 	scripts/parity.sh
 
-lint: fmt clippy
+lint: fmt clippy cfn-lint
 
 fmt:
 	$(CARGO) fmt --all -- --check
 
 clippy:
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+## template.yaml (AWS SAM) through cfn-lint, installed from PyPI into ./.venv.
+cfn-lint:
+	scripts/cfn-lint.sh
 
 ## Per-stage timings on the configured model (MERCHGEN_MODEL), and the mockup renderer.
 bench: build

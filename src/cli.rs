@@ -40,6 +40,11 @@ pub enum Command {
         #[command(subcommand)]
         action: ModelsAction,
     },
+    /// AWS Lambda: direct invocations and SQS event batches (the default when
+    /// AWS_LAMBDA_RUNTIME_API is set).
+    Lambda,
+    /// Consume an SQS queue on a GPU host (the default when MERCHGEN_SQS_QUEUE_URL is set).
+    Sqs(crate::config::SqsArgs),
     /// Per-stage timings of the pipeline or of mockup rendering.
     Bench {
         #[command(subcommand)]

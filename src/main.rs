@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use merchgen::cli::{Cli, Command};
-use merchgen::{commands, config, telemetry};
+use merchgen::{commands, config, intake, telemetry};
 
 fn main() {
     let cli = Cli::parse();
@@ -49,13 +49,25 @@ async fn dispatch(cli: Cli) -> i32 {
         Some(Command::Bench { what, pipeline }) => {
             commands::bench::run(&config, what.as_ref(), pipeline)
         }
-        Some(Command::Runpod(args)) => merchgen::intake::runpod::run(&config, args).await,
-        Some(Command::Serve(args)) => merchgen::intake::serve::run(&config, args).await,
-        None if config::on_runpod() => merchgen::intake::runpod::run_from_env(&config).await,
+        Some(Command::Runpod(args)) => intake::runpod::run(&config, args).await,
+        Some(Command::Serve(args)) => intake::serve::run(&config, args).await,
+        Some(Command::Lambda) => intake::lambda::run(&config).await,
+        Some(Command::Sqs(args)) => intake::sqs::run(&config, args).await,
         None => {
-            if config::on_runpod() || config::on_lambda() || config::sqs_queue_url().is_some() {
-                eprintln!("merchgen: this build has no RunPod, Lambda or SQS door yet; see `merchgen --help`");
-                return 2;
+            if config::on_runpod() {
+                return intake::runpod::run_from_env(&config).await;
+            }
+            if config::on_lambda() {
+                return intake::lambda::run(&config).await;
+            }
+            if config::sqs_queue_url().is_some() {
+                return match config::SqsArgs::from_env() {
+                    Ok(args) => intake::sqs::run(&config, &args).await,
+                    Err(e) => {
+                        eprintln!("merchgen: {e}");
+                        2
+                    }
+                };
             }
             use clap::CommandFactory;
             let _ = Cli::command().print_help();

@@ -1,7 +1,7 @@
 //! Turns a `JobSpec` into a `ValidJob`, or an `invalid_input` error naming the field, before any
 //! work starts. Pure: no I/O, no clock except the seed drawn when a job gives none.
 
-use super::spec::{FitMode, ImageSourceSpec, JobSpec, MockupsSpec, WebhookEventKind};
+use super::spec::{FitMode, ImageSourceSpec, JobSpec, MockupsSpec, WebhookEventKind, WebhookSpec};
 use super::styles;
 use crate::encode::OutputFormat;
 use crate::error::JobError;
@@ -147,18 +147,7 @@ pub fn validate(
         .as_ref()
         .map(|m| validate_mockups(m, limits))
         .transpose()?;
-    let webhook = spec
-        .webhook
-        .as_ref()
-        .map(|w| {
-            let url = validate_http_url("webhook.url", &w.url)?;
-            let events = w
-                .events
-                .clone()
-                .unwrap_or_else(|| vec![WebhookEventKind::Completed, WebhookEventKind::Failed]);
-            Ok::<_, JobError>(ValidWebhook { url, events })
-        })
-        .transpose()?;
+    let webhook = spec.webhook.as_ref().map(validate_webhook).transpose()?;
     let (generation, design) = match (&spec.prompt, &spec.design) {
         (Some(_), Some(_)) => {
             return Err(JobError::invalid(
@@ -198,6 +187,16 @@ pub fn validate(
         output,
         webhook,
     })
+}
+
+/// Validate a webhook request on its own (also used to report a job that failed validation).
+pub fn validate_webhook(w: &WebhookSpec) -> Result<ValidWebhook, JobError> {
+    let url = validate_http_url("webhook.url", &w.url)?;
+    let events = w
+        .events
+        .clone()
+        .unwrap_or_else(|| vec![WebhookEventKind::Completed, WebhookEventKind::Failed]);
+    Ok(ValidWebhook { url, events })
 }
 
 fn validate_id(id: &str) -> Result<String, JobError> {

@@ -21,6 +21,7 @@ use std::time::Instant;
 use tracing::Instrument;
 
 mod mockups;
+mod rejected;
 
 /// One job as a door hands it over.
 #[derive(Debug)]
@@ -120,7 +121,7 @@ impl Worker {
         let fallback_id = job_id_hint(&req.body).unwrap_or_else(|| req.delivery_id.clone());
         let job = match self.validate(&req) {
             Ok(job) => job,
-            Err(e) => return JobOutcome::failed(fallback_id, e),
+            Err(e) => return self.reject(fallback_id, e, &req.body).await,
         };
         let span = tracing::info_span!("job", id = %job.id);
         let outcome = self.run(&job, &req).instrument(span.clone()).await;

@@ -1,0 +1,149 @@
+//! What one Lambda invocation does: a direct invocation carries one job and returns its outcome;
+//! an SQS event is handled record by record (each body decoded on its own, so one bad message
+//! fails alone) and answers `batchItemFailures` naming only the records the queue should hand
+//! out again: retryable failures, and poison messages (so the redrive policy dead-letters them).
+//! Terminal failures (invalid input) are acknowledged: the worker has sent their failure webhook.
+//!
+//! Jobs are cancelled shortly before the function's deadline, and records not started by then
+//! are reported as failures, so a timeout retries only the unfinished records.
+
+use crate::intake::source::{self, Backoff, Settlement};
+use crate::intake::sqs::claim_check::ClaimCheck;
+use crate::job::outcome::JobOutcome;
+use crate::worker::{JobRequest, Worker};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use serde_json::Value;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+use tracing::Instrument;
+
+/// Time kept free before the function's deadline to finish a cancelled job and answer.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
+
+/// Lambda's redelivery delay is the queue's; this only satisfies `after_outcome`.
+const NO_BACKOFF: Backoff = Backoff {
+    base: Duration::ZERO,
+    max: Duration::ZERO,
+};
+
+/// An invocation that cannot be answered with an outcome.
+#[derive(Debug, thiserror::Error)]
+pub enum LambdaError {
+    /// The event has `Records` but is not an SQS event (another trigger is wired to us).
+    #[error("the event has `Records` but is not an SQS event: {0}")]
+    NotSqs(String),
+}
+
+impl From<LambdaError> for Diagnostic {
+    fn from(e: LambdaError) -> Self {
+        Diagnostic {
+            error_type: "merchgen.UnsupportedEvent".to_owned(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// The Lambda door: the worker, built once at cold start, and the claim-check reader.
+pub struct LambdaDoor {
+    worker: Worker,
+    claims: ClaimCheck,
+}
+
+impl LambdaDoor {
+    pub fn new(worker: Worker, claims: ClaimCheck) -> Self {
+        LambdaDoor { worker, claims }
+    }
+
+    /// Answer one invocation: the outcome (direct) or an `SqsBatchResponse` (SQS event).
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, LambdaError> {
+        let (payload, ctx) = event.into_parts();
+        let deadline = ctx.deadline();
+        if payload.get("Records").is_none() {
+            let outcome = self
+                .run_job(JobRequest::new(payload, ctx.request_id), deadline)
+                .await;
+            return Ok(serde_json::to_value(outcome).expect("a JobOutcome always serializes"));
+        }
+        let batch: SqsEvent =
+            serde_json::from_value(payload).map_err(|e| LambdaError::NotSqs(e.to_string()))?;
+        if let Some(other) = batch
+            .records
+            .iter()
+            .find_map(|r| r.event_source.as_deref().filter(|s| *s != "aws:sqs"))
+        {
+            return Err(LambdaError::NotSqs(format!("eventSource is {other:?}")));
+        }
+        let answer = self.batch(batch.records, deadline).await;
+        Ok(serde_json::to_value(answer).expect("an SqsBatchResponse always serializes"))
+    }
+
+    async fn batch(&self, records: Vec<SqsMessage>, deadline: SystemTime) -> SqsBatchResponse {
+        let total = records.len();
+        let mut failures = Vec::new();
+        for record in records {
+            let Some(id) = record.message_id.clone().filter(|id| !id.is_empty()) else {
+                tracing::error!(
+                    "an SQS record has no messageId; it cannot be reported and is skipped"
+                );
+                continue;
+            };
+            let attempt: u32 = record
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1);
+            let span = tracing::info_span!("delivery", door = "lambda", message_id = %id, attempt);
+            let settlement = self
+                .record(record, &id, deadline)
+                .instrument(span.clone())
+                .await;
+            tracing::info!(parent: &span, settlement = settlement.as_str(), "record done");
+            if settlement != Settlement::Ack {
+                failures.push(id);
+            }
+        }
+        tracing::info!(records = total, failures = failures.len(), "batch done");
+        let mut answer = SqsBatchResponse::default();
+        answer.set_failures(failures);
+        answer
+    }
+
+    async fn record(&self, record: SqsMessage, id: &str, deadline: SystemTime) -> Settlement {
+        if time_left(deadline) < DEADLINE_MARGIN {
+            tracing::warn!(
+                "too close to the function's deadline to start; the queue will hand it out again"
+            );
+            return Settlement::Release;
+        }
+        let body = match self.claims.decode(record.body.as_deref()).await {
+            Ok(body) => body,
+            Err(e) => {
+                tracing::warn!(reason = %e, "message carries no job");
+                return source::after_body_error(&e, 1, &NO_BACKOFF);
+            }
+        };
+        let outcome = self.run_job(JobRequest::new(body, id), deadline).await;
+        source::after_outcome(&outcome, 1, &NO_BACKOFF)
+    }
+
+    /// Run a job, cancelling it when the function's deadline comes near.
+    async fn run_job(&self, req: JobRequest, deadline: SystemTime) -> JobOutcome {
+        let cancel = req.cancel.clone();
+        let budget = time_left(deadline).saturating_sub(DEADLINE_MARGIN);
+        let watchdog = tokio::spawn(async move {
+            tokio::time::sleep(budget).await;
+            tracing::warn!("the function's deadline is near: cancelling the job");
+            cancel.store(true, Ordering::Relaxed);
+        });
+        let outcome = self.worker.handle(req).await;
+        watchdog.abort();
+        outcome
+    }
+}
+
+fn time_left(deadline: SystemTime) -> Duration {
+    deadline
+        .duration_since(SystemTime::now())
+        .unwrap_or_default()
+}

@@ -1,0 +1,181 @@
+//! The seam for pull-based doors: a `JobSource` hands out deliveries (`next`) and is told what
+//! became of each (`settle`: ack, retry later, release, dead-letter). Also the one rule that
+//! turns an outcome into a settlement, shared by every queue door (SQS here, Lambda's SQS batches).
+//!
+//! This module knows nothing about a particular queue, the GPU, or how a job runs.
+
+use crate::job::outcome::JobOutcome;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// One message taken from a queue, not yet settled.
+#[derive(Debug)]
+pub struct Delivery<T> {
+    /// The queue's id for the message (SQS `MessageId`); the job's default id.
+    pub id: String,
+    /// How many times the queue has handed this message out, this time included (1 at first).
+    pub attempt: u32,
+    /// When it was received (the job's `timings_ms.queued` starts here).
+    pub received: Instant,
+    /// The job body, or why this message carries no job.
+    pub body: Result<Value, BodyError>,
+    /// What the source needs to settle it (receipt handle, heartbeat).
+    pub ticket: T,
+}
+
+/// Why a message carries no job.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    /// The message can never become a job (not JSON, a claim check to nothing): retrying cannot
+    /// help, so it is left to the queue's dead-letter policy, where an operator can see it.
+    #[error("not a job: {0}")]
+    Poison(String),
+    /// The body lives elsewhere (claim check) and could not be read just now.
+    #[error("job body unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// What becomes of a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settlement {
+    /// Finished for good (succeeded, or failed in a way retrying cannot fix): remove it.
+    Ack,
+    /// Failed for now: hand it out again after this delay.
+    RetryLater(Duration),
+    /// Not finished here (shutdown): hand it out again at once, to another worker.
+    Release,
+    /// Never a job: leave it alone, so the queue's redrive policy dead-letters it after its
+    /// `maxReceiveCount`.
+    DeadLetter,
+}
+
+impl Settlement {
+    /// Short name for logs.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Settlement::Ack => "ack",
+            Settlement::RetryLater(_) => "retry_later",
+            Settlement::Release => "release",
+            Settlement::DeadLetter => "dead_letter",
+        }
+    }
+}
+
+/// A queue that hands out jobs one delivery at a time.
+#[async_trait::async_trait]
+pub trait JobSource: Send + Sync + 'static {
+    /// What `settle` needs to find the delivery again.
+    type Ticket: Send + 'static;
+
+    /// Wait for the next delivery. `Ok(None)` when none came (an empty long poll) or `stop`
+    /// fired; an implementation returns promptly once `stop` fires.
+    async fn next(
+        &self,
+        stop: &CancellationToken,
+    ) -> Result<Option<Delivery<Self::Ticket>>, SourceError>;
+
+    /// Settle a delivery (see [`Settlement`]).
+    async fn settle(
+        &self,
+        id: &str,
+        ticket: Self::Ticket,
+        settlement: Settlement,
+    ) -> Result<(), SourceError>;
+}
+
+/// A queue operation that failed. The detail is for logs; it never holds a credential.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("receiving from the queue failed: {0}")]
+    Receive(String),
+    #[error("settling message {id} ({action}) failed: {detail}")]
+    Settle {
+        id: String,
+        action: &'static str,
+        detail: String,
+    },
+}
+
+/// Retry delays that grow with each delivery of the same message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// Delay after the first delivery failed.
+    pub base: Duration,
+    /// Largest delay.
+    pub max: Duration,
+}
+
+impl Backoff {
+    /// `base * 2^(attempt-1)`, at most `max`.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let doublings = attempt.saturating_sub(1).min(30);
+        self.base.saturating_mul(1u32 << doublings).min(self.max)
+    }
+}
+
+/// The settlement a job's outcome calls for: success and failures that retrying cannot fix
+/// (invalid input: the worker has already sent the failure webhook) are acknowledged, so they
+/// never loop to the dead-letter queue; retryable failures come back after a growing delay.
+pub fn after_outcome(outcome: &JobOutcome, attempt: u32, backoff: &Backoff) -> Settlement {
+    match &outcome.error {
+        Some(e) if e.retryable => Settlement::RetryLater(backoff.delay(attempt)),
+        _ => Settlement::Ack,
+    }
+}
+
+/// The settlement for a message that carries no job.
+pub fn after_body_error(error: &BodyError, attempt: u32, backoff: &Backoff) -> Settlement {
+    match error {
+        BodyError::Poison(_) => Settlement::DeadLetter,
+        BodyError::Unavailable(_) => Settlement::RetryLater(backoff.delay(attempt)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{ErrorCode, JobError};
+    use crate::job::JobStatus;
+
+    const BACKOFF: Backoff = Backoff {
+        base: Duration::from_secs(10),
+        max: Duration::from_secs(60),
+    };
+
+    #[test]
+    fn backoff_delay_doubles_per_attempt_up_to_max() {
+        let secs: Vec<u64> = (0..6).map(|a| BACKOFF.delay(a).as_secs()).collect();
+        assert_eq!(secs, [10, 10, 20, 40, 60, 60]);
+        assert_eq!(BACKOFF.delay(u32::MAX).as_secs(), 60);
+    }
+
+    #[test]
+    fn after_outcome_acks_success_and_terminal_failures_and_retries_the_rest() {
+        let mut ok = JobOutcome::failed("j", JobError::internal("x"));
+        ok.status = JobStatus::Succeeded;
+        ok.error = None;
+        assert_eq!(after_outcome(&ok, 1, &BACKOFF), Settlement::Ack);
+        let invalid = JobOutcome::failed("j", JobError::invalid("width", "bad"));
+        assert_eq!(after_outcome(&invalid, 1, &BACKOFF), Settlement::Ack);
+        let flaky = JobOutcome::failed("j", JobError::new(ErrorCode::InputFetchFailed, "503"));
+        assert_eq!(
+            after_outcome(&flaky, 2, &BACKOFF),
+            Settlement::RetryLater(Duration::from_secs(20))
+        );
+    }
+
+    #[test]
+    fn after_body_error_dead_letters_poison_and_retries_unavailable() {
+        let poison = BodyError::Poison("not JSON".into());
+        assert_eq!(
+            after_body_error(&poison, 1, &BACKOFF),
+            Settlement::DeadLetter
+        );
+        let gone = BodyError::Unavailable("s3 timeout".into());
+        assert_eq!(
+            after_body_error(&gone, 1, &BACKOFF),
+            Settlement::RetryLater(Duration::from_secs(10))
+        );
+    }
+}

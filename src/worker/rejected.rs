@@ -1,0 +1,48 @@
+//! Jobs that fail validation. They never run, but their client is still told: when the body
+//! names a usable webhook on its own, the `job.failed` event goes out (queue doors acknowledge
+//! such jobs, so this is the only word the client gets).
+
+use super::Worker;
+use crate::error::JobError;
+use crate::job::outcome::JobOutcome;
+use crate::job::spec::WebhookSpec;
+use crate::job::validate::{self, ValidWebhook};
+use crate::webhook::WebhookEvent;
+use serde_json::Value;
+
+impl Worker {
+    /// The failed outcome of a job rejected by validation, its failure webhook sent if possible.
+    pub(super) async fn reject(&self, id: String, error: JobError, body: &Value) -> JobOutcome {
+        tracing::warn!(job_id = %id, code = %error.code, field = error.field.as_deref(), "job rejected");
+        let mut outcome = JobOutcome::failed(id, error);
+        if let Some(hook) = usable_webhook(body) {
+            let event = WebhookEvent::finished(&outcome);
+            outcome.webhook = Some(self.parts.notifier.notify(&hook, event).await);
+        }
+        outcome
+    }
+}
+
+/// The body's webhook when it is valid by itself (the rest of the job may not be).
+fn usable_webhook(body: &Value) -> Option<ValidWebhook> {
+    let spec: WebhookSpec = serde_json::from_value(body.get("webhook")?.clone()).ok()?;
+    validate::validate_webhook(&spec).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn usable_webhook_needs_a_valid_webhook_only() {
+        let body = json!({"prompt": 7, "webhook": {"url": "https://shop.example/h"}});
+        assert_eq!(usable_webhook(&body).unwrap().url, "https://shop.example/h");
+        assert!(usable_webhook(&json!({"webhook": {"url": "ftp://x"}})).is_none());
+        assert!(
+            usable_webhook(&json!({"webhook": {"url": "https://a.example", "x": 1}})).is_none()
+        );
+        assert!(usable_webhook(&json!({"prompt": "x"})).is_none());
+        assert!(usable_webhook(&json!("not an object")).is_none());
+    }
+}

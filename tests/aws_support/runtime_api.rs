@@ -1,0 +1,249 @@
+//! A small Lambda Runtime API on `127.0.0.1:0`, enough to drive the real `lambda_runtime` loop
+//! of the real binary: `invocation/next` (answers when the test queues an event), `/response`,
+//! `/error`, `init/error`, and the Extensions API calls `spawn_graceful_shutdown_handler` makes
+//! (`extension/register`; `extension/event/next` never answers, as when no event is subscribed).
+//! One request per connection; raw tokio, like `io_support`.
+
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Notify};
+
+/// What the function answered.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The invocation's request id, or `init` for an init error.
+    pub request_id: String,
+    /// `response`, `error` or `init_error`.
+    pub kind: String,
+    pub body: Value,
+}
+
+#[derive(Default)]
+struct State {
+    answers: Mutex<Vec<Answer>>,
+    extensions: Mutex<Vec<String>>,
+    arrived: Notify,
+}
+
+/// The fake Runtime API; stops when dropped.
+pub struct RuntimeApi {
+    pub addr: SocketAddr,
+    events: mpsc::UnboundedSender<(String, Value)>,
+    state: Arc<State>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RuntimeApi {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl RuntimeApi {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (events, rx) = mpsc::unbounded_channel();
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let state = Arc::new(State::default());
+        let served = Arc::clone(&state);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (rx, state) = (Arc::clone(&rx), Arc::clone(&served));
+                tokio::spawn(async move {
+                    let _ = serve(stream, rx, state).await;
+                });
+            }
+        });
+        RuntimeApi {
+            addr,
+            events,
+            state,
+            task,
+        }
+    }
+
+    /// The value of `AWS_LAMBDA_RUNTIME_API` (host:port, no scheme).
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Environment the runtime needs besides `AWS_LAMBDA_RUNTIME_API`.
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_LAMBDA_RUNTIME_API", self.host()),
+            ("AWS_LAMBDA_FUNCTION_NAME", "merchgen-test".to_owned()),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "2048".to_owned()),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
+            ("AWS_LAMBDA_LOG_FORMAT", "json".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    /// Queue an invocation; the function receives it on its next `/next`.
+    pub fn invoke(&self, request_id: &str, payload: Value) {
+        self.events.send((request_id.to_owned(), payload)).unwrap();
+    }
+
+    /// Wait for the answer to `request_id` (or `init`), at most `limit`.
+    pub async fn answer(&self, request_id: &str, limit: Duration) -> Answer {
+        let found = tokio::time::timeout(limit, async {
+            loop {
+                let arrived = self.state.arrived.notified();
+                if let Some(a) = self
+                    .state
+                    .answers
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .find(|a| a.request_id == request_id)
+                {
+                    return a.clone();
+                }
+                arrived.await;
+            }
+        })
+        .await;
+        found.unwrap_or_else(|_| panic!("no answer to {request_id} within {limit:?}"))
+    }
+
+    /// Names of the extensions registered (the graceful-shutdown helper registers one).
+    pub fn extensions(&self) -> Vec<String> {
+        self.state.extensions.lock().unwrap().clone()
+    }
+}
+
+type Events = Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<(String, Value)>>>;
+
+async fn serve(mut stream: TcpStream, events: Events, state: Arc<State>) -> std::io::Result<()> {
+    let Some((method, path, headers, body)) = read_request(&mut stream).await? else {
+        return Ok(());
+    };
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let record = |request_id: &str, kind: &str| {
+        let body = serde_json::from_slice(&body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+        state.answers.lock().unwrap().push(Answer {
+            request_id: request_id.to_owned(),
+            kind: kind.to_owned(),
+            body,
+        });
+        state.arrived.notify_waiters();
+    };
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match (method.as_str(), parts.as_slice()) {
+        ("GET", ["2018-06-01", "runtime", "invocation", "next"]) => {
+            let next = events.lock().await.recv().await;
+            let Some((request_id, payload)) = next else {
+                return Ok(());
+            };
+            let deadline = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_millis()
+                + 600_000;
+            let extra = format!(
+                "lambda-runtime-aws-request-id: {request_id}\r\nlambda-runtime-deadline-ms: {deadline}\r\n\
+                 lambda-runtime-invoked-function-arn: arn:aws:lambda:us-east-1:123456789012:function:merchgen-test\r\n\
+                 lambda-runtime-trace-id: Root=1-00000000-000000000000000000000000\r\n"
+            );
+            reply(&mut stream, 200, &extra, payload.to_string().as_bytes()).await
+        }
+        ("POST", ["2018-06-01", "runtime", "invocation", id, kind @ ("response" | "error")]) => {
+            record(id, kind);
+            reply(&mut stream, 202, "", b"{}").await
+        }
+        ("POST", ["2018-06-01", "runtime", "init", "error"]) => {
+            record("init", "init_error");
+            reply(&mut stream, 202, "", b"{}").await
+        }
+        ("POST", ["2020-01-01", "extension", "register"]) => {
+            state
+                .extensions
+                .lock()
+                .unwrap()
+                .push(header("lambda-extension-name"));
+            let body = br#"{"functionName":"merchgen-test","functionVersion":"$LATEST","handler":"bootstrap"}"#;
+            reply(
+                &mut stream,
+                200,
+                "lambda-extension-identifier: ext-1\r\n",
+                body,
+            )
+            .await
+        }
+        // No event is subscribed: Lambda would hold this until shutdown.
+        ("GET", ["2020-01-01", "extension", "event", "next"]) => std::future::pending().await,
+        _ => reply(&mut stream, 404, "", b"{}").await,
+    }
+}
+
+async fn reply(
+    stream: &mut TcpStream,
+    status: u16,
+    extra_headers: &str,
+    body: &[u8],
+) -> std::io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n{extra_headers}\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body).await?;
+    stream.shutdown().await
+}
+
+type Request = (String, String, Vec<(String, String)>, Vec<u8>);
+
+async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<Request>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next().unwrap_or_default().split(' ');
+    let method = first.next().unwrap_or_default().to_owned();
+    let path = first.next().unwrap_or_default().to_owned();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let len: usize = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = buf[head_end + 4..].to_vec();
+    while body.len() < len {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    Ok(Some((method, path, headers, body)))
+}

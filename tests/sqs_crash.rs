@@ -1,0 +1,215 @@
+//! Crash safety of `merchgen sqs`: 50 jobs (and two poison messages) on a moto queue; the
+//! consumer is killed with SIGKILL at random moments five times and restarted. At the end every
+//! job has exactly one complete set of outputs and a `result.json` that matches them, none is
+//! missing, each completion webhook arrived at least once, and the poison messages sit in the
+//! dead-letter queue. Prints the figures recorded in docs/reliability.md.
+
+mod aws_support;
+mod io_support;
+
+use aws_support::{Merchgen, Queues};
+use io_support::{Reply, TestServer};
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+const JOBS: usize = 50;
+const KILLS: usize = 5;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_consumer_killed_five_times_loses_and_duplicates_no_outputs() {
+    let Some(endpoint) = aws_support::moto() else {
+        return;
+    };
+    let started_at = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = aws_support::bucket(&endpoint, "merchgen-crash").await;
+    let sqs = aws_support::sqs(&endpoint).await;
+    // Each kill hands at most two messages (running, prefetched) back; 8 receives is far out of
+    // reach for a job, and sends a poison message to the dead-letter queue in about 25 s.
+    let Queues { url, dlq_url } = aws_support::queues(&sqs, "merchgen-crash", 8).await;
+    let hooks = TestServer::script(vec![Reply::ok("")]).await;
+    let run = aws_support::short_id();
+    let ids: Vec<String> = (0..JOBS).map(|i| format!("crash-{run}-{i:02}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let job = json!({"id": id, "prompt": format!("design number {i}"), "width": 64, "height": 64,
+                         "num_inference_steps": 1, "seed": i,
+                         "webhook": {"url": hooks.url("/hooks"), "events": ["started", "completed"]}});
+        aws_support::send(&sqs, &url, &job.to_string()).await;
+    }
+    for poison in ["{\"truncated\": ", "\u{1F4A5} not a job"] {
+        aws_support::send(&sqs, &url, poison).await;
+    }
+
+    let seed: u64 = rand::rng().random();
+    eprintln!("kill schedule seed: {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let env = aws_support::sqs_env(&endpoint, &url, &format!("s3://{bucket}/out"));
+    for k in 0..KILLS {
+        let mut consumer =
+            Merchgen::start(&["sqs"], &env, &dir.path().join(format!("run-{k}.log")));
+        // A random moment once the consumer is taking messages (model loaded, queue checked).
+        aws_support::wait_until(
+            Duration::from_secs(120),
+            "the consumer to start",
+            || async { consumer.logs().contains("consuming the job queue") },
+        )
+        .await;
+        let after = Duration::from_millis(rng.random_range(100..2500));
+        tokio::time::sleep(after).await;
+        consumer.kill();
+        let done = results(&endpoint, &bucket, &ids).await;
+        eprintln!(
+            "kill {} at {after:?} after start-up: {done} of {JOBS} results stored",
+            k + 1
+        );
+    }
+    let mut last = Merchgen::start(&["sqs"], &env, &dir.path().join("final.log"));
+    aws_support::wait_until(
+        Duration::from_secs(240),
+        "every job stored and the poison dead-lettered",
+        || async {
+            aws_support::counts(&sqs, &url).await == (0, 0, 0)
+                && aws_support::counts(&sqs, &dlq_url).await.0 == 2
+        },
+    )
+    .await;
+    last.terminate();
+    assert_eq!(
+        last.exit_code(Duration::from_secs(30)).await,
+        Some(0),
+        "{}",
+        last.logs()
+    );
+
+    // Outputs: exactly {images/0.png, result.json} per job, and result.json describes that image.
+    let s3 = aws_support::s3(&endpoint).await;
+    let mut keys: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix("out/")
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for obj in page.unwrap().contents.unwrap_or_default() {
+            let key = obj.key.unwrap();
+            let mut parts = key.splitn(3, '/').skip(1);
+            let (id, rest) = (
+                parts.next().unwrap().to_owned(),
+                parts.next().unwrap().to_owned(),
+            );
+            keys.entry(id).or_default().insert(rest);
+        }
+    }
+    let expected: BTreeSet<String> = ["images/0.png", "result.json"].map(String::from).into();
+    let (mut lost, mut duplicated) = (Vec::new(), Vec::new());
+    for id in &ids {
+        match keys.get(id) {
+            Some(found) if *found == expected => check_result(&s3, &bucket, id).await,
+            Some(found) if found.is_superset(&expected) => {
+                duplicated.push(format!("{id}: {found:?}"))
+            }
+            other => lost.push(format!("{id}: {other:?}")),
+        }
+    }
+    assert_eq!(
+        keys.len(),
+        JOBS,
+        "no outputs beyond the jobs: {:?}",
+        keys.keys().collect::<Vec<_>>()
+    );
+
+    // Webhooks: every completion at least once; reruns show as extra `job.started`.
+    let events = aws_support::webhook_events(&hooks.requests());
+    let tally = |kind: &str, id: &str| {
+        events
+            .iter()
+            .filter(|(k, i, _)| k == kind && i == id)
+            .count()
+    };
+    let missing_hooks: Vec<&String> = ids
+        .iter()
+        .filter(|id| tally("job.completed", id) == 0)
+        .collect();
+    let reruns: usize = ids
+        .iter()
+        .map(|id| tally("job.started", id).saturating_sub(1))
+        .sum();
+    let repeated_hooks: usize = ids
+        .iter()
+        .map(|id| tally("job.completed", id).saturating_sub(1))
+        .sum();
+    let dead = aws_support::bodies(&sqs, &dlq_url).await;
+
+    eprintln!(
+        "RELIABILITY jobs={JOBS} kills={KILLS} lost={} duplicated={} reruns={reruns} repeated_completion_webhooks={repeated_hooks} \
+         dead_lettered={} seconds={:.0}",
+        lost.len(),
+        duplicated.len(),
+        dead.len(),
+        started_at.elapsed().as_secs_f64()
+    );
+    assert!(
+        lost.is_empty(),
+        "jobs without a complete set of outputs: {lost:?}"
+    );
+    assert!(
+        duplicated.is_empty(),
+        "jobs with more than one set of outputs: {duplicated:?}"
+    );
+    assert!(
+        missing_hooks.is_empty(),
+        "jobs whose completion webhook never arrived: {missing_hooks:?}"
+    );
+    assert_eq!(
+        dead.len(),
+        2,
+        "only the poison messages are dead-lettered: {dead:?}"
+    );
+    assert!(dead.iter().all(|b| !b.contains("crash-")), "{dead:?}");
+}
+
+/// How many of the jobs have a `result.json` now.
+async fn results(endpoint: &str, bucket: &str, ids: &[String]) -> usize {
+    let s3 = aws_support::s3(endpoint).await;
+    let mut n = 0;
+    for id in ids {
+        if s3
+            .head_object()
+            .bucket(bucket)
+            .key(format!("out/{id}/result.json"))
+            .send()
+            .await
+            .is_ok()
+        {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// `result.json` says succeeded and names the stored image by its SHA-256.
+async fn check_result(s3: &aws_sdk_s3::Client, bucket: &str, id: &str) {
+    let get = |key: String| async move {
+        let obj = s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        obj.body.collect().await.unwrap().into_bytes().to_vec()
+    };
+    let result: Value =
+        serde_json::from_slice(&get(format!("out/{id}/result.json")).await).unwrap();
+    assert_eq!(result["status"], "succeeded", "{id}: {result}");
+    let image = get(format!("out/{id}/images/0.png")).await;
+    use sha2::Digest;
+    assert_eq!(
+        result["images"][0]["sha256"].as_str().unwrap(),
+        hex::encode(sha2::Sha256::digest(&image)),
+        "{id}"
+    );
+}

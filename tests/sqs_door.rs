@@ -1,0 +1,247 @@
+//! `merchgen sqs` as a real process against moto's SQS and S3 on loopback, on the tiny model:
+//! how each kind of message is settled (success, invalid input, poison, retryable failure, claim
+//! check), and SIGTERM during a job (released at once when the grace period is over; finished
+//! and deleted within it). `make test` provides moto; without it these tests skip.
+
+mod aws_support;
+mod io_support;
+
+use aws_support::{Merchgen, Queues};
+use io_support::{Recorded, Reply, TestServer};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::time::Duration;
+
+async fn peers() -> TestServer {
+    TestServer::start("127.0.0.1:0", |_, req: &Recorded| {
+        if req.path.starts_with("/flaky") {
+            Reply::status(503)
+        } else {
+            Reply::ok("")
+        }
+    })
+    .await
+}
+
+async fn object(endpoint: &str, bucket: &str, key: &str) -> Option<Value> {
+    let s3 = aws_support::s3(endpoint).await;
+    let got = s3.get_object().bucket(bucket).key(key).send().await.ok()?;
+    serde_json::from_slice(&got.body.collect().await.ok()?.into_bytes()).ok()
+}
+
+/// The `delay_secs` of every `retry_later` settlement in the JSON logs, in order.
+fn retry_delays(logs: &str) -> Vec<u64> {
+    logs.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["settlement"] == "retry_later" && v["message"] == "settled")
+        .filter_map(|v| v["delay_secs"].as_u64())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_consumer_settles_each_kind_of_message() {
+    let Some(endpoint) = aws_support::moto() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = aws_support::bucket(&endpoint, "merchgen-sqs").await;
+    let sqs = aws_support::sqs(&endpoint).await;
+    let Queues { url, dlq_url } = aws_support::queues(&sqs, "merchgen-kinds", 2).await;
+    let peers = peers().await;
+    let hook = json!({"url": peers.url("/hooks"), "events": ["completed", "failed"]});
+    let run = aws_support::short_id();
+    let (good, invalid, claimed) = (
+        format!("good-{run}"),
+        format!("invalid-{run}"),
+        format!("claimed-{run}"),
+    );
+
+    send_job(&sqs, &url, json!({"id": good, "prompt": "a corgi", "width": 64, "height": 64, "num_inference_steps": 1, "webhook": hook})).await;
+    send_job(
+        &sqs,
+        &url,
+        json!({"id": invalid, "prompt": "a corgi", "width": 1000, "webhook": hook}),
+    )
+    .await;
+    aws_support::send(&sqs, &url, "this is not JSON").await;
+    let flaky = json!({"id": format!("flaky-{run}"), "design": {"url": peers.url("/flaky.png")}, "mockups": {"products": ["mug"]}}).to_string();
+    aws_support::send(&sqs, &url, &flaky).await;
+    // A claim check: the job itself waits in S3.
+    let s3 = aws_support::s3(&endpoint).await;
+    let claimed_job = json!({"id": claimed, "prompt": "a big job", "width": 64, "height": 64, "num_inference_steps": 1, "webhook": hook});
+    s3.put_object()
+        .bucket(&bucket)
+        .key("claims/big.json")
+        .body(claimed_job.to_string().into_bytes().into())
+        .send()
+        .await
+        .unwrap();
+    aws_support::send(
+        &sqs,
+        &url,
+        &json!({"s3": format!("s3://{bucket}/claims/big.json")}).to_string(),
+    )
+    .await;
+
+    // No subcommand: the door is picked from MERCHGEN_SQS_QUEUE_URL.
+    let env = aws_support::sqs_env(&endpoint, &url, &format!("s3://{bucket}/out"));
+    let mut consumer = Merchgen::start(&[], &env, &dir.path().join("sqs.log"));
+    aws_support::wait_until(
+        Duration::from_secs(120),
+        "an empty queue and two dead letters",
+        || async {
+            aws_support::counts(&sqs, &url).await == (0, 0, 0)
+                && aws_support::counts(&sqs, &dlq_url).await.0 == 2
+        },
+    )
+    .await;
+
+    for id in [&good, &claimed] {
+        let result = object(&endpoint, &bucket, &format!("out/{id}/result.json")).await;
+        assert_eq!(
+            result.as_ref().map(|r| r["status"].clone()),
+            Some(json!("succeeded")),
+            "{id}: {}",
+            consumer.logs()
+        );
+    }
+    let events = aws_support::webhook_events(&peers.requests());
+    let count = |kind: &str, id: &str| {
+        events
+            .iter()
+            .filter(|(k, i, _)| k == kind && i == id)
+            .count()
+    };
+    assert_eq!(count("job.completed", &good), 1, "{events:?}");
+    assert_eq!(count("job.completed", &claimed), 1, "{events:?}");
+    assert_eq!(
+        count("job.failed", &invalid),
+        1,
+        "the invalid job is reported once and deleted: {events:?}"
+    );
+    let mut dead = aws_support::bodies(&sqs, &dlq_url).await;
+    dead.sort();
+    let mut expected = vec!["this is not JSON".to_owned(), flaky];
+    expected.sort();
+    assert_eq!(
+        dead, expected,
+        "poison and the always-failing job end in the dead-letter queue"
+    );
+    assert_eq!(
+        retry_delays(&consumer.logs()),
+        [1, 2],
+        "retry delays grow with ApproximateReceiveCount"
+    );
+
+    consumer.terminate();
+    assert_eq!(
+        consumer.exit_code(Duration::from_secs(20)).await,
+        Some(0),
+        "{}",
+        consumer.logs()
+    );
+}
+
+async fn send_job(sqs: &aws_sdk_sqs::Client, url: &str, job: Value) {
+    aws_support::send(sqs, url, &job.to_string()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_sigterm_during_a_job_loses_nothing() {
+    let Some(endpoint) = aws_support::moto() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = aws_support::bucket(&endpoint, "merchgen-term").await;
+    let sqs = aws_support::sqs(&endpoint).await;
+    let Queues { url, .. } = aws_support::queues(&sqs, "merchgen-term", 5).await;
+    let peers = peers().await;
+    let id = format!("slow-{}", aws_support::short_id());
+    // Slow on purpose: many denoising steps, so SIGTERM lands in the middle of the job.
+    let job = json!({"id": id, "prompt": "a slow job", "width": 256, "height": 256, "num_inference_steps": 30,
+                     "webhook": {"url": peers.url("/hooks"), "events": ["started", "completed"]}});
+    send_job(&sqs, &url, job).await;
+    let mut env = aws_support::sqs_env(&endpoint, &url, &format!("s3://{bucket}/out"));
+    // A long visibility timeout: a message seen again soon was released, not timed out.
+    env.extend(kv(&[
+        ("MERCHGEN_SQS_VISIBILITY_SECS", "60"),
+        ("MERCHGEN_SQS_HEARTBEAT_SECS", "20"),
+    ]));
+    let started = |n: usize| {
+        let peers = &peers;
+        let id = id.clone();
+        move || {
+            let id = id.clone();
+            async move {
+                aws_support::webhook_events(&peers.requests())
+                    .iter()
+                    .filter(|(k, i, _)| k == "job.started" && *i == id)
+                    .count()
+                    >= n
+            }
+        }
+    };
+
+    // No grace: SIGTERM cancels the job and makes its message visible again at once.
+    env.insert("MERCHGEN_SHUTDOWN_GRACE_SECS".into(), "0".into());
+    let mut first = Merchgen::start(&["sqs"], &env, &dir.path().join("first.log"));
+    aws_support::wait_until(Duration::from_secs(120), "the job to start", started(1)).await;
+    first.terminate();
+    assert_eq!(
+        first.exit_code(Duration::from_secs(30)).await,
+        Some(0),
+        "{}",
+        first.logs()
+    );
+    assert!(
+        first.logs().contains("releasing its message"),
+        "{}",
+        first.logs()
+    );
+    assert_eq!(
+        aws_support::counts(&sqs, &url).await,
+        (1, 0, 0),
+        "released, not waiting out 60 s of visibility"
+    );
+    assert!(object(&endpoint, &bucket, &format!("out/{id}/result.json"))
+        .await
+        .is_none());
+
+    // A long grace: SIGTERM lets the job finish; its message is deleted after result.json.
+    env.insert("MERCHGEN_SHUTDOWN_GRACE_SECS".into(), "300".into());
+    let mut second = Merchgen::start(&["sqs"], &env, &dir.path().join("second.log"));
+    aws_support::wait_until(
+        Duration::from_secs(120),
+        "the job to start again",
+        started(2),
+    )
+    .await;
+    second.terminate();
+    assert_eq!(
+        second.exit_code(Duration::from_secs(240)).await,
+        Some(0),
+        "{}",
+        second.logs()
+    );
+    let result = object(&endpoint, &bucket, &format!("out/{id}/result.json"))
+        .await
+        .expect("result.json stored");
+    assert_eq!(result["status"], "succeeded");
+    assert_eq!(
+        aws_support::counts(&sqs, &url).await,
+        (0, 0, 0),
+        "deleted once stored"
+    );
+    let events = aws_support::webhook_events(&peers.requests());
+    assert!(
+        events.contains(&("job.completed".into(), id.clone(), false)),
+        "{events:?}"
+    );
+}
+
+fn kv(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
