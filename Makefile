@@ -7,6 +7,7 @@ BIN := target/$(if $(filter release,$(PROFILE)),release,debug)/merchgen
 TINY := target/tiny-model
 
 .PHONY: run demo test parity build build-cuda lint fmt clippy cfn-lint bench bench-mockups fuzz clean
+.PHONY: lint-docker container container-lambda
 
 ## The main job: events/txt2img.json on the default preset (weights fetched into the cache).
 run: build
@@ -22,6 +23,18 @@ demo: build
 build:
 	$(CARGO) build $(CARGO_PROFILE_FLAG) --locked
 
+## CUDA binary target/cuda/release/merchgen for CUDA_COMPUTE_CAP (default 90), no GPU or toolkit needed.
+build-cuda:
+	scripts/build-cuda.sh
+
+## Images (need a Docker engine): IMAGE_ARGS passes build options, e.g. --build-arg CUDA_ARCHS=90.
+IMAGE ?= merchgen
+container:
+	scripts/container.sh container/Dockerfile $(IMAGE):cuda $(IMAGE_ARGS)
+
+container-lambda:
+	scripts/container.sh container/Dockerfile.lambda $(IMAGE):lambda $(IMAGE_ARGS)
+
 ## Every test, with a real S3 server on loopback (installs what it needs).
 test:
 	scripts/test.sh
@@ -31,7 +44,7 @@ test:
 parity:
 	scripts/parity.sh
 
-lint: fmt clippy cfn-lint
+lint: fmt clippy cfn-lint lint-docker
 
 fmt:
 	$(CARGO) fmt --all -- --check
@@ -42,6 +55,10 @@ clippy:
 ## template.yaml (AWS SAM) through cfn-lint, installed from PyPI into ./.venv.
 cfn-lint:
 	scripts/cfn-lint.sh
+
+## container/Dockerfile and Dockerfile.lambda through hadolint (from PyPI).
+lint-docker:
+	scripts/lint-docker.sh
 
 ## Per-stage timings on the configured model (MERCHGEN_MODEL), and the mockup renderer.
 bench: build

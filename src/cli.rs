@@ -97,6 +97,7 @@ pub struct PipelineBench {
     #[arg(long)]
     pub random_weights: bool,
     /// With --random-weights: `full` (FLUX.1-schnell sizes) or `tiny` (harness check on a CPU).
+    /// Weight mode from --weights: `bf16` (dequantized at load) or `quantized` (Q4_0 matmuls).
     #[arg(long, default_value = "full")]
     pub scale: String,
     #[arg(long, default_value_t = 1024)]
@@ -110,4 +111,7 @@ pub struct PipelineBench {
     /// Timed repetitions after one warm-up.
     #[arg(long, default_value_t = 3)]
     pub iterations: u32,
+    /// Print the result as one JSON line (progress goes to stderr).
+    #[arg(long)]
+    pub json: bool,
 }

@@ -1,15 +1,20 @@
 //! `merchgen bench`: per-stage timings. With a model: load, text encoding, each denoising step,
-//! VAE decode and PNG encoding through the real pipeline. With `--random-weights`: the FLUX.1
-//! architecture built in memory (no files), to measure speed on a GPU without real weights.
+//! VAE decode and PNG encoding through the real pipeline. With `--random-weights`: FLUX.1 with
+//! random weights at full size or tiny, in either weight mode (`random`), to measure speed on a
+//! GPU without real weights. `--json` prints one JSON line for scripts.
 //! `merchgen bench mockups`: the mockup renderer.
+
+mod memory;
+mod random;
+mod random_gguf;
+mod random_vb;
+mod report;
 
 use crate::cli::{BenchWhat, PipelineBench};
 use crate::config::Config;
 use crate::encode::{self, EncodeOptions};
 use crate::engine::{self, flux::FluxPipeline, flux::LoadOptions, hub, GenerateRequest, Generator};
 use anyhow::{Context, Result};
-use candle_core::Tensor;
-use candle_nn::{VarBuilder, VarMap};
 use candle_transformers::models::flux;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -46,11 +51,14 @@ fn bench_model(config: &Config, p: &PipelineBench) -> Result<()> {
         },
     )?;
     let report = pipeline.load_report().clone();
-    println!(
-        "model {} ({}), weights {}, device {}",
-        report.info.preset, report.source, report.info.weights, report.info.device
-    );
-    println!("load: {:.1} ms, {:.3} GB", ms(t), report.bytes as f64 / 1e9);
+    let load_ms = ms(t);
+    if !p.json {
+        println!(
+            "model {} ({}), weights {}, device {}",
+            report.info.preset, report.source, report.info.weights, report.info.device
+        );
+        println!("load: {load_ms:.1} ms, {:.3} GB", report.bytes as f64 / 1e9);
+    }
     let req = GenerateRequest {
         prompt: "a corgi astronaut, bold outlines, sticker".into(),
         width: p.width,
@@ -65,6 +73,7 @@ fn bench_model(config: &Config, p: &PipelineBench) -> Result<()> {
         dump_latents: None,
     };
     let cancel = AtomicBool::new(false);
+    let mut runs = Vec::new();
     for i in 0..=p.iterations {
         let out = pipeline
             .generate(&req, &cancel, &mut |_, _| {})
@@ -73,90 +82,37 @@ fn bench_model(config: &Config, p: &PipelineBench) -> Result<()> {
         for g in &out.images {
             encode::encode(&g.image, &EncodeOptions::default())?;
         }
+        let png_ms = ms(t);
         let label = if i == 0 {
             "warm-up".to_owned()
         } else {
             format!("run {i}")
         };
-        println!(
-            "{label}: {}x{} x{} steps {}: encode_text {} ms, steps {:?} ms, denoise {} ms, decode {} ms, png {:.1} ms",
-            p.width, p.height, p.images, p.steps, out.timings.encode_text_ms, out.timings.step_ms,
-            out.timings.denoise_ms, out.timings.decode_ms, ms(t)
-        );
+        let tm = &out.timings;
+        if !p.json {
+            println!(
+                "{label}: {}x{} x{} steps {}: encode_text {} ms, steps {:?} ms, denoise {} ms, decode {} ms, png {png_ms:.1} ms",
+                p.width, p.height, p.images, p.steps, tm.encode_text_ms, tm.step_ms, tm.denoise_ms, tm.decode_ms
+            );
+        }
+        runs.push(serde_json::json!({"run": label, "encode_text_ms": tm.encode_text_ms, "step_ms": tm.step_ms,
+            "denoise_ms": tm.denoise_ms, "decode_ms": tm.decode_ms, "png_ms": png_ms}));
+    }
+    if p.json {
+        let line = serde_json::json!({"bench": "model", "model": report.info.preset, "source": report.source,
+            "weights": report.info.weights, "device": report.info.device, "load_ms": load_ms, "load_bytes": report.bytes,
+            "width": p.width, "height": p.height, "steps": p.steps, "images": p.images, "runs": runs});
+        println!("{line}");
     }
     Ok(())
 }
 
 fn bench_random(config: &Config, p: &PipelineBench) -> Result<()> {
-    let device = engine::device::open(&config.device)?;
-    let dtype = engine::device::dense_dtype(&device);
-    let (cfg, vae_cfg, txt_len) = match p.scale.as_str() {
-        "full" => (
-            flux::model::Config::schnell(),
-            flux::autoencoder::Config::schnell(),
-            256,
-        ),
-        "tiny" => (tiny_flux_config(), tiny_vae_config(), 32),
-        other => anyhow::bail!("--scale must be `full` or `tiny`, not {other}"),
-    };
-    let t = Instant::now();
-    let vm = VarMap::new();
-    let model = flux::model::Flux::new(&cfg, VarBuilder::from_varmap(&vm, dtype, &device))?;
-    let vae_vm = VarMap::new();
-    let vae = flux::autoencoder::AutoEncoder::new(
-        &vae_cfg,
-        VarBuilder::from_varmap(&vae_vm, dtype, &device),
-    )?;
-    println!(
-        "random {} FLUX on {} in {:?}: built in {:.0} ms",
-        p.scale,
-        engine::device::name(&device),
-        dtype,
-        ms(t)
-    );
-    let b = p.images as usize;
-    let (h, w) = (p.height as usize, p.width as usize);
-    let noise = engine::noise::initial_latents(42, b, h, w, &device)?.to_dtype(dtype)?;
-    let txt =
-        Tensor::randn(0f32, 1.0, (1, txt_len, cfg.context_in_dim), &device)?.to_dtype(dtype)?;
-    let vec = Tensor::randn(0f32, 1.0, (1, cfg.vec_in_dim), &device)?.to_dtype(dtype)?;
-    let state = flux::sampling::State::new(&txt, &vec, &noise)?;
-    let timesteps = flux::sampling::get_schedule(p.steps as usize, None);
-    for i in 0..=p.iterations {
-        let mut img = state.img.clone();
-        let mut steps = Vec::new();
-        for window in timesteps.windows(2) {
-            let t = Instant::now();
-            let t_vec = Tensor::full(window[0] as f32, b, &device)?;
-            let pred = flux::WithForward::forward(
-                &model,
-                &img,
-                &state.img_ids,
-                &state.txt,
-                &state.txt_ids,
-                &t_vec,
-                &state.vec,
-                None,
-            )?;
-            img = (img + (pred * (window[1] - window[0]))?)?;
-            device.synchronize()?;
-            steps.push(format!("{:.1}", ms(t)));
-        }
-        let t = Instant::now();
-        let latents = flux::sampling::unpack(&img, h, w)?;
-        let pixels = vae.decode(&latents)?;
-        device.synchronize()?;
-        let decode = ms(t);
-        drop(pixels);
-        let label = if i == 0 {
-            "warm-up".to_owned()
-        } else {
-            format!("run {i}")
-        };
-        println!(
-            "{label}: {w}x{h} x{b}: steps [{}] ms, vae decode {decode:.1} ms",
-            steps.join(", ")
-        );
+    let report = random::run(config, p)?;
+    if p.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        report.print();
     }
     Ok(())
 }
