@@ -189,6 +189,9 @@ mod tests {
             seed: 1,
             num_images: 1,
             max_sequence_length: 8,
+            init: None,
+            noise: None,
+            dump_latents: None,
         }
     }
 
