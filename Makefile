@@ -7,7 +7,7 @@ BIN := target/$(if $(filter release,$(PROFILE)),release,debug)/merchgen
 TINY := target/tiny-model
 
 .PHONY: run demo test parity build build-cuda lint fmt clippy cfn-lint bench bench-mockups fuzz clean
-.PHONY: lint-docker container container-lambda
+.PHONY: lint-docker container container-lambda rust-components
 
 ## The main job: events/txt2img.json on the default preset (weights fetched into the cache).
 run: build
@@ -35,8 +35,8 @@ container:
 container-lambda:
 	scripts/container.sh container/Dockerfile.lambda $(IMAGE):lambda $(IMAGE_ARGS)
 
-## Every test, with a real S3 server on loopback (installs what it needs).
-test:
+## Every lint, then every test with real S3/SQS peers on loopback (installs what it needs).
+test: lint
 	scripts/test.sh
 
 ## Numerical parity with diffusers on a tiny random-weight FLUX (installs CPU PyTorch into
@@ -46,10 +46,14 @@ parity:
 
 lint: fmt clippy cfn-lint lint-docker
 
-fmt:
+## rustfmt and clippy come with rustup's default profile; add them where a minimal one lacks them.
+rust-components:
+	@if command -v rustup >/dev/null; then rustup component add clippy rustfmt 2>&1 | grep -v 'is up to date' || true; fi
+
+fmt: rust-components
 	$(CARGO) fmt --all -- --check
 
-clippy:
+clippy: rust-components
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
 ## template.yaml (AWS SAM) through cfn-lint, installed from PyPI into ./.venv.

@@ -9,6 +9,8 @@
 #
 # Environment: MERCHGEN_VENV (default ./.venv).
 set -euo pipefail
+# shellcheck source=scripts/venv.sh
+source "$(dirname "${BASH_SOURCE[0]}")/venv.sh"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${MERCHGEN_VENV:-$ROOT/.venv}"
@@ -24,7 +26,7 @@ install() {
         return 0
     fi
     log "installing cfn-lint $CFN_LINT_VERSION into $VENV"
-    [[ -x "$PY" ]] || python3 -m venv "$VENV"
+    ensure_venv "$VENV"
     "$PY" -m pip install --quiet --disable-pip-version-check "cfn-lint==$CFN_LINT_VERSION" >&2
 }
 

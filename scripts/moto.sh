@@ -12,6 +12,8 @@
 #
 # Environment: MERCHGEN_VENV (default ./.venv), MERCHGEN_MOTO_STATE (default ./target/moto).
 set -euo pipefail
+# shellcheck source=scripts/venv.sh
+source "$(dirname "${BASH_SOURCE[0]}")/venv.sh"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${MERCHGEN_VENV:-$ROOT/.venv}"
@@ -26,7 +28,7 @@ install() {
         return 0
     fi
     log "installing $MOTO_SPEC into $VENV"
-    [[ -x "$PY" ]] || python3 -m venv "$VENV"
+    ensure_venv "$VENV"
     "$PY" -m pip install --quiet --disable-pip-version-check "$MOTO_SPEC" >&2
 }
 

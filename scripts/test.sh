@@ -1,12 +1,10 @@
 #!/usr/bin/env bash
-# `make test`: lint template.yaml, install the test peers (moto's S3 and SQS server and RunPod's
-# Python client from PyPI into ./.venv), start them on loopback, run every cargo test against them,
-# and stop them whatever happens.
+# `make test`, after `make lint` (rustfmt, clippy, cfn-lint on template.yaml, hadolint): install
+# the test peers (moto's S3 and SQS server and RunPod's Python client from PyPI into ./.venv),
+# start them on loopback, run every cargo test against them, and stop them whatever happens.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# The SAM template first: cheap, and independent of the build.
-scripts/cfn-lint.sh
 endpoint="$(scripts/moto.sh start)"
 trap 'scripts/moto.sh stop >/dev/null 2>&1 || true' EXIT
 export MERCHGEN_TEST_S3_ENDPOINT="$endpoint"

@@ -65,7 +65,7 @@ pub fn posterior_eps(
     shape: (usize, usize, usize, usize),
     device: &Device,
 ) -> Result<Tensor> {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0f_7ae_u64);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x0005_eed0_f7ae_u64);
     let n = shape.0 * shape.1 * shape.2 * shape.3;
     let values: Vec<f32> = (0..n)
         .map(|_| {
