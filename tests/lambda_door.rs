@@ -7,25 +7,12 @@ mod aws_support;
 mod io_support;
 
 use aws_support::runtime_api::RuntimeApi;
-use aws_support::Merchgen;
-use io_support::{Recorded, Reply, TestServer};
+use aws_support::{peers, Merchgen};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 const ANSWER: Duration = Duration::from_secs(120);
-
-/// Webhooks land on `/hooks`; `/flaky.png` always answers 503 (a retryable input failure).
-async fn peers() -> TestServer {
-    TestServer::start("127.0.0.1:0", |_, req: &Recorded| {
-        if req.path.starts_with("/flaky") {
-            Reply::status(503)
-        } else {
-            Reply::ok("")
-        }
-    })
-    .await
-}
 
 fn record(id: &str, body: &str, receive_count: u32) -> Value {
     json!({"messageId": id, "receiptHandle": format!("rh-{id}"), "body": body,

@@ -6,22 +6,10 @@
 mod aws_support;
 mod io_support;
 
-use aws_support::{Merchgen, Queues};
-use io_support::{Recorded, Reply, TestServer};
+use aws_support::{peers, Merchgen, Queues};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
-
-async fn peers() -> TestServer {
-    TestServer::start("127.0.0.1:0", |_, req: &Recorded| {
-        if req.path.starts_with("/flaky") {
-            Reply::status(503)
-        } else {
-            Reply::ok("")
-        }
-    })
-    .await
-}
 
 async fn object(endpoint: &str, bucket: &str, key: &str) -> Option<Value> {
     let s3 = aws_support::s3(endpoint).await;

@@ -164,22 +164,15 @@ impl FluxPipeline {
             }
             let step_start = Instant::now();
             let (t_curr, t_prev) = (window[0], window[1]);
-            let step = || -> candle_core::Result<Tensor> {
-                let t_vec = Tensor::full(t_curr as f32, b, &self.device)?;
-                let x = img.to_dtype(self.act_dtype)?;
-                let pred = model.forward(
-                    &x,
-                    &state.img_ids,
-                    &state.txt,
-                    &state.txt_ids,
-                    &t_vec,
-                    &state.vec,
-                    Some(&guidance),
-                )?;
-                // The Euler update in f32, as diffusers' scheduler upcasts.
-                img.add(&(pred.to_dtype(DType::F32)? * (t_prev - t_curr))?)
-            };
-            img = step().map_err(EngineError::from_candle)?;
+            img = euler_step(
+                model,
+                &state,
+                &img,
+                (t_curr, t_prev),
+                Some(&guidance),
+                self.act_dtype,
+            )
+            .map_err(EngineError::from_candle)?;
             ctl.step_done(step_start.elapsed().as_millis() as u64);
         }
         Ok(img)
@@ -278,6 +271,32 @@ impl FluxPipeline {
             })
             .collect()
     }
+}
+
+/// One Euler step of FLUX's flow matching from `t.0` to `t.1`: the transformer's velocity on the
+/// packed latents `img` (kept in f32, run in `act_dtype`), applied in f32 as diffusers' scheduler
+/// upcasts. `guidance` is for guidance-distilled models (dev), `None` for schnell. The pipeline
+/// and `merchgen bench --random-weights` both step through here.
+pub fn euler_step(
+    model: &dyn cflux::WithForward,
+    state: &sampling::State,
+    img: &Tensor,
+    t: (f64, f64),
+    guidance: Option<&Tensor>,
+    act_dtype: DType,
+) -> candle_core::Result<Tensor> {
+    let (t_curr, t_prev) = t;
+    let t_vec = Tensor::full(t_curr as f32, img.dim(0)?, img.device())?;
+    let pred = model.forward(
+        &img.to_dtype(act_dtype)?,
+        &state.img_ids,
+        &state.txt,
+        &state.txt_ids,
+        &t_vec,
+        &state.vec,
+        guidance,
+    )?;
+    img.add(&(pred.to_dtype(DType::F32)? * (t_prev - t_curr))?)
 }
 
 /// Final latents of every batch as one f32 tensor `latents` in a safetensors file.

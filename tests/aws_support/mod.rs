@@ -6,6 +6,7 @@
 
 pub mod runtime_api;
 
+use crate::io_support::{Recorded, Reply, TestServer};
 use aws_sdk_sqs::types::QueueAttributeName;
 use merchgen::engine::tiny::{self, TinyLayout};
 use merchgen::output::{s3_client, OutputConfig};
@@ -315,4 +316,17 @@ pub fn webhook_events(requests: &[crate::io_support::Recorded]) -> Vec<(String, 
             (kind, id, v["data"]["replayed"].as_bool().unwrap_or(false))
         })
         .collect()
+}
+
+/// The HTTP peers of a job: webhooks land on `/hooks`, `/flaky.png` always answers 503 (a
+/// retryable input failure), anything else 200.
+pub async fn peers() -> TestServer {
+    TestServer::start("127.0.0.1:0", |_, req: &Recorded| {
+        if req.path.starts_with("/flaky") {
+            Reply::status(503)
+        } else {
+            Reply::ok("")
+        }
+    })
+    .await
 }

@@ -171,7 +171,9 @@ async fn serve_one(
     stream.shutdown().await
 }
 
-async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<Recorded>> {
+/// One HTTP/1.1 request read from `stream` (head, then `content-length` bytes of body); `None`
+/// when the peer closes first. Shared with the fake Lambda Runtime API of `aws_support`.
+pub async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<Recorded>> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {

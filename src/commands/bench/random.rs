@@ -335,18 +335,14 @@ fn one_run(m: &mut Models, p: &PipelineBench, device: &Device) -> Result<StageTi
     let model = m.transformer.as_forward();
     for window in sampling::get_schedule(p.steps as usize, None).windows(2) {
         let t = Instant::now();
-        let t_vec = Tensor::full(window[0] as f32, b, device)?;
-        let x = img.to_dtype(m.act_dtype)?;
-        let pred = model.forward(
-            &x,
-            &state.img_ids,
-            &state.txt,
-            &state.txt_ids,
-            &t_vec,
-            &state.vec,
+        img = engine::flux::euler_step(
+            model,
+            &state,
+            &img,
+            (window[0], window[1]),
             None,
+            m.act_dtype,
         )?;
-        img = img.add(&(pred.to_dtype(DType::F32)? * (window[1] - window[0]))?)?;
         device.synchronize()?;
         times.step_ms.push(ms(t));
     }
