@@ -245,3 +245,76 @@ async fn lambda_model_that_cannot_load_is_an_init_error() {
         lambda.logs()
     );
 }
+
+/// `merchgen invoke` on an SQS event file goes through the Lambda door's record handling: the
+/// claim check is read from S3, a poison record is reported for the dead-letter queue, an invalid
+/// job is acknowledged, and the printed `batchItemFailures` are what Lambda would be answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invoke_runs_an_sqs_event_file_as_lambda_would() {
+    let Some(endpoint) = aws_support::moto() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = aws_support::s3(&endpoint).await;
+    let claims = aws_support::bucket(&endpoint, "merchgen-invoke-claims").await;
+    let job = json!({"id": format!("inv-claim-{}", aws_support::short_id()), "prompt": "a large order",
+                     "width": 64, "height": 64, "num_inference_steps": 1});
+    s3.put_object()
+        .bucket(&claims)
+        .key("job.json")
+        .body(job.to_string().into_bytes().into())
+        .send()
+        .await
+        .unwrap();
+    let claim = json!({"s3": format!("s3://{claims}/job.json")}).to_string();
+    let invalid = json!({"prompt": "x", "width": 100}).to_string();
+    let event = json!({"Records": [record("m-claim", &claim, 1), record("m-poison", "not json", 3),
+                                   record("m-invalid", &invalid, 1)]});
+    let file = dir.path().join("batch.json");
+    std::fs::write(&file, event.to_string()).unwrap();
+    let out = dir.path().join("out");
+
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_merchgen"));
+    cmd.args([
+        "invoke",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .env("HF_HUB_OFFLINE", "1")
+    .env("MERCHGEN_MODEL", aws_support::tiny_model())
+    .env("MERCHGEN_DEVICE", "cpu")
+    .env("MERCHGEN_WEIGHTS", "quantized")
+    .env("MERCHGEN_MIN_SIDE", "64")
+    .env("MERCHGEN_S3_ENDPOINT", &endpoint)
+    .env("MERCHGEN_S3_PATH_STYLE", "true")
+    .env_remove("MERCHGEN_OUTPUT");
+    let run = cmd.output().unwrap();
+    let printed: Value = serde_json::from_slice(&run.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}\n{}\n{}",
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr)
+        )
+    });
+    assert_eq!(run.status.code(), Some(1), "one record failed: {printed}");
+    assert_eq!(
+        failure_ids(&printed),
+        HashSet::from(["m-poison".to_owned()]),
+        "{printed}"
+    );
+    let outcomes = printed["outcomes"].as_array().unwrap();
+    assert_eq!(outcomes.len(), 3);
+    assert_eq!(outcomes[0]["id"], job["id"], "the claim-checked job ran");
+    assert_eq!(outcomes[0]["status"], "succeeded", "{printed}");
+    assert_eq!(outcomes[1]["messageId"], "m-poison");
+    assert_eq!(outcomes[1]["settlement"], "dead_letter");
+    assert!(outcomes[1]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("not a job"));
+    assert_eq!(outcomes[2]["error"]["code"], "invalid_input");
+    assert_eq!(outcomes[2]["error"]["field"], "width");
+    let result = out.join(job["id"].as_str().unwrap()).join("result.json");
+    assert!(result.exists(), "outputs under --out: {}", result.display());
+}

@@ -4,8 +4,11 @@
 use crate::app::{self, Door};
 use crate::config::Config;
 use crate::engine::NoiseOverride;
+use crate::intake::lambda::handler::LambdaDoor;
 use crate::intake::local;
+use crate::intake::sqs::claim_check::ClaimCheck;
 use crate::job::outcome::JobOutcome;
+use crate::job::parse::EventShape;
 use crate::worker::Worker;
 use std::path::Path;
 
@@ -83,6 +86,16 @@ pub async fn run(config: &Config, file: &Path, out: &str, debug: DebugFiles<'_>)
         }
     };
     let shape = event.shape;
+    if shape == EventShape::SqsBatch {
+        let door = LambdaDoor::new(worker, ClaimCheck::new(config.output_config()));
+        return match local::run_sqs_batch(&door, &bytes).await {
+            Ok((answer, ok)) => print_outcomes(&answer, ok),
+            Err(e) => print_outcomes(
+                &serde_json::to_value(JobOutcome::failed("unknown", e)).unwrap_or_default(),
+                false,
+            ),
+        };
+    }
     let outcomes = local::run(&worker, event).await;
     let ok = outcomes.iter().all(|(_, o)| o.succeeded());
     print_outcomes(&local::render(shape, &outcomes), ok)

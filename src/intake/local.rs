@@ -1,7 +1,10 @@
 //! The local door: `merchgen invoke FILE` runs the jobs of one event file (a bare job, a RunPod
 //! job, a Lambda direct event or an SQS event batch, detected by shape) and prints the outcome.
+//! SQS batches go through the Lambda door's record handling (claim checks, poison messages,
+//! the same `batchItemFailures`), so a sample event behaves here as it would on Lambda.
 
 use crate::error::JobError;
+use crate::intake::lambda::handler::{LambdaDoor, RecordResult};
 use crate::job::outcome::JobOutcome;
 use crate::job::parse::{self, Delivery, EventShape};
 use crate::worker::{JobRequest, Worker};
@@ -19,11 +22,12 @@ pub fn read_event(bytes: &[u8]) -> Result<EventFile, JobError> {
     Ok(EventFile { shape, deliveries })
 }
 
-/// True when any job of the file generates (so the model must be loaded).
+/// True when any job of the file may generate (so the model must be loaded): it has a prompt,
+/// or its body is only known after reading it (a claim check) or not a job object at all.
 pub fn needs_model(file: &EventFile) -> bool {
-    file.deliveries
-        .iter()
-        .any(|d| d.body.get("prompt").is_some() || !d.body.is_object())
+    file.deliveries.iter().any(|d| {
+        d.body.get("prompt").is_some() || d.body.get("s3").is_some() || !d.body.is_object()
+    })
 }
 
 /// Run every job of the file in order; returns (delivery id, outcome) pairs.
@@ -37,6 +41,40 @@ pub async fn run(worker: &Worker, file: EventFile) -> Vec<(String, JobOutcome)> 
         outcomes.push((id, outcome));
     }
     outcomes
+}
+
+/// Run an SQS event batch file through the Lambda door as Lambda would (no deadline); returns
+/// what `invoke` prints (the outcomes and Lambda's `batchItemFailures`) and whether every record
+/// succeeded.
+pub async fn run_sqs_batch(door: &LambdaDoor, bytes: &[u8]) -> Result<(Value, bool), JobError> {
+    let event: aws_lambda_events::event::sqs::SqsEvent = serde_json::from_slice(bytes)
+        .map_err(|e| JobError::invalid("Records", format!("is not an SQS event: {e}")))?;
+    let far = std::time::SystemTime::now() + std::time::Duration::from_secs(24 * 3600);
+    let results = door.records(event.records, far).await;
+    let ok = results
+        .iter()
+        .all(|r| r.outcome.as_ref().is_ok_and(JobOutcome::succeeded));
+    Ok((render_records(&results), ok))
+}
+
+fn render_records(results: &[RecordResult]) -> Value {
+    let outcomes: Vec<Value> = results
+        .iter()
+        .map(|r| match &r.outcome {
+            Ok(outcome) => serde_json::to_value(outcome).unwrap_or(Value::Null),
+            Err(why) => serde_json::json!({
+                "messageId": r.message_id,
+                "settlement": r.settlement.as_str(),
+                "reason": why,
+            }),
+        })
+        .collect();
+    let failures: Vec<Value> = results
+        .iter()
+        .filter(|r| r.reported_as_failure())
+        .map(|r| serde_json::json!({"itemIdentifier": r.message_id}))
+        .collect();
+    serde_json::json!({"outcomes": outcomes, "batchItemFailures": failures})
 }
 
 /// The JSON printed for the outcomes: one outcome, or for an SQS batch the outcomes plus the

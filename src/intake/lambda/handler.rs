@@ -44,6 +44,24 @@ impl From<LambdaError> for Diagnostic {
     }
 }
 
+/// What became of one record of an SQS batch.
+#[derive(Debug)]
+pub struct RecordResult {
+    pub message_id: String,
+    pub settlement: Settlement,
+    /// The job's outcome, or why no job ran (a poison message, a claim check not readable now,
+    /// the deadline too near).
+    pub outcome: Result<JobOutcome, String>,
+}
+
+impl RecordResult {
+    /// Listed in `batchItemFailures`: everything the queue must hand out again (retryable
+    /// failures, records not started) or dead-letter through its redrive policy (poison).
+    pub fn reported_as_failure(&self) -> bool {
+        self.settlement != Settlement::Ack
+    }
+}
+
 /// The Lambda door: the worker, built once at cold start, and the claim-check reader.
 pub struct LambdaDoor {
     worker: Worker,
@@ -79,8 +97,31 @@ impl LambdaDoor {
     }
 
     async fn batch(&self, records: Vec<SqsMessage>, deadline: SystemTime) -> SqsBatchResponse {
-        let total = records.len();
-        let mut failures = Vec::new();
+        let results = self.records(records, deadline).await;
+        let failures: Vec<String> = results
+            .iter()
+            .filter(|r| r.reported_as_failure())
+            .map(|r| r.message_id.clone())
+            .collect();
+        tracing::info!(
+            records = results.len(),
+            failures = failures.len(),
+            "batch done"
+        );
+        let mut answer = SqsBatchResponse::default();
+        answer.set_failures(failures);
+        answer
+    }
+
+    /// Handle an SQS batch record by record, in order. Records without a `messageId` cannot be
+    /// reported either way and are skipped (logged). `merchgen invoke` runs sample SQS events
+    /// through here too, so its `batchItemFailures` are the ones Lambda would get.
+    pub async fn records(
+        &self,
+        records: Vec<SqsMessage>,
+        deadline: SystemTime,
+    ) -> Vec<RecordResult> {
+        let mut results = Vec::with_capacity(records.len());
         for record in records {
             let Some(id) = record.message_id.clone().filter(|id| !id.is_empty()) else {
                 tracing::error!(
@@ -94,37 +135,45 @@ impl LambdaDoor {
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(1);
             let span = tracing::info_span!("delivery", door = "lambda", message_id = %id, attempt);
-            let settlement = self
+            let (settlement, outcome) = self
                 .record(record, &id, deadline)
                 .instrument(span.clone())
                 .await;
             tracing::info!(parent: &span, settlement = settlement.as_str(), "record done");
-            if settlement != Settlement::Ack {
-                failures.push(id);
-            }
+            results.push(RecordResult {
+                message_id: id,
+                settlement,
+                outcome,
+            });
         }
-        tracing::info!(records = total, failures = failures.len(), "batch done");
-        let mut answer = SqsBatchResponse::default();
-        answer.set_failures(failures);
-        answer
+        results
     }
 
-    async fn record(&self, record: SqsMessage, id: &str, deadline: SystemTime) -> Settlement {
+    async fn record(
+        &self,
+        record: SqsMessage,
+        id: &str,
+        deadline: SystemTime,
+    ) -> (Settlement, Result<JobOutcome, String>) {
         if time_left(deadline) < DEADLINE_MARGIN {
             tracing::warn!(
                 "too close to the function's deadline to start; the queue will hand it out again"
             );
-            return Settlement::Release;
+            let why = "not started: too close to the function's deadline".to_owned();
+            return (Settlement::Release, Err(why));
         }
         let body = match self.claims.decode(record.body.as_deref()).await {
             Ok(body) => body,
             Err(e) => {
                 tracing::warn!(reason = %e, "message carries no job");
-                return source::after_body_error(&e, 1, &NO_BACKOFF);
+                return (
+                    source::after_body_error(&e, 1, &NO_BACKOFF),
+                    Err(e.to_string()),
+                );
             }
         };
         let outcome = self.run_job(JobRequest::new(body, id), deadline).await;
-        source::after_outcome(&outcome, 1, &NO_BACKOFF)
+        (source::after_outcome(&outcome, 1, &NO_BACKOFF), Ok(outcome))
     }
 
     /// Run a job, cancelling it when the function's deadline comes near.
