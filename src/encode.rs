@@ -137,12 +137,30 @@ fn encode_jpeg(img: &RgbaImage, quality: u8, dpi: Option<u32>) -> Result<Vec<u8>
             dpi.min(u32::from(u16::MAX)) as u16,
         ));
     }
-    if img.as_raw().chunks_exact(4).all(|p| p[3] == 255) {
+    if is_opaque(img.as_raw()) {
         enc.encode(img.as_raw(), w, h, jpeg_encoder::ColorType::Rgba)?;
     } else {
         enc.encode(&over_white(img), w, h, jpeg_encoder::ColorType::Rgb)?;
     }
     Ok(out)
+}
+
+/// True when every alpha byte of RGBA `raw` is 255. Reads eight bytes (two pixels) at a time
+/// and stops at the first block of 64 bytes with a translucent pixel: near memory speed, where
+/// a per-pixel check cost a fifth of the JPEG encoding.
+fn is_opaque(raw: &[u8]) -> bool {
+    const ALPHAS: u64 = 0xff00_0000_ff00_0000;
+    let blocks = raw.chunks_exact(64);
+    let tail = blocks.remainder();
+    let full = blocks.into_iter().all(|block| {
+        block
+            .chunks_exact(8)
+            .map(|w| u64::from_le_bytes(w.try_into().expect("chunks of 8")))
+            .fold(ALPHAS, |acc, w| acc & w)
+            & ALPHAS
+            == ALPHAS
+    });
+    full && tail.chunks_exact(4).all(|p| p[3] == 255)
 }
 
 /// RGB of an RGBA image composited over white (JPEG has no alpha).
@@ -214,6 +232,21 @@ mod tests {
             let bytes = encode(&sample(255), &opts).unwrap();
             let back = image::load_from_memory(&bytes).unwrap();
             assert_eq!((back.width(), back.height()), (32, 16), "{format:?}");
+        }
+    }
+
+    #[test]
+    fn is_opaque_finds_any_translucent_pixel() {
+        for n in [0usize, 1, 15, 16, 17, 100] {
+            let mut raw = vec![255u8; n * 4];
+            assert!(is_opaque(&raw), "{n} opaque pixels");
+            for i in 0..n {
+                raw[i * 4 + 3] = 254;
+                assert!(!is_opaque(&raw), "pixel {i} of {n}");
+                raw[i * 4 + 3] = 255;
+                raw[i * 4] = 0;
+                assert!(is_opaque(&raw), "colour bytes do not count ({i} of {n})");
+            }
         }
     }
 

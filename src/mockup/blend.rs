@@ -153,7 +153,22 @@ pub fn overlay(dst: &mut RgbaImage, layer: &RgbaImage) {
     dst.par_chunks_mut(row)
         .zip(layer.par_chunks(row))
         .for_each(|(d, l)| {
-            for (dp, lp) in d.chunks_exact_mut(4).zip(l.chunks_exact(4)) {
+            // Overlays are mostly clear: test two pixels' alphas with one load and skip them.
+            const ALPHAS: u64 = 0xff00_0000_ff00_0000;
+            for (dw, lw) in d.chunks_exact_mut(8).zip(l.chunks_exact(8)) {
+                let word = u64::from_le_bytes(lw.try_into().expect("chunks of 8"));
+                if word & ALPHAS == 0 {
+                    continue;
+                }
+                for (dp, lp) in dw.chunks_exact_mut(4).zip(lw.chunks_exact(4)) {
+                    if lp[3] != 0 {
+                        over(dp, premultiply([lp[0], lp[1], lp[2], lp[3]]));
+                    }
+                }
+            }
+            // An odd width leaves one pixel.
+            let tail = d.len() / 8 * 8;
+            for (dp, lp) in d[tail..].chunks_exact_mut(4).zip(l[tail..].chunks_exact(4)) {
                 if lp[3] != 0 {
                     over(dp, premultiply([lp[0], lp[1], lp[2], lp[3]]));
                 }
@@ -197,6 +212,13 @@ pub fn tint_rows(img: &mut RgbaImage, region: &GrayImage, lut: &TintLut, rows: (
                     continue;
                 }
                 let l = (77 * u32::from(p[0]) + 150 * u32::from(p[1]) + 29 * u32::from(p[2])) >> 8;
+                if m == 255 {
+                    // Inside the product (most of it): the lookup alone, no blend.
+                    for (ch, v) in p[..3].iter_mut().enumerate() {
+                        *v = lut.0[ch][l as usize];
+                    }
+                    continue;
+                }
                 let m = u32::from(m);
                 for (ch, v) in p[..3].iter_mut().enumerate() {
                     let t = u32::from(lut.0[ch][l as usize]);
