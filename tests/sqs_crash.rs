@@ -56,12 +56,24 @@ async fn sqs_consumer_killed_five_times_loses_and_duplicates_no_outputs() {
             || async { consumer.logs().contains("consuming the job queue") },
         )
         .await;
-        let after = Duration::from_millis(rng.random_range(100..2500));
+        // Let this consumer finish 0 to 3 more jobs first, then kill it a random moment later
+        // (up to about one job's time): kills land anywhere in a job's cycle (receiving,
+        // generating, uploading, between storing result.json and deleting the message), not
+        // only in the first job's generation.
+        let before = results(&endpoint, &bucket, &ids).await;
+        let more = rng.random_range(0..=3usize);
+        aws_support::wait_until(
+            Duration::from_secs(120),
+            "this consumer to finish its jobs",
+            || async { results(&endpoint, &bucket, &ids).await >= (before + more).min(JOBS) },
+        )
+        .await;
+        let after = Duration::from_millis(rng.random_range(0..1500));
         tokio::time::sleep(after).await;
         consumer.kill();
         let done = results(&endpoint, &bucket, &ids).await;
         eprintln!(
-            "kill {} at {after:?} after start-up: {done} of {JOBS} results stored",
+            "kill {} {after:?} after {more} more result(s): {done} of {JOBS} results stored",
             k + 1
         );
     }
