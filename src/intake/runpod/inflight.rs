@@ -2,7 +2,7 @@
 //! `job_in_progress`, and their cancel flags let job-stop reach a running job. Shared by the
 //! take loop, the heartbeat and the job-stop poll; holds no I/O.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// One taken job's flags.
@@ -13,12 +13,24 @@ pub struct Tracked {
     pub cancel: Arc<AtomicBool>,
     /// Set when the platform asked (job-stop) to stop the job: no result is posted then.
     pub stopped: Arc<AtomicBool>,
+    /// Denoising steps finished so far (as reported by the engine).
+    pub steps_done: Arc<AtomicU32>,
+    /// `steps_done` when job-stop named the job.
+    pub steps_at_stop: Arc<AtomicU32>,
 }
 
 impl Tracked {
     /// True once job-stop named this job.
     pub fn was_stopped(&self) -> bool {
         self.stopped.load(Ordering::Relaxed)
+    }
+
+    /// Steps finished: now, and when job-stop named the job.
+    pub fn steps(&self) -> (u32, u32) {
+        (
+            self.steps_done.load(Ordering::Relaxed),
+            self.steps_at_stop.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -43,6 +55,8 @@ impl InFlight {
             id: id.to_owned(),
             cancel: Arc::default(),
             stopped: Arc::default(),
+            steps_done: Arc::default(),
+            steps_at_stop: Arc::default(),
         };
         jobs.push(t.clone());
         t
@@ -68,7 +82,10 @@ impl InFlight {
         let Some(t) = jobs.iter().find(|t| t.id == id) else {
             return false;
         };
-        t.stopped.store(true, Ordering::Relaxed);
+        if !t.stopped.swap(true, Ordering::Relaxed) {
+            let done = t.steps_done.load(Ordering::Relaxed);
+            t.steps_at_stop.store(done, Ordering::Relaxed);
+        }
         t.cancel.store(true, Ordering::Relaxed);
         true
     }

@@ -53,7 +53,12 @@ async fn settle(ctx: &Context, job: TakenJob, tracked: &Tracked) -> Settled {
     }
     let outcome = execute(ctx, job, tracked).await;
     if tracked.was_stopped() {
-        tracing::info!("stopped by the platform; no result is posted");
+        let (steps_done, steps_at_stop) = tracked.steps();
+        tracing::info!(
+            steps_at_stop,
+            steps_done,
+            "stopped by the platform; no result is posted"
+        );
         return Settled::Stopped;
     }
     let stop_pod = ctx.worker.device_broken();
@@ -76,23 +81,21 @@ async fn execute(ctx: &Context, job: TakenJob, tracked: &Tracked) -> JobOutcome 
     let mut req = JobRequest::new(job.input, job.id);
     req.cancel = tracked.cancel.clone();
     req.output = output;
-    let poster = wants_progress.then(|| {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        req.progress = Some(tx);
-        progress::spawn(ctx.settings.clone(), tracked.clone(), rx)
-    });
+    // Every step is counted (job-stop logs how far the job got); posted only when wanted.
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    req.progress = Some(tx);
+    let poster = progress::spawn(ctx.settings.clone(), tracked.clone(), rx, wants_progress);
     // Boxed: the pipeline's future is deep, and nesting it in the door's would overflow the
     // compiler's layout depth for every crate that awaits the door.
     let run = Box::pin(ctx.worker.handle(req));
     let outcome = with_grace(run, &tracked.cancel, &ctx.shutdown, ctx.settings.grace).await;
-    if let Some(mut poster) = poster {
-        // Every progress post lands before the result, so the status never steps backwards.
-        if tokio::time::timeout(PROGRESS_DRAIN, &mut poster)
-            .await
-            .is_err()
-        {
-            poster.abort();
-        }
+    // Every progress post lands before the result, so the status never steps backwards.
+    let mut poster = poster;
+    if tokio::time::timeout(PROGRESS_DRAIN, &mut poster)
+        .await
+        .is_err()
+    {
+        poster.abort();
     }
     outcome
 }

@@ -10,6 +10,7 @@ use super::wire;
 use crate::config::RunpodProgress;
 use crate::engine::thread::Progress;
 use serde_json::Value;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -31,11 +32,13 @@ pub fn wanted(mode: RunpodProgress, input: &Value) -> bool {
     }
 }
 
-/// Post the job's progress until its channel closes; yields how many posts were accepted.
+/// Count the job's steps into `job.steps_done` until its channel closes and, when `post`,
+/// post them; yields how many posts were accepted.
 pub fn spawn(
     settings: Arc<Settings>,
     job: Tracked,
     mut rx: UnboundedReceiver<Progress>,
+    post: bool,
 ) -> JoinHandle<u32> {
     tokio::spawn(async move {
         let url = settings.urls.done(&job.id, false);
@@ -44,7 +47,8 @@ pub fn spawn(
             while let Ok(next) = rx.try_recv() {
                 latest = next;
             }
-            if job.was_stopped() {
+            job.steps_done.fetch_max(latest.step, Ordering::Relaxed);
+            if !post || job.was_stopped() {
                 continue;
             }
             let body =
