@@ -2,6 +2,7 @@
 //! round trip, variations differ, sizes and orientation follow the request, bad photos fail alone.
 
 mod io_support;
+mod tiny_support;
 
 use base64::Engine as _;
 use merchgen::engine::flux::{FluxPipeline, LoadOptions};
@@ -143,9 +144,7 @@ fn img2img_non_square_output_has_requested_size() {
 
 mod through_worker {
     use super::*;
-    use clap::Parser;
-    use merchgen::app::{self, Door};
-    use merchgen::cli::Cli;
+    use merchgen::app::Door;
     use merchgen::worker::JobRequest;
     use serde_json::json;
 
@@ -188,26 +187,9 @@ mod through_worker {
     async fn img2img_jobs_bad_photos_fail_alone_and_exif_photo_works() {
         let dir = tempfile::tempdir().unwrap();
         let folder = tiny::write(&dir.path().join("m"), 22, TinyLayout::Folder).unwrap();
-        let cli = Cli::try_parse_from([
-            "merchgen",
-            "--model",
-            folder.to_str().unwrap(),
-            "--device",
-            "cpu",
-            "--weights",
-            "quantized",
-            "--min-side",
-            "64",
-        ])
-        .unwrap();
-        let engine = app::start_engine(&cli.config).await.unwrap();
-        let worker = app::build_worker(
-            &cli.config,
-            Some(engine),
-            Door::Invoke,
-            dir.path().join("out").to_str().unwrap().into(),
-        )
-        .unwrap();
+        let cli = crate::tiny_support::cli(&folder, &[]);
+        let out = dir.path().join("out");
+        let worker = crate::tiny_support::worker(&cli, Door::Invoke, out.to_str().unwrap()).await;
         let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
         let good_png = png(&photo(64, 64));
         let huge = crate::io_support::png_header_only(20_000, 20_000);

@@ -1,46 +1,21 @@
 //! The whole pipeline on the tiny model: through the `Worker` (outputs, timings, redelivery) and
 //! through the real `merchgen invoke` binary (exit codes, outcome JSON).
 
-use clap::Parser;
-use merchgen::app::{self, Door};
-use merchgen::cli::Cli;
+mod tiny_support;
+
+use merchgen::app::Door;
 use merchgen::engine::tiny::{self, TinyLayout};
 use merchgen::worker::JobRequest;
 use serde_json::json;
-use std::path::Path;
 use std::process::Command;
-
-fn cli(model: &Path) -> Cli {
-    Cli::try_parse_from([
-        "merchgen",
-        "--model",
-        model.to_str().unwrap(),
-        "--device",
-        "cpu",
-        "--weights",
-        "quantized",
-        "--min-side",
-        "64",
-    ])
-    .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_runs_tiny_txt2img_and_replays_redelivery() {
     let dir = tempfile::tempdir().unwrap();
     let model = tiny::write(&dir.path().join("model"), 11, TinyLayout::Folder).unwrap();
     let out = dir.path().join("out");
-    let cli = cli(&model);
-    let engine = app::start_engine(&cli.config)
-        .await
-        .expect("tiny model loads");
-    let worker = app::build_worker(
-        &cli.config,
-        Some(engine),
-        Door::Invoke,
-        out.to_str().unwrap().to_owned(),
-    )
-    .unwrap();
+    let cli = tiny_support::cli(&model, &[]);
+    let worker = tiny_support::worker(&cli, Door::Invoke, out.to_str().unwrap()).await;
 
     let job = json!({"id": "tiny-1", "prompt": "a corgi astronaut", "width": 64, "height": 64, "num_images": 2, "seed": 5});
     let outcome = worker.handle(JobRequest::new(job.clone(), "d-1")).await;
@@ -81,15 +56,9 @@ async fn worker_runs_tiny_txt2img_and_replays_redelivery() {
 async fn worker_invalid_job_fails_alone_and_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
     let model = tiny::write(&dir.path().join("model"), 12, TinyLayout::Folder).unwrap();
-    let cli = cli(&model);
-    let engine = app::start_engine(&cli.config).await.unwrap();
-    let worker = app::build_worker(
-        &cli.config,
-        Some(engine),
-        Door::Invoke,
-        dir.path().join("out").to_str().unwrap().to_owned(),
-    )
-    .unwrap();
+    let cli = tiny_support::cli(&model, &[]);
+    let out = dir.path().join("out");
+    let worker = tiny_support::worker(&cli, Door::Invoke, out.to_str().unwrap()).await;
     let bad = worker
         .handle(JobRequest::new(
             json!({"id": "bad-1", "prompt": "x", "width": 100}),
@@ -238,15 +207,9 @@ fn invoke_mockup_only_event_renders_every_product_without_a_model() {
 async fn worker_generation_with_mockups_and_bad_product() {
     let dir = tempfile::tempdir().unwrap();
     let model = tiny::write(&dir.path().join("model"), 14, TinyLayout::Folder).unwrap();
-    let cli = cli(&model);
-    let engine = app::start_engine(&cli.config).await.unwrap();
-    let worker = app::build_worker(
-        &cli.config,
-        Some(engine),
-        Door::Invoke,
-        dir.path().join("out").to_str().unwrap().to_owned(),
-    )
-    .unwrap();
+    let cli = tiny_support::cli(&model, &[]);
+    let out = dir.path().join("out");
+    let worker = tiny_support::worker(&cli, Door::Invoke, out.to_str().unwrap()).await;
     let job = json!({"prompt": "x", "width": 64, "height": 64, "mockups": {"products": ["mug", "tshirt"], "colors": ["black"], "size": 256, "print_files": true}});
     let outcome = worker.handle(JobRequest::new(job, "m-1")).await;
     assert!(outcome.succeeded(), "{outcome:?}");

@@ -2,9 +2,9 @@
 //! starts (moto on loopback): objects, keys, content types, `result.json` last, a presigned URL a
 //! plain HTTP client can GET, and a redelivery answered without running the model.
 
-use clap::Parser;
-use merchgen::app::{self, Door};
-use merchgen::cli::Cli;
+mod tiny_support;
+
+use merchgen::app::Door;
 use merchgen::engine::tiny::{self, TinyLayout};
 use merchgen::output::s3_client;
 use merchgen::worker::JobRequest;
@@ -28,27 +28,11 @@ async fn job_with_s3_destination_stores_outputs_and_replays() {
     }
     let dir = tempfile::tempdir().unwrap();
     let model = tiny::write(&dir.path().join("m"), 31, TinyLayout::Folder).unwrap();
-    let cli = Cli::try_parse_from([
-        "merchgen",
-        "--model",
-        model.to_str().unwrap(),
-        "--device",
-        "cpu",
-        "--weights",
-        "quantized",
-        "--min-side",
-        "64",
-        "--s3-endpoint",
-        &endpoint,
-        "--s3-path-style",
-    ])
-    .unwrap();
+    let cli = tiny_support::cli(&model, &["--s3-endpoint", &endpoint, "--s3-path-style"]);
     let bucket = format!("jobs-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let client = s3_client::client(&cli.config.output_config()).await;
     client.create_bucket().bucket(&bucket).send().await.unwrap();
-    let engine = app::start_engine(&cli.config).await.unwrap();
-    let worker =
-        app::build_worker(&cli.config, Some(engine), Door::Deployed, "inline".into()).unwrap();
+    let worker = tiny_support::worker(&cli, Door::Deployed, "inline").await;
 
     let job = json!({"id": "s3-job", "prompt": "a corgi", "width": 64, "height": 64, "num_images": 2,
         "mockups": {"products": ["mug"], "colors": ["white"], "size": 256},

@@ -1,0 +1,36 @@
+//! Shared by the in-process tests on the tiny random-weight model: the command line they run
+//! under (CPU, quantized weights, 64-pixel minimum side) and a worker built on it.
+
+#![allow(dead_code)]
+
+use clap::Parser;
+use merchgen::app::{self, Door};
+use merchgen::cli::Cli;
+use merchgen::worker::Worker;
+use std::path::Path;
+
+/// `merchgen --model MODEL --device cpu --weights quantized --min-side 64 EXTRA...`.
+pub fn cli(model: &Path, extra: &[&str]) -> Cli {
+    let model = model.to_str().expect("test paths are UTF-8");
+    let base = [
+        "merchgen",
+        "--model",
+        model,
+        "--device",
+        "cpu",
+        "--weights",
+        "quantized",
+        "--min-side",
+        "64",
+    ];
+    Cli::try_parse_from(base.iter().chain(extra)).expect("the test command line parses")
+}
+
+/// A worker with the model loaded, as `door` builds it, writing to `destination` by default.
+pub async fn worker(cli: &Cli, door: Door, destination: &str) -> Worker {
+    let engine = app::start_engine(&cli.config)
+        .await
+        .expect("the tiny model loads");
+    app::build_worker(&cli.config, Some(engine), door, destination.to_owned())
+        .expect("the worker builds")
+}
