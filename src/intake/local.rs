@@ -5,6 +5,7 @@
 
 use crate::error::JobError;
 use crate::intake::lambda::handler::{LambdaDoor, RecordResult};
+use crate::intake::source::{self, Backoff, Settlement};
 use crate::job::outcome::JobOutcome;
 use crate::job::parse::{self, Delivery, EventShape};
 use crate::worker::{JobRequest, Worker};
@@ -21,6 +22,12 @@ pub fn read_event(bytes: &[u8]) -> Result<EventFile, JobError> {
     let (shape, deliveries) = parse::parse_json(bytes).and_then(parse::detect)?;
     Ok(EventFile { shape, deliveries })
 }
+
+/// Delays do not matter here: only whether a record is reported.
+const NO_BACKOFF: Backoff = Backoff {
+    base: std::time::Duration::ZERO,
+    max: std::time::Duration::ZERO,
+};
 
 /// True when any job of the file may generate (so the model must be loaded): it has a prompt,
 /// or its body is only known after reading it (a claim check) or not a job object at all.
@@ -77,15 +84,16 @@ fn render_records(results: &[RecordResult]) -> Value {
     serde_json::json!({"outcomes": outcomes, "batchItemFailures": failures})
 }
 
-/// The JSON printed for the outcomes: one outcome, or for an SQS batch the outcomes plus the
-/// `batchItemFailures` Lambda would answer (retryable failures only).
+/// The JSON printed for the outcomes: one outcome, or for an SQS batch (when the model could not
+/// load, so no record ran) the outcomes plus the `batchItemFailures` Lambda would answer, by the
+/// queue doors' one rule (`source::after_outcome`).
 pub fn render(shape: EventShape, outcomes: &[(String, JobOutcome)]) -> Value {
     let only: Vec<&JobOutcome> = outcomes.iter().map(|(_, o)| o).collect();
     match (shape, only.as_slice()) {
         (EventShape::SqsBatch, _) => {
             let failures: Vec<Value> = outcomes
                 .iter()
-                .filter(|(_, o)| o.error.as_ref().is_some_and(|e| e.retryable))
+                .filter(|(_, o)| source::after_outcome(o, 1, &NO_BACKOFF) != Settlement::Ack)
                 .map(|(message_id, _)| serde_json::json!({"itemIdentifier": message_id}))
                 .collect();
             serde_json::json!({"outcomes": only, "batchItemFailures": failures})

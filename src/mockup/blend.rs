@@ -147,7 +147,7 @@ pub fn premultiply(p: [u8; 4]) -> [u32; 4] {
     ]
 }
 
-/// Composite a straight-alpha layer over `dst` (same size), touching only rows that have ink.
+/// Composite a straight-alpha layer over `dst` (same size), skipping its clear pixels.
 pub fn overlay(dst: &mut RgbaImage, layer: &RgbaImage) {
     let row = dst.width() as usize * 4;
     dst.par_chunks_mut(row)
