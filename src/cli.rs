@@ -58,6 +58,28 @@ pub enum Command {
     /// RunPod's endpoint API (/v2/{endpoint_id}/run, runsync, status, cancel, health,
     /// purge-queue) on a local port, plus /healthz and /metrics.
     Serve(crate::config::ServeArgs),
+    /// Run one network's raw forward pass on tensors from a safetensors file (parity runs).
+    #[command(hide = true)]
+    Net {
+        #[arg(value_enum)]
+        family: NetFamily,
+        /// Weights file (safetensors or PyTorch .pth).
+        #[arg(long)]
+        weights: PathBuf,
+        /// Safetensors file with tensor `input`.
+        #[arg(long)]
+        input: PathBuf,
+        /// Safetensors file to write tensor `output` to.
+        #[arg(long)]
+        output: PathBuf,
+    },
+}
+
+/// Network families `merchgen net` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NetFamily {
+    Matting,
+    Upscale,
 }
 
 #[derive(Debug, Clone, Subcommand)]

@@ -53,6 +53,12 @@ async fn dispatch(cli: Cli) -> i32 {
         Some(Command::Serve(args)) => intake::serve::run(&config, args).await,
         Some(Command::Lambda) => intake::lambda::run(&config).await,
         Some(Command::Sqs(args)) => intake::sqs::run(&config, args).await,
+        Some(Command::Net {
+            family,
+            weights,
+            input,
+            output,
+        }) => commands::net::run(*family, weights, input, output),
         None => {
             if config::on_runpod() {
                 return intake::runpod::run_from_env(&config).await;

@@ -3,3 +3,4 @@
 pub mod bench;
 pub mod invoke;
 pub mod models;
+pub mod net;

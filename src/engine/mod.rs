@@ -13,6 +13,7 @@ pub mod img2img;
 pub mod infer;
 pub mod loader;
 pub mod manifest;
+pub mod matting;
 pub mod names;
 pub mod noise;
 pub mod presets;
@@ -23,6 +24,7 @@ pub mod thread;
 pub mod tiny;
 pub mod tiny_diffusers;
 pub mod tiny_tokenizers;
+pub mod upscale;
 pub mod weights;
 
 use crate::error::{ErrorCode, JobError};
