@@ -63,14 +63,16 @@ pub enum Command {
     Net {
         #[arg(value_enum)]
         family: NetFamily,
+        // Flags end in `-file`: the global `--weights` (weight mode) and `--output` (job
+        // destination) reach every subcommand, and clap cannot hold two flags of one name.
         /// Weights file (safetensors or PyTorch .pth).
-        #[arg(long)]
+        #[arg(long = "weights-file", id = "weights_file")]
         weights: PathBuf,
         /// Safetensors file with tensor `input`.
-        #[arg(long)]
+        #[arg(long = "input-file", id = "input_file")]
         input: PathBuf,
         /// Safetensors file to write tensor `output` to.
-        #[arg(long)]
+        #[arg(long = "output-file", id = "output_file")]
         output: PathBuf,
     },
 }
@@ -136,4 +138,28 @@ pub struct PipelineBench {
     /// Print the result as one JSON line (progress goes to stderr).
     #[arg(long)]
     pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn net_files_parse_beside_global_weights_and_output() {
+        let cli = Cli::try_parse_from([
+            "merchgen",
+            "net",
+            "upscale",
+            "--weights-file",
+            "w.pth",
+            "--input-file",
+            "i",
+            "--output-file",
+            "o",
+        ])
+        .unwrap();
+        assert!(
+            matches!(cli.command, Some(Command::Net { weights, .. }) if weights == PathBuf::from("w.pth"))
+        );
+    }
 }
