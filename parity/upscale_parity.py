@@ -107,8 +107,8 @@ def run_case(args, idx, case):
     inp, out = case_dir / "input.safetensors", case_dir / "output.safetensors"
     save_file({"input": x.contiguous()}, str(inp))
     t0 = time.time()
-    proc = subprocess.run([str(args.merchgen), "net", "upscale", "--weights", str(weights),
-                           "--input", str(inp), "--output", str(out)], capture_output=True, text=True)
+    proc = subprocess.run([str(args.merchgen), "net", "upscale", "--weights-file", str(weights),
+                           "--input-file", str(inp), "--output-file", str(out)], capture_output=True, text=True)
     ours_s = time.time() - t0
     row = {"case": name, "arch": arch, "spandrel_arch": desc.architecture.id, "scale": scale,
            "format": fmt, "input": list(shape), "spandrel_s": round(ref_s, 3), "merchgen_s": round(ours_s, 3)}

@@ -29,7 +29,10 @@ impl StateDict {
                 .collect(),
         };
         if raw.is_empty() {
-            bail!("the file holds no tensors");
+            bail!(
+                "the file holds no tensors (a .pth state dict must be bare or under \
+                 `params_ema` or `params`)"
+            );
         }
         let mut tensors = HashMap::with_capacity(raw.len());
         for (name, t) in raw {
