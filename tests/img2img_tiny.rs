@@ -5,10 +5,10 @@ mod io_support;
 mod tiny_support;
 
 use base64::Engine as _;
+use merchgen::engine::flux::img2img::ImageFit;
+use merchgen::engine::flux::weights::WeightsMode;
 use merchgen::engine::flux::{FluxPipeline, LoadOptions};
-use merchgen::engine::img2img::ImageFit;
 use merchgen::engine::tiny::{self, TinyLayout};
-use merchgen::engine::weights::WeightsMode;
 use merchgen::engine::{hub, GenerateRequest, Generator, InitImage};
 use std::sync::atomic::AtomicBool;
 

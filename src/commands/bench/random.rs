@@ -10,8 +10,8 @@ use super::report::{self, flux_flops_per_step, median, RandomReport, StageTimes}
 use super::{random_gguf, random_vb};
 use crate::cli::PipelineBench;
 use crate::config::Config;
-use crate::engine::infer::Shapes;
-use crate::engine::weights::{self, Transformer};
+use crate::engine::flux::infer::Shapes;
+use crate::engine::flux::weights::{self, Transformer};
 use crate::engine::{self, noise};
 use anyhow::{bail, Context, Result};
 use candle_core::quantized::GgmlDType;
