@@ -2,9 +2,10 @@
 //! thread (once, at cold start), and builds the fetcher, notifier and template library.
 
 use crate::config::Config;
+use crate::engine::files::hub;
 use crate::engine::finish::Finishers;
 use crate::engine::flux::{FluxPipeline, LoadOptions};
-use crate::engine::{self, hub, EngineError, EngineHandle, FinishHandle, Generator};
+use crate::engine::{self, EngineError, EngineHandle, FinishHandle, Generator};
 use crate::fetch::Fetcher;
 use crate::job::validate::GenerationDefaults;
 use crate::mockup::MockupLibrary;

@@ -3,7 +3,8 @@
 use crate::cli::ModelsAction;
 use crate::config::Config;
 use crate::engine::files::net_presets::{self, NetRole};
-use crate::engine::{hub, matting, presets, tiny, upscale};
+use crate::engine::files::{hub, presets};
+use crate::engine::{matting, tiny, upscale};
 use std::path::{Path, PathBuf};
 
 pub fn run(config: &Config, action: &ModelsAction) -> i32 {

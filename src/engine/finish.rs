@@ -3,10 +3,10 @@
 //! cuts out pays nothing), then kept on the device the generator uses. Synchronous, like the
 //! generator: only the engine thread calls it.
 
+use super::files::net_presets::{self, NetRole};
 use super::matting::{self, Matting};
-use super::net_presets::{self, NetRole};
 use super::upscale::{TileOptions, Upscaler};
-use super::{hub::HubSettings, EngineError};
+use super::{files::hub::HubSettings, EngineError};
 use candle_core::Device;
 use image::RgbaImage;
 use std::path::Path;
@@ -57,6 +57,25 @@ impl Finishers {
             x4: None,
             x2: None,
         }
+    }
+
+    /// Load (on first use) the models a job will need, so a missing or broken model fails the
+    /// job before any generation. Returns the milliseconds loading took (matting, upscaler).
+    pub fn prepare(
+        &mut self,
+        matting: bool,
+        upscale: Option<u32>,
+    ) -> Result<(Option<u64>, Option<u64>), EngineError> {
+        let matting_ms = if matting {
+            self.ensure_matting()?
+        } else {
+            None
+        };
+        let upscale_ms = match upscale {
+            Some(factor) => self.ensure_upscaler(factor)?,
+            None => None,
+        };
+        Ok((matting_ms, upscale_ms))
     }
 
     /// Cut the salient object out of each image (alpha from the model's mask).

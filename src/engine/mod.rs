@@ -50,7 +50,7 @@ pub struct InitImage {
     pub image: RgbaImage,
     /// In (0, 1]: how much of the schedule is run (diffusers' semantics).
     pub strength: f64,
-    pub fit: img2img::ImageFit,
+    pub fit: flux::img2img::ImageFit,
 }
 
 /// Noise read from a file (`merchgen invoke --initial-noise`), so a run starts from exactly the

@@ -28,6 +28,12 @@ enum Work {
         images: Vec<RgbaImage>,
         reply: oneshot::Sender<Result<FinishOutput, EngineError>>,
     },
+    /// Load the finishing models a job will need.
+    Prepare {
+        matting: bool,
+        upscale: Option<u32>,
+        reply: oneshot::Sender<Result<(Option<u64>, Option<u64>), EngineError>>,
+    },
     /// Super-resolution by `factor`.
     Upscale {
         images: Vec<RgbaImage>,
@@ -186,6 +192,22 @@ impl FinishHandle {
         Ok(FinishHandle { tx })
     }
 
+    /// Load the models a job needs now (before its generation): (matting, upscaler) load ms.
+    pub async fn prepare(
+        &self,
+        matting: bool,
+        upscale: Option<u32>,
+        cancel: Arc<AtomicBool>,
+    ) -> Result<(Option<u64>, Option<u64>), EngineError> {
+        let (reply, rx) = oneshot::channel();
+        let work = Work::Prepare {
+            matting,
+            upscale,
+            reply,
+        };
+        send(&self.tx, work, cancel, rx).await
+    }
+
     /// Cut the subject of each image out with the matting model.
     pub async fn matte(
         &self,
@@ -264,6 +286,18 @@ fn run(mut owned: Owned, rx: mpsc::Receiver<Command>) {
                         };
                         generator.generate(&req, cancel, &mut on_step)
                     },
+                    cancel,
+                );
+                let _ = reply.send(result);
+            }
+            Work::Prepare {
+                matting,
+                upscale,
+                reply,
+            } => {
+                let result = guarded(
+                    "prepare",
+                    || finishers(&mut owned)?.prepare(matting, upscale),
                     cancel,
                 );
                 let _ = reply.send(result);

@@ -38,7 +38,8 @@ pub fn remove_flat_background(img: &RgbaImage, opts: &FlatCutout) -> RgbaImage {
     let soft = feather(&background, w as usize, h as usize, opts.feather_px);
     let mut out = img.clone();
     for (i, px) in out.pixels_mut().enumerate() {
-        let keep = 1.0 - soft[i];
+        // Background stays fully clear; the foreground fades out over the feather width.
+        let keep = if background[i] == 1.0 { 0.0 } else { 1.0 - soft[i] };
         if keep >= 1.0 {
             continue;
         }
@@ -89,7 +90,7 @@ fn flood_from_border(img: &RgbaImage, bg: [u8; 3], tolerance: u8) -> Vec<f32> {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let mut mask = vec![0f32; w * h];
     let mut queue = VecDeque::new();
-    let mut seed = |x: usize, y: usize, mask: &mut Vec<f32>, queue: &mut VecDeque<usize>| {
+    let seed = |x: usize, y: usize, mask: &mut Vec<f32>, queue: &mut VecDeque<usize>| {
         let i = y * w + x;
         if mask[i] == 0.0 && close_to(img.get_pixel(x as u32, y as u32).0, bg, tolerance) {
             mask[i] = 1.0;
@@ -122,8 +123,8 @@ fn flood_from_border(img: &RgbaImage, bg: [u8; 3], tolerance: u8) -> Vec<f32> {
     mask
 }
 
-/// The hard mask blurred by a separable tent filter of half-width `radius`: an anti-aliased
-/// edge about two radii wide, the interior of each region unchanged.
+/// The hard background mask blurred by a separable tent filter of half-width `radius`: how
+/// much background each pixel sees within the feather width (0 deep inside the foreground).
 fn feather(mask: &[f32], w: usize, h: usize, radius: f32) -> Vec<f32> {
     if radius <= 0.0 {
         return mask.to_vec();
@@ -152,13 +153,7 @@ fn feather(mask: &[f32], w: usize, h: usize, radius: f32) -> Vec<f32> {
         }
         out
     };
-    let blurred = pass(&pass(mask, true), false);
-    // Keep the edge on the foreground side soft but never make solid background visible.
-    blurred
-        .iter()
-        .zip(mask)
-        .map(|(b, m)| if *m == 1.0 { b.max(0.5) } else { *b })
-        .collect()
+    pass(&pass(mask, true), false)
 }
 
 /// Take the background colour out of a partly kept edge pixel: solve

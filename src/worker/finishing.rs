@@ -14,6 +14,40 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Load the models the job's finishing needs before anything is generated, so a missing or
+/// broken model fails the job at once (`matting_load` / `upscale_load` in the timings).
+pub async fn prepare(
+    finisher: Option<&FinishHandle>,
+    finishing: &Finishing,
+    cancel: &Arc<AtomicBool>,
+    timings: &mut Timings,
+) -> Result<(), JobError> {
+    if !finishing.needs_models() {
+        return Ok(());
+    }
+    let finisher = finisher.ok_or_else(|| {
+        JobError::new(
+            ErrorCode::ModelUnavailable,
+            "this worker runs no background-removal or upscaling model",
+        )
+    })?;
+    let matting = finishing.background == BackgroundMode::Remove;
+    match finisher
+        .prepare(matting, finishing.upscale, cancel.clone())
+        .await
+    {
+        Ok((matting_ms, upscale_ms)) => {
+            timings.matting_load = matting_ms;
+            timings.upscale_load = upscale_ms;
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(stage = "prepare", error = %e, "finishing models unavailable");
+            Err(stage_error("model loading", e))
+        }
+    }
+}
+
 /// Run the job's finishing stages over its designs.
 pub async fn run(
     finisher: Option<&FinishHandle>,
@@ -50,7 +84,7 @@ pub async fn run(
             let out =
                 model_stage(finisher, "matting", |f| f.matte(designs, cancel.clone())).await?;
             timings.matting = Some(out.run_ms);
-            timings.matting_load = out.load_ms;
+            timings.matting_load = timings.matting_load.or(out.load_ms);
             designs = out.images;
         }
     }
@@ -60,7 +94,7 @@ pub async fn run(
         })
         .await?;
         timings.upscale = Some(out.run_ms);
-        timings.upscale_load = out.load_ms;
+        timings.upscale_load = timings.upscale_load.or(out.load_ms);
         designs = out.images;
     }
     Ok(designs)

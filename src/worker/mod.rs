@@ -2,20 +2,18 @@
 //! inputs, generate, render mockups, store outputs, write `result.json`, notify. It knows nothing
 //! about doors or devices; the engine thread owns the device.
 
-use crate::encode::{self, EncodeOptions};
 use crate::engine::thread::Progress;
 use crate::engine::{EngineHandle, GenerateOutput, GenerateRequest, InitImage};
 use crate::error::{ErrorCode, JobError};
 use crate::fetch::Fetcher;
 use crate::job::finishing::Finishing;
-use crate::job::outcome::{ImageOutput, JobOutcome, Timings};
+use crate::job::outcome::{JobOutcome, Timings};
 use crate::job::validate::{self, GenerationDefaults, Limits, ValidJob};
 use crate::job::{parse, ValidGeneration};
 use crate::mockup::MockupLibrary;
-use crate::output::{self, keys, OutputConfig, OutputSink};
+use crate::output::{self, OutputConfig, OutputSink};
 use crate::webhook::{Notifier, WebhookEvent};
 use image::RgbaImage;
-use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,6 +21,7 @@ use tracing::Instrument;
 
 mod budget;
 mod finishing;
+mod images;
 mod mockups;
 mod rejected;
 
@@ -216,6 +215,13 @@ impl Worker {
         if let Some(gen) = &job.generation {
             self.check_budget(job, &renders, gen.num_images, (gen.width, gen.height))?;
         }
+        finishing::prepare(
+            self.parts.finisher.as_ref(),
+            &job.finishing,
+            &req.cancel,
+            &mut timings,
+        )
+        .await?;
         let (designs, seeds): (Vec<RgbaImage>, Vec<Option<u64>>) =
             match (&job.generation, &job.design) {
                 (Some(gen), _) => {
@@ -253,7 +259,7 @@ impl Worker {
         let designs: Vec<(RgbaImage, Option<u64>)> = designs.into_iter().zip(seeds).collect();
         // A mockup-only job stores its design too once finishing changed it (the cut-out).
         if job.generation.is_some() || *finishing != Finishing::default() {
-            outcome.images = self.store_images(job, &designs, sink, &mut timings).await?;
+            outcome.images = images::store(job, &designs, sink, &mut timings).await?;
         }
         if let Some(spec) = &job.mockups {
             let t = Instant::now();
@@ -352,9 +358,16 @@ impl Worker {
         };
         let progress = self.progress_forwarder(job, req);
         let engine = self.engine_or_unavailable()?;
+        let t = Instant::now();
         let out = engine
             .generate(request, req.cancel.clone(), progress)
             .await?;
+        tracing::info!(
+            stage = "generate",
+            images = out.images.len(),
+            elapsed_ms = t.elapsed().as_millis() as u64,
+            "stage finished"
+        );
         timings.encode_text = Some(out.timings.encode_text_ms);
         if gen.init_image.is_some() {
             timings.encode_image = Some(out.timings.encode_image_ms);
@@ -394,45 +407,6 @@ impl Worker {
             }
         });
         Some(tx)
-    }
-
-    async fn store_images(
-        &self,
-        job: &ValidJob,
-        designs: &[(RgbaImage, Option<u64>)],
-        sink: &dyn OutputSink,
-        timings: &mut Timings,
-    ) -> Result<Vec<ImageOutput>, JobError> {
-        let opts = EncodeOptions {
-            format: job.output.format,
-            jpeg_quality: job.output.jpeg_quality,
-            dpi: None,
-        };
-        let images: Vec<RgbaImage> = designs.iter().map(|(img, _)| img.clone()).collect();
-        let t = Instant::now();
-        let encoded = encode_all(images, opts).await?;
-        timings.encode_images = Some(t.elapsed().as_millis() as u64);
-        let t = Instant::now();
-        let mut out = Vec::with_capacity(encoded.len());
-        for (i, (bytes, (img, seed))) in encoded.into_iter().zip(designs).enumerate() {
-            let key = keys::image(&job.id, i as u32, opts.format.extension());
-            let len = bytes.len() as u64;
-            let sha256 = hex::encode(Sha256::digest(&bytes));
-            let stored = sink.put(&key, bytes, opts.format.content_type()).await?;
-            out.push(ImageOutput {
-                url: stored.url,
-                key: stored.key,
-                seed: seed.unwrap_or_default(),
-                width: img.width(),
-                height: img.height(),
-                format: opts.format,
-                bytes: len,
-                sha256,
-                base64: stored.base64,
-            });
-        }
-        timings.upload = Some(t.elapsed().as_millis() as u64);
-        Ok(out)
     }
 
     async fn finish_succeeded(
@@ -476,23 +450,6 @@ impl Worker {
         }
         outcome
     }
-}
-
-/// Encode images on blocking threads (CPU work).
-pub async fn encode_all(
-    images: Vec<RgbaImage>,
-    opts: EncodeOptions,
-) -> Result<Vec<Vec<u8>>, JobError> {
-    tokio::task::spawn_blocking(move || {
-        use rayon::prelude::*;
-        images
-            .par_iter()
-            .map(|img| encode::encode(img, &opts))
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .await
-    .map_err(|e| JobError::internal(format!("encoder task failed: {e}")))?
-    .map_err(|e| JobError::new(ErrorCode::Internal, format!("image encoding failed: {e}")))
 }
 
 /// The job's own id when the body has a usable one, so even invalid jobs report it.

@@ -12,7 +12,7 @@ use crate::cli::PipelineBench;
 use crate::config::Config;
 use crate::engine::flux::infer::Shapes;
 use crate::engine::flux::weights::{self, Transformer};
-use crate::engine::{self, noise};
+use crate::engine::{self, flux::noise};
 use anyhow::{bail, Context, Result};
 use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device, Module, Tensor};

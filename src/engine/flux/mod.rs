@@ -16,10 +16,6 @@ pub mod weights;
 
 use crate::engine::files::hub::ResolvedModel;
 use crate::engine::files::manifest::{Role, Schedule};
-use crate::engine::flux::img2img;
-use crate::engine::flux::loader;
-use crate::engine::flux::noise;
-use crate::engine::flux::schedule;
 use crate::engine::flux::text::{ClipEncoder, T5Encoder};
 use crate::engine::flux::weights::{Transformer, WeightsMode};
 use crate::engine::{
