@@ -39,6 +39,9 @@ pub struct FinishOutput {
     pub model: String,
 }
 
+/// Milliseconds that loading the (matting, upscaling) models took, when they loaded.
+pub type LoadTimes = (Option<u64>, Option<u64>);
+
 /// The loaded finishing models.
 pub struct Finishers {
     settings: FinishSettings,
@@ -65,7 +68,7 @@ impl Finishers {
         &mut self,
         matting: bool,
         upscale: Option<u32>,
-    ) -> Result<(Option<u64>, Option<u64>), EngineError> {
+    ) -> Result<LoadTimes, EngineError> {
         let matting_ms = if matting {
             self.ensure_matting()?
         } else {

@@ -6,6 +6,7 @@
 //! - `tiny/`: tiny random-weight models of every family, in the real formats, for tests;
 //! - `thread`: the one thread that owns the device and runs generate, matting and upscale;
 //! - `device`: picking and naming the device.
+//!
 //! Nothing here knows about doors, outputs or webhooks.
 
 pub mod device;

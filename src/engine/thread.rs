@@ -2,7 +2,7 @@
 //! async side sends it commands over a channel and awaits a oneshot reply. GPU work blocks, so it
 //! is not dressed up as async.
 
-use super::finish::{FinishOutput, Finishers};
+use super::finish::{FinishOutput, Finishers, LoadTimes};
 use super::{EngineError, GenerateOutput, GenerateRequest, Generator, LoadReport};
 use image::RgbaImage;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -32,7 +32,7 @@ enum Work {
     Prepare {
         matting: bool,
         upscale: Option<u32>,
-        reply: oneshot::Sender<Result<(Option<u64>, Option<u64>), EngineError>>,
+        reply: oneshot::Sender<Result<LoadTimes, EngineError>>,
     },
     /// Super-resolution by `factor`.
     Upscale {
@@ -198,7 +198,7 @@ impl FinishHandle {
         matting: bool,
         upscale: Option<u32>,
         cancel: Arc<AtomicBool>,
-    ) -> Result<(Option<u64>, Option<u64>), EngineError> {
+    ) -> Result<LoadTimes, EngineError> {
         let (reply, rx) = oneshot::channel();
         let work = Work::Prepare {
             matting,

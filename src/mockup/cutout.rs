@@ -39,7 +39,11 @@ pub fn remove_flat_background(img: &RgbaImage, opts: &FlatCutout) -> RgbaImage {
     let mut out = img.clone();
     for (i, px) in out.pixels_mut().enumerate() {
         // Background stays fully clear; the foreground fades out over the feather width.
-        let keep = if background[i] == 1.0 { 0.0 } else { 1.0 - soft[i] };
+        let keep = if background[i] == 1.0 {
+            0.0
+        } else {
+            1.0 - soft[i]
+        };
         if keep >= 1.0 {
             continue;
         }
@@ -162,10 +166,10 @@ fn decontaminate(px: &mut image::Rgba<u8>, bg: [u8; 3], keep: f32) {
     if keep <= 0.05 {
         return;
     }
-    for c in 0..3 {
-        let observed = f32::from(px.0[c]);
-        let fg = (observed - (1.0 - keep) * f32::from(bg[c])) / keep;
-        px.0[c] = fg.round().clamp(0.0, 255.0) as u8;
+    for (channel, bg) in px.0.iter_mut().zip(bg) {
+        let observed = f32::from(*channel);
+        let fg = (observed - (1.0 - keep) * f32::from(bg)) / keep;
+        *channel = fg.round().clamp(0.0, 255.0) as u8;
     }
 }
 
