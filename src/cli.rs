@@ -112,6 +112,9 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 5)]
         iterations: u32,
     },
+    /// Matting (cut-out), x4 upscale and a t-shirt print file at 300 DPI on one design, with the
+    /// configured finishing models (MERCHGEN_MATTING_MODEL, MERCHGEN_UPSCALE_MODEL).
+    Finishing(crate::commands::bench::finishing::FinishingBench),
 }
 
 /// Flags of the pipeline benchmark.
