@@ -146,6 +146,7 @@ fn read_pth(path: &Path) -> Result<Vec<(String, Tensor)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::files::torch_pth::write_state_dict;
 
     fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
         let path = dir.join(name);
@@ -170,6 +171,33 @@ mod tests {
         let sd = StateDict::read(&path, &Device::Cpu).unwrap();
         let a = sd.tensor("a.weight", &[2, 3]).unwrap();
         assert_eq!(a.dtype(), DType::F32);
+    }
+
+    #[test]
+    fn read_pth_unwraps_params_ema_and_params_and_bare() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Tensor::arange(0f32, 6., &Device::Cpu)
+            .unwrap()
+            .reshape((2, 3))
+            .unwrap();
+        for wrapper in [Some("params_ema"), Some("params"), None] {
+            let path = dir.path().join("m.pth");
+            let tensors = [("module.conv.weight".to_owned(), t.clone())];
+            write_state_dict(&path, wrapper, &tensors).unwrap();
+            let sd = StateDict::read(&path, &Device::Cpu).unwrap();
+            let got = sd.tensor("conv.weight", &[2, 3]).unwrap();
+            assert_eq!(got.to_vec2::<f32>().unwrap(), t.to_vec2::<f32>().unwrap());
+        }
+    }
+
+    #[test]
+    fn read_pth_other_wrapper_fails_naming_the_known_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.pth");
+        let t = Tensor::zeros(3, DType::F32, &Device::Cpu).unwrap();
+        write_state_dict(&path, Some("generator"), &[("w".to_owned(), t)]).unwrap();
+        let err = format!("{:#}", StateDict::read(&path, &Device::Cpu).err().unwrap());
+        assert!(err.contains("params_ema"), "{err}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Tiny random-weight upscalers under the real release names and key layouts
 //! (`RealESRGAN_x4plus`, `RealESRGAN_x2plus`, `realesr-general-x4v3`), so tests and parity runs
-//! drive the same loading code as the real files. Their images are noise around the input.
+//! drive the same loading code as the real files (`.pth`, through candle's pickle reader). Their images are noise around the input.
 
+use crate::engine::files::torch_pth::write_state_dict;
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 use rand::SeedableRng;
@@ -14,18 +15,34 @@ pub const RRDB_SIZES: (usize, usize, usize) = (8, 2, 32);
 /// SRVGGNetCompact sizes of the tiny model: (num_feat, num_conv, scale).
 pub const SRVGG_SIZES: (usize, usize, usize) = (8, 4, 4);
 
-/// Write the three tiny models into `dir`; returns their paths (x4plus, x2plus, general-x4v3).
+/// Write the three tiny models into `dir` as PyTorch `.pth` files wrapped the way the releases
+/// are (`params_ema` for the RRDBNets, `params` for the compact net); returns their paths
+/// (x4plus, x2plus, general-x4v3).
 pub fn write_tiny(dir: &Path, seed: u64) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let models = [
-        ("RealESRGAN_x4plus", rrdb_tensors(4, seed)?),
-        ("RealESRGAN_x2plus", rrdb_tensors(2, seed.wrapping_add(1))?),
-        ("realesr-general-x4v3", srvgg_tensors(seed.wrapping_add(2))?),
+        (
+            "RealESRGAN_x4plus.pth",
+            "params_ema",
+            rrdb_tensors(4, seed)?,
+        ),
+        (
+            "RealESRGAN_x2plus.pth",
+            "params_ema",
+            rrdb_tensors(2, seed.wrapping_add(1))?,
+        ),
+        (
+            "realesr-general-x4v3.pth",
+            "params",
+            srvgg_tensors(seed.wrapping_add(2))?,
+        ),
     ];
     let mut paths = Vec::with_capacity(models.len());
-    for (stem, tensors) in models {
-        let path = dir.join(format!("{stem}.safetensors"));
-        candle_core::safetensors::save(&tensors, &path)
+    for (name, wrapper, tensors) in models {
+        let path = dir.join(name);
+        let mut sorted: Vec<(String, Tensor)> = tensors.into_iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        write_state_dict(&path, Some(wrapper), &sorted)
             .with_context(|| format!("writing {}", path.display()))?;
         paths.push(path);
     }
