@@ -39,7 +39,7 @@ pub struct Body {
 
 impl Body {
     /// Load `stage*`, `stage*d` and `side*`, the first stage taking `in_ch` channels.
-    pub fn load(w: &Weights, in_ch: usize) -> Result<Self, LoadError> {
+    pub fn load(w: &Weights, in_ch: usize) -> std::result::Result<Self, LoadError> {
         let mut enc: Vec<Rsu> = Vec::with_capacity(6);
         for (i, kind) in ENCODER.into_iter().enumerate() {
             let c_in = enc.last().map_or(in_ch, Rsu::out_channels);

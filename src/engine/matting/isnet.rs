@@ -17,7 +17,7 @@ pub struct IsNet {
 }
 
 impl IsNet {
-    pub fn load(w: &Weights) -> Result<Self, LoadError> {
+    pub fn load(w: &Weights) -> std::result::Result<Self, LoadError> {
         let geom = ConvGeom {
             kernel: 3,
             padding: 1,

@@ -36,12 +36,13 @@ pub fn read_tensors(path: &Path, device: &Device) -> anyhow::Result<HashMap<Stri
     let head = read_head(path)?;
     let raw = if head.starts_with(b"PK\x03\x04") {
         read_pth(path)?
-    } else if head.first() == Some(&0x80) {
-        anyhow::bail!(
+    } else if head.starts_with(&[0x80, 0x02, 0x8a, 0x0a]) {
+        // The legacy format opens with a pickled magic number.
+        return Err(anyhow::anyhow!(
             "{}: a legacy (pre-1.6, not zip) PyTorch pickle, which is not supported; re-save it \
              with torch.save(state_dict, path) from a recent PyTorch",
             path.display()
-        );
+        ));
     } else {
         candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| {
             anyhow::anyhow!(
@@ -49,6 +50,8 @@ pub fn read_tensors(path: &Path, device: &Device) -> anyhow::Result<HashMap<Stri
                 path.display()
             )
         })?
+        .into_iter()
+        .collect()
     };
     let mut out = HashMap::with_capacity(raw.len());
     for (name, t) in raw {

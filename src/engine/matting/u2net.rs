@@ -15,7 +15,7 @@ pub struct U2Net {
 }
 
 impl U2Net {
-    pub fn load(w: &Weights) -> Result<Self, LoadError> {
+    pub fn load(w: &Weights) -> std::result::Result<Self, LoadError> {
         let body = Body::load(w, 3)?;
         let geom = ConvGeom {
             kernel: 1,
