@@ -63,14 +63,15 @@ pub enum Command {
     Net {
         #[arg(value_enum)]
         family: NetFamily,
-        /// Weights file (safetensors or PyTorch .pth).
-        #[arg(long)]
+        /// Weights file (safetensors or PyTorch .pth). Not `--weights`: that name is the
+        /// global FLUX weights mode, and sharing it made clap panic on every `net` run.
+        #[arg(long = "weights-file", id = "net_weights")]
         weights: PathBuf,
         /// Safetensors file with tensor `input`.
         #[arg(long)]
         input: PathBuf,
-        /// Safetensors file to write tensor `output` to.
-        #[arg(long)]
+        /// Safetensors file to write tensor `output` to (not `--output`, the global destination).
+        #[arg(long = "output-file", id = "net_output")]
         output: PathBuf,
     },
 }
