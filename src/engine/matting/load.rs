@@ -44,14 +44,15 @@ pub fn read_tensors(path: &Path, device: &Device) -> anyhow::Result<HashMap<Stri
             path.display()
         ));
     } else {
-        candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| {
-            anyhow::anyhow!(
-                "{}: neither a PyTorch .pth (zip) nor a safetensors file: {e}",
-                path.display()
-            )
-        })?
-        .into_iter()
-        .collect()
+        candle_core::safetensors::load(path, &Device::Cpu)
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: neither a PyTorch .pth (zip) nor a safetensors file: {e}",
+                    path.display()
+                )
+            })?
+            .into_iter()
+            .collect()
     };
     let mut out = HashMap::with_capacity(raw.len());
     for (name, t) in raw {

@@ -119,8 +119,8 @@ mod tests {
 
     #[test]
     fn to_mask_small_prediction_full_size_min_max() {
-        let pred = Tensor::from_vec(vec![0.2f32, 0.4, 0.4, 0.6], (1, 1, 2, 2), &Device::Cpu)
-            .unwrap();
+        let pred =
+            Tensor::from_vec(vec![0.2f32, 0.4, 0.4, 0.6], (1, 1, 2, 2), &Device::Cpu).unwrap();
         let m = to_mask(&pred, 40, 30).unwrap();
         assert_eq!(m.dimensions(), (40, 30));
         assert_eq!(m.get_pixel(0, 0).0[0], 0);

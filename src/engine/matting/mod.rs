@@ -228,12 +228,14 @@ mod tests {
             image::Rgba([(x % 256) as u8, (y * 2 % 256) as u8, 90, 255])
         });
         for path in [&paths[1], &paths[2]] {
-            let m = Matting::load(path, &Device::Cpu).unwrap().with_input_size(64);
+            let m = Matting::load(path, &Device::Cpu)
+                .unwrap()
+                .with_input_size(64);
             let mask = m.predict_mask(&img, &AtomicBool::new(false)).unwrap();
             assert_eq!(mask.dimensions(), (150, 97));
-            let (lo, hi) = mask.pixels().fold((255, 0), |(lo, hi), p| {
-                (lo.min(p.0[0]), hi.max(p.0[0]))
-            });
+            let (lo, hi) = mask
+                .pixels()
+                .fold((255, 0), |(lo, hi), p| (lo.min(p.0[0]), hi.max(p.0[0])));
             assert_eq!((lo, hi), (0, 255), "min-max normalised");
         }
     }
@@ -241,7 +243,9 @@ mod tests {
     #[test]
     fn predict_mask_cancelled_stops() {
         let (_dir, paths) = tiny();
-        let m = Matting::load(&paths[1], &Device::Cpu).unwrap().with_input_size(32);
+        let m = Matting::load(&paths[1], &Device::Cpu)
+            .unwrap()
+            .with_input_size(32);
         let img = image::RgbaImage::new(40, 40);
         let err = m.predict_mask(&img, &AtomicBool::new(true)).unwrap_err();
         assert!(matches!(err, EngineError::Cancelled));
@@ -251,7 +255,9 @@ mod tests {
     fn load_random_bytes_fails_naming_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("u2net.pth");
-        let bytes: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let bytes: Vec<u8> = (0..4096u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
         std::fs::write(&path, bytes).unwrap();
         let err = format!("{:#}", Matting::load(&path, &Device::Cpu).unwrap_err());
         assert!(err.contains("u2net.pth"), "{err}");

@@ -22,7 +22,12 @@ pub enum RsuKind {
 struct ReBnConv(Conv);
 
 impl ReBnConv {
-    fn load(w: &Weights, prefix: &str, in_ch: usize, dilation: usize) -> std::result::Result<Self, LoadError> {
+    fn load(
+        w: &Weights,
+        prefix: &str,
+        in_ch: usize,
+        dilation: usize,
+    ) -> std::result::Result<Self, LoadError> {
         let conv = w.conv_bn(
             &format!("{prefix}.conv_s1"),
             &format!("{prefix}.bn_s1"),
@@ -54,7 +59,12 @@ pub struct Rsu {
 
 impl Rsu {
     /// Load the block under `prefix` taking `in_ch` channels.
-    pub fn load(w: &Weights, prefix: &str, kind: RsuKind, in_ch: usize) -> std::result::Result<Self, LoadError> {
+    pub fn load(
+        w: &Weights,
+        prefix: &str,
+        kind: RsuKind,
+        in_ch: usize,
+    ) -> std::result::Result<Self, LoadError> {
         let height = match kind {
             RsuKind::Pooled(l) => l,
             RsuKind::Dilated => 4,

@@ -97,7 +97,11 @@ fn isnet_tensors(rng: &mut ChaCha8Rng) -> Result<Vec<(String, Tensor)>> {
     Ok(out)
 }
 
-fn sides(out: &mut Vec<(String, Tensor)>, stages: &[Stage; 11], rng: &mut ChaCha8Rng) -> Result<()> {
+fn sides(
+    out: &mut Vec<(String, Tensor)>,
+    stages: &[Stage; 11],
+    rng: &mut ChaCha8Rng,
+) -> Result<()> {
     for (k, &src) in SIDE_SOURCES.iter().enumerate() {
         conv(out, &format!("side{}", k + 1), 1, stages[src].4, 3, rng)?;
     }
@@ -130,7 +134,10 @@ fn rebnconv(
     let bn = format!("{prefix}.bn_s1");
     out.push((format!("{bn}.weight"), normal(&[c_out], 1.0, 0.1, rng)?));
     out.push((format!("{bn}.bias"), normal(&[c_out], 0.0, 0.1, rng)?));
-    out.push((format!("{bn}.running_mean"), normal(&[c_out], 0.0, 0.1, rng)?));
+    out.push((
+        format!("{bn}.running_mean"),
+        normal(&[c_out], 0.0, 0.1, rng)?,
+    ));
     let var: Vec<f32> = (0..c_out).map(|_| rng.random_range(0.5..1.5)).collect();
     out.push((
         format!("{bn}.running_var"),
