@@ -13,12 +13,20 @@ TINY := target/tiny-model
 run: build
 	$(BIN) invoke events/txt2img.json --out out/run
 
-## The same job on a tiny random-weight model written on the fly (no network; noise images).
+## The same job on a tiny random-weight model written on the fly (no network; noise images),
+## the print-ready flow on the tiny models, and a flat cut-out of a real design on a black shirt.
+TINY_ENV := MERCHGEN_MODEL=$(TINY) MERCHGEN_MIN_SIDE=64 HF_HUB_OFFLINE=1 \
+	MERCHGEN_MATTING_MODEL=$(TINY)/matting/u2netp.pth \
+	MERCHGEN_UPSCALE_MODEL=$(TINY)/upscale/RealESRGAN_x4plus.pth \
+	MERCHGEN_UPSCALE_X2_MODEL=$(TINY)/upscale/RealESRGAN_x2plus.pth
 demo: build
 	$(BIN) models tiny --out $(TINY)
-	@echo "make demo: the tiny model has random weights, so its images are noise"
-	MERCHGEN_MODEL=$(TINY) MERCHGEN_MIN_SIDE=64 HF_HUB_OFFLINE=1 $(BIN) invoke events/txt2img.json --out out/demo
+	@echo "make demo: the tiny models have random weights, so their images (and masks) are noise"
+	$(TINY_ENV) $(BIN) invoke events/txt2img.json --out out/demo
+	$(TINY_ENV) $(BIN) invoke events/print-ready.json --out out/demo
 	$(BIN) invoke events/mockup-only.json --out out/demo
+	$(TINY_ENV) $(BIN) invoke events/cutout-mockup.json --out out/demo
+	@echo "make demo: cut-out on a black t-shirt: out/demo/cutout-demo/mockups/tshirt-black.jpg, print file: out/demo/cutout-demo/print/tshirt.png"
 
 build:
 	$(CARGO) build $(CARGO_PROFILE_FLAG) --locked

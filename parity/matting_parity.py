@@ -145,8 +145,8 @@ def run_case(case, args, refs, seed):
         want = net(x)[0][0] if ref == "isnet" else net(x)[0]
     t_ref = time.time() - t0
     t0 = time.time()
-    # `--weights-file` / `--output-file`: plain `--weights` / `--output` are global flags.
-    cmd = [str(args.merchgen), "net", "matting", "--weights-file", str(weights), "--input",
+    # `-file` flags: plain `--weights` / `--output` are global flags of merchgen.
+    cmd = [str(args.merchgen), "net", "matting", "--weights-file", str(weights), "--input-file",
            str(inp), "--output-file", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     t_mg = time.time() - t0

@@ -2,8 +2,10 @@
 //! thread (once, at cold start), and builds the fetcher, notifier and template library.
 
 use crate::config::Config;
+use crate::engine::files::hub;
+use crate::engine::finish::Finishers;
 use crate::engine::flux::{FluxPipeline, LoadOptions};
-use crate::engine::{self, hub, EngineError, EngineHandle, Generator};
+use crate::engine::{self, EngineError, EngineHandle, FinishHandle, Generator};
 use crate::fetch::Fetcher;
 use crate::job::validate::GenerationDefaults;
 use crate::mockup::MockupLibrary;
@@ -28,16 +30,35 @@ pub async fn start_engine(config: &Config) -> Result<EngineHandle, EngineError> 
         weights: config.weights,
         max_batch: config.max_batch,
     };
-    EngineHandle::start(move || {
+    let finish = config.finish_settings();
+    EngineHandle::start_with_finishers(move || {
         let resolved = hub::resolve(&model, &hub_settings, true)
             .map_err(|e| EngineError::ModelUnavailable(e.to_string()))?;
         let device =
             engine::device::open(&device_spec).map_err(|e| EngineError::Failed(e.to_string()))?;
         let pipeline =
             FluxPipeline::load(&resolved, &device, &opts).map_err(EngineError::from_candle)?;
-        Ok(Box::new(pipeline) as Box<dyn Generator>)
+        // The finishing models share the generator's device (and thread).
+        let finishers = Finishers::new(finish, device);
+        Ok((Box::new(pipeline) as Box<dyn Generator>, Some(finishers)))
     })
     .await
+}
+
+/// The finishing models of a worker: the engine thread's, or a thread of their own when the
+/// worker has no generator (mockup-only jobs can still be cut out and upscaled).
+pub fn finisher(config: &Config, engine: Option<&EngineHandle>) -> anyhow::Result<FinishHandle> {
+    if let Some(engine) = engine {
+        return Ok(engine.finisher());
+    }
+    let settings = config.finish_settings();
+    let device_spec = config.device.clone();
+    FinishHandle::start(move || {
+        let device =
+            engine::device::open(&device_spec).map_err(|e| EngineError::Failed(e.to_string()))?;
+        Ok(Finishers::new(settings, device))
+    })
+    .context("starting the finishing thread")
 }
 
 /// Build the worker around an engine (or none, for mockup-only local runs).
@@ -51,7 +72,8 @@ pub fn build_worker(
         .as_ref()
         .map(|e| e.load_report().defaults.clone())
         .unwrap_or_default();
-    let parts = build_parts(config, door, default_destination, defaults)?;
+    let mut parts = build_parts(config, door, default_destination, defaults)?;
+    parts.finisher = Some(finisher(config, engine.as_ref())?);
     Ok(Worker::new(engine, parts))
 }
 
@@ -84,5 +106,6 @@ pub fn build_parts(
         defaults,
         initial_noise: None,
         dump_latents: None,
+        finisher: None,
     })
 }

@@ -63,15 +63,16 @@ pub enum Command {
     Net {
         #[arg(value_enum)]
         family: NetFamily,
-        /// Weights file (safetensors or PyTorch .pth). Not `--weights`: that name is the
-        /// global FLUX weights mode, and sharing it made clap panic on every `net` run.
-        #[arg(long = "weights-file", id = "net_weights")]
+        // Flags end in `-file`: the global `--weights` (weight mode) and `--output` (job
+        // destination) reach every subcommand, and clap cannot hold two flags of one name.
+        /// Weights file (safetensors or PyTorch .pth).
+        #[arg(long = "weights-file", id = "weights_file")]
         weights: PathBuf,
         /// Safetensors file with tensor `input`.
-        #[arg(long)]
+        #[arg(long = "input-file", id = "input_file")]
         input: PathBuf,
-        /// Safetensors file to write tensor `output` to (not `--output`, the global destination).
-        #[arg(long = "output-file", id = "net_output")]
+        /// Safetensors file to write tensor `output` to.
+        #[arg(long = "output-file", id = "output_file")]
         output: PathBuf,
     },
 }
@@ -111,6 +112,9 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 5)]
         iterations: u32,
     },
+    /// Matting (cut-out), x4 upscale and a t-shirt print file at 300 DPI on one design, with the
+    /// configured finishing models (MERCHGEN_MATTING_MODEL, MERCHGEN_UPSCALE_MODEL).
+    Finishing(crate::commands::bench::finishing::FinishingBench),
 }
 
 /// Flags of the pipeline benchmark.
@@ -137,4 +141,28 @@ pub struct PipelineBench {
     /// Print the result as one JSON line (progress goes to stderr).
     #[arg(long)]
     pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn net_files_parse_beside_global_weights_and_output() {
+        let cli = Cli::try_parse_from([
+            "merchgen",
+            "net",
+            "upscale",
+            "--weights-file",
+            "w.pth",
+            "--input-file",
+            "i",
+            "--output-file",
+            "o",
+        ])
+        .unwrap();
+        assert!(
+            matches!(cli.command, Some(Command::Net { weights, .. }) if weights == PathBuf::from("w.pth"))
+        );
+    }
 }

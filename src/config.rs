@@ -2,8 +2,8 @@
 //! flag with a `MERCHGEN_*` variable (clap); platform variables (`HF_*`, `AWS_*`, `RUNPOD_*`)
 //! keep their own names and are read here too, once.
 
-use crate::engine::hub::HubSettings;
-use crate::engine::weights::WeightsMode;
+use crate::engine::files::hub::HubSettings;
+use crate::engine::flux::weights::WeightsMode;
 use crate::fetch::FetchConfig;
 use crate::job::validate::Limits;
 use crate::output::OutputConfig;
@@ -16,7 +16,7 @@ use std::path::PathBuf;
 pub struct Config {
     /// Model: a preset name (`merchgen models list`), a folder with `merchgen-model.json`, or a
     /// manifest file.
-    #[arg(long, env = "MERCHGEN_MODEL", default_value = crate::engine::presets::DEFAULT_PRESET, global = true)]
+    #[arg(long, env = "MERCHGEN_MODEL", default_value = crate::engine::files::presets::DEFAULT_PRESET, global = true)]
     pub model: String,
     /// Device: `auto`, `cpu` or `cuda:N`.
     #[arg(long, env = "MERCHGEN_DEVICE", default_value = "auto", global = true)]
@@ -45,6 +45,42 @@ pub struct Config {
     /// Largest width or height a job may ask for.
     #[arg(long, env = "MERCHGEN_MAX_SIDE", default_value_t = 2048, global = true)]
     pub max_side: u32,
+    /// Background-removal model of `"background": "remove"`: a preset (`merchgen models list`)
+    /// or a `.pth` / `.safetensors` file. Loaded on the first job that needs it.
+    #[arg(long, env = "MERCHGEN_MATTING_MODEL", default_value = crate::engine::files::net_presets::DEFAULT_MATTING, global = true)]
+    pub matting_model: String,
+    /// x4 super-resolution model of `"upscale": 4`: a preset or a weights file.
+    #[arg(long, env = "MERCHGEN_UPSCALE_MODEL", default_value = crate::engine::files::net_presets::DEFAULT_UPSCALE_X4, global = true)]
+    pub upscale_model: String,
+    /// x2 super-resolution model of `"upscale": 2` (the x4 model and a resample stand in when
+    /// it is not in the cache).
+    #[arg(long, env = "MERCHGEN_UPSCALE_X2_MODEL", default_value = crate::engine::files::net_presets::DEFAULT_UPSCALE_X2, global = true)]
+    pub upscale_x2_model: String,
+    /// Side of the square tiles the upscaler works on (bounds device memory at any size).
+    #[arg(
+        long,
+        env = "MERCHGEN_UPSCALE_TILE",
+        default_value_t = 256,
+        global = true
+    )]
+    pub upscale_tile: u32,
+    /// Pixels each upscaler tile overlaps its neighbours by (seamless blend).
+    #[arg(
+        long,
+        env = "MERCHGEN_UPSCALE_TILE_OVERLAP",
+        default_value_t = 16,
+        global = true
+    )]
+    pub upscale_tile_overlap: u32,
+    /// Largest number of output pixels one job may make (stored images after upscaling,
+    /// mockups and print files, every variation): a job over it fails up front.
+    #[arg(
+        long,
+        env = "MERCHGEN_MAX_JOB_PIXELS",
+        default_value_t = 400_000_000,
+        global = true
+    )]
+    pub max_job_pixels: u64,
     /// Log format: `auto` (JSON when deployed, text on a terminal), `json` or `text`.
     #[arg(
         long,
@@ -149,6 +185,7 @@ impl Config {
         Limits {
             min_side: self.min_side,
             max_side: self.max_side,
+            max_job_pixels: self.max_job_pixels,
             ..Limits::default()
         }
     }
@@ -166,6 +203,13 @@ impl Config {
         if self.max_batch == 0 {
             anyhow::bail!("MERCHGEN_MAX_BATCH must be at least 1");
         }
+        if self.upscale_tile < 16 || self.upscale_tile_overlap * 2 >= self.upscale_tile {
+            anyhow::bail!(
+                "MERCHGEN_UPSCALE_TILE ({}) must be at least 16 and more than twice MERCHGEN_UPSCALE_TILE_OVERLAP ({})",
+                self.upscale_tile,
+                self.upscale_tile_overlap
+            );
+        }
         Ok(())
     }
 
@@ -175,6 +219,21 @@ impl Config {
             cache_dir: hf_cache_dir(),
             offline: env_flag("HF_HUB_OFFLINE"),
             token: std::env::var("HF_TOKEN").ok().filter(|t| !t.is_empty()),
+        }
+    }
+
+    /// The finishing models (matting, upscaling) and how to find them.
+    pub fn finish_settings(&self) -> crate::engine::finish::FinishSettings {
+        crate::engine::finish::FinishSettings {
+            hub: self.hub_settings(),
+            matting: self.matting_model.clone(),
+            upscale_x4: self.upscale_model.clone(),
+            upscale_x2: self.upscale_x2_model.clone(),
+            tiles: crate::engine::upscale::TileOptions {
+                tile: self.upscale_tile,
+                overlap: self.upscale_tile_overlap,
+            },
+            download: true,
         }
     }
 

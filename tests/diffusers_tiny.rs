@@ -3,12 +3,12 @@
 //! exactly the images of the folder layout's dense BFL files with the same weights, for
 //! text-to-image and image-to-image; its config files set the model's facts; missing files are named.
 
+use merchgen::engine::files::hub::{self, HubSettings};
+use merchgen::engine::files::manifest::Schedule;
+use merchgen::engine::flux::img2img::ImageFit;
+use merchgen::engine::flux::weights::WeightsMode;
 use merchgen::engine::flux::{FluxPipeline, LoadOptions};
-use merchgen::engine::hub::{self, HubSettings};
-use merchgen::engine::img2img::ImageFit;
-use merchgen::engine::manifest::Schedule;
 use merchgen::engine::tiny::{self, TinyLayout, TINY_MANIFEST_DENSE};
-use merchgen::engine::weights::WeightsMode;
 use merchgen::engine::{GenerateRequest, Generator, InitImage};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -143,7 +143,7 @@ fn diffusers_folder_configs_set_facts_and_missing_files_are_named() {
     assert_eq!(m.manifest.flux.axes_dim, vec![8, 28, 28], "axes_dims_rope");
     assert!(
         m.total_bytes()
-            > std::fs::metadata(m.path(merchgen::engine::manifest::Role::Vae))
+            > std::fs::metadata(m.path(merchgen::engine::files::manifest::Role::Vae))
                 .unwrap()
                 .len(),
         "shards counted"

@@ -1,10 +1,10 @@
 //! The FLUX engine on the tiny random-weight model written in the real formats: shapes,
 //! determinism, both weight modes, both quant types, and missing files.
 
+use merchgen::engine::files::hub::{self, HubSettings};
+use merchgen::engine::flux::weights::WeightsMode;
 use merchgen::engine::flux::{FluxPipeline, LoadOptions};
-use merchgen::engine::hub::{self, HubSettings};
 use merchgen::engine::tiny::{self, TinyLayout};
-use merchgen::engine::weights::WeightsMode;
 use merchgen::engine::{GenerateRequest, Generator};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;

@@ -5,11 +5,12 @@ mod io_support;
 mod tiny_support;
 
 use base64::Engine as _;
+use merchgen::engine::files::hub;
+use merchgen::engine::flux::img2img::ImageFit;
+use merchgen::engine::flux::weights::WeightsMode;
 use merchgen::engine::flux::{FluxPipeline, LoadOptions};
-use merchgen::engine::img2img::ImageFit;
 use merchgen::engine::tiny::{self, TinyLayout};
-use merchgen::engine::weights::WeightsMode;
-use merchgen::engine::{hub, GenerateRequest, Generator, InitImage};
+use merchgen::engine::{GenerateRequest, Generator, InitImage};
 use std::sync::atomic::AtomicBool;
 
 fn pipeline(dir: &std::path::Path) -> FluxPipeline {

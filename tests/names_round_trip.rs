@@ -1,14 +1,14 @@
-//! The diffusers <-> Black Forest Labs name mapping (`engine::names`), proved by round trips on
+//! The diffusers <-> Black Forest Labs name mapping (`engine::flux::names`), proved by round trips on
 //! every tensor of candle's own FLUX transformer and VAE (BFL -> diffusers -> BFL gives identical
 //! names and values), the final layer's scale/shift swap, and errors for unknown or partial
-//! tensors; plus the sigma schedules (`engine::schedule`). Fast: no files, no model runs.
+//! tensors; plus the sigma schedules (`engine::flux::schedule`). Fast: no files, no model runs.
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use candle_transformers::models::flux;
-use merchgen::engine::manifest::Schedule;
-use merchgen::engine::names::*;
-use merchgen::engine::schedule::sigmas;
+use merchgen::engine::files::manifest::Schedule;
+use merchgen::engine::flux::names::*;
+use merchgen::engine::flux::schedule::sigmas;
 
 /// Every variable of a freshly built candle module, with distinct values per tensor.
 fn built(build: impl FnOnce(VarBuilder) -> candle_core::Result<()>) -> Tensors {

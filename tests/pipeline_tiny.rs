@@ -101,11 +101,18 @@ fn merchgen(args: &[&str], envs: &[(&str, &str)]) -> (i32, serde_json::Value, St
 fn invoke_binary_exit_codes_and_shapes() {
     let dir = tempfile::tempdir().unwrap();
     let model = tiny::write(&dir.path().join("model"), 13, TinyLayout::Folder).unwrap();
+    // The sticker style of events/txt2img.json cuts its designs out: a tiny matting model.
+    let matting = merchgen::engine::matting::write_tiny(&dir.path().join("matting"), 13).unwrap();
+    let u2netp = matting
+        .iter()
+        .find(|f| f.ends_with("u2netp.pth"))
+        .expect("tiny u2netp written");
     let out = dir.path().join("out");
     let envs = [
         ("MERCHGEN_MODEL", model.to_str().unwrap()),
         ("MERCHGEN_MIN_SIDE", "64"),
         ("MERCHGEN_DEVICE", "cpu"),
+        ("MERCHGEN_MATTING_MODEL", u2netp.to_str().unwrap()),
     ];
     let (code, value, stderr) = merchgen(
         &[
@@ -120,6 +127,7 @@ fn invoke_binary_exit_codes_and_shapes() {
     assert_eq!(value["status"], "succeeded");
     assert_eq!(value["images"].as_array().unwrap().len(), 2);
     assert_eq!(value["model"]["device"], "cpu");
+    assert!(value["timings_ms"]["matting"].is_u64(), "{value}");
 
     let runpod = dir.path().join("runpod.json");
     std::fs::write(

@@ -40,9 +40,14 @@ async fn job_with_s3_destination_stores_outputs_and_replays() {
     let outcome = worker.handle(JobRequest::new(job.clone(), "d1")).await;
     assert!(outcome.succeeded(), "{outcome:?}");
     assert_eq!(outcome.images[0].key, "shop/orders/s3-job/images/0.png");
+    // Two variations: each has its own mockup, under its index.
     assert_eq!(
         outcome.mockups[0].key,
-        "shop/orders/s3-job/mockups/mug-white.jpg"
+        "shop/orders/s3-job/mockups/0/mug-white.jpg"
+    );
+    assert_eq!(
+        outcome.mockups[1].key,
+        "shop/orders/s3-job/mockups/1/mug-white.jpg"
     );
 
     let head = |key: String| client.head_object().bucket(&bucket).key(key).send();
@@ -50,7 +55,7 @@ async fn job_with_s3_destination_stores_outputs_and_replays() {
         .await
         .unwrap();
     assert_eq!(image.content_type(), Some("image/png"));
-    let mockup = head("shop/orders/s3-job/mockups/mug-white.jpg".into())
+    let mockup = head("shop/orders/s3-job/mockups/1/mug-white.jpg".into())
         .await
         .unwrap();
     assert_eq!(mockup.content_type(), Some("image/jpeg"));

@@ -2,8 +2,10 @@
 //! VAE decode and PNG encoding through the real pipeline. With `--random-weights`: FLUX.1 with
 //! random weights at full size or tiny, in either weight mode (`random`), to measure speed on a
 //! GPU without real weights. `--json` prints one JSON line for scripts.
-//! `merchgen bench mockups`: the mockup renderer.
+//! `merchgen bench mockups`: the mockup renderer. `merchgen bench finishing`: matting, x4
+//! upscale and a print file on one design.
 
+pub mod finishing;
 mod memory;
 mod random;
 mod random_gguf;
@@ -13,7 +15,8 @@ mod report;
 use crate::cli::{BenchWhat, PipelineBench};
 use crate::config::Config;
 use crate::encode::{self, EncodeOptions};
-use crate::engine::{self, flux::FluxPipeline, flux::LoadOptions, hub, GenerateRequest, Generator};
+use crate::engine::files::hub;
+use crate::engine::{self, flux::FluxPipeline, flux::LoadOptions, GenerateRequest, Generator};
 use anyhow::{Context, Result};
 use candle_transformers::models::flux;
 use std::sync::atomic::AtomicBool;
@@ -22,6 +25,7 @@ use std::time::Instant;
 pub fn run(config: &Config, what: Option<&BenchWhat>, p: &PipelineBench) -> i32 {
     let result = match what {
         Some(BenchWhat::Mockups { size, iterations }) => bench_mockups(*size, *iterations),
+        Some(BenchWhat::Finishing(b)) => finishing::run(config, b),
         None if p.random_weights => bench_random(config, p),
         None => bench_model(config, p),
     };

@@ -78,6 +78,13 @@ pub async fn run(config: &Config, file: &Path, out: &str, debug: DebugFiles<'_>)
         Ok(mut parts) => {
             parts.initial_noise = noise;
             parts.dump_latents = debug.dump_latents.map(Path::to_owned);
+            match app::finisher(config, engine.as_ref()) {
+                Ok(f) => parts.finisher = Some(f),
+                Err(e) => {
+                    eprintln!("merchgen: {e:#}");
+                    return 2;
+                }
+            }
             Worker::new(engine, parts)
         }
         Err(e) => {

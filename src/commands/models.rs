@@ -2,7 +2,10 @@
 
 use crate::cli::ModelsAction;
 use crate::config::Config;
-use crate::engine::{hub, presets, tiny};
+use crate::engine::files::net_presets::{self, NetRole};
+use crate::engine::files::{hub, presets};
+use crate::engine::{matting, tiny, upscale};
+use std::path::{Path, PathBuf};
 
 pub fn run(config: &Config, action: &ModelsAction) -> i32 {
     let hub_settings = config.hub_settings();
@@ -20,11 +23,30 @@ pub fn run(config: &Config, action: &ModelsAction) -> i32 {
                 };
                 println!("{:<20} {:<14} {}", p.name, state, p.description);
             }
+            list_finishing_presets(&hub_settings);
             0
         }
         ModelsAction::Verify | ModelsAction::Fetch => {
             let download = matches!(action, ModelsAction::Fetch);
-            match hub::resolve(&config.model, &hub_settings, download).and_then(|m| verify(&m)) {
+            if let Some(net) = net_presets::find(&config.model) {
+                // `--model <finishing preset>`: that one file only.
+                return match net_presets::resolve(net.name, net.role, &hub_settings, download)
+                    .map_err(|e| e.to_string())
+                    .and_then(|path| verify_net(&path, net.role))
+                {
+                    Ok(summary) => {
+                        println!("{summary}");
+                        0
+                    }
+                    Err(e) => {
+                        eprintln!("merchgen models: {e}");
+                        1
+                    }
+                };
+            }
+            let mut code = match hub::resolve(&config.model, &hub_settings, download)
+                .and_then(|m| verify(&m))
+            {
                 Ok(summary) => {
                     println!("{summary}");
                     0
@@ -33,14 +55,32 @@ pub fn run(config: &Config, action: &ModelsAction) -> i32 {
                     eprintln!("merchgen models: {e}");
                     1
                 }
+            };
+            for (setting, role) in finishing_models(config) {
+                match net_presets::resolve(setting, role, &hub_settings, download)
+                    .map_err(|e| e.to_string())
+                    .and_then(|path| verify_net(&path, role))
+                {
+                    Ok(summary) => println!("{summary}"),
+                    Err(e) => {
+                        eprintln!("merchgen models: {e}");
+                        code = 1;
+                    }
+                }
             }
+            code
         }
-        ModelsAction::Tiny { out, seed, layout } => match tiny::write(out, *seed, *layout) {
-            Ok(dir) => {
+        ModelsAction::Tiny { out, seed, layout } => match tiny::write(out, *seed, *layout)
+            .and_then(|dir| write_tiny_finishers(&dir, *seed).map(|files| (dir, files)))
+        {
+            Ok((dir, files)) => {
                 println!(
                     "tiny model written to {} (its images are noise)",
                     dir.display()
                 );
+                for f in files {
+                    println!("tiny finishing model: {}", f.display());
+                }
                 0
             }
             Err(e) => {
@@ -53,7 +93,7 @@ pub fn run(config: &Config, action: &ModelsAction) -> i32 {
 
 /// Read every file's header (GGUF, safetensors, JSON, tokenizer) without loading weights.
 fn verify(model: &hub::ResolvedModel) -> Result<String, hub::ModelError> {
-    use crate::engine::manifest::Role;
+    use crate::engine::files::manifest::Role;
     let bad = |role: Role, e: String| hub::ModelError::Manifest {
         path: model.path(role).display().to_string(),
         reason: e,
@@ -62,7 +102,7 @@ fn verify(model: &hub::ResolvedModel) -> Result<String, hub::ModelError> {
         let path = model.path(role);
         let check = match role {
             Role::Transformer | Role::T5 | Role::Vae | Role::Clip => {
-                crate::engine::loader::check_weights(path).map_err(|e| format!("{e:#}"))
+                crate::engine::flux::loader::check_weights(path).map_err(|e| format!("{e:#}"))
             }
             Role::ClipConfig | Role::T5Config => std::fs::read(path)
                 .map_err(|e| e.to_string())
@@ -83,4 +123,60 @@ fn verify(model: &hub::ResolvedModel) -> Result<String, hub::ModelError> {
         model.total_bytes() as f64 / 1e9,
         model.source
     ))
+}
+
+/// The configured finishing models (matting, x4 and x2 upscalers), for `fetch` and `verify`.
+fn finishing_models(config: &Config) -> [(&str, NetRole); 3] {
+    [
+        (config.matting_model.as_str(), NetRole::Matting),
+        (config.upscale_model.as_str(), NetRole::Upscale),
+        (config.upscale_x2_model.as_str(), NetRole::Upscale),
+    ]
+}
+
+fn list_finishing_presets(hub_settings: &hub::HubSettings) {
+    let offline = hub::HubSettings {
+        offline: true,
+        ..hub_settings.clone()
+    };
+    println!("finishing models (MERCHGEN_MATTING_MODEL, MERCHGEN_UPSCALE_MODEL, MERCHGEN_UPSCALE_X2_MODEL):");
+    for p in net_presets::ALL {
+        let state = match net_presets::resolve(p.name, p.role, &offline, false) {
+            Ok(path) => format!(
+                "cached, {:.0} MB",
+                std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) as f64 / 1e6
+            ),
+            Err(_) => "not cached".to_owned(),
+        };
+        println!(
+            "{:<20} {:<14} {} [{}/{}; licence: {}]",
+            p.name, state, p.description, p.file.repo, p.file.path, p.licence
+        );
+    }
+}
+
+/// Load a finishing model on the CPU to prove it is one.
+fn verify_net(path: &Path, role: NetRole) -> Result<String, String> {
+    let device = candle_core::Device::Cpu;
+    let what = match role {
+        NetRole::Matting => {
+            matting::Matting::load(path, &device).map(|m| format!("matting model ({})", m.arch()))
+        }
+        NetRole::Upscale => upscale::Upscaler::load(path, &device)
+            .map(|u| format!("x{} upscaler ({})", u.scale(), u.arch())),
+    }
+    .map_err(|e| format!("{}: {e:#}", path.display()))?;
+    let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    Ok(format!(
+        "{}: {what}, {:.1} MB, loads",
+        path.display(),
+        bytes as f64 / 1e6
+    ))
+}
+
+/// Tiny random-weight matting and upscaling models beside the tiny FLUX.
+fn write_tiny_finishers(dir: &Path, seed: u64) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = matting::write_tiny(&dir.join("matting"), seed)?;
+    files.extend(upscale::write_tiny(&dir.join("upscale"), seed)?);
+    Ok(files)
 }

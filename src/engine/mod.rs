@@ -1,38 +1,29 @@
-//! The engine: model files (`hub`, `presets`, `manifest`, `diffusers`, `tiny`), loading
-//! (`loader`, `weights`, `dense`, `names`, `text`, `infer`), the FLUX pipeline (`flux`,
-//! `schedule`, `img2img`) and the one thread that owns the device (`thread`).
+//! The engine: one folder per model family and the parts they share.
+//! - `files/`: finding and describing model files (hub cache, presets, manifests, `.pth`);
+//! - `flux/`: FLUX.1 text-to-image and image-to-image (loading, text encoders, sampling);
+//! - `matting/`: background removal (U²-Net, IS-Net); `upscale/`: Real-ESRGAN super-resolution;
+//! - `finish`: the finishing models as the engine thread holds them (loaded on first use);
+//! - `tiny/`: tiny random-weight models of every family, in the real formats, for tests;
+//! - `thread`: the one thread that owns the device and runs generate, matting and upscale;
+//! - `device`: picking and naming the device.
+//!
 //! Nothing here knows about doors, outputs or webhooks.
 
-pub mod clip_bpe;
-pub mod dense;
 pub mod device;
-pub mod diffusers;
+pub mod files;
+pub mod finish;
 pub mod flux;
-pub mod hub;
-pub mod img2img;
-pub mod infer;
-pub mod loader;
-pub mod manifest;
 pub mod matting;
-pub mod names;
-pub mod noise;
-pub mod presets;
-pub mod schedule;
-pub mod t5_names;
-pub mod text;
 pub mod thread;
 pub mod tiny;
-pub mod tiny_diffusers;
-pub mod tiny_tokenizers;
 pub mod upscale;
-pub mod weights;
 
 use crate::error::{ErrorCode, JobError};
 use crate::job::outcome::ModelInfo;
 use image::RgbaImage;
 use std::sync::atomic::AtomicBool;
 
-pub use thread::EngineHandle;
+pub use thread::{EngineHandle, FinishHandle};
 
 /// One generation call: `num_images` variations of one prompt.
 #[derive(Debug, Clone)]
@@ -60,7 +51,7 @@ pub struct InitImage {
     pub image: RgbaImage,
     /// In (0, 1]: how much of the schedule is run (diffusers' semantics).
     pub strength: f64,
-    pub fit: img2img::ImageFit,
+    pub fit: flux::img2img::ImageFit,
 }
 
 /// Noise read from a file (`merchgen invoke --initial-noise`), so a run starts from exactly the

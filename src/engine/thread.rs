@@ -2,7 +2,9 @@
 //! async side sends it commands over a channel and awaits a oneshot reply. GPU work blocks, so it
 //! is not dressed up as async.
 
+use super::finish::{FinishOutput, Finishers, LoadTimes};
 use super::{EngineError, GenerateOutput, GenerateRequest, Generator, LoadReport};
+use image::RgbaImage;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use tokio::sync::oneshot;
@@ -14,13 +16,48 @@ pub struct Progress {
     pub total: u32,
 }
 
+/// What the engine thread is asked to do.
+enum Work {
+    Generate {
+        req: GenerateRequest,
+        progress: Option<tokio::sync::mpsc::UnboundedSender<Progress>>,
+        reply: oneshot::Sender<Result<GenerateOutput, EngineError>>,
+    },
+    /// Background removal by the matting model.
+    Matte {
+        images: Vec<RgbaImage>,
+        reply: oneshot::Sender<Result<FinishOutput, EngineError>>,
+    },
+    /// Load the finishing models a job will need.
+    Prepare {
+        matting: bool,
+        upscale: Option<u32>,
+        reply: oneshot::Sender<Result<LoadTimes, EngineError>>,
+    },
+    /// Super-resolution by `factor`.
+    Upscale {
+        images: Vec<RgbaImage>,
+        factor: u32,
+        reply: oneshot::Sender<Result<FinishOutput, EngineError>>,
+    },
+}
+
 struct Command {
-    req: GenerateRequest,
+    work: Work,
     cancel: Arc<AtomicBool>,
-    progress: Option<tokio::sync::mpsc::UnboundedSender<Progress>>,
-    reply: oneshot::Sender<Result<GenerateOutput, EngineError>>,
     span: tracing::Span,
 }
+
+/// What the thread owns: the generator (none on a finishing-only thread) and the finishing
+/// models (none when the thread was started without their settings).
+struct Owned {
+    generator: Option<Box<dyn Generator>>,
+    finishers: Option<Finishers>,
+}
+
+/// The loader of an engine thread: the generator and, when configured, the finishing models on
+/// the same device.
+pub type Loaded = (Box<dyn Generator>, Option<Finishers>);
 
 /// Async handle to the engine thread. Cheap to clone.
 #[derive(Clone)]
@@ -33,29 +70,39 @@ pub struct EngineHandle {
 }
 
 impl EngineHandle {
-    /// Start the engine thread, run `load` on it, and return once the model is loaded.
+    /// Start the engine thread, run `load` on it, and return once the model is loaded. The
+    /// thread has no finishing models (see [`EngineHandle::start_with_finishers`]).
     pub async fn start<F>(load: F) -> Result<EngineHandle, EngineError>
     where
         F: FnOnce() -> Result<Box<dyn Generator>, EngineError> + Send + 'static,
     {
+        Self::start_with_finishers(move || Ok((load()?, None))).await
+    }
+
+    /// Start the engine thread with the generator and the finishing models `load` returns.
+    pub async fn start_with_finishers<F>(load: F) -> Result<EngineHandle, EngineError>
+    where
+        F: FnOnce() -> Result<Loaded, EngineError> + Send + 'static,
+    {
         let (tx, rx) = mpsc::channel::<Command>();
         let (ready_tx, ready_rx) = oneshot::channel();
-        std::thread::Builder::new()
-            .name("merchgen-engine".to_owned())
-            .spawn(move || {
-                let mut generator = match load() {
-                    Ok(g) => {
-                        let _ = ready_tx.send(Ok(g.load_report().clone()));
-                        g
-                    }
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
-                };
-                run(generator.as_mut(), rx);
-            })
-            .map_err(|e| EngineError::Failed(format!("cannot start the engine thread: {e}")))?;
+        spawn_engine_thread(move || {
+            let (generator, finishers) = match load() {
+                Ok(loaded) => {
+                    let _ = ready_tx.send(Ok(loaded.0.load_report().clone()));
+                    loaded
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            let owned = Owned {
+                generator: Some(generator),
+                finishers,
+            };
+            run(owned, rx);
+        })?;
         let report = ready_rx.await.map_err(|_| EngineError::Stopped)??;
         Ok(EngineHandle {
             tx,
@@ -63,6 +110,13 @@ impl EngineHandle {
             generations: Arc::new(AtomicU64::new(0)),
             broken: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// A handle to this thread's finishing models.
+    pub fn finisher(&self) -> FinishHandle {
+        FinishHandle {
+            tx: self.tx.clone(),
+        }
     }
 
     /// What loading cost, and which model and device.
@@ -90,17 +144,12 @@ impl EngineHandle {
     ) -> Result<GenerateOutput, EngineError> {
         let (reply, rx) = oneshot::channel();
         self.generations.fetch_add(1, Ordering::Relaxed);
-        let sent = self.tx.send(Command {
+        let work = Work::Generate {
             req,
-            cancel,
             progress,
             reply,
-            span: tracing::Span::current(),
-        });
-        let result = match sent {
-            Ok(()) => rx.await.unwrap_or(Err(EngineError::Stopped)),
-            Err(_) => Err(EngineError::Stopped),
         };
+        let result = send(&self.tx, work, cancel, rx).await;
         if let Err(e) = &result {
             if e.device_broken() {
                 tracing::error!(error = %e, "the device may be unusable after this error");
@@ -111,34 +160,199 @@ impl EngineHandle {
     }
 }
 
-fn run(generator: &mut dyn Generator, rx: mpsc::Receiver<Command>) {
+/// Async handle to the finishing models of an engine thread (or of a thread that has no
+/// generator, on a mockup-only worker). Cheap to clone.
+#[derive(Clone)]
+pub struct FinishHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+impl FinishHandle {
+    /// Start a thread that owns only finishing models (a worker without a generator).
+    pub fn start(
+        load: impl FnOnce() -> Result<Finishers, EngineError> + Send + 'static,
+    ) -> Result<Self, EngineError> {
+        let (tx, rx) = mpsc::channel::<Command>();
+        spawn_engine_thread(move || {
+            let finishers = match load() {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    tracing::warn!(error = %e, "finishing models unavailable on this worker");
+                    None
+                }
+            };
+            run(
+                Owned {
+                    generator: None,
+                    finishers,
+                },
+                rx,
+            );
+        })?;
+        Ok(FinishHandle { tx })
+    }
+
+    /// Load the models a job needs now (before its generation): (matting, upscaler) load ms.
+    pub async fn prepare(
+        &self,
+        matting: bool,
+        upscale: Option<u32>,
+        cancel: Arc<AtomicBool>,
+    ) -> Result<LoadTimes, EngineError> {
+        let (reply, rx) = oneshot::channel();
+        let work = Work::Prepare {
+            matting,
+            upscale,
+            reply,
+        };
+        send(&self.tx, work, cancel, rx).await
+    }
+
+    /// Cut the subject of each image out with the matting model.
+    pub async fn matte(
+        &self,
+        images: Vec<RgbaImage>,
+        cancel: Arc<AtomicBool>,
+    ) -> Result<FinishOutput, EngineError> {
+        let (reply, rx) = oneshot::channel();
+        send(&self.tx, Work::Matte { images, reply }, cancel, rx).await
+    }
+
+    /// Super-resolve each image by `factor` (2 or 4).
+    pub async fn upscale(
+        &self,
+        images: Vec<RgbaImage>,
+        factor: u32,
+        cancel: Arc<AtomicBool>,
+    ) -> Result<FinishOutput, EngineError> {
+        let (reply, rx) = oneshot::channel();
+        let work = Work::Upscale {
+            images,
+            factor,
+            reply,
+        };
+        send(&self.tx, work, cancel, rx).await
+    }
+}
+
+async fn send<T>(
+    tx: &mpsc::Sender<Command>,
+    work: Work,
+    cancel: Arc<AtomicBool>,
+    rx: oneshot::Receiver<Result<T, EngineError>>,
+) -> Result<T, EngineError> {
+    let cmd = Command {
+        work,
+        cancel,
+        span: tracing::Span::current(),
+    };
+    match tx.send(cmd) {
+        Ok(()) => rx.await.unwrap_or(Err(EngineError::Stopped)),
+        Err(_) => Err(EngineError::Stopped),
+    }
+}
+
+fn spawn_engine_thread(body: impl FnOnce() + Send + 'static) -> Result<(), EngineError> {
+    std::thread::Builder::new()
+        .name("merchgen-engine".to_owned())
+        .spawn(body)
+        .map(|_| ())
+        .map_err(|e| EngineError::Failed(format!("cannot start the engine thread: {e}")))
+}
+
+fn run(mut owned: Owned, rx: mpsc::Receiver<Command>) {
     while let Ok(cmd) = rx.recv() {
         let _span = cmd.span.enter();
-        if cmd.cancel.load(Ordering::Relaxed) {
-            let _ = cmd.reply.send(Err(EngineError::Cancelled));
-            continue;
-        }
-        let progress = cmd.progress;
-        let mut on_step = |step: u32, total: u32| {
-            if let Some(p) = &progress {
-                let _ = p.send(Progress { step, total });
+        let cancel = &cmd.cancel;
+        match cmd.work {
+            Work::Generate {
+                req,
+                progress,
+                reply,
+            } => {
+                let result = guarded(
+                    "generation",
+                    || {
+                        let generator = owned.generator.as_mut().ok_or_else(|| {
+                            EngineError::ModelUnavailable(
+                                "this worker has no model loaded; it serves mockup-only jobs"
+                                    .to_owned(),
+                            )
+                        })?;
+                        let mut on_step = |step: u32, total: u32| {
+                            if let Some(p) = &progress {
+                                let _ = p.send(Progress { step, total });
+                            }
+                        };
+                        generator.generate(&req, cancel, &mut on_step)
+                    },
+                    cancel,
+                );
+                let _ = reply.send(result);
             }
-        };
-        // A panic inside candle must not take the worker down: report it as a failed job.
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            generator.generate(&cmd.req, &cmd.cancel, &mut on_step)
-        }))
-        .unwrap_or_else(|panic| {
-            let what = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                .unwrap_or_default();
-            tracing::error!(panic = %what, "generation panicked");
-            Err(EngineError::Failed(format!("panic: {what}")))
-        });
-        let _ = cmd.reply.send(result);
+            Work::Prepare {
+                matting,
+                upscale,
+                reply,
+            } => {
+                let result = guarded(
+                    "prepare",
+                    || finishers(&mut owned)?.prepare(matting, upscale),
+                    cancel,
+                );
+                let _ = reply.send(result);
+            }
+            Work::Matte { images, reply } => {
+                let result = guarded(
+                    "matting",
+                    || finishers(&mut owned)?.matte(images, cancel),
+                    cancel,
+                );
+                let _ = reply.send(result);
+            }
+            Work::Upscale {
+                images,
+                factor,
+                reply,
+            } => {
+                let result = guarded(
+                    "upscale",
+                    || finishers(&mut owned)?.upscale(images, factor, cancel),
+                    cancel,
+                );
+                let _ = reply.send(result);
+            }
+        }
     }
+}
+
+fn finishers(owned: &mut Owned) -> Result<&mut Finishers, EngineError> {
+    owned.finishers.as_mut().ok_or_else(|| {
+        EngineError::ModelUnavailable(
+            "this worker was started without background-removal and upscaling models".to_owned(),
+        )
+    })
+}
+
+/// Run one piece of device work: skipped when already cancelled, and a panic inside candle is
+/// reported as a failed job instead of taking the worker down.
+fn guarded<T>(
+    stage: &str,
+    work: impl FnOnce() -> Result<T, EngineError>,
+    cancel: &AtomicBool,
+) -> Result<T, EngineError> {
+    if cancel.load(Ordering::Relaxed) {
+        return Err(EngineError::Cancelled);
+    }
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_default();
+        tracing::error!(panic = %what, stage, "engine work panicked");
+        Err(EngineError::Failed(format!("panic: {what}")))
+    })
 }
 
 #[cfg(test)]

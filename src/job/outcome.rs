@@ -32,6 +32,9 @@ pub struct ImageOutput {
 /// One stored mockup (or print file).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MockupOutput {
+    /// Which of the job's images (variations) this shows: index into `images`.
+    #[serde(default)]
+    pub image: u32,
     pub product: String,
     pub color: String,
     /// `mockup` or `print_file`.
@@ -77,6 +80,19 @@ pub struct Timings {
     pub denoise: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decode: Option<u64>,
+    /// Background removal by the matting model (its first load is `matting_load`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matting: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matting_load: Option<u64>,
+    /// Model-free background removal (`remove_flat`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove_flat: Option<u64>,
+    /// Super-resolution (its first load is `upscale_load`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upscale: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upscale_load: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mockups: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -38,6 +38,12 @@ pub struct JobSpec {
     pub num_images: Option<u32>,
     #[serde(default)]
     pub max_sequence_length: Option<u32>,
+    /// `keep` (default), `remove` (matting model) or `remove_flat` (flood fill from the border).
+    #[serde(default)]
+    pub background: Option<BackgroundMode>,
+    /// Super-resolve the design by 2 or 4 before it is stored, placed and printed.
+    #[serde(default)]
+    pub upscale: Option<u32>,
     #[serde(default)]
     pub mockups: Option<MockupsSpec>,
     #[serde(default)]
@@ -62,7 +68,7 @@ pub struct ImageSourceSpec {
     pub path: Option<String>,
     /// Image-to-image only: `cover` (centre-crop, default) or `contain` (pad) to the target size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fit: Option<crate::engine::img2img::ImageFit>,
+    pub fit: Option<crate::engine::flux::img2img::ImageFit>,
 }
 
 /// Products to render the design onto.
@@ -83,6 +89,19 @@ pub struct MockupsSpec {
     /// Also write a print-ready file per product at its inches times `output.print_dpi`.
     #[serde(default)]
     pub print_files: Option<bool>,
+}
+
+/// What happens to the design's background before it is stored and placed on products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackgroundMode {
+    /// The design as generated (or given), opaque background included.
+    #[default]
+    Keep,
+    /// A salient-object matting model cuts the subject out (alpha from its mask).
+    Remove,
+    /// No model: flood fill from the border over the plain background, with a feathered edge.
+    RemoveFlat,
 }
 
 /// `fit` keeps the whole design inside the print area; `cover` fills it and crops.

@@ -13,6 +13,10 @@ pub struct Style {
     pub prompt: String,
     /// Negative prompt added to the job's own.
     pub negative: String,
+    /// The background mode of a job with this style that names none (designs meant to be cut
+    /// out: stickers, logos, line art).
+    #[serde(default)]
+    pub background: crate::job::spec::BackgroundMode,
 }
 
 impl Style {

@@ -16,6 +16,8 @@ pub struct Limits {
     pub max_prompt_chars: usize,
     pub max_mockup_side: u32,
     pub max_print_dpi: u32,
+    /// Output pixels one job may make (images after upscaling, mockups, print files).
+    pub max_job_pixels: u64,
 }
 
 impl Default for Limits {
@@ -28,6 +30,7 @@ impl Default for Limits {
             max_prompt_chars: 4000,
             max_mockup_side: 4096,
             max_print_dpi: 600,
+            max_job_pixels: 400_000_000,
         }
     }
 }
@@ -88,7 +91,7 @@ pub struct ValidGeneration {
 pub struct InitImage {
     pub source: ImageSource,
     pub strength: f64,
-    pub fit: crate::engine::img2img::ImageFit,
+    pub fit: crate::engine::flux::img2img::ImageFit,
 }
 
 /// Products to render.
@@ -129,6 +132,8 @@ pub struct ValidJob {
     /// The design of a mockup-only job.
     pub design: Option<ImageSource>,
     pub mockups: Option<ValidMockups>,
+    /// Background removal and upscaling of each design.
+    pub finishing: super::finishing::Finishing,
     pub output: ValidOutput,
     pub webhook: Option<ValidWebhook>,
 }
@@ -179,11 +184,14 @@ pub fn validate(
         }
         (Some(_), None) => (Some(validate_generation(&spec, limits, defaults)?), None),
     };
+    let style = spec.style.as_deref().map(styles::find).transpose()?;
+    let finishing = super::finishing::validate(&spec, style)?;
     Ok(ValidJob {
         id,
         generation,
         design,
         mockups,
+        finishing,
         output,
         webhook,
     })

@@ -17,6 +17,7 @@
 pub mod bench;
 mod blend;
 mod builtin;
+pub mod cutout;
 mod design;
 mod kernel;
 mod library;
@@ -33,5 +34,6 @@ pub use library::{load_template, MockupLibrary, MANIFEST_FILE};
 pub use manifest::{Mapping, TemplateError, MANIFEST_VERSION};
 pub use print::print_file;
 pub use render::{render, render_blank, MockupError, RenderOptions, MAX_SIZE};
+pub use resample::{resize_gray, resize_rgba};
 pub use template::Template;
 pub use warp::{Cylinder, Homography};

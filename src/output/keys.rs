@@ -19,6 +19,18 @@ pub fn print_file(job_id: &str, product: &str, ext: &str) -> String {
     format!("{job_id}/print/{product}.{ext}")
 }
 
+/// The mockup of variation `image` of a job with several images:
+/// `{job_id}/mockups/{image}/{product}-{color}.{ext}`; a one-image job keeps [`mockup`]'s keys.
+pub fn variation_mockup(job_id: &str, image: u32, product: &str, color: &str, ext: &str) -> String {
+    format!("{job_id}/mockups/{image}/{product}-{color}.{ext}")
+}
+
+/// The print file of variation `image` of a job with several images:
+/// `{job_id}/print/{image}/{product}.{ext}`; a one-image job keeps [`print_file`]'s keys.
+pub fn variation_print_file(job_id: &str, image: u32, product: &str, ext: &str) -> String {
+    format!("{job_id}/print/{image}/{product}.{ext}")
+}
+
 /// `{job_id}/result.json`, written last and read first (idempotency).
 pub fn result(job_id: &str) -> String {
     format!("{job_id}/result.json")
@@ -62,6 +74,14 @@ mod tests {
             "j1/mockups/mug-white.jpg"
         );
         assert_eq!(print_file("j1", "tshirt", "png"), "j1/print/tshirt.png");
+        assert_eq!(
+            variation_mockup("j1", 2, "mug", "white", "jpg"),
+            "j1/mockups/2/mug-white.jpg"
+        );
+        assert_eq!(
+            variation_print_file("j1", 1, "tshirt", "png"),
+            "j1/print/1/tshirt.png"
+        );
         assert_eq!(result("j1"), "j1/result.json");
     }
 

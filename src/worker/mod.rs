@@ -2,24 +2,26 @@
 //! inputs, generate, render mockups, store outputs, write `result.json`, notify. It knows nothing
 //! about doors or devices; the engine thread owns the device.
 
-use crate::encode::{self, EncodeOptions};
 use crate::engine::thread::Progress;
 use crate::engine::{EngineHandle, GenerateOutput, GenerateRequest, InitImage};
 use crate::error::{ErrorCode, JobError};
 use crate::fetch::Fetcher;
-use crate::job::outcome::{ImageOutput, JobOutcome, Timings};
+use crate::job::finishing::Finishing;
+use crate::job::outcome::{JobOutcome, Timings};
 use crate::job::validate::{self, GenerationDefaults, Limits, ValidJob};
 use crate::job::{parse, ValidGeneration};
 use crate::mockup::MockupLibrary;
-use crate::output::{self, keys, OutputConfig, OutputSink};
+use crate::output::{self, OutputConfig, OutputSink};
 use crate::webhook::{Notifier, WebhookEvent};
 use image::RgbaImage;
-use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
 
+mod budget;
+mod finishing;
+mod images;
 mod mockups;
 mod rejected;
 
@@ -76,6 +78,9 @@ pub struct WorkerParts {
     pub initial_noise: Option<crate::engine::NoiseOverride>,
     /// `merchgen invoke --dump-latents`: save the final latents of every generation here.
     pub dump_latents: Option<std::path::PathBuf>,
+    /// The matting and upscaling models (on the engine thread, or a thread of their own on a
+    /// worker without a generator); None fails jobs that need them with `model_unavailable`.
+    pub finisher: Option<crate::engine::FinishHandle>,
 }
 
 /// The pipeline. Cheap to share behind an `Arc`.
@@ -202,46 +207,116 @@ impl Worker {
         let mut outcome = JobOutcome::started(job.id.clone());
         outcome.cold_start = cold;
 
-        let designs: Vec<(RgbaImage, Option<u64>)> = match (&job.generation, &job.design) {
-            (Some(gen), _) => {
-                let generated = self.generate(gen, job, req, &mut timings).await?;
-                outcome.seed = Some(gen.seed);
-                outcome.model = self.engine.as_ref().map(|e| e.load_report().info.clone());
-                generated
-                    .images
-                    .into_iter()
-                    .map(|g| (g.image, Some(g.seed)))
-                    .collect()
-            }
-            (None, Some(design)) => {
-                let t = Instant::now();
-                let image = self.parts.fetcher.fetch_image(design, "design").await?;
-                timings.fetch_inputs = Some(t.elapsed().as_millis() as u64);
-                vec![(image, None)]
-            }
-            (None, None) => {
-                return Err(JobError::internal(
-                    "validated job has neither prompt nor design",
-                ))
-            }
+        // Products, colours and the pixel budget are checked before any GPU work.
+        let renders = match &job.mockups {
+            Some(spec) => mockups::plan(&self.parts.mockups, spec)?,
+            None => Vec::new(),
         };
-        if job.generation.is_some() {
-            outcome.images = self.store_images(job, &designs, sink, &mut timings).await?;
+        if let Some(gen) = &job.generation {
+            self.check_budget(job, &renders, gen.num_images, (gen.width, gen.height))?;
+        }
+        finishing::prepare(
+            self.parts.finisher.as_ref(),
+            &job.finishing,
+            &req.cancel,
+            &mut timings,
+        )
+        .await?;
+        let (designs, seeds): (Vec<RgbaImage>, Vec<Option<u64>>) =
+            match (&job.generation, &job.design) {
+                (Some(gen), _) => {
+                    let generated = self.generate(gen, job, req, &mut timings).await?;
+                    outcome.seed = Some(gen.seed);
+                    outcome.model = self.engine.as_ref().map(|e| e.load_report().info.clone());
+                    generated
+                        .images
+                        .into_iter()
+                        .map(|g| (g.image, Some(g.seed)))
+                        .unzip()
+                }
+                (None, Some(design)) => {
+                    let t = Instant::now();
+                    let image = self.parts.fetcher.fetch_image(design, "design").await?;
+                    timings.fetch_inputs = Some(t.elapsed().as_millis() as u64);
+                    self.check_budget(job, &renders, 1, image.dimensions())?;
+                    (vec![image], vec![None])
+                }
+                (None, None) => {
+                    return Err(JobError::internal(
+                        "validated job has neither prompt nor design",
+                    ))
+                }
+            };
+        let finishing = &job.finishing;
+        let designs = finishing::run(
+            self.parts.finisher.as_ref(),
+            finishing,
+            designs,
+            &req.cancel,
+            &mut timings,
+        )
+        .await?;
+        let designs: Vec<(RgbaImage, Option<u64>)> = designs.into_iter().zip(seeds).collect();
+        // A mockup-only job stores its design too once finishing changed it (the cut-out).
+        if job.generation.is_some() || *finishing != Finishing::default() {
+            outcome.images = images::store(job, &designs, sink, &mut timings).await?;
         }
         if let Some(spec) = &job.mockups {
-            let first = designs
-                .into_iter()
-                .next()
-                .map(|(img, _)| img)
-                .ok_or_else(|| JobError::internal("no design to place"))?;
             let t = Instant::now();
+            let images = designs.into_iter().map(|(img, _)| img).collect();
             outcome.mockups =
-                mockups::render_and_store(&self.parts.mockups, job, spec, first, sink).await?;
-            timings.mockups = Some(t.elapsed().as_millis() as u64);
+                mockups::render_and_store(&self.parts.mockups, job, spec, &renders, images, sink)
+                    .await?;
+            let ms = t.elapsed().as_millis() as u64;
+            timings.mockups = Some(ms);
+            tracing::info!(
+                stage = "mockups",
+                files = outcome.mockups.len(),
+                elapsed_ms = ms,
+                "stage finished"
+            );
         }
         timings.total = started.elapsed().as_millis() as u64 + timings.queued.unwrap_or(0);
         outcome.timings_ms = Some(timings);
         Ok(outcome)
+    }
+
+    /// The job's output pixels against the worker's budget (`design` is one image's size
+    /// before upscaling).
+    fn check_budget(
+        &self,
+        job: &ValidJob,
+        renders: &[mockups::Render],
+        images: u32,
+        design: (u32, u32),
+    ) -> Result<(), JobError> {
+        let factor = u64::from(job.finishing.upscale.unwrap_or(1));
+        let n = u64::from(images);
+        let (mockup_px, print_px) = match &job.mockups {
+            Some(spec) => {
+                mockups::pixels_per_design(&self.parts.mockups, renders, spec, job.output.print_dpi)
+            }
+            None => (0, 0),
+        };
+        let pixels = budget::JobPixels {
+            images: n * u64::from(design.0) * u64::from(design.1) * factor * factor,
+            mockups: n * mockup_px,
+            prints: n * print_px,
+        };
+        let fields = budget::BudgetFields {
+            images: if job.finishing.upscale.is_some() {
+                "upscale"
+            } else {
+                "num_images"
+            },
+            mockups: if job.mockups.as_ref().is_some_and(|m| m.size.is_some()) {
+                "mockups.size"
+            } else {
+                "mockups.products"
+            },
+            prints: "output.print_dpi",
+        };
+        budget::check(pixels, self.parts.limits.max_job_pixels, fields)
     }
 
     async fn generate(
@@ -283,9 +358,16 @@ impl Worker {
         };
         let progress = self.progress_forwarder(job, req);
         let engine = self.engine_or_unavailable()?;
+        let t = Instant::now();
         let out = engine
             .generate(request, req.cancel.clone(), progress)
             .await?;
+        tracing::info!(
+            stage = "generate",
+            images = out.images.len(),
+            elapsed_ms = t.elapsed().as_millis() as u64,
+            "stage finished"
+        );
         timings.encode_text = Some(out.timings.encode_text_ms);
         if gen.init_image.is_some() {
             timings.encode_image = Some(out.timings.encode_image_ms);
@@ -325,45 +407,6 @@ impl Worker {
             }
         });
         Some(tx)
-    }
-
-    async fn store_images(
-        &self,
-        job: &ValidJob,
-        designs: &[(RgbaImage, Option<u64>)],
-        sink: &dyn OutputSink,
-        timings: &mut Timings,
-    ) -> Result<Vec<ImageOutput>, JobError> {
-        let opts = EncodeOptions {
-            format: job.output.format,
-            jpeg_quality: job.output.jpeg_quality,
-            dpi: None,
-        };
-        let images: Vec<RgbaImage> = designs.iter().map(|(img, _)| img.clone()).collect();
-        let t = Instant::now();
-        let encoded = encode_all(images, opts).await?;
-        timings.encode_images = Some(t.elapsed().as_millis() as u64);
-        let t = Instant::now();
-        let mut out = Vec::with_capacity(encoded.len());
-        for (i, (bytes, (img, seed))) in encoded.into_iter().zip(designs).enumerate() {
-            let key = keys::image(&job.id, i as u32, opts.format.extension());
-            let len = bytes.len() as u64;
-            let sha256 = hex::encode(Sha256::digest(&bytes));
-            let stored = sink.put(&key, bytes, opts.format.content_type()).await?;
-            out.push(ImageOutput {
-                url: stored.url,
-                key: stored.key,
-                seed: seed.unwrap_or_default(),
-                width: img.width(),
-                height: img.height(),
-                format: opts.format,
-                bytes: len,
-                sha256,
-                base64: stored.base64,
-            });
-        }
-        timings.upload = Some(t.elapsed().as_millis() as u64);
-        Ok(out)
     }
 
     async fn finish_succeeded(
@@ -407,23 +450,6 @@ impl Worker {
         }
         outcome
     }
-}
-
-/// Encode images on blocking threads (CPU work).
-pub async fn encode_all(
-    images: Vec<RgbaImage>,
-    opts: EncodeOptions,
-) -> Result<Vec<Vec<u8>>, JobError> {
-    tokio::task::spawn_blocking(move || {
-        use rayon::prelude::*;
-        images
-            .par_iter()
-            .map(|img| encode::encode(img, &opts))
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .await
-    .map_err(|e| JobError::internal(format!("encoder task failed: {e}")))?
-    .map_err(|e| JobError::new(ErrorCode::Internal, format!("image encoding failed: {e}")))
 }
 
 /// The job's own id when the body has a usable one, so even invalid jobs report it.

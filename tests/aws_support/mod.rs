@@ -197,6 +197,21 @@ pub fn tiny_model() -> PathBuf {
     .clone()
 }
 
+/// The tiny random-weight matting model (the sample events' sticker style cuts designs out),
+/// written once per test binary.
+pub fn tiny_matting() -> PathBuf {
+    static FILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("merchgen-aws-matting-{}", std::process::id()));
+        let files = merchgen::engine::matting::write_tiny(&dir, 21).unwrap();
+        files
+            .into_iter()
+            .find(|f| f.ends_with("u2netp.pth"))
+            .expect("tiny u2netp written")
+    })
+    .clone()
+}
+
 /// The real `merchgen` binary as a child process; killed when dropped. Its stdout and stderr go
 /// to files (no pipe to fill up), read back with `logs`.
 pub struct Merchgen {
@@ -215,6 +230,7 @@ impl Merchgen {
             .env("RUST_LOG", "info")
             .env("HF_HUB_OFFLINE", "1")
             .env("MERCHGEN_MODEL", tiny_model())
+            .env("MERCHGEN_MATTING_MODEL", tiny_matting())
             .env("MERCHGEN_DEVICE", "cpu")
             .env("MERCHGEN_WEIGHTS", "quantized")
             .env("MERCHGEN_MIN_SIDE", "64")

@@ -10,9 +10,9 @@ use super::report::{self, flux_flops_per_step, median, RandomReport, StageTimes}
 use super::{random_gguf, random_vb};
 use crate::cli::PipelineBench;
 use crate::config::Config;
-use crate::engine::infer::Shapes;
-use crate::engine::weights::{self, Transformer};
-use crate::engine::{self, noise};
+use crate::engine::flux::infer::Shapes;
+use crate::engine::flux::weights::{self, Transformer};
+use crate::engine::{self, flux::noise};
 use anyhow::{bail, Context, Result};
 use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device, Module, Tensor};

@@ -3,7 +3,7 @@
 //! spread (so the values look like a quantized checkpoint's), in parallel. Also drops a file from
 //! the page cache so that loading it measures the disk, not memory.
 
-use crate::engine::infer::Shapes;
+use crate::engine::flux::infer::Shapes;
 use anyhow::{Context, Result};
 use candle_core::quantized::{ggml_file, gguf_file, GgmlDType, QTensor};
 use candle_core::{Device, Tensor};

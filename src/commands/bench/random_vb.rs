@@ -3,7 +3,7 @@
 //! bf16). `ShapeProbe` only records names and shapes, handing out zero-cost broadcast views, so
 //! the tensor list of a full-size model is known without allocating its 12 billion weights.
 
-use crate::engine::infer::Shapes;
+use crate::engine::flux::infer::Shapes;
 use candle_core::{DType, Device, Result, Shape, Tensor};
 use candle_nn::init::NormalOrUniform;
 use candle_nn::var_builder::SimpleBackend;

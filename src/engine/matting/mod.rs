@@ -184,6 +184,7 @@ pub fn dump_raw(weights: &Path, input: &Path, output: &Path) -> anyhow::Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::files::torch_pth;
     use candle_core::DType;
 
     fn tiny() -> (tempfile::TempDir, Vec<std::path::PathBuf>) {
@@ -279,7 +280,11 @@ mod tests {
     #[test]
     fn load_wrong_shape_fails_naming_tensor() {
         let (dir, paths) = tiny();
-        let mut tensors = candle_core::safetensors::load(&paths[0], &Device::Cpu).unwrap();
+        let mut tensors: std::collections::HashMap<String, Tensor> =
+            candle_core::pickle::read_all(&paths[0])
+                .unwrap()
+                .into_iter()
+                .collect();
         let name = "stage3.rebnconv2.conv_s1.weight";
         tensors.insert(
             name.to_owned(),
@@ -295,13 +300,36 @@ mod tests {
     #[test]
     fn load_module_prefix_is_stripped() {
         let (dir, paths) = tiny();
-        let tensors = candle_core::safetensors::load(&paths[1], &Device::Cpu).unwrap();
-        let prefixed: std::collections::HashMap<String, Tensor> = tensors
+        let prefixed: Vec<(String, Tensor)> = candle_core::pickle::read_all(&paths[1])
+            .unwrap()
             .into_iter()
             .map(|(k, v)| (format!("module.{k}"), v))
             .collect();
-        let path = dir.path().join("dp.safetensors");
-        candle_core::safetensors::save(&prefixed, &path).unwrap();
+        let path = dir.path().join("dp.pth");
+        torch_pth::write_state_dict(&path, None, &prefixed).unwrap();
         assert_eq!(Matting::load(&path, &Device::Cpu).unwrap().arch(), "u2netp");
+    }
+
+    #[test]
+    fn load_state_dict_wrapper_is_unwrapped() {
+        let (dir, paths) = tiny();
+        let tensors = candle_core::pickle::read_all(&paths[2]).unwrap();
+        let path = dir.path().join("checkpoint.pth");
+        torch_pth::write_state_dict(&path, Some("state_dict"), &tensors).unwrap();
+        assert_eq!(Matting::load(&path, &Device::Cpu).unwrap().arch(), "isnet");
+    }
+
+    #[test]
+    fn load_pickle_without_model_keys_fails_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("resnet.pth");
+        let t = Tensor::zeros((2, 2), DType::F32, &Device::Cpu).unwrap();
+        torch_pth::write_state_dict(&path, None, &[("fc.weight".to_owned(), t)]).unwrap();
+        let err = format!("{:#}", Matting::load(&path, &Device::Cpu).unwrap_err());
+        assert!(err.contains("resnet.pth"), "{err}");
+        assert!(
+            err.contains("no U²-Net or IS-Net tensors (found 1 tensors: fc.weight)"),
+            "{err}"
+        );
     }
 }

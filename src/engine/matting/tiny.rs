@@ -1,6 +1,6 @@
 //! Tiny random-weight matting models with the real tensor names, file names and formats of
 //! U²-Net (`u2net`), U²-NetP (`u2netp`), IS-Net (`isnet-general-use`) and RMBG-1.4
-//! (`RMBG-1.4/model.safetensors`), narrow enough that a 64×64 forward runs well under a second
+//! (`RMBG-1.4/model.safetensors`; the others `.pth`, as released), narrow enough that a 64×64 forward runs well under a second
 //! in a debug build. BatchNorm running statistics are random (positive variances), so the
 //! folding is exercised. Their masks are noise.
 
@@ -52,9 +52,9 @@ const SIDE_SOURCES: [usize; 6] = [10, 9, 8, 7, 6, 5];
 
 /// File names of the released weights (U²-Net family and IS-Net as rembg names them).
 pub const FILES: [&str; 4] = [
-    "u2net.safetensors",
-    "u2netp.safetensors",
-    "isnet-general-use.safetensors",
+    "u2net.pth",
+    "u2netp.pth",
+    "isnet-general-use.pth",
     "RMBG-1.4/model.safetensors",
 ];
 
@@ -69,7 +69,10 @@ pub fn write_tiny(dir: &Path, seed: u64) -> Result<Vec<PathBuf>> {
     let mut paths = Vec::with_capacity(FILES.len());
     for (name, tensors) in FILES.iter().zip([&u2net, &u2netp, &isnet, &rmbg]) {
         let path = dir.join(name);
-        save_safetensors(&path, tensors)?;
+        match name.ends_with(".pth") {
+            true => crate::engine::files::torch_pth::write_state_dict(&path, None, tensors)?,
+            false => save_safetensors(&path, tensors)?,
+        }
         paths.push(path);
     }
     Ok(paths)

@@ -3,11 +3,11 @@
 //! or diffusers naming; the VAE from safetensors in either naming. Architecture sizes come from the
 //! tensors (`infer.rs`). The pipeline (`flux.rs`) owns what this returns.
 
-use super::dense;
-use super::hub::ResolvedModel;
-use super::infer;
-use super::manifest::Role;
-use super::weights::{self, Transformer, WeightsMode};
+use crate::engine::files::hub::ResolvedModel;
+use crate::engine::files::manifest::Role;
+use crate::engine::flux::dense;
+use crate::engine::flux::infer;
+use crate::engine::flux::weights::{self, Transformer, WeightsMode};
 use anyhow::{Context, Result};
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
@@ -31,7 +31,7 @@ pub fn transformer(
 ) -> Result<LoadedTransformer> {
     let path = model.path(Role::Transformer);
     let facts = &model.manifest.flux;
-    let dense_dtype = super::device::dense_dtype(device);
+    let dense_dtype = crate::engine::device::dense_dtype(device);
     if dense::is_safetensors(path) {
         let (tensors, file_dtype) = dense::transformer(path, dense_dtype, device)?;
         let cfg = infer::flux_config(&dense::shapes_of(&tensors), facts)?;

@@ -2,15 +2,23 @@
 //! the seed on the CPU, the schnell (or dev) sigma schedule, Euler steps in f32 as diffusers does,
 //! VAE decode, `num_images` variations batched.
 
-use super::hub::ResolvedModel;
-use super::img2img;
-use super::loader;
-use super::manifest::{Role, Schedule};
-use super::noise;
-use super::schedule;
-use super::text::{ClipEncoder, T5Encoder};
-use super::weights::{Transformer, WeightsMode};
-use super::{
+pub mod clip_bpe;
+pub mod dense;
+pub mod img2img;
+pub mod infer;
+pub mod loader;
+pub mod names;
+pub mod noise;
+pub mod schedule;
+pub mod t5_names;
+pub mod text;
+pub mod weights;
+
+use crate::engine::files::hub::ResolvedModel;
+use crate::engine::files::manifest::{Role, Schedule};
+use crate::engine::flux::text::{ClipEncoder, T5Encoder};
+use crate::engine::flux::weights::{Transformer, WeightsMode};
+use crate::engine::{
     EngineError, GenerateOutput, GenerateRequest, GeneratedImage, Generator, LoadReport,
     StageTimings, StepCallback,
 };
@@ -58,7 +66,7 @@ impl FluxPipeline {
     pub fn load(model: &ResolvedModel, device: &Device, opts: &LoadOptions) -> Result<Self> {
         let started = Instant::now();
         let m = &model.manifest;
-        let dense_dtype = super::device::dense_dtype(device);
+        let dense_dtype = crate::engine::device::dense_dtype(device);
         let loaded = loader::transformer(model, opts.weights, device)?;
         let (transformer, dense) = (loaded.model, loaded.dense);
         let act_dtype = if dense { dense_dtype } else { DType::F32 };
@@ -81,7 +89,7 @@ impl FluxPipeline {
             info: ModelInfo {
                 preset: m.name.clone(),
                 weights: loaded.label,
-                device: super::device::name(device),
+                device: crate::engine::device::name(device),
             },
             load_ms: started.elapsed().as_millis() as u64,
             bytes: model.total_bytes(),
@@ -209,7 +217,11 @@ impl FluxPipeline {
     }
 
     /// Scaled VAE latents `(1, 16, h/8, w/8)` of the request's photo, in f32.
-    fn encode_image(&self, init: &super::InitImage, req: &GenerateRequest) -> Result<Tensor> {
+    fn encode_image(
+        &self,
+        init: &crate::engine::InitImage,
+        req: &GenerateRequest,
+    ) -> Result<Tensor> {
         let photo = img2img::prepare(&init.image, req.width, req.height, init.fit);
         let pixels = img2img::to_tensor(&photo, &self.device)?.to_dtype(self.vae_dtype)?;
         let eps = req.noise.as_ref().and_then(|o| o.vae_eps.as_ref());
@@ -235,7 +247,7 @@ impl FluxPipeline {
             seed,
             num_images: 1,
             max_sequence_length: 1,
-            init: Some(super::InitImage {
+            init: Some(crate::engine::InitImage {
                 image: photo.clone(),
                 strength: 1.0,
                 fit: img2img::ImageFit::Cover,

@@ -2,8 +2,8 @@
 //! mount, `~/.cache/huggingface/hub`), downloaded with hf-hub when missing unless offline, or a
 //! local folder / manifest file, or a diffusers folder (`diffusers.rs`). Never loads weights.
 
-use super::manifest::{ModelManifest, Role, MANIFEST_FILE};
-use super::presets::{self, HubFile, PresetFiles};
+use crate::engine::files::manifest::{ModelManifest, Role, MANIFEST_FILE};
+use crate::engine::files::presets::{self, HubFile, PresetFiles};
 use hf_hub::{Cache, Repo, RepoType};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -38,7 +38,9 @@ impl ResolvedModel {
         // A shard index stands for its shards.
         self.paths
             .values()
-            .flat_map(|p| super::dense::weight_files(p).unwrap_or_else(|_| vec![p.clone()]))
+            .flat_map(|p| {
+                crate::engine::flux::dense::weight_files(p).unwrap_or_else(|_| vec![p.clone()])
+            })
             .filter_map(|p| std::fs::metadata(p).ok())
             .map(|m| m.len())
             .sum()
@@ -71,8 +73,8 @@ pub fn resolve(
     download: bool,
 ) -> Result<ResolvedModel, ModelError> {
     let path = Path::new(model);
-    if super::diffusers::is_diffusers_folder(path) {
-        return super::diffusers::resolve(path);
+    if crate::engine::files::diffusers::is_diffusers_folder(path) {
+        return crate::engine::files::diffusers::resolve(path);
     }
     if path.is_dir() {
         return resolve_manifest_file(&path.join(MANIFEST_FILE), model);
@@ -121,6 +123,16 @@ pub fn preset_files(name: &str) -> Option<Vec<HubFile>> {
             path: manifest,
         }]),
     }
+}
+
+/// Find one hub file in the cache (downloading it when allowed); `preset` names the fetch hint.
+pub fn locate_file(
+    file: &HubFile,
+    preset: &str,
+    hub: &HubSettings,
+    download: bool,
+) -> Result<PathBuf, ModelError> {
+    locate(file, preset, hub, download)
 }
 
 fn locate(

@@ -5,8 +5,10 @@
 //! shift, the sigma schedule, the T5 token limit and job defaults. Sizes are checked against the
 //! tensor headers. Never loads weights (`loader.rs` does, mapping diffusers names via `names.rs`).
 
-use super::hub::{ModelError, ResolvedModel};
-use super::manifest::{FluxFacts, ModelDefaults, ModelManifest, Role, Schedule, VaeFacts};
+use crate::engine::files::hub::{ModelError, ResolvedModel};
+use crate::engine::files::manifest::{
+    FluxFacts, ModelDefaults, ModelManifest, Role, Schedule, VaeFacts,
+};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -293,10 +295,11 @@ fn check_transformer_sizes(
     weights: &Path,
     cfg_path: &Path,
 ) -> Result<(), ModelError> {
-    if !super::dense::is_safetensors(weights) {
+    if !crate::engine::flux::dense::is_safetensors(weights) {
         return Ok(());
     }
-    let shapes = super::dense::shapes(weights).map_err(|e| bad(weights, format!("{e:#}")))?;
+    let shapes =
+        crate::engine::flux::dense::shapes(weights).map_err(|e| bad(weights, format!("{e:#}")))?;
     let count = |prefix: &str| -> usize {
         shapes
             .keys()

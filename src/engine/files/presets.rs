@@ -1,6 +1,6 @@
 //! Built-in model presets: which hub files make up each model, and the facts that go with them.
 
-use super::manifest::{schnell_facts, ModelManifest, Role, MANIFEST_FILE};
+use crate::engine::files::manifest::{schnell_facts, ModelManifest, Role, MANIFEST_FILE};
 use std::collections::BTreeMap;
 
 /// One file on the Hugging Face hub.

@@ -4,9 +4,9 @@
 //! Same seed, same weights as the folder layout's `merchgen-model.dense.json`, so a test can prove
 //! that mapping and loading change nothing.
 
-use super::manifest::ModelManifest;
-use super::names::{self, Tensors};
-use super::tiny::{self, TinyLayout, TINY_MANIFEST_DENSE};
+use crate::engine::files::manifest::ModelManifest;
+use crate::engine::flux::names::{self, Tensors};
+use crate::engine::tiny::{self, TinyLayout, TINY_MANIFEST_DENSE};
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 use serde_json::json;

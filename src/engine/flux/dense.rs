@@ -3,8 +3,8 @@
 //! diffusers names turned into the BFL names candle's FLUX code reads (`names.rs`). Decides
 //! nothing about weight modes (`weights.rs` does) and never writes.
 
-use super::infer::Shapes;
-use super::names::{self, Tensors};
+use crate::engine::flux::infer::Shapes;
+use crate::engine::flux::names::{self, Tensors};
 use anyhow::{bail, Context, Result};
 use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device};

@@ -4,7 +4,7 @@
 //! `e^mu / (e^mu + (1/t - 1))` with `mu` on the line through (base_seq_len, base_shift) and
 //! (max_seq_len, max_shift); a final 0 appended. Pure arithmetic in f64.
 
-use super::manifest::Schedule;
+use crate::engine::files::manifest::Schedule;
 
 /// `steps + 1` sigmas from 1 down to 0 for an image of `image_seq_len` packed tokens.
 pub fn sigmas(schedule: &Schedule, steps: usize, image_seq_len: usize) -> Vec<f64> {

@@ -2,7 +2,7 @@
 //! with their tokenizers. T5 loads from a GGUF in llama.cpp naming (city96) or HF naming, or from
 //! dense safetensors (a diffusers folder's `text_encoder_2/`, possibly sharded).
 
-use super::t5_names;
+use crate::engine::flux::t5_names;
 use anyhow::{bail, Context, Result};
 use candle_core::quantized::gguf_file;
 use candle_core::{DType, Device, Module, Tensor};
@@ -34,7 +34,7 @@ fn quick_gelu() -> String {
 /// A `tokenizer.json`, or CLIP's BPE from a `vocab.json` with `merges.txt` beside it.
 fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
     if path.file_name().is_some_and(|n| n == "vocab.json") {
-        return super::clip_bpe::from_vocab_merges(path);
+        return crate::engine::flux::clip_bpe::from_vocab_merges(path);
     }
     Tokenizer::from_file(path)
         .map_err(|e| anyhow::anyhow!("cannot read tokenizer {}: {e}", path.display()))
@@ -77,7 +77,7 @@ impl ClipEncoder {
             num_attention_heads: hf.num_attention_heads,
             projection_dim: hf.projection_dim.unwrap_or(hf.hidden_size),
         };
-        let vb = super::weights::mmap_safetensors(weights, dtype, device)?;
+        let vb = crate::engine::flux::weights::mmap_safetensors(weights, dtype, device)?;
         // transformers 5 saves CLIPTextModel without the `text_model.` prefix older files have.
         let vb = if vb.contains_tensor("text_model.embeddings.token_embedding.weight") {
             vb.pp("text_model")
@@ -135,10 +135,10 @@ impl T5Encoder {
         device: &Device,
     ) -> Result<Self> {
         let config_bytes = std::fs::read(config)?;
-        let model = if super::dense::is_safetensors(weights) {
+        let model = if crate::engine::flux::dense::is_safetensors(weights) {
             let cfg: t5::Config = serde_json::from_slice(&config_bytes)
                 .with_context(|| format!("reading T5 config {}", config.display()))?;
-            let files = super::dense::weight_files(weights)?;
+            let files = crate::engine::flux::dense::weight_files(weights)?;
             #[allow(unsafe_code)]
             // SAFETY: model files are read-only inputs that nothing modifies while merchgen maps them.
             let vb =

@@ -5,9 +5,15 @@
 //! (BFL names) and T5, and a diffusers-folder layout of the same weights (`tiny_diffusers.rs`).
 //! Its images are noise.
 
-use super::manifest::{FluxFacts, ModelDefaults, ModelManifest, Role, Schedule, VaeFacts};
-use super::presets::{TINY_MANIFEST_Q4K, TINY_MANIFEST_Q8, TINY_REPO};
-use super::{t5_names, tiny_tokenizers};
+pub mod diffusers;
+pub mod tokenizer_files;
+
+use self::tokenizer_files as tiny_tokenizers;
+use crate::engine::files::manifest::{
+    FluxFacts, ModelDefaults, ModelManifest, Role, Schedule, VaeFacts,
+};
+use crate::engine::files::presets::{TINY_MANIFEST_Q4K, TINY_MANIFEST_Q8, TINY_REPO};
+use crate::engine::flux::t5_names;
 use anyhow::{Context, Result};
 use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor};
@@ -45,7 +51,7 @@ const TEXT_DIM: usize = 64;
 pub fn write(out: &Path, seed: u64, layout: TinyLayout) -> Result<PathBuf> {
     let dir = match layout {
         TinyLayout::Folder => out.to_owned(),
-        TinyLayout::Diffusers => return super::tiny_diffusers::write(out, seed),
+        TinyLayout::Diffusers => return crate::engine::tiny::diffusers::write(out, seed),
         TinyLayout::Cache => {
             let repo = out.join(format!("models--{}", TINY_REPO.replace('/', "--")));
             let commit = format!("{:040x}", u128::from(seed) * 0x9e37_79b9_7f4a_7c15 + 1);

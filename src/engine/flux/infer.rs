@@ -2,7 +2,7 @@
 //! model and the real one go through the same code. Only rope axes, theta and VAE scale/shift
 //! come from the manifest, because no tensor carries them.
 
-use super::manifest::{FluxFacts, VaeFacts};
+use crate::engine::files::manifest::{FluxFacts, VaeFacts};
 use candle_transformers::models::flux;
 use std::collections::BTreeMap;
 
@@ -97,7 +97,7 @@ pub fn vae_config(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::manifest::Schedule;
+    use crate::engine::files::manifest::Schedule;
 
     #[test]
     fn flux_config_axes_mismatch_is_explained() {

@@ -2,7 +2,7 @@
 //! dense dtype for fast matmuls, or kept quantized for low memory), and the memory-map helper.
 //! Dense safetensors (BFL or diffusers naming) are read by `dense.rs`. Reports bytes read.
 
-use super::infer::Shapes;
+use crate::engine::flux::infer::Shapes;
 use anyhow::{Context, Result};
 use candle_core::quantized::{gguf_file, GgmlDType};
 use candle_core::{DType, Device, Tensor};
