@@ -44,19 +44,20 @@ fn tiny_models(dir: &Path, seed: u64) -> TinyModels {
 }
 
 async fn worker_with(models: &TinyModels, out: &Path, extra: &[&str]) -> Worker {
-    let mut args = vec![
-        "--matting-model",
-        models.matting.to_str().unwrap(),
-        "--upscale-model",
-        models.x4.to_str().unwrap(),
-        "--upscale-x2-model",
-        models.x2.to_str().unwrap(),
-        "--upscale-tile",
-        "48",
-        "--upscale-tile-overlap",
-        "8",
+    let defaults = [
+        ("--matting-model", models.matting.to_str().unwrap()),
+        ("--upscale-model", models.x4.to_str().unwrap()),
+        ("--upscale-x2-model", models.x2.to_str().unwrap()),
+        ("--upscale-tile", "48"),
+        ("--upscale-tile-overlap", "8"),
     ];
-    args.extend_from_slice(extra);
+    // `extra` may override a default flag.
+    let mut args: Vec<&str> = extra.to_vec();
+    for (flag, value) in defaults {
+        if !extra.contains(&flag) {
+            args.extend([flag, value]);
+        }
+    }
     let cli = tiny_support::cli(&models.flux, &args);
     tiny_support::worker(&cli, Door::Invoke, out.to_str().unwrap()).await
 }
