@@ -162,7 +162,7 @@ mod tests {
         ])
         .unwrap();
         assert!(
-            matches!(cli.command, Some(Command::Net { weights, .. }) if weights == PathBuf::from("w.pth"))
+            matches!(cli.command, Some(Command::Net { weights, .. }) if weights == std::path::Path::new("w.pth"))
         );
     }
 }

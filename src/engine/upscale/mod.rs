@@ -29,7 +29,7 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 enum Net {
-    Rrdb(RrdbNet),
+    Rrdb(Box<RrdbNet>),
     Srvgg(SrvggNet),
 }
 
@@ -55,7 +55,9 @@ impl Upscaler {
 
     fn build(sd: &StateDict) -> anyhow::Result<Net> {
         if sd.has("conv_first.weight") {
-            return Ok(Net::Rrdb(RrdbNet::load(sd).context("as RRDBNet")?));
+            return Ok(Net::Rrdb(Box::new(
+                RrdbNet::load(sd).context("as RRDBNet")?,
+            )));
         }
         if sd.has("body.0.weight") {
             return Ok(Net::Srvgg(
