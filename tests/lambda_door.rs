@@ -5,6 +5,7 @@
 
 mod aws_support;
 mod io_support;
+mod peer_support;
 
 use aws_support::runtime_api::RuntimeApi;
 use aws_support::{peers, Merchgen};

@@ -1,8 +1,10 @@
 //! RunPod outputs that must not travel inline go to a bucket: RunPod's `BUCKET_*` variables and
 //! a request's `s3Config` are honoured (real S3 server: moto, from `make test` through
-//! `MERCHGEN_TEST_S3_ENDPOINT`; without it this test says so loudly and skips), and an inline
+//! `MERCHGEN_TEST_S3_ENDPOINT`; without it this test says so loudly and skips, or fails under
+//! `MERCHGEN_REQUIRE_PEERS=1`), and an inline
 //! result over the limit fails with a clear `upload_failed` instead of being posted.
 
+mod peer_support;
 mod runpod_support;
 
 use merchgen::engine::tiny::{self, TinyLayout};
@@ -30,8 +32,7 @@ fn s3_config(endpoint: &str) -> OutputConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runpod_outputs_go_to_bucket_vars_or_s3_config_and_oversize_inline_fails() {
-    let Ok(endpoint) = std::env::var("MERCHGEN_TEST_S3_ENDPOINT") else {
-        eprintln!("SKIPPED: MERCHGEN_TEST_S3_ENDPOINT is not set; start moto with scripts/moto.sh (make test does)");
+    let Some(endpoint) = peer_support::moto_endpoint() else {
         return;
     };
     let cfg = s3_config(&endpoint);
