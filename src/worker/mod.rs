@@ -99,6 +99,11 @@ impl Worker {
         self.engine.as_ref()
     }
 
+    /// Which literal addresses URLs a delivery brings may name (`MERCHGEN_FETCH_ALLOW`).
+    pub fn address_policy(&self) -> &crate::fetch::guard::AddressPolicy {
+        &self.parts.limits.addresses
+    }
+
     /// True once a generation failed in a way that may leave the device unusable (a CUDA
     /// error, a dead engine thread): the door should ask for this worker to be replaced.
     pub fn device_broken(&self) -> bool {

@@ -54,7 +54,7 @@ impl Runner {
         let ending = match job
             .s3_config
             .as_ref()
-            .map(Bucket::from_s3_config)
+            .map(|cfg| Bucket::from_s3_config(cfg, worker.address_policy()))
             .transpose()
         {
             Ok(bucket) => self.execute(worker, job, bucket, shutdown).await,
