@@ -2,8 +2,13 @@
 //! flag with a `MERCHGEN_*` variable (clap); platform variables (`HF_*`, `AWS_*`, `RUNPOD_*`)
 //! keep their own names and are read here too, once.
 
+mod limits;
+
+pub use limits::LimitArgs;
+
 use crate::engine::hub::HubSettings;
 use crate::engine::weights::WeightsMode;
+use crate::fetch::guard::AddressPolicy;
 use crate::fetch::FetchConfig;
 use crate::job::validate::Limits;
 use crate::output::OutputConfig;
@@ -45,6 +50,9 @@ pub struct Config {
     /// Largest width or height a job may ask for.
     #[arg(long, env = "MERCHGEN_MAX_SIDE", default_value_t = 2048, global = true)]
     pub max_side: u32,
+    /// The other per-job caps (`MERCHGEN_MAX_IMAGES`, `_STEPS`, `_PROMPT_CHARS`, ...).
+    #[command(flatten)]
+    pub caps: LimitArgs,
     /// Log format: `auto` (JSON when deployed, text on a terminal), `json` or `text`.
     #[arg(
         long,
@@ -146,11 +154,12 @@ pub struct Config {
 impl Config {
     /// Job limits from the settings.
     pub fn limits(&self) -> Limits {
-        Limits {
+        self.caps.apply(Limits {
             min_side: self.min_side,
             max_side: self.max_side,
+            addresses: AddressPolicy::new(self.fetch_allow.clone()),
             ..Limits::default()
-        }
+        })
     }
 
     /// Start-up checks of cross-field mistakes, with how to fix them.
@@ -166,7 +175,7 @@ impl Config {
         if self.max_batch == 0 {
             anyhow::bail!("MERCHGEN_MAX_BATCH must be at least 1");
         }
-        Ok(())
+        self.caps.check()
     }
 
     /// Where model files are looked up, from the Hugging Face variables.
