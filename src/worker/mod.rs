@@ -112,12 +112,14 @@ impl Worker {
             .is_some_and(EngineHandle::device_broken)
     }
 
+    /// Not retryable: the same delivery to the same model-less worker can never generate.
     fn engine_or_unavailable(&self) -> Result<&EngineHandle, JobError> {
         self.engine.as_ref().ok_or_else(|| {
             JobError::new(
                 ErrorCode::ModelUnavailable,
-                "this worker has no model loaded; it serves mockup-only jobs",
+                "this worker has no model (MERCHGEN_MODEL=none): it serves mockup-only and print-file jobs; route generation jobs to a queue served by GPU workers",
             )
+            .with_retryable(false)
         })
     }
 

@@ -6,6 +6,10 @@
 //! `runtime_api`), and logs are JSON when the function's `LoggingConfig` says so
 //! (`AWS_LAMBDA_LOG_FORMAT=json`, see `telemetry`).
 //!
+//! With `MERCHGEN_MODEL=none` no model is loaded (a CPU function: mockup-only and print-file
+//! jobs); generation jobs then fail with `model_unavailable`, not retryable, so that they are
+//! routed to a GPU queue rather than cycled through this one.
+//!
 //! Push-based: no `JobSource` here; the Lambda service owns the queue and its retries.
 
 pub mod deadline;
@@ -57,13 +61,13 @@ pub async fn run(config: &Config) -> i32 {
     }
 }
 
-/// The init phase: load the model, build the worker.
+/// The init phase: load the model (none under `MERCHGEN_MODEL=none`), build the worker.
 async fn init(config: &Config) -> Result<LambdaDoor, String> {
-    let engine = app::start_engine(config)
+    let engine = app::start_engine_unless_none(config)
         .await
         .map_err(|e| format!("the model could not be loaded: {e}"))?;
     let destination = config.output.clone().unwrap_or_else(|| "inline".to_owned());
-    let worker = app::build_worker(config, Some(engine), Door::Deployed, destination)
+    let worker = app::build_worker(config, engine, Door::Deployed, destination)
         .map_err(|e| format!("{e:#}"))?;
     Ok(LambdaDoor::new(
         worker,
