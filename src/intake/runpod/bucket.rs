@@ -8,7 +8,8 @@
 //! forms are accepted, and an explicit bucket name wins. A request's `endpointUrl` comes from
 //! whoever sent the job, so it passes the same address guard as every URL a job names: a
 //! literal metadata, loopback or private address is refused (unless `MERCHGEN_FETCH_ALLOW`
-//! opens its range).
+//! opens its range), and so is a name resolving to one (`check_resolved`, before the job runs;
+//! the S3 client resolves the name again when it connects).
 
 use crate::error::JobError;
 use crate::fetch::guard::{self, AddressPolicy, UrlRefusal};
@@ -111,6 +112,31 @@ impl Bucket {
             bucket.prefix = join(&bucket.prefix, path);
         }
         Ok(bucket)
+    }
+
+    /// Refuse an endpoint whose host name resolves to an address the policy refuses (any of
+    /// them: the S3 client may connect to each). A name that does not resolve now is left to
+    /// the upload to report.
+    pub async fn check_resolved(&self, policy: &AddressPolicy) -> Result<(), JobError> {
+        let Ok(url) = url::Url::parse(&self.endpoint) else {
+            return Ok(());
+        };
+        let (Some(url::Host::Domain(host)), Some(port)) = (url.host(), url.port_or_known_default())
+        else {
+            return Ok(());
+        };
+        let Ok(found) = tokio::net::lookup_host((host, port)).await else {
+            return Ok(());
+        };
+        for addr in found {
+            if let Err(blocked) = policy.check(addr.ip()) {
+                return Err(JobError::invalid(
+                    "s3Config.endpointUrl",
+                    format!("{host} resolves to {blocked}, which this worker may not reach"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// `s3://bucket/prefix`.
@@ -385,5 +411,17 @@ mod tests {
         assert!(Bucket::from_s3_config(&open, &loopback()).is_ok());
         let public = json!({"accessId": "AK", "accessSecret": "SK", "endpointUrl": "https://b.s3.eu-west-1.amazonaws.com"});
         assert!(Bucket::from_s3_config(&public, &AddressPolicy::default()).is_ok());
+    }
+
+    #[tokio::test]
+    async fn s3_config_endpoint_name_resolving_to_loopback_is_refused() {
+        let cfg = json!({"accessId": "AK", "accessSecret": "SK", "endpointUrl": "http://localhost:9000/b"});
+        let bucket = Bucket::from_s3_config(&cfg, &AddressPolicy::default()).unwrap();
+        let err = bucket
+            .check_resolved(&AddressPolicy::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("s3Config.endpointUrl"), "{err}");
+        assert!(bucket.check_resolved(&loopback()).await.is_ok());
     }
 }

@@ -111,15 +111,17 @@ impl Settings {
 }
 
 impl Settings {
-    /// Output settings of one job: its request's `s3Config` bucket, else the `BUCKET_*`
-    /// bucket, else `None` (the worker's own: `MERCHGEN_OUTPUT`, or `inline`).
-    pub fn output_for(
+    /// Output settings of one job: its request's `s3Config` bucket (its endpoint through the
+    /// address guard), else the `BUCKET_*` bucket, else `None` (the worker's own:
+    /// `MERCHGEN_OUTPUT`, or `inline`).
+    pub async fn output_for(
         &self,
         s3_config: Option<&serde_json::Value>,
     ) -> Result<Option<crate::worker::OutputOverride>, crate::error::JobError> {
         if let Some(cfg) = s3_config {
-            return Bucket::from_s3_config(cfg, &self.addresses)
-                .map(|b| Some(b.output_override(&self.base_output)));
+            let bucket = Bucket::from_s3_config(cfg, &self.addresses)?;
+            bucket.check_resolved(&self.addresses).await?;
+            return Ok(Some(bucket.output_override(&self.base_output)));
         }
         Ok(self
             .env_bucket
