@@ -21,6 +21,22 @@ pub enum Door {
     Deployed,
 }
 
+/// `MERCHGEN_MODEL` value of a worker that loads no model: it serves mockup-only and
+/// print-file jobs (a CPU Lambda function), and generation jobs fail with `model_unavailable`
+/// saying to route them to a GPU queue.
+pub const NO_MODEL: &str = "none";
+
+/// The configured model on its own engine thread, or `None` under `MERCHGEN_MODEL=none`.
+pub async fn start_engine_unless_none(
+    config: &Config,
+) -> Result<Option<EngineHandle>, EngineError> {
+    if config.model.trim().eq_ignore_ascii_case(NO_MODEL) {
+        tracing::info!("MERCHGEN_MODEL=none: no model is loaded; this worker serves mockup-only and print-file jobs, generation jobs fail with model_unavailable");
+        return Ok(None);
+    }
+    start_engine(config).await.map(Some)
+}
+
 /// Resolve and load the configured model on its own engine thread.
 pub async fn start_engine(config: &Config) -> Result<EngineHandle, EngineError> {
     let model = config.model.clone();

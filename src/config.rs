@@ -2,8 +2,13 @@
 //! flag with a `MERCHGEN_*` variable (clap); platform variables (`HF_*`, `AWS_*`, `RUNPOD_*`)
 //! keep their own names and are read here too, once.
 
+mod limits;
+
+pub use limits::LimitArgs;
+
 use crate::engine::files::hub::HubSettings;
 use crate::engine::flux::weights::WeightsMode;
+use crate::fetch::guard::AddressPolicy;
 use crate::fetch::FetchConfig;
 use crate::job::validate::Limits;
 use crate::output::OutputConfig;
@@ -81,6 +86,9 @@ pub struct Config {
         global = true
     )]
     pub max_job_pixels: u64,
+    /// The other per-job caps (`MERCHGEN_MAX_IMAGES`, `_STEPS`, `_PROMPT_CHARS`, ...).
+    #[command(flatten)]
+    pub caps: LimitArgs,
     /// Log format: `auto` (JSON when deployed, text on a terminal), `json` or `text`.
     #[arg(
         long,
@@ -182,12 +190,13 @@ pub struct Config {
 impl Config {
     /// Job limits from the settings.
     pub fn limits(&self) -> Limits {
-        Limits {
+        self.caps.apply(Limits {
             min_side: self.min_side,
             max_side: self.max_side,
             max_job_pixels: self.max_job_pixels,
+            addresses: AddressPolicy::new(self.fetch_allow.clone()),
             ..Limits::default()
-        }
+        })
     }
 
     /// Start-up checks of cross-field mistakes, with how to fix them.
@@ -210,7 +219,7 @@ impl Config {
                 self.upscale_tile_overlap
             );
         }
-        Ok(())
+        self.caps.check()
     }
 
     /// Where model files are looked up, from the Hugging Face variables.

@@ -330,3 +330,47 @@ fn every_sample_event_parses_to_its_shape() {
         assert!(!deliveries.is_empty(), "{}", path.display());
     }
 }
+
+fn webhook_job(url: &str) -> Vec<u8> {
+    serde_json::json!({"prompt": "x", "webhook": {"url": url}})
+        .to_string()
+        .into_bytes()
+}
+
+#[test]
+fn webhook_to_a_literal_forbidden_address_is_refused_at_validation() {
+    for url in [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://127.0.0.1:8080/hooks",
+        "http://10.1.2.3/hooks",
+        "http://192.168.1.1/hooks",
+        "http://[::1]/hooks",
+        "http://2130706433/hooks",
+        "http://[fd00:ec2::254]/",
+    ] {
+        let err = check(&webhook_job(url)).unwrap_err();
+        assert_eq!(
+            (err.code, err.field.as_deref()),
+            (ErrorCode::InvalidInput, Some("webhook.url")),
+            "{url}: {err}"
+        );
+    }
+    // Names are checked when resolved, at delivery.
+    assert!(check(&webhook_job("https://shop.example/hooks")).is_ok());
+}
+
+#[test]
+fn webhook_to_a_range_opened_by_the_allow_list_passes_validation() {
+    use merchgen::fetch::guard::AddressPolicy;
+    let limits = Limits {
+        addresses: AddressPolicy::new(vec!["127.0.0.0/8".parse().unwrap()]),
+        ..Limits::default()
+    };
+    let run = |url: &str| {
+        let spec = parse::job_from_slice(&webhook_job(url)).unwrap();
+        validate::validate(spec, "d", &limits, &GenerationDefaults::default())
+    };
+    assert!(run("http://127.0.0.1:8080/hooks").is_ok());
+    let err = run("http://169.254.169.254/").unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("webhook.url"));
+}

@@ -5,6 +5,7 @@
 
 mod aws_support;
 mod io_support;
+mod peer_support;
 
 use aws_support::runtime_api::RuntimeApi;
 use aws_support::{peers, Merchgen};
@@ -317,4 +318,46 @@ async fn invoke_runs_an_sqs_event_file_as_lambda_would() {
     assert_eq!(outcomes[2]["error"]["field"], "width");
     let result = out.join(job["id"].as_str().unwrap()).join("result.json");
     assert!(result.exists(), "outputs under --out: {}", result.display());
+}
+
+/// `MERCHGEN_MODEL=none` (the template's CPU function): no model is loaded, a mockup-only job
+/// runs, and a generation job fails at once with `model_unavailable`, not retryable, saying to
+/// route it to a GPU queue (so an SQS record is acknowledged instead of cycling).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lambda_without_model_serves_mockups_and_refuses_generation_for_a_gpu_queue() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let api = RuntimeApi::start().await;
+    let env = [("MERCHGEN_MODEL", "none")];
+    let mut lambda = start_lambda(&api, "inline", &env, &dir.path().join("lambda.log"));
+    let design = base64::engine::general_purpose::STANDARD.encode(io_support::png(64, 64));
+    let mockup = json!({"id": "cpu-mockup", "design": {"base64": design},
+                        "mockups": {"products": ["mug"], "colors": ["white"], "size": 256}});
+    api.invoke("inv-mockup", mockup);
+    let answer = api.answer("inv-mockup", ANSWER).await;
+    assert_eq!(
+        answer.body["status"],
+        "succeeded",
+        "{}\n{}",
+        answer.body,
+        lambda.logs()
+    );
+    assert_eq!(answer.body["mockups"].as_array().map(Vec::len), Some(1));
+
+    let generation = json!({"id": "cpu-generate", "prompt": "a corgi"});
+    api.invoke("inv-generate", generation);
+    let answer = api.answer("inv-generate", ANSWER).await;
+    let error = &answer.body["error"];
+    assert_eq!(error["code"], "model_unavailable", "{}", answer.body);
+    assert_eq!(error["retryable"], false, "{}", answer.body);
+    assert!(
+        error["message"].as_str().unwrap().contains("GPU"),
+        "{error}"
+    );
+    assert!(
+        !lambda.logs().contains("\"model loaded\""),
+        "{}",
+        lambda.logs()
+    );
+    lambda.kill();
 }

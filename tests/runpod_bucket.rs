@@ -1,8 +1,12 @@
 //! RunPod outputs that must not travel inline go to a bucket: RunPod's `BUCKET_*` variables and
 //! a request's `s3Config` are honoured (real S3 server: moto, from `make test` through
-//! `MERCHGEN_TEST_S3_ENDPOINT`; without it this test says so loudly and skips), and an inline
-//! result over the limit fails with a clear `upload_failed` instead of being posted.
+//! `MERCHGEN_TEST_S3_ENDPOINT`; without it this test says so loudly and skips, or fails under
+//! `MERCHGEN_REQUIRE_PEERS=1`), and an inline
+//! result over the limit fails with a clear `upload_failed` instead of being posted. An
+//! `s3Config.endpointUrl` at a forbidden address (cloud metadata) is refused as `invalid_input`;
+//! moto's loopback address is opened by `MERCHGEN_FETCH_ALLOW`, as for every URL.
 
+mod peer_support;
 mod runpod_support;
 
 use merchgen::engine::tiny::{self, TinyLayout};
@@ -30,8 +34,7 @@ fn s3_config(endpoint: &str) -> OutputConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runpod_outputs_go_to_bucket_vars_or_s3_config_and_oversize_inline_fails() {
-    let Ok(endpoint) = std::env::var("MERCHGEN_TEST_S3_ENDPOINT") else {
-        eprintln!("SKIPPED: MERCHGEN_TEST_S3_ENDPOINT is not set; start moto with scripts/moto.sh (make test does)");
+    let Some(endpoint) = peer_support::moto_endpoint() else {
         return;
     };
     let cfg = s3_config(&endpoint);
@@ -49,10 +52,12 @@ async fn runpod_outputs_go_to_bucket_vars_or_s3_config_and_oversize_inline_fails
     let mut inline = input.clone();
     inline["output"] = json!({"destination": "inline"});
     let s3 = json!({"accessId": "AKRUNPOD", "accessSecret": SECRET, "bucketName": job_bucket, "endpointUrl": endpoint, "objectPath": "runs/x"});
+    let metadata = json!({"accessId": "AKRUNPOD", "accessSecret": SECRET, "bucketName": "b1", "endpointUrl": "http://169.254.169.254/latest"});
     platform.script_take([
         Reply::Json(json!({"id": "env-1", "input": input})),
         Reply::Json(json!({"id": "cfg-1", "input": input, "s3Config": s3})),
         Reply::Json(json!({"id": "inline-1", "input": inline})),
+        Reply::Json(json!({"id": "meta-1", "input": input, "s3Config": metadata})),
     ]);
     let log = dir.path().join("worker.log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_merchgen"))
@@ -66,6 +71,7 @@ async fn runpod_outputs_go_to_bucket_vars_or_s3_config_and_oversize_inline_fails
         .env("HF_HUB_OFFLINE", "1")
         .env("AWS_REGION", "us-east-1")
         .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("MERCHGEN_FETCH_ALLOW", "127.0.0.0/8")
         .env_remove("MERCHGEN_OUTPUT")
         .env("BUCKET_ENDPOINT_URL", format!("{endpoint}/{env_bucket}"))
         .env("BUCKET_ACCESS_KEY_ID", "AKRUNPOD")
@@ -75,8 +81,8 @@ async fn runpod_outputs_go_to_bucket_vars_or_s3_config_and_oversize_inline_fails
         .spawn()
         .unwrap();
     platform
-        .until(Duration::from_secs(60), "three results", |p| {
-            ["env-1", "cfg-1", "inline-1"]
+        .until(Duration::from_secs(60), "four results", |p| {
+            ["env-1", "cfg-1", "inline-1", "meta-1"]
                 .iter()
                 .all(|j| !p.results(j).is_empty())
         })
@@ -117,6 +123,12 @@ async fn runpod_outputs_go_to_bucket_vars_or_s3_config_and_oversize_inline_fails
     );
     assert!(
         error["message"].as_str().unwrap().contains("limit"),
+        "{error}"
+    );
+    let error = platform.results("meta-1")[0].error().unwrap();
+    assert_eq!(
+        (error["code"].as_str(), error["field"].as_str()),
+        (Some("invalid_input"), Some("s3Config.endpointUrl")),
         "{error}"
     );
     let logs = std::fs::read_to_string(&log).unwrap();

@@ -2,6 +2,7 @@
 //! starts (moto on loopback): objects, keys, content types, `result.json` last, a presigned URL a
 //! plain HTTP client can GET, and a redelivery answered without running the model.
 
+mod peer_support;
 mod tiny_support;
 
 use merchgen::app::Door;
@@ -12,8 +13,7 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn job_with_s3_destination_stores_outputs_and_replays() {
-    let Ok(endpoint) = std::env::var("MERCHGEN_TEST_S3_ENDPOINT") else {
-        eprintln!("SKIPPED: MERCHGEN_TEST_S3_ENDPOINT is not set; `make test` starts moto");
+    let Some(endpoint) = peer_support::moto_endpoint() else {
         return;
     };
     for (k, v) in [

@@ -1,8 +1,10 @@
 //! `S3Sink`, `ResultStore` and `s3://` inputs against a real S3-compatible server (moto) on
 //! loopback. `scripts/moto.sh start` prints the endpoint; `make test` exports it as
-//! `MERCHGEN_TEST_S3_ENDPOINT`. Without it these tests say so loudly and skip.
+//! `MERCHGEN_TEST_S3_ENDPOINT`. Without it these tests say so loudly and skip (or fail, under
+//! `MERCHGEN_REQUIRE_PEERS=1`).
 
 mod io_support;
+mod peer_support;
 
 use io_support::png;
 use merchgen::error::{ErrorCode, JobError};
@@ -14,10 +16,7 @@ use std::sync::Once;
 /// The moto endpoint, with dummy credentials and a region set for the SDK (so its chains never
 /// look further, e.g. at an instance metadata service). `None` when the tests must skip.
 fn endpoint() -> Option<String> {
-    let Ok(endpoint) = std::env::var("MERCHGEN_TEST_S3_ENDPOINT") else {
-        eprintln!("SKIPPED: MERCHGEN_TEST_S3_ENDPOINT is not set; start moto with scripts/moto.sh");
-        return None;
-    };
+    let endpoint = peer_support::moto_endpoint()?;
     static ENV: Once = Once::new();
     ENV.call_once(|| {
         for (k, v) in [

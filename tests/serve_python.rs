@@ -3,6 +3,7 @@
 //! tests/python/runpod_client.py uses `Endpoint.run_sync`, `run`, `status`, `output`, `cancel`,
 //! `health`, `purge_queue` against the server on the tiny model.
 
+mod peer_support;
 mod serve_support;
 
 use merchgen::engine::tiny::{self, TinyLayout};
@@ -12,11 +13,9 @@ use std::process::Command;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_works_with_runpods_python_client() {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    if !python.exists() {
-        eprintln!("SKIPPED: {} is missing; `make test` installs tests/python/requirements.txt into ./.venv", python.display());
+    let Some(python) = peer_support::venv_bin("python") else {
         return;
-    }
+    };
     let dir = tempfile::tempdir().unwrap();
     let model = tiny::write(&dir.path().join("model"), 61, TinyLayout::Folder).unwrap();
     let server = Server::start(&model, dir.path(), &[("MERCHGEN_API_KEY", "py-key")]).await;

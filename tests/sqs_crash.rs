@@ -6,6 +6,7 @@
 
 mod aws_support;
 mod io_support;
+mod peer_support;
 
 use aws_support::{Merchgen, Queues};
 use io_support::{Reply, TestServer};

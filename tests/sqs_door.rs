@@ -1,10 +1,12 @@
 //! `merchgen sqs` as a real process against moto's SQS and S3 on loopback, on the tiny model:
 //! how each kind of message is settled (success, invalid input, poison, retryable failure, claim
 //! check), and SIGTERM during a job (released at once when the grace period is over; finished
-//! and deleted within it). `make test` provides moto; without it these tests skip.
+//! and deleted within it). `make test` provides moto; without it these tests skip (or fail,
+//! under `MERCHGEN_REQUIRE_PEERS=1`).
 
 mod aws_support;
 mod io_support;
+mod peer_support;
 
 use aws_support::{peers, Merchgen, Queues};
 use serde_json::{json, Value};

@@ -4,6 +4,7 @@
 //! the same `batchItemFailures`), so a sample event behaves here as it would on Lambda.
 
 use crate::error::JobError;
+use crate::intake::lambda::deadline::Deadline;
 use crate::intake::lambda::handler::{LambdaDoor, RecordResult};
 use crate::intake::source::{self, Backoff, Settlement};
 use crate::job::outcome::JobOutcome;
@@ -56,8 +57,7 @@ pub async fn run(worker: &Worker, file: EventFile) -> Vec<(String, JobOutcome)> 
 pub async fn run_sqs_batch(door: &LambdaDoor, bytes: &[u8]) -> Result<(Value, bool), JobError> {
     let event: aws_lambda_events::event::sqs::SqsEvent = serde_json::from_slice(bytes)
         .map_err(|e| JobError::invalid("Records", format!("is not an SQS event: {e}")))?;
-    let far = std::time::SystemTime::now() + std::time::Duration::from_secs(24 * 3600);
-    let results = door.records(event.records, far).await;
+    let results = door.records(event.records, Deadline::Unknown).await;
     let ok = results
         .iter()
         .all(|r| r.outcome.as_ref().is_ok_and(JobOutcome::succeeded));

@@ -5,8 +5,9 @@ use super::spec::{FitMode, ImageSourceSpec, JobSpec, MockupsSpec, WebhookEventKi
 use super::styles;
 use crate::encode::OutputFormat;
 use crate::error::JobError;
+use crate::fetch::guard::{self, AddressPolicy, UrlRefusal};
 
-/// Bounds the worker enforces on every job (from configuration).
+/// Bounds the worker enforces on every job (from configuration: `Config::limits`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
     pub min_side: u32,
@@ -18,6 +19,8 @@ pub struct Limits {
     pub max_print_dpi: u32,
     /// Output pixels one job may make (images after upscaling, mockups, print files).
     pub max_job_pixels: u64,
+    /// Which literal addresses a webhook URL may name (`MERCHGEN_FETCH_ALLOW` opens ranges).
+    pub addresses: AddressPolicy,
 }
 
 impl Default for Limits {
@@ -31,6 +34,7 @@ impl Default for Limits {
             max_mockup_side: 4096,
             max_print_dpi: 600,
             max_job_pixels: 400_000_000,
+            addresses: AddressPolicy::default(),
         }
     }
 }
@@ -152,7 +156,11 @@ pub fn validate(
         .as_ref()
         .map(|m| validate_mockups(m, limits))
         .transpose()?;
-    let webhook = spec.webhook.as_ref().map(validate_webhook).transpose()?;
+    let webhook = spec
+        .webhook
+        .as_ref()
+        .map(|w| validate_webhook(w, &limits.addresses))
+        .transpose()?;
     let (generation, design) = match (&spec.prompt, &spec.design) {
         (Some(_), Some(_)) => {
             return Err(JobError::invalid(
@@ -198,13 +206,31 @@ pub fn validate(
 }
 
 /// Validate a webhook request on its own (also used to report a job that failed validation).
-pub fn validate_webhook(w: &WebhookSpec) -> Result<ValidWebhook, JobError> {
+/// A URL whose host is a literal address the policy refuses (metadata, loopback, private) fails
+/// here, before any work, rather than at delivery after the job has run.
+pub fn validate_webhook(w: &WebhookSpec, policy: &AddressPolicy) -> Result<ValidWebhook, JobError> {
     let url = validate_http_url("webhook.url", &w.url)?;
+    check_literal_address("webhook.url", &url, policy)?;
     let events = w
         .events
         .clone()
         .unwrap_or_else(|| vec![WebhookEventKind::Completed, WebhookEventKind::Failed]);
     Ok(ValidWebhook { url, events })
+}
+
+/// Refuse a URL whose host is a literal address the policy refuses (names are checked when
+/// resolved, at connection time).
+fn check_literal_address(field: &str, url: &str, policy: &AddressPolicy) -> Result<(), JobError> {
+    let parsed =
+        url::Url::parse(url).map_err(|_| JobError::invalid(field, "is not a valid URL"))?;
+    match guard::check_url(&parsed, policy) {
+        Err(UrlRefusal::Address(blocked)) => Err(JobError::invalid(
+            field,
+            format!("{blocked}, which this worker may not reach"),
+        )),
+        Err(UrlRefusal::NoHost) => Err(JobError::invalid(field, "has no host")),
+        Err(UrlRefusal::Scheme) | Ok(()) => Ok(()),
+    }
 }
 
 fn validate_id(id: &str) -> Result<String, JobError> {

@@ -104,6 +104,11 @@ impl Worker {
         self.engine.as_ref()
     }
 
+    /// Which literal addresses URLs a delivery brings may name (`MERCHGEN_FETCH_ALLOW`).
+    pub fn address_policy(&self) -> &crate::fetch::guard::AddressPolicy {
+        &self.parts.limits.addresses
+    }
+
     /// True once a generation failed in a way that may leave the device unusable (a CUDA
     /// error, a dead engine thread): the door should ask for this worker to be replaced.
     pub fn device_broken(&self) -> bool {
@@ -112,12 +117,14 @@ impl Worker {
             .is_some_and(EngineHandle::device_broken)
     }
 
+    /// Not retryable: the same delivery to the same model-less worker can never generate.
     fn engine_or_unavailable(&self) -> Result<&EngineHandle, JobError> {
         self.engine.as_ref().ok_or_else(|| {
             JobError::new(
                 ErrorCode::ModelUnavailable,
-                "this worker has no model loaded; it serves mockup-only jobs",
+                "this worker has no model (MERCHGEN_MODEL=none): it serves mockup-only and print-file jobs; route generation jobs to a queue served by GPU workers",
             )
+            .with_retryable(false)
         })
     }
 

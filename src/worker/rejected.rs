@@ -4,6 +4,7 @@
 
 use super::Worker;
 use crate::error::JobError;
+use crate::fetch::guard::AddressPolicy;
 use crate::job::outcome::JobOutcome;
 use crate::job::spec::WebhookSpec;
 use crate::job::validate::{self, ValidWebhook};
@@ -15,7 +16,7 @@ impl Worker {
     pub(super) async fn reject(&self, id: String, error: JobError, body: &Value) -> JobOutcome {
         tracing::warn!(job_id = %id, code = %error.code, field = error.field.as_deref(), "job rejected");
         let mut outcome = JobOutcome::failed(id, error);
-        if let Some(hook) = usable_webhook(body) {
+        if let Some(hook) = usable_webhook(body, &self.parts.limits.addresses) {
             let event = WebhookEvent::finished(&outcome);
             outcome.webhook = Some(self.parts.notifier.notify(&hook, event).await);
         }
@@ -24,9 +25,9 @@ impl Worker {
 }
 
 /// The body's webhook when it is valid by itself (the rest of the job may not be).
-fn usable_webhook(body: &Value) -> Option<ValidWebhook> {
+fn usable_webhook(body: &Value, policy: &AddressPolicy) -> Option<ValidWebhook> {
     let spec: WebhookSpec = serde_json::from_value(body.get("webhook")?.clone()).ok()?;
-    validate::validate_webhook(&spec).ok()
+    validate::validate_webhook(&spec, policy).ok()
 }
 
 #[cfg(test)]
@@ -34,15 +35,28 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn usable_webhook_of(body: &Value) -> Option<ValidWebhook> {
+        usable_webhook(body, &AddressPolicy::default())
+    }
+
+    #[test]
+    fn usable_webhook_to_a_forbidden_literal_address_is_not_used() {
+        let body = json!({"webhook": {"url": "http://169.254.169.254/latest/meta-data"}});
+        assert!(usable_webhook_of(&body).is_none());
+    }
+
     #[test]
     fn usable_webhook_needs_a_valid_webhook_only() {
         let body = json!({"prompt": 7, "webhook": {"url": "https://shop.example/h"}});
-        assert_eq!(usable_webhook(&body).unwrap().url, "https://shop.example/h");
-        assert!(usable_webhook(&json!({"webhook": {"url": "ftp://x"}})).is_none());
-        assert!(
-            usable_webhook(&json!({"webhook": {"url": "https://a.example", "x": 1}})).is_none()
+        assert_eq!(
+            usable_webhook_of(&body).unwrap().url,
+            "https://shop.example/h"
         );
-        assert!(usable_webhook(&json!({"prompt": "x"})).is_none());
-        assert!(usable_webhook(&json!("not an object")).is_none());
+        assert!(usable_webhook_of(&json!({"webhook": {"url": "ftp://x"}})).is_none());
+        assert!(
+            usable_webhook_of(&json!({"webhook": {"url": "https://a.example", "x": 1}})).is_none()
+        );
+        assert!(usable_webhook_of(&json!({"prompt": "x"})).is_none());
+        assert!(usable_webhook_of(&json!("not an object")).is_none());
     }
 }

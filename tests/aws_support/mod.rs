@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod cargo_lambda;
 pub mod runtime_api;
 
 use crate::io_support::{Recorded, Reply, TestServer};
@@ -17,12 +18,10 @@ use std::sync::Once;
 use std::time::{Duration, Instant};
 
 /// The moto endpoint, with dummy credentials and a region in this process's environment (so
-/// SDK clients never look further). `None` (and a loud note) when the tests must skip.
+/// SDK clients never look further). `None` (and a loud note) when the tests must skip; a
+/// failure instead when peers are required (`peer_support`).
 pub fn moto() -> Option<String> {
-    let Ok(endpoint) = std::env::var("MERCHGEN_TEST_S3_ENDPOINT") else {
-        eprintln!("SKIPPED: MERCHGEN_TEST_S3_ENDPOINT is not set; start moto with scripts/moto.sh (make test does)");
-        return None;
-    };
+    let endpoint = crate::peer_support::moto_endpoint()?;
     static ENV: Once = Once::new();
     ENV.call_once(|| {
         for (k, v) in AWS_ENV {

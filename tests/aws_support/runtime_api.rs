@@ -2,7 +2,9 @@
 //! of the real binary: `invocation/next` (answers when the test queues an event), `/response`,
 //! `/error`, `init/error`, and the Extensions API calls `spawn_graceful_shutdown_handler` makes
 //! (`extension/register`; `extension/event/next` never answers, as when no event is subscribed).
-//! One request per connection; requests are read by `io_support`'s reader.
+//! `Options` make it behave like local emulators: a constant deadline header, no Extensions
+//! API, a scheme in `AWS_LAMBDA_RUNTIME_API`. One request per connection; requests are read by
+//! `io_support`'s reader.
 
 use crate::io_support::read_request;
 use serde_json::Value;
@@ -23,8 +25,21 @@ pub struct Answer {
     pub body: Value,
 }
 
+/// How the fake differs from Lambda.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Send this `lambda-runtime-deadline-ms` instead of ten minutes from now (cargo-lambda's
+    /// emulator sends 600000).
+    pub constant_deadline_ms: Option<u64>,
+    /// Answer the Extensions API with 404, as a Runtime API without it does.
+    pub no_extensions_api: bool,
+    /// Give `AWS_LAMBDA_RUNTIME_API` as `http://host:port` (as emulators do).
+    pub url_with_scheme: bool,
+}
+
 #[derive(Default)]
 struct State {
+    options: Options,
     answers: Mutex<Vec<Answer>>,
     extensions: Mutex<Vec<String>>,
     arrived: Notify,
@@ -46,11 +61,18 @@ impl Drop for RuntimeApi {
 
 impl RuntimeApi {
     pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (events, rx) = mpsc::unbounded_channel();
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
-        let state = Arc::new(State::default());
+        let state = Arc::new(State {
+            options,
+            ..State::default()
+        });
         let served = Arc::clone(&state);
         let task = tokio::spawn(async move {
             loop {
@@ -71,9 +93,13 @@ impl RuntimeApi {
         }
     }
 
-    /// The value of `AWS_LAMBDA_RUNTIME_API` (host:port, no scheme).
+    /// The value of `AWS_LAMBDA_RUNTIME_API` (host:port, no scheme, unless the options say so).
     pub fn host(&self) -> String {
-        self.addr.to_string()
+        if self.state.options.url_with_scheme {
+            format!("http://{}", self.addr)
+        } else {
+            self.addr.to_string()
+        }
     }
 
     /// Environment the runtime needs besides `AWS_LAMBDA_RUNTIME_API`.
@@ -148,11 +174,16 @@ async fn serve(mut stream: TcpStream, events: Events, state: Arc<State>) -> std:
             let Some((request_id, payload)) = next else {
                 return Ok(());
             };
-            let deadline = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_millis()
-                + 600_000;
+            let deadline = state.options.constant_deadline_ms.map_or_else(
+                || {
+                    SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .unwrap()
+                        .as_millis()
+                        + 600_000
+                },
+                u128::from,
+            );
             let extra = format!(
                 "lambda-runtime-aws-request-id: {request_id}\r\nlambda-runtime-deadline-ms: {deadline}\r\n\
                  lambda-runtime-invoked-function-arn: arn:aws:lambda:us-east-1:123456789012:function:merchgen-test\r\n\
@@ -167,6 +198,9 @@ async fn serve(mut stream: TcpStream, events: Events, state: Arc<State>) -> std:
         ("POST", ["2018-06-01", "runtime", "init", "error"]) => {
             record("init", "init_error");
             reply(&mut stream, 202, "", b"{}").await
+        }
+        ("POST" | "GET", ["2020-01-01", "extension", ..]) if state.options.no_extensions_api => {
+            reply(&mut stream, 404, "", b"{}").await
         }
         ("POST", ["2020-01-01", "extension", "register"]) => {
             state

@@ -5,8 +5,10 @@
 //! Terminal failures (invalid input) are acknowledged: the worker has sent their failure webhook.
 //!
 //! Jobs are cancelled shortly before the function's deadline, and records not started by then
-//! are reported as failures, so a timeout retries only the unfinished records.
+//! are reported as failures, so a timeout retries only the unfinished records. A deadline the
+//! Runtime API gives past or absurd (local emulators) is unknown: logged, and no watchdog.
 
+use super::deadline::Deadline;
 use crate::intake::source::{self, Backoff, Settlement};
 use crate::intake::sqs::claim_check::ClaimCheck;
 use crate::job::outcome::JobOutcome;
@@ -76,7 +78,13 @@ impl LambdaDoor {
     /// Answer one invocation: the outcome (direct) or an `SqsBatchResponse` (SQS event).
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, LambdaError> {
         let (payload, ctx) = event.into_parts();
-        let deadline = ctx.deadline();
+        let deadline = Deadline::from_epoch_ms(ctx.deadline, SystemTime::now());
+        if deadline == Deadline::Unknown {
+            tracing::warn!(
+                deadline_ms = ctx.deadline,
+                "the Runtime API's deadline is past or further than any function may run; treating it as unknown (no deadline watchdog)"
+            );
+        }
         if payload.get("Records").is_none() {
             let outcome = self
                 .run_job(JobRequest::new(payload, ctx.request_id), deadline)
@@ -96,7 +104,7 @@ impl LambdaDoor {
         Ok(serde_json::to_value(answer).expect("an SqsBatchResponse always serializes"))
     }
 
-    async fn batch(&self, records: Vec<SqsMessage>, deadline: SystemTime) -> SqsBatchResponse {
+    async fn batch(&self, records: Vec<SqsMessage>, deadline: Deadline) -> SqsBatchResponse {
         let results = self.records(records, deadline).await;
         let failures: Vec<String> = results
             .iter()
@@ -116,11 +124,7 @@ impl LambdaDoor {
     /// Handle an SQS batch record by record, in order. Records without a `messageId` cannot be
     /// reported either way and are skipped (logged). `merchgen invoke` runs sample SQS events
     /// through here too, so its `batchItemFailures` are the ones Lambda would get.
-    pub async fn records(
-        &self,
-        records: Vec<SqsMessage>,
-        deadline: SystemTime,
-    ) -> Vec<RecordResult> {
+    pub async fn records(&self, records: Vec<SqsMessage>, deadline: Deadline) -> Vec<RecordResult> {
         let mut results = Vec::with_capacity(records.len());
         for record in records {
             let Some(id) = record.message_id.clone().filter(|id| !id.is_empty()) else {
@@ -153,9 +157,12 @@ impl LambdaDoor {
         &self,
         record: SqsMessage,
         id: &str,
-        deadline: SystemTime,
+        deadline: Deadline,
     ) -> (Settlement, Result<JobOutcome, String>) {
-        if time_left(deadline) < DEADLINE_MARGIN {
+        if deadline
+            .time_left(SystemTime::now())
+            .is_some_and(|left| left < DEADLINE_MARGIN)
+        {
             tracing::warn!(
                 "too close to the function's deadline to start; the queue will hand it out again"
             );
@@ -176,10 +183,13 @@ impl LambdaDoor {
         (source::after_outcome(&outcome, 1, &NO_BACKOFF), Ok(outcome))
     }
 
-    /// Run a job, cancelling it when the function's deadline comes near.
-    async fn run_job(&self, req: JobRequest, deadline: SystemTime) -> JobOutcome {
+    /// Run a job, cancelling it when a known deadline of the function comes near.
+    async fn run_job(&self, req: JobRequest, deadline: Deadline) -> JobOutcome {
+        let Some(left) = deadline.time_left(SystemTime::now()) else {
+            return self.worker.handle(req).await;
+        };
         let cancel = req.cancel.clone();
-        let budget = time_left(deadline).saturating_sub(DEADLINE_MARGIN);
+        let budget = left.saturating_sub(DEADLINE_MARGIN);
         let watchdog = tokio::spawn(async move {
             tokio::time::sleep(budget).await;
             tracing::warn!("the function's deadline is near: cancelling the job");
@@ -189,10 +199,4 @@ impl LambdaDoor {
         watchdog.abort();
         outcome
     }
-}
-
-fn time_left(deadline: SystemTime) -> Duration {
-    deadline
-        .duration_since(SystemTime::now())
-        .unwrap_or_default()
 }

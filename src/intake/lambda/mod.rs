@@ -1,13 +1,20 @@
 //! The Lambda door (`merchgen lambda`, or no subcommand under the Lambda Runtime API): the model
 //! loads once in the init phase; then `lambda_runtime` 1.x polls for invocations and hands each
 //! to `handler::LambdaDoor`. A model that cannot load is reported to `/runtime/init/error`, so
-//! Lambda retries the init instead of serving failures. Graceful shutdown is registered (Lambda
-//! only sends SIGTERM to runtimes with an extension), and logs are JSON when the function's
-//! `LoggingConfig` says so (`AWS_LAMBDA_LOG_FORMAT=json`, see `telemetry`).
+//! Lambda retries the init instead of serving failures. Graceful shutdown is registered when the
+//! Runtime API has an Extensions API (Lambda only sends SIGTERM to runtimes with an extension;
+//! `runtime_api`), and logs are JSON when the function's `LoggingConfig` says so
+//! (`AWS_LAMBDA_LOG_FORMAT=json`, see `telemetry`).
+//!
+//! With `MERCHGEN_MODEL=none` no model is loaded (a CPU function: mockup-only and print-file
+//! jobs); generation jobs then fail with `model_unavailable`, not retryable, so that they are
+//! routed to a GPU queue rather than cycled through this one.
 //!
 //! Push-based: no `JobSource` here; the Lambda service owns the queue and its retries.
 
+pub mod deadline;
 pub mod handler;
+pub mod runtime_api;
 
 use crate::app::{self, Door};
 use crate::config::Config;
@@ -33,11 +40,11 @@ pub async fn run(config: &Config) -> i32 {
         Ok(door) => Arc::new(door),
         Err(message) => {
             tracing::error!(error = %message, "init failed");
-            report_init_error(&message).await;
+            runtime_api::report_init_error(&message).await;
             return 1;
         }
     };
-    lambda_runtime::spawn_graceful_shutdown_handler(|| async {
+    runtime_api::graceful_shutdown(|| async {
         tracing::info!("Lambda is shutting this environment down");
     })
     .await;
@@ -54,39 +61,16 @@ pub async fn run(config: &Config) -> i32 {
     }
 }
 
-/// The init phase: load the model, build the worker.
+/// The init phase: load the model (none under `MERCHGEN_MODEL=none`), build the worker.
 async fn init(config: &Config) -> Result<LambdaDoor, String> {
-    let engine = app::start_engine(config)
+    let engine = app::start_engine_unless_none(config)
         .await
         .map_err(|e| format!("the model could not be loaded: {e}"))?;
     let destination = config.output.clone().unwrap_or_else(|| "inline".to_owned());
-    let worker = app::build_worker(config, Some(engine), Door::Deployed, destination)
+    let worker = app::build_worker(config, engine, Door::Deployed, destination)
         .map_err(|e| format!("{e:#}"))?;
     Ok(LambdaDoor::new(
         worker,
         ClaimCheck::new(config.output_config()),
     ))
-}
-
-/// Tell Lambda the init failed (`POST /2018-06-01/runtime/init/error`); best effort.
-async fn report_init_error(message: &str) {
-    let Ok(api) = std::env::var("AWS_LAMBDA_RUNTIME_API") else {
-        return;
-    };
-    let body = serde_json::json!({"errorType": "merchgen.InitError", "errorMessage": message});
-    let sent = reqwest::Client::builder().no_proxy().build().map(|c| {
-        c.post(format!("http://{api}/2018-06-01/runtime/init/error"))
-            .header("Lambda-Runtime-Function-Error-Type", "merchgen.InitError")
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-    });
-    match sent {
-        Ok(request) => {
-            if let Err(e) = request.await {
-                tracing::warn!(error = %e, "could not report the init error to the Runtime API");
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "could not build a client for the Runtime API"),
-    }
 }

@@ -5,9 +5,14 @@
 //!
 //! RunPod's docs ask for the bucket inside the endpoint URL; both virtual-hosted
 //! (`https://BUCKET.s3.REGION.amazonaws.com`) and path-style (`http://host:9000/BUCKET/prefix`)
-//! forms are accepted, and an explicit bucket name wins.
+//! forms are accepted, and an explicit bucket name wins. A request's `endpointUrl` comes from
+//! whoever sent the job, so it passes the same address guard as every URL a job names: a
+//! literal metadata, loopback or private address is refused (unless `MERCHGEN_FETCH_ALLOW`
+//! opens its range), and so is a name resolving to one (`check_resolved`, before the job runs;
+//! the S3 client resolves the name again when it connects).
 
 use crate::error::JobError;
+use crate::fetch::guard::{self, AddressPolicy, UrlRefusal};
 use crate::output::{OutputConfig, S3Credentials};
 use crate::redact::Redacted;
 use crate::worker::OutputOverride;
@@ -76,8 +81,9 @@ impl Bucket {
             })
     }
 
-    /// From a request's `s3Config` object; errors name the field.
-    pub fn from_s3_config(v: &Value) -> Result<Bucket, JobError> {
+    /// From a request's `s3Config` object, its endpoint checked against `policy`; errors name
+    /// the field.
+    pub fn from_s3_config(v: &Value, policy: &AddressPolicy) -> Result<Bucket, JobError> {
         let text = |key: &str| v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty());
         let need = |key: &str| {
             text(key).ok_or_else(|| {
@@ -94,17 +100,43 @@ impl Bucket {
             access_key_id: need("accessId")?.to_owned(),
             secret_access_key: Redacted::new(need("accessSecret")?),
         };
-        let mut bucket =
-            locate(need("endpointUrl")?, text("bucketName"), credentials).map_err(|why| {
-                JobError::invalid(
-                    "s3Config.endpointUrl",
-                    format!("{why}; or send s3Config.bucketName"),
-                )
-            })?;
+        let endpoint_url = need("endpointUrl")?;
+        check_endpoint(endpoint_url, policy)?;
+        let mut bucket = locate(endpoint_url, text("bucketName"), credentials).map_err(|why| {
+            JobError::invalid(
+                "s3Config.endpointUrl",
+                format!("{why}; or send s3Config.bucketName"),
+            )
+        })?;
         if let Some(path) = text("objectPath") {
             bucket.prefix = join(&bucket.prefix, path);
         }
         Ok(bucket)
+    }
+
+    /// Refuse an endpoint whose host name resolves to an address the policy refuses (any of
+    /// them: the S3 client may connect to each). A name that does not resolve now is left to
+    /// the upload to report.
+    pub async fn check_resolved(&self, policy: &AddressPolicy) -> Result<(), JobError> {
+        let Ok(url) = url::Url::parse(&self.endpoint) else {
+            return Ok(());
+        };
+        let (Some(url::Host::Domain(host)), Some(port)) = (url.host(), url.port_or_known_default())
+        else {
+            return Ok(());
+        };
+        let Ok(found) = tokio::net::lookup_host((host, port)).await else {
+            return Ok(());
+        };
+        for addr in found {
+            if let Err(blocked) = policy.check(addr.ip()) {
+                return Err(JobError::invalid(
+                    "s3Config.endpointUrl",
+                    format!("{host} resolves to {blocked}, which this worker may not reach"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// `s3://bucket/prefix`.
@@ -130,6 +162,21 @@ impl Bucket {
             destination: self.destination(),
             config,
         }
+    }
+}
+
+/// Refuse a job-supplied endpoint whose host is a literal address the policy refuses.
+fn check_endpoint(endpoint_url: &str, policy: &AddressPolicy) -> Result<(), JobError> {
+    const FIELD: &str = "s3Config.endpointUrl";
+    let url = url::Url::parse(endpoint_url)
+        .map_err(|_| JobError::invalid(FIELD, "is not a valid URL"))?;
+    match guard::check_url(&url, policy) {
+        Ok(()) => Ok(()),
+        Err(UrlRefusal::Address(blocked)) => Err(JobError::invalid(
+            FIELD,
+            format!("{blocked}, which this worker may not reach"),
+        )),
+        Err(why) => Err(JobError::invalid(FIELD, why)),
     }
 }
 
@@ -224,6 +271,11 @@ fn join(a: &str, b: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// What the tests' `MERCHGEN_FETCH_ALLOW=127.0.0.0/8` opens.
+    fn loopback() -> AddressPolicy {
+        AddressPolicy::new(vec!["127.0.0.0/8".parse().unwrap()])
+    }
 
     fn creds() -> S3Credentials {
         S3Credentials {
@@ -320,7 +372,7 @@ mod tests {
     #[test]
     fn s3_config_with_object_path() {
         let cfg = json!({"accessId": "AK", "accessSecret": "SK", "bucketName": "b1", "endpointUrl": "http://127.0.0.1:9/", "objectPath": "/a/b/"});
-        let b = Bucket::from_s3_config(&cfg).unwrap();
+        let b = Bucket::from_s3_config(&cfg, &loopback()).unwrap();
         assert_eq!(
             (b.bucket.as_str(), b.prefix.as_str(), b.path_style),
             ("b1", "a/b", true)
@@ -329,8 +381,47 @@ mod tests {
         let o = b.output_override(&OutputConfig::default());
         assert_eq!(o.destination, "s3://b1/a/b");
         assert_eq!(o.config.s3_endpoint.as_deref(), Some("http://127.0.0.1:9"));
-        let err = Bucket::from_s3_config(&json!({"accessId": "AK", "endpointUrl": "http://h/b"}))
-            .unwrap_err();
+        let err = Bucket::from_s3_config(
+            &json!({"accessId": "AK", "endpointUrl": "http://h/b"}),
+            &loopback(),
+        )
+        .unwrap_err();
         assert_eq!(err.field.as_deref(), Some("s3Config.accessSecret"));
+    }
+
+    #[test]
+    fn s3_config_endpoint_at_a_forbidden_literal_address_is_refused() {
+        for endpoint in [
+            "http://169.254.169.254/latest",
+            "http://127.0.0.1:9000/b",
+            "http://10.0.0.5:9000/b",
+            "http://[::1]:9000/b",
+            "http://2130706433/b",
+        ] {
+            let cfg = json!({"accessId": "AK", "accessSecret": "SK", "endpointUrl": endpoint});
+            let err = Bucket::from_s3_config(&cfg, &AddressPolicy::default()).unwrap_err();
+            assert_eq!(
+                err.field.as_deref(),
+                Some("s3Config.endpointUrl"),
+                "{endpoint}"
+            );
+            assert!(!err.message.contains("SK"), "{err}");
+        }
+        let open = json!({"accessId": "AK", "accessSecret": "SK", "endpointUrl": "http://127.0.0.1:9000/b"});
+        assert!(Bucket::from_s3_config(&open, &loopback()).is_ok());
+        let public = json!({"accessId": "AK", "accessSecret": "SK", "endpointUrl": "https://b.s3.eu-west-1.amazonaws.com"});
+        assert!(Bucket::from_s3_config(&public, &AddressPolicy::default()).is_ok());
+    }
+
+    #[tokio::test]
+    async fn s3_config_endpoint_name_resolving_to_loopback_is_refused() {
+        let cfg = json!({"accessId": "AK", "accessSecret": "SK", "endpointUrl": "http://localhost:9000/b"});
+        let bucket = Bucket::from_s3_config(&cfg, &AddressPolicy::default()).unwrap();
+        let err = bucket
+            .check_resolved(&AddressPolicy::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("s3Config.endpointUrl"), "{err}");
+        assert!(bucket.check_resolved(&loopback()).await.is_ok());
     }
 }

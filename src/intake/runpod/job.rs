@@ -73,7 +73,7 @@ async fn settle(ctx: &Context, job: TakenJob, tracked: &Tracked) -> Settled {
 
 /// Build the request, run it (within the grace period once shutdown starts), drain progress.
 async fn execute(ctx: &Context, job: TakenJob, tracked: &Tracked) -> JobOutcome {
-    let output = match ctx.settings.output_for(job.s3_config.as_ref()) {
+    let output = match ctx.settings.output_for(job.s3_config.as_ref()).await {
         Ok(output) => output,
         Err(e) => return JobOutcome::failed(job.id, e),
     };

@@ -36,7 +36,7 @@ pub async fn run(config: &Config, args: &RunpodArgs) -> i32 {
         .unwrap_or("local_test")
         .to_owned();
     let input = test.get("input").cloned().unwrap_or(Value::Null);
-    let outcome = match settings.output_for(test.get("s3Config")) {
+    let outcome = match settings.output_for(test.get("s3Config")).await {
         Ok(output) => run_one(config, input, id, output).await,
         Err(e) => JobOutcome::failed(id, e),
     };

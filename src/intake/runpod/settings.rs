@@ -5,6 +5,7 @@ use super::bucket::{Bucket, BucketVars};
 use super::client::PlatformClient;
 use super::urls::Urls;
 use crate::config::{Config, RunpodArgs, RunpodProgress};
+use crate::fetch::guard::AddressPolicy;
 use crate::output::OutputConfig;
 use std::time::Duration;
 
@@ -32,6 +33,8 @@ pub struct Settings {
     pub env_bucket: Option<Bucket>,
     /// Output settings that per-job buckets start from.
     pub base_output: OutputConfig,
+    /// Which literal addresses a request's `s3Config.endpointUrl` may name.
+    pub addresses: AddressPolicy,
 }
 
 /// A setting that cannot work, with how to fix it.
@@ -102,19 +105,23 @@ impl Settings {
             grace: Duration::from_secs(config.shutdown_grace_secs),
             env_bucket: bucket.filter(|_| config.output.is_none()),
             base_output: config.output_config(),
+            addresses: AddressPolicy::new(config.fetch_allow.clone()),
         })
     }
 }
 
 impl Settings {
-    /// Output settings of one job: its request's `s3Config` bucket, else the `BUCKET_*`
-    /// bucket, else `None` (the worker's own: `MERCHGEN_OUTPUT`, or `inline`).
-    pub fn output_for(
+    /// Output settings of one job: its request's `s3Config` bucket (its endpoint through the
+    /// address guard), else the `BUCKET_*` bucket, else `None` (the worker's own:
+    /// `MERCHGEN_OUTPUT`, or `inline`).
+    pub async fn output_for(
         &self,
         s3_config: Option<&serde_json::Value>,
     ) -> Result<Option<crate::worker::OutputOverride>, crate::error::JobError> {
         if let Some(cfg) = s3_config {
-            return Bucket::from_s3_config(cfg).map(|b| Some(b.output_override(&self.base_output)));
+            let bucket = Bucket::from_s3_config(cfg, &self.addresses)?;
+            bucket.check_resolved(&self.addresses).await?;
+            return Ok(Some(bucket.output_override(&self.base_output)));
         }
         Ok(self
             .env_bucket

@@ -28,6 +28,19 @@ pub struct Runner {
     pub grace: Duration,
 }
 
+/// The request's `s3Config` bucket, its endpoint through the address guard.
+async fn guarded_bucket(
+    s3_config: Option<&serde_json::Value>,
+    policy: &crate::fetch::guard::AddressPolicy,
+) -> Result<Option<Bucket>, JobError> {
+    let Some(cfg) = s3_config else {
+        return Ok(None);
+    };
+    let bucket = Bucket::from_s3_config(cfg, policy)?;
+    bucket.check_resolved(policy).await?;
+    Ok(Some(bucket))
+}
+
 /// How a run ended, before the store is told.
 enum Ending {
     Done(JobOutcome),
@@ -51,12 +64,7 @@ impl Runner {
 
     async fn run_one(&self, worker: &Worker, job: Claimed, shutdown: &CancellationToken) {
         let id = job.id.clone();
-        let ending = match job
-            .s3_config
-            .as_ref()
-            .map(Bucket::from_s3_config)
-            .transpose()
-        {
+        let ending = match guarded_bucket(job.s3_config.as_ref(), worker.address_policy()).await {
             Ok(bucket) => self.execute(worker, job, bucket, shutdown).await,
             Err(e) => Ending::Done(JobOutcome::failed(id.clone(), e)),
         };

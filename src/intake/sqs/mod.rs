@@ -47,25 +47,21 @@ pub async fn run(config: &Config, args: &SqsArgs) -> i32 {
         tracing::error!(error = %e, "the job queue cannot be read");
         return 1;
     }
-    let engine = match app::start_engine(config).await {
+    let engine = match app::start_engine_unless_none(config).await {
         Ok(engine) => engine,
         Err(e) => {
             tracing::error!(error = %e, "the model could not be loaded");
             return 1;
         }
     };
-    let worker = match app::build_worker(
-        config,
-        Some(engine),
-        Door::Deployed,
-        default_destination(config),
-    ) {
-        Ok(worker) => worker,
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "the worker could not be built");
-            return 1;
-        }
-    };
+    let worker =
+        match app::build_worker(config, engine, Door::Deployed, default_destination(config)) {
+            Ok(worker) => worker,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "the worker could not be built");
+                return 1;
+            }
+        };
     let settings = SqsSettings {
         queue_url: args.queue_url.clone(),
         wait_secs: args.wait_secs,

@@ -1,0 +1,59 @@
+//! The peers integration tests need (moto's S3/SQS server, the Python clients and tools in
+//! `./.venv`), and what happens when one is missing. Under `make test` (`scripts/test.sh` sets
+//! `MERCHGEN_REQUIRE_PEERS=1`, and CI runs `make test`) a missing peer fails the test: a suite
+//! that passes because it skipped proves nothing. Under a plain `cargo test` the test says
+//! SKIPPED loudly and passes.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// True when missing peers must fail the tests (`MERCHGEN_REQUIRE_PEERS=1`).
+pub fn required() -> bool {
+    std::env::var("MERCHGEN_REQUIRE_PEERS").is_ok_and(|v| v.trim() == "1")
+}
+
+/// Report a missing `peer`: panic when peers are required, else a loud SKIPPED note.
+/// `how` says how to provide it.
+pub fn missing(peer: &str, how: &str) {
+    let note = format!("{peer} is missing; {how}");
+    if required() {
+        panic!("MERCHGEN_REQUIRE_PEERS=1 and {note}");
+    }
+    eprintln!("SKIPPED: {note} (set MERCHGEN_REQUIRE_PEERS=1 to make this a failure)");
+}
+
+/// moto's endpoint (`MERCHGEN_TEST_S3_ENDPOINT`), or `None` after `missing` said so.
+pub fn moto_endpoint() -> Option<String> {
+    match std::env::var("MERCHGEN_TEST_S3_ENDPOINT") {
+        Ok(endpoint) if !endpoint.is_empty() => Some(endpoint),
+        _ => {
+            missing(
+                "the S3/SQS server (MERCHGEN_TEST_S3_ENDPOINT)",
+                "start moto with `scripts/moto.sh start` and export its endpoint (make test does)",
+            );
+            None
+        }
+    }
+}
+
+/// The test virtual environment (`MERCHGEN_VENV`, else `./.venv` of the repository).
+pub fn venv() -> PathBuf {
+    match std::env::var_os("MERCHGEN_VENV").filter(|v| !v.is_empty()) {
+        Some(dir) => Path::new(env!("CARGO_MANIFEST_DIR")).join(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"),
+    }
+}
+
+/// `name` from the test virtual environment's `bin/`, or `None` after `missing` said so.
+pub fn venv_bin(name: &str) -> Option<PathBuf> {
+    let path = venv().join("bin").join(name);
+    if path.is_file() {
+        return Some(path);
+    }
+    missing(
+        &path.display().to_string(),
+        "`make test` installs tests/python/requirements.txt into ./.venv",
+    );
+    None
+}
