@@ -164,23 +164,6 @@ fn check(cancel: &AtomicBool) -> Result<(), EngineError> {
     }
 }
 
-/// Run the raw network of the matting weights at `weights` on the tensor `input` of the
-/// safetensors file `input` and write its raw output as tensor `output` (parity runs).
-pub fn dump_raw(weights: &Path, input: &Path, output: &Path) -> anyhow::Result<()> {
-    use anyhow::Context;
-    let device = Device::Cpu;
-    let net = Matting::load(weights, &device)?;
-    let mut tensors = candle_core::safetensors::load(input, &device)
-        .with_context(|| format!("reading {}", input.display()))?;
-    let x = tensors
-        .remove("input")
-        .with_context(|| format!("{} has no tensor named `input`", input.display()))?
-        .to_dtype(candle_core::DType::F32)?;
-    let y = net.forward(&x).context("matting forward")?;
-    candle_core::safetensors::save(&std::collections::HashMap::from([("output", y)]), output)
-        .with_context(|| format!("writing {}", output.display()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -172,22 +172,6 @@ fn upscale_alpha(img: &RgbaImage, out: &mut RgbaImage) {
     }
 }
 
-/// Run the raw network of the upscaler weights at `weights` on the tensor `input` of the
-/// safetensors file `input` and write its raw output as tensor `output` (parity runs).
-pub fn dump_raw(weights: &Path, input: &Path, output: &Path) -> anyhow::Result<()> {
-    let device = Device::Cpu;
-    let up = Upscaler::load(weights, &device)?;
-    let mut tensors = candle_core::safetensors::load(input, &device)
-        .with_context(|| format!("reading {}", input.display()))?;
-    let x = tensors
-        .remove("input")
-        .with_context(|| format!("{} has no tensor named `input`", input.display()))?
-        .to_dtype(candle_core::DType::F32)?;
-    let y = up.forward(&x).context("running the upscaler")?;
-    candle_core::safetensors::save(&std::collections::HashMap::from([("output", y)]), output)
-        .with_context(|| format!("writing {}", output.display()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,18 +328,5 @@ mod tests {
             err.contains("body.1.rdb2.conv2.weight") && err.contains("[4, 9, 3, 3]"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn dump_raw_writes_network_output() {
-        let (dir, paths) = tiny_models();
-        let x = Tensor::rand(0f32, 1f32, (2, 3, 8, 6), &Device::Cpu).unwrap();
-        let input = dir.path().join("in.safetensors");
-        let output = dir.path().join("out.safetensors");
-        candle_core::safetensors::save(&std::collections::HashMap::from([("input", x)]), &input)
-            .unwrap();
-        dump_raw(&paths[1], &input, &output).unwrap();
-        let y = candle_core::safetensors::load(&output, &Device::Cpu).unwrap();
-        assert_eq!(y["output"].dims(), &[2, 3, 16, 12]);
     }
 }
