@@ -29,7 +29,7 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 enum Net {
-    Rrdb(RrdbNet),
+    Rrdb(Box<RrdbNet>),
     Srvgg(SrvggNet),
 }
 
@@ -55,7 +55,9 @@ impl Upscaler {
 
     fn build(sd: &StateDict) -> anyhow::Result<Net> {
         if sd.has("conv_first.weight") {
-            return Ok(Net::Rrdb(RrdbNet::load(sd).context("as RRDBNet")?));
+            return Ok(Net::Rrdb(Box::new(
+                RrdbNet::load(sd).context("as RRDBNet")?,
+            )));
         }
         if sd.has("body.0.weight") {
             return Ok(Net::Srvgg(
@@ -333,13 +335,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut tensors = tiny::rrdb_tensors(4, 3).unwrap();
         let bad = Tensor::zeros((4, 9, 3, 3), candle_core::DType::F32, &Device::Cpu).unwrap();
-        tensors.insert("body.1.rdb2.conv2.weight".to_owned(), bad);
+        tensors.insert("body.0.rdb2.conv2.weight".to_owned(), bad);
         let path = dir.path().join("bad.safetensors");
         candle_core::safetensors::save(&tensors, &path).unwrap();
         let err = format!("{:#}", Upscaler::load(&path, &Device::Cpu).err().unwrap());
         assert!(err.contains("bad.safetensors"), "{err}");
         assert!(
-            err.contains("body.1.rdb2.conv2.weight") && err.contains("[4, 9, 3, 3]"),
+            err.contains("body.0.rdb2.conv2.weight") && err.contains("[4, 9, 3, 3]"),
             "{err}"
         );
     }

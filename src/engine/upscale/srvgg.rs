@@ -25,7 +25,7 @@ impl SrvggConfig {
     /// `3·scale²` outputs.
     pub fn infer(sd: &StateDict) -> Result<Self> {
         let layers = sd.count(|i| format!("body.{i}.weight"));
-        if layers < 3 || layers % 2 == 0 {
+        if layers < 3 || layers.is_multiple_of(2) {
             bail!("SRVGGNetCompact weights need body.0 .. body.2k (conv, PReLU, ..., conv); found {layers} layers");
         }
         if sd.dims("body.1.weight")?.len() != 1 {
