@@ -5,7 +5,8 @@ Writes random-weight RRDBNet and SRVGGNetCompact checkpoints in Real-ESRGAN's re
 `.safetensors`), both tiny (the sizes of `merchgen`'s own tiny models) and full-size (x4plus:
 64 features, 23 blocks; general-x4v3: 64 features, 32 convolutions). spandrel loads each file and
 runs the raw network in float32 on the CPU on a random input; `merchgen net upscale` runs the same
-file on the same input. Compares the outputs (relative L2), prints a table, writes `--json`, and
+file on the same input. Also compares the tiny models `merchgen models tiny` writes (its own `.pth`
+writer, the files the Rust tests use). Compares the outputs (relative L2), prints a table, writes `--json`, and
 exits 1 when a goal is missed.
 """
 
@@ -29,8 +30,8 @@ GOAL = 1e-5  # relative L2 of the raw f32 output
 #   rrdb sizes: (num_feat, num_block, num_grow_ch); srvgg sizes: (num_feat, num_conv)
 #   format: pth:<wrapper> (torch.save of {wrapper: state_dict}), pth-bare-module, safetensors
 CASES = [
-    ("tiny RealESRGAN_x4plus", "rrdb", (8, 2, 32), 4, "pth:params_ema", (2, 3, 24, 32)),
-    ("tiny RealESRGAN_x2plus", "rrdb", (8, 2, 32), 2, "pth:params_ema", (1, 3, 24, 32)),
+    ("tiny RealESRGAN_x4plus", "rrdb", (8, 1, 32), 4, "pth:params_ema", (2, 3, 24, 32)),
+    ("tiny RealESRGAN_x2plus", "rrdb", (8, 1, 32), 2, "pth:params_ema", (1, 3, 24, 32)),
     ("tiny realesr-general-x4v3", "srvgg", (8, 4), 4, "pth:params", (2, 3, 20, 28)),
     ("tiny srvgg x2, bare module.", "srvgg", (8, 4), 2, "pth-bare-module", (1, 3, 16, 24)),
     ("RRDBNet x4 full-size", "rrdb", (64, 23, 32), 4, "safetensors", (1, 3, 32, 40)),
@@ -88,6 +89,14 @@ def save(sd, fmt, path_stem):
     return path
 
 
+# merchgen's own tiny models (`merchgen models tiny`): (file under upscale/, input shape)
+MERCHGEN_TINY = [
+    ("RealESRGAN_x4plus.pth", (2, 3, 24, 32)),
+    ("RealESRGAN_x2plus.pth", (1, 3, 24, 32)),
+    ("realesr-general-x4v3.pth", (2, 3, 20, 28)),
+]
+
+
 def run_case(args, idx, case):
     name, arch, sizes, scale, fmt, shape = case
     gen = torch.Generator().manual_seed(1000 + idx)
@@ -96,7 +105,29 @@ def run_case(args, idx, case):
     case_dir.mkdir(parents=True, exist_ok=True)
     weights = save(sd, fmt, case_dir / "weights")
     x = torch.rand(*shape, generator=gen, dtype=torch.float32)
+    return compare(args, case_dir, weights, x, {"case": name, "arch": arch, "scale": scale, "format": fmt})
 
+
+def merchgen_tiny_cases(args):
+    """Parity on the files `merchgen models tiny` writes (the ones the Rust tests use)."""
+    out = args.work / "merchgen-tiny"
+    proc = subprocess.run([str(args.merchgen), "models", "tiny", "--out", str(out), "--seed", "5"],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        return [{"case": "merchgen models tiny", "format": "-", "spandrel_s": 0.0, "merchgen_s": 0.0,
+                 "ok": False, "error": proc.stderr.strip()[-500:]}]
+    rows = []
+    for i, (file, shape) in enumerate(MERCHGEN_TINY):
+        gen = torch.Generator().manual_seed(2000 + i)
+        x = torch.rand(*shape, generator=gen, dtype=torch.float32)
+        case_dir = args.work / f"merchgen-tiny-case{i}"
+        case_dir.mkdir(parents=True, exist_ok=True)
+        meta = {"case": f"merchgen tiny {file}", "format": "pth (torch_pth)"}
+        rows.append(compare(args, case_dir, out / "upscale" / file, x, meta))
+    return rows
+
+
+def compare(args, case_dir, weights, x, row):
     desc = ModelLoader(device="cpu").load_from_file(str(weights))
     model = desc.model.eval().float()
     t0 = time.time()
@@ -110,8 +141,8 @@ def run_case(args, idx, case):
     proc = subprocess.run([str(args.merchgen), "net", "upscale", "--weights-file", str(weights),
                            "--input-file", str(inp), "--output-file", str(out)], capture_output=True, text=True)
     ours_s = time.time() - t0
-    row = {"case": name, "arch": arch, "spandrel_arch": desc.architecture.id, "scale": scale,
-           "format": fmt, "input": list(shape), "spandrel_s": round(ref_s, 3), "merchgen_s": round(ours_s, 3)}
+    row.update(spandrel_arch=desc.architecture.id, spandrel_scale=desc.scale, input=list(x.shape),
+               spandrel_s=round(ref_s, 3), merchgen_s=round(ours_s, 3))
     if proc.returncode != 0:
         row.update(ok=False, error=proc.stderr.strip()[-500:])
         return row
@@ -136,10 +167,10 @@ def main():
     torch.set_num_threads(max(1, torch.get_num_threads()))
 
     rows = []
-    for idx, case in enumerate(CASES):
-        if args.only and args.only not in case[0]:
-            continue
-        row = run_case(args, idx, case)
+    jobs = [lambda: merchgen_tiny_cases(args)] if not args.only or args.only in "merchgen tiny" else []
+    jobs += [(lambda i=idx, c=case: [run_case(args, i, c)]) for idx, case in enumerate(CASES)
+             if not args.only or args.only in case[0]]
+    for row in (r for job in jobs for r in job()):
         rows.append(row)
         rel = f"{row['rel_l2']:.2e}" if "rel_l2" in row else "-"
         mx = f"{row['max_abs']:.2e}" if "max_abs" in row else "-"

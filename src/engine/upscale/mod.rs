@@ -319,13 +319,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut tensors = tiny::rrdb_tensors(4, 3).unwrap();
         let bad = Tensor::zeros((4, 9, 3, 3), candle_core::DType::F32, &Device::Cpu).unwrap();
-        tensors.insert("body.1.rdb2.conv2.weight".to_owned(), bad);
+        tensors.insert("body.0.rdb2.conv2.weight".to_owned(), bad);
         let path = dir.path().join("bad.safetensors");
         candle_core::safetensors::save(&tensors, &path).unwrap();
         let err = format!("{:#}", Upscaler::load(&path, &Device::Cpu).err().unwrap());
         assert!(err.contains("bad.safetensors"), "{err}");
         assert!(
-            err.contains("body.1.rdb2.conv2.weight") && err.contains("[4, 9, 3, 3]"),
+            err.contains("body.0.rdb2.conv2.weight") && err.contains("[4, 9, 3, 3]"),
             "{err}"
         );
     }

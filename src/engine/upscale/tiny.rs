@@ -1,6 +1,7 @@
 //! Tiny random-weight upscalers under the real release names and key layouts
 //! (`RealESRGAN_x4plus`, `RealESRGAN_x2plus`, `realesr-general-x4v3`), so tests and parity runs
-//! drive the same loading code as the real files (`.pth`, through candle's pickle reader). Their images are noise around the input.
+//! drive the same loading code as the real files (`.pth`, read by candle's pickle reader).
+//! Their images are noise around the input.
 
 use crate::engine::files::torch_pth::write_state_dict;
 use anyhow::{Context, Result};
@@ -10,8 +11,9 @@ use rand_distr::{Distribution, StandardNormal};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-/// RRDBNet sizes of the tiny models: (num_feat, num_block, num_grow_ch).
-pub const RRDB_SIZES: (usize, usize, usize) = (8, 2, 32);
+/// RRDBNet sizes of the tiny models: (num_feat, num_block, num_grow_ch). 32 grow channels
+/// because spandrel (the parity reference) builds every RRDBNet with 32.
+pub const RRDB_SIZES: (usize, usize, usize) = (8, 1, 32);
 /// SRVGGNetCompact sizes of the tiny model: (num_feat, num_conv, scale).
 pub const SRVGG_SIZES: (usize, usize, usize) = (8, 4, 4);
 
