@@ -13,11 +13,7 @@ pub fn run(config: &Config, action: &ModelsAction) -> i32 {
         ModelsAction::List => {
             println!("cache: {}", hub_settings.cache_dir.display());
             for p in presets::all() {
-                let offline = hub::HubSettings {
-                    offline: true,
-                    ..hub_settings.clone()
-                };
-                let state = match hub::resolve(p.name, &offline, false) {
+                let state = match hub::resolve(p.name, &hub_settings.offline(), false) {
                     Ok(m) => format!("cached, {:.2} GB", m.total_bytes() as f64 / 1e9),
                     Err(_) => "not cached".to_owned(),
                 };
@@ -135,10 +131,7 @@ fn finishing_models(config: &Config) -> [(&str, NetRole); 3] {
 }
 
 fn list_finishing_presets(hub_settings: &hub::HubSettings) {
-    let offline = hub::HubSettings {
-        offline: true,
-        ..hub_settings.clone()
-    };
+    let offline = hub_settings.offline();
     println!("finishing models (MERCHGEN_MATTING_MODEL, MERCHGEN_UPSCALE_MODEL, MERCHGEN_UPSCALE_X2_MODEL):");
     for p in net_presets::ALL {
         let state = match net_presets::resolve(p.name, p.role, &offline, false) {

@@ -49,6 +49,9 @@ pub struct Finishers {
     matting: Option<(Matting, String)>,
     x4: Option<(Upscaler, String)>,
     x2: Option<(Upscaler, String)>,
+    /// The x2 model could not be found once: later x2 jobs go straight to the x4 model instead
+    /// of looking it up (and maybe downloading) again on every job.
+    x2_missing: bool,
 }
 
 impl Finishers {
@@ -59,6 +62,7 @@ impl Finishers {
             matting: None,
             x4: None,
             x2: None,
+            x2_missing: false,
         }
     }
 
@@ -155,7 +159,7 @@ impl Finishers {
     fn ensure_upscaler(&mut self, factor: u32) -> Result<Option<u64>, EngineError> {
         let started = Instant::now();
         let mut loaded = false;
-        if factor == 2 && self.x2.is_none() {
+        if factor == 2 && self.x2.is_none() && !self.x2_missing {
             // The x2 model is optional: an x4 model plus a resample serves when it is missing.
             match self.resolve(&self.settings.upscale_x2.clone(), NetRole::Upscale) {
                 Ok(path) => {
@@ -163,6 +167,7 @@ impl Finishers {
                     loaded = true;
                 }
                 Err(e) => {
+                    self.x2_missing = true;
                     tracing::info!(error = %e, "no x2 upscaler; the x4 model and a resample stand in")
                 }
             }

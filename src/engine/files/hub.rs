@@ -16,6 +16,25 @@ pub struct HubSettings {
     pub token: Option<String>,
 }
 
+impl HubSettings {
+    /// The same cache, never downloading (for listing what is cached).
+    pub fn offline(&self) -> HubSettings {
+        HubSettings {
+            offline: true,
+            ..self.clone()
+        }
+    }
+
+    /// An offline cache at `dir` (tests, listings of another folder).
+    pub fn offline_at(dir: &Path) -> HubSettings {
+        HubSettings {
+            cache_dir: dir.to_owned(),
+            offline: true,
+            token: None,
+        }
+    }
+}
+
 /// A model whose every file is on local disk.
 #[derive(Debug, Clone)]
 pub struct ResolvedModel {
@@ -217,18 +236,15 @@ fn resolve_manifest_file(path: &Path, source: &str) -> Result<ResolvedModel, Mod
 mod tests {
     use super::*;
 
-    fn offline(dir: &Path) -> HubSettings {
-        HubSettings {
-            cache_dir: dir.to_owned(),
-            offline: true,
-            token: None,
-        }
-    }
-
     #[test]
     fn resolve_preset_missing_offline_names_file_and_command() {
         let dir = tempfile::tempdir().unwrap();
-        let err = resolve("flux-schnell-q4", &offline(dir.path()), true).unwrap_err();
+        let err = resolve(
+            "flux-schnell-q4",
+            &HubSettings::offline_at(dir.path()),
+            true,
+        )
+        .unwrap_err();
         let msg = err.to_string();
         assert!(
             msg.contains("merchgen models fetch --model flux-schnell-q4"),
@@ -243,7 +259,7 @@ mod tests {
     #[test]
     fn resolve_unknown_lists_presets() {
         let dir = tempfile::tempdir().unwrap();
-        let msg = resolve("sdxl", &offline(dir.path()), false)
+        let msg = resolve("sdxl", &HubSettings::offline_at(dir.path()), false)
             .unwrap_err()
             .to_string();
         assert!(msg.contains("flux-schnell-q8"), "{msg}");

@@ -166,20 +166,17 @@ fn looks_like_path(s: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn offline(dir: &Path) -> HubSettings {
-        HubSettings {
-            cache_dir: dir.to_owned(),
-            offline: true,
-            token: None,
-        }
-    }
-
     #[test]
     fn resolve_missing_preset_offline_names_file_and_fetch_command() {
         let dir = tempfile::tempdir().unwrap();
-        let msg = resolve("u2net", NetRole::Matting, &offline(dir.path()), true)
-            .unwrap_err()
-            .to_string();
+        let msg = resolve(
+            "u2net",
+            NetRole::Matting,
+            &HubSettings::offline_at(dir.path()),
+            true,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(msg.contains("u2net.pth"), "{msg}");
         assert!(msg.contains("merchgen models fetch --model u2net"), "{msg}");
     }
@@ -187,9 +184,14 @@ mod tests {
     #[test]
     fn resolve_wrong_role_lists_presets_of_the_role() {
         let dir = tempfile::tempdir().unwrap();
-        let msg = resolve("u2net", NetRole::Upscale, &offline(dir.path()), false)
-            .unwrap_err()
-            .to_string();
+        let msg = resolve(
+            "u2net",
+            NetRole::Upscale,
+            &HubSettings::offline_at(dir.path()),
+            false,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(msg.contains("realesrgan-x4plus"), "{msg}");
     }
 
@@ -201,7 +203,7 @@ mod tests {
         let got = resolve(
             file.to_str().unwrap(),
             NetRole::Upscale,
-            &offline(dir.path()),
+            &HubSettings::offline_at(dir.path()),
             false,
         );
         assert_eq!(got.unwrap(), file);
