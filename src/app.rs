@@ -112,13 +112,19 @@ pub fn build_parts(
         let warm = mockups.clone();
         std::thread::spawn(move || warm.warm(None));
     }
+    let mut limits = config.limits();
+    if door == Door::Invoke {
+        // The operator's own command: no allow-lists.
+        limits.output_allow = None;
+        limits.input_s3_allow = None;
+    }
     Ok(WorkerParts {
         fetcher,
         notifier: Arc::new(notifier),
         mockups,
         output: config.output_config(),
         default_destination,
-        limits: config.limits(),
+        limits,
         defaults,
         initial_noise: None,
         dump_latents: None,

@@ -10,6 +10,7 @@ use crate::engine::files::hub::HubSettings;
 use crate::engine::flux::weights::WeightsMode;
 use crate::fetch::guard::AddressPolicy;
 use crate::fetch::FetchConfig;
+use crate::job::allow::StorageAllow;
 use crate::job::validate::Limits;
 use crate::output::OutputConfig;
 use crate::webhook::{Secret, WebhookConfig};
@@ -105,6 +106,37 @@ pub struct Config {
         global = true
     )]
     pub shutdown_grace_secs: u64,
+    /// Longest any job may take, in seconds from when its door received it, on every door
+    /// (0: no limit of the worker's own; a door's deadline, such as Lambda's remaining time or
+    /// `policy.executionTimeout`, still applies). Past it the job is cancelled between steps and
+    /// fails as `timeout`.
+    #[arg(
+        long,
+        env = "MERCHGEN_JOB_TIMEOUT",
+        default_value_t = 1800,
+        global = true
+    )]
+    pub job_timeout_secs: u64,
+    /// Where jobs from remote doors (RunPod, serve, Lambda, SQS) may write: comma-separated
+    /// `s3://bucket[/prefix]` patterns (a trailing `*` matches any continuation) and absolute
+    /// local folders. Unset: any bucket, no folder (`inline` and the worker's own default
+    /// destination are always allowed; `merchgen invoke` is not checked).
+    #[arg(
+        long,
+        env = "MERCHGEN_OUTPUT_ALLOW",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub output_allow: Vec<String>,
+    /// Which buckets `image.s3` / `design.s3` of remote jobs may read: comma-separated
+    /// `s3://bucket[/prefix]` patterns. Unset: any bucket the worker's credentials reach.
+    #[arg(
+        long,
+        env = "MERCHGEN_INPUT_S3_ALLOW",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub input_s3_allow: Vec<String>,
 
     /// S3 endpoint for S3-compatible stores (`AWS_ENDPOINT_URL` also works).
     #[arg(long, env = "MERCHGEN_S3_ENDPOINT", global = true)]
@@ -195,6 +227,14 @@ impl Config {
             max_side: self.max_side,
             max_job_pixels: self.max_job_pixels,
             addresses: AddressPolicy::new(self.fetch_allow.clone()),
+            output_allow: Some(
+                StorageAllow::parse("MERCHGEN_OUTPUT_ALLOW", &self.output_allow, true)
+                    .unwrap_or_else(|_| StorageAllow::nothing("MERCHGEN_OUTPUT_ALLOW")),
+            ),
+            input_s3_allow: Some(
+                StorageAllow::parse("MERCHGEN_INPUT_S3_ALLOW", &self.input_s3_allow, false)
+                    .unwrap_or_else(|_| StorageAllow::nothing("MERCHGEN_INPUT_S3_ALLOW")),
+            ),
             ..Limits::default()
         })
     }
@@ -209,6 +249,10 @@ impl Config {
                 self.max_side
             );
         }
+        StorageAllow::parse("MERCHGEN_OUTPUT_ALLOW", &self.output_allow, true)
+            .map_err(anyhow::Error::msg)?;
+        StorageAllow::parse("MERCHGEN_INPUT_S3_ALLOW", &self.input_s3_allow, false)
+            .map_err(anyhow::Error::msg)?;
         if self.max_batch == 0 {
             anyhow::bail!("MERCHGEN_MAX_BATCH must be at least 1");
         }

@@ -22,11 +22,13 @@ pub enum ErrorCode {
     Timeout,
     Cancelled,
     Internal,
+    /// A job reused the `id` of an earlier, different job whose result is stored.
+    JobIdConflict,
 }
 
 impl ErrorCode {
     /// Every code, in the order they were published.
-    pub const ALL: [ErrorCode; 11] = [
+    pub const ALL: [ErrorCode; 12] = [
         ErrorCode::InvalidInput,
         ErrorCode::InputFetchFailed,
         ErrorCode::InputTooLarge,
@@ -38,6 +40,7 @@ impl ErrorCode {
         ErrorCode::Timeout,
         ErrorCode::Cancelled,
         ErrorCode::Internal,
+        ErrorCode::JobIdConflict,
     ];
 
     /// The wire string, e.g. `invalid_input`.
@@ -54,6 +57,7 @@ impl ErrorCode {
             ErrorCode::Timeout => "timeout",
             ErrorCode::Cancelled => "cancelled",
             ErrorCode::Internal => "internal",
+            ErrorCode::JobIdConflict => "job_id_conflict",
         }
     }
 
@@ -62,7 +66,10 @@ impl ErrorCode {
     pub fn retryable(self) -> bool {
         !matches!(
             self,
-            ErrorCode::InvalidInput | ErrorCode::InputTooLarge | ErrorCode::MockupFailed
+            ErrorCode::InvalidInput
+                | ErrorCode::InputTooLarge
+                | ErrorCode::MockupFailed
+                | ErrorCode::JobIdConflict
         )
     }
 }
@@ -153,7 +160,8 @@ mod tests {
                 "upload_failed",
                 "timeout",
                 "cancelled",
-                "internal"
+                "internal",
+                "job_id_conflict"
             ]
         );
         for c in ErrorCode::ALL {

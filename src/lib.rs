@@ -1,7 +1,8 @@
 //! merchgen: a serverless GPU worker that turns jobs into generated designs, product mockups,
-//! stored outputs and a signed completion webhook. See DESIGN.md in the shared folder and README.md.
+//! stored outputs and a signed completion webhook. See README.md and docs/.
 
 pub mod app;
+pub mod backoff;
 pub mod cli;
 pub mod commands;
 pub mod config;

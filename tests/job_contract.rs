@@ -374,3 +374,73 @@ fn webhook_to_a_range_opened_by_the_allow_list_passes_validation() {
     let err = run("http://169.254.169.254/").unwrap_err();
     assert_eq!(err.field.as_deref(), Some("webhook.url"));
 }
+
+/// Limits of a remote door with these allow-lists (`MERCHGEN_OUTPUT_ALLOW`,
+/// `MERCHGEN_INPUT_S3_ALLOW`), as `Config::limits` builds them.
+fn remote_limits(output: &[&str], input: &[&str]) -> Limits {
+    use merchgen::job::allow::StorageAllow;
+    let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    Limits {
+        output_allow: Some(
+            StorageAllow::parse("MERCHGEN_OUTPUT_ALLOW", &owned(output), true).unwrap(),
+        ),
+        input_s3_allow: Some(
+            StorageAllow::parse("MERCHGEN_INPUT_S3_ALLOW", &owned(input), false).unwrap(),
+        ),
+        ..Limits::default()
+    }
+}
+
+fn field_of(job: serde_json::Value, limits: &Limits) -> Result<(), (ErrorCode, Option<String>)> {
+    let spec = parse::job_from_slice(job.to_string().as_bytes()).unwrap();
+    validate::validate(spec, "d", limits, &GenerationDefaults::default())
+        .map(|_| ())
+        .map_err(|e| (e.code, e.field))
+}
+
+#[test]
+fn remote_jobs_write_only_where_the_operator_allows() {
+    let dest = |d: &str| serde_json::json!({"prompt": "x", "output": {"destination": d}});
+    let refused = Err((
+        ErrorCode::InvalidInput,
+        Some("output.destination".to_owned()),
+    ));
+    // Nothing set: any bucket, no local folder.
+    let open = remote_limits(&[], &[]);
+    assert_eq!(field_of(dest("s3://any/where"), &open), Ok(()));
+    assert_eq!(field_of(dest("/etc/cron.d"), &open), refused);
+    assert_eq!(field_of(dest("inline"), &open), Ok(()));
+    // A list: only its buckets, prefixes and folders.
+    let listed = remote_limits(&["s3://shop/orders", "/srv/merchgen"], &[]);
+    assert_eq!(field_of(dest("s3://shop/orders/2026"), &listed), Ok(()));
+    assert_eq!(field_of(dest("s3://shop/secrets"), &listed), refused);
+    assert_eq!(field_of(dest("s3://other/orders"), &listed), refused);
+    assert_eq!(field_of(dest("/srv/merchgen/out"), &listed), Ok(()));
+    assert_eq!(field_of(dest("/srv/merchgen/../../etc"), &listed), refused);
+    // `merchgen invoke` (no allow-lists) keeps today's freedom.
+    assert_eq!(field_of(dest("/tmp/anywhere"), &Limits::default()), Ok(()));
+}
+
+#[test]
+fn remote_jobs_read_s3_inputs_only_from_allowed_buckets() {
+    let design =
+        |s3: &str| serde_json::json!({"design": {"s3": s3}, "mockups": {"products": ["mug"]}});
+    let photo = |s3: &str| serde_json::json!({"prompt": "x", "image": {"s3": s3}});
+    let limits = remote_limits(&[], &["s3://uploads/customers"]);
+    assert_eq!(
+        field_of(design("s3://uploads/customers/a.png"), &limits),
+        Ok(())
+    );
+    assert_eq!(
+        field_of(design("s3://private/keys.png"), &limits),
+        Err((ErrorCode::InvalidInput, Some("design.s3".to_owned())))
+    );
+    assert_eq!(
+        field_of(photo("s3://uploads/other/a.png"), &limits),
+        Err((ErrorCode::InvalidInput, Some("image.s3".to_owned())))
+    );
+    assert_eq!(
+        field_of(design("s3://private/keys.png"), &remote_limits(&[], &[])),
+        Ok(())
+    );
+}

@@ -108,6 +108,34 @@ async fn lambda_deadline_header_in_1970_does_not_cancel_the_job() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lambda_short_deadline_ends_a_slow_job_as_timeout_before_lambda_would_kill_it() {
+    // Six seconds, three of them kept free to answer: the job gets about three.
+    let api = RuntimeApi::start_with(Options {
+        timeout: Some(Duration::from_secs(6)),
+        ..Options::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let lambda = start(api.env().into_iter().collect(), &[], &dir);
+    let slow = json!({"id": "slow-lambda", "prompt": "a slow job", "width": 512, "height": 512,
+                      "num_inference_steps": 50, "output": {"destination": "inline"}});
+    api.invoke("inv-short", slow);
+    let answer = api.answer("inv-short", ANSWER).await;
+    assert_eq!(answer.kind, "response", "{:?}\n{}", answer, lambda.logs());
+    assert_eq!(answer.body["status"], "failed", "{}", answer.body);
+    assert_eq!(answer.body["error"]["code"], "timeout", "{}", answer.body);
+    assert!(
+        lambda.logs().contains("reached its deadline"),
+        "{}",
+        lambda.logs()
+    );
+    // The environment keeps serving after a timed-out job.
+    api.invoke("inv-after", tiny_job("after-timeout"));
+    let answer = api.answer("inv-after", ANSWER).await;
+    assert_eq!(answer.body["status"], "succeeded", "{}", answer.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lambda_runtime_api_without_extensions_api_serves_jobs_without_graceful_shutdown() {
     let api = RuntimeApi::start_with(Options {
         no_extensions_api: true,

@@ -333,6 +333,41 @@ async fn runpod_job_stop_ends_the_job_within_one_step_and_sigterm_settles_the_jo
 }
 
 /// The text without ANSI colour sequences (`ESC [ ... m`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runpod_execution_timeout_of_the_request_ends_the_job_as_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path(), 23);
+    let platform = Platform::start().await;
+    let slow = json!({"prompt": "slow", "width": 512, "height": 512, "num_inference_steps": 50});
+    platform.script_take([
+        Reply::Json(json!({"id": "too-slow", "input": slow, "policy": {"executionTimeout": 1000}})),
+        job(
+            "next",
+            json!({"prompt": "x", "width": 64, "height": 64, "num_inference_steps": 1}),
+        ),
+    ]);
+    let log = dir.path().join("worker.log");
+    let mut child = spawn(&model, &platform, &[], &log);
+    platform
+        .until(WAIT, "both jobs settle", |p| {
+            !p.results("too-slow").is_empty() && !p.results("next").is_empty()
+        })
+        .await;
+    let logs = std::fs::read_to_string(&log).unwrap_or_default();
+    let error = platform.results("too-slow")[0].error();
+    assert_eq!(
+        error.as_ref().map(|e| e["code"].clone()),
+        Some(json!("timeout")),
+        "{error:?}\n{logs}"
+    );
+    assert!(
+        platform.results("next")[0].json()["output"]["status"] == "succeeded",
+        "the worker goes on after a timed-out job\n{logs}"
+    );
+    sigterm(&child);
+    assert_eq!(wait_exit(&mut child, WAIT), 0, "{logs}");
+}
+
 fn strip_ansi(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars();

@@ -1,7 +1,8 @@
 //! `merchgen sqs` as a real process against moto's SQS and S3 on loopback, on the tiny model:
 //! how each kind of message is settled (success, invalid input, poison, retryable failure, claim
-//! check), and SIGTERM during a job (released at once when the grace period is over; finished
-//! and deleted within it). `make test` provides moto; without it these tests skip (or fail,
+//! check), poison moved to the dead-letter queue at once, a job past `MERCHGEN_JOB_TIMEOUT`
+//! ending as `timeout` and in the dead-letter queue, and SIGTERM during a job (released at once
+//! when the grace period is over; finished and deleted within it). `make test` provides moto; without it these tests skip (or fail,
 //! under `MERCHGEN_REQUIRE_PEERS=1`).
 
 mod aws_support;
@@ -184,7 +185,7 @@ async fn sqs_sigterm_during_a_job_loses_nothing() {
         first.logs()
     );
     assert!(
-        first.logs().contains("releasing its message"),
+        first.logs().contains("grace period over"),
         "{}",
         first.logs()
     );
@@ -227,6 +228,102 @@ async fn sqs_sigterm_during_a_job_loses_nothing() {
         events.contains(&("job.completed".into(), id.clone(), false)),
         "{events:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_poison_is_moved_to_the_dead_letter_queue_at_once() {
+    let Some(endpoint) = aws_support::moto() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let sqs = aws_support::sqs(&endpoint).await;
+    // The template's redrive policy: five receives before SQS itself would dead-letter it.
+    let Queues { url, dlq_url } = aws_support::queues(&sqs, "merchgen-poison", 5).await;
+    let poison_id = aws_support::send(&sqs, &url, "this is not JSON").await;
+    let mut env = aws_support::sqs_env(&endpoint, &url, "inline");
+    // The default visibility (120 s): a poison message left alone would cycle for ten minutes.
+    env.remove("MERCHGEN_SQS_VISIBILITY_SECS");
+    env.remove("MERCHGEN_SQS_HEARTBEAT_SECS");
+    env.insert("MERCHGEN_MODEL".into(), "none".into());
+    let consumer = Merchgen::start(&["sqs"], &env, &dir.path().join("sqs.log"));
+    aws_support::wait_until(
+        Duration::from_secs(30),
+        "the poison message in the dead-letter queue",
+        || async {
+            aws_support::counts(&sqs, &dlq_url).await.0 == 1
+                && aws_support::counts(&sqs, &url).await == (0, 0, 0)
+        },
+    )
+    .await;
+    let dead = sqs
+        .receive_message()
+        .queue_url(&dlq_url)
+        .message_attribute_names("All")
+        .visibility_timeout(600)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].body.as_deref(), Some("this is not JSON"));
+    let attrs = dead[0].message_attributes.clone().unwrap_or_default();
+    let attr = |name: &str| {
+        attrs
+            .get(name)
+            .and_then(|a| a.string_value.clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        attr("merchgen-dead-letter-reason").contains("JSON"),
+        "{attrs:?}"
+    );
+    assert_eq!(attr("merchgen-source-queue"), url);
+    assert_eq!(attr("merchgen-source-message-id"), poison_id);
+    assert_eq!(attr("merchgen-receive-count"), "1");
+    consumer.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_a_job_past_its_timeout_ends_as_timeout_and_reaches_the_dead_letter_queue() {
+    let Some(endpoint) = aws_support::moto() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = aws_support::bucket(&endpoint, "merchgen-timeout").await;
+    let sqs = aws_support::sqs(&endpoint).await;
+    let Queues { url, dlq_url } = aws_support::queues(&sqs, "merchgen-timeout", 1).await;
+    let peers = peers().await;
+    let id = format!("slow-{}", aws_support::short_id());
+    let job = json!({"id": id, "prompt": "a slow job", "width": 512, "height": 512, "num_inference_steps": 50,
+                     "webhook": {"url": peers.url("/hooks"), "events": ["failed"]}});
+    send_job(&sqs, &url, job.clone()).await;
+    let mut env = aws_support::sqs_env(&endpoint, &url, &format!("s3://{bucket}/out"));
+    env.insert("MERCHGEN_JOB_TIMEOUT".into(), "1".into());
+    let consumer = Merchgen::start(&["sqs"], &env, &dir.path().join("sqs.log"));
+    aws_support::wait_until(
+        Duration::from_secs(120),
+        "the timed-out job in the dead-letter queue",
+        || async { aws_support::counts(&sqs, &dlq_url).await.0 == 1 },
+    )
+    .await;
+    let failed: Vec<Value> = peers
+        .requests()
+        .iter()
+        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+        .filter(|b| b["type"] == "job.failed")
+        .collect();
+    assert!(!failed.is_empty(), "{}", consumer.logs());
+    assert_eq!(failed[0]["data"]["error"]["code"], "timeout", "{failed:?}");
+    assert!(
+        consumer.logs().contains("reached its deadline"),
+        "{}",
+        consumer.logs()
+    );
+    assert!(object(&endpoint, &bucket, &format!("out/{id}/result.json"))
+        .await
+        .is_none_or(|r| r["status"] != "succeeded"));
+    consumer.terminate();
 }
 
 fn kv(pairs: &[(&str, &str)]) -> HashMap<String, String> {

@@ -4,9 +4,9 @@
 use crate::app::{self, Door};
 use crate::config::Config;
 use crate::engine::NoiseOverride;
+use crate::intake::claim_check::ClaimCheck;
 use crate::intake::lambda::handler::LambdaDoor;
 use crate::intake::local;
-use crate::intake::sqs::claim_check::ClaimCheck;
 use crate::job::outcome::JobOutcome;
 use crate::job::parse::EventShape;
 use crate::worker::Worker;
@@ -94,7 +94,11 @@ pub async fn run(config: &Config, file: &Path, out: &str, debug: DebugFiles<'_>)
     };
     let shape = event.shape;
     if shape == EventShape::SqsBatch {
-        let door = LambdaDoor::new(worker, ClaimCheck::new(config.output_config()));
+        let door = LambdaDoor::new(
+            worker,
+            ClaimCheck::new(config.output_config()),
+            crate::intake::runtime::RunRules::from_config(config),
+        );
         return match local::run_sqs_batch(&door, &bytes).await {
             Ok((answer, ok)) => print_outcomes(&answer, ok),
             Err(e) => print_outcomes(
@@ -103,7 +107,12 @@ pub async fn run(config: &Config, file: &Path, out: &str, debug: DebugFiles<'_>)
             ),
         };
     }
-    let outcomes = local::run(&worker, event).await;
+    let outcomes = local::run(
+        &worker,
+        event,
+        &crate::intake::runtime::RunRules::from_config(config),
+    )
+    .await;
     let ok = outcomes.iter().all(|(_, o)| o.succeeded());
     print_outcomes(&local::render(shape, &outcomes), ok)
 }

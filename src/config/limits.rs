@@ -84,6 +84,8 @@ mod tests {
             config.limits(),
             Limits {
                 addresses: config.limits().addresses,
+                output_allow: config.limits().output_allow,
+                input_s3_allow: config.limits().input_s3_allow,
                 ..Limits::default()
             }
         );

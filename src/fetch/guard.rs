@@ -1,4 +1,4 @@
-//! Which addresses outbound requests may reach (SSRF guard, DESIGN §6), shared by input fetching
+//! Which addresses outbound requests may reach (SSRF guard), shared by input fetching
 //! and webhook delivery. Pure: classifies IP addresses and URL hosts; resolving names is
 //! `resolve`'s job, so the check happens on the address actually connected to.
 

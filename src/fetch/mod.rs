@@ -1,4 +1,4 @@
-//! Input fetching (DESIGN §6): every `ImageSource` (URL, `s3://`, base64 / `data:`, local path)
+//! Input fetching: every `ImageSource` (URL, `s3://`, base64 / `data:`, local path)
 //! to bytes under a byte cap, and bytes to a bounded, EXIF-oriented RGBA image.
 //!
 //! Owns the SSRF guard (`guard`, `resolve`) that webhook delivery shares. Must not know about

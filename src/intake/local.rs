@@ -3,14 +3,17 @@
 //! SQS batches go through the Lambda door's record handling (claim checks, poison messages,
 //! the same `batchItemFailures`), so a sample event behaves here as it would on Lambda.
 
+use crate::backoff::Backoff;
 use crate::error::JobError;
 use crate::intake::lambda::deadline::Deadline;
 use crate::intake::lambda::handler::{LambdaDoor, RecordResult};
-use crate::intake::source::{self, Backoff, Settlement};
+use crate::intake::runtime::source::{self, Settlement};
+use crate::intake::runtime::{self, RunRules};
 use crate::job::outcome::JobOutcome;
 use crate::job::parse::{self, Delivery, EventShape};
 use crate::worker::{JobRequest, Worker};
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 /// An event file, parsed into its shape and jobs.
 pub struct EventFile {
@@ -25,10 +28,7 @@ pub fn read_event(bytes: &[u8]) -> Result<EventFile, JobError> {
 }
 
 /// Delays do not matter here: only whether a record is reported.
-const NO_BACKOFF: Backoff = Backoff {
-    base: std::time::Duration::ZERO,
-    max: std::time::Duration::ZERO,
-};
+const NO_BACKOFF: Backoff = Backoff::NONE;
 
 /// True when any job of the file may generate (so the model must be loaded): it has a prompt,
 /// or its body is only known after reading it (a claim check) or not a job object at all.
@@ -38,14 +38,18 @@ pub fn needs_model(file: &EventFile) -> bool {
     })
 }
 
-/// Run every job of the file in order; returns (delivery id, outcome) pairs.
-pub async fn run(worker: &Worker, file: EventFile) -> Vec<(String, JobOutcome)> {
+/// Run every job of the file in order, each through the door runtime (`MERCHGEN_JOB_TIMEOUT`
+/// applies here too); returns (delivery id, outcome) pairs.
+pub async fn run(worker: &Worker, file: EventFile, rules: &RunRules) -> Vec<(String, JobOutcome)> {
+    let shutdown = CancellationToken::new();
     let mut outcomes = Vec::with_capacity(file.deliveries.len());
     for d in file.deliveries {
         let id = d
             .delivery_id
             .unwrap_or_else(|| format!("local-{}", uuid::Uuid::new_v4()));
-        let outcome = worker.handle(JobRequest::new(d.body, id.clone())).await;
+        let req = JobRequest::new(d.body, id.clone());
+        let ran = Box::pin(runtime::run_job(worker, req, &shutdown, rules)).await;
+        let outcome = ran.into_outcome(&id);
         outcomes.push((id, outcome));
     }
     outcomes

@@ -1,6 +1,7 @@
 //! The job contract: wire types (`spec`), parsing and event shapes (`parse`), validation into
 //! `ValidJob` (`validate`), style presets (`styles`) and the outcome every door reports (`outcome`).
 
+pub mod allow;
 pub mod finishing;
 pub mod outcome;
 pub mod parse;

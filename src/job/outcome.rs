@@ -1,4 +1,4 @@
-//! The outcome of a job (DESIGN §3): what every door reports and what `result.json` stores.
+//! The outcome of a job: what every door reports and what `result.json` stores.
 
 use crate::encode::OutputFormat;
 use crate::error::JobError;
@@ -137,6 +137,10 @@ pub struct JobOutcome {
     pub replayed: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<WebhookReport>,
+    /// SHA-256 of the job this outcome answers (see `ValidJob::spec_sha256`); `result.json`
+    /// keeps it so that a different job reusing the id is refused (`job_id_conflict`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_sha256: Option<String>,
 }
 
 impl JobOutcome {
@@ -154,6 +158,7 @@ impl JobOutcome {
             error: Some(error),
             replayed: false,
             webhook: None,
+            job_sha256: None,
         }
     }
 

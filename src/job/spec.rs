@@ -1,4 +1,4 @@
-//! Wire types of a job, exactly as a client sends them (DESIGN §2). Unknown fields are refused.
+//! Wire types of a job, exactly as a client sends them. Unknown fields are refused.
 //! Nothing here checks ranges: that is `validate`'s job, so every door gets the same checks.
 
 use crate::encode::OutputFormat;
@@ -68,7 +68,18 @@ pub struct ImageSourceSpec {
     pub path: Option<String>,
     /// Image-to-image only: `cover` (centre-crop, default) or `contain` (pad) to the target size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fit: Option<crate::engine::flux::img2img::ImageFit>,
+    pub fit: Option<ImageFit>,
+}
+
+/// How an image-to-image photo is brought to the target size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageFit {
+    /// Scale to cover the target, centre-crop the rest.
+    #[default]
+    Cover,
+    /// Scale to fit inside the target, pad with white.
+    Contain,
 }
 
 /// Products to render the design onto.

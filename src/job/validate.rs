@@ -1,6 +1,7 @@
 //! Turns a `JobSpec` into a `ValidJob`, or an `invalid_input` error naming the field, before any
 //! work starts. Pure: no I/O, no clock except the seed drawn when a job gives none.
 
+use super::allow::StorageAllow;
 use super::spec::{FitMode, ImageSourceSpec, JobSpec, MockupsSpec, WebhookEventKind, WebhookSpec};
 use super::styles;
 use crate::encode::OutputFormat;
@@ -21,6 +22,11 @@ pub struct Limits {
     pub max_job_pixels: u64,
     /// Which literal addresses a webhook URL may name (`MERCHGEN_FETCH_ALLOW` opens ranges).
     pub addresses: AddressPolicy,
+    /// Where `output.destination` may point (`MERCHGEN_OUTPUT_ALLOW`); `None`: anywhere
+    /// (`merchgen invoke`, run by the operator).
+    pub output_allow: Option<StorageAllow>,
+    /// Which buckets `image.s3` / `design.s3` may read (`MERCHGEN_INPUT_S3_ALLOW`); `None`: any.
+    pub input_s3_allow: Option<StorageAllow>,
 }
 
 impl Default for Limits {
@@ -35,6 +41,8 @@ impl Default for Limits {
             max_print_dpi: 600,
             max_job_pixels: 400_000_000,
             addresses: AddressPolicy::default(),
+            output_allow: None,
+            input_s3_allow: None,
         }
     }
 }
@@ -95,7 +103,7 @@ pub struct ValidGeneration {
 pub struct InitImage {
     pub source: ImageSource,
     pub strength: f64,
-    pub fit: crate::engine::flux::img2img::ImageFit,
+    pub fit: crate::job::spec::ImageFit,
 }
 
 /// Products to render.
@@ -140,6 +148,17 @@ pub struct ValidJob {
     pub finishing: super::finishing::Finishing,
     pub output: ValidOutput,
     pub webhook: Option<ValidWebhook>,
+    /// SHA-256 (hex) of the job as the client sent it (parsed, re-serialised in field order, so
+    /// whitespace and key order do not count), recorded in `result.json`: a redelivery under
+    /// the same id is answered from there only when this matches.
+    pub spec_sha256: String,
+}
+
+/// The fingerprint of a parsed job (see `ValidJob::spec_sha256`).
+pub fn spec_sha256(spec: &JobSpec) -> String {
+    use sha2::{Digest, Sha256};
+    let bytes = serde_json::to_vec(spec).expect("a JobSpec always serializes");
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// Validate a job. `default_id` is the delivery's id (RunPod job id, SQS message id, a UUID).
@@ -150,6 +169,7 @@ pub fn validate(
     defaults: &GenerationDefaults,
 ) -> Result<ValidJob, JobError> {
     let id = validate_id(spec.id.as_deref().unwrap_or(default_id))?;
+    let spec_sha256 = spec_sha256(&spec);
     let output = validate_output(&spec, limits)?;
     let mockups = spec
         .mockups
@@ -182,7 +202,14 @@ pub fn validate(
                     "a mockup-only job (with `design`) needs `mockups.products`",
                 ));
             }
-            (None, Some(validate_source("design", design)?))
+            (
+                None,
+                Some(validate_source(
+                    "design",
+                    design,
+                    limits.input_s3_allow.as_ref(),
+                )?),
+            )
         }
         (None, None) => {
             return Err(JobError::invalid(
@@ -202,6 +229,7 @@ pub fn validate(
         finishing,
         output,
         webhook,
+        spec_sha256,
     })
 }
 
@@ -326,7 +354,7 @@ fn validate_generation(
             "is too large: seed + num_images must fit in 64 bits",
         ));
     }
-    let init_image = validate_init_image(spec)?;
+    let init_image = validate_init_image(spec, limits)?;
     Ok(ValidGeneration {
         prompt,
         style: spec.style.clone(),
@@ -343,7 +371,7 @@ fn validate_generation(
     })
 }
 
-fn validate_init_image(spec: &JobSpec) -> Result<Option<InitImage>, JobError> {
+fn validate_init_image(spec: &JobSpec, limits: &Limits) -> Result<Option<InitImage>, JobError> {
     match (&spec.image, spec.strength) {
         (None, Some(_)) => Err(JobError::invalid(
             "strength",
@@ -359,7 +387,7 @@ fn validate_init_image(spec: &JobSpec) -> Result<Option<InitImage>, JobError> {
                 ));
             }
             Ok(Some(InitImage {
-                source: validate_source("image", image)?,
+                source: validate_source("image", image, limits.input_s3_allow.as_ref())?,
                 strength,
                 fit: image.fit.unwrap_or_default(),
             }))
@@ -468,7 +496,7 @@ fn validate_output(spec: &JobSpec, limits: &Limits) -> Result<ValidOutput, JobEr
     in_range("output.jpeg_quality", u32::from(jpeg_quality), 1, 100)?;
     let destination = o
         .destination
-        .map(|d| validate_destination(&d))
+        .map(|d| validate_destination(&d, limits.output_allow.as_ref()))
         .transpose()?;
     Ok(ValidOutput {
         format: o.format.unwrap_or_default(),
@@ -478,7 +506,7 @@ fn validate_output(spec: &JobSpec, limits: &Limits) -> Result<ValidOutput, JobEr
     })
 }
 
-fn validate_destination(d: &str) -> Result<String, JobError> {
+fn validate_destination(d: &str, allow: Option<&StorageAllow>) -> Result<String, JobError> {
     const FIELD: &str = "output.destination";
     if d.is_empty() || d.len() > 1024 {
         return Err(JobError::invalid(
@@ -486,18 +514,42 @@ fn validate_destination(d: &str) -> Result<String, JobError> {
             "must be `inline`, `s3://bucket/prefix` or a folder",
         ));
     }
+    if d == "inline" {
+        return Ok(d.to_owned());
+    }
     if let Some(rest) = d.strip_prefix("s3://") {
-        parse_s3(FIELD, &format!("s3://{rest}"))?;
+        let (bucket, prefix) = parse_s3(FIELD, &format!("s3://{rest}"))?;
+        if let Some(allow) = allow.filter(|a| !a.allows_s3(&bucket, &prefix)) {
+            return Err(JobError::invalid(
+                FIELD,
+                format!(
+                    "s3://{bucket}/{prefix} is outside the places this worker lets jobs write ({})",
+                    allow.setting()
+                ),
+            ));
+        }
     } else if d.contains("://") {
         return Err(JobError::invalid(
             FIELD,
             "only `s3://` URLs, `inline` or a folder are accepted",
         ));
+    } else if let Some(allow) = allow.filter(|a| !a.allows_local(d)) {
+        return Err(JobError::invalid(
+            FIELD,
+            format!(
+                "a folder is accepted from this door only under a root listed in {}",
+                allow.setting()
+            ),
+        ));
     }
     Ok(d.to_owned())
 }
 
-fn validate_source(field: &str, s: &ImageSourceSpec) -> Result<ImageSource, JobError> {
+fn validate_source(
+    field: &str,
+    s: &ImageSourceSpec,
+    s3_allow: Option<&StorageAllow>,
+) -> Result<ImageSource, JobError> {
     let given = [
         s.url.is_some(),
         s.s3.is_some(),
@@ -522,6 +574,15 @@ fn validate_source(field: &str, s: &ImageSourceSpec) -> Result<ImageSource, JobE
             return Err(JobError::invalid(
                 format!("{field}.s3"),
                 "must name an object: s3://bucket/key",
+            ));
+        }
+        if let Some(allow) = s3_allow.filter(|a| !a.allows_s3(&bucket, &key)) {
+            return Err(JobError::invalid(
+                format!("{field}.s3"),
+                format!(
+                    "s3://{bucket}/{key} is outside the buckets this worker lets jobs read ({})",
+                    allow.setting()
+                ),
             ));
         }
         return Ok(ImageSource::S3 { bucket, key });

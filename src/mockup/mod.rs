@@ -2,7 +2,7 @@
 //! any custom template) in a fraction of a second. Pure CPU compositing over in-memory images:
 //! no async, and no I/O except `MockupLibrary::load`, which reads custom templates once.
 //!
-//! Pipeline per mockup (DESIGN.md §8): tint the product region to the colour variant; place the
+//! Pipeline per mockup: tint the product region to the colour variant; place the
 //! design in the print area (`fit` or `cover`); warp it (homography for a quad, cylinder map for
 //! mugs) with bilinear sampling in premultiplied alpha over the print area's bounding box only,
 //! shifted by the displacement map; multiply the shading map and hard-light the highlight map;

@@ -1,5 +1,6 @@
-//! The key layout of DESIGN §4, relative to a sink's prefix, and the check every sink applies
-//! to a key before using it. Pure string work: no I/O.
+//! The output key layout (`{id}/images/…`, `{id}/mockups/…`, `{id}/print/…`,
+//! `{id}/result.json`), relative to a sink's prefix, and the check every sink applies to a key
+//! before using it. Pure string work: no I/O.
 
 use super::OutputError;
 

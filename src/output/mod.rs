@@ -1,4 +1,4 @@
-//! Where a job's files go (DESIGN §4): one async `OutputSink` trait with an S3 sink (any
+//! Where a job's files go: one async `OutputSink` trait with an S3 sink (any
 //! S3-compatible endpoint), a local-folder sink and an inline (base64) sink, the key layout
 //! (`keys`) and the `result.json` idempotency helper (`result`).
 //!
@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 pub use inline::InlineSink;
 pub use local::LocalSink;
-pub use result::{load_succeeded, store_result};
+pub use result::{load_succeeded, refresh_urls, store_result};
 pub use s3::S3Sink;
 
 /// The input field that names the destination; output errors point at it.
@@ -42,6 +42,13 @@ pub trait OutputSink: Send + Sync {
 
     /// Human description for logs (never a secret or a signed URL).
     fn describe(&self) -> String;
+
+    /// A fresh URL for an object stored earlier (`full_key` as `StoredObject::key` gave it), for
+    /// a replayed outcome whose presigned URLs may have expired; `None`: its URL does not expire.
+    async fn fresh_url(&self, full_key: &str) -> Result<Option<String>, OutputError> {
+        let _ = full_key;
+        Ok(None)
+    }
 
     /// Whether stored objects outlive the job. `result.json` is only written to, and read
     /// from, sinks that keep it (not `inline`).

@@ -1,5 +1,5 @@
 //! `result.json`: written last, read first. A redelivered job whose stored outcome says
-//! `succeeded` is answered from it instead of being generated again (DESIGN §4).
+//! `succeeded` is answered from it instead of being generated again.
 
 use super::{keys, OutputError, OutputSink};
 use crate::job::JobOutcome;
@@ -26,6 +26,28 @@ pub async fn load_succeeded(sink: &dyn OutputSink, job_id: &str) -> Option<JobOu
         Err(e) => {
             tracing::warn!(job_id, error = %e, "stored result.json does not parse; running the job");
             None
+        }
+    }
+}
+
+/// Give every stored file of a replayed `outcome` a fresh URL (presigned URLs expire). A URL
+/// that cannot be renewed keeps the old one (logged).
+pub async fn refresh_urls(sink: &dyn OutputSink, outcome: &mut JobOutcome) {
+    let keys = outcome
+        .images
+        .iter_mut()
+        .map(|i| (&i.key, &mut i.url))
+        .chain(outcome.mockups.iter_mut().map(|m| (&m.key, &mut m.url)));
+    for (key, url) in keys {
+        if url.is_none() {
+            continue;
+        }
+        match sink.fresh_url(key).await {
+            Ok(Some(fresh)) => *url = Some(fresh),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "could not renew a stored file's URL; the old one is returned")
+            }
         }
     }
 }

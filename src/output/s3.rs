@@ -120,6 +120,10 @@ impl OutputSink for S3Sink {
         })
     }
 
+    async fn fresh_url(&self, full_key: &str) -> Result<Option<String>, OutputError> {
+        self.url_for(full_key).await.map(Some)
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, OutputError> {
         keys::check(key)?;
         let full = keys::join(&self.prefix, key);

@@ -1,4 +1,4 @@
-//! Webhook events: the body `{"type", "timestamp", "data"}` (DESIGN §5), its Standard Webhooks
+//! Webhook events: the body `{"type", "timestamp", "data"}`, its Standard Webhooks
 //! signature, and a message id that is stable per job and event, so a receiver can deduplicate
 //! retries and redeliveries.
 

@@ -4,8 +4,9 @@
 //! it may carry the receiver's token.
 
 use super::event::{signature, WebhookEvent};
-use super::retry::{self, Backoff};
+use super::retry;
 use super::{Notifier, WebhookConfig};
+use crate::backoff::Backoff;
 use crate::fetch::guard::{self, AddressPolicy, UrlRefusal};
 use crate::fetch::resolve;
 use crate::job::outcome::WebhookReport;
@@ -210,7 +211,7 @@ impl Notifier for HttpNotifier {
                 }
             };
             if n < max_attempts {
-                tokio::time::sleep(backoff.delay(n, retry_after)).await;
+                tokio::time::sleep(backoff.jittered(n, retry_after)).await;
             }
         }
         report

@@ -1,4 +1,4 @@
-//! Signed completion webhooks (DESIGN §5): Standard Webhooks headers and HMAC signature, only
+//! Signed completion webhooks: Standard Webhooks headers and HMAC signature, only
 //! the events a job subscribed to, bounded retries, no redirects, and the same address rules as
 //! input fetching.
 //!

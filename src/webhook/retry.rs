@@ -1,31 +1,7 @@
-//! When to try a webhook again: which answers are worth a retry, exponential backoff with full
-//! jitter, and `Retry-After` (seconds or an HTTP date) honoured up to the backoff cap.
+//! When to try a webhook again: which answers are worth a retry, and `Retry-After` (seconds or
+//! an HTTP date). The delays themselves are `crate::backoff::Backoff::jittered`.
 
-use rand::Rng;
 use std::time::{Duration, SystemTime};
-
-/// Backoff bounds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
-    pub base: Duration,
-    pub max: Duration,
-}
-
-impl Backoff {
-    /// The delay before attempt `attempt + 1` (after `attempt` failures, from 1): a uniform draw
-    /// in `0..=min(max, base * 2^(attempt-1))` (full jitter), raised to `Retry-After` when the
-    /// server gave one, and never above `max`.
-    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let exp = self
-            .base
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
-            .min(self.max);
-        let jittered = rand::rng().random_range(Duration::ZERO..=exp);
-        retry_after
-            .map_or(jittered, |ra| jittered.max(ra))
-            .min(self.max)
-    }
-}
 
 /// Whether an HTTP status is worth another attempt: 429 and 5xx only. Other 4xx will not change,
 /// and a 3xx is a failure because redirects are not followed.
@@ -46,32 +22,6 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn delay_stays_within_exponential_cap() {
-        let b = Backoff {
-            base: Duration::from_millis(100),
-            max: Duration::from_millis(1000),
-        };
-        for _ in 0..50 {
-            assert!(b.delay(1, None) <= Duration::from_millis(100));
-            assert!(b.delay(3, None) <= Duration::from_millis(400));
-            assert!(b.delay(30, None) <= Duration::from_millis(1000));
-        }
-    }
-
-    #[test]
-    fn delay_honours_retry_after_up_to_max() {
-        let b = Backoff {
-            base: Duration::from_millis(1),
-            max: Duration::from_secs(10),
-        };
-        assert!(b.delay(1, Some(Duration::from_secs(3))) >= Duration::from_secs(3));
-        assert_eq!(
-            b.delay(1, Some(Duration::from_secs(60))),
-            Duration::from_secs(10)
-        );
-    }
 
     #[test]
     fn retry_after_parses_seconds_and_dates() {

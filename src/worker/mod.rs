@@ -25,6 +25,17 @@ mod images;
 mod mockups;
 mod rejected;
 
+/// A job cancelled at or after its deadline timed out; the error says so.
+fn past_deadline(error: JobError, req: &JobRequest) -> JobError {
+    match req.deadline {
+        Some(at) if error.code == ErrorCode::Cancelled && Instant::now() >= at => JobError::new(
+            ErrorCode::Timeout,
+            "the job ran past its deadline (MERCHGEN_JOB_TIMEOUT, the door's execution timeout or the function's remaining time) and was stopped",
+        ),
+        _ => error,
+    }
+}
+
 /// One job as a door hands it over.
 #[derive(Debug)]
 pub struct JobRequest {
@@ -36,6 +47,9 @@ pub struct JobRequest {
     pub received: Instant,
     /// Set to cancel between denoising steps.
     pub cancel: Arc<AtomicBool>,
+    /// When the job must be done (the door runtime cancels it then): a job cancelled after it
+    /// ends as `timeout`, not `cancelled`.
+    pub deadline: Option<Instant>,
     /// Receives denoising progress when the door reports it.
     pub progress: Option<tokio::sync::mpsc::UnboundedSender<Progress>>,
     /// Output settings the door brings for this delivery (RunPod's bucket or `s3Config`);
@@ -58,6 +72,7 @@ impl JobRequest {
             delivery_id: delivery_id.into(),
             received: Instant::now(),
             cancel: Arc::new(AtomicBool::new(false)),
+            deadline: None,
             progress: None,
             output: None,
         }
@@ -171,7 +186,22 @@ impl Worker {
             Err(e) => return self.finish_failed(job, e).await,
         };
         if let Some(mut stored) = output::load_succeeded(sink.as_ref(), &job.id).await {
+            if stored
+                .job_sha256
+                .as_ref()
+                .is_some_and(|theirs| *theirs != job.spec_sha256)
+            {
+                let error = JobError {
+                    field: Some("id".to_owned()),
+                    ..JobError::new(
+                        ErrorCode::JobIdConflict,
+                        "id: a different job with this id has already succeeded; give each job its own id",
+                    )
+                };
+                return self.finish_failed(job, error).await;
+            }
             tracing::info!(job_id = %job.id, "already succeeded; answering from result.json");
+            output::refresh_urls(sink.as_ref(), &mut stored).await;
             stored.replayed = true;
             if let Some(hook) = &job.webhook {
                 stored.webhook = Some(
@@ -191,7 +221,7 @@ impl Worker {
         }
         match self.produce(job, req, sink.as_ref()).await {
             Ok(outcome) => self.finish_succeeded(job, outcome, sink.as_ref()).await,
-            Err(e) => self.finish_failed(job, e).await,
+            Err(e) => self.finish_failed(job, past_deadline(e, req)).await,
         }
     }
 
@@ -345,7 +375,14 @@ impl Worker {
                 Some(InitImage {
                     image,
                     strength: init.strength,
-                    fit: init.fit,
+                    fit: match init.fit {
+                        crate::job::spec::ImageFit::Cover => {
+                            crate::engine::flux::img2img::ImageFit::Cover
+                        }
+                        crate::job::spec::ImageFit::Contain => {
+                            crate::engine::flux::img2img::ImageFit::Contain
+                        }
+                    },
                 })
             }
             None => None,
@@ -422,6 +459,7 @@ impl Worker {
         mut outcome: JobOutcome,
         sink: &dyn OutputSink,
     ) -> JobOutcome {
+        outcome.job_sha256 = Some(job.spec_sha256.clone());
         // result.json is written after every output, so its presence means the job is complete.
         if let Err(e) = output::store_result(sink, &outcome).await {
             return self.finish_failed(job, e.into()).await;

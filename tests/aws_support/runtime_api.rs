@@ -31,6 +31,8 @@ pub struct Options {
     /// Send this `lambda-runtime-deadline-ms` instead of ten minutes from now (cargo-lambda's
     /// emulator sends 600000).
     pub constant_deadline_ms: Option<u64>,
+    /// Give each invocation this long (Lambda's function timeout) instead of ten minutes.
+    pub timeout: Option<Duration>,
     /// Answer the Extensions API with 404, as a Runtime API without it does.
     pub no_extensions_api: bool,
     /// Give `AWS_LAMBDA_RUNTIME_API` as `http://host:port` (as emulators do).
@@ -180,7 +182,7 @@ async fn serve(mut stream: TcpStream, events: Events, state: Arc<State>) -> std:
                         .duration_since(UNIX_EPOCH)
                         .unwrap()
                         .as_millis()
-                        + 600_000
+                        + state.options.timeout.map_or(600_000, |t| t.as_millis())
                 },
                 u128::from,
             );

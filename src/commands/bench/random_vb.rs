@@ -112,7 +112,7 @@ mod tests {
             probe(|vb| flux::model::Flux::new(&flux::model::Config::schnell(), vb).map(drop))
                 .unwrap();
         let params = param_count(&shapes);
-        // FLUX.1-schnell has 11.9 billion parameters (reference/diffusion.md §5.2).
+        // FLUX.1-schnell has 11.9 billion parameters.
         assert!(
             (11_800_000_000..12_000_000_000).contains(&params),
             "{params}"

@@ -11,8 +11,7 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 
 /// How a photo is brought to the target size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ImageFit {
     /// Scale to cover the target, centre-crop the rest (diffusers' default resize then crop).
     #[default]

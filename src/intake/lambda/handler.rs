@@ -4,30 +4,34 @@
 //! out again: retryable failures, and poison messages (so the redrive policy dead-letters them).
 //! Terminal failures (invalid input) are acknowledged: the worker has sent their failure webhook.
 //!
-//! Jobs are cancelled shortly before the function's deadline, and records not started by then
-//! are reported as failures, so a timeout retries only the unfinished records. A deadline the
-//! Runtime API gives past or absurd (local emulators) is unknown: logged, and no watchdog.
+//! Jobs run through the door runtime with the function's deadline (less a margin to answer) as
+//! theirs, so they end as `timeout` shortly before Lambda would kill the environment, and
+//! records not started by then are reported as failures: a timeout retries only the unfinished
+//! records. A deadline the Runtime API gives past or absurd (local emulators) is unknown:
+//! logged, and only `MERCHGEN_JOB_TIMEOUT` applies. After a device fault the next invocation
+//! exits the process, so Lambda starts a fresh environment (and the invocation is retried by
+//! its caller or queue) instead of this one failing every job.
 
 use super::deadline::Deadline;
-use crate::intake::source::{self, Backoff, Settlement};
-use crate::intake::sqs::claim_check::ClaimCheck;
+use crate::backoff::Backoff;
+use crate::intake::claim_check::ClaimCheck;
+use crate::intake::runtime::source::{self, Settlement};
+use crate::intake::runtime::{self, RunRules};
 use crate::job::outcome::JobOutcome;
 use crate::worker::{JobRequest, Worker};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::Value;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 /// Time kept free before the function's deadline to finish a cancelled job and answer.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
 
 /// Lambda's redelivery delay is the queue's; this only satisfies `after_outcome`.
-const NO_BACKOFF: Backoff = Backoff {
-    base: Duration::ZERO,
-    max: Duration::ZERO,
-};
+const NO_BACKOFF: Backoff = Backoff::NONE;
 
 /// An invocation that cannot be answered with an outcome.
 #[derive(Debug, thiserror::Error)]
@@ -68,15 +72,29 @@ impl RecordResult {
 pub struct LambdaDoor {
     worker: Worker,
     claims: ClaimCheck,
+    rules: RunRules,
+    /// Lambda stops an environment without a shutdown signal to a job; never cancelled.
+    shutdown: CancellationToken,
+    device_broken: AtomicBool,
 }
 
 impl LambdaDoor {
-    pub fn new(worker: Worker, claims: ClaimCheck) -> Self {
-        LambdaDoor { worker, claims }
+    pub fn new(worker: Worker, claims: ClaimCheck, rules: RunRules) -> Self {
+        LambdaDoor {
+            worker,
+            claims,
+            rules,
+            shutdown: CancellationToken::new(),
+            device_broken: AtomicBool::new(false),
+        }
     }
 
     /// Answer one invocation: the outcome (direct) or an `SqsBatchResponse` (SQS event).
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, LambdaError> {
+        if self.device_broken.load(Ordering::Relaxed) {
+            tracing::error!("the device broke in an earlier invocation: exiting so that Lambda starts a fresh environment");
+            std::process::exit(1);
+        }
         let (payload, ctx) = event.into_parts();
         let deadline = Deadline::from_epoch_ms(ctx.deadline, SystemTime::now());
         if deadline == Deadline::Unknown {
@@ -183,20 +201,22 @@ impl LambdaDoor {
         (source::after_outcome(&outcome, 1, &NO_BACKOFF), Ok(outcome))
     }
 
-    /// Run a job, cancelling it when a known deadline of the function comes near.
-    async fn run_job(&self, req: JobRequest, deadline: Deadline) -> JobOutcome {
-        let Some(left) = deadline.time_left(SystemTime::now()) else {
-            return self.worker.handle(req).await;
-        };
-        let cancel = req.cancel.clone();
-        let budget = left.saturating_sub(DEADLINE_MARGIN);
-        let watchdog = tokio::spawn(async move {
-            tokio::time::sleep(budget).await;
-            tracing::warn!("the function's deadline is near: cancelling the job");
-            cancel.store(true, Ordering::Relaxed);
-        });
-        let outcome = self.worker.handle(req).await;
-        watchdog.abort();
-        outcome
+    /// Run a job through the door runtime, its deadline the function's less the margin.
+    async fn run_job(&self, mut req: JobRequest, deadline: Deadline) -> JobOutcome {
+        if let Some(left) = deadline.time_left(SystemTime::now()) {
+            req.deadline = Some(Instant::now() + left.saturating_sub(DEADLINE_MARGIN));
+        }
+        let id = req.delivery_id.clone();
+        let ran = Box::pin(runtime::run_job(
+            &self.worker,
+            req,
+            &self.shutdown,
+            &self.rules,
+        ))
+        .await;
+        if ran.stop_taking {
+            self.device_broken.store(true, Ordering::Relaxed);
+        }
+        ran.into_outcome(&id)
     }
 }

@@ -18,7 +18,8 @@ pub mod runtime_api;
 
 use crate::app::{self, Door};
 use crate::config::Config;
-use crate::intake::sqs::claim_check::ClaimCheck;
+use crate::intake::claim_check::ClaimCheck;
+use crate::intake::runtime::RunRules;
 use handler::LambdaDoor;
 use std::sync::Arc;
 
@@ -72,5 +73,6 @@ async fn init(config: &Config) -> Result<LambdaDoor, String> {
     Ok(LambdaDoor::new(
         worker,
         ClaimCheck::new(config.output_config()),
+        RunRules::from_config(config),
     ))
 }

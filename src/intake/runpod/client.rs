@@ -1,8 +1,7 @@
-//! HTTP calls to the RunPod platform with the headers runpod-python sends (reference/runpod.md
-//! §1.4, §1.8): the raw `Authorization` key, JSON bodies labelled
-//! `application/x-www-form-urlencoded` with a separate `charset` header (sic, as the SDK does),
-//! and `X-Request-ID` on posts. One attempt per call: the callers own retries and backoff.
-//! Never logs the key or a URL's query string.
+//! HTTP calls to the RunPod platform with the headers runpod-python sends: the raw `Authorization`
+//! key, JSON bodies labelled `application/x-www-form-urlencoded` with a separate `charset` header
+//! (sic, as the SDK does), and `X-Request-ID` on posts. One attempt per call: the callers own
+//! retries and backoff. Never logs the key or a URL's query string.
 
 use crate::redact::Redacted;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};

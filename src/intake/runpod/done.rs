@@ -5,7 +5,7 @@
 
 use super::client::Answer;
 use super::settings::Settings;
-use super::wire;
+use crate::intake::runpod_protocol::wire;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 

@@ -1,17 +1,18 @@
 //! One taken job, start to settlement: the `JobRequest` (cancel flag, progress channel, the
-//! job's bucket), the run with the shutdown grace period, then the result post. A job the
-//! platform stopped (job-stop) ends within one denoising step and posts nothing, as the SDK.
+//! job's bucket, its `policy.executionTimeout` as deadline), the run through the door runtime
+//! (deadline, shutdown grace period), then the result post, with `stopPod` when the device
+//! broke. A job the platform stopped (job-stop) ends within one denoising step and posts
+//! nothing, as the SDK does.
 
 use super::done;
 use super::inflight::{InFlight, Tracked};
 use super::progress;
 use super::settings::Settings;
 use super::take::TakenJob;
-use super::wire;
+use crate::intake::runpod_protocol::wire;
+use crate::intake::runtime;
 use crate::job::outcome::JobOutcome;
 use crate::worker::{JobRequest, Worker};
-use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -51,7 +52,7 @@ async fn settle(ctx: &Context, job: TakenJob, tracked: &Tracked) -> Settled {
         tracing::info!("stopped by the platform before it started");
         return Settled::Stopped;
     }
-    let outcome = execute(ctx, job, tracked).await;
+    let (outcome, stop_pod) = execute(ctx, job, tracked).await;
     if tracked.was_stopped() {
         let (steps_done, steps_at_stop) = tracked.steps();
         tracing::info!(
@@ -61,34 +62,42 @@ async fn settle(ctx: &Context, job: TakenJob, tracked: &Tracked) -> Settled {
         );
         return Settled::Stopped;
     }
-    let stop_pod = ctx.worker.device_broken();
     let body = wire::result_body(&outcome, stop_pod);
     let mut deadline = Instant::now() + ctx.settings.done_retry;
     if ctx.shutdown.is_cancelled() {
-        deadline = deadline.min(Instant::now() + ctx.settings.grace.max(Duration::from_secs(5)));
+        deadline =
+            deadline.min(Instant::now() + ctx.settings.rules.grace.max(Duration::from_secs(5)));
     }
     let accepted = done::post(&ctx.settings, &tracked.id, &body, deadline).await;
     Settled::Posted { accepted, stop_pod }
 }
 
-/// Build the request, run it (within the grace period once shutdown starts), drain progress.
-async fn execute(ctx: &Context, job: TakenJob, tracked: &Tracked) -> JobOutcome {
+/// Build the request, run it through the door runtime, drain progress. Also whether the device
+/// broke (the door then asks for this worker to be replaced).
+async fn execute(ctx: &Context, job: TakenJob, tracked: &Tracked) -> (JobOutcome, bool) {
     let output = match ctx.settings.output_for(job.s3_config.as_ref()).await {
         Ok(output) => output,
-        Err(e) => return JobOutcome::failed(job.id, e),
+        Err(e) => return (JobOutcome::failed(job.id, e), false),
     };
     let wants_progress = progress::wanted(ctx.settings.progress, &job.input);
+    let id = job.id.clone();
     let mut req = JobRequest::new(job.input, job.id);
     req.cancel = tracked.cancel.clone();
     req.output = output;
+    req.deadline = job.execution_timeout.map(|t| req.received + t);
     // Every step is counted (job-stop logs how far the job got); posted only when wanted.
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     req.progress = Some(tx);
     let poster = progress::spawn(ctx.settings.clone(), tracked.clone(), rx, wants_progress);
     // Boxed: the pipeline's future is deep, and nesting it in the door's would overflow the
     // compiler's layout depth for every crate that awaits the door.
-    let run = Box::pin(ctx.worker.handle(req));
-    let outcome = with_grace(run, &tracked.cancel, &ctx.shutdown, ctx.settings.grace).await;
+    let ran = Box::pin(runtime::run_job(
+        ctx.worker.as_ref(),
+        req,
+        &ctx.shutdown,
+        &ctx.settings.rules,
+    ))
+    .await;
     // Every progress post lands before the result, so the status never steps backwards.
     let mut poster = poster;
     if tokio::time::timeout(PROGRESS_DRAIN, &mut poster)
@@ -97,30 +106,6 @@ async fn execute(ctx: &Context, job: TakenJob, tracked: &Tracked) -> JobOutcome 
     {
         poster.abort();
     }
-    outcome
-}
-
-/// Await the job; once shutdown starts, give it `grace`, then cancel it between steps.
-async fn with_grace(
-    job: impl Future<Output = JobOutcome>,
-    cancel: &AtomicBool,
-    shutdown: &CancellationToken,
-    grace: Duration,
-) -> JobOutcome {
-    tokio::pin!(job);
-    tokio::select! {
-        outcome = &mut job => return outcome,
-        _ = shutdown.cancelled() => {}
-    }
-    tracing::info!(
-        grace_secs = grace.as_secs(),
-        "shutting down: the job in flight may finish within the grace period"
-    );
-    tokio::select! {
-        outcome = &mut job => return outcome,
-        _ = tokio::time::sleep(grace) => {}
-    }
-    tracing::warn!("grace period over: cancelling the job in flight");
-    cancel.store(true, Ordering::Relaxed);
-    job.await
+    let stop_pod = ran.stop_taking;
+    (ran.into_outcome(&id), stop_pod)
 }

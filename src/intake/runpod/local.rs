@@ -1,12 +1,12 @@
-//! RunPod's local test (reference/runpod.md §2.1): `merchgen runpod --test-input '<json>'`, or
+//! RunPod's local test: `merchgen runpod --test-input '<json>'`, or
 //! `./test_input.json` when neither that flag nor RUNPOD_WEBHOOK_GET_JOB is given. The JSON
 //! holds `input` (the merchgen job) and optionally `id` (default `local_test`) and `s3Config`.
 //! Prints the body job-done would carry; exit 0 on success, 1 on failure. No HTTP, no ping.
 
 use super::settings::Settings;
-use super::wire;
 use crate::app::{self, Door};
 use crate::config::{Config, RunpodArgs};
+use crate::intake::runpod_protocol::wire;
 use crate::job::outcome::JobOutcome;
 use crate::worker::JobRequest;
 use serde_json::Value;
@@ -78,9 +78,15 @@ async fn run_one(
             );
         }
     };
-    let mut req = JobRequest::new(input, id);
+    let mut req = JobRequest::new(input, id.clone());
     req.output = output;
-    worker.handle(req).await
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let rules = crate::intake::runtime::RunRules::from_config(config);
+    let ran = Box::pin(crate::intake::runtime::run_job(
+        &worker, req, &shutdown, &rules,
+    ))
+    .await;
+    ran.into_outcome(&id)
 }
 
 /// The test job: the flag's JSON, else `./test_input.json`; it must be an object with `input`.

@@ -1,12 +1,11 @@
 //! The RunPod serverless door (`merchgen runpod`), speaking RunPod's worker protocol as
-//! runpod-python 1.12 does (shared/reference/runpod.md §1): `urls` builds the platform URLs,
+//! runpod-python 1.12 does: `urls` builds the platform URLs,
 //! `client` makes the calls with the SDK's headers, `take` reads job-take answers, `poll` is
 //! the take loop, `job` runs and settles one job, `done` posts results until accepted,
 //! `progress` posts denoising steps, `ping` is the heartbeat, `stop` the job-stop long poll,
 //! `inflight` tracks taken jobs, `wire` the bodies, `bucket` RunPod's bucket settings, and
 //! `local` RunPod's `--test_input` mode. Nothing here knows about the device.
 
-pub mod bucket;
 pub mod client;
 pub mod done;
 pub mod inflight;
@@ -19,7 +18,6 @@ pub mod settings;
 pub mod stop;
 pub mod take;
 pub mod urls;
-pub mod wire;
 
 use crate::app::{self, Door};
 use crate::config::{Config, RunpodArgs};

@@ -1,4 +1,4 @@
-//! The heartbeat (reference/runpod.md §1.12): `GET {ping}&job_id=<ids in flight>&runpod_version=`
+//! The heartbeat: `GET {ping}&job_id=<ids in flight>&runpod_version=`
 //! right away, then every `RUNPOD_PING_INTERVAL` ms, until shutdown. The answer is ignored; a
 //! failed ping is logged and the next one goes out on time.
 

@@ -1,4 +1,4 @@
-//! The take loop (reference/runpod.md §1.5, §1.14) with one job at a time on the device: take
+//! The take loop with one job at a time on the device: take
 //! (one job, or a batch when configured), run and settle each, repeat. 204/400 mean no job; 429
 //! backs off; other failures back off with doubling pauses instead of spinning. The heartbeat
 //! and job-stop poll run beside it. SIGTERM stops taking; the job in flight gets its grace.
@@ -8,8 +8,9 @@ use super::inflight::InFlight;
 use super::job::{self, Context, Settled};
 use super::settings::Settings;
 use super::take::{self, Take, TakenJob};
-use super::{ping, stop, wire};
+use super::{ping, stop};
 use crate::error::{ErrorCode, JobError};
+use crate::intake::runpod_protocol::wire;
 use crate::job::outcome::JobOutcome;
 use crate::worker::Worker;
 use std::collections::VecDeque;
@@ -119,7 +120,7 @@ async fn settle_unstarted(ctx: &Context, job: TakenJob) {
             "the worker shut down before the job started; send it again",
         );
         let body = wire::result_body(&JobOutcome::failed(job.id.clone(), error), false);
-        let deadline = Instant::now() + ctx.settings.grace.max(Duration::from_secs(5));
+        let deadline = Instant::now() + ctx.settings.rules.grace.max(Duration::from_secs(5));
         done::post(&ctx.settings, &job.id, &body, deadline).await;
     }
     ctx.inflight.remove(&job.id);

@@ -1,4 +1,4 @@
-//! Progress updates of one job (reference/runpod.md §1.11): each denoising step becomes
+//! Progress updates of one job: each denoising step becomes
 //! `POST {job-done}&isStream=false` with `{"status": "IN_PROGRESS", "output": {...}}`. Best
 //! effort: one attempt each, steps that pile up while a post is in flight are coalesced into
 //! the latest, and nothing is posted for a job the platform stopped.
@@ -6,9 +6,9 @@
 use super::client::Answer;
 use super::inflight::Tracked;
 use super::settings::Settings;
-use super::wire;
 use crate::config::RunpodProgress;
 use crate::engine::thread::Progress;
+use crate::intake::runpod_protocol::wire;
 use serde_json::Value;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

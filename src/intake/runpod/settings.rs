@@ -1,11 +1,12 @@
 //! The door's resolved settings: URLs, client, timings and output choices, built once from
 //! `RunpodArgs` and shared by the take loop and its background tasks.
 
-use super::bucket::{Bucket, BucketVars};
 use super::client::PlatformClient;
 use super::urls::Urls;
 use crate::config::{Config, RunpodArgs, RunpodProgress};
 use crate::fetch::guard::AddressPolicy;
+use crate::intake::runpod_protocol::bucket::{Bucket, BucketVars};
+use crate::intake::runtime::RunRules;
 use crate::output::OutputConfig;
 use std::time::Duration;
 
@@ -28,7 +29,7 @@ pub struct Settings {
     pub error_backoff: Duration,
     pub max_result_bytes: usize,
     /// How long the job in flight may run on after SIGTERM.
-    pub grace: Duration,
+    pub rules: RunRules,
     /// `BUCKET_*` bucket for jobs that name no destination (unless `MERCHGEN_OUTPUT` is set).
     pub env_bucket: Option<Bucket>,
     /// Output settings that per-job buckets start from.
@@ -45,7 +46,7 @@ pub enum SettingsError {
     )]
     MissingUrls,
     #[error(transparent)]
-    Bucket(#[from] super::bucket::BucketError),
+    Bucket(#[from] crate::intake::runpod_protocol::bucket::BucketError),
     #[error("cannot start the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
 }
@@ -102,7 +103,7 @@ impl Settings {
             throttle: Duration::from_millis(args.throttle_ms),
             error_backoff: Duration::from_millis(args.error_backoff_ms.max(10)),
             max_result_bytes: args.max_result_bytes,
-            grace: Duration::from_secs(config.shutdown_grace_secs),
+            rules: RunRules::from_config(config),
             env_bucket: bucket.filter(|_| config.output.is_none()),
             base_output: config.output_config(),
             addresses: AddressPolicy::new(config.fetch_allow.clone()),

@@ -1,4 +1,4 @@
-//! The job-stop long poll (reference/runpod.md §1.7): `GET` the job-take URL with `/job-stop/`;
+//! The job-stop long poll: `GET` the job-take URL with `/job-stop/`;
 //! `{"jobsToStop": [ids]}` cancels those jobs between denoising steps and marks them stopped,
 //! so no result is posted for them. Nothing: pause 1 s; 429: back off; errors: pause 1 s.
 

@@ -1,10 +1,11 @@
-//! What a job-take answer means (reference/runpod.md §1.5): 204 and 400 are "no job" (400 is
+//! What a job-take answer means: 204 and 400 are "no job" (400 is
 //! expected with FlashBoot), 429 asks to back off, a JSON object is one job and a JSON array a
 //! batch. Liberal where the SDK is strict: a job with an id but no usable `input` is kept (it
 //! fails as `invalid_input` and is reported), so no job the platform handed over is dropped.
 
 use super::client::Answer;
 use serde_json::Value;
+use std::time::Duration;
 
 /// One job as the platform hands it over.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,6 +16,8 @@ pub struct TakenJob {
     pub input: Value,
     /// The request's `s3Config`, when it had one.
     pub s3_config: Option<Value>,
+    /// The request's `policy.executionTimeout` (milliseconds on the wire), when it had one.
+    pub execution_timeout: Option<Duration>,
 }
 
 /// The meaning of one job-take answer.
@@ -84,10 +87,17 @@ fn job(mut value: Value) -> Option<TakenJob> {
     let obj = value.as_object_mut()?;
     let input = obj.remove("input").unwrap_or(Value::Null);
     let s3_config = obj.remove("s3Config").filter(|v| !v.is_null());
+    let execution_timeout = obj
+        .get("policy")
+        .and_then(|p| p.get("executionTimeout"))
+        .and_then(Value::as_u64)
+        .filter(|ms| *ms > 0)
+        .map(Duration::from_millis);
     Some(TakenJob {
         id,
         input,
         s3_config,
+        execution_timeout,
     })
 }
 
@@ -134,6 +144,13 @@ mod tests {
         assert_eq!(jobs[0].id, "a");
         assert_eq!(jobs[0].input, json!({"prompt": "x"}));
         assert_eq!(jobs[0].s3_config, Some(json!({"bucketName": "b"})));
+        assert_eq!(jobs[0].execution_timeout, None);
+        let Take::Jobs(jobs) = interpret(ok(
+            r#"{"id": "p", "input": {}, "policy": {"executionTimeout": 5000, "ttl": 86400000}}"#,
+        )) else {
+            panic!("a job with a policy")
+        };
+        assert_eq!(jobs[0].execution_timeout, Some(Duration::from_secs(5)));
 
         let Take::Jobs(jobs) = interpret(ok(
             r#"[{"id": "a", "input": {}}, {"input": {}}, {"id": "c"}]"#,

@@ -1,6 +1,6 @@
-//! The platform's URLs, built exactly as runpod-python 1.12 builds them (reference/runpod.md
-//! §1.3): worker-id placeholders replaced once, the job id per post, and query parameters
-//! appended. Pure string work; nothing here sends a request.
+//! The platform's URLs, built exactly as runpod-python 1.12 builds them: worker-id placeholders
+//! replaced once, the job id per post, and query parameters appended. Pure string work; nothing
+//! here sends a request.
 
 /// The runpod-python version whose protocol this door speaks (sent as `runpod_version`).
 pub const PROTOCOL_VERSION: &str = "1.12.0";

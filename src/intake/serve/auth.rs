@@ -1,4 +1,4 @@
-//! `Authorization` for the endpoint API (reference/runpod.md §3.1): the key raw or as
+//! `Authorization` for the endpoint API: the key raw or as
 //! `Bearer <key>`, checked only when `MERCHGEN_API_KEY` is set. Compared by digest, so the time
 //! taken says nothing about how much of a guess was right. The key is never logged.
 

@@ -1,4 +1,4 @@
-//! `merchgen serve`: RunPod's endpoint API on a local port (shared/reference/runpod.md §3), so
+//! `merchgen serve`: RunPod's endpoint API on a local port, so
 //! RunPod's client libraries and tools can drive merchgen without RunPod. `routes` is the HTTP
 //! surface, `auth` the key check, `store` the bounded queue and job table, `record` one job's
 //! state and status body, `runner` the one task that feeds the device, `webhook` the
@@ -117,8 +117,14 @@ async fn load_and_run(
         metrics: state.metrics.clone(),
         hooks,
         base_output: config.output_config(),
-        grace: Duration::from_secs(config.shutdown_grace_secs),
+        rules: crate::intake::runtime::RunRules::from_config(config),
     };
-    runner.run(worker, state.shutdown.clone()).await;
+    if !runner.run(worker, state.shutdown.clone()).await {
+        state.ready.store(false, Ordering::Relaxed);
+        tracing::error!(
+            "stopped after a device fault; exiting so that a fresh worker replaces this one"
+        );
+        return 1;
+    }
     0
 }

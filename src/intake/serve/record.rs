@@ -1,5 +1,5 @@
 //! One job of the local endpoint API: its RunPod state (`IN_QUEUE` ... `TIMED_OUT`), request
-//! settings and result, and the `/status` body RunPod answers for it (reference/runpod.md §3.2):
+//! settings and result, and the `/status` body RunPod answers for it:
 //! `id`, `status`, `delayTime`, `executionTime`, `output` or `error`, `workerId`.
 
 use serde_json::{json, Value};

@@ -1,8 +1,7 @@
 //! The HTTP routes: RunPod's endpoint API under `/v2/{endpoint_id}/` (`run`, `runsync`,
-//! `status/{id}`, `status-sync/{id}`, `cancel/{id}`, `health`, `purge-queue`;
-//! reference/runpod.md §3.2), so RunPod's own clients work against it, plus `/healthz` (ready
-//! once the model is loaded) and `/metrics`.
-//! Every job goes through the store; nothing here touches the worker.
+//! `status/{id}`, `status-sync/{id}`, `cancel/{id}`, `health`, `purge-queue`), so RunPod's own
+//! clients work against it, plus `/healthz` (ready once the model is loaded) and `/metrics`. Every
+//! job goes through the store; nothing here touches the worker.
 
 use super::auth;
 use super::metrics::Metrics;

@@ -1,21 +1,22 @@
 //! The one task that runs jobs: it pulls from the store's queue, so the device sees one job at
-//! a time. It enforces `policy.executionTimeout` and `policy.ttl` by cancelling between
-//! denoising steps, records progress for `status`, concludes each job (metrics, webhook), and on
-//! shutdown lets the job in flight finish within the grace period before cancelling it.
+//! a time, and runs each through the door runtime with `policy.executionTimeout` and
+//! `policy.ttl` as its deadline (cancelled between denoising steps, `TIMED_OUT`) and the
+//! shutdown grace period. It records progress for `status` and concludes each job (metrics,
+//! webhook). After a device fault it stops: queued jobs end as `CANCELLED` (retryable), the
+//! health check answers 503, and `serve` exits 1 so its supervisor starts a fresh worker.
 
 use super::metrics::Metrics;
 use super::record::State;
 use super::store::{Claimed, Store};
 use super::webhook::StatusWebhook;
 use crate::error::{ErrorCode, JobError};
-use crate::intake::runpod::bucket::Bucket;
-use crate::intake::runpod::wire;
+use crate::intake::runpod_protocol::bucket::Bucket;
+use crate::intake::runpod_protocol::wire;
+use crate::intake::runtime::{self, RunRules};
 use crate::job::outcome::JobOutcome;
 use crate::output::OutputConfig;
 use crate::worker::{JobRequest, Worker};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -25,7 +26,7 @@ pub struct Runner {
     pub metrics: Arc<Metrics>,
     pub hooks: StatusWebhook,
     pub base_output: OutputConfig,
-    pub grace: Duration,
+    pub rules: RunRules,
 }
 
 /// The request's `s3Config` bucket, its endpoint through the address guard.
@@ -41,18 +42,17 @@ async fn guarded_bucket(
     Ok(Some(bucket))
 }
 
-/// How a run ended, before the store is told.
-enum Ending {
-    Done(JobOutcome),
-    TimedOut(JobOutcome),
-}
-
 impl Runner {
-    /// Run jobs until shutdown; then cancel whatever still waits.
-    pub async fn run(self, worker: Arc<Worker>, shutdown: CancellationToken) {
+    /// Run jobs until shutdown or a device fault (then false); then cancel whatever still
+    /// waits.
+    pub async fn run(self, worker: Arc<Worker>, shutdown: CancellationToken) -> bool {
+        let mut healthy = true;
         while let Some(job) = self.store.next(&shutdown).await {
             let span = tracing::info_span!("serve_job", job_id = %job.id);
-            self.run_one(&worker, job, &shutdown).instrument(span).await;
+            healthy = self.run_one(&worker, job, &shutdown).instrument(span).await;
+            if !healthy {
+                break;
+            }
         }
         for finished in self.store.purge() {
             self.metrics.finished(finished.state);
@@ -60,30 +60,26 @@ impl Runner {
                 self.hooks.spawn(url, finished.body);
             }
         }
+        healthy
     }
 
-    async fn run_one(&self, worker: &Worker, job: Claimed, shutdown: &CancellationToken) {
+    /// Run one job and conclude it; false when the device broke.
+    async fn run_one(&self, worker: &Worker, job: Claimed, shutdown: &CancellationToken) -> bool {
         let id = job.id.clone();
-        let ending = match guarded_bucket(job.s3_config.as_ref(), worker.address_policy()).await {
-            Ok(bucket) => self.execute(worker, job, bucket, shutdown).await,
-            Err(e) => Ending::Done(JobOutcome::failed(id.clone(), e)),
-        };
-        let (state, output, error) = match ending {
-            Ending::TimedOut(outcome) => {
-                self.metrics.observe(&outcome);
-                let error = JobError::new(
-                    ErrorCode::Timeout,
-                    "the job ran past its execution timeout (policy.executionTimeout)",
-                );
-                (State::TimedOut, None, Some(wire::error_text(&error)))
-            }
-            Ending::Done(outcome) => {
-                self.metrics.observe(&outcome);
-                match wire::outcome_error(&outcome) {
-                    Some(error) => (State::Failed, None, Some(error)),
-                    None => (State::Completed, serde_json::to_value(&outcome).ok(), None),
-                }
-            }
+        let (outcome, healthy) =
+            match guarded_bucket(job.s3_config.as_ref(), worker.address_policy()).await {
+                Ok(bucket) => self.execute(worker, job, bucket, shutdown).await,
+                Err(e) => (JobOutcome::failed(id.clone(), e), true),
+            };
+        self.metrics.observe(&outcome);
+        let timed_out = outcome
+            .error
+            .as_ref()
+            .is_some_and(|e| e.code == ErrorCode::Timeout);
+        let (state, output, error) = match wire::outcome_error(&outcome) {
+            Some(error) if timed_out => (State::TimedOut, None, Some(error)),
+            Some(error) => (State::Failed, None, Some(error)),
+            None => (State::Completed, serde_json::to_value(&outcome).ok(), None),
         };
         tracing::info!(status = state.as_str(), "job concluded");
         if let Some(finished) = self.store.finish(&id, state, output, error) {
@@ -92,18 +88,21 @@ impl Runner {
                 self.hooks.spawn(url, finished.body);
             }
         }
+        healthy
     }
 
+    /// The job's outcome, and false when the device broke.
     async fn execute(
         &self,
         worker: &Worker,
         job: Claimed,
         bucket: Option<Bucket>,
         shutdown: &CancellationToken,
-    ) -> Ending {
+    ) -> (JobOutcome, bool) {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let mut req = JobRequest::new(job.input, job.id.clone());
         req.cancel = job.cancel.clone();
+        req.deadline = Some(job.deadline);
         req.output = bucket.map(|b| b.output_override(&self.base_output));
         req.progress = Some(tx);
         let store = self.store.clone();
@@ -115,27 +114,8 @@ impl Runner {
             }
         });
         // Boxed: the pipeline's future is deep (see `runpod::job`).
-        let mut run = Box::pin(worker.handle(req));
-        tokio::select! {
-            outcome = &mut run => return Ending::Done(outcome),
-            _ = tokio::time::sleep_until(job.deadline.into()) => {
-                tracing::warn!("execution timeout or ttl reached: cancelling the job");
-                job.cancel.store(true, Ordering::Relaxed);
-                return Ending::TimedOut(run.await);
-            }
-            _ = shutdown.cancelled() => {}
-        }
-        tracing::info!(
-            grace_secs = self.grace.as_secs(),
-            "shutting down: the job in flight may finish within the grace period"
-        );
-        tokio::select! {
-            outcome = &mut run => Ending::Done(outcome),
-            _ = tokio::time::sleep(self.grace) => {
-                tracing::warn!("grace period over: cancelling the job in flight");
-                job.cancel.store(true, Ordering::Relaxed);
-                Ending::Done(run.await)
-            }
-        }
+        let ran = Box::pin(runtime::run_job(worker, req, shutdown, &self.rules)).await;
+        let healthy = !ran.stop_taking;
+        (ran.into_outcome(&job.id), healthy)
     }
 }

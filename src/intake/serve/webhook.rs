@@ -1,13 +1,14 @@
-//! The request-level `webhook` of the endpoint API (reference/runpod.md §3.5): when a job
+//! The request-level `webhook` of the endpoint API: when a job
 //! reaches a final state, its `/status` body is POSTed to the URL, as RunPod does. Same client
 //! rules as merchgen's own webhooks: the SSRF guard (`MERCHGEN_FETCH_ALLOW` opens ranges), no
 //! redirects, bounded timeout and retries (connect errors, 429, 5xx), Standard Webhooks
 //! signature when `MERCHGEN_WEBHOOK_SECRET` is set. The URL is never logged.
 
+use crate::backoff::Backoff;
 use crate::fetch::guard::{self, AddressPolicy};
 use crate::fetch::resolve;
 use crate::webhook::event::signature;
-use crate::webhook::retry::{self, Backoff};
+use crate::webhook::retry;
 use crate::webhook::WebhookConfig;
 use serde_json::Value;
 use std::sync::Arc;
@@ -100,7 +101,7 @@ impl StatusWebhook {
                 },
             }
             if n < attempts {
-                tokio::time::sleep(backoff.delay(n, None)).await;
+                tokio::time::sleep(backoff.jittered(n, None)).await;
             }
         }
         Err(last)

@@ -1,5 +1,5 @@
 //! The SQS door (`merchgen sqs`): a long-polling consumer for GPU hosts, any number of which may
-//! share one queue (DESIGN §11). One job at a time with the next message prefetched, a
+//! share one queue. One job at a time with the next message prefetched, a
 //! visibility heartbeat while a message is held, delete only once the worker returns
 //! `succeeded` (its `result.json` is stored by then), retryable failures delayed by a growing
 //! visibility timeout, terminal failures reported (failure webhook) and deleted, poison messages
@@ -7,27 +7,27 @@
 //! receiving, gives the job in flight the grace period, then cancels it and releases its
 //! message at once.
 //!
-//! The loop itself is generic (`intake::pull`); this module owns only what is SQS.
+//! The loop itself is the door runtime's (`intake::runtime::pull`); this module owns only what
+//! is SQS. A job past its deadline that does not stop is abandoned: its heartbeat stops, so the
+//! message returns after its visibility timeout and reaches the dead-letter queue through the
+//! redrive policy instead of being held for ever. After a device fault the consumer stops and
+//! the process exits 1, so its supervisor starts a fresh worker.
 
-pub mod claim_check;
 pub mod client;
 pub mod heartbeat;
 pub mod source;
 
 use crate::app::{self, Door};
+use crate::backoff::Backoff;
 use crate::config::{Config, SqsArgs};
-use crate::intake::pull::{self, PullOptions};
-use crate::intake::source::Backoff;
+use crate::intake::claim_check::ClaimCheck;
+use crate::intake::runtime::pull::{self, PullOptions};
+use crate::intake::runtime::RunRules;
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::QueueAttributeName;
-use claim_check::ClaimCheck;
 use source::{SqsSettings, SqsSource};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// After the grace period a job is cancelled; this long it may take to stop before its message
-/// is released regardless.
-const WIND_DOWN: Duration = Duration::from_secs(5);
 
 /// Run the SQS consumer until SIGTERM/SIGINT. Returns the process exit code.
 pub async fn run(config: &Config, args: &SqsArgs) -> i32 {
@@ -43,10 +43,13 @@ pub async fn run(config: &Config, args: &SqsArgs) -> i32 {
         args.wait_secs,
     )
     .await;
-    if let Err(e) = check_queue(&client, &args.queue_url).await {
-        tracing::error!(error = %e, "the job queue cannot be read");
-        return 1;
-    }
+    let dead_letter_url = match check_queue(&client, &args.queue_url).await {
+        Ok(url) => url,
+        Err(e) => {
+            tracing::error!(error = %e, "the job queue cannot be read");
+            return 1;
+        }
+    };
     let engine = match app::start_engine_unless_none(config).await {
         Ok(engine) => engine,
         Err(e) => {
@@ -68,22 +71,32 @@ pub async fn run(config: &Config, args: &SqsArgs) -> i32 {
         visibility_secs: args.visibility_secs,
         heartbeat_every: Duration::from_secs(u64::from(args.heartbeat_every_secs())),
     };
-    let source = SqsSource::new(client, settings, ClaimCheck::new(config.output_config()));
+    let source = SqsSource::new(
+        client,
+        settings,
+        ClaimCheck::new(config.output_config()),
+        dead_letter_url,
+    );
     let opts = PullOptions {
         door: "sqs",
-        grace: Duration::from_secs(config.shutdown_grace_secs),
-        wind_down: WIND_DOWN,
-        backoff: Backoff {
-            base: Duration::from_secs(u64::from(args.retry_base_secs)),
-            max: Duration::from_secs(u64::from(args.retry_max_secs)),
-        },
+        rules: RunRules::from_config(config),
+        backoff: Backoff::new(
+            Duration::from_secs(u64::from(args.retry_base_secs)),
+            Duration::from_secs(u64::from(args.retry_max_secs)),
+        ),
     };
     tracing::info!(
         wait_secs = args.wait_secs,
         visibility_secs = args.visibility_secs,
         "consuming the job queue"
     );
-    pull::run(Arc::new(source), Arc::new(worker), stop, opts).await;
+    let report = pull::run(Arc::new(source), Arc::new(worker), stop, opts).await;
+    if report.device_broken {
+        tracing::error!(
+            "stopped after a device fault; exiting so that a fresh worker replaces this one"
+        );
+        return 1;
+    }
     0
 }
 
@@ -95,8 +108,13 @@ fn default_destination(config: &Config) -> String {
     })
 }
 
-/// Fail fast on a queue that cannot be read; warn when it has no dead-letter queue.
-async fn check_queue(client: &aws_sdk_sqs::Client, queue_url: &str) -> Result<(), String> {
+/// Fail fast on a queue that cannot be read; warn when it has no dead-letter queue. Returns the
+/// dead-letter queue's URL (from the redrive policy's `deadLetterTargetArn`), when it has one and
+/// it can be found.
+async fn check_queue(
+    client: &aws_sdk_sqs::Client,
+    queue_url: &str,
+) -> Result<Option<String>, String> {
     let attrs = client
         .get_queue_attributes()
         .queue_url(queue_url)
@@ -106,12 +124,63 @@ async fn check_queue(client: &aws_sdk_sqs::Client, queue_url: &str) -> Result<()
         .await
         .map_err(|e| DisplayErrorContext(&e).to_string())?;
     let attrs = attrs.attributes.unwrap_or_default();
-    match attrs.get(&QueueAttributeName::RedrivePolicy) {
-        Some(policy) => tracing::info!(queue = queue_url, redrive_policy = %policy, "job queue ready"),
-        None => tracing::warn!(
+    let Some(policy) = attrs.get(&QueueAttributeName::RedrivePolicy) else {
+        tracing::warn!(
             queue = queue_url,
             "the job queue has no RedrivePolicy: poison messages will be received again forever; give it a dead-letter queue"
-        ),
+        );
+        return Ok(None);
+    };
+    tracing::info!(queue = queue_url, redrive_policy = %policy, "job queue ready");
+    let Some((account, name)) = dead_letter_target(policy) else {
+        tracing::warn!(redrive_policy = %policy, "the redrive policy names no dead-letter queue ARN; poison messages are left to it");
+        return Ok(None);
+    };
+    match client
+        .get_queue_url()
+        .queue_name(&name)
+        .queue_owner_aws_account_id(&account)
+        .send()
+        .await
+    {
+        Ok(found) => Ok(found.queue_url),
+        Err(e) => {
+            tracing::warn!(dead_letter_queue = %name, error = %DisplayErrorContext(&e), "the dead-letter queue cannot be found; poison messages are left to the redrive policy");
+            Ok(None)
+        }
     }
-    Ok(())
+}
+
+/// (account id, queue name) of a redrive policy's `deadLetterTargetArn`
+/// (`arn:aws:sqs:REGION:ACCOUNT:NAME`).
+fn dead_letter_target(policy: &str) -> Option<(String, String)> {
+    let policy: serde_json::Value = serde_json::from_str(policy).ok()?;
+    let arn = policy.get("deadLetterTargetArn")?.as_str()?;
+    let parts: Vec<&str> = arn.split(':').collect();
+    match parts.as_slice() {
+        ["arn", _, "sqs", _, account, name] if !name.is_empty() => {
+            Some(((*account).to_owned(), (*name).to_owned()))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dead_letter_target_reads_the_arn_of_a_redrive_policy() {
+        let policy = r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:123456789012:jobs-dlq","maxReceiveCount":"5"}"#;
+        assert_eq!(
+            dead_letter_target(policy),
+            Some(("123456789012".into(), "jobs-dlq".into()))
+        );
+        assert_eq!(dead_letter_target(r#"{"maxReceiveCount":5}"#), None);
+        assert_eq!(
+            dead_letter_target(r#"{"deadLetterTargetArn":"nope"}"#),
+            None
+        );
+        assert_eq!(dead_letter_target("not json"), None);
+    }
 }

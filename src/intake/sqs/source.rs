@@ -1,11 +1,13 @@
 //! `SqsSource`: the `JobSource` over one SQS queue. `next` long-polls for one message, starts
 //! its visibility heartbeat and decodes its body (claim checks included); `settle` stops the
 //! heartbeat, then deletes the message (ack), delays it (retry later), makes it visible at once
-//! (release), or leaves it for the queue's redrive policy (dead-letter).
+//! (release), moves it to the dead-letter queue (dead-letter: sent there with attributes that
+//! say why and where from, then deleted; left for the redrive policy when the worker may not
+//! write there), or leaves it to its visibility timeout (abandon).
 
-use super::claim_check::ClaimCheck;
 use super::heartbeat::{Beat, Heartbeat};
-use crate::intake::source::{Delivery, JobSource, Settlement, SourceError};
+use crate::intake::claim_check::ClaimCheck;
+use crate::intake::runtime::source::{BodyError, Delivery, JobSource, Settlement, SourceError};
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use aws_sdk_sqs::Client;
@@ -27,11 +29,27 @@ pub struct SqsSettings {
     pub heartbeat_every: Duration,
 }
 
+/// Message attributes of a message moved to the dead-letter queue.
+pub const DEAD_LETTER_REASON: &str = "merchgen-dead-letter-reason";
+pub const DEAD_LETTER_SOURCE_QUEUE: &str = "merchgen-source-queue";
+pub const DEAD_LETTER_SOURCE_ID: &str = "merchgen-source-message-id";
+pub const DEAD_LETTER_RECEIVES: &str = "merchgen-receive-count";
+
 /// What settling an SQS delivery needs.
 #[derive(Debug)]
 pub struct SqsTicket {
     receipt_handle: String,
     heartbeat: Heartbeat,
+    /// What the dead-letter copy needs, when the body is not a job.
+    poison: Option<Poison>,
+}
+
+/// A message that is not a job: its body as received, why, and its receive count.
+#[derive(Debug)]
+struct Poison {
+    body: Option<String>,
+    why: String,
+    attempt: u32,
 }
 
 /// One SQS queue as a `JobSource`.
@@ -39,15 +57,73 @@ pub struct SqsSource {
     client: Client,
     settings: SqsSettings,
     claims: ClaimCheck,
+    /// The queue's dead-letter queue (from its redrive policy), when it has one.
+    dead_letter_url: Option<String>,
 }
 
 impl SqsSource {
-    pub fn new(client: Client, settings: SqsSettings, claims: ClaimCheck) -> Self {
+    pub fn new(
+        client: Client,
+        settings: SqsSettings,
+        claims: ClaimCheck,
+        dead_letter_url: Option<String>,
+    ) -> Self {
         SqsSource {
             client,
             settings,
             claims,
+            dead_letter_url,
         }
+    }
+
+    /// Copy a poison message to the dead-letter queue, then delete it. `Ok(false)` when there is
+    /// no dead-letter queue or the copy was refused: the message is then left untouched, for
+    /// the redrive policy.
+    async fn move_to_dead_letter(
+        &self,
+        id: &str,
+        receipt: &str,
+        poison: Option<&Poison>,
+    ) -> Result<bool, String> {
+        let (Some(dlq), Some(poison)) = (&self.dead_letter_url, poison) else {
+            return Ok(false);
+        };
+        let attr = |value: String| {
+            aws_sdk_sqs::types::MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(value)
+                .build()
+                .expect("data type and value are set")
+        };
+        let reason = poison.why.clone();
+        let body = match poison.body.as_deref() {
+            Some(b) if !b.is_empty() => b.to_owned(),
+            _ => "(empty body)".to_owned(),
+        };
+        let mut send = self
+            .client
+            .send_message()
+            .queue_url(dlq)
+            .message_body(body)
+            .message_attributes(DEAD_LETTER_REASON, attr(reason))
+            .message_attributes(
+                DEAD_LETTER_SOURCE_QUEUE,
+                attr(self.settings.queue_url.clone()),
+            )
+            .message_attributes(DEAD_LETTER_SOURCE_ID, attr(id.to_owned()))
+            .message_attributes(DEAD_LETTER_RECEIVES, attr(poison.attempt.to_string()));
+        if dlq.ends_with(".fifo") {
+            send = send
+                .message_group_id("merchgen-dead-letters")
+                .message_deduplication_id(id);
+        }
+        if let Err(e) = send.send().await {
+            tracing::warn!(error = %DisplayErrorContext(&e), "could not send the poison message to the dead-letter queue; leaving it to the redrive policy");
+            return Ok(false);
+        }
+        self.delete(receipt).await?;
+        tracing::info!(dead_letter_queue = %dlq, "poison message moved to the dead-letter queue");
+        Ok(true)
     }
 
     async fn set_visibility(&self, receipt: &str, secs: u64) -> Result<(), String> {
@@ -127,15 +203,24 @@ impl JobSource for SqsSource {
             .and_then(|n| n.parse().ok())
             .unwrap_or(1);
         tracing::debug!(message_id = %id, attempt, "received");
-        let body = self.claims.decode(body.as_deref()).await;
+        let decoded = self.claims.decode(body.as_deref()).await;
+        let poison = match &decoded {
+            Err(BodyError::Poison(why)) => Some(Poison {
+                body,
+                why: why.clone(),
+                attempt,
+            }),
+            _ => None,
+        };
         Ok(Some(Delivery {
             id,
             attempt,
             received,
-            body,
+            body: decoded,
             ticket: SqsTicket {
                 receipt_handle,
                 heartbeat,
+                poison,
             },
         }))
     }
@@ -146,16 +231,27 @@ impl JobSource for SqsSource {
         ticket: SqsTicket,
         settlement: Settlement,
     ) -> Result<(), SourceError> {
-        ticket.heartbeat.stop().await;
-        let receipt = ticket.receipt_handle.as_str();
+        let SqsTicket {
+            receipt_handle,
+            heartbeat,
+            poison,
+        } = ticket;
+        heartbeat.stop().await;
+        let receipt = receipt_handle.as_str();
         let done = match settlement {
             Settlement::Ack => self.delete(receipt).await,
             Settlement::RetryLater(delay) => self.set_visibility(receipt, delay.as_secs()).await,
             Settlement::Release => self.set_visibility(receipt, 0).await,
-            // Untouched, it reappears after its visibility timeout; each receive counts toward
-            // the redrive policy's maxReceiveCount, after which SQS moves it to the dead-letter
-            // queue.
-            Settlement::DeadLetter => Ok(()),
+            // Moved to the dead-letter queue at once; failing that, untouched: it reappears
+            // after its visibility timeout, and each receive counts toward the redrive policy's
+            // maxReceiveCount, after which SQS moves it there.
+            Settlement::DeadLetter => self
+                .move_to_dead_letter(id, receipt, poison.as_ref())
+                .await
+                .map(|_| ()),
+            // Given up after its deadline: with the heartbeat stopped it comes back after its
+            // visibility timeout, counted toward maxReceiveCount like any receive.
+            Settlement::Abandon => Ok(()),
         };
         done.map_err(|detail| SourceError::Settle {
             id: id.to_owned(),

@@ -5,7 +5,7 @@
 //! Decides only whether a body is a job object; validating the job is the worker's business.
 
 use crate::fetch::sources::read_s3;
-use crate::intake::source::BodyError;
+use crate::intake::runtime::source::BodyError;
 use crate::job::parse::{self, MAX_BODY_BYTES};
 use crate::output::{s3_client, OutputConfig};
 use serde_json::Value;

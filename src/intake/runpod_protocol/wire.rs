@@ -1,4 +1,4 @@
-//! The bodies RunPod expects (reference/runpod.md §1.8, §1.11): a result is `{"output": ...}`,
+//! The bodies RunPod expects: a result is `{"output": ...}`,
 //! a failure `{"error": "<string>"}` (a JSON object makes the platform drop it), `stopPod`
 //! asks for this worker to be replaced, and progress is `{"status": "IN_PROGRESS", ...}`.
 //! Shared with `serve`, which reports the same `error` strings.

@@ -1,4 +1,4 @@
-//! RunPod's bucket settings (reference/runpod.md §5.4): the `BUCKET_ENDPOINT_URL`,
+//! RunPod's bucket settings: the `BUCKET_ENDPOINT_URL`,
 //! `BUCKET_ACCESS_KEY_ID`, `BUCKET_SECRET_ACCESS_KEY` variables and a request's `s3Config`
 //! (`endpointUrl`, `accessId`, `accessSecret`, `bucketName`, `objectPath`), turned into the
 //! destination and S3 settings of a job's outputs. Parsing only; the S3 sink does the I/O.

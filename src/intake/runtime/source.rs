@@ -4,6 +4,7 @@
 //!
 //! This module knows nothing about a particular queue, the GPU, or how a job runs.
 
+use crate::backoff::Backoff;
 use crate::job::outcome::JobOutcome;
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -48,6 +49,10 @@ pub enum Settlement {
     /// Never a job: leave it alone, so the queue's redrive policy dead-letters it after its
     /// `maxReceiveCount`.
     DeadLetter,
+    /// Given up (it hung past its deadline): stop holding it and touch nothing else, so it
+    /// comes back only after its visibility timeout and each such return counts toward the
+    /// redrive policy's `maxReceiveCount`, after which it is in the dead-letter queue.
+    Abandon,
 }
 
 impl Settlement {
@@ -58,6 +63,7 @@ impl Settlement {
             Settlement::RetryLater(_) => "retry_later",
             Settlement::Release => "release",
             Settlement::DeadLetter => "dead_letter",
+            Settlement::Abandon => "abandon",
         }
     }
 }
@@ -97,23 +103,6 @@ pub enum SourceError {
     },
 }
 
-/// Retry delays that grow with each delivery of the same message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
-    /// Delay after the first delivery failed.
-    pub base: Duration,
-    /// Largest delay.
-    pub max: Duration,
-}
-
-impl Backoff {
-    /// `base * 2^(attempt-1)`, at most `max`.
-    pub fn delay(&self, attempt: u32) -> Duration {
-        let doublings = attempt.saturating_sub(1).min(30);
-        self.base.saturating_mul(1u32 << doublings).min(self.max)
-    }
-}
-
 /// The settlement a job's outcome calls for: success and failures that retrying cannot fix
 /// (invalid input: the worker has already sent the failure webhook) are acknowledged, so they
 /// never loop to the dead-letter queue; retryable failures come back after a growing delay.
@@ -138,17 +127,7 @@ mod tests {
     use crate::error::{ErrorCode, JobError};
     use crate::job::JobStatus;
 
-    const BACKOFF: Backoff = Backoff {
-        base: Duration::from_secs(10),
-        max: Duration::from_secs(60),
-    };
-
-    #[test]
-    fn backoff_delay_doubles_per_attempt_up_to_max() {
-        let secs: Vec<u64> = (0..6).map(|a| BACKOFF.delay(a).as_secs()).collect();
-        assert_eq!(secs, [10, 10, 20, 40, 60, 60]);
-        assert_eq!(BACKOFF.delay(u32::MAX).as_secs(), 60);
-    }
+    const BACKOFF: Backoff = Backoff::new(Duration::from_secs(10), Duration::from_secs(60));
 
     #[test]
     fn after_outcome_acks_success_and_terminal_failures_and_retries_the_rest() {

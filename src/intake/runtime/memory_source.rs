@@ -1,0 +1,71 @@
+//! An in-memory `JobSource` for the runtime's unit tests: a queue of bodies, and a record of how
+//! each delivery was settled.
+
+use super::source::{BodyError, Delivery, JobSource, Settlement, SourceError};
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Default)]
+pub struct MemorySource {
+    queue: Mutex<VecDeque<(String, Result<Value, BodyError>)>>,
+    settled: Mutex<Vec<(String, Settlement)>>,
+}
+
+impl MemorySource {
+    pub fn with(items: Vec<(&str, Result<Value, BodyError>)>) -> Self {
+        let source = MemorySource::default();
+        for (id, body) in items {
+            source
+                .queue
+                .lock()
+                .unwrap()
+                .push_back((id.to_owned(), body));
+        }
+        source
+    }
+
+    /// Settlements so far, in order.
+    pub fn settled(&self) -> Vec<(String, Settlement)> {
+        self.settled.lock().unwrap().clone()
+    }
+
+    /// Messages never handed out.
+    pub fn left(&self) -> usize {
+        self.queue.lock().unwrap().len()
+    }
+}
+
+#[async_trait::async_trait]
+impl JobSource for MemorySource {
+    type Ticket = ();
+
+    async fn next(&self, stop: &CancellationToken) -> Result<Option<Delivery<()>>, SourceError> {
+        let item = self.queue.lock().unwrap().pop_front();
+        let Some((id, body)) = item else {
+            // An empty long poll, cut short by the stop.
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(20)) => {}
+                () = stop.cancelled() => {}
+            }
+            return Ok(None);
+        };
+        Ok(Some(Delivery {
+            id,
+            attempt: 1,
+            received: Instant::now(),
+            body,
+            ticket: (),
+        }))
+    }
+
+    async fn settle(&self, id: &str, _: (), settlement: Settlement) -> Result<(), SourceError> {
+        self.settled
+            .lock()
+            .unwrap()
+            .push((id.to_owned(), settlement));
+        Ok(())
+    }
+}

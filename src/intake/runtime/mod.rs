@@ -1,0 +1,20 @@
+//! The one door runtime: how a job runs whatever door it came through. `run` runs one job
+//! under its deadline (`MERCHGEN_JOB_TIMEOUT`, a Lambda function's remaining time, RunPod's
+//! `policy.executionTimeout`) and the shutdown grace period, cancels it between steps when either
+//! runs out, gives it up when it does not stop, and says when the device broke so the door takes
+//! no more jobs. `runner` is the seam to the pipeline (`JobRunner`, which `Worker` implements),
+//! `source` the seam to pull-based queues (`JobSource`, the settlement rule), and `pull` the
+//! consumer loop over any `JobSource`. The backoff rule is `crate::backoff`.
+//!
+//! Nothing here knows a particular door, queue or device.
+
+pub mod pull;
+pub mod run;
+pub mod runner;
+pub mod source;
+
+#[cfg(test)]
+mod memory_source;
+
+pub use run::{run_job, Ending, GaveUp, Ran, RunRules};
+pub use runner::JobRunner;

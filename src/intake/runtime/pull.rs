@@ -1,0 +1,379 @@
+//! The consumer loop of every pull-based door: one job at a time with the next delivery
+//! prefetched, each job run by `run::run_job` (deadline, grace, cancel) and its delivery settled
+//! by what came of it (see `source`). On the shutdown token it takes no more work, and a job
+//! stopped by shutdown, like a prefetched delivery, is released at once; a job given up past
+//! its deadline is abandoned (it reaches the dead-letter queue through the redrive policy); once
+//! the device broke it stops taking work and says so in its report.
+//!
+//! It knows the `JobSource` and `JobRunner` seams; nothing about SQS or the GPU.
+
+use super::run::{self, Ending, GaveUp, Ran, RunRules};
+use super::runner::JobRunner;
+use super::source::{self, Delivery, JobSource, Settlement};
+use crate::backoff::Backoff;
+use crate::worker::JobRequest;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// Pauses between failed receives (a queue outage must not end the worker, nor spin).
+const RECEIVE_BACKOFF: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(32));
+
+/// How the loop behaves.
+#[derive(Debug, Clone)]
+pub struct PullOptions {
+    /// The door's name in logs (`sqs`).
+    pub door: &'static str,
+    /// Deadline, grace period and wind-down of each job.
+    pub rules: RunRules,
+    /// Retry delays of retryable failures.
+    pub backoff: Backoff,
+}
+
+/// What the loop did, for its last log line and for tests.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PullReport {
+    pub jobs: u64,
+    pub acked: u64,
+    pub retried: u64,
+    pub released: u64,
+    pub dead_lettered: u64,
+    pub abandoned: u64,
+    pub settle_errors: u64,
+    /// The loop stopped because the device may be unusable (the door exits non-zero).
+    pub device_broken: bool,
+}
+
+/// Consume `source` until `stop` fires, then wind down as described in the module header.
+pub async fn run<S: JobSource>(
+    source: Arc<S>,
+    runner: Arc<dyn JobRunner>,
+    stop: CancellationToken,
+    opts: PullOptions,
+) -> PullReport {
+    let mut consumer = Consumer {
+        source: Arc::clone(&source),
+        runner,
+        stop: stop.clone(),
+        opts,
+        report: PullReport::default(),
+    };
+    let mut pending = Some(prefetch(Arc::clone(&source), stop.clone()));
+    while let Some(handle) = pending.take() {
+        let Some(delivery) = join(handle).await else {
+            break;
+        };
+        if stop.is_cancelled() {
+            consumer.release(delivery).await;
+            break;
+        }
+        // Receive the next message while this job runs, so the GPU never waits on a poll.
+        pending = Some(prefetch(Arc::clone(&source), stop.clone()));
+        consumer.process(delivery).await;
+        if stop.is_cancelled() || consumer.report.device_broken {
+            break;
+        }
+    }
+    // A message prefetched while the last job ran goes straight back to the queue.
+    if let Some(handle) = pending {
+        if let Some(delivery) = join(handle).await {
+            consumer.release(delivery).await;
+        }
+    }
+    let report = consumer.report;
+    tracing::info!(
+        door = consumer.opts.door,
+        jobs = report.jobs,
+        acked = report.acked,
+        retried = report.retried,
+        released = report.released,
+        dead_lettered = report.dead_lettered,
+        abandoned = report.abandoned,
+        device_broken = report.device_broken,
+        "consumer stopped"
+    );
+    report
+}
+
+/// What processing and settling a delivery needs.
+struct Consumer<S: JobSource> {
+    source: Arc<S>,
+    runner: Arc<dyn JobRunner>,
+    stop: CancellationToken,
+    opts: PullOptions,
+    report: PullReport,
+}
+
+impl<S: JobSource> Consumer<S> {
+    /// Run one delivery's job (or judge its body) and settle it, inside the delivery's span.
+    async fn process(&mut self, delivery: Delivery<S::Ticket>) {
+        let span = tracing::info_span!("delivery", door = self.opts.door, message_id = %delivery.id, attempt = delivery.attempt);
+        let Delivery {
+            id,
+            attempt,
+            received,
+            body,
+            ticket,
+        } = delivery;
+        let settlement = match body {
+            Ok(body) => {
+                let mut req = JobRequest::new(body, id.clone());
+                req.received = received;
+                self.report.jobs += 1;
+                // Boxed: the pipeline's future is deep.
+                let ran = Box::pin(run::run_job(
+                    self.runner.as_ref(),
+                    req,
+                    &self.stop,
+                    &self.opts.rules,
+                ))
+                .instrument(span.clone())
+                .await;
+                self.report.device_broken |= ran.stop_taking;
+                settlement_after(&ran, attempt, &self.opts.backoff)
+            }
+            Err(e) => {
+                tracing::warn!(parent: &span, reason = %e, "message carries no job");
+                source::after_body_error(&e, attempt, &self.opts.backoff)
+            }
+        };
+        self.settle(&id, ticket, settlement).instrument(span).await;
+    }
+
+    /// Hand a delivery back at once (shutdown).
+    async fn release(&mut self, delivery: Delivery<S::Ticket>) {
+        let span =
+            tracing::info_span!("delivery", door = self.opts.door, message_id = %delivery.id);
+        self.settle(&delivery.id, delivery.ticket, Settlement::Release)
+            .instrument(span)
+            .await;
+    }
+
+    async fn settle(&mut self, id: &str, ticket: S::Ticket, settlement: Settlement) {
+        let delay_secs = match settlement {
+            Settlement::RetryLater(d) => Some(d.as_secs()),
+            _ => None,
+        };
+        if let Err(e) = self.source.settle(id, ticket, settlement).await {
+            // Not fatal: the message reappears after its visibility timeout, and a job that
+            // already succeeded is answered from its result.json.
+            self.report.settle_errors += 1;
+            tracing::error!(settlement = settlement.as_str(), error = %e, "could not settle the message");
+            return;
+        }
+        tracing::info!(settlement = settlement.as_str(), delay_secs, "settled");
+        let count = match settlement {
+            Settlement::Ack => &mut self.report.acked,
+            Settlement::RetryLater(_) => &mut self.report.retried,
+            Settlement::Release => &mut self.report.released,
+            Settlement::DeadLetter => &mut self.report.dead_lettered,
+            Settlement::Abandon => &mut self.report.abandoned,
+        };
+        *count += 1;
+    }
+}
+
+/// Receive in the background until a delivery arrives or `stop` fires (then `None`). Receive
+/// errors are logged and retried with a capped backoff: a queue outage must not end the worker.
+fn prefetch<S: JobSource>(
+    source: Arc<S>,
+    stop: CancellationToken,
+) -> JoinHandle<Option<Delivery<S::Ticket>>> {
+    tokio::spawn(async move {
+        let mut failures: u32 = 0;
+        while !stop.is_cancelled() {
+            match source.next(&stop).await {
+                Ok(Some(delivery)) => return Some(delivery),
+                Ok(None) => failures = 0,
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    let wait = RECEIVE_BACKOFF.delay(failures);
+                    tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "receive failed");
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = stop.cancelled() => {}
+                    }
+                }
+            }
+        }
+        None
+    })
+}
+
+async fn join<T>(handle: JoinHandle<Option<T>>) -> Option<T> {
+    handle.await.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the receive task failed");
+        None
+    })
+}
+
+/// The settlement of a delivery whose job ran.
+fn settlement_after(ran: &Ran, attempt: u32, backoff: &Backoff) -> Settlement {
+    match &ran.ending {
+        Ending::Finished(outcome) => match source::after_outcome(outcome, attempt, backoff) {
+            // A job stopped by shutdown goes to another worker now, not after a retry delay.
+            Settlement::RetryLater(_) if ran.shutting_down => Settlement::Release,
+            settlement => settlement,
+        },
+        Ending::GaveUp(GaveUp::Shutdown) => Settlement::Release,
+        Ending::GaveUp(GaveUp::Deadline) => Settlement::Abandon,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::memory_source::MemorySource;
+    use super::super::run::tests::{ScriptedRunner, RULES};
+    use super::*;
+    use crate::intake::runtime::source::BodyError;
+    use serde_json::json;
+
+    const BACKOFF: Backoff = Backoff::new(Duration::from_secs(10), Duration::from_secs(60));
+
+    fn opts(rules: RunRules) -> PullOptions {
+        PullOptions {
+            door: "memory",
+            rules,
+            backoff: BACKOFF,
+        }
+    }
+
+    /// Run the loop until `settled` deliveries were settled (at most 20 s), or for
+    /// `stop_after`; then stop it.
+    async fn consume(source: Arc<MemorySource>, rules: RunRules, until: Until) -> PullReport {
+        let stop = CancellationToken::new();
+        let runner = Arc::new(ScriptedRunner::default());
+        let loop_ = tokio::spawn(run(source.clone(), runner, stop.clone(), opts(rules)));
+        match until {
+            Until::Stop(after) => tokio::time::sleep(after).await,
+            Until::Settled(n) => {
+                let started = std::time::Instant::now();
+                while source.settled().len() < n && started.elapsed() < Duration::from_secs(20) {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+        stop.cancel();
+        loop_.await.unwrap()
+    }
+
+    enum Until {
+        Settled(usize),
+        Stop(Duration),
+    }
+
+    #[tokio::test]
+    async fn each_delivery_is_settled_by_what_came_of_it() {
+        let source = Arc::new(MemorySource::with(vec![
+            ("ok", Ok(json!({}))),
+            ("flaky", Ok(json!({"fail": "input_fetch_failed"}))),
+            ("bad", Ok(json!({"fail": "invalid_input"}))),
+            ("poison", Err(BodyError::Poison("not JSON".into()))),
+            ("later", Err(BodyError::Unavailable("s3 timeout".into()))),
+        ]));
+        let report = consume(source.clone(), RULES, Until::Settled(5)).await;
+        assert_eq!(
+            source.settled(),
+            [
+                ("ok".to_owned(), Settlement::Ack),
+                (
+                    "flaky".to_owned(),
+                    Settlement::RetryLater(Duration::from_secs(10))
+                ),
+                ("bad".to_owned(), Settlement::Ack),
+                ("poison".to_owned(), Settlement::DeadLetter),
+                (
+                    "later".to_owned(),
+                    Settlement::RetryLater(Duration::from_secs(10))
+                ),
+            ]
+        );
+        assert_eq!(
+            (
+                report.jobs,
+                report.acked,
+                report.retried,
+                report.dead_lettered
+            ),
+            (3, 2, 2, 1)
+        );
+        assert!(!report.device_broken);
+    }
+
+    #[tokio::test]
+    async fn a_broken_device_stops_the_loop_and_the_prefetched_delivery_goes_back() {
+        let source = Arc::new(MemorySource::with(vec![
+            (
+                "breaks",
+                Ok(json!({"ms": 50, "fail": "generation_failed", "break_device": true})),
+            ),
+            ("next", Ok(json!({}))),
+            ("after", Ok(json!({}))),
+        ]));
+        let runner = Arc::new(ScriptedRunner::default());
+        let stop = CancellationToken::new();
+        let report = run(source.clone(), runner.clone(), stop, opts(RULES)).await;
+        assert!(report.device_broken, "the loop ends on its own");
+        assert_eq!(
+            *runner.ran.lock().unwrap(),
+            ["breaks"],
+            "no job runs after the fault"
+        );
+        assert_eq!(
+            source.settled(),
+            [
+                (
+                    "breaks".to_owned(),
+                    Settlement::RetryLater(Duration::from_secs(10))
+                ),
+                ("next".to_owned(), Settlement::Release),
+            ]
+        );
+        assert_eq!(source.left(), 1);
+    }
+
+    #[tokio::test]
+    async fn shutdown_cancels_after_the_grace_and_releases_the_job() {
+        let source = Arc::new(MemorySource::with(vec![
+            ("long", Ok(json!({"ms": 60_000}))),
+            ("queued", Ok(json!({}))),
+        ]));
+        let report = consume(
+            source.clone(),
+            RULES,
+            Until::Stop(Duration::from_millis(100)),
+        )
+        .await;
+        assert_eq!(
+            source.settled(),
+            [
+                ("long".to_owned(), Settlement::Release),
+                ("queued".to_owned(), Settlement::Release),
+            ]
+        );
+        assert_eq!(report.released, 2);
+    }
+
+    #[tokio::test]
+    async fn a_job_that_hangs_past_its_deadline_is_abandoned_and_the_next_one_runs() {
+        let source = Arc::new(MemorySource::with(vec![
+            ("hung", Ok(json!({"ms": 60_000, "hang": true}))),
+            ("next", Ok(json!({}))),
+        ]));
+        let rules = RunRules {
+            job_timeout: Some(Duration::from_millis(50)),
+            ..RULES
+        };
+        let report = consume(source.clone(), rules, Until::Settled(2)).await;
+        assert_eq!(
+            source.settled(),
+            [
+                ("hung".to_owned(), Settlement::Abandon),
+                ("next".to_owned(), Settlement::Ack),
+            ]
+        );
+        assert_eq!(report.abandoned, 1);
+    }
+}
