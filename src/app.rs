@@ -9,10 +9,15 @@ use crate::engine::{self, EngineError, EngineHandle, FinishHandle, Generator};
 use crate::fetch::Fetcher;
 use crate::job::validate::GenerationDefaults;
 use crate::mockup::MockupLibrary;
-use crate::webhook::HttpNotifier;
+use crate::webhook::{HttpNotifier, WebhookQueue};
 use crate::worker::{Worker, WorkerParts};
 use anyhow::Context;
 use std::sync::Arc;
+
+/// Webhook delivery lanes (a job's events share one, so they keep their order) and the events
+/// each may hold waiting: a slow receiver delays only the jobs on its lane, never the engine.
+const WEBHOOK_LANES: usize = 4;
+const WEBHOOK_QUEUE_PER_LANE: usize = 1024;
 
 /// Which door builds the worker; `invoke` may read local files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +64,10 @@ pub async fn start_engine(config: &Config) -> Result<EngineHandle, EngineError> 
         Ok((Box::new(pipeline) as Box<dyn Generator>, Some(finishers)))
     })
     .await
+    .inspect(|engine| {
+        crate::intake::runtime::metrics::global()
+            .model_loaded(engine.load_report().load_ms as f64 / 1000.0)
+    })
 }
 
 /// The finishing models of a worker: the engine thread's, or a thread of their own when the
@@ -120,7 +129,11 @@ pub fn build_parts(
     }
     Ok(WorkerParts {
         fetcher,
-        notifier: Arc::new(notifier),
+        webhooks: Arc::new(WebhookQueue::start(
+            Arc::new(notifier),
+            WEBHOOK_LANES,
+            WEBHOOK_QUEUE_PER_LANE,
+        )),
         mockups,
         output: config.output_config(),
         default_destination,

@@ -137,6 +137,11 @@ pub struct Config {
         global = true
     )]
     pub input_s3_allow: Vec<String>,
+    /// Serve `/metrics` (Prometheus text: jobs by door, status and error code, stage latency,
+    /// model load time) on this address, e.g. `0.0.0.0:9090`, for the RunPod, SQS and Lambda
+    /// doors (`merchgen serve` has `/metrics` on its own port). Unset: no metrics server.
+    #[arg(long, env = "MERCHGEN_METRICS_ADDR", global = true)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 
     /// S3 endpoint for S3-compatible stores (`AWS_ENDPOINT_URL` also works).
     #[arg(long, env = "MERCHGEN_S3_ENDPOINT", global = true)]

@@ -123,3 +123,78 @@ fn missing_model_file_names_it() {
     let err = hub::resolve(folder.to_str().unwrap(), &offline(dir.path()), false).unwrap_err();
     assert!(err.to_string().contains("t5/model-q8_0.gguf"), "{err}");
 }
+
+/// `models verify` hashes every file against the hub's metadata kept in the cache (the blob
+/// names hf-hub gives LFS files), so a corrupted file of the right size and a valid header is
+/// caught.
+#[test]
+fn models_verify_checks_sha256_against_the_hub_cache_and_catches_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let merchgen = || std::process::Command::new(env!("CARGO_BIN_EXE_merchgen"));
+    let made = merchgen()
+        .args(["models", "tiny", "--layout", "cache", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let snapshots = dir.path().join("models--merchgen--tiny-flux/snapshots");
+    let snapshot = std::fs::read_dir(&snapshots)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let verify = || {
+        let out = merchgen()
+            .args(["models", "verify"])
+            .env("MERCHGEN_MODEL", "tiny-flux")
+            .env("HF_HUB_CACHE", dir.path())
+            .env("HF_HUB_OFFLINE", "1")
+            .env(
+                "MERCHGEN_MATTING_MODEL",
+                snapshot.join("matting/u2netp.pth"),
+            )
+            .env(
+                "MERCHGEN_UPSCALE_MODEL",
+                snapshot.join("upscale/RealESRGAN_x4plus.pth"),
+            )
+            .env(
+                "MERCHGEN_UPSCALE_X2_MODEL",
+                snapshot.join("upscale/RealESRGAN_x2plus.pth"),
+            )
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let (ok, text) = verify();
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("8 of 8 files match the hub's SHA-256"),
+        "{text}"
+    );
+    assert!(text.contains("from hub commit"), "{text}");
+
+    // Flip the last byte of the VAE: same size, header intact.
+    let vae = std::fs::canonicalize(snapshot.join("ae.safetensors")).unwrap();
+    assert!(vae.starts_with(
+        std::fs::canonicalize(dir.path())
+            .unwrap()
+            .join("models--merchgen--tiny-flux/blobs")
+    ));
+    let mut bytes = std::fs::read(&vae).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&vae, bytes).unwrap();
+    let (ok, text) = verify();
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("not what the hub published") && text.contains("ae.safetensors"),
+        "{text}"
+    );
+}

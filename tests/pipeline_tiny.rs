@@ -1,6 +1,7 @@
 //! The whole pipeline on the tiny model: through the `Worker` (outputs, timings, redelivery) and
 //! through the real `merchgen invoke` binary (exit codes, outcome JSON).
 
+mod io_support;
 mod tiny_support;
 
 use merchgen::app::Door;
@@ -245,4 +246,60 @@ async fn worker_generation_with_mockups_and_bad_product() {
     let err = bad.error.unwrap();
     assert_eq!(err.field.as_deref(), Some("mockups.products[1]"));
     assert!(err.message.contains("tshirt"), "{}", err.message);
+}
+
+/// Webhooks are delivered in the background: a receiver that takes 10 s per answer does not
+/// slow a run of jobs. Measured against a fast receiver in the same test, with a generous bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_webhook_receiver_does_not_slow_the_jobs() {
+    use io_support::{Reply, TestServer};
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny::write(&dir.path().join("m"), 41, TinyLayout::Folder).unwrap();
+    let cli = tiny_support::cli(
+        &model,
+        &[
+            "--fetch-allow",
+            "127.0.0.0/8",
+            "--webhook-timeout-secs",
+            "30",
+        ],
+    );
+    let worker = tiny_support::worker(&cli, Door::Deployed, "inline").await;
+    let fast = TestServer::script(vec![Reply::ok("")]).await;
+    let slow = TestServer::script(vec![Reply {
+        delay: Some(Duration::from_secs(10)),
+        ..Reply::ok("")
+    }])
+    .await;
+    let run = |url: String, tag: &'static str| {
+        let worker = &worker;
+        async move {
+            let started = Instant::now();
+            for i in 0..3 {
+                let job = json!({"id": format!("{tag}-{i}"), "prompt": "a corgi", "width": 64, "height": 64,
+                                 "num_inference_steps": 1, "seed": 3,
+                                 "webhook": {"url": url, "events": ["started", "completed"]}});
+                let outcome = worker.handle(JobRequest::new(job, "d")).await;
+                assert!(outcome.succeeded(), "{outcome:?}");
+            }
+            started.elapsed()
+        }
+    };
+    let with_fast = run(fast.url("/hooks"), "fast").await;
+    assert_eq!(worker.drain_webhooks(Duration::from_secs(30)).await, 0);
+    assert_eq!(
+        fast.requests().len(),
+        6,
+        "started and completed of three jobs"
+    );
+    let with_slow = run(slow.url("/hooks"), "slow").await;
+    assert!(
+        with_slow < with_fast * 3 + Duration::from_secs(3),
+        "three jobs took {with_slow:?} with a 10 s receiver, {with_fast:?} with a fast one"
+    );
+    assert!(
+        worker.drain_webhooks(Duration::ZERO).await > 0,
+        "deliveries still queued"
+    );
 }

@@ -1,6 +1,7 @@
 //! A whole job with an `s3://` destination against the real S3-compatible server `make test`
 //! starts (moto on loopback): objects, keys, content types, `result.json` last, a presigned URL a
-//! plain HTTP client can GET, and a redelivery answered without running the model.
+//! plain HTTP client can GET, a redelivery answered without running the model and with freshly
+//! signed URLs, and a different job under the same id refused (`job_id_conflict`).
 
 mod peer_support;
 mod tiny_support;
@@ -86,11 +87,38 @@ async fn job_with_s3_destination_stores_outputs_and_replays() {
     );
 
     let runs = worker.engine().unwrap().generations();
-    let again = worker.handle(JobRequest::new(job, "d2")).await;
+    // Presigned URLs carry their signing time to the second: wait for the next one.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let again = worker.handle(JobRequest::new(job.clone(), "d2")).await;
     assert!(again.replayed && again.succeeded());
     assert_eq!(
         worker.engine().unwrap().generations(),
         runs,
         "redelivery did not run the model"
     );
+    assert_eq!(again.job_sha256, outcome.job_sha256);
+    let fresh = again.images[0].url.clone().expect("a URL");
+    let signed_at = |url: &str| {
+        url::Url::parse(url)
+            .unwrap()
+            .query_pairs()
+            .find(|(k, _)| k == "X-Amz-Date")
+            .map(|(_, v)| v.into_owned())
+            .unwrap()
+    };
+    assert!(
+        signed_at(&fresh) > signed_at(&url),
+        "the replay signs its URLs again: {} then {}",
+        signed_at(&url),
+        signed_at(&fresh)
+    );
+
+    // Another job under the same id: refused, never answered with the first job's files.
+    let mut other = job;
+    other["prompt"] = json!("a different design");
+    let refused = worker.handle(JobRequest::new(other, "d3")).await;
+    let error = refused.error.expect("refused");
+    assert_eq!(error.code, merchgen::error::ErrorCode::JobIdConflict);
+    assert_eq!(error.field.as_deref(), Some("id"));
+    assert!(!error.retryable && refused.images.is_empty());
 }

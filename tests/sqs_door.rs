@@ -75,7 +75,16 @@ async fn sqs_consumer_settles_each_kind_of_message() {
     .await;
 
     // No subcommand: the door is picked from MERCHGEN_SQS_QUEUE_URL.
-    let env = aws_support::sqs_env(&endpoint, &url, &format!("s3://{bucket}/out"));
+    let mut env = aws_support::sqs_env(&endpoint, &url, &format!("s3://{bucket}/out"));
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    env.insert(
+        "MERCHGEN_METRICS_ADDR".into(),
+        format!("127.0.0.1:{metrics_port}"),
+    );
     let mut consumer = Merchgen::start(&[], &env, &dir.path().join("sqs.log"));
     aws_support::wait_until(
         Duration::from_secs(120),
@@ -123,6 +132,26 @@ async fn sqs_consumer_settles_each_kind_of_message() {
         [1, 2],
         "retry delays grow with ApproximateReceiveCount"
     );
+    // The door's /metrics (MERCHGEN_METRICS_ADDR): jobs by door, status and error code.
+    let metrics = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "merchgen_door_jobs_total{door=\"sqs\",status=\"succeeded\",code=\"\"} 2",
+        "merchgen_door_jobs_total{door=\"sqs\",status=\"failed\",code=\"invalid_input\"} 1",
+        "merchgen_stage_duration_seconds_count{stage=\"denoise\"} 2",
+        "merchgen_model_load_seconds",
+    ] {
+        assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
+    }
 
     consumer.terminate();
     assert_eq!(

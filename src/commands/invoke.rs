@@ -97,9 +97,11 @@ pub async fn run(config: &Config, file: &Path, out: &str, debug: DebugFiles<'_>)
         let door = LambdaDoor::new(
             worker,
             ClaimCheck::new(config.output_config()),
-            crate::intake::runtime::RunRules::from_config(config),
+            crate::intake::runtime::RunRules::from_config(config, "invoke"),
         );
-        return match local::run_sqs_batch(&door, &bytes).await {
+        let answer = local::run_sqs_batch(&door, &bytes).await;
+        door.drain_webhooks(webhook_grace(config)).await;
+        return match answer {
             Ok((answer, ok)) => print_outcomes(&answer, ok),
             Err(e) => print_outcomes(
                 &serde_json::to_value(JobOutcome::failed("unknown", e)).unwrap_or_default(),
@@ -110,11 +112,19 @@ pub async fn run(config: &Config, file: &Path, out: &str, debug: DebugFiles<'_>)
     let outcomes = local::run(
         &worker,
         event,
-        &crate::intake::runtime::RunRules::from_config(config),
+        &crate::intake::runtime::RunRules::from_config(config, "invoke"),
     )
     .await;
+    // Webhooks go out in the background; they get the shutdown grace before the command exits.
+    worker.drain_webhooks(webhook_grace(config)).await;
     let ok = outcomes.iter().all(|(_, o)| o.succeeded());
     print_outcomes(&local::render(shape, &outcomes), ok)
+}
+
+/// How long `invoke` waits for webhook deliveries before exiting: the shutdown grace, but long
+/// enough for the configured retries.
+fn webhook_grace(config: &Config) -> std::time::Duration {
+    std::time::Duration::from_secs(config.shutdown_grace_secs.max(30))
 }
 
 fn print_outcomes(value: &serde_json::Value, ok: bool) -> i32 {

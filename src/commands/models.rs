@@ -3,7 +3,7 @@
 use crate::cli::ModelsAction;
 use crate::config::Config;
 use crate::engine::files::net_presets::{self, NetRole};
-use crate::engine::files::{hub, presets};
+use crate::engine::files::{hub, integrity, presets};
 use crate::engine::{matting, tiny, upscale};
 use std::path::{Path, PathBuf};
 
@@ -113,12 +113,44 @@ fn verify(model: &hub::ResolvedModel) -> Result<String, hub::ModelError> {
         };
         check.map_err(|e| bad(role, e))?;
     }
+    let mut hashed = 0;
+    let mut commits = std::collections::BTreeSet::new();
+    for role in Role::ALL {
+        let path = model.path(role);
+        let checked = integrity_check(path).map_err(|e| bad(role, e))?;
+        hashed += usize::from(checked.matches.is_some());
+        commits.extend(checked.commit);
+    }
     Ok(format!(
-        "{}: every file present and readable, {:.2} GB ({})",
+        "{}: every file present and readable, {:.2} GB ({}); {hashed} of {} files match the hub's SHA-256 / git hashes{}",
         model.manifest.name,
         model.total_bytes() as f64 / 1e9,
-        model.source
+        model.source,
+        Role::ALL.len(),
+        if commits.is_empty() {
+            String::new()
+        } else {
+            format!(", from hub commit {}", commits.into_iter().collect::<Vec<_>>().join(", "))
+        }
     ))
+}
+
+/// Hash a file and compare with the hub's metadata kept at fetch time (see
+/// `engine::files::integrity`); a mismatch is an error saying how to repair it.
+fn integrity_check(path: &Path) -> Result<integrity::Checked, String> {
+    let checked = integrity::check(path).map_err(|e| format!("cannot read it: {e}"))?;
+    if checked.matches == Some(false) {
+        let want = match &checked.expected {
+            integrity::Expected::Sha256(h) => format!("SHA-256 {h}"),
+            integrity::Expected::GitBlobSha1(h) => format!("git blob {h}"),
+            integrity::Expected::Unknown => String::new(),
+        };
+        return Err(format!(
+            "its content ({} bytes, SHA-256 {}) is not what the hub published ({want}): the file is corrupt or was replaced; delete it and run `merchgen models fetch`",
+            checked.bytes, checked.sha256
+        ));
+    }
+    Ok(checked)
 }
 
 /// The configured finishing models (matting, x4 and x2 upscalers), for `fetch` and `verify`.
@@ -159,7 +191,12 @@ fn verify_net(path: &Path, role: NetRole) -> Result<String, String> {
             .map(|u| format!("x{} upscaler ({})", u.scale(), u.arch())),
     }
     .map_err(|e| format!("{}: {e:#}", path.display()))?;
-    let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let checked = integrity_check(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let what = match checked.matches {
+        Some(true) => format!("{what}, matches the hub's SHA-256"),
+        _ => what,
+    };
+    let bytes = checked.bytes;
     Ok(format!(
         "{}: {what}, {:.1} MB, loads",
         path.display(),

@@ -7,6 +7,7 @@
 
 pub mod event;
 pub mod http;
+pub mod queue;
 pub mod retry;
 pub mod secret;
 
@@ -15,6 +16,7 @@ use crate::job::validate::ValidWebhook;
 
 pub use event::WebhookEvent;
 pub use http::HttpNotifier;
+pub use queue::{OnReport, WebhookQueue};
 pub use secret::{Secret, SecretError};
 
 /// Something that tells a job's client what happened.

@@ -12,7 +12,7 @@ use crate::job::validate::{self, GenerationDefaults, Limits, ValidJob};
 use crate::job::{parse, ValidGeneration};
 use crate::mockup::MockupLibrary;
 use crate::output::{self, OutputConfig, OutputSink};
-use crate::webhook::{Notifier, WebhookEvent};
+use crate::webhook::{WebhookEvent, WebhookQueue};
 use image::RgbaImage;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -82,7 +82,8 @@ impl JobRequest {
 /// What the worker needs besides the engine.
 pub struct WorkerParts {
     pub fetcher: Fetcher,
-    pub notifier: Arc<dyn Notifier>,
+    /// Webhook deliveries, in the background (`WebhookQueue`).
+    pub webhooks: Arc<WebhookQueue>,
     pub mockups: Arc<MockupLibrary>,
     pub output: OutputConfig,
     /// Destination of jobs that name none.
@@ -204,23 +205,19 @@ impl Worker {
             output::refresh_urls(sink.as_ref(), &mut stored).await;
             stored.replayed = true;
             if let Some(hook) = &job.webhook {
-                stored.webhook = Some(
-                    self.parts
-                        .notifier
-                        .notify(hook, WebhookEvent::finished(&stored))
-                        .await,
-                );
+                self.parts
+                    .webhooks
+                    .send(hook, WebhookEvent::finished(&stored), None);
             }
             return stored;
         }
         if let Some(hook) = &job.webhook {
             self.parts
-                .notifier
-                .notify(hook, WebhookEvent::started(&job.id))
-                .await;
+                .webhooks
+                .send(hook, WebhookEvent::started(&job.id), None);
         }
         match self.produce(job, req, sink.as_ref()).await {
-            Ok(outcome) => self.finish_succeeded(job, outcome, sink.as_ref()).await,
+            Ok(outcome) => self.finish_succeeded(job, outcome, &sink).await,
             Err(e) => self.finish_failed(job, past_deadline(e, req)).await,
         }
     }
@@ -405,7 +402,17 @@ impl Worker {
         let t = Instant::now();
         let out = engine
             .generate(request, req.cancel.clone(), progress)
-            .await?;
+            .await
+            .map_err(|e| {
+                // The job's error says only what a customer may see; the cause goes to the log.
+                match &e {
+                    crate::engine::EngineError::Cancelled => {
+                        tracing::info!(stage = "generate", "stage cancelled")
+                    }
+                    e => tracing::error!(stage = "generate", cause = %e, device_broken = e.device_broken(), elapsed_ms = t.elapsed().as_millis() as u64, "stage failed"),
+                }
+                JobError::from(e)
+            })?;
         tracing::info!(
             stage = "generate",
             images = out.images.len(),
@@ -436,7 +443,7 @@ impl Worker {
         }
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
         let door = req.progress.clone();
-        let notifier = self.parts.notifier.clone();
+        let webhooks = self.parts.webhooks.clone();
         let job_id = job.id.clone();
         tokio::spawn(async move {
             while let Some(p) = rx.recv().await {
@@ -444,9 +451,7 @@ impl Worker {
                     let _ = door.send(p);
                 }
                 if let Some(hook) = &hook {
-                    notifier
-                        .notify(hook, WebhookEvent::progress(&job_id, p.step, p.total))
-                        .await;
+                    webhooks.send(hook, WebhookEvent::progress(&job_id, p.step, p.total), None);
                 }
             }
         });
@@ -457,41 +462,51 @@ impl Worker {
         &self,
         job: &ValidJob,
         mut outcome: JobOutcome,
-        sink: &dyn OutputSink,
+        sink: &Arc<dyn OutputSink>,
     ) -> JobOutcome {
         outcome.job_sha256 = Some(job.spec_sha256.clone());
         // result.json is written after every output, so its presence means the job is complete.
-        if let Err(e) = output::store_result(sink, &outcome).await {
+        if let Err(e) = output::store_result(sink.as_ref(), &outcome).await {
             return self.finish_failed(job, e.into()).await;
         }
         if let Some(hook) = &job.webhook {
-            let report = self
-                .parts
-                .notifier
-                .notify(hook, WebhookEvent::finished(&outcome))
-                .await;
-            let failed_for_good = !report.delivered && report.attempts > 0;
-            outcome.webhook = Some(report);
-            if failed_for_good {
-                tracing::warn!(job_id = %job.id, "completion webhook could not be delivered; recorded in result.json");
-                if let Err(e) = output::store_result(sink, &outcome).await {
-                    tracing::warn!(job_id = %job.id, error = %e, "could not record the webhook failure");
-                }
-            }
+            // Delivered in the background; a delivery that fails for good is recorded in
+            // result.json then, so the next replay says so.
+            let (sink, stored) = (sink.clone(), outcome.clone());
+            let on_report: crate::webhook::OnReport = Box::new(move |report| {
+                Box::pin(async move {
+                    if report.delivered || report.attempts == 0 && report.error.is_none() {
+                        return;
+                    }
+                    tracing::warn!(job_id = %stored.id, error = report.error.as_deref(), "completion webhook could not be delivered; recorded in result.json");
+                    let mut stored = stored;
+                    stored.webhook = Some(report);
+                    if let Err(e) = output::store_result(sink.as_ref(), &stored).await {
+                        tracing::warn!(job_id = %stored.id, error = %e, "could not record the webhook failure");
+                    }
+                })
+            });
+            self.parts
+                .webhooks
+                .send(hook, WebhookEvent::finished(&outcome), Some(on_report));
         }
         outcome
     }
 
+    /// Wait up to `grace` for webhook deliveries still queued (at shutdown, or before
+    /// `merchgen invoke` exits); the rest is recorded as not delivered. Returns how many were
+    /// left after the grace.
+    pub async fn drain_webhooks(&self, grace: std::time::Duration) -> usize {
+        self.parts.webhooks.drain(grace).await
+    }
+
     async fn finish_failed(&self, job: &ValidJob, error: JobError) -> JobOutcome {
         tracing::warn!(job_id = %job.id, code = %error.code, message = %error.message, "job failed");
-        let mut outcome = JobOutcome::failed(job.id.clone(), error);
+        let outcome = JobOutcome::failed(job.id.clone(), error);
         if let Some(hook) = &job.webhook {
-            outcome.webhook = Some(
-                self.parts
-                    .notifier
-                    .notify(hook, WebhookEvent::finished(&outcome))
-                    .await,
-            );
+            self.parts
+                .webhooks
+                .send(hook, WebhookEvent::finished(&outcome), None);
         }
         outcome
     }

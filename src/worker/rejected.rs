@@ -15,10 +15,10 @@ impl Worker {
     /// The failed outcome of a job rejected by validation, its failure webhook sent if possible.
     pub(super) async fn reject(&self, id: String, error: JobError, body: &Value) -> JobOutcome {
         tracing::warn!(job_id = %id, code = %error.code, field = error.field.as_deref(), "job rejected");
-        let mut outcome = JobOutcome::failed(id, error);
+        let outcome = JobOutcome::failed(id, error);
         if let Some(hook) = usable_webhook(body, &self.parts.limits.addresses) {
             let event = WebhookEvent::finished(&outcome);
-            outcome.webhook = Some(self.parts.notifier.notify(&hook, event).await);
+            self.parts.webhooks.send(&hook, event, None);
         }
         outcome
     }

@@ -5,6 +5,7 @@
 
 pub mod diffusers;
 pub mod hub;
+pub mod integrity;
 pub mod manifest;
 pub mod net_presets;
 pub mod presets;

@@ -57,7 +57,12 @@ pub fn write(out: &Path, seed: u64, layout: TinyLayout) -> Result<PathBuf> {
             let commit = format!("{:040x}", u128::from(seed) * 0x9e37_79b9_7f4a_7c15 + 1);
             std::fs::create_dir_all(repo.join("refs"))?;
             std::fs::write(repo.join("refs/main"), &commit)?;
-            repo.join("snapshots").join(commit)
+            let snapshot = repo.join("snapshots").join(commit);
+            // Its files are links into `blobs`: write a fresh snapshot, never through old links.
+            if snapshot.exists() {
+                std::fs::remove_dir_all(&snapshot)?;
+            }
+            snapshot
         }
     };
     std::fs::create_dir_all(dir.join("clip"))?;
@@ -106,7 +111,35 @@ pub fn write(out: &Path, seed: u64, layout: TinyLayout) -> Result<PathBuf> {
         dir.join(TINY_MANIFEST_DENSE),
         serde_json::to_vec_pretty(&m)?,
     )?;
+    if layout == TinyLayout::Cache {
+        into_blobs(&dir, &dir, 0).context("laying the tiny model out as hf-hub does")?;
+    }
     Ok(dir)
+}
+
+/// Lay the snapshot out as hf-hub does for LFS files: each file moved to
+/// `blobs/<sha256>` and the snapshot path a relative link to it (so `models verify` can check
+/// the tiny model against its "hub metadata" as it does a real one).
+fn into_blobs(snapshot: &Path, dir: &Path, depth: usize) -> Result<()> {
+    use sha2::Digest as _;
+    let blobs = snapshot
+        .parent()
+        .and_then(Path::parent)
+        .context("a cache snapshot lies under <repo>/snapshots")?
+        .join("blobs");
+    std::fs::create_dir_all(&blobs)?;
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            into_blobs(snapshot, &path, depth + 1)?;
+            continue;
+        }
+        let sha = hex::encode(sha2::Sha256::digest(std::fs::read(&path)?));
+        std::fs::rename(&path, blobs.join(&sha))?;
+        let up = "../".repeat(depth + 2);
+        std::os::unix::fs::symlink(format!("{up}blobs/{sha}"), &path)?;
+    }
+    Ok(())
 }
 
 fn manifest(transformer: &str) -> ModelManifest {

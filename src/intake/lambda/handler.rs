@@ -107,6 +107,7 @@ impl LambdaDoor {
             let outcome = self
                 .run_job(JobRequest::new(payload, ctx.request_id), deadline)
                 .await;
+            self.drain_before_answering(deadline).await;
             return Ok(serde_json::to_value(outcome).expect("a JobOutcome always serializes"));
         }
         let batch: SqsEvent =
@@ -119,6 +120,7 @@ impl LambdaDoor {
             return Err(LambdaError::NotSqs(format!("eventSource is {other:?}")));
         }
         let answer = self.batch(batch.records, deadline).await;
+        self.drain_before_answering(deadline).await;
         Ok(serde_json::to_value(answer).expect("an SqsBatchResponse always serializes"))
     }
 
@@ -199,6 +201,22 @@ impl LambdaDoor {
         };
         let outcome = self.run_job(JobRequest::new(body, id), deadline).await;
         (source::after_outcome(&outcome, 1, &NO_BACKOFF), Ok(outcome))
+    }
+
+    /// Lambda freezes the environment once the invocation is answered, background deliveries
+    /// with it: webhooks are delivered before answering, within the function's time left.
+    async fn drain_before_answering(&self, deadline: Deadline) {
+        let left = deadline
+            .time_left(SystemTime::now())
+            .map_or(Duration::from_secs(30), |l| {
+                l.saturating_sub(DEADLINE_MARGIN / 2)
+            });
+        self.drain_webhooks(left).await;
+    }
+
+    /// Wait up to `grace` for the worker's queued webhook deliveries.
+    pub async fn drain_webhooks(&self, grace: Duration) -> usize {
+        self.worker.drain_webhooks(grace).await
     }
 
     /// Run a job through the door runtime, its deadline the function's less the margin.

@@ -37,6 +37,7 @@ pub async fn run(config: &Config) -> i32 {
         eprintln!("merchgen lambda: {missing} is not set; this door runs under the Lambda Runtime API (locally: `cargo lambda watch`, or `merchgen invoke FILE`)");
         return 2;
     }
+    crate::intake::runtime::metrics::serve_on(config.metrics_addr).await;
     let door = match init(config).await {
         Ok(door) => Arc::new(door),
         Err(message) => {
@@ -73,6 +74,6 @@ async fn init(config: &Config) -> Result<LambdaDoor, String> {
     Ok(LambdaDoor::new(
         worker,
         ClaimCheck::new(config.output_config()),
-        RunRules::from_config(config),
+        RunRules::from_config(config, "lambda"),
     ))
 }

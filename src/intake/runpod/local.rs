@@ -81,11 +81,16 @@ async fn run_one(
     let mut req = JobRequest::new(input, id.clone());
     req.output = output;
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let rules = crate::intake::runtime::RunRules::from_config(config);
+    let rules = crate::intake::runtime::RunRules::from_config(config, "runpod");
     let ran = Box::pin(crate::intake::runtime::run_job(
         &worker, req, &shutdown, &rules,
     ))
     .await;
+    worker
+        .drain_webhooks(std::time::Duration::from_secs(
+            config.shutdown_grace_secs.max(30),
+        ))
+        .await;
     ran.into_outcome(&id)
 }
 

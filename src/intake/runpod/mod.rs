@@ -38,6 +38,7 @@ pub async fn run(config: &Config, args: &RunpodArgs) -> i32 {
         }
     };
     let shutdown = crate::shutdown::on_signals();
+    crate::intake::runtime::metrics::serve_on(config.metrics_addr).await;
     tracing::info!(worker_id = %settings.worker_id, "RunPod worker starting: loading the model");
     let engine = tokio::select! {
         _ = shutdown.cancelled() => return 0,
@@ -60,7 +61,11 @@ pub async fn run(config: &Config, args: &RunpodArgs) -> i32 {
             return 1;
         }
     };
-    poll::run(Arc::new(worker), settings, shutdown).await
+    let worker = Arc::new(worker);
+    let grace = settings.rules.grace;
+    let code = poll::run(worker.clone(), settings, shutdown).await;
+    worker.drain_webhooks(grace).await;
+    code
 }
 
 /// `merchgen` with no subcommand on RunPod: the door's settings from the environment alone.

@@ -103,7 +103,7 @@ impl Settings {
             throttle: Duration::from_millis(args.throttle_ms),
             error_backoff: Duration::from_millis(args.error_backoff_ms.max(10)),
             max_result_bytes: args.max_result_bytes,
-            rules: RunRules::from_config(config),
+            rules: RunRules::from_config(config, "runpod"),
             env_bucket: bucket.filter(|_| config.output.is_none()),
             base_output: config.output_config(),
             addresses: AddressPolicy::new(config.fetch_allow.clone()),

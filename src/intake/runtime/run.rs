@@ -26,6 +26,8 @@ use tokio_util::sync::CancellationToken;
 /// How a door runs its jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RunRules {
+    /// The door's name, in logs and metrics (`sqs`, `runpod`, `serve`, `lambda`, `invoke`).
+    pub door: &'static str,
     /// Longest a job may take from when the door received it (`MERCHGEN_JOB_TIMEOUT`); `None`:
     /// only the door's own deadline, if any.
     pub job_timeout: Option<Duration>,
@@ -40,9 +42,10 @@ impl RunRules {
     /// Time a cancelled job gets to stop.
     pub const WIND_DOWN: Duration = Duration::from_secs(5);
 
-    /// `MERCHGEN_JOB_TIMEOUT` (0: none) and `MERCHGEN_SHUTDOWN_GRACE_SECS`.
-    pub fn from_config(config: &crate::config::Config) -> Self {
+    /// `door`'s rules: `MERCHGEN_JOB_TIMEOUT` (0: none) and `MERCHGEN_SHUTDOWN_GRACE_SECS`.
+    pub fn from_config(config: &crate::config::Config, door: &'static str) -> Self {
         RunRules {
+            door,
             job_timeout: (config.job_timeout_secs > 0)
                 .then(|| Duration::from_secs(config.job_timeout_secs)),
             grace: Duration::from_secs(config.shutdown_grace_secs),
@@ -123,6 +126,8 @@ pub async fn run_job(
     let deadline = req.deadline;
     let cancel = req.cancel.clone();
     let cancel_now = move || cancel.store(true, Ordering::Relaxed);
+    let metrics = super::metrics::global();
+    metrics.started(rules.door);
     let mut job = runner.handle(req);
     let ending = tokio::select! {
         outcome = &mut job => Ending::Finished(outcome),
@@ -148,6 +153,13 @@ pub async fn run_job(
             }
         }
     };
+    metrics.ended(
+        rules.door,
+        match &ending {
+            Ending::Finished(outcome) => Some(outcome),
+            Ending::GaveUp(_) => None,
+        },
+    );
     let stop_taking = runner.device_broken();
     if stop_taking {
         tracing::error!(
@@ -235,6 +247,7 @@ pub(crate) mod tests {
     }
 
     pub(crate) const RULES: RunRules = RunRules {
+        door: "test",
         job_timeout: None,
         grace: Duration::from_millis(200),
         wind_down: Duration::from_millis(200),

@@ -1,48 +1,22 @@
-//! `/metrics` in the Prometheus text format (version 0.0.4), written by hand: a few counters,
-//! gauges and one histogram family do not justify a metrics crate and its global registry.
-//! Jobs by final status, submissions refused for a full queue, queue depth, jobs running,
-//! model readiness, cold start, and per-stage latency histograms from each outcome's
-//! `timings_ms`.
+//! The endpoint API's own metrics on its `/metrics`: jobs by final status (as `/status` reports
+//! them), submissions refused for a full queue, queue depth, jobs running, model readiness and
+//! cold start; followed by the job metrics every door has (`runtime::metrics`: jobs by door and
+//! code, stage latency, model load time).
 
 use super::record::State;
 use super::store::Counts;
-use crate::job::outcome::JobOutcome;
+use crate::intake::runtime::metrics;
+use crate::intake::runtime::prometheus::{counter, family, gauge};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
-
-/// Histogram bucket bounds, seconds: from a fast mockup stage to a slow cold denoise.
-const BUCKETS: [f64; 13] = [
-    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
-];
-
-#[derive(Default, Clone)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
-}
-
-impl Histogram {
-    fn observe(&mut self, seconds: f64) {
-        for (bound, count) in BUCKETS.iter().zip(self.counts.iter_mut()) {
-            if seconds <= *bound {
-                *count += 1;
-            }
-        }
-        self.count += 1;
-        self.sum += seconds;
-    }
-}
 
 #[derive(Default)]
 struct Inner {
     finished: BTreeMap<&'static str, u64>,
     submitted: u64,
     rejected: u64,
-    stages: BTreeMap<String, Histogram>,
     cold_start_seconds: Option<f64>,
-    model_load_seconds: Option<f64>,
 }
 
 /// Jobs finished so far, for `/health`.
@@ -86,35 +60,10 @@ impl Metrics {
         }
     }
 
-    /// The per-stage timings of an outcome.
-    pub fn observe(&self, outcome: &JobOutcome) {
-        let Some(timings) = outcome
-            .timings_ms
-            .as_ref()
-            .and_then(|t| serde_json::to_value(t).ok())
-        else {
-            return;
-        };
-        let Some(stages) = timings.as_object() else {
-            return;
-        };
-        let mut inner = self.lock();
-        for (stage, ms) in stages {
-            if let Some(ms) = ms.as_u64() {
-                inner
-                    .stages
-                    .entry(stage.clone())
-                    .or_default()
-                    .observe(ms as f64 / 1000.0);
-            }
-        }
-    }
-
     /// The model is ready: `cold_start` since start-up, `load` spent by the engine.
     pub fn model_ready(&self, cold_start_seconds: f64, load_seconds: f64) {
-        let mut inner = self.lock();
-        inner.cold_start_seconds = Some(cold_start_seconds);
-        inner.model_load_seconds = Some(load_seconds);
+        self.lock().cold_start_seconds = Some(cold_start_seconds);
+        metrics::global().model_loaded(load_seconds);
     }
 
     /// The text exposition.
@@ -172,46 +121,15 @@ impl Metrics {
             "1 once the model is loaded.",
             if ready { 1.0 } else { 0.0 },
         );
-        if let (Some(cold), Some(load)) = (inner.cold_start_seconds, inner.model_load_seconds) {
+        if let Some(cold) = inner.cold_start_seconds {
             gauge(
                 &mut out,
                 "merchgen_cold_start_seconds",
                 "Seconds from start-up (the port opening) until the model was ready.",
                 cold,
             );
-            gauge(
-                &mut out,
-                "merchgen_model_load_seconds",
-                "Seconds the engine spent loading the model.",
-                load,
-            );
         }
-        family(
-            &mut out,
-            "merchgen_stage_duration_seconds",
-            "histogram",
-            "Per-stage latency of jobs (timings_ms of each outcome).",
-        );
-        for (stage, h) in &inner.stages {
-            for (bound, count) in BUCKETS.iter().zip(h.counts.iter()) {
-                let _ = writeln!(out, "merchgen_stage_duration_seconds_bucket{{stage=\"{stage}\",le=\"{bound}\"}} {count}");
-            }
-            let _ = writeln!(
-                out,
-                "merchgen_stage_duration_seconds_bucket{{stage=\"{stage}\",le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                out,
-                "merchgen_stage_duration_seconds_sum{{stage=\"{stage}\"}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "merchgen_stage_duration_seconds_count{{stage=\"{stage}\"}} {}",
-                h.count
-            );
-        }
+        out.push_str(&metrics::global().render());
         out
     }
 }
@@ -227,38 +145,15 @@ fn label(state: State) -> &'static str {
     }
 }
 
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-fn counter(out: &mut String, name: &str, help: &str, value: f64) {
-    family(out, name, "counter", help);
-    let _ = writeln!(out, "{name} {value}");
-}
-
-fn gauge(out: &mut String, name: &str, help: &str, value: f64) {
-    family(out, name, "gauge", help);
-    let _ = writeln!(out, "{name} {value}");
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::JobError;
-    use crate::job::outcome::Timings;
 
     #[test]
     fn render_has_counts_and_cumulative_buckets() {
         let m = Metrics::default();
         m.submitted();
         m.finished(State::Completed);
-        let mut o = JobOutcome::failed("j", JobError::internal("x"));
-        o.timings_ms = Some(Timings {
-            denoise: Some(300),
-            total: 2_000,
-            ..Timings::default()
-        });
-        m.observe(&o);
         m.model_ready(1.5, 1.25);
         let text = m.render(
             Counts {
@@ -272,9 +167,8 @@ mod tests {
             "merchgen_queue_depth 3",
             "merchgen_model_ready 1",
             "merchgen_cold_start_seconds 1.5",
-            "merchgen_stage_duration_seconds_bucket{stage=\"denoise\",le=\"0.25\"} 0",
-            "merchgen_stage_duration_seconds_bucket{stage=\"denoise\",le=\"0.5\"} 1",
-            "merchgen_stage_duration_seconds_count{stage=\"total\"} 1",
+            "merchgen_model_load_seconds 1.25",
+            "# TYPE merchgen_door_jobs_total counter",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }

@@ -117,9 +117,13 @@ async fn load_and_run(
         metrics: state.metrics.clone(),
         hooks,
         base_output: config.output_config(),
-        rules: crate::intake::runtime::RunRules::from_config(config),
+        rules: crate::intake::runtime::RunRules::from_config(config, "serve"),
     };
-    if !runner.run(worker, state.shutdown.clone()).await {
+    let healthy = runner.run(worker.clone(), state.shutdown.clone()).await;
+    worker
+        .drain_webhooks(Duration::from_secs(config.shutdown_grace_secs))
+        .await;
+    if !healthy {
         state.ready.store(false, Ordering::Relaxed);
         tracing::error!(
             "stopped after a device fault; exiting so that a fresh worker replaces this one"

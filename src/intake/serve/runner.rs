@@ -71,7 +71,6 @@ impl Runner {
                 Ok(bucket) => self.execute(worker, job, bucket, shutdown).await,
                 Err(e) => (JobOutcome::failed(id.clone(), e), true),
             };
-        self.metrics.observe(&outcome);
         let timed_out = outcome
             .error
             .as_ref()

@@ -37,6 +37,7 @@ pub async fn run(config: &Config, args: &SqsArgs) -> i32 {
     }
     // Listen for signals before the (long) model load, so a stop during start-up is orderly.
     let stop = crate::shutdown::on_signals();
+    crate::intake::runtime::metrics::serve_on(config.metrics_addr).await;
     let client = client::build(
         args.sqs_endpoint.as_deref(),
         &args.queue_url,
@@ -79,7 +80,7 @@ pub async fn run(config: &Config, args: &SqsArgs) -> i32 {
     );
     let opts = PullOptions {
         door: "sqs",
-        rules: RunRules::from_config(config),
+        rules: RunRules::from_config(config, "sqs"),
         backoff: Backoff::new(
             Duration::from_secs(u64::from(args.retry_base_secs)),
             Duration::from_secs(u64::from(args.retry_max_secs)),
@@ -90,7 +91,11 @@ pub async fn run(config: &Config, args: &SqsArgs) -> i32 {
         visibility_secs = args.visibility_secs,
         "consuming the job queue"
     );
-    let report = pull::run(Arc::new(source), Arc::new(worker), stop, opts).await;
+    let worker = Arc::new(worker);
+    let report = pull::run(Arc::new(source), worker.clone(), stop, opts).await;
+    worker
+        .drain_webhooks(Duration::from_secs(config.shutdown_grace_secs))
+        .await;
     if report.device_broken {
         tracing::error!(
             "stopped after a device fault; exiting so that a fresh worker replaces this one"
