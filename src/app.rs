@@ -142,5 +142,6 @@ pub fn build_parts(
         initial_noise: None,
         dump_latents: None,
         finisher: None,
+        device_memory_gb: config.device_memory_gb,
     })
 }

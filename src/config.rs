@@ -39,6 +39,11 @@ pub struct Config {
     /// Most images denoised in one batch.
     #[arg(long, env = "MERCHGEN_MAX_BATCH", default_value_t = 4, global = true)]
     pub max_batch: u32,
+    /// The device's memory in GiB for memory admission (a job that cannot fit fails at once,
+    /// naming `width`; a batch that cannot is split). Unset: what the device had free once the
+    /// model was loaded.
+    #[arg(long, env = "MERCHGEN_DEVICE_MEMORY_GB", global = true)]
+    pub device_memory_gb: Option<f64>,
     /// Default destination for jobs that name none: `s3://bucket/prefix`, a folder, or `inline`.
     #[arg(long, env = "MERCHGEN_OUTPUT", global = true)]
     pub output: Option<String>,

@@ -43,6 +43,7 @@ fn request(init: Option<InitImage>, dump: Option<&Path>) -> GenerateRequest {
         init,
         noise: None,
         dump_latents: dump.map(Path::to_owned),
+        max_batch: None,
     }
 }
 

@@ -30,6 +30,7 @@ fn request(seed: u64, n: u32) -> GenerateRequest {
         init: None,
         noise: None,
         dump_latents: None,
+        max_batch: None,
     }
 }
 

@@ -57,6 +57,7 @@ fn request(steps: u32, n: u32, init: Option<InitImage>) -> GenerateRequest {
         init,
         noise: None,
         dump_latents: None,
+        max_batch: None,
     }
 }
 

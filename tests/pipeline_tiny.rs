@@ -303,3 +303,27 @@ async fn a_slow_webhook_receiver_does_not_slow_the_jobs() {
         "deliveries still queued"
     );
 }
+
+/// Memory admission: with 1 GiB of device memory (`MERCHGEN_DEVICE_MEMORY_GB`), a 512² image
+/// of the tiny model (about 1.5 GiB of activations by the estimate, mostly VAE feature maps)
+/// is refused at once naming `width`, before any work; a 64² one runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_cannot_fit_in_device_memory_is_refused_before_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny::write(&dir.path().join("m"), 43, TinyLayout::Folder).unwrap();
+    let cli = tiny_support::cli(&model, &["--device-memory-gb", "1"]);
+    let worker = tiny_support::worker(&cli, Door::Deployed, "inline").await;
+    let job = |side: u32| json!({"prompt": "a corgi", "width": side, "height": side, "num_inference_steps": 1});
+    let refused = worker.handle(JobRequest::new(job(512), "big")).await;
+    let error = refused.error.expect("refused");
+    assert_eq!(error.code, merchgen::error::ErrorCode::InvalidInput);
+    assert_eq!(error.field.as_deref(), Some("width"));
+    assert!(error.message.contains("GiB"), "{}", error.message);
+    assert_eq!(
+        worker.engine().unwrap().generations(),
+        0,
+        "nothing reached the device"
+    );
+    let ok = worker.handle(JobRequest::new(job(64), "small")).await;
+    assert!(ok.succeeded(), "{ok:?}");
+}

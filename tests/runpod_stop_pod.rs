@@ -84,6 +84,8 @@ async fn runpod_device_fault_posts_stop_pod_and_takes_no_more_jobs() {
         bytes: 0,
         source: "test".into(),
         defaults: Default::default(),
+        footprint: None,
+        free_after_load: None,
     };
     let engine = EngineHandle::start(move || Ok(Box::new(CudaFault(report)) as Box<dyn Generator>))
         .await

@@ -75,6 +75,7 @@ fn bench_model(config: &Config, p: &PipelineBench) -> Result<()> {
         init: None,
         noise: None,
         dump_latents: None,
+        max_batch: None,
     };
     let cancel = AtomicBool::new(false);
     let mut runs = Vec::new();

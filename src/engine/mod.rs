@@ -14,6 +14,7 @@ pub mod files;
 pub mod finish;
 pub mod flux;
 pub mod matting;
+pub mod memory;
 pub mod thread;
 pub mod tiny;
 pub mod upscale;
@@ -43,6 +44,8 @@ pub struct GenerateRequest {
     /// Save the final latents `(num_images, 16, h/8, w/8)` before VAE decoding to this
     /// safetensors file (tensor `latents`; `merchgen invoke --dump-latents`, parity runs).
     pub dump_latents: Option<std::path::PathBuf>,
+    /// Images generated at once at most (memory admission may lower the pipeline's own).
+    pub max_batch: Option<u32>,
 }
 
 /// The photo of an image-to-image request.
@@ -115,6 +118,10 @@ pub struct LoadReport {
     pub source: String,
     /// Job defaults of this model (size, steps, guidance, T5 length).
     pub defaults: crate::job::validate::GenerationDefaults,
+    /// What a generation costs in device memory (`None`: no estimate for this generator).
+    pub footprint: Option<memory::Footprint>,
+    /// Device bytes free right after loading, if the device can tell.
+    pub free_after_load: Option<u64>,
 }
 
 /// Called after each denoising step with (step, total); returning is cheap.

@@ -390,6 +390,8 @@ mod tests {
             bytes: 0,
             source: "test".into(),
             defaults: Default::default(),
+            footprint: None,
+            free_after_load: None,
         }
     }
 
@@ -406,6 +408,7 @@ mod tests {
             init: None,
             noise: None,
             dump_latents: None,
+            max_batch: None,
         }
     }
 

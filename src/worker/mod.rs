@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
 
+mod admission;
 mod budget;
 mod finishing;
 mod images;
@@ -94,6 +95,9 @@ pub struct WorkerParts {
     pub initial_noise: Option<crate::engine::NoiseOverride>,
     /// `merchgen invoke --dump-latents`: save the final latents of every generation here.
     pub dump_latents: Option<std::path::PathBuf>,
+    /// `MERCHGEN_DEVICE_MEMORY_GB`: the device's memory for the admission check, when the
+    /// device cannot tell (or to leave room for others).
+    pub device_memory_gb: Option<f64>,
     /// The matting and upscaling models (on the engine thread, or a thread of their own on a
     /// worker without a generator); None fails jobs that need them with `model_unavailable`.
     pub finisher: Option<crate::engine::FinishHandle>,
@@ -105,6 +109,8 @@ pub struct Worker {
     engine: Option<EngineHandle>,
     parts: WorkerParts,
     cold: AtomicBool,
+    /// Jobs (by `spec_sha256`) that ran this device out of memory: not tried again here.
+    out_of_memory: std::sync::Mutex<std::collections::VecDeque<String>>,
 }
 
 impl Worker {
@@ -113,6 +119,7 @@ impl Worker {
             engine,
             parts,
             cold: AtomicBool::new(true),
+            out_of_memory: Default::default(),
         }
     }
 
@@ -248,6 +255,8 @@ impl Worker {
         };
         if let Some(gen) = &job.generation {
             self.check_budget(job, &renders, gen.num_images, (gen.width, gen.height))?;
+            self.check_not_oom_before(job)?;
+            admission::admit(self.engine.as_ref(), self.parts.device_memory_gb, gen)?;
         }
         finishing::prepare(
             self.parts.finisher.as_ref(),
@@ -384,6 +393,7 @@ impl Worker {
             }
             None => None,
         };
+        let max_batch = admission::admit(self.engine.as_ref(), self.parts.device_memory_gb, gen)?;
         let request = GenerateRequest {
             prompt: gen.prompt.clone(),
             width: gen.width,
@@ -396,6 +406,7 @@ impl Worker {
             init,
             noise: self.parts.initial_noise.clone(),
             dump_latents: self.parts.dump_latents.clone(),
+            max_batch,
         };
         let progress = self.progress_forwarder(job, req);
         let engine = self.engine_or_unavailable()?;
@@ -408,6 +419,10 @@ impl Worker {
                 match &e {
                     crate::engine::EngineError::Cancelled => {
                         tracing::info!(stage = "generate", "stage cancelled")
+                    }
+                    crate::engine::EngineError::OutOfMemory(cause) => {
+                        tracing::error!(stage = "generate", %cause, width = gen.width, height = gen.height, num_images = gen.num_images, "the device ran out of memory; this job is not tried again on this worker");
+                        self.remember_oom(job);
                     }
                     e => tracing::error!(stage = "generate", cause = %e, device_broken = e.device_broken(), elapsed_ms = t.elapsed().as_millis() as u64, "stage failed"),
                 }
@@ -491,6 +506,31 @@ impl Worker {
                 .send(hook, WebhookEvent::finished(&outcome), Some(on_report));
         }
         outcome
+    }
+
+    /// Refuse a job that already ran this device out of memory (retryable: a worker with more
+    /// memory may take it; a queue dead-letters it after its receive limit).
+    fn check_not_oom_before(&self, job: &ValidJob) -> Result<(), JobError> {
+        let seen = self
+            .out_of_memory
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&job.spec_sha256);
+        if seen {
+            return Err(JobError::new(
+                ErrorCode::GpuOutOfMemory,
+                "this worker already ran out of device memory on this job and does not try it again; try fewer images or a smaller size",
+            ));
+        }
+        Ok(())
+    }
+
+    fn remember_oom(&self, job: &ValidJob) {
+        let mut seen = self.out_of_memory.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.len() >= 256 {
+            seen.pop_front();
+        }
+        seen.push_back(job.spec_sha256.clone());
     }
 
     /// Wait up to `grace` for webhook deliveries still queued (at shutdown, or before

@@ -21,6 +21,9 @@ pub struct LoadedTransformer {
     pub dense: bool,
     /// For outcomes: `q4_0`, `bf16-from-q8_0`, `f32-from-bf16`.
     pub label: String,
+    /// Hidden size and attention heads (for the memory estimate).
+    pub hidden: usize,
+    pub heads: usize,
 }
 
 /// Load the transformer in the mode `mode` asks for (safetensors are always dense).
@@ -42,6 +45,8 @@ pub fn transformer(
         return Ok(LoadedTransformer {
             model: Transformer::Dense(Box::new(flux)),
             dense: true,
+            hidden: cfg.hidden_size,
+            heads: cfg.num_heads,
             label: format!(
                 "{}-from-{}",
                 dense::dtype_name(dense_dtype),
@@ -68,6 +73,8 @@ pub fn transformer(
         model,
         dense,
         label,
+        hidden: cfg.hidden_size,
+        heads: cfg.num_heads,
     })
 }
 

@@ -69,6 +69,16 @@ impl FluxPipeline {
         let dense_dtype = crate::engine::device::dense_dtype(device);
         let loaded = loader::transformer(model, opts.weights, device)?;
         let (transformer, dense) = (loaded.model, loaded.dense);
+        let footprint = crate::engine::memory::Footprint {
+            hidden: loaded.hidden as u64,
+            heads: loaded.heads as u64,
+            act_bytes: if dense {
+                dense_dtype.size_in_bytes() as u64
+            } else {
+                4
+            },
+            vae_bytes: dense_dtype.size_in_bytes() as u64,
+        };
         let act_dtype = if dense { dense_dtype } else { DType::F32 };
         let (vae, vae_encoder) = loader::vae(model, dense_dtype, device)?;
         let clip = ClipEncoder::load(
@@ -101,6 +111,8 @@ impl FluxPipeline {
                 guidance: m.defaults.guidance,
                 max_sequence_length: m.defaults.max_sequence_length,
             },
+            footprint: Some(footprint),
+            free_after_load: crate::engine::flux::weights::free_device_memory(device),
         };
         tracing::info!(elapsed_ms = report.load_ms, bytes = report.bytes, weights = %report.info.weights,
             device = %report.info.device, "model loaded");
@@ -254,6 +266,7 @@ impl FluxPipeline {
             }),
             noise: None,
             dump_latents: None,
+            max_batch: None,
         };
         let x0 = self.encode_image(req.init.as_ref().expect("set above"), &req)?;
         Ok(self.decode_latents(&x0)?.remove(0))
@@ -372,7 +385,10 @@ impl Generator for FluxPipeline {
             };
         let timesteps = &schedule[t_start..];
         let n = req.num_images as usize;
-        let batches = n.div_ceil(self.max_batch);
+        let max_batch = req.max_batch.map_or(self.max_batch, |cap| {
+            self.max_batch.min(cap.max(1) as usize)
+        });
+        let batches = n.div_ceil(max_batch);
         let mut ctl = Control {
             cancel,
             on_step,
@@ -382,8 +398,8 @@ impl Generator for FluxPipeline {
         };
         let mut images = Vec::with_capacity(n);
         let mut dumped = Vec::new();
-        for first in (0..n).step_by(self.max_batch) {
-            let count = self.max_batch.min(n - first);
+        for first in (0..n).step_by(max_batch) {
+            let count = max_batch.min(n - first);
             let seed = req.seed + first as u64;
             let mut latents = self
                 .batch_noise(req, first, count)
