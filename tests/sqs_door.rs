@@ -245,7 +245,7 @@ async fn sqs_sigterm_during_a_job_loses_nothing() {
     );
     let result = object(&endpoint, &bucket, &format!("out/{id}/result.json"))
         .await
-        .expect("result.json stored");
+        .unwrap_or_else(|| panic!("result.json stored\n{}", second.logs()));
     assert_eq!(result["status"], "succeeded");
     assert_eq!(
         aws_support::counts(&sqs, &url).await,
