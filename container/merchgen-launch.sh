@@ -10,7 +10,7 @@
 # newer than the GPU, whose PTX kernels the driver can compile but whose quantized (MMQ) kernels
 # will be missing, with a warning; with no GPU to ask, the newest build, with a warning.
 #
-# Also: the driver's PTX JIT cache goes to the RunPod volume when one is mounted (DESIGN §7), so
+# Also: the driver's PTX JIT cache goes to the RunPod volume when one is mounted, so
 # kernels compiled on one cold start are reused by the next; an empty HF_HUB_CACHE (image built
 # without BAKE_MODEL) is unset so merchgen's own cache lookup applies.
 set -eu

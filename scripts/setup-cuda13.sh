@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A build-only CUDA 13.0 toolkit from NVIDIA's PyPI wheels, laid out as a CUDA root, plus a
 # link-time libcuda stub: enough to build candle's `cuda` feature on a machine with no GPU and no
-# CUDA toolkit (shared/reference/cuda-build.md §3.1, the tested recipe). Idempotent and quiet:
+# CUDA toolkit (the tested recipe). Idempotent and quiet:
 # a second run with the toolkit in place only checks it.
 #
 #   scripts/setup-cuda13.sh PREFIX      -> PREFIX/root is the CUDA root, PREFIX/env.sh sets it up
