@@ -10,7 +10,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 endpoint="$(scripts/moto.sh start)"
 trap 'scripts/moto.sh stop >/dev/null 2>&1 || true' EXIT
 export MERCHGEN_TEST_S3_ENDPOINT="$endpoint"
-# RunPod's Python client (tests/serve_python.rs) and cargo-lambda (tests/lambda_emulators.rs),
+# RunPod's Python client (tests/integration/serve_python.rs) and cargo-lambda (tests/integration/lambda_emulators.rs),
 # pinned; reinstalled only when the pins change.
 requirements=tests/python/requirements.txt
 stamp="${MERCHGEN_VENV:-.venv}/.merchgen-python-requirements"

@@ -2,6 +2,7 @@
 //! `MERCHGEN_REQUIRE_PEERS=1`, and then the tests' peer look-ups panic instead of skipping.
 //! This binary's one test sets its own environment (no other test shares the process).
 
+#[path = "integration/peer_support/mod.rs"]
 mod peer_support;
 
 #[test]

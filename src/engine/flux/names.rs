@@ -6,7 +6,7 @@
 //! opposite order from `final_layer.adaLN_modulation.1`) and `convert_ldm_vae_checkpoint` (up
 //! blocks numbered in reverse, mid attention as linear layers instead of 1x1 convolutions).
 //! One rule table (`names/rules.rs`) serves both directions, proved by a round trip
-//! (`tests/names_round_trip.rs`).
+//! (`tests/integration/names_round_trip.rs`).
 //! Pure tensor reshuffling: no file I/O, no devices.
 
 use candle_core::Tensor;

@@ -3,9 +3,8 @@
 //! with exactly the records to hand out again, a direct invocation returns the outcome, the model
 //! loads once at init, an init failure is reported to `/init/error`, SIGTERM shuts down cleanly.
 
-mod aws_support;
-mod io_support;
-mod peer_support;
+use crate::aws_support;
+use crate::io_support;
 
 use aws_support::runtime_api::RuntimeApi;
 use aws_support::{peers, Merchgen};

@@ -3,7 +3,7 @@
 //! ttl), the key check, the bounded queue (429), the request webhook, `/healthz` and `/metrics`;
 //! then SIGTERM. Runs the real binary on the tiny model.
 
-mod serve_support;
+use crate::serve_support;
 
 use axum::body::Bytes;
 use merchgen::engine::tiny::{self, TinyLayout};

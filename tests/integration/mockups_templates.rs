@@ -8,7 +8,7 @@
 //! MERCHGEN_UPDATE_GOLDEN=1 cargo test --test mockups_templates
 //! ```
 
-mod mockup_support;
+use crate::mockup_support;
 
 use image::{Rgba, RgbaImage};
 use merchgen::mockup::{render, render_blank, Fit, Homography, MockupLibrary, RenderOptions};

@@ -3,7 +3,7 @@
 //! to exercise retries, give-ups, redirects, timeouts and a receiver that is down. Backoffs are
 //! a few milliseconds, so nothing here sleeps for long.
 
-mod io_support;
+use crate::io_support;
 
 use io_support::{Recorded, Reply, TestServer};
 use merchgen::error::JobError;

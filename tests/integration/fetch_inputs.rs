@@ -2,7 +2,7 @@
 //! loopback and inline base64: each gets its clear code and field, and the same fetcher keeps
 //! working for the next call.
 
-mod io_support;
+use crate::io_support;
 
 use base64::Engine;
 use io_support::{png, png_header_only, Reply, TestServer};

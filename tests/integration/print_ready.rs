@@ -3,7 +3,7 @@
 //! super-resolution, print files of exact size and DPI, mockups of every variation, the pixel
 //! budget, and the bad inputs of each, after which the worker keeps serving.
 
-mod tiny_support;
+use crate::tiny_support;
 
 use base64::Engine as _;
 use image::{Rgba, RgbaImage};

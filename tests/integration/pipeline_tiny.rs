@@ -1,8 +1,8 @@
 //! The whole pipeline on the tiny model: through the `Worker` (outputs, timings, redelivery) and
 //! through the real `merchgen invoke` binary (exit codes, outcome JSON).
 
-mod io_support;
-mod tiny_support;
+use crate::io_support;
+use crate::tiny_support;
 
 use merchgen::app::Door;
 use merchgen::engine::tiny::{self, TinyLayout};

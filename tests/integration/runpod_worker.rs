@@ -4,7 +4,7 @@
 //! 500, 429, garbage and timeouts, job-done retried until accepted, job-stop ending a job within
 //! one denoising step with no result posted, and SIGTERM settling the job in flight.
 
-mod runpod_support;
+use crate::runpod_support;
 
 use merchgen::engine::tiny::{self, TinyLayout};
 use runpod_support::{query, sigterm, wait_exit, Platform, Reply};

@@ -3,8 +3,8 @@
 //! tests/python/runpod_client.py uses `Endpoint.run_sync`, `run`, `status`, `output`, `cancel`,
 //! `health`, `purge_queue` against the server on the tiny model.
 
-mod peer_support;
-mod serve_support;
+use crate::peer_support;
+use crate::serve_support;
 
 use merchgen::engine::tiny::{self, TinyLayout};
 use serve_support::Server;

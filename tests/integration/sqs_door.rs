@@ -5,9 +5,7 @@
 //! when the grace period is over; finished and deleted within it). `make test` provides moto; without it these tests skip (or fail,
 //! under `MERCHGEN_REQUIRE_PEERS=1`).
 
-mod aws_support;
-mod io_support;
-mod peer_support;
+use crate::aws_support;
 
 use aws_support::{peers, Merchgen, Queues};
 use serde_json::{json, Value};

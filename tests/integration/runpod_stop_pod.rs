@@ -3,7 +3,7 @@
 //! GPU here, so the engine thread runs a generator that fails the way candle's CUDA backend does;
 //! the door, the worker, the platform calls and the fake platform are the real ones.
 
-mod runpod_support;
+use crate::runpod_support;
 
 use clap::Parser;
 use merchgen::app::{self, Door};

@@ -3,8 +3,8 @@
 //! `MERCHGEN_TEST_S3_ENDPOINT`. Without it these tests say so loudly and skip (or fail, under
 //! `MERCHGEN_REQUIRE_PEERS=1`).
 
-mod io_support;
-mod peer_support;
+use crate::io_support;
+use crate::peer_support;
 
 use io_support::png;
 use merchgen::error::{ErrorCode, JobError};

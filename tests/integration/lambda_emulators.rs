@@ -4,9 +4,7 @@
 //! watch --only-lambda-apis`, from PyPI in ./.venv; it builds nothing, merchgen's built binary
 //! runs against it), then each difference alone on the fake Runtime API (`aws_support`).
 
-mod aws_support;
-mod io_support;
-mod peer_support;
+use crate::aws_support;
 
 use aws_support::cargo_lambda::{self, Emulator};
 use aws_support::runtime_api::{Options, RuntimeApi};

@@ -6,8 +6,8 @@
 //! `s3Config.endpointUrl` at a forbidden address (cloud metadata) is refused as `invalid_input`;
 //! moto's loopback address is opened by `MERCHGEN_FETCH_ALLOW`, as for every URL.
 
-mod peer_support;
-mod runpod_support;
+use crate::peer_support;
+use crate::runpod_support;
 
 use merchgen::engine::tiny::{self, TinyLayout};
 use merchgen::output::{s3_client, OutputConfig, S3Credentials};

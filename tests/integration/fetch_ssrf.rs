@@ -3,7 +3,7 @@
 //! and the allow-list that lets the tests reach loopback at all. No request ever leaves loopback:
 //! refused literal addresses are refused before any connection.
 
-mod io_support;
+use crate::io_support;
 
 use io_support::{png, Reply, TestServer};
 use merchgen::error::ErrorCode;

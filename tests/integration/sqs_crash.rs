@@ -4,9 +4,8 @@
 //! missing, each completion webhook arrived at least once, and the poison messages sit in the
 //! dead-letter queue. Prints the figures recorded in docs/reliability.md.
 
-mod aws_support;
-mod io_support;
-mod peer_support;
+use crate::aws_support;
+use crate::io_support;
 
 use aws_support::{Merchgen, Queues};
 use io_support::{Reply, TestServer};

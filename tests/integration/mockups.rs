@@ -2,7 +2,7 @@
 //! designs, the built-in products in every colour, and shading. Templates, manifest errors and
 //! golden images are in mockups_templates.rs.
 
-mod mockup_support;
+use crate::mockup_support;
 
 use image::{Rgba, RgbaImage};
 use merchgen::mockup::{

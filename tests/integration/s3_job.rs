@@ -3,8 +3,8 @@
 //! plain HTTP client can GET, a redelivery answered without running the model and with freshly
 //! signed URLs, and a different job under the same id refused (`job_id_conflict`).
 
-mod peer_support;
-mod tiny_support;
+use crate::peer_support;
+use crate::tiny_support;
 
 use merchgen::app::Door;
 use merchgen::engine::tiny::{self, TinyLayout};

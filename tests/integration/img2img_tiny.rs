@@ -1,8 +1,6 @@
 //! Image-to-image on the tiny model: strength 1 is text-to-image, strength near 0 is the VAE
 //! round trip, variations differ, sizes and orientation follow the request, bad photos fail alone.
 
-mod io_support;
-mod tiny_support;
 
 use base64::Engine as _;
 use merchgen::engine::files::hub;
