@@ -1,7 +1,6 @@
 //! Image-to-image on the tiny model: strength 1 is text-to-image, strength near 0 is the VAE
 //! round trip, variations differ, sizes and orientation follow the request, bad photos fail alone.
 
-
 use base64::Engine as _;
 use merchgen::engine::files::hub;
 use merchgen::engine::flux::img2img::ImageFit;
