@@ -115,6 +115,9 @@ pub enum BenchWhat {
     /// Matting (cut-out), x4 upscale and a t-shirt print file at 300 DPI on one design, with the
     /// configured finishing models (MERCHGEN_MATTING_MODEL, MERCHGEN_UPSCALE_MODEL).
     Finishing(crate::commands::bench::finishing::FinishingBench),
+    /// Jobs with six mockups each through the consumer loop at pipeline depths 1, 2, 3
+    /// (`--simulate-gpu-ms N`: a benchmark-only engine that sleeps N ms per step).
+    Pipeline(crate::commands::bench::jobs::JobsBench),
 }
 
 /// Flags of the pipeline benchmark.

@@ -39,6 +39,17 @@ pub struct Config {
     /// Most images denoised in one batch.
     #[arg(long, env = "MERCHGEN_MAX_BATCH", default_value_t = 4, global = true)]
     pub max_batch: u32,
+    /// Jobs in flight at most on the SQS, RunPod and `serve` doors: with 2 (the default) the
+    /// engine generates the next job while the last one renders mockups, encodes, uploads and
+    /// sends its webhook; 1 runs one job at a time. Each job is still settled alone, after its
+    /// `result.json` is stored.
+    #[arg(
+        long,
+        env = "MERCHGEN_PIPELINE_DEPTH",
+        default_value_t = 2,
+        global = true
+    )]
+    pub pipeline_depth: usize,
     /// The device's memory in GiB for memory admission (a job that cannot fit fails at once,
     /// naming `width`; a batch that cannot is split). Unset: what the device had free once the
     /// model was loaded.

@@ -46,6 +46,10 @@ async fn dispatch(cli: Cli) -> i32 {
                 .await
                 .unwrap_or(1)
         }
+        Some(Command::Bench {
+            what: Some(merchgen::cli::BenchWhat::Pipeline(b)),
+            ..
+        }) => commands::bench::jobs::run(&config, b).await,
         Some(Command::Bench { what, pipeline }) => {
             commands::bench::run(&config, what.as_ref(), pipeline)
         }

@@ -6,6 +6,7 @@
 //! upscale and a print file on one design.
 
 pub mod finishing;
+pub mod jobs;
 mod memory;
 mod random;
 mod random_gguf;
@@ -26,6 +27,8 @@ pub fn run(config: &Config, what: Option<&BenchWhat>, p: &PipelineBench) -> i32 
     let result = match what {
         Some(BenchWhat::Mockups { size, iterations }) => bench_mockups(*size, *iterations),
         Some(BenchWhat::Finishing(b)) => finishing::run(config, b),
+        // Async: `main` runs it (`jobs::run`); never reached.
+        Some(BenchWhat::Pipeline(_)) => Err(anyhow::anyhow!("run through `jobs::run`")),
         None if p.random_weights => bench_random(config, p),
         None => bench_model(config, p),
     };

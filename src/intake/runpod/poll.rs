@@ -16,6 +16,7 @@ use crate::worker::Worker;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// Shortest time between two job-take calls, so a platform answering "no job" at once (rather
@@ -28,12 +29,12 @@ pub const EXIT_REPLACE: i32 = 1;
 /// Take and run jobs until shutdown (exit 0) or until the device broke (exit 1, after
 /// posting the result with `stopPod`).
 pub async fn run(worker: Arc<Worker>, settings: Arc<Settings>, shutdown: CancellationToken) -> i32 {
-    let ctx = Context {
+    let ctx = Arc::new(Context {
         worker,
         settings: settings.clone(),
         inflight: InFlight::default(),
         shutdown,
-    };
+    });
     let background = CancellationToken::new();
     let pinger = ping::spawn(settings.clone(), ctx.inflight.clone(), background.clone());
     let stopper = stop::spawn(settings.clone(), ctx.inflight.clone(), background.clone());
@@ -53,18 +54,55 @@ pub async fn run(worker: Arc<Worker>, settings: Arc<Settings>, shutdown: Cancell
     code
 }
 
-async fn take_and_run(ctx: &Context, queue: &mut VecDeque<TakenJob>) -> i32 {
+/// Take jobs and run up to `settings.depth` of them at once (the engine generates one at a
+/// time; a second in flight keeps it busy while the first posts and uploads); returns the exit
+/// status once shutdown starts or the device broke, after the jobs in flight are settled.
+async fn take_and_run(ctx: &Arc<Context>, queue: &mut VecDeque<TakenJob>) -> i32 {
+    let mut running: JoinSet<Settled> = JoinSet::new();
+    let code = take_loop(ctx, queue, &mut running).await;
+    let mut replace = code == EXIT_REPLACE;
+    while let Some(done) = running.join_next().await {
+        replace |= matches!(done, Ok(Settled::Posted { stop_pod: true, .. }));
+    }
+    if replace {
+        tracing::error!(
+            "the device may be unusable: asked RunPod to replace this worker (stopPod); exiting"
+        );
+        return EXIT_REPLACE;
+    }
+    code
+}
+
+async fn take_loop(
+    ctx: &Arc<Context>,
+    queue: &mut VecDeque<TakenJob>,
+    running: &mut JoinSet<Settled>,
+) -> i32 {
     let settings = &ctx.settings;
     let mut failures = 0u32;
     loop {
+        while let Some(done) = running.try_join_next() {
+            if let Ok(Settled::Posted { stop_pod: true, .. }) = done {
+                return EXIT_REPLACE;
+            }
+        }
         if ctx.shutdown.is_cancelled() {
             return 0;
         }
-        if let Some(job) = queue.pop_front() {
-            if let Settled::Posted { stop_pod: true, .. } = job::run(ctx, job).await {
-                tracing::error!("the device may be unusable: asked RunPod to replace this worker (stopPod); exiting");
-                return EXIT_REPLACE;
+        if running.len() >= settings.depth {
+            tokio::select! {
+                done = running.join_next() => {
+                    if let Some(Ok(Settled::Posted { stop_pod: true, .. })) = done {
+                        return EXIT_REPLACE;
+                    }
+                }
+                _ = ctx.shutdown.cancelled() => return 0,
             }
+            continue;
+        }
+        if let Some(job) = queue.pop_front() {
+            let ctx = Arc::clone(ctx);
+            running.spawn(async move { job::run(&ctx, job).await });
             continue;
         }
         let url = settings

@@ -22,6 +22,8 @@ pub struct Settings {
     pub ping_interval: Duration,
     pub progress: RunpodProgress,
     pub take_batch: u32,
+    /// Jobs in flight at most (`MERCHGEN_PIPELINE_DEPTH`).
+    pub depth: usize,
     pub take_timeout: Duration,
     pub post_timeout: Duration,
     pub done_retry: Duration,
@@ -97,6 +99,7 @@ impl Settings {
             ping_interval: Duration::from_millis(args.ping_interval_ms.max(100)),
             progress: args.progress,
             take_batch: args.take_batch.max(1),
+            depth: config.pipeline_depth.max(1),
             take_timeout: Duration::from_secs(args.take_timeout_secs.max(1)),
             post_timeout: Duration::from_secs(args.post_timeout_secs.max(1)),
             done_retry: Duration::from_secs(args.done_retry_secs),

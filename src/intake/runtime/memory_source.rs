@@ -1,5 +1,5 @@
-//! An in-memory `JobSource` for the runtime's unit tests: a queue of bodies, and a record of how
-//! each delivery was settled.
+//! An in-memory `JobSource` for the runtime's tests and `merchgen bench pipeline`: a queue of
+//! bodies, and a record of how each delivery was settled. No door uses it.
 
 use super::source::{BodyError, Delivery, JobSource, Settlement, SourceError};
 use serde_json::Value;

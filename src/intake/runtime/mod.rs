@@ -15,8 +15,7 @@ pub mod run;
 pub mod runner;
 pub mod source;
 
-#[cfg(test)]
-mod memory_source;
+pub mod memory_source;
 
 pub use run::{run_job, Ending, GaveUp, Ran, RunRules};
 pub use runner::JobRunner;

@@ -1,5 +1,6 @@
-//! The consumer loop of every pull-based door: one job at a time with the next delivery
-//! prefetched, each job run by `run::run_job` (deadline, grace, cancel) and its delivery settled
+//! The consumer loop of every pull-based door: up to `depth` jobs at once (the engine thread
+//! still generates one at a time, so a second job in flight keeps the device busy while the
+//! first one's CPU stages run) with the next delivery prefetched, each job run by `run::run_job` (deadline, grace, cancel) and its delivery settled
 //! by what came of it (see `source`). On the shutdown token it takes no more work, and a job
 //! stopped by shutdown, like a prefetched delivery, is released at once; a job given up past
 //! its deadline is abandoned (it reaches the dead-letter queue through the redrive policy); once
@@ -14,7 +15,7 @@ use crate::backoff::Backoff;
 use crate::worker::JobRequest;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -30,6 +31,9 @@ pub struct PullOptions {
     pub rules: RunRules,
     /// Retry delays of retryable failures.
     pub backoff: Backoff,
+    /// Jobs in flight at most (`MERCHGEN_PIPELINE_DEPTH`): with 2, the engine generates the next
+    /// job while the last one renders mockups, encodes and uploads; 1 runs one job at a time.
+    pub depth: usize,
 }
 
 /// What the loop did, for its last log line and for tests.
@@ -53,38 +57,59 @@ pub async fn run<S: JobSource>(
     stop: CancellationToken,
     opts: PullOptions,
 ) -> PullReport {
-    let mut consumer = Consumer {
+    let depth = opts.depth.max(1);
+    let shared = Arc::new(Consumer {
         source: Arc::clone(&source),
         runner,
         stop: stop.clone(),
         opts,
-        report: PullReport::default(),
-    };
+    });
+    let mut report = PullReport::default();
+    let mut running: JoinSet<PullReport> = JoinSet::new();
     let mut pending = Some(prefetch(Arc::clone(&source), stop.clone()));
-    while let Some(handle) = pending.take() {
-        let Some(delivery) = join(handle).await else {
+    while let Some(mut handle) = pending.take() {
+        // At most `depth` jobs at once: wait for one to finish before taking another.
+        while running.len() >= depth {
+            collect(&mut report, running.join_next().await);
+        }
+        if report.device_broken {
+            pending = Some(handle);
+            break;
+        }
+        // Receive, while finished jobs are counted as they end.
+        let delivery = loop {
+            tokio::select! {
+                delivery = &mut handle => break delivery.unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "the receive task failed");
+                    None
+                }),
+                Some(done) = running.join_next(), if !running.is_empty() => collect(&mut report, Some(done)),
+            }
+        };
+        let Some(delivery) = delivery else {
             break;
         };
-        if stop.is_cancelled() {
-            consumer.release(delivery).await;
+        if stop.is_cancelled() || report.device_broken {
+            report.add(shared.release(delivery).await);
             break;
         }
         // Receive the next message while this job runs, so the GPU never waits on a poll.
         pending = Some(prefetch(Arc::clone(&source), stop.clone()));
-        consumer.process(delivery).await;
-        if stop.is_cancelled() || consumer.report.device_broken {
-            break;
-        }
+        let job = Arc::clone(&shared);
+        running.spawn(async move { job.process(delivery).await });
+    }
+    // Jobs still running finish (or wind down at shutdown) and are settled.
+    while let Some(done) = running.join_next().await {
+        collect(&mut report, Some(done));
     }
     // A message prefetched while the last job ran goes straight back to the queue.
     if let Some(handle) = pending {
         if let Some(delivery) = join(handle).await {
-            consumer.release(delivery).await;
+            report.add(shared.release(delivery).await);
         }
     }
-    let report = consumer.report;
     tracing::info!(
-        door = consumer.opts.door,
+        door = shared.opts.door,
         jobs = report.jobs,
         acked = report.acked,
         retried = report.retried,
@@ -97,18 +122,40 @@ pub async fn run<S: JobSource>(
     report
 }
 
-/// What processing and settling a delivery needs.
+fn collect(report: &mut PullReport, done: Option<Result<PullReport, tokio::task::JoinError>>) {
+    match done {
+        Some(Ok(one)) => report.add(one),
+        Some(Err(e)) => tracing::error!(error = %e, "a job task failed"),
+        None => {}
+    }
+}
+
+impl PullReport {
+    fn add(&mut self, other: PullReport) {
+        self.jobs += other.jobs;
+        self.acked += other.acked;
+        self.retried += other.retried;
+        self.released += other.released;
+        self.dead_lettered += other.dead_lettered;
+        self.abandoned += other.abandoned;
+        self.settle_errors += other.settle_errors;
+        self.device_broken |= other.device_broken;
+    }
+}
+
+/// What processing and settling a delivery needs; shared by the jobs in flight.
 struct Consumer<S: JobSource> {
     source: Arc<S>,
     runner: Arc<dyn JobRunner>,
     stop: CancellationToken,
     opts: PullOptions,
-    report: PullReport,
 }
 
 impl<S: JobSource> Consumer<S> {
-    /// Run one delivery's job (or judge its body) and settle it, inside the delivery's span.
-    async fn process(&mut self, delivery: Delivery<S::Ticket>) {
+    /// Run one delivery's job (or judge its body) and settle it, inside the delivery's span;
+    /// returns what it did.
+    async fn process(&self, delivery: Delivery<S::Ticket>) -> PullReport {
+        let mut report = PullReport::default();
         let span = tracing::info_span!("delivery", door = self.opts.door, message_id = %delivery.id, attempt = delivery.attempt);
         let Delivery {
             id,
@@ -121,7 +168,7 @@ impl<S: JobSource> Consumer<S> {
             Ok(body) => {
                 let mut req = JobRequest::new(body, id.clone());
                 req.received = received;
-                self.report.jobs += 1;
+                report.jobs += 1;
                 // Boxed: the pipeline's future is deep.
                 let ran = Box::pin(run::run_job(
                     self.runner.as_ref(),
@@ -131,7 +178,7 @@ impl<S: JobSource> Consumer<S> {
                 ))
                 .instrument(span.clone())
                 .await;
-                self.report.device_broken |= ran.stop_taking;
+                report.device_broken |= ran.stop_taking;
                 settlement_after(&ran, attempt, &self.opts.backoff)
             }
             Err(e) => {
@@ -139,19 +186,35 @@ impl<S: JobSource> Consumer<S> {
                 source::after_body_error(&e, attempt, &self.opts.backoff)
             }
         };
-        self.settle(&id, ticket, settlement).instrument(span).await;
+        self.settle(&id, ticket, settlement, &mut report)
+            .instrument(span)
+            .await;
+        report
     }
 
     /// Hand a delivery back at once (shutdown).
-    async fn release(&mut self, delivery: Delivery<S::Ticket>) {
+    async fn release(&self, delivery: Delivery<S::Ticket>) -> PullReport {
+        let mut report = PullReport::default();
         let span =
             tracing::info_span!("delivery", door = self.opts.door, message_id = %delivery.id);
-        self.settle(&delivery.id, delivery.ticket, Settlement::Release)
-            .instrument(span)
-            .await;
+        self.settle(
+            &delivery.id,
+            delivery.ticket,
+            Settlement::Release,
+            &mut report,
+        )
+        .instrument(span)
+        .await;
+        report
     }
 
-    async fn settle(&mut self, id: &str, ticket: S::Ticket, settlement: Settlement) {
+    async fn settle(
+        &self,
+        id: &str,
+        ticket: S::Ticket,
+        settlement: Settlement,
+        report: &mut PullReport,
+    ) {
         let delay_secs = match settlement {
             Settlement::RetryLater(d) => Some(d.as_secs()),
             _ => None,
@@ -159,17 +222,17 @@ impl<S: JobSource> Consumer<S> {
         if let Err(e) = self.source.settle(id, ticket, settlement).await {
             // Not fatal: the message reappears after its visibility timeout, and a job that
             // already succeeded is answered from its result.json.
-            self.report.settle_errors += 1;
+            report.settle_errors += 1;
             tracing::error!(settlement = settlement.as_str(), error = %e, "could not settle the message");
             return;
         }
         tracing::info!(settlement = settlement.as_str(), delay_secs, "settled");
         let count = match settlement {
-            Settlement::Ack => &mut self.report.acked,
-            Settlement::RetryLater(_) => &mut self.report.retried,
-            Settlement::Release => &mut self.report.released,
-            Settlement::DeadLetter => &mut self.report.dead_lettered,
-            Settlement::Abandon => &mut self.report.abandoned,
+            Settlement::Ack => &mut report.acked,
+            Settlement::RetryLater(_) => &mut report.retried,
+            Settlement::Release => &mut report.released,
+            Settlement::DeadLetter => &mut report.dead_lettered,
+            Settlement::Abandon => &mut report.abandoned,
         };
         *count += 1;
     }
@@ -237,6 +300,7 @@ mod tests {
             door: "memory",
             rules,
             backoff: BACKOFF,
+            depth: 1,
         }
     }
 
@@ -375,5 +439,50 @@ mod tests {
             ]
         );
         assert_eq!(report.abandoned, 1);
+    }
+
+    #[tokio::test]
+    async fn with_depth_two_a_second_job_runs_while_the_first_finishes_and_each_is_settled() {
+        let source = Arc::new(MemorySource::with(vec![
+            ("a", Ok(json!({"ms": 200}))),
+            ("b", Ok(json!({"ms": 200}))),
+            ("c", Ok(json!({"ms": 200, "fail": "input_fetch_failed"}))),
+        ]));
+        let runner = Arc::new(ScriptedRunner::default());
+        let stop = CancellationToken::new();
+        let loop_ = tokio::spawn(run(
+            source.clone(),
+            runner.clone(),
+            stop.clone(),
+            PullOptions {
+                depth: 2,
+                ..opts(RULES)
+            },
+        ));
+        let started = std::time::Instant::now();
+        while source.settled().len() < 3 && started.elapsed() < Duration::from_secs(20) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        stop.cancel();
+        let report = loop_.await.unwrap();
+        assert_eq!(
+            runner.max_running.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "two jobs overlapped, never three"
+        );
+        let mut settled = source.settled();
+        settled.sort_by(|x, y| x.0.cmp(&y.0));
+        assert_eq!(
+            settled,
+            [
+                ("a".to_owned(), Settlement::Ack),
+                ("b".to_owned(), Settlement::Ack),
+                (
+                    "c".to_owned(),
+                    Settlement::RetryLater(Duration::from_secs(10))
+                ),
+            ]
+        );
+        assert_eq!((report.jobs, report.acked, report.retried), (3, 2, 1));
     }
 }

@@ -210,12 +210,29 @@ pub(crate) mod tests {
     pub(crate) struct ScriptedRunner {
         pub broken: AtomicBool,
         pub ran: std::sync::Mutex<Vec<String>>,
+        /// Jobs running now, and the most at once.
+        pub running: std::sync::atomic::AtomicUsize,
+        pub max_running: std::sync::atomic::AtomicUsize,
     }
 
     #[async_trait::async_trait]
     impl JobRunner for ScriptedRunner {
         async fn handle(&self, req: JobRequest) -> JobOutcome {
             self.ran.lock().unwrap().push(req.delivery_id.clone());
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.max_running.fetch_max(now, Ordering::SeqCst);
+            let outcome = self.script(&req).await;
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            outcome
+        }
+
+        fn device_broken(&self) -> bool {
+            self.broken.load(Ordering::Relaxed)
+        }
+    }
+
+    impl ScriptedRunner {
+        async fn script(&self, req: &JobRequest) -> JobOutcome {
             let ms = req.body["ms"].as_u64().unwrap_or(0);
             let hang = req.body["hang"].as_bool().unwrap_or(false);
             let started = Instant::now();
@@ -239,10 +256,6 @@ pub(crate) mod tests {
             let mut ok = JobOutcome::started(req.delivery_id.clone());
             ok.status = JobStatus::Succeeded;
             ok
-        }
-
-        fn device_broken(&self) -> bool {
-            self.broken.load(Ordering::Relaxed)
         }
     }
 

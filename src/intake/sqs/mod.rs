@@ -81,6 +81,7 @@ pub async fn run(config: &Config, args: &SqsArgs) -> i32 {
     let opts = PullOptions {
         door: "sqs",
         rules: RunRules::from_config(config, "sqs"),
+        depth: config.pipeline_depth.max(1),
         backoff: Backoff::new(
             Duration::from_secs(u64::from(args.retry_base_secs)),
             Duration::from_secs(u64::from(args.retry_max_secs)),

@@ -1,0 +1,239 @@
+//! `merchgen bench pipeline`: a run of jobs, each with six mockups, through the pull doors'
+//! consumer loop (an in-memory queue standing in for SQS) into the configured destination
+//! (`MERCHGEN_OUTPUT`: the local S3 server in `bench/pipeline.sh`, else a temporary folder),
+//! once per pipeline depth in one process: depth 1 is one job at a time (every stage after the
+//! other), depth 2 and 3 let the engine generate the next job while the last one renders,
+//! encodes and uploads.
+//!
+//! `--simulate-gpu-ms N` swaps the engine for a benchmark-only stand-in that holds the engine
+//! thread N ms per denoising step without using the CPU, as a GPU would, so that on a CPU-only
+//! box generation and mockups do not fight for the same cores. It exists only here: no job,
+//! door or setting can reach it. Without the flag the configured model runs (the tiny one in
+//! `bench/pipeline.sh`), to show the real engine goes through the same path.
+
+use crate::app::{self, Door};
+use crate::config::Config;
+use crate::engine::{
+    EngineError, EngineHandle, GenerateOutput, GenerateRequest, GeneratedImage, Generator,
+    LoadReport, StageTimings, StepCallback,
+};
+use crate::intake::runtime::memory_source::MemorySource;
+use crate::intake::runtime::pull::{self, PullOptions};
+use crate::intake::runtime::RunRules;
+use crate::job::outcome::ModelInfo;
+use crate::worker::Worker;
+use anyhow::Result;
+use image::RgbaImage;
+use rand::{RngCore, SeedableRng};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Flags of `merchgen bench pipeline`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct JobsBench {
+    /// Jobs per run.
+    #[arg(long, default_value_t = 40)]
+    pub jobs: u32,
+    /// Image side of each job.
+    #[arg(long, default_value_t = 512)]
+    pub size: u32,
+    #[arg(long, default_value_t = 4)]
+    pub steps: u32,
+    /// Side of each of the six mockups.
+    #[arg(long, default_value_t = 1024)]
+    pub mockup_size: u32,
+    /// Pipeline depths to run, one after the other.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    pub depths: Vec<usize>,
+    /// Benchmark only: hold the engine thread this many ms per step instead of generating.
+    #[arg(long)]
+    pub simulate_gpu_ms: Option<u64>,
+    /// Print one JSON line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The stand-in GPU: sleeps on the engine thread, uses no CPU, returns seeded noise images.
+struct SimulatedGpu {
+    step: Duration,
+    report: LoadReport,
+}
+
+impl SimulatedGpu {
+    fn new(step: Duration) -> Self {
+        SimulatedGpu {
+            step,
+            report: LoadReport {
+                info: ModelInfo {
+                    preset: "simulated-gpu (benchmark only)".into(),
+                    weights: "none".into(),
+                    device: "simulated".into(),
+                },
+                load_ms: 0,
+                bytes: 0,
+                source: "merchgen bench pipeline --simulate-gpu-ms".into(),
+                defaults: Default::default(),
+                footprint: None,
+                free_after_load: None,
+            },
+        }
+    }
+}
+
+impl Generator for SimulatedGpu {
+    fn load_report(&self) -> &LoadReport {
+        &self.report
+    }
+
+    fn generate(
+        &mut self,
+        req: &GenerateRequest,
+        cancel: &AtomicBool,
+        on_step: StepCallback<'_>,
+    ) -> Result<GenerateOutput, EngineError> {
+        let started = Instant::now();
+        for step in 1..=req.steps {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(EngineError::Cancelled);
+            }
+            std::thread::sleep(self.step);
+            on_step(step, req.steps);
+        }
+        let images = (0..req.num_images)
+            .map(|i| {
+                let seed = req.seed + u64::from(i);
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+                let mut image = RgbaImage::new(req.width, req.height);
+                rng.fill_bytes(&mut image);
+                image.pixels_mut().for_each(|p| p.0[3] = 255);
+                GeneratedImage { image, seed }
+            })
+            .collect();
+        Ok(GenerateOutput {
+            images,
+            timings: StageTimings {
+                denoise_ms: started.elapsed().as_millis() as u64,
+                ..StageTimings::default()
+            },
+        })
+    }
+}
+
+pub async fn run(config: &Config, b: &JobsBench) -> i32 {
+    match bench(config, b).await {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("merchgen bench pipeline: {e:#}");
+            1
+        }
+    }
+}
+
+async fn bench(config: &Config, b: &JobsBench) -> Result<()> {
+    let engine = match b.simulate_gpu_ms {
+        Some(ms) => {
+            EngineHandle::start(move || {
+                Ok(Box::new(SimulatedGpu::new(Duration::from_millis(ms))) as Box<dyn Generator>)
+            })
+            .await?
+        }
+        None => app::start_engine(config).await?,
+    };
+    let folder =
+        std::env::temp_dir().join(format!("merchgen-bench-{}", uuid::Uuid::new_v4().simple()));
+    let destination = config
+        .output
+        .clone()
+        .unwrap_or_else(|| folder.display().to_string());
+    let parts = app::build_parts(
+        config,
+        Door::Deployed,
+        destination.clone(),
+        engine.load_report().defaults.clone(),
+    )?;
+    let worker = Arc::new(Worker::new(Some(engine), parts));
+    let products: Vec<String> = worker_products();
+    let mut runs = Vec::new();
+    for &depth in &b.depths {
+        let bodies = (0..b.jobs)
+            .map(|i| {
+                let body = serde_json::json!({
+                    "id": format!("bench-d{depth}-{i}-{}", uuid::Uuid::new_v4().simple()),
+                    "prompt": "a corgi astronaut, sticker", "width": b.size, "height": b.size,
+                    "num_inference_steps": b.steps, "seed": i,
+                    "mockups": {"products": products, "size": b.mockup_size},
+                });
+                (format!("m{i}"), Ok(body))
+            })
+            .collect::<Vec<_>>();
+        let items = bodies
+            .iter()
+            .map(|(id, body)| (id.as_str(), body.clone()))
+            .collect();
+        let source = Arc::new(MemorySource::with(items));
+        let stop = CancellationToken::new();
+        let opts = PullOptions {
+            door: "bench",
+            rules: RunRules::from_config(config, "bench"),
+            backoff: crate::backoff::Backoff::NONE,
+            depth,
+        };
+        let started = Instant::now();
+        let consumer = tokio::spawn(pull::run(
+            source.clone(),
+            worker.clone(),
+            stop.clone(),
+            opts,
+        ));
+        while source.settled().len() < b.jobs as usize {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let wall = started.elapsed().as_secs_f64();
+        stop.cancel();
+        let report = consumer.await?;
+        runs.push(serde_json::json!({"depth": depth, "wall_s": wall, "acked": report.acked}));
+        if !b.json {
+            println!(
+                "depth {depth}: {} jobs in {wall:.2} s ({} acknowledged)",
+                b.jobs, report.acked
+            );
+        }
+    }
+    let engine_s = b
+        .simulate_gpu_ms
+        .map(|ms| f64::from(b.jobs) * f64::from(b.steps) * ms as f64 / 1000.0);
+    let sequential = runs
+        .iter()
+        .find(|r| r["depth"] == 1)
+        .and_then(|r| r["wall_s"].as_f64());
+    let summary = serde_json::json!({
+        "jobs": b.jobs, "size": b.size, "steps": b.steps, "mockups_per_job": products.len(),
+        "mockup_size": b.mockup_size, "simulate_gpu_ms": b.simulate_gpu_ms,
+        "destination": if config.output.is_some() { destination.as_str() } else { "temporary folder" },
+        "engine_s": engine_s,
+        "cpu_stages_s": engine_s.zip(sequential).map(|(e, s)| s - e),
+        "runs": runs,
+    });
+    if b.json {
+        println!("{summary}");
+    } else if let (Some(e), Some(s)) = (engine_s, sequential) {
+        let cpu = s - e;
+        println!(
+            "engine {e:.2} s, CPU stages {cpu:.2} s (depth 1 wall less engine); goal: pipelined within 1.2 x max = {:.2} s",
+            1.2 * e.max(cpu)
+        );
+    }
+    worker.drain_webhooks(Duration::from_secs(5)).await;
+    let _ = std::fs::remove_dir_all(&folder);
+    Ok(())
+}
+
+fn worker_products() -> Vec<String> {
+    crate::mockup::MockupLibrary::builtin()
+        .products()
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+}
