@@ -327,3 +327,67 @@ async fn a_job_that_cannot_fit_in_device_memory_is_refused_before_it_runs() {
     let ok = worker.handle(JobRequest::new(job(64), "small")).await;
     assert!(ok.succeeded(), "{ok:?}");
 }
+
+/// Pipelined (two jobs in flight through the pull loop) gives byte-identical files to running
+/// each job alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_jobs_give_the_same_bytes_as_jobs_run_alone() {
+    use merchgen::intake::runtime::memory_source::MemorySource;
+    use merchgen::intake::runtime::pull::{self, PullOptions};
+    use merchgen::intake::runtime::RunRules;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny::write(&dir.path().join("m"), 45, TinyLayout::Folder).unwrap();
+    let cli = tiny_support::cli(&model, &[]);
+    let run = |depth: usize, out: std::path::PathBuf| {
+        let cli = &cli;
+        async move {
+            let worker =
+                Arc::new(tiny_support::worker(cli, Door::Deployed, out.to_str().unwrap()).await);
+            let items = (0..3)
+                .map(|i| {
+                    let job = json!({"id": format!("p{i}"), "prompt": "a corgi", "width": 64, "height": 64,
+                                     "num_inference_steps": 2, "seed": 10 + i,
+                                     "mockups": {"products": ["mug", "tshirt"], "colors": ["white"], "size": 256}});
+                    (format!("m{i}"), Ok(job))
+                })
+                .collect::<Vec<_>>();
+            let source = Arc::new(MemorySource::with(
+                items
+                    .iter()
+                    .map(|(id, b)| (id.as_str(), b.clone()))
+                    .collect(),
+            ));
+            let stop = tokio_util::sync::CancellationToken::new();
+            let opts = PullOptions {
+                door: "test",
+                rules: RunRules::from_config(&cli.config, "test"),
+                backoff: merchgen::backoff::Backoff::NONE,
+                depth,
+            };
+            let consumer = tokio::spawn(pull::run(source.clone(), worker, stop.clone(), opts));
+            let started = Instant::now();
+            while source.settled().len() < 3 && started.elapsed() < Duration::from_secs(120) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            stop.cancel();
+            assert_eq!(consumer.await.unwrap().acked, 3);
+        }
+    };
+    let (alone, piped) = (dir.path().join("alone"), dir.path().join("piped"));
+    run(1, alone.clone()).await;
+    run(2, piped.clone()).await;
+    for i in 0..3 {
+        for file in [
+            "images/0.png",
+            "mockups/mug-white.jpg",
+            "mockups/tshirt-white.jpg",
+        ] {
+            let path = format!("p{i}/{file}");
+            let a = std::fs::read(alone.join(&path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+            let b = std::fs::read(piped.join(&path)).unwrap();
+            assert!(a == b, "{path} differs between alone and pipelined");
+        }
+    }
+}

@@ -79,6 +79,8 @@ async fn runpod_worker_speaks_the_protocol_and_survives_platform_faults() {
         ("MERCHGEN_RUNPOD_THROTTLE_MS", "600"),
         ("MERCHGEN_RUNPOD_ERROR_BACKOFF_MS", "150"),
         ("MERCHGEN_FETCH_ALLOW", "127.0.0.0/8"),
+        // The platform's scripted answers are consumed in call order: one job at a time.
+        ("MERCHGEN_PIPELINE_DEPTH", "1"),
     ];
     let mut child = spawn(&model, &platform, &env, &log);
     let logs = || std::fs::read_to_string(&log).unwrap_or_default();
