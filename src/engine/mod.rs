@@ -130,6 +130,12 @@ pub type StepCallback<'a> = &'a mut dyn FnMut(u32, u32);
 /// A loaded image generator. Synchronous: it runs on the engine thread that owns the device.
 pub trait Generator: Send {
     fn load_report(&self) -> &LoadReport;
+
+    /// Device bytes free now, if the device can tell (asked on the engine thread after each
+    /// generation, for `/metrics`).
+    fn free_memory(&self) -> Option<u64> {
+        None
+    }
     /// Generate; checks `cancel` between denoising steps.
     fn generate(
         &mut self,

@@ -288,6 +288,9 @@ fn run(mut owned: Owned, rx: mpsc::Receiver<Command>) {
                     },
                     cancel,
                 );
+                if let Some(free) = owned.generator.as_ref().and_then(|g| g.free_memory()) {
+                    crate::intake::runtime::metrics::global().device_memory_free(free);
+                }
                 let _ = reply.send(result);
             }
             Work::Prepare {

@@ -108,15 +108,22 @@ async fn runpod_device_fault_posts_stop_pod_and_takes_no_more_jobs() {
     let result = &platform.results("a")[0];
     assert_eq!(result.json()["stopPod"], true, "{}", result.json());
     assert_eq!(result.error().unwrap()["code"], "generation_failed");
-    // With two jobs in flight, "b" may be taken while "a" runs; none is taken once the
-    // result of "a" (with stopPod) was posted.
+    // With two jobs in flight, "b" may be taken while "a" runs; after the result of "a" (with
+    // stopPod) was posted, at most the take already on its way arrives.
     let posted = result.at;
+    let late = platform
+        .calls_to("job-take")
+        .iter()
+        .filter(|c| c.at > posted)
+        .count();
     assert!(
-        platform.calls_to("job-take").iter().all(|c| c.at < posted),
-        "no job taken after the device broke"
+        late <= 1,
+        "no job taken after the device broke ({late} takes after)"
     );
+    // Such a job never succeeds on the broken device: it is reported for another worker
+    // (`cancelled`, retryable, when it had not started) or failed.
     if let Some(b) = platform.results("b").first() {
-        assert_eq!(b.json()["stopPod"], true, "{}", b.json());
-        assert_ne!(b.json()["output"]["status"], "succeeded", "{}", b.json());
+        let error = b.error().unwrap_or_else(|| panic!("{}", b.json()));
+        assert!(error["retryable"] == true, "{}", b.json());
     }
 }

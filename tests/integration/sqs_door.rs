@@ -147,6 +147,7 @@ async fn sqs_consumer_settles_each_kind_of_message() {
         "merchgen_door_jobs_total{door=\"sqs\",status=\"failed\",code=\"invalid_input\"} 1",
         "merchgen_stage_duration_seconds_count{stage=\"denoise\"} 2",
         "merchgen_model_load_seconds",
+        "merchgen_device_memory_free_bytes",
     ] {
         assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
     }

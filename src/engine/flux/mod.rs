@@ -355,6 +355,10 @@ impl Generator for FluxPipeline {
         &self.report
     }
 
+    fn free_memory(&self) -> Option<u64> {
+        crate::engine::flux::weights::free_device_memory(&self.device)
+    }
+
     fn generate(
         &mut self,
         req: &GenerateRequest,

@@ -89,6 +89,9 @@ async fn take_loop(
         if ctx.shutdown.is_cancelled() {
             return 0;
         }
+        if ctx.worker.device_broken() {
+            return EXIT_REPLACE;
+        }
         if running.len() >= settings.depth {
             tokio::select! {
                 done = running.join_next() => {

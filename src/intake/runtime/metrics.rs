@@ -1,8 +1,8 @@
 //! Job metrics of every door, recorded by `run::run_job` for each job whatever door it came
 //! through, and exposed on `/metrics`: by the endpoint API on its own port, and by every other
 //! door on `MERCHGEN_METRICS_ADDR` when set (`serve_on`). Jobs by door, status and error code,
-//! jobs running, jobs given up, per-stage latency from each outcome's `timings_ms`, and the
-//! model's load time.
+//! jobs running, jobs given up, per-stage latency from each outcome's `timings_ms`, the model's
+//! load time, and the device memory free after the last generation.
 //!
 //! One process runs one worker, so the metrics are one process-wide value (`global`).
 
@@ -21,6 +21,7 @@ struct Inner {
     given_up: BTreeMap<&'static str, u64>,
     stages: BTreeMap<String, Histogram>,
     model_load_seconds: Option<f64>,
+    device_memory_free: Option<u64>,
 }
 
 /// The job metrics. See the module header.
@@ -80,6 +81,11 @@ impl JobMetrics {
         self.lock().model_load_seconds = Some(seconds);
     }
 
+    /// Device bytes free after the last generation.
+    pub fn device_memory_free(&self, bytes: u64) {
+        self.lock().device_memory_free = Some(bytes);
+    }
+
     /// The text exposition.
     pub fn render(&self) -> String {
         let inner = self.lock();
@@ -124,6 +130,14 @@ impl JobMetrics {
                 "merchgen_model_load_seconds",
                 "Seconds the engine spent loading the model.",
                 load,
+            );
+        }
+        if let Some(free) = inner.device_memory_free {
+            prometheus::gauge(
+                &mut out,
+                "merchgen_device_memory_free_bytes",
+                "Device memory free after the last generation (host memory on the CPU).",
+                free as f64,
             );
         }
         prometheus::family(
@@ -205,6 +219,7 @@ mod tests {
         m.ended("lambda", None);
         m.started("serve");
         m.model_loaded(1.25);
+        m.device_memory_free(4096);
         let text = m.render();
         for line in [
             "merchgen_door_jobs_total{door=\"sqs\",status=\"succeeded\",code=\"\"} 1",
@@ -213,6 +228,7 @@ mod tests {
             "merchgen_door_jobs_running{door=\"serve\"} 1",
             "merchgen_door_jobs_running{door=\"sqs\"} 0",
             "merchgen_model_load_seconds 1.25",
+            "merchgen_device_memory_free_bytes 4096",
             "merchgen_stage_duration_seconds_bucket{stage=\"denoise\",le=\"0.25\"} 0",
             "merchgen_stage_duration_seconds_bucket{stage=\"denoise\",le=\"0.5\"} 1",
             "merchgen_stage_duration_seconds_count{stage=\"total\"} 1",
