@@ -141,6 +141,10 @@ pub struct PipelineBench {
     /// Timed repetitions after one warm-up.
     #[arg(long, default_value_t = 3)]
     pub iterations: u32,
+    /// With --random-weights: only time loading the written files against a plain read of
+    /// them (page cache dropped), with peak host memory; no generation.
+    #[arg(long)]
+    pub load_only: bool,
     /// Print the result as one JSON line (progress goes to stderr).
     #[arg(long)]
     pub json: bool,

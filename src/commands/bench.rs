@@ -29,6 +29,9 @@ pub fn run(config: &Config, what: Option<&BenchWhat>, p: &PipelineBench) -> i32 
         Some(BenchWhat::Finishing(b)) => finishing::run(config, b),
         // Async: `main` runs it (`jobs::run`); never reached.
         Some(BenchWhat::Pipeline(_)) => Err(anyhow::anyhow!("run through `jobs::run`")),
+        None if p.random_weights && p.load_only => random::load_only(config, p).map(|report| {
+            println!("{report}");
+        }),
         None if p.random_weights => bench_random(config, p),
         None => bench_model(config, p),
     };

@@ -157,6 +157,138 @@ fn write_files(scratch: &Scratch, flux_shapes: &Shapes, t5_shapes: &Shapes) -> R
     })
 }
 
+/// A plain sequential read of `path` (8 MiB at a time) from a dropped page cache: the disk's
+/// speed, the floor for loading.
+fn plain_read_ms(path: &std::path::Path) -> Result<f64> {
+    use std::io::Read;
+    random_gguf::drop_page_cache(path);
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 8 << 20];
+    let t = Instant::now();
+    while file.read(&mut buf)? > 0 {}
+    Ok(ms(t))
+}
+
+/// `--load-only`: write the full-size GGUF files, then for each, with the page cache dropped,
+/// time merchgen's loader against a plain read of the same file, with the peak host memory of
+/// the load (VmHWM since just before it; file pages a loader maps count as the kernel counts
+/// them, as resident). Goal (issue 15): load at most 1.15 x read + 1 s; peak at most 1.1 x file.
+pub fn load_only(config: &Config, p: &PipelineBench) -> Result<serde_json::Value> {
+    let device = engine::device::open(&config.device)?;
+    let sizes = Sizes::for_scale(&p.scale)?;
+    let flux_shapes = random_vb::probe(|vb| flux::model::Flux::new(&sizes.flux, vb).map(drop))?;
+    let t5_cfg: t5::Config = serde_json::from_value(sizes.t5.clone())?;
+    let t5_shapes = random_vb::probe(|vb| t5::T5EncoderModel::load(vb, &t5_cfg).map(drop))?;
+    let params = random_vb::param_count(&flux_shapes);
+    let dense_dtype = engine::device::dense_dtype(&device);
+    let dense = weights::choose_dense(
+        config.weights,
+        params,
+        dense_dtype,
+        weights::free_device_memory(&device),
+    );
+    let scratch = Scratch::new()?;
+    eprintln!(
+        "bench: writing {} FLUX and T5 GGUF files in {}",
+        p.scale,
+        scratch.0.display()
+    );
+    let written = write_files(&scratch, &flux_shapes, &t5_shapes)?;
+    let mut rows = Vec::new();
+    let measure = |what: &str,
+                   path: &std::path::Path,
+                   bytes: u64,
+                   load: &dyn Fn() -> Result<()>|
+     -> Result<serde_json::Value> {
+        let read_ms = plain_read_ms(path)?;
+        let cache = random_gguf::drop_page_cache(path);
+        let memory = PeakMemory::start(&device);
+        let t = Instant::now();
+        load()?;
+        let load_ms = ms(t);
+        let peak = memory.finish().peak_memory_bytes;
+        let goal_ms = 1.15 * read_ms + 1000.0;
+        eprintln!(
+            "bench: {what}: {:.2} GB, plain read {read_ms:.0} ms, load {load_ms:.0} ms ({:.2} x read; goal <= {goal_ms:.0} ms), peak memory {:.2} GB ({:.2} x file; goal <= 1.1)",
+            bytes as f64 / 1e9,
+            load_ms / read_ms.max(1e-9),
+            peak as f64 / 1e9,
+            peak as f64 / bytes.max(1) as f64
+        );
+        Ok(
+            serde_json::json!({"file": what, "bytes": bytes, "cache": cache, "plain_read_ms": read_ms,
+            "load_ms": load_ms, "load_over_read": load_ms / read_ms.max(1e-9), "goal_ms": goal_ms,
+            "peak_memory_bytes": peak, "peak_over_file": peak as f64 / bytes.max(1) as f64}),
+        )
+    };
+    rows.push(measure(
+        if dense {
+            "transformer (dense from Q4_0)"
+        } else {
+            "transformer (Q4_0)"
+        },
+        &written.flux,
+        written.gguf_bytes,
+        &|| {
+            let t =
+                weights::load_transformer(&written.flux, &sizes.flux, dense, dense_dtype, &device)?;
+            device.synchronize()?;
+            drop(t);
+            Ok(())
+        },
+    )?);
+    rows.push(measure(
+        "T5 encoder (Q8_0)",
+        &written.t5,
+        written.t5_gguf_bytes,
+        &|| {
+            let cfg: quantized_t5::Config = serde_json::from_value(sizes.t5.clone())?;
+            let vb = quantized_var_builder::VarBuilder::from_gguf(&written.t5, &device)?;
+            drop(quantized_t5::T5EncoderModel::load(vb, &cfg)?);
+            Ok(())
+        },
+    )?);
+    // Both at once, as `FluxPipeline::load` does, against reading both files one after the other.
+    let both = written.gguf_bytes + written.t5_gguf_bytes;
+    let read_both = plain_read_ms(&written.flux)? + plain_read_ms(&written.t5)?;
+    random_gguf::drop_page_cache(&written.flux);
+    random_gguf::drop_page_cache(&written.t5);
+    let memory = PeakMemory::start(&device);
+    let t = Instant::now();
+    std::thread::scope(|scope| -> Result<()> {
+        let t5 = scope.spawn(|| -> Result<()> {
+            let cfg: quantized_t5::Config = serde_json::from_value(sizes.t5.clone())?;
+            let vb = quantized_var_builder::VarBuilder::from_gguf(&written.t5, &device)?;
+            drop(quantized_t5::T5EncoderModel::load(vb, &cfg)?);
+            Ok(())
+        });
+        drop(weights::load_transformer(
+            &written.flux,
+            &sizes.flux,
+            dense,
+            dense_dtype,
+            &device,
+        )?);
+        t5.join()
+            .map_err(|_| anyhow::anyhow!("the T5 loader panicked"))?
+    })?;
+    let load_ms = ms(t);
+    let peak = memory.finish().peak_memory_bytes;
+    eprintln!(
+        "bench: transformer and T5 at once: {:.2} GB, plain reads {read_both:.0} ms, load {load_ms:.0} ms ({:.2} x read; goal <= {:.0} ms), peak memory {:.2} GB",
+        both as f64 / 1e9,
+        load_ms / read_both.max(1e-9),
+        1.15 * read_both + 1000.0,
+        peak as f64 / 1e9
+    );
+    rows.push(serde_json::json!({"file": "transformer + T5, concurrently", "bytes": both, "plain_read_ms": read_both,
+        "load_ms": load_ms, "load_over_read": load_ms / read_both.max(1e-9), "goal_ms": 1.15 * read_both + 1000.0,
+        "peak_memory_bytes": peak, "peak_over_file": peak as f64 / both.max(1) as f64}));
+    Ok(
+        serde_json::json!({"bench": "load_only", "scale": p.scale, "device": engine::device::name(&device), "files": rows}),
+    )
+}
+
 /// Run the benchmark and report.
 pub fn run(config: &Config, p: &PipelineBench) -> Result<RandomReport> {
     let device = engine::device::open(&config.device)?;

@@ -67,7 +67,39 @@ impl FluxPipeline {
         let started = Instant::now();
         let m = &model.manifest;
         let dense_dtype = crate::engine::device::dense_dtype(device);
-        let loaded = loader::transformer(model, opts.weights, device)?;
+        // The four components are independent: load them at once (the transformer and T5 are
+        // most of the bytes; each loader is mostly copying and converting, so this overlaps
+        // that work with the other's disk reads and uses every core).
+        let (loaded, vae, clip, t5) = std::thread::scope(|scope| {
+            let t5 = scope.spawn(|| {
+                T5Encoder::load(
+                    model.path(Role::T5),
+                    model.path(Role::T5Config),
+                    model.path(Role::T5Tokenizer),
+                    dense_dtype,
+                    device,
+                )
+            });
+            let clip = scope.spawn(|| {
+                ClipEncoder::load(
+                    model.path(Role::Clip),
+                    model.path(Role::ClipConfig),
+                    model.path(Role::ClipTokenizer),
+                    dense_dtype,
+                    device,
+                )
+            });
+            let vae = scope.spawn(|| loader::vae(model, dense_dtype, device));
+            let loaded = loader::transformer(model, opts.weights, device);
+            let join = |name: &str| anyhow::anyhow!("the {name} loader panicked");
+            (
+                loaded,
+                vae.join().unwrap_or_else(|_| Err(join("VAE"))),
+                clip.join().unwrap_or_else(|_| Err(join("CLIP"))),
+                t5.join().unwrap_or_else(|_| Err(join("T5"))),
+            )
+        });
+        let loaded = loaded?;
         let (transformer, dense) = (loaded.model, loaded.dense);
         let footprint = crate::engine::memory::Footprint {
             hidden: loaded.hidden as u64,
@@ -80,21 +112,8 @@ impl FluxPipeline {
             vae_bytes: dense_dtype.size_in_bytes() as u64,
         };
         let act_dtype = if dense { dense_dtype } else { DType::F32 };
-        let (vae, vae_encoder) = loader::vae(model, dense_dtype, device)?;
-        let clip = ClipEncoder::load(
-            model.path(Role::Clip),
-            model.path(Role::ClipConfig),
-            model.path(Role::ClipTokenizer),
-            dense_dtype,
-            device,
-        )?;
-        let t5 = T5Encoder::load(
-            model.path(Role::T5),
-            model.path(Role::T5Config),
-            model.path(Role::T5Tokenizer),
-            dense_dtype,
-            device,
-        )?;
+        let (vae, vae_encoder) = vae?;
+        let (clip, t5) = (clip?, t5?);
         let report = LoadReport {
             info: ModelInfo {
                 preset: m.name.clone(),
