@@ -4,6 +4,7 @@
 
 pub mod clip_bpe;
 pub mod dense;
+pub mod gguf_rename;
 pub mod img2img;
 pub mod infer;
 pub mod loader;

@@ -4,7 +4,6 @@
 
 use crate::engine::flux::t5_names;
 use anyhow::{bail, Context, Result};
-use candle_core::quantized::gguf_file;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_transformers::models::{clip, quantized_t5, t5};
 use candle_transformers::quantized_var_builder;
@@ -196,25 +195,10 @@ fn truncate_keep_last(ids: &[u32], max: usize) -> Vec<u32> {
     out
 }
 
-/// The GGUF rewritten in memory with Hugging Face T5 names (candle's quantized T5 wants them).
+/// The GGUF with Hugging Face T5 names (candle's quantized T5 wants them), one copy of the file
+/// in memory (`gguf_rename`).
 fn renamed_gguf(path: &Path) -> Result<Vec<u8>> {
-    let mut file = std::fs::File::open(path)?;
-    let content = gguf_file::Content::read(&mut file)?;
-    let mut tensors = Vec::with_capacity(content.tensor_infos.len());
-    let mut names: Vec<&String> = content.tensor_infos.keys().collect();
-    names.sort();
-    for name in names {
-        let Some(hf) = t5_names::to_hf(name) else {
-            tracing::debug!(tensor = %name, "skipping T5 tensor with no encoder name");
-            continue;
-        };
-        tensors.push((hf, content.tensor(&mut file, name, &Device::Cpu)?));
-    }
-    let refs: Vec<(&str, &candle_core::quantized::QTensor)> =
-        tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
-    let mut buffer = std::io::Cursor::new(Vec::new());
-    gguf_file::write(&mut buffer, &[], &refs)?;
-    Ok(buffer.into_inner())
+    crate::engine::flux::gguf_rename::renamed(path, t5_names::to_hf)
 }
 
 #[cfg(test)]
