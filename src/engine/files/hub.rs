@@ -165,9 +165,13 @@ fn locate(
         RepoType::Model,
         file.revision.to_owned(),
     );
+    if let Some(path) = pinned_snapshot(file, &hub.cache_dir) {
+        return Ok(path);
+    }
     if let Some(path) = Cache::new(hub.cache_dir.clone())
         .repo(repo.clone())
         .get(file.path)
+        .filter(|_| !is_commit(file.revision))
     {
         return Ok(path);
     }
@@ -200,6 +204,26 @@ fn locate(
                 "{e} (offline? set HF_HUB_OFFLINE=1 and run `make demo` for a tiny model)"
             ),
         })
+}
+
+/// A revision that names a commit (40 hex digits) rather than a branch or tag.
+fn is_commit(revision: &str) -> bool {
+    revision.len() == 40 && revision.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A file pinned to a commit is looked up in that commit's snapshot only (hf-hub's cache looks
+/// revisions up through `refs/`, which holds branch names, not commits), so a cache that holds
+/// another commit of the repo is not taken for it.
+fn pinned_snapshot(file: &HubFile, cache_dir: &Path) -> Option<PathBuf> {
+    if !is_commit(file.revision) {
+        return None;
+    }
+    let path = cache_dir
+        .join(format!("models--{}", file.repo.replace('/', "--")))
+        .join("snapshots")
+        .join(file.revision.to_ascii_lowercase())
+        .join(file.path);
+    path.exists().then_some(path)
 }
 
 fn resolve_manifest_file(path: &Path, source: &str) -> Result<ResolvedModel, ModelError> {
@@ -254,6 +278,32 @@ mod tests {
             msg.contains(".gguf") || msg.contains(".safetensors") || msg.contains(".json"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn a_file_pinned_to_a_commit_is_found_only_in_that_commits_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let snapshot =
+            crate::engine::tiny::write(dir.path(), 4, crate::engine::tiny::TinyLayout::Cache)
+                .unwrap();
+        let commit = snapshot.file_name().unwrap().to_str().unwrap().to_owned();
+        let commit: &'static str = Box::leak(commit.into_boxed_str());
+        let pinned = HubFile {
+            repo: crate::engine::files::presets::TINY_REPO,
+            revision: commit,
+            path: "ae.safetensors",
+        };
+        let hub = HubSettings::offline_at(dir.path());
+        assert_eq!(
+            locate_file(&pinned, "tiny-flux", &hub, false).unwrap(),
+            snapshot.join("ae.safetensors")
+        );
+        let other = HubFile {
+            revision: "0000000000000000000000000000000000000001",
+            ..pinned
+        };
+        let err = locate_file(&other, "tiny-flux", &hub, false).unwrap_err();
+        assert!(err.to_string().contains("merchgen models fetch"), "{err}");
     }
 
     #[test]
