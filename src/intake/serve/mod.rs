@@ -118,7 +118,6 @@ async fn load_and_run(
         hooks,
         base_output: config.output_config(),
         rules: crate::intake::runtime::RunRules::from_config(config, "serve"),
-        depth: config.pipeline_depth,
     };
     let healthy = runner.run(worker.clone(), state.shutdown.clone()).await;
     worker

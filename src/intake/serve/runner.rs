@@ -1,5 +1,5 @@
-//! The task that runs jobs: it pulls from the store's queue with up to `MERCHGEN_PIPELINE_DEPTH`
-//! jobs in flight (the engine thread still generates one at a time), and runs each through the door runtime with `policy.executionTimeout` and
+//! The one task that runs jobs: it pulls from the store's queue, so the device sees one job at
+//! a time, and runs each through the door runtime with `policy.executionTimeout` and
 //! `policy.ttl` as its deadline (cancelled between denoising steps, `TIMED_OUT`) and the
 //! shutdown grace period. It records progress for `status` and concludes each job (metrics,
 //! webhook). After a device fault it stops: queued jobs end as `CANCELLED` (retryable), the
@@ -27,8 +27,6 @@ pub struct Runner {
     pub hooks: StatusWebhook,
     pub base_output: OutputConfig,
     pub rules: RunRules,
-    /// Jobs in flight at most (`MERCHGEN_PIPELINE_DEPTH`).
-    pub depth: usize,
 }
 
 /// The request's `s3Config` bucket, its endpoint through the address guard.
@@ -48,37 +46,18 @@ impl Runner {
     /// Run jobs until shutdown or a device fault (then false); then cancel whatever still
     /// waits.
     pub async fn run(self, worker: Arc<Worker>, shutdown: CancellationToken) -> bool {
-        let runner = Arc::new(self);
         let mut healthy = true;
-        let mut running: tokio::task::JoinSet<bool> = tokio::task::JoinSet::new();
-        loop {
-            // Up to `depth` jobs at once: the engine generates the next while the last finishes.
-            while running.len() >= runner.depth.max(1) {
-                healthy &= running.join_next().await.is_none_or(|r| r.unwrap_or(true));
-            }
-            while let Some(done) = running.try_join_next() {
-                healthy &= done.unwrap_or(true);
-            }
+        while let Some(job) = self.store.next(&shutdown).await {
+            let span = tracing::info_span!("serve_job", job_id = %job.id);
+            healthy = self.run_one(&worker, job, &shutdown).instrument(span).await;
             if !healthy {
                 break;
             }
-            let Some(job) = runner.store.next(&shutdown).await else {
-                break;
-            };
-            let (one, worker, shutdown) = (runner.clone(), worker.clone(), shutdown.clone());
-            running.spawn(async move {
-                let span = tracing::info_span!("serve_job", job_id = %job.id);
-                one.run_one(&worker, job, &shutdown).instrument(span).await
-            });
         }
-        while let Some(done) = running.join_next().await {
-            healthy &= done.unwrap_or(true);
-        }
-        let this = runner;
-        for finished in this.store.purge() {
-            this.metrics.finished(finished.state);
+        for finished in self.store.purge() {
+            self.metrics.finished(finished.state);
             if let Some(url) = finished.webhook {
-                this.hooks.spawn(url, finished.body);
+                self.hooks.spawn(url, finished.body);
             }
         }
         healthy
