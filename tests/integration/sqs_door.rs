@@ -335,6 +335,18 @@ async fn sqs_a_job_past_its_timeout_ends_as_timeout_and_reaches_the_dead_letter_
         || async { aws_support::counts(&sqs, &dlq_url).await.0 == 1 },
     )
     .await;
+    // Webhooks go out in the background: wait for the failure's.
+    aws_support::wait_until(
+        Duration::from_secs(30),
+        "the job.failed webhook",
+        || async {
+            peers
+                .requests()
+                .iter()
+                .any(|r| String::from_utf8_lossy(&r.body).contains("job.failed"))
+        },
+    )
+    .await;
     let failed: Vec<Value> = peers
         .requests()
         .iter()
