@@ -2,7 +2,10 @@
 //! and goes on; lanes deliver them with the notifier's retries. Events of one job keep their
 //! order (a job always maps to the same lane), and a progress event that would go out after its
 //! job's `job.completed` / `job.failed` is dropped. A full queue refuses the event (logged and
-//! reported to its `on_report`) rather than holding up the engine. At shutdown `drain` gives
+//! reported to its `on_report`) rather than holding up the engine. The doors settle a job (ack,
+//! post its result) only once its events are delivered (`job_settled`), so a crash never loses a
+//! completion webhook; with jobs in flight the engine meanwhile generates the next one. At
+//! shutdown `drain` gives
 //! pending deliveries a grace period; what is left is then reported as not delivered (so a
 //! completion report lands in `result.json`) without being sent, and logged.
 
@@ -41,6 +44,9 @@ pub struct WebhookQueue {
 struct Shared {
     /// Events accepted and not yet settled.
     pending: AtomicUsize,
+    /// The same, per job id; `changed` wakes `job_settled` waiters.
+    per_job: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+    changed: tokio::sync::Notify,
     /// Set once the shutdown grace is over: what is still queued is reported, not sent.
     abandon: AtomicBool,
 }
@@ -50,6 +56,8 @@ impl WebhookQueue {
     pub fn start(notifier: Arc<dyn Notifier>, lanes: usize, capacity: usize) -> Self {
         let shared = Arc::new(Shared {
             pending: AtomicUsize::new(0),
+            per_job: Default::default(),
+            changed: tokio::sync::Notify::new(),
             abandon: AtomicBool::new(false),
         });
         let lanes = (0..lanes.max(1))
@@ -74,6 +82,7 @@ impl WebhookQueue {
         event.job_id.hash(&mut h);
         let lane = &self.lanes[(h.finish() as usize) % self.lanes.len()];
         self.shared.pending.fetch_add(1, Ordering::SeqCst);
+        self.shared.job_added(&event.job_id);
         let queued = Queued {
             hook: hook.clone(),
             event,
@@ -86,11 +95,34 @@ impl WebhookQueue {
                 let queued = match e {
                     mpsc::error::TrySendError::Full(q) | mpsc::error::TrySendError::Closed(q) => q,
                 };
+                self.shared.job_done(&queued.event.job_id);
                 tracing::error!(job_id = %queued.event.job_id, event = queued.event.type_name(), "the webhook queue is full: this event is not sent");
                 if let Some(report) = queued.on_report {
                     tokio::spawn(report(not_sent("the webhook queue was full")));
                 }
                 false
+            }
+        }
+    }
+
+    /// Wait until every event queued for `job_id` so far has been delivered or given up, at most
+    /// `limit`; true when none is left. The doors settle a job after this, so a crash after the
+    /// settlement never loses its completion webhook (at-least-once, as before the queue).
+    pub async fn job_settled(&self, job_id: &str, limit: Duration) -> bool {
+        let until = tokio::time::Instant::now() + limit;
+        loop {
+            let changed = self.shared.changed.notified();
+            if !self
+                .shared
+                .per_job
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains_key(job_id)
+            {
+                return true;
+            }
+            if tokio::time::timeout_at(until, changed).await.is_err() {
+                return false;
             }
         }
     }
@@ -125,6 +157,29 @@ impl WebhookQueue {
     }
 }
 
+impl Shared {
+    fn job_added(&self, job_id: &str) {
+        *self
+            .per_job
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(job_id.to_owned())
+            .or_default() += 1;
+    }
+
+    fn job_done(&self, job_id: &str) {
+        let mut per_job = self.per_job.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = per_job.get_mut(job_id) {
+            *n -= 1;
+            if *n == 0 {
+                per_job.remove(job_id);
+            }
+        }
+        drop(per_job);
+        self.changed.notify_waiters();
+    }
+}
+
 fn not_sent(why: &str) -> WebhookReport {
     WebhookReport {
         delivered: false,
@@ -154,7 +209,7 @@ async fn lane(mut rx: mpsc::Receiver<Queued>, notifier: Arc<dyn Notifier>, share
                 if finished.len() == FINISHED_MEMORY {
                     finished.pop_front();
                 }
-                finished.push_back(job_id);
+                finished.push_back(job_id.clone());
             }
             let report = notifier.notify(&q.hook, q.event).await;
             if let Some(on_report) = q.on_report {
@@ -162,6 +217,7 @@ async fn lane(mut rx: mpsc::Receiver<Queued>, notifier: Arc<dyn Notifier>, share
             }
         }
         shared.pending.fetch_sub(1, Ordering::SeqCst);
+        shared.job_done(&job_id);
     }
 }
 
@@ -277,5 +333,24 @@ mod tests {
         assert!(
             !reports[2].delivered && reports[2].error.as_deref().unwrap().contains("shut down")
         );
+    }
+
+    #[tokio::test]
+    async fn job_settled_waits_for_that_jobs_events_only() {
+        let rec = recorder(Duration::from_millis(100));
+        let queue = WebhookQueue::start(rec.clone(), 4, 16);
+        assert!(queue.job_settled("none", Duration::ZERO).await);
+        queue.send(&hook(), WebhookEvent::started("j"), None);
+        queue.send(
+            &hook(),
+            WebhookEvent::finished(&JobOutcome::started("j")),
+            None,
+        );
+        assert!(
+            !queue.job_settled("j", Duration::from_millis(10)).await,
+            "still on its way"
+        );
+        assert!(queue.job_settled("j", Duration::from_secs(5)).await);
+        assert_eq!(rec.sent.lock().unwrap().len(), 2, "both delivered by then");
     }
 }

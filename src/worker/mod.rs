@@ -533,6 +533,18 @@ impl Worker {
         seen.push_back(job.spec_sha256.clone());
     }
 
+    /// Wait (at most two minutes) until the webhook events of job `id` are delivered or given
+    /// up.
+    pub async fn webhooks_settled(&self, id: &str) {
+        const LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+        if !self.parts.webhooks.job_settled(id, LIMIT).await {
+            tracing::warn!(
+                job_id = id,
+                "webhook deliveries still pending after two minutes; settling the job anyway"
+            );
+        }
+    }
+
     /// Wait up to `grace` for webhook deliveries still queued (at shutdown, or before
     /// `merchgen invoke` exits); the rest is recorded as not delivered. Returns how many were
     /// left after the grace.

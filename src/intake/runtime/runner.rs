@@ -17,8 +17,13 @@ pub trait JobRunner: Send + Sync + 'static {
 
 #[async_trait::async_trait]
 impl JobRunner for Worker {
+    /// The outcome once the job's webhooks are delivered (or given up): the door settles the
+    /// job after this, so a crash right after settling never loses its completion webhook.
+    /// The engine does not wait: it is already generating the next job in flight.
     async fn handle(&self, req: JobRequest) -> JobOutcome {
-        Worker::handle(self, req).await
+        let outcome = Worker::handle(self, req).await;
+        self.webhooks_settled(&outcome.id).await;
+        outcome
     }
 
     fn device_broken(&self) -> bool {
