@@ -169,11 +169,18 @@ fn plain_read_ms(path: &std::path::Path) -> Result<f64> {
     Ok(ms(t))
 }
 
-/// `--load-only`: write the full-size GGUF files, then for each, with the page cache dropped,
-/// time merchgen's loader against a plain read of the same file, with the peak host memory of
-/// the load (VmHWM since just before it; file pages a loader maps count as the kernel counts
-/// them, as resident). Goal (issue 15): load at most 1.15 x read + 1 s; peak at most 1.1 x file.
-pub fn load_only(config: &Config, p: &PipelineBench) -> Result<serde_json::Value> {
+/// The device, the sizes of the chosen scale, every tensor's shape, and the weight mode.
+struct Setup {
+    device: Device,
+    sizes: Sizes,
+    flux_shapes: Shapes,
+    t5_shapes: Shapes,
+    params: u64,
+    dense_dtype: DType,
+    dense: bool,
+}
+
+fn setup(config: &Config, p: &PipelineBench) -> Result<Setup> {
     let device = engine::device::open(&config.device)?;
     let sizes = Sizes::for_scale(&p.scale)?;
     let flux_shapes = random_vb::probe(|vb| flux::model::Flux::new(&sizes.flux, vb).map(drop))?;
@@ -187,6 +194,31 @@ pub fn load_only(config: &Config, p: &PipelineBench) -> Result<serde_json::Value
         dense_dtype,
         weights::free_device_memory(&device),
     );
+    Ok(Setup {
+        device,
+        sizes,
+        flux_shapes,
+        t5_shapes,
+        params,
+        dense_dtype,
+        dense,
+    })
+}
+
+/// `--load-only`: write the full-size GGUF files, then for each, with the page cache dropped,
+/// time merchgen's loader against a plain read of the same file, with the peak host memory of
+/// the load (VmHWM since just before it; file pages a loader maps count as the kernel counts
+/// them, as resident). Goal (issue 15): load at most 1.15 x read + 1 s; peak at most 1.1 x file.
+pub fn load_only(config: &Config, p: &PipelineBench) -> Result<serde_json::Value> {
+    let Setup {
+        device,
+        sizes,
+        flux_shapes,
+        t5_shapes,
+        params: _,
+        dense_dtype,
+        dense,
+    } = setup(config, p)?;
     let scratch = Scratch::new()?;
     eprintln!(
         "bench: writing {} FLUX and T5 GGUF files in {}",
@@ -291,19 +323,15 @@ pub fn load_only(config: &Config, p: &PipelineBench) -> Result<serde_json::Value
 
 /// Run the benchmark and report.
 pub fn run(config: &Config, p: &PipelineBench) -> Result<RandomReport> {
-    let device = engine::device::open(&config.device)?;
-    let sizes = Sizes::for_scale(&p.scale)?;
-    let flux_shapes = random_vb::probe(|vb| flux::model::Flux::new(&sizes.flux, vb).map(drop))?;
-    let t5_cfg: t5::Config = serde_json::from_value(sizes.t5.clone())?;
-    let t5_shapes = random_vb::probe(|vb| t5::T5EncoderModel::load(vb, &t5_cfg).map(drop))?;
-    let params = random_vb::param_count(&flux_shapes);
-    let dense_dtype = engine::device::dense_dtype(&device);
-    let dense = weights::choose_dense(
-        config.weights,
+    let Setup {
+        device,
+        sizes,
+        flux_shapes,
+        t5_shapes,
         params,
         dense_dtype,
-        weights::free_device_memory(&device),
-    );
+        dense,
+    } = setup(config, p)?;
     if !dense && p.images > 1 {
         bail!("--images above 1 needs --weights bf16: candle 0.11's quantized FLUX denoises one image per batch");
     }
