@@ -102,6 +102,43 @@ pub fn build_worker(
     Ok(Worker::new(engine, parts))
 }
 
+/// The mockup library for `config`'s templates, loaded once per process (and shared, so that the
+/// layers `prewarm_mockups` draws are the ones jobs use).
+fn mockup_library(config: &Config) -> anyhow::Result<Arc<MockupLibrary>> {
+    type Loaded = std::sync::Mutex<Option<(Option<std::path::PathBuf>, Arc<MockupLibrary>)>>;
+    static LOADED: Loaded = std::sync::Mutex::new(None);
+    let mut loaded = LOADED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((dir, lib)) = loaded.as_ref() {
+        if *dir == config.templates {
+            return Ok(lib.clone());
+        }
+    }
+    let lib = Arc::new(
+        MockupLibrary::load(config.templates.as_deref()).context("loading mockup templates")?,
+    );
+    *loaded = Some((config.templates.clone(), lib.clone()));
+    Ok(lib)
+}
+
+fn prewarm(mockups: &Arc<MockupLibrary>) {
+    static STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if STARTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    let warm = mockups.clone();
+    std::thread::spawn(move || warm.warm(None));
+}
+
+/// Draw the products' layers in the background from process start, while the model loads, so
+/// the first mockup job does not pay for them (a template's layers are drawn once; a job that
+/// needs one still being drawn waits for it). Errors in custom templates surface when the
+/// worker is built.
+pub fn prewarm_mockups(config: &Config) {
+    if let Ok(lib) = mockup_library(config) {
+        prewarm(&lib);
+    }
+}
+
 /// Everything the worker needs besides the engine (callers may adjust it before `Worker::new`).
 pub fn build_parts(
     config: &Config,
@@ -113,13 +150,10 @@ pub fn build_parts(
         .context("starting the HTTP client for inputs")?;
     let notifier =
         HttpNotifier::new(config.webhook_config()).context("starting the webhook client")?;
-    let mockups = Arc::new(
-        MockupLibrary::load(config.templates.as_deref()).context("loading mockup templates")?,
-    );
+    let mockups = mockup_library(config)?;
     if door == Door::Deployed {
-        // Draw the built-in product layers while the model loads, so the first job doesn't.
-        let warm = mockups.clone();
-        std::thread::spawn(move || warm.warm(None));
+        // Doors call `prewarm_mockups` before loading the model; this covers the rest.
+        prewarm(&mockups);
     }
     let mut limits = config.limits();
     if door == Door::Invoke {

@@ -38,6 +38,7 @@ pub async fn run(config: &Config) -> i32 {
         return 2;
     }
     crate::intake::runtime::metrics::serve_on(config.metrics_addr).await;
+    app::prewarm_mockups(config);
     let door = match init(config).await {
         Ok(door) => Arc::new(door),
         Err(message) => {

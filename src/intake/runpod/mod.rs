@@ -39,6 +39,7 @@ pub async fn run(config: &Config, args: &RunpodArgs) -> i32 {
     };
     let shutdown = crate::shutdown::on_signals();
     crate::intake::runtime::metrics::serve_on(config.metrics_addr).await;
+    app::prewarm_mockups(config);
     tracing::info!(worker_id = %settings.worker_id, "RunPod worker starting: loading the model");
     let engine = tokio::select! {
         _ = shutdown.cancelled() => return 0,

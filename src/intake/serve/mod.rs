@@ -83,6 +83,7 @@ async fn load_and_run(
     started: Instant,
     hooks: webhook::StatusWebhook,
 ) -> i32 {
+    app::prewarm_mockups(config);
     let engine = tokio::select! {
         _ = state.shutdown.cancelled() => return 0,
         engine = app::start_engine(config) => engine,

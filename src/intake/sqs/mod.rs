@@ -38,6 +38,7 @@ pub async fn run(config: &Config, args: &SqsArgs) -> i32 {
     // Listen for signals before the (long) model load, so a stop during start-up is orderly.
     let stop = crate::shutdown::on_signals();
     crate::intake::runtime::metrics::serve_on(config.metrics_addr).await;
+    app::prewarm_mockups(config);
     let client = client::build(
         args.sqs_endpoint.as_deref(),
         &args.queue_url,
