@@ -116,7 +116,7 @@ async fn lambda_short_deadline_ends_a_slow_job_as_timeout_before_lambda_would_ki
     let dir = tempfile::tempdir().unwrap();
     let lambda = start(api.env().into_iter().collect(), &[], &dir);
     let slow = json!({"id": "slow-lambda", "prompt": "a slow job", "width": 512, "height": 512,
-                      "num_inference_steps": 50, "output": {"destination": "inline"}});
+                      "num_inference_steps": 50, "num_images": 4, "output": {"destination": "inline"}});
     api.invoke("inv-short", slow);
     let answer = api.answer("inv-short", ANSWER).await;
     assert_eq!(answer.kind, "response", "{:?}\n{}", answer, lambda.logs());

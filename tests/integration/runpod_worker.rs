@@ -340,7 +340,7 @@ async fn runpod_execution_timeout_of_the_request_ends_the_job_as_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let model = tiny_model(dir.path(), 23);
     let platform = Platform::start().await;
-    let slow = json!({"prompt": "slow", "width": 512, "height": 512, "num_inference_steps": 50});
+    let slow = json!({"prompt": "slow", "width": 512, "height": 512, "num_inference_steps": 50, "num_images": 4});
     platform.script_take([
         Reply::Json(json!({"id": "too-slow", "input": slow, "policy": {"executionTimeout": 1000}})),
         job(

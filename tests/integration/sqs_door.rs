@@ -323,7 +323,7 @@ async fn sqs_a_job_past_its_timeout_ends_as_timeout_and_reaches_the_dead_letter_
     let Queues { url, dlq_url } = aws_support::queues(&sqs, "merchgen-timeout", 1).await;
     let peers = peers().await;
     let id = format!("slow-{}", aws_support::short_id());
-    let job = json!({"id": id, "prompt": "a slow job", "width": 512, "height": 512, "num_inference_steps": 50,
+    let job = json!({"id": id, "prompt": "a slow job", "width": 512, "height": 512, "num_inference_steps": 50, "num_images": 4,
                      "webhook": {"url": peers.url("/hooks"), "events": ["failed"]}});
     send_job(&sqs, &url, job.clone()).await;
     let mut env = aws_support::sqs_env(&endpoint, &url, &format!("s3://{bucket}/out"));
