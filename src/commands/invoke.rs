@@ -92,16 +92,12 @@ pub async fn run(config: &Config, file: &Path, out: &str, debug: DebugFiles<'_>)
             return 2;
         }
     };
+    // Each job counts as done once its webhooks went out (the door runtime waits for them).
+    let rules = crate::intake::runtime::RunRules::from_config(config, "invoke");
     let shape = event.shape;
     if shape == EventShape::SqsBatch {
-        let door = LambdaDoor::new(
-            worker,
-            ClaimCheck::new(config.output_config()),
-            crate::intake::runtime::RunRules::from_config(config, "invoke"),
-        );
-        let answer = local::run_sqs_batch(&door, &bytes).await;
-        door.drain_webhooks(webhook_grace(config)).await;
-        return match answer {
+        let door = LambdaDoor::new(worker, ClaimCheck::new(config.output_config()), rules);
+        return match local::run_sqs_batch(&door, &bytes).await {
             Ok((answer, ok)) => print_outcomes(&answer, ok),
             Err(e) => print_outcomes(
                 &serde_json::to_value(JobOutcome::failed("unknown", e)).unwrap_or_default(),
@@ -109,22 +105,9 @@ pub async fn run(config: &Config, file: &Path, out: &str, debug: DebugFiles<'_>)
             ),
         };
     }
-    let outcomes = local::run(
-        &worker,
-        event,
-        &crate::intake::runtime::RunRules::from_config(config, "invoke"),
-    )
-    .await;
-    // Webhooks go out in the background; they get the shutdown grace before the command exits.
-    worker.drain_webhooks(webhook_grace(config)).await;
+    let outcomes = local::run(&worker, event, &rules).await;
     let ok = outcomes.iter().all(|(_, o)| o.succeeded());
     print_outcomes(&local::render(shape, &outcomes), ok)
-}
-
-/// How long `invoke` waits for webhook deliveries before exiting: the shutdown grace, but long
-/// enough for the configured retries.
-fn webhook_grace(config: &Config) -> std::time::Duration {
-    std::time::Duration::from_secs(config.shutdown_grace_secs.max(30))
 }
 
 fn print_outcomes(value: &serde_json::Value, ok: bool) -> i32 {

@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -42,9 +42,7 @@ pub struct WebhookQueue {
 }
 
 struct Shared {
-    /// Events accepted and not yet settled.
-    pending: AtomicUsize,
-    /// The same, per job id; `changed` wakes `job_settled` waiters.
+    /// Events accepted and not yet settled, per job id; `changed` wakes `job_settled` waiters.
     per_job: std::sync::Mutex<std::collections::HashMap<String, usize>>,
     changed: tokio::sync::Notify,
     /// Set once the shutdown grace is over: what is still queued is reported, not sent.
@@ -55,7 +53,6 @@ impl WebhookQueue {
     /// `lanes` delivery tasks, each holding at most `capacity` waiting events.
     pub fn start(notifier: Arc<dyn Notifier>, lanes: usize, capacity: usize) -> Self {
         let shared = Arc::new(Shared {
-            pending: AtomicUsize::new(0),
             per_job: Default::default(),
             changed: tokio::sync::Notify::new(),
             abandon: AtomicBool::new(false),
@@ -81,7 +78,6 @@ impl WebhookQueue {
         let mut h = DefaultHasher::new();
         event.job_id.hash(&mut h);
         let lane = &self.lanes[(h.finish() as usize) % self.lanes.len()];
-        self.shared.pending.fetch_add(1, Ordering::SeqCst);
         self.shared.job_added(&event.job_id);
         let queued = Queued {
             hook: hook.clone(),
@@ -91,7 +87,6 @@ impl WebhookQueue {
         match lane.try_send(queued) {
             Ok(()) => true,
             Err(e) => {
-                self.shared.pending.fetch_sub(1, Ordering::SeqCst);
                 let queued = match e {
                     mpsc::error::TrySendError::Full(q) | mpsc::error::TrySendError::Closed(q) => q,
                 };
@@ -129,7 +124,12 @@ impl WebhookQueue {
 
     /// Events accepted and not yet settled.
     pub fn pending(&self) -> usize {
-        self.shared.pending.load(Ordering::SeqCst)
+        self.shared
+            .per_job
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .sum()
     }
 
     /// Wait up to `grace` for pending deliveries; then report the rest as not delivered
@@ -216,7 +216,6 @@ async fn lane(mut rx: mpsc::Receiver<Queued>, notifier: Arc<dyn Notifier>, share
                 on_report(report).await;
             }
         }
-        shared.pending.fetch_sub(1, Ordering::SeqCst);
         shared.job_done(&job_id);
     }
 }

@@ -253,10 +253,12 @@ impl Worker {
             Some(spec) => mockups::plan(&self.parts.mockups, spec)?,
             None => Vec::new(),
         };
+        // Memory admission, before any work: at most this many images at once.
+        let mut max_batch = None;
         if let Some(gen) = &job.generation {
             self.check_budget(job, &renders, gen.num_images, (gen.width, gen.height))?;
             self.check_not_oom_before(job)?;
-            admission::admit(self.engine.as_ref(), self.parts.device_memory_gb, gen)?;
+            max_batch = admission::admit(self.engine.as_ref(), self.parts.device_memory_gb, gen)?;
         }
         finishing::prepare(
             self.parts.finisher.as_ref(),
@@ -268,7 +270,9 @@ impl Worker {
         let (designs, seeds): (Vec<RgbaImage>, Vec<Option<u64>>) =
             match (&job.generation, &job.design) {
                 (Some(gen), _) => {
-                    let generated = self.generate(gen, job, req, &mut timings).await?;
+                    let generated = self
+                        .generate(gen, max_batch, job, req, &mut timings)
+                        .await?;
                     outcome.seed = Some(gen.seed);
                     outcome.model = self.engine.as_ref().map(|e| e.load_report().info.clone());
                     generated
@@ -365,6 +369,7 @@ impl Worker {
     async fn generate(
         &self,
         gen: &ValidGeneration,
+        max_batch: Option<u32>,
         job: &ValidJob,
         req: &JobRequest,
         timings: &mut Timings,
@@ -393,7 +398,6 @@ impl Worker {
             }
             None => None,
         };
-        let max_batch = admission::admit(self.engine.as_ref(), self.parts.device_memory_gb, gen)?;
         let request = GenerateRequest {
             prompt: gen.prompt.clone(),
             width: gen.width,
@@ -533,20 +537,13 @@ impl Worker {
         seen.push_back(job.spec_sha256.clone());
     }
 
-    /// Wait (at most two minutes) until the webhook events of job `id` are delivered or given
-    /// up.
-    pub async fn webhooks_settled(&self, id: &str) {
-        const LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
-        if !self.parts.webhooks.job_settled(id, LIMIT).await {
-            tracing::warn!(
-                job_id = id,
-                "webhook deliveries still pending after two minutes; settling the job anyway"
-            );
-        }
+    /// Wait at most `limit` until the webhook events of job `id` are delivered or given up.
+    pub async fn webhooks_settled(&self, id: &str, limit: std::time::Duration) -> bool {
+        self.parts.webhooks.job_settled(id, limit).await
     }
 
-    /// Wait up to `grace` for webhook deliveries still queued (at shutdown, or before
-    /// `merchgen invoke` exits); the rest is recorded as not delivered. Returns how many were
+    /// Wait up to `grace` for webhook deliveries still queued (at shutdown); the rest is
+    /// recorded as not delivered. Returns how many were
     /// left after the grace.
     pub async fn drain_webhooks(&self, grace: std::time::Duration) -> usize {
         self.parts.webhooks.drain(grace).await

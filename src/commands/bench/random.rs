@@ -273,12 +273,7 @@ pub fn load_only(config: &Config, p: &PipelineBench) -> Result<serde_json::Value
         "T5 encoder (Q8_0)",
         &written.t5,
         written.t5_gguf_bytes,
-        &|| {
-            let cfg: quantized_t5::Config = serde_json::from_value(sizes.t5.clone())?;
-            let vb = quantized_var_builder::VarBuilder::from_gguf(&written.t5, &device)?;
-            drop(quantized_t5::T5EncoderModel::load(vb, &cfg)?);
-            Ok(())
-        },
+        &|| load_t5(&written.t5, &sizes, &device).map(drop),
     )?);
     // Both at once, as `FluxPipeline::load` does, against reading both files one after the other.
     let both = written.gguf_bytes + written.t5_gguf_bytes;
@@ -288,12 +283,7 @@ pub fn load_only(config: &Config, p: &PipelineBench) -> Result<serde_json::Value
     let memory = PeakMemory::start(&device);
     let t = Instant::now();
     std::thread::scope(|scope| -> Result<()> {
-        let t5 = scope.spawn(|| -> Result<()> {
-            let cfg: quantized_t5::Config = serde_json::from_value(sizes.t5.clone())?;
-            let vb = quantized_var_builder::VarBuilder::from_gguf(&written.t5, &device)?;
-            drop(quantized_t5::T5EncoderModel::load(vb, &cfg)?);
-            Ok(())
-        });
+        let t5 = scope.spawn(|| load_t5(&written.t5, &sizes, &device).map(drop));
         drop(weights::load_transformer(
             &written.flux,
             &sizes.flux,
@@ -438,6 +428,17 @@ fn with_runs(mut r: RandomReport, mut runs: Vec<StageTimes>) -> RandomReport {
     r
 }
 
+/// The quantized T5 encoder from its GGUF (Hugging Face tensor names, as this bench writes).
+fn load_t5(
+    path: &std::path::Path,
+    sizes: &Sizes,
+    device: &Device,
+) -> Result<quantized_t5::T5EncoderModel> {
+    let cfg: quantized_t5::Config = serde_json::from_value(sizes.t5.clone())?;
+    let vb = quantized_var_builder::VarBuilder::from_gguf(path, device)?;
+    Ok(quantized_t5::T5EncoderModel::load(vb, &cfg)?)
+}
+
 /// Load T5 from its GGUF and build CLIP and the VAE with random dense weights.
 fn load_rest(
     transformer: Transformer,
@@ -447,9 +448,7 @@ fn load_rest(
     device: &Device,
 ) -> Result<Models> {
     let dense_dtype = engine::device::dense_dtype(device);
-    let t5_cfg: quantized_t5::Config = serde_json::from_value(sizes.t5.clone())?;
-    let vb = quantized_var_builder::VarBuilder::from_gguf(t5_path, device)?;
-    let t5 = quantized_t5::T5EncoderModel::load(vb, &t5_cfg)?;
+    let t5 = load_t5(t5_path, sizes, device)?;
     let clip = clip::text_model::ClipTextTransformer::new(
         random_vb::random(dense_dtype, device).pp("text_model"),
         &sizes.clip,

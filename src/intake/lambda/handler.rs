@@ -11,6 +11,9 @@
 //! logged, and only `MERCHGEN_JOB_TIMEOUT` applies. After a device fault the next invocation
 //! exits the process, so Lambda starts a fresh environment (and the invocation is retried by
 //! its caller or queue) instead of this one failing every job.
+//! Lambda freezes the environment once an invocation is answered, background webhook deliveries
+//! with it: the door runtime waits for each job's webhooks (within the deadline) before the job
+//! counts as done, so they go out before the answer.
 
 use super::deadline::Deadline;
 use crate::backoff::Backoff;
@@ -107,7 +110,6 @@ impl LambdaDoor {
             let outcome = self
                 .run_job(JobRequest::new(payload, ctx.request_id), deadline)
                 .await;
-            self.drain_before_answering(deadline).await;
             return Ok(serde_json::to_value(outcome).expect("a JobOutcome always serializes"));
         }
         let batch: SqsEvent =
@@ -120,7 +122,6 @@ impl LambdaDoor {
             return Err(LambdaError::NotSqs(format!("eventSource is {other:?}")));
         }
         let answer = self.batch(batch.records, deadline).await;
-        self.drain_before_answering(deadline).await;
         Ok(serde_json::to_value(answer).expect("an SqsBatchResponse always serializes"))
     }
 
@@ -201,22 +202,6 @@ impl LambdaDoor {
         };
         let outcome = self.run_job(JobRequest::new(body, id), deadline).await;
         (source::after_outcome(&outcome, 1, &NO_BACKOFF), Ok(outcome))
-    }
-
-    /// Lambda freezes the environment once the invocation is answered, background deliveries
-    /// with it: webhooks are delivered before answering, within the function's time left.
-    async fn drain_before_answering(&self, deadline: Deadline) {
-        let left = deadline
-            .time_left(SystemTime::now())
-            .map_or(Duration::from_secs(30), |l| {
-                l.saturating_sub(DEADLINE_MARGIN / 2)
-            });
-        self.drain_webhooks(left).await;
-    }
-
-    /// Wait up to `grace` for the worker's queued webhook deliveries.
-    pub async fn drain_webhooks(&self, grace: Duration) -> usize {
-        self.worker.drain_webhooks(grace).await
     }
 
     /// Run a job through the door runtime, its deadline the function's less the margin.

@@ -86,11 +86,6 @@ async fn run_one(
         &worker, req, &shutdown, &rules,
     ))
     .await;
-    worker
-        .drain_webhooks(std::time::Duration::from_secs(
-            config.shutdown_grace_secs.max(30),
-        ))
-        .await;
     ran.into_outcome(&id)
 }
 

@@ -79,10 +79,7 @@ pub async fn run<S: JobSource>(
         // Receive, while finished jobs are counted as they end.
         let delivery = loop {
             tokio::select! {
-                delivery = &mut handle => break delivery.unwrap_or_else(|e| {
-                    tracing::error!(error = %e, "the receive task failed");
-                    None
-                }),
+                delivery = &mut handle => break received(delivery),
                 Some(done) = running.join_next(), if !running.is_empty() => collect(&mut report, Some(done)),
             }
         };
@@ -266,7 +263,12 @@ fn prefetch<S: JobSource>(
 }
 
 async fn join<T>(handle: JoinHandle<Option<T>>) -> Option<T> {
-    handle.await.unwrap_or_else(|e| {
+    received(handle.await)
+}
+
+/// The delivery of a finished receive task (none when the task failed, logged).
+fn received<T>(joined: Result<Option<T>, tokio::task::JoinError>) -> Option<T> {
+    joined.unwrap_or_else(|e| {
         tracing::error!(error = %e, "the receive task failed");
         None
     })

@@ -129,6 +129,14 @@ pub async fn run_job(
     let metrics = super::metrics::global();
     metrics.started(rules.door);
     let mut job = runner.handle(req);
+    let grace_over = async {
+        shutdown.cancelled().await;
+        tracing::info!(
+            grace_secs = rules.grace.as_secs(),
+            "shutting down: the job in flight may finish within the grace period"
+        );
+        tokio::time::sleep(rules.grace).await;
+    };
     let ending = tokio::select! {
         outcome = &mut job => Ending::Finished(outcome),
         () = until(deadline) => {
@@ -136,23 +144,23 @@ pub async fn run_job(
             cancel_now();
             wind_down(job, rules.wind_down, GaveUp::Deadline).await
         }
-        () = shutdown.cancelled() => {
-            tracing::info!(grace_secs = rules.grace.as_secs(), "shutting down: the job in flight may finish within the grace period");
-            tokio::select! {
-                outcome = &mut job => Ending::Finished(outcome),
-                () = until(deadline) => {
-                    tracing::warn!("the job reached its deadline: cancelling it");
-                    cancel_now();
-                    wind_down(job, rules.wind_down, GaveUp::Deadline).await
-                }
-                () = tokio::time::sleep(rules.grace) => {
-                    tracing::warn!("grace period over: cancelling the job in flight");
-                    cancel_now();
-                    wind_down(job, rules.wind_down, GaveUp::Shutdown).await
-                }
-            }
+        () = grace_over => {
+            tracing::warn!("grace period over: cancelling the job in flight");
+            cancel_now();
+            wind_down(job, rules.wind_down, GaveUp::Shutdown).await
         }
     };
+    if let Ending::Finished(outcome) = &ending {
+        // Settle only once the job's webhooks went out (a crash after the ack must not lose its
+        // completion webhook), within what is left of the deadline: the engine is free already.
+        let left = deadline.map_or(WEBHOOK_WAIT, |d| {
+            d.saturating_duration_since(Instant::now())
+                .min(WEBHOOK_WAIT)
+        });
+        if !runner.webhooks_settled(&outcome.id, left).await {
+            tracing::warn!(job_id = %outcome.id, waited_ms = left.as_millis() as u64, "webhook deliveries still pending; settling the job anyway");
+        }
+    }
     metrics.ended(
         rules.door,
         match &ending {
@@ -172,6 +180,9 @@ pub async fn run_job(
         shutting_down: shutdown.is_cancelled(),
     }
 }
+
+/// Longest a door waits for a finished job's webhooks before settling it.
+const WEBHOOK_WAIT: Duration = Duration::from_secs(120);
 
 /// Sleep until `deadline`; never, without one.
 async fn until(deadline: Option<Instant>) {
@@ -228,6 +239,10 @@ pub(crate) mod tests {
 
         fn device_broken(&self) -> bool {
             self.broken.load(Ordering::Relaxed)
+        }
+
+        async fn webhooks_settled(&self, _: &str, _: Duration) -> bool {
+            true
         }
     }
 

@@ -13,20 +13,23 @@ pub trait JobRunner: Send + Sync + 'static {
     /// True once a job failed in a way that may leave the device unusable (a CUDA error, a dead
     /// engine thread): the door then takes no more jobs.
     fn device_broken(&self) -> bool;
+
+    /// Wait at most `limit` until job `id`'s webhook events went out (delivered or given up);
+    /// true when none is left.
+    async fn webhooks_settled(&self, id: &str, limit: std::time::Duration) -> bool;
 }
 
 #[async_trait::async_trait]
 impl JobRunner for Worker {
-    /// The outcome once the job's webhooks are delivered (or given up): the door settles the
-    /// job after this, so a crash right after settling never loses its completion webhook.
-    /// The engine does not wait: it is already generating the next job in flight.
     async fn handle(&self, req: JobRequest) -> JobOutcome {
-        let outcome = Worker::handle(self, req).await;
-        self.webhooks_settled(&outcome.id).await;
-        outcome
+        Worker::handle(self, req).await
     }
 
     fn device_broken(&self) -> bool {
         Worker::device_broken(self)
+    }
+
+    async fn webhooks_settled(&self, id: &str, limit: std::time::Duration) -> bool {
+        Worker::webhooks_settled(self, id, limit).await
     }
 }

@@ -76,17 +76,16 @@ impl SqsSource {
         }
     }
 
-    /// Copy a poison message to the dead-letter queue, then delete it. `Ok(false)` when there is
-    /// no dead-letter queue or the copy was refused: the message is then left untouched, for
-    /// the redrive policy.
+    /// Copy a poison message to the dead-letter queue, then delete it. Without a dead-letter
+    /// queue, or when the copy is refused, the message is left untouched, for the redrive policy.
     async fn move_to_dead_letter(
         &self,
         id: &str,
         receipt: &str,
         poison: Option<&Poison>,
-    ) -> Result<bool, String> {
+    ) -> Result<(), String> {
         let (Some(dlq), Some(poison)) = (&self.dead_letter_url, poison) else {
-            return Ok(false);
+            return Ok(());
         };
         let attr = |value: String| {
             aws_sdk_sqs::types::MessageAttributeValue::builder()
@@ -119,11 +118,11 @@ impl SqsSource {
         }
         if let Err(e) = send.send().await {
             tracing::warn!(error = %DisplayErrorContext(&e), "could not send the poison message to the dead-letter queue; leaving it to the redrive policy");
-            return Ok(false);
+            return Ok(());
         }
         self.delete(receipt).await?;
         tracing::info!(dead_letter_queue = %dlq, "poison message moved to the dead-letter queue");
-        Ok(true)
+        Ok(())
     }
 
     async fn set_visibility(&self, receipt: &str, secs: u64) -> Result<(), String> {
@@ -245,10 +244,7 @@ impl JobSource for SqsSource {
             // Moved to the dead-letter queue at once; failing that, untouched: it reappears
             // after its visibility timeout, and each receive counts toward the redrive policy's
             // maxReceiveCount, after which SQS moves it there.
-            Settlement::DeadLetter => self
-                .move_to_dead_letter(id, receipt, poison.as_ref())
-                .await
-                .map(|_| ()),
+            Settlement::DeadLetter => self.move_to_dead_letter(id, receipt, poison.as_ref()).await,
             // Given up after its deadline: with the heartbeat stopped it comes back after its
             // visibility timeout, counted toward maxReceiveCount like any receive.
             Settlement::Abandon => Ok(()),
