@@ -31,6 +31,7 @@ const fn net(
     name: &'static str,
     role: NetRole,
     repo: &'static str,
+    revision: &'static str,
     path: &'static str,
     licence: &'static str,
     description: &'static str,
@@ -40,13 +41,17 @@ const fn net(
         role,
         file: HubFile {
             repo,
-            revision: "main",
+            revision,
             path,
         },
         licence,
         description,
     }
 }
+
+/// Repositories whose commits merchgen cannot name yet follow their `main` branch; `models verify`
+/// still checks each cached file against the content hash the hub stored it under.
+const UNPINNED: &str = "main";
 
 /// Default matting model.
 pub const DEFAULT_MATTING: &str = "isnet-general-use";
@@ -60,7 +65,8 @@ pub const ALL: &[NetPreset] = &[
     net(
         "isnet-general-use",
         NetRole::Matting,
-        "AlekseyKorshuk/isnet-general-use",
+        "SkalskiP/isnet-general-use",
+        UNPINNED,
         "isnet-general-use.pth",
         "Apache-2.0",
         "IS-Net (DIS) general-use background remover, 1024 px (176 MB)",
@@ -69,7 +75,8 @@ pub const ALL: &[NetPreset] = &[
         "u2net",
         NetRole::Matting,
         "netradrishti/u2net-saliency",
-        "u2net.pth",
+        "7f1d3b18bcf55a010ec4526087978d89bccd3097",
+        "models/u2net.pth",
         "Apache-2.0",
         "U²-Net salient-object model, 320 px (176 MB)",
     ),
@@ -77,7 +84,8 @@ pub const ALL: &[NetPreset] = &[
         "u2netp",
         NetRole::Matting,
         "netradrishti/u2net-saliency",
-        "u2netp.pth",
+        "c723f1a701ee5d3240a28bb5a1d57b9e713698c5",
+        "models/u2netp.pth",
         "Apache-2.0",
         "U²-NetP, the small U²-Net, 320 px (4.7 MB)",
     ),
@@ -85,6 +93,7 @@ pub const ALL: &[NetPreset] = &[
         "rmbg-1.4",
         NetRole::Matting,
         "briaai/RMBG-1.4",
+        UNPINNED,
         "model.safetensors",
         "bria-rmbg-1.4 (non-commercial; BRIA sells commercial licences)",
         "BRIA RMBG-1.4 (IS-Net architecture), 1024 px (176 MB); licensed users only",
@@ -93,6 +102,7 @@ pub const ALL: &[NetPreset] = &[
         "realesrgan-x4plus",
         NetRole::Upscale,
         "2kpr/Real-ESRGAN",
+        UNPINNED,
         "RealESRGAN_x4plus.pth",
         "BSD-3-Clause",
         "Real-ESRGAN x4plus, RRDBNet 23 blocks (67 MB)",
@@ -101,6 +111,7 @@ pub const ALL: &[NetPreset] = &[
         "realesrgan-x2plus",
         NetRole::Upscale,
         "2kpr/Real-ESRGAN",
+        UNPINNED,
         "RealESRGAN_x2plus.pth",
         "BSD-3-Clause",
         "Real-ESRGAN x2plus, RRDBNet 23 blocks (67 MB)",
@@ -108,7 +119,8 @@ pub const ALL: &[NetPreset] = &[
     net(
         "realesr-general-x4v3",
         NetRole::Upscale,
-        "clavidk/realesr-general-x4v3",
+        "jhj0517/realesr-general-x4v3",
+        UNPINNED,
         "realesr-general-x4v3.pth",
         "BSD-3-Clause",
         "Real-ESRGAN general x4v3, compact SRVGG net, fast (4.9 MB)",

@@ -11,12 +11,27 @@ pub struct HubFile {
     pub path: &'static str,
 }
 
-const fn hub(repo: &'static str, path: &'static str) -> HubFile {
+const fn hub(repo: &'static str, revision: &'static str, path: &'static str) -> HubFile {
     HubFile {
         repo,
-        revision: "main",
+        revision,
         path,
     }
+}
+
+/// The commits the FLUX presets are pinned to: `models fetch` downloads exactly these snapshots
+/// and a job only ever loads files from them, so a repository that changes upstream cannot change
+/// what a worker runs. (Each is the snapshot that public FLUX deployments load; moving a pin is a
+/// code change, reviewed like one.)
+pub mod pins {
+    /// `black-forest-labs/FLUX.1-schnell` (VAE, CLIP-L weights, configs, T5 tokenizer).
+    pub const FLUX_SCHNELL: &str = "741f7c3ce8b383c54771c7003378a50191e9efe9";
+    /// `city96/FLUX.1-schnell-gguf` (the quantized transformers).
+    pub const FLUX_SCHNELL_GGUF: &str = "f495746ed9c5efcf4661f53ef05401dceadc17d2";
+    /// `city96/t5-v1_1-xxl-encoder-gguf` (the quantized T5-XXL encoder).
+    pub const T5_XXL_GGUF: &str = "005a6ea51a7d0b84d677b3e633bb52a8c85a83d9";
+    /// `openai/clip-vit-large-patch14` (the CLIP tokenizer).
+    pub const CLIP_VIT_L14: &str = "32bd64288804d66eefd0ccbe215aa642df71cc41";
 }
 
 /// How a preset names its files.
@@ -51,26 +66,51 @@ fn schnell(name: &'static str, transformer: &'static str) -> PresetFiles {
     let files = BTreeMap::from([
         (
             Role::Transformer,
-            hub("city96/FLUX.1-schnell-gguf", transformer),
+            hub(
+                "city96/FLUX.1-schnell-gguf",
+                pins::FLUX_SCHNELL_GGUF,
+                transformer,
+            ),
         ),
-        (Role::Vae, hub(flux_repo, "ae.safetensors")),
-        (Role::Clip, hub(flux_repo, "text_encoder/model.safetensors")),
-        (Role::ClipConfig, hub(flux_repo, "text_encoder/config.json")),
+        (
+            Role::Vae,
+            hub(flux_repo, pins::FLUX_SCHNELL, "ae.safetensors"),
+        ),
+        (
+            Role::Clip,
+            hub(
+                flux_repo,
+                pins::FLUX_SCHNELL,
+                "text_encoder/model.safetensors",
+            ),
+        ),
+        (
+            Role::ClipConfig,
+            hub(flux_repo, pins::FLUX_SCHNELL, "text_encoder/config.json"),
+        ),
         (
             Role::ClipTokenizer,
-            hub("openai/clip-vit-large-patch14", "tokenizer.json"),
+            hub(
+                "openai/clip-vit-large-patch14",
+                pins::CLIP_VIT_L14,
+                "tokenizer.json",
+            ),
         ),
         (
             Role::T5,
             hub(
                 "city96/t5-v1_1-xxl-encoder-gguf",
+                pins::T5_XXL_GGUF,
                 "t5-v1_1-xxl-encoder-Q8_0.gguf",
             ),
         ),
-        (Role::T5Config, hub(flux_repo, "text_encoder_2/config.json")),
+        (
+            Role::T5Config,
+            hub(flux_repo, pins::FLUX_SCHNELL, "text_encoder_2/config.json"),
+        ),
         (
             Role::T5Tokenizer,
-            hub(flux_repo, "tokenizer_2/tokenizer.json"),
+            hub(flux_repo, pins::FLUX_SCHNELL, "tokenizer_2/tokenizer.json"),
         ),
     ]);
     let (flux, vae, defaults) = schnell_facts();
@@ -147,5 +187,22 @@ mod tests {
         }
         assert!(find(DEFAULT_PRESET).is_some());
         assert!(find("flux-schnell-q8").is_some());
+    }
+
+    #[test]
+    fn every_flux_preset_file_is_pinned_to_a_commit() {
+        for p in all() {
+            if let PresetFiles::Files(files, _) = &p.files {
+                for (role, f) in files {
+                    assert!(
+                        f.revision.len() == 40 && f.revision.bytes().all(|b| b.is_ascii_hexdigit()),
+                        "{} {role:?} {}@{}",
+                        p.name,
+                        f.repo,
+                        f.revision
+                    );
+                }
+            }
+        }
     }
 }
