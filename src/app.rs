@@ -52,17 +52,20 @@ pub async fn start_engine(config: &Config) -> Result<EngineHandle, EngineError> 
         max_batch: config.max_batch,
     };
     let finish = config.finish_settings();
-    EngineHandle::start_with_finishers(move || {
-        let resolved = hub::resolve(&model, &hub_settings, true)
-            .map_err(|e| EngineError::ModelUnavailable(e.to_string()))?;
-        let device =
-            engine::device::open(&device_spec).map_err(|e| EngineError::Failed(e.to_string()))?;
-        let pipeline =
-            FluxPipeline::load(&resolved, &device, &opts).map_err(EngineError::from_candle)?;
-        // The finishing models share the generator's device (and thread).
-        let finishers = Finishers::new(finish, device);
-        Ok((Box::new(pipeline) as Box<dyn Generator>, Some(finishers)))
-    })
+    EngineHandle::start_batching(
+        move || {
+            let resolved = hub::resolve(&model, &hub_settings, true)
+                .map_err(|e| EngineError::ModelUnavailable(e.to_string()))?;
+            let device = engine::device::open(&device_spec)
+                .map_err(|e| EngineError::Failed(e.to_string()))?;
+            let pipeline =
+                FluxPipeline::load(&resolved, &device, &opts).map_err(EngineError::from_candle)?;
+            // The finishing models share the generator's device (and thread).
+            let finishers = Finishers::new(finish, device);
+            Ok((Box::new(pipeline) as Box<dyn Generator>, Some(finishers)))
+        },
+        config.batch_policy(),
+    )
     .await
     .inspect(|engine| {
         crate::intake::runtime::metrics::global()

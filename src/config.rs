@@ -36,9 +36,22 @@ pub struct Config {
         global = true
     )]
     pub weights: WeightsMode,
-    /// Most images denoised in one batch.
+    /// Most images denoised in one forward pass: a job's variations, and queued jobs of the same
+    /// size, steps, guidance and text length together (each job keeps its own seeds, images and
+    /// outcome; a job that fails or is cancelled in a batch fails alone).
     #[arg(long, env = "MERCHGEN_MAX_BATCH", default_value_t = 4, global = true)]
     pub max_batch: u32,
+    /// Milliseconds the engine waits for another compatible job to fill a batch (0: it batches
+    /// only jobs already queued, adding no latency). Worth raising with a
+    /// `MERCHGEN_PIPELINE_DEPTH` above the batch size, on a GPU where a batch costs less than
+    /// its jobs one by one.
+    #[arg(
+        long,
+        env = "MERCHGEN_BATCH_WAIT_MS",
+        default_value_t = 0,
+        global = true
+    )]
+    pub batch_wait_ms: u64,
     /// Jobs in flight at most on the SQS, RunPod and `serve` doors: with 2 (the default) the
     /// engine generates the next job while the last one renders mockups, encodes, uploads and
     /// sends its webhook; 1 runs one job at a time. Each job is still settled alone, after its
@@ -285,6 +298,14 @@ impl Config {
             );
         }
         self.caps.check()
+    }
+
+    /// How the engine batches queued jobs (`MERCHGEN_MAX_BATCH`, `MERCHGEN_BATCH_WAIT_MS`).
+    pub fn batch_policy(&self) -> crate::engine::BatchPolicy {
+        crate::engine::BatchPolicy {
+            max_images: self.max_batch,
+            wait: std::time::Duration::from_millis(self.batch_wait_ms),
+        }
     }
 
     /// Where model files are looked up, from the Hugging Face variables.

@@ -48,6 +48,58 @@ pub struct GenerateRequest {
     pub max_batch: Option<u32>,
 }
 
+/// What must agree for requests to share one forward pass: the latent size, the schedule, the
+/// guidance and the text length. Each request keeps its own prompt, seeds and image count.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchKey {
+    pub width: u32,
+    pub height: u32,
+    pub steps: u32,
+    pub guidance: f64,
+    pub max_sequence_length: u32,
+}
+
+impl GenerateRequest {
+    /// The key of requests this one can be batched with; `None` for image-to-image (its own
+    /// start in the schedule), given noise and latent dumps (parity runs stand alone).
+    pub fn batch_key(&self) -> Option<BatchKey> {
+        if self.init.is_some() || self.noise.is_some() || self.dump_latents.is_some() {
+            return None;
+        }
+        Some(BatchKey {
+            width: self.width,
+            height: self.height,
+            steps: self.steps,
+            guidance: self.guidance,
+            max_sequence_length: self.max_sequence_length,
+        })
+    }
+}
+
+/// How the engine thread gathers queued jobs into one forward pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchPolicy {
+    /// Images in one pass at most, across jobs (1: every job alone).
+    pub max_images: u32,
+    /// How long the engine waits for a compatible job to join a batch that is not full.
+    pub wait: std::time::Duration,
+}
+
+impl BatchPolicy {
+    /// Every job alone.
+    pub const NONE: BatchPolicy = BatchPolicy {
+        max_images: 1,
+        wait: std::time::Duration::ZERO,
+    };
+}
+
+/// One job's part of a batched generation.
+pub struct BatchMember<'a> {
+    pub req: &'a GenerateRequest,
+    pub cancel: &'a AtomicBool,
+    pub on_step: StepCallback<'a>,
+}
+
 /// The photo of an image-to-image request.
 #[derive(Debug, Clone)]
 pub struct InitImage {
@@ -143,6 +195,24 @@ pub trait Generator: Send {
         cancel: &AtomicBool,
         on_step: StepCallback<'_>,
     ) -> Result<GenerateOutput, EngineError>;
+
+    /// Images this generator can denoise in one forward pass (1: it cannot batch jobs).
+    fn batch_images(&self) -> usize {
+        1
+    }
+
+    /// Generate several requests with the same [`BatchKey`] in shared forward passes; each gets
+    /// the result it would get alone (same seeds, same images), and a member that fails or is
+    /// cancelled fails alone. The default runs them one after another.
+    fn generate_batch(
+        &mut self,
+        members: &mut [BatchMember<'_>],
+    ) -> Vec<Result<GenerateOutput, EngineError>> {
+        members
+            .iter_mut()
+            .map(|m| self.generate(m.req, m.cancel, &mut *m.on_step))
+            .collect()
+    }
 }
 
 /// Engine failures, mapped to public codes at the job boundary.

@@ -3,10 +3,14 @@
 //! is not dressed up as async.
 
 use super::finish::{FinishOutput, Finishers, LoadTimes};
-use super::{EngineError, GenerateOutput, GenerateRequest, Generator, LoadReport};
+use super::{
+    BatchMember, BatchPolicy, EngineError, GenerateOutput, GenerateRequest, Generator, LoadReport,
+};
 use image::RgbaImage;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// Progress of a running generation.
@@ -53,6 +57,8 @@ struct Command {
 struct Owned {
     generator: Option<Box<dyn Generator>>,
     finishers: Option<Finishers>,
+    /// Jobs that shared a forward pass with others (the handle reads it).
+    batched: Arc<AtomicU64>,
 }
 
 /// The loader of an engine thread: the generator and, when configured, the finishing models on
@@ -67,6 +73,7 @@ pub struct EngineHandle {
     generations: Arc<AtomicU64>,
     /// Set when a generation failed with an error that may leave the device unusable.
     broken: Arc<AtomicBool>,
+    batched: Arc<AtomicU64>,
 }
 
 impl EngineHandle {
@@ -79,13 +86,28 @@ impl EngineHandle {
         Self::start_with_finishers(move || Ok((load()?, None))).await
     }
 
-    /// Start the engine thread with the generator and the finishing models `load` returns.
+    /// Start the engine thread with the generator and the finishing models `load` returns;
+    /// every job alone.
     pub async fn start_with_finishers<F>(load: F) -> Result<EngineHandle, EngineError>
+    where
+        F: FnOnce() -> Result<Loaded, EngineError> + Send + 'static,
+    {
+        Self::start_batching(load, BatchPolicy::NONE).await
+    }
+
+    /// Start the engine thread as [`EngineHandle::start_with_finishers`] does, gathering queued
+    /// compatible jobs into shared forward passes by `policy`.
+    pub async fn start_batching<F>(
+        load: F,
+        policy: BatchPolicy,
+    ) -> Result<EngineHandle, EngineError>
     where
         F: FnOnce() -> Result<Loaded, EngineError> + Send + 'static,
     {
         let (tx, rx) = mpsc::channel::<Command>();
         let (ready_tx, ready_rx) = oneshot::channel();
+        let batched = Arc::new(AtomicU64::new(0));
+        let counter = batched.clone();
         spawn_engine_thread(move || {
             let (generator, finishers) = match load() {
                 Ok(loaded) => {
@@ -100,8 +122,9 @@ impl EngineHandle {
             let owned = Owned {
                 generator: Some(generator),
                 finishers,
+                batched: counter,
             };
-            run(owned, rx);
+            run(owned, rx, policy);
         })?;
         let report = ready_rx.await.map_err(|_| EngineError::Stopped)??;
         Ok(EngineHandle {
@@ -109,6 +132,7 @@ impl EngineHandle {
             report: Arc::new(report),
             generations: Arc::new(AtomicU64::new(0)),
             broken: Arc::new(AtomicBool::new(false)),
+            batched,
         })
     }
 
@@ -127,6 +151,11 @@ impl EngineHandle {
     /// How many generations this process has run (tests use it to prove replays skip the model).
     pub fn generations(&self) -> u64 {
         self.generations.load(Ordering::Relaxed)
+    }
+
+    /// How many jobs were generated in a forward pass shared with other jobs.
+    pub fn batched_jobs(&self) -> u64 {
+        self.batched.load(Ordering::Relaxed)
     }
 
     /// True once a generation failed with an error that may leave the device unusable (see
@@ -185,8 +214,10 @@ impl FinishHandle {
                 Owned {
                     generator: None,
                     finishers,
+                    batched: Arc::default(),
                 },
                 rx,
+                BatchPolicy::NONE,
             );
         })?;
         Ok(FinishHandle { tx })
@@ -260,38 +291,41 @@ fn spawn_engine_thread(body: impl FnOnce() + Send + 'static) -> Result<(), Engin
         .map_err(|e| EngineError::Failed(format!("cannot start the engine thread: {e}")))
 }
 
-fn run(mut owned: Owned, rx: mpsc::Receiver<Command>) {
-    while let Ok(cmd) = rx.recv() {
-        let _span = cmd.span.enter();
-        let cancel = &cmd.cancel;
-        match cmd.work {
+fn run(mut owned: Owned, rx: mpsc::Receiver<Command>, policy: BatchPolicy) {
+    // Commands taken off the channel while a batch was gathered, not part of it: served first,
+    // in the order they came.
+    let mut backlog: VecDeque<Command> = VecDeque::new();
+    loop {
+        let cmd = match backlog.pop_front() {
+            Some(cmd) => cmd,
+            None => match rx.recv() {
+                Ok(cmd) => cmd,
+                Err(_) => break,
+            },
+        };
+        let Command { work, cancel, span } = cmd;
+        let _span = span.enter();
+        let cancel = &cancel;
+        match work {
             Work::Generate {
                 req,
                 progress,
                 reply,
             } => {
-                let result = guarded(
-                    "generation",
-                    || {
-                        let generator = owned.generator.as_mut().ok_or_else(|| {
-                            EngineError::ModelUnavailable(
-                                "this worker has no model loaded; it serves mockup-only jobs"
-                                    .to_owned(),
-                            )
-                        })?;
-                        let mut on_step = |step: u32, total: u32| {
-                            if let Some(p) = &progress {
-                                let _ = p.send(Progress { step, total });
-                            }
-                        };
-                        generator.generate(&req, cancel, &mut on_step)
-                    },
-                    cancel,
-                );
-                if let Some(free) = owned.generator.as_ref().and_then(|g| g.free_memory()) {
-                    crate::intake::runtime::metrics::global().device_memory_free(free);
-                }
-                let _ = reply.send(result);
+                let first = Generation {
+                    req,
+                    progress,
+                    reply,
+                    cancel: cancel.clone(),
+                    span: span.clone(),
+                };
+                let capacity = owned
+                    .generator
+                    .as_ref()
+                    .map_or(1, |g| g.batch_images())
+                    .min(policy.max_images as usize);
+                let batch = gather(first, &rx, &mut backlog, capacity, policy.wait);
+                generate(&mut owned, batch);
             }
             Work::Prepare {
                 matting,
@@ -325,6 +359,183 @@ fn run(mut owned: Owned, rx: mpsc::Receiver<Command>) {
                 );
                 let _ = reply.send(result);
             }
+        }
+    }
+}
+
+/// One queued generation, taken apart from its command so it can join a batch.
+struct Generation {
+    req: GenerateRequest,
+    progress: Option<tokio::sync::mpsc::UnboundedSender<Progress>>,
+    reply: oneshot::Sender<Result<GenerateOutput, EngineError>>,
+    cancel: Arc<AtomicBool>,
+    span: tracing::Span,
+}
+
+/// `first` and the queued generations that can share its forward passes: compatible (same
+/// [`super::BatchKey`]), not cancelled, and within `capacity` images and every member's own
+/// memory-admitted batch. Looks at the backlog, then at the channel, waiting up to `wait` for
+/// more while the batch is not full; stops waiting as soon as anything else arrives (someone is
+/// waiting for it). Whatever does not join goes to the backlog, in order.
+fn gather(
+    first: Generation,
+    rx: &mpsc::Receiver<Command>,
+    backlog: &mut VecDeque<Command>,
+    capacity: usize,
+    wait: Duration,
+) -> Vec<Generation> {
+    let Some(key) = first.req.batch_key() else {
+        return vec![first];
+    };
+    if first.cancel.load(Ordering::Relaxed) {
+        return vec![first];
+    }
+    let admitted = |g: &GenerateRequest| g.max_batch.map_or(usize::MAX, |m| m.max(1) as usize);
+    let mut limit = capacity.min(admitted(&first.req));
+    let mut images = first.req.num_images as usize;
+    let mut batch = vec![first];
+    let joins = |cmd: &Command, images: usize, limit: usize| match &cmd.work {
+        Work::Generate { req, .. } => {
+            let total = images + req.num_images as usize;
+            req.batch_key() == Some(key)
+                && !cmd.cancel.load(Ordering::Relaxed)
+                && total <= limit.min(admitted(req))
+        }
+        _ => false,
+    };
+    let mut i = 0;
+    while i < backlog.len() && images < limit {
+        if joins(&backlog[i], images, limit) {
+            let cmd = backlog.remove(i).expect("index checked");
+            add(cmd, &mut batch, &mut images, &mut limit);
+        } else {
+            i += 1;
+        }
+    }
+    let deadline = Instant::now() + wait;
+    while images < limit {
+        let next = match rx.try_recv() {
+            Ok(cmd) => cmd,
+            Err(mpsc::TryRecvError::Disconnected) => break,
+            Err(mpsc::TryRecvError::Empty) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() || !backlog.is_empty() {
+                    break;
+                }
+                match rx.recv_timeout(left) {
+                    Ok(cmd) => cmd,
+                    Err(_) => break,
+                }
+            }
+        };
+        if joins(&next, images, limit) {
+            add(next, &mut batch, &mut images, &mut limit);
+        } else {
+            backlog.push_back(next);
+        }
+    }
+    batch
+}
+
+fn add(cmd: Command, batch: &mut Vec<Generation>, images: &mut usize, limit: &mut usize) {
+    let Command { work, cancel, span } = cmd;
+    if let Work::Generate {
+        req,
+        progress,
+        reply,
+    } = work
+    {
+        *images += req.num_images as usize;
+        if let Some(m) = req.max_batch {
+            *limit = (*limit).min(m.max(1) as usize);
+        }
+        batch.push(Generation {
+            req,
+            progress,
+            reply,
+            cancel,
+            span,
+        });
+    }
+}
+
+/// Run a gathered batch (often of one) and answer each member.
+fn generate(owned: &mut Owned, batch: Vec<Generation>) {
+    let results: Vec<Result<GenerateOutput, EngineError>> = match owned.generator.as_mut() {
+        None => batch
+            .iter()
+            .map(|_| {
+                Err(EngineError::ModelUnavailable(
+                    "this worker has no model loaded; it serves mockup-only jobs".to_owned(),
+                ))
+            })
+            .collect(),
+        Some(generator) if batch.len() == 1 => {
+            let g = &batch[0];
+            let result = guarded(
+                "generation",
+                || {
+                    let mut on_step = step_reporter(&g.progress);
+                    generator.generate(&g.req, &g.cancel, &mut on_step)
+                },
+                &g.cancel,
+            );
+            vec![result]
+        }
+        Some(generator) => {
+            let images: u32 = batch.iter().map(|g| g.req.num_images).sum();
+            tracing::info!(
+                jobs = batch.len(),
+                images,
+                "generating queued jobs in one batch"
+            );
+            owned
+                .batched
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            crate::intake::runtime::metrics::global().batched(batch.len() as u64);
+            let mut reporters: Vec<_> = batch.iter().map(|g| step_reporter(&g.progress)).collect();
+            let mut members: Vec<BatchMember<'_>> = batch
+                .iter()
+                .zip(reporters.iter_mut())
+                .map(|(g, on_step)| BatchMember {
+                    req: &g.req,
+                    cancel: &g.cancel,
+                    on_step,
+                })
+                .collect();
+            let never = AtomicBool::new(false);
+            match guarded(
+                "generation",
+                || Ok(generator.generate_batch(&mut members)),
+                &never,
+            ) {
+                Ok(results) => results,
+                Err(e) => {
+                    let text = e.to_string();
+                    batch
+                        .iter()
+                        .map(|_| Err(EngineError::Failed(text.clone())))
+                        .collect()
+                }
+            }
+        }
+    };
+    if let Some(free) = owned.generator.as_ref().and_then(|g| g.free_memory()) {
+        crate::intake::runtime::metrics::global().device_memory_free(free);
+    }
+    for (g, result) in batch.into_iter().zip(results) {
+        let _span = g.span.enter();
+        let _ = g.reply.send(result);
+    }
+}
+
+/// The step callback of one generation: forwards (step, total) to the job's progress channel.
+fn step_reporter(
+    progress: &Option<tokio::sync::mpsc::UnboundedSender<Progress>>,
+) -> impl FnMut(u32, u32) + '_ {
+    move |step, total| {
+        if let Some(p) = progress {
+            let _ = p.send(Progress { step, total });
         }
     }
 }
@@ -437,5 +648,193 @@ mod tests {
                 .device_broken()
         );
         assert!(!handle_failing_with("shape mismatch").await.device_broken());
+    }
+
+    /// Records the prompts of every pass; fails members whose prompt is `fail`.
+    struct Recorder {
+        report: LoadReport,
+        passes: Arc<std::sync::Mutex<Vec<Vec<String>>>>,
+    }
+
+    impl Recorder {
+        fn output(req: &GenerateRequest) -> Result<GenerateOutput, EngineError> {
+            if req.prompt == "fail" {
+                return Err(EngineError::Failed(
+                    "this member cannot be generated".into(),
+                ));
+            }
+            let images = (0..req.num_images)
+                .map(|i| crate::engine::GeneratedImage {
+                    image: RgbaImage::new(req.width, req.height),
+                    seed: req.seed + u64::from(i),
+                })
+                .collect();
+            Ok(GenerateOutput {
+                images,
+                timings: Default::default(),
+            })
+        }
+    }
+
+    impl Generator for Recorder {
+        fn load_report(&self) -> &LoadReport {
+            &self.report
+        }
+        fn generate(
+            &mut self,
+            req: &GenerateRequest,
+            _: &AtomicBool,
+            _: StepCallback<'_>,
+        ) -> Result<GenerateOutput, EngineError> {
+            self.passes.lock().unwrap().push(vec![req.prompt.clone()]);
+            Self::output(req)
+        }
+        fn batch_images(&self) -> usize {
+            4
+        }
+        fn generate_batch(
+            &mut self,
+            members: &mut [BatchMember<'_>],
+        ) -> Vec<Result<GenerateOutput, EngineError>> {
+            let prompts = members.iter().map(|m| m.req.prompt.clone()).collect();
+            self.passes.lock().unwrap().push(prompts);
+            members.iter().map(|m| Self::output(m.req)).collect()
+        }
+    }
+
+    async fn recorder(
+        policy: BatchPolicy,
+    ) -> (EngineHandle, Arc<std::sync::Mutex<Vec<Vec<String>>>>) {
+        let passes = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let generator = Recorder {
+            report: report(),
+            passes: passes.clone(),
+        };
+        let engine = EngineHandle::start_batching(
+            move || Ok((Box::new(generator) as Box<dyn Generator>, None)),
+            policy,
+        )
+        .await
+        .unwrap();
+        (engine, passes)
+    }
+
+    fn job(prompt: &str, side: u32, images: u32) -> GenerateRequest {
+        GenerateRequest {
+            prompt: prompt.into(),
+            width: side,
+            height: side,
+            num_images: images,
+            ..request()
+        }
+    }
+
+    const WAIT: BatchPolicy = BatchPolicy {
+        max_images: 4,
+        wait: Duration::from_millis(500),
+    };
+
+    async fn run_all(
+        engine: &EngineHandle,
+        jobs: Vec<(GenerateRequest, bool)>,
+    ) -> Vec<Result<GenerateOutput, EngineError>> {
+        // The test runtime runs one task at a time, in spawn order: the commands queue in order.
+        let calls: Vec<_> = jobs
+            .into_iter()
+            .map(|(req, cancelled)| {
+                let engine = engine.clone();
+                tokio::spawn(async move {
+                    engine
+                        .generate(req, Arc::new(AtomicBool::new(cancelled)), None)
+                        .await
+                })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for call in calls {
+            results.push(call.await.unwrap());
+        }
+        results
+    }
+
+    #[tokio::test]
+    async fn queued_compatible_jobs_share_a_pass_and_the_others_wait_their_turn() {
+        let (engine, passes) = recorder(WAIT).await;
+        let results = run_all(
+            &engine,
+            vec![
+                (job("a", 16, 1), false),
+                (job("b", 16, 2), false),
+                (job("c", 16, 1), false),
+                (job("other size", 32, 1), false),
+            ],
+        )
+        .await;
+        assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+        assert_eq!(results[1].as_ref().unwrap().images.len(), 2);
+        assert_eq!(
+            *passes.lock().unwrap(),
+            vec![vec!["a", "b", "c"], vec!["other size"]]
+        );
+        assert_eq!(engine.batched_jobs(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_batch_holds_no_more_images_than_allowed_and_no_cancelled_job() {
+        let (engine, passes) = recorder(WAIT).await;
+        let mut admitted = job("admitted for 2", 16, 1);
+        admitted.max_batch = Some(2);
+        let results = run_all(
+            &engine,
+            vec![
+                (job("a", 16, 2), false),
+                (job("cancelled", 16, 1), true),
+                (job("b", 16, 2), false),
+                (job("c", 16, 2), false),
+                (admitted, false),
+            ],
+        )
+        .await;
+        assert!(matches!(results[1], Err(EngineError::Cancelled)));
+        let passes = passes.lock().unwrap().clone();
+        assert_eq!(passes[0], vec!["a", "b"], "{passes:?}");
+        assert!(passes.iter().all(|p| !p.contains(&"cancelled".to_owned())));
+        assert!(
+            passes
+                .iter()
+                .any(|p| p == &vec!["admitted for 2"] || p.len() == 1),
+            "{passes:?}"
+        );
+        assert!(results.iter().enumerate().all(|(i, r)| i == 1 || r.is_ok()));
+    }
+
+    #[tokio::test]
+    async fn a_member_that_fails_in_a_batch_fails_alone() {
+        let (engine, passes) = recorder(WAIT).await;
+        let results = run_all(
+            &engine,
+            vec![
+                (job("a", 16, 1), false),
+                (job("fail", 16, 1), false),
+                (job("b", 16, 1), false),
+            ],
+        )
+        .await;
+        assert_eq!(passes.lock().unwrap().len(), 1, "one shared pass");
+        assert!(results[0].is_ok() && results[2].is_ok());
+        assert!(matches!(results[1], Err(EngineError::Failed(_))));
+    }
+
+    #[tokio::test]
+    async fn without_a_batch_policy_every_job_runs_alone() {
+        let (engine, passes) = recorder(BatchPolicy::NONE).await;
+        let results = run_all(
+            &engine,
+            vec![(job("a", 16, 1), false), (job("b", 16, 1), false)],
+        )
+        .await;
+        assert!(results.iter().all(|r| r.is_ok()));
+        assert_eq!(*passes.lock().unwrap(), vec![vec!["a"], vec!["b"]]);
+        assert_eq!(engine.batched_jobs(), 0);
     }
 }

@@ -11,6 +11,7 @@ mod runpod_support;
 mod serve_support;
 mod tiny_support;
 
+mod batching;
 mod bench_random;
 mod diffusers_tiny;
 mod engine_tiny;

@@ -2,6 +2,7 @@
 //! the seed on the CPU, the schnell (or dev) sigma schedule, Euler steps in f32 as diffusers does,
 //! VAE decode, `num_images` variations batched.
 
+mod batch;
 pub mod clip_bpe;
 pub mod dense;
 pub mod gguf_rename;
@@ -10,6 +11,7 @@ pub mod infer;
 pub mod loader;
 pub mod names;
 pub mod noise;
+pub mod quantized;
 pub mod schedule;
 pub mod t5_names;
 pub mod text;
@@ -148,13 +150,9 @@ impl FluxPipeline {
             clip,
             t5,
             schedule: m.flux.schedule,
-            // candle 0.11's quantized FLUX slices the image tokens out of the joint sequence as a
-            // non-contiguous view, which its quantized final layer refuses for batches over 1.
-            max_batch: if dense {
-                opts.max_batch.max(1) as usize
-            } else {
-                1
-            },
+            // Both weight modes batch (the quantized transformer is merchgen's own, see
+            // `quantized.rs`).
+            max_batch: opts.max_batch.max(1) as usize,
             report,
         })
     }
@@ -377,6 +375,17 @@ impl Generator for FluxPipeline {
 
     fn free_memory(&self) -> Option<u64> {
         crate::engine::flux::weights::free_device_memory(&self.device)
+    }
+
+    fn batch_images(&self) -> usize {
+        self.max_batch
+    }
+
+    fn generate_batch(
+        &mut self,
+        members: &mut [crate::engine::BatchMember<'_>],
+    ) -> Vec<Result<GenerateOutput, EngineError>> {
+        self.generate_together(members)
     }
 
     fn generate(

@@ -29,7 +29,7 @@ pub enum WeightsMode {
 /// The transformer in one of the two modes.
 pub enum Transformer {
     Dense(Box<flux::model::Flux>),
-    Quantized(Box<flux::quantized_model::Flux>),
+    Quantized(Box<crate::engine::flux::quantized::QuantizedFlux>),
 }
 
 impl Transformer {
@@ -108,7 +108,7 @@ pub fn load_transformer(
         let vb = quantized_var_builder::VarBuilder::from_gguf(path, device)
             .with_context(|| format!("reading {}", path.display()))?;
         return Ok(Transformer::Quantized(Box::new(
-            flux::quantized_model::Flux::new(cfg, vb)?,
+            crate::engine::flux::quantized::QuantizedFlux::new(cfg, vb)?,
         )));
     }
     let mut file = std::fs::File::open(path)?;

@@ -22,6 +22,7 @@ struct Inner {
     stages: BTreeMap<String, Histogram>,
     model_load_seconds: Option<f64>,
     device_memory_free: Option<u64>,
+    batched_jobs: u64,
 }
 
 /// The job metrics. See the module header.
@@ -86,6 +87,11 @@ impl JobMetrics {
         self.lock().device_memory_free = Some(bytes);
     }
 
+    /// `jobs` jobs shared one batched generation.
+    pub fn batched(&self, jobs: u64) {
+        self.lock().batched_jobs += jobs;
+    }
+
     /// The text exposition.
     pub fn render(&self) -> String {
         let inner = self.lock();
@@ -124,6 +130,17 @@ impl JobMetrics {
         for (door, n) in &inner.running {
             let _ = writeln!(out, "merchgen_door_jobs_running{{door=\"{door}\"}} {n}");
         }
+        prometheus::family(
+            &mut out,
+            "merchgen_engine_batched_jobs_total",
+            "counter",
+            "Jobs generated in a forward pass shared with other jobs.",
+        );
+        let _ = writeln!(
+            out,
+            "merchgen_engine_batched_jobs_total {}",
+            inner.batched_jobs
+        );
         if let Some(load) = inner.model_load_seconds {
             prometheus::gauge(
                 &mut out,
