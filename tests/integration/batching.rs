@@ -1,6 +1,6 @@
 //! Jobs batched into shared forward passes on the tiny model (both weight modes, the CPU): each job
 //! gets byte-for-byte the images it gets alone, a job cancelled mid-batch leaves it alone, and
-//! through a pull door the batched run stores the same files as one job at a time.
+//! through a pull door the batched run stores the same files as one job at a time (`pipeline_tiny`).
 
 use merchgen::engine::files::hub::{self, HubSettings};
 use merchgen::engine::flux::weights::WeightsMode;

@@ -14,8 +14,8 @@
 use crate::app::{self, Door};
 use crate::config::Config;
 use crate::engine::{
-    EngineError, EngineHandle, GenerateOutput, GenerateRequest, GeneratedImage, Generator,
-    LoadReport, StageTimings, StepCallback,
+    BatchPolicy, EngineError, EngineHandle, GenerateOutput, GenerateRequest, GeneratedImage,
+    Generator, LoadReport, StageTimings, StepCallback,
 };
 use crate::intake::runtime::memory_source::MemorySource;
 use crate::intake::runtime::pull::{self, PullOptions};
@@ -50,6 +50,17 @@ pub struct JobsBench {
     /// Benchmark only: hold the engine thread this many ms per step instead of generating.
     #[arg(long)]
     pub simulate_gpu_ms: Option<u64>,
+    /// With `--simulate-gpu-ms`: what each image beyond the first adds to a batched step, as a
+    /// fraction of a one-image step (an assumption until `bench/gpu.sh` measures images per
+    /// second at batch 1, 2 and 4 on a GPU).
+    #[arg(long, default_value_t = 0.8)]
+    pub simulate_batch_extra: f64,
+    /// Also run the jobs batched: this many images per forward pass (and as many jobs in
+    /// flight), waiting up to `--batch-wait-ms` to fill a pass. 0: no batched run.
+    #[arg(long, default_value_t = 4)]
+    pub batch: u32,
+    #[arg(long, default_value_t = 200)]
+    pub batch_wait_ms: u64,
     /// Print one JSON line.
     #[arg(long)]
     pub json: bool,
@@ -58,13 +69,16 @@ pub struct JobsBench {
 /// The stand-in GPU: sleeps on the engine thread, uses no CPU, returns seeded noise images.
 struct SimulatedGpu {
     step: Duration,
+    /// Each image beyond the first in a pass adds this fraction of `step`.
+    batch_extra: f64,
     report: LoadReport,
 }
 
 impl SimulatedGpu {
-    fn new(step: Duration) -> Self {
+    fn new(step: Duration, batch_extra: f64) -> Self {
         SimulatedGpu {
             step,
+            batch_extra,
             report: LoadReport {
                 info: ModelInfo {
                     preset: "simulated-gpu (benchmark only)".into(),
@@ -101,23 +115,60 @@ impl Generator for SimulatedGpu {
             std::thread::sleep(self.step);
             on_step(step, req.steps);
         }
-        let images = (0..req.num_images)
-            .map(|i| {
-                let seed = req.seed + u64::from(i);
-                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-                let mut image = RgbaImage::new(req.width, req.height);
-                rng.fill_bytes(&mut image);
-                image.pixels_mut().for_each(|p| p.0[3] = 255);
-                GeneratedImage { image, seed }
+        Ok(noise_output(req, started))
+    }
+
+    fn batch_images(&self) -> usize {
+        64
+    }
+
+    fn generate_batch(
+        &mut self,
+        members: &mut [crate::engine::BatchMember<'_>],
+    ) -> Vec<Result<GenerateOutput, EngineError>> {
+        let started = Instant::now();
+        let images: u32 = members.iter().map(|m| m.req.num_images).sum();
+        let step = self
+            .step
+            .mul_f64(1.0 + self.batch_extra * f64::from(images.saturating_sub(1)));
+        let steps = members.first().map_or(0, |m| m.req.steps);
+        for done in 1..=steps {
+            std::thread::sleep(step);
+            for m in members.iter_mut() {
+                (m.on_step)(done, steps);
+            }
+        }
+        members
+            .iter()
+            .map(|m| {
+                if m.cancel.load(Ordering::Relaxed) {
+                    Err(EngineError::Cancelled)
+                } else {
+                    Ok(noise_output(m.req, started))
+                }
             })
-            .collect();
-        Ok(GenerateOutput {
-            images,
-            timings: StageTimings {
-                denoise_ms: started.elapsed().as_millis() as u64,
-                ..StageTimings::default()
-            },
+            .collect()
+    }
+}
+
+/// Seeded noise images for a request, as the stand-in's output.
+fn noise_output(req: &GenerateRequest, started: Instant) -> GenerateOutput {
+    let images = (0..req.num_images)
+        .map(|i| {
+            let seed = req.seed + u64::from(i);
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let mut image = RgbaImage::new(req.width, req.height);
+            rng.fill_bytes(&mut image);
+            image.pixels_mut().for_each(|p| p.0[3] = 255);
+            GeneratedImage { image, seed }
         })
+        .collect();
+    GenerateOutput {
+        images,
+        timings: StageTimings {
+            denoise_ms: started.elapsed().as_millis() as u64,
+            ..StageTimings::default()
+        },
     }
 }
 
@@ -131,36 +182,68 @@ pub async fn run(config: &Config, b: &JobsBench) -> i32 {
     }
 }
 
-async fn bench(config: &Config, b: &JobsBench) -> Result<()> {
-    let engine = match b.simulate_gpu_ms {
+/// The engine the runs go through: the stand-in or the configured model, batching by `policy`.
+async fn engine(config: &Config, b: &JobsBench, policy: BatchPolicy) -> Result<EngineHandle> {
+    Ok(match b.simulate_gpu_ms {
         Some(ms) => {
-            EngineHandle::start(move || {
-                Ok(Box::new(SimulatedGpu::new(Duration::from_millis(ms))) as Box<dyn Generator>)
-            })
+            let gpu = SimulatedGpu::new(Duration::from_millis(ms), b.simulate_batch_extra);
+            EngineHandle::start_batching(
+                move || Ok((Box::new(gpu) as Box<dyn Generator>, None)),
+                policy,
+            )
             .await?
         }
-        None => app::start_engine(config).await?,
-    };
+        None => {
+            // The configured model: every job alone, or batching by `policy`.
+            let mut config = config.clone();
+            config.max_batch = policy.max_images;
+            config.batch_wait_ms = policy.wait.as_millis() as u64;
+            app::start_engine(&config).await?
+        }
+    })
+}
+
+async fn bench(config: &Config, b: &JobsBench) -> Result<()> {
     let folder =
         std::env::temp_dir().join(format!("merchgen-bench-{}", uuid::Uuid::new_v4().simple()));
     let destination = config
         .output
         .clone()
         .unwrap_or_else(|| folder.display().to_string());
-    let parts = app::build_parts(
-        config,
-        Door::Deployed,
-        destination.clone(),
-        engine.load_report().defaults.clone(),
-    )?;
-    let worker = Arc::new(Worker::new(Some(engine), parts));
+    let worker = |engine: EngineHandle| -> Result<Arc<Worker>> {
+        let parts = app::build_parts(
+            config,
+            Door::Deployed,
+            destination.clone(),
+            engine.load_report().defaults.clone(),
+        )?;
+        Ok(Arc::new(Worker::new(Some(engine), parts)))
+    };
+    let alone = worker(engine(config, b, BatchPolicy::NONE).await?)?;
     let products: Vec<String> = worker_products();
     let mut runs = Vec::new();
-    for &depth in &b.depths {
+    let mut plan: Vec<(String, usize, Arc<Worker>)> = b
+        .depths
+        .iter()
+        .map(|&d| (format!("depth {d}"), d, alone.clone()))
+        .collect();
+    if b.batch > 1 {
+        let policy = BatchPolicy {
+            max_images: b.batch,
+            wait: Duration::from_millis(b.batch_wait_ms),
+        };
+        let batched = worker(engine(config, b, policy).await?)?;
+        plan.push((
+            format!("batched {} (depth {})", b.batch, b.batch),
+            b.batch as usize,
+            batched,
+        ));
+    }
+    for (run, (label, depth, worker)) in plan.into_iter().enumerate() {
         let bodies = (0..b.jobs)
             .map(|i| {
                 let body = serde_json::json!({
-                    "id": format!("bench-d{depth}-{i}-{}", uuid::Uuid::new_v4().simple()),
+                    "id": format!("bench-r{run}-{i}-{}", uuid::Uuid::new_v4().simple()),
                     "prompt": "a corgi astronaut, sticker", "width": b.size, "height": b.size,
                     "num_inference_steps": b.steps, "seed": i,
                     "mockups": {"products": products, "size": b.mockup_size},
@@ -180,6 +263,7 @@ async fn bench(config: &Config, b: &JobsBench) -> Result<()> {
             backoff: crate::backoff::Backoff::NONE,
             depth,
         };
+        let batched_before = worker.engine().map_or(0, EngineHandle::batched_jobs);
         let started = Instant::now();
         let consumer = tokio::spawn(pull::run(
             source.clone(),
@@ -193,26 +277,37 @@ async fn bench(config: &Config, b: &JobsBench) -> Result<()> {
         let wall = started.elapsed().as_secs_f64();
         stop.cancel();
         let report = consumer.await?;
-        runs.push(serde_json::json!({"depth": depth, "wall_s": wall, "acked": report.acked}));
+        let batched = worker.engine().map_or(0, EngineHandle::batched_jobs) - batched_before;
+        runs.push(
+            serde_json::json!({"run": label, "depth": depth, "wall_s": wall,
+            "acked": report.acked, "jobs_batched": batched}),
+        );
         if !b.json {
             println!(
-                "depth {depth}: {} jobs in {wall:.2} s ({} acknowledged)",
+                "{label}: {} jobs in {wall:.2} s ({} acknowledged, {batched} generated in shared passes)",
                 b.jobs, report.acked
             );
         }
+        worker.drain_webhooks(Duration::from_secs(5)).await;
     }
     let engine_s = b
         .simulate_gpu_ms
         .map(|ms| f64::from(b.jobs) * f64::from(b.steps) * ms as f64 / 1000.0);
+    let batched_engine_s = b.simulate_gpu_ms.filter(|_| b.batch > 1).map(|ms| {
+        let passes = f64::from(b.jobs.div_ceil(b.batch));
+        let step = ms as f64 * (1.0 + b.simulate_batch_extra * f64::from(b.batch - 1));
+        passes * f64::from(b.steps) * step / 1000.0
+    });
     let sequential = runs
         .iter()
-        .find(|r| r["depth"] == 1)
+        .find(|r| r["run"] == "depth 1")
         .and_then(|r| r["wall_s"].as_f64());
     let summary = serde_json::json!({
         "jobs": b.jobs, "size": b.size, "steps": b.steps, "mockups_per_job": products.len(),
         "mockup_size": b.mockup_size, "simulate_gpu_ms": b.simulate_gpu_ms,
         "destination": if config.output.is_some() { destination.as_str() } else { "temporary folder" },
         "engine_s": engine_s,
+        "batched_engine_s": batched_engine_s, "simulate_batch_extra": b.simulate_batch_extra,
         "cpu_stages_s": engine_s.zip(sequential).map(|(e, s)| s - e),
         "runs": runs,
     });
@@ -224,8 +319,14 @@ async fn bench(config: &Config, b: &JobsBench) -> Result<()> {
             "engine {e:.2} s, CPU stages {cpu:.2} s (depth 1 wall less engine); goal: pipelined within 1.2 x max = {:.2} s",
             1.2 * e.max(cpu)
         );
+        if let Some(be) = batched_engine_s {
+            println!(
+                "batched engine {be:.2} s (each extra image adds {} of a step); batched goal: within 1.2 x max(batched engine, CPU stages) = {:.2} s",
+                b.simulate_batch_extra,
+                1.2 * be.max(cpu)
+            );
+        }
     }
-    worker.drain_webhooks(Duration::from_secs(5)).await;
     let _ = std::fs::remove_dir_all(&folder);
     Ok(())
 }
