@@ -796,13 +796,20 @@ mod tests {
         )
         .await;
         assert!(matches!(results[1], Err(EngineError::Cancelled)));
+        // Which jobs meet in a pass depends on when they reach the engine; the limits never do.
         let passes = passes.lock().unwrap().clone();
-        assert_eq!(passes[0], vec!["a", "b"], "{passes:?}");
+        let images = |p: &Vec<String>| -> usize {
+            p.iter()
+                .map(|j| if j == "admitted for 2" { 1 } else { 2 })
+                .sum()
+        };
+        assert!(passes.iter().all(|p| images(p) <= 4), "{passes:?}");
         assert!(passes.iter().all(|p| !p.contains(&"cancelled".to_owned())));
         assert!(
             passes
                 .iter()
-                .any(|p| p == &vec!["admitted for 2"] || p.len() == 1),
+                .filter(|p| p.contains(&"admitted for 2".to_owned()))
+                .all(|p| images(p) <= 2),
             "{passes:?}"
         );
         assert!(results.iter().enumerate().all(|(i, r)| i == 1 || r.is_ok()));
