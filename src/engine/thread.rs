@@ -303,22 +303,8 @@ fn run(mut owned: Owned, rx: mpsc::Receiver<Command>, policy: BatchPolicy) {
                 Err(_) => break,
             },
         };
-        let Command { work, cancel, span } = cmd;
-        let _span = span.enter();
-        let cancel = &cancel;
-        match work {
-            Work::Generate {
-                req,
-                progress,
-                reply,
-            } => {
-                let first = Generation {
-                    req,
-                    progress,
-                    reply,
-                    cancel: cancel.clone(),
-                    span: span.clone(),
-                };
+        let cmd = match Generation::take(cmd) {
+            Taken::Generation(first) => {
                 let capacity = owned
                     .generator
                     .as_ref()
@@ -326,7 +312,15 @@ fn run(mut owned: Owned, rx: mpsc::Receiver<Command>, policy: BatchPolicy) {
                     .min(policy.max_images as usize);
                 let batch = gather(first, &rx, &mut backlog, capacity, policy.wait);
                 generate(&mut owned, batch);
+                continue;
             }
+            Taken::Other(cmd) => cmd,
+        };
+        let Command { work, cancel, span } = cmd;
+        let _span = span.enter();
+        let cancel = &cancel;
+        match work {
+            Work::Generate { .. } => unreachable!("taken as a generation above"),
             Work::Prepare {
                 matting,
                 upscale,
@@ -370,6 +364,32 @@ struct Generation {
     reply: oneshot::Sender<Result<GenerateOutput, EngineError>>,
     cancel: Arc<AtomicBool>,
     span: tracing::Span,
+}
+
+/// A command sorted by what it asks for.
+enum Taken {
+    Generation(Generation),
+    Other(Command),
+}
+
+impl Generation {
+    /// The generation a command asks for, or the command back when it asks for other work.
+    fn take(cmd: Command) -> Taken {
+        match cmd.work {
+            Work::Generate {
+                req,
+                progress,
+                reply,
+            } => Taken::Generation(Generation {
+                req,
+                progress,
+                reply,
+                cancel: cmd.cancel,
+                span: cmd.span,
+            }),
+            work => Taken::Other(Command { work, ..cmd }),
+        }
+    }
 }
 
 /// `first` and the queued generations that can share its forward passes: compatible (same
@@ -438,25 +458,14 @@ fn gather(
 }
 
 fn add(cmd: Command, batch: &mut Vec<Generation>, images: &mut usize, limit: &mut usize) {
-    let Command { work, cancel, span } = cmd;
-    if let Work::Generate {
-        req,
-        progress,
-        reply,
-    } = work
-    {
-        *images += req.num_images as usize;
-        if let Some(m) = req.max_batch {
-            *limit = (*limit).min(m.max(1) as usize);
-        }
-        batch.push(Generation {
-            req,
-            progress,
-            reply,
-            cancel,
-            span,
-        });
+    let Taken::Generation(g) = Generation::take(cmd) else {
+        unreachable!("only generations join a batch")
+    };
+    *images += g.req.num_images as usize;
+    if let Some(m) = g.req.max_batch {
+        *limit = (*limit).min(m.max(1) as usize);
     }
+    batch.push(g);
 }
 
 /// Run a gathered batch (often of one) and answer each member.

@@ -332,64 +332,19 @@ async fn a_job_that_cannot_fit_in_device_memory_is_refused_before_it_runs() {
 /// in one forward pass) give byte-identical files to running each job alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_jobs_give_the_same_bytes_as_jobs_run_alone() {
-    use merchgen::intake::runtime::memory_source::MemorySource;
-    use merchgen::intake::runtime::pull::{self, PullOptions};
-    use merchgen::intake::runtime::RunRules;
-    use std::sync::Arc;
-    use std::time::{Duration, Instant};
     let dir = tempfile::tempdir().unwrap();
     let model = tiny::write(&dir.path().join("m"), 45, TinyLayout::Folder).unwrap();
     let cli = tiny_support::cli(&model, &[]);
     let batching = tiny_support::cli(&model, &["--batch-wait-ms", "2000"]);
-    let run = |cli: &'static merchgen::cli::Cli, depth: usize, out: std::path::PathBuf| async move {
-        let worker =
-            Arc::new(tiny_support::worker(cli, Door::Deployed, out.to_str().unwrap()).await);
-        let items = (0..3)
-                .map(|i| {
-                    let job = json!({"id": format!("p{i}"), "prompt": "a corgi", "width": 64, "height": 64,
-                                     "num_inference_steps": 2, "seed": 10 + i,
-                                     "mockups": {"products": ["mug", "tshirt"], "colors": ["white"], "size": 256}});
-                    (format!("m{i}"), Ok(job))
-                })
-                .collect::<Vec<_>>();
-        let source = Arc::new(MemorySource::with(
-            items
-                .iter()
-                .map(|(id, b)| (id.as_str(), b.clone()))
-                .collect(),
-        ));
-        let stop = tokio_util::sync::CancellationToken::new();
-        let opts = PullOptions {
-            door: "test",
-            rules: RunRules::from_config(&cli.config, "test"),
-            backoff: merchgen::backoff::Backoff::NONE,
-            depth,
-        };
-        let consumer = tokio::spawn(pull::run(
-            source.clone(),
-            worker.clone(),
-            stop.clone(),
-            opts,
-        ));
-        let started = Instant::now();
-        while source.settled().len() < 3 && started.elapsed() < Duration::from_secs(120) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        stop.cancel();
-        assert_eq!(consumer.await.unwrap().acked, 3);
-        worker.engine().expect("a model").batched_jobs()
-    };
-    let cli: &'static merchgen::cli::Cli = Box::leak(Box::new(cli));
-    let batching: &'static merchgen::cli::Cli = Box::leak(Box::new(batching));
     let (alone, piped, batched) = (
         dir.path().join("alone"),
         dir.path().join("piped"),
         dir.path().join("batched"),
     );
-    assert_eq!(run(cli, 1, alone.clone()).await, 0, "one at a time");
-    run(cli, 2, piped.clone()).await;
+    assert_eq!(run_three(&cli, 1, alone.clone()).await, 0, "one at a time");
+    run_three(&cli, 2, piped.clone()).await;
     assert_eq!(
-        run(batching, 3, batched.clone()).await,
+        run_three(&batching, 3, batched.clone()).await,
         3,
         "the three jobs shared one pass"
     );
@@ -407,4 +362,48 @@ async fn pipelined_jobs_give_the_same_bytes_as_jobs_run_alone() {
             }
         }
     }
+}
+
+/// Three jobs through the pull loop at `depth` into `out`; returns how many shared a pass.
+async fn run_three(cli: &merchgen::cli::Cli, depth: usize, out: std::path::PathBuf) -> u64 {
+    use merchgen::intake::runtime::memory_source::MemorySource;
+    use merchgen::intake::runtime::pull::{self, PullOptions};
+    use merchgen::intake::runtime::RunRules;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+    let worker = Arc::new(tiny_support::worker(cli, Door::Deployed, out.to_str().unwrap()).await);
+    let items = (0..3)
+            .map(|i| {
+                let job = json!({"id": format!("p{i}"), "prompt": "a corgi", "width": 64, "height": 64,
+                                 "num_inference_steps": 2, "seed": 10 + i,
+                                 "mockups": {"products": ["mug", "tshirt"], "colors": ["white"], "size": 256}});
+                (format!("m{i}"), Ok(job))
+            })
+            .collect::<Vec<_>>();
+    let source = Arc::new(MemorySource::with(
+        items
+            .iter()
+            .map(|(id, b)| (id.as_str(), b.clone()))
+            .collect(),
+    ));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let opts = PullOptions {
+        door: "test",
+        rules: RunRules::from_config(&cli.config, "test"),
+        backoff: merchgen::backoff::Backoff::NONE,
+        depth,
+    };
+    let consumer = tokio::spawn(pull::run(
+        source.clone(),
+        worker.clone(),
+        stop.clone(),
+        opts,
+    ));
+    let started = Instant::now();
+    while source.settled().len() < 3 && started.elapsed() < Duration::from_secs(120) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+    assert_eq!(consumer.await.unwrap().acked, 3);
+    worker.engine().expect("a model").batched_jobs()
 }

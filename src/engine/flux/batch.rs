@@ -6,7 +6,9 @@
 //! are generated one by one, so a job that cannot be generated fails alone.
 
 use super::{euler_step, FluxPipeline};
-use crate::engine::{BatchMember, EngineError, GenerateOutput, GeneratedImage, StageTimings};
+use crate::engine::{
+    BatchMember, EngineError, GenerateOutput, GeneratedImage, Generator, StageTimings,
+};
 use anyhow::Result;
 use candle_core::{DType, Tensor};
 use candle_transformers::models::flux::sampling::{self, State};
@@ -88,7 +90,8 @@ impl FluxPipeline {
                     tracing::warn!(error = %e, jobs = parts.len(), "the batched pass failed; generating its jobs one by one");
                     for p in &parts {
                         let m = &mut members[p.member];
-                        results[p.member] = Some(self.generate_alone(m));
+                        let alone = Generator::generate(self, m.req, m.cancel, &mut *m.on_step);
+                        results[p.member] = Some(alone);
                     }
                 }
             }
@@ -97,11 +100,6 @@ impl FluxPipeline {
             .into_iter()
             .map(|r| r.unwrap_or(Err(EngineError::Cancelled)))
             .collect()
-    }
-
-    fn generate_alone(&mut self, m: &mut BatchMember<'_>) -> Result<GenerateOutput, EngineError> {
-        use crate::engine::Generator;
-        self.generate(m.req, m.cancel, &mut *m.on_step)
     }
 
     /// A job's packed noise, ids and text, each with one row per image (as alone).
