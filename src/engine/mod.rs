@@ -13,6 +13,7 @@ pub mod device;
 pub mod files;
 pub mod finish;
 pub mod flux;
+pub mod gguf;
 pub mod matting;
 pub mod memory;
 pub mod thread;

@@ -1,5 +1,7 @@
 //! Jobs batched into shared forward passes on the tiny model (both weight modes, the CPU): each job
-//! gets byte-for-byte the images it gets alone, a job cancelled mid-batch leaves it alone, and
+//! gets the images it gets alone (byte for byte with quantized weights; within one step of 255 per
+//! pixel with dense f32 weights, whose conditioning-vector matmuls round differently for four rows
+//! than for one), a job cancelled mid-batch leaves it alone, and
 //! through a pull door the batched run stores the same files as one job at a time (`pipeline_tiny`).
 
 use merchgen::engine::files::hub::{self, HubSettings};
@@ -42,6 +44,19 @@ fn alone(p: &mut FluxPipeline, req: &GenerateRequest) -> GenerateOutput {
         .unwrap()
 }
 
+/// Same seeds, same sizes, and no pixel more than one step (of 255) away.
+fn assert_within_one_lsb(got: &[(u64, Vec<u8>)], want: &[(u64, Vec<u8>)], job: usize) {
+    assert_eq!(got.len(), want.len(), "job {job}: image count");
+    for ((seed, a), (want_seed, b)) in got.iter().zip(want) {
+        assert_eq!((seed, a.len()), (want_seed, b.len()), "job {job}");
+        let worst = a.iter().zip(b).map(|(x, y)| x.abs_diff(*y)).max();
+        assert!(
+            worst <= Some(1),
+            "job {job} seed {seed}: a pixel is {worst:?} away from the job alone"
+        );
+    }
+}
+
 fn pixels(out: &GenerateOutput) -> Vec<(u64, Vec<u8>)> {
     out.images
         .iter()
@@ -50,7 +65,7 @@ fn pixels(out: &GenerateOutput) -> Vec<(u64, Vec<u8>)> {
 }
 
 #[test]
-fn each_job_of_a_batch_gets_the_images_it_gets_alone() {
+fn dense_weights_batch_jobs_within_one_lsb_of_alone() {
     batch_equals_alone(WeightsMode::Bf16);
 }
 
@@ -96,10 +111,17 @@ fn batch_equals_alone(weights: WeightsMode) {
     for (i, result) in results.into_iter().enumerate() {
         let out = result.unwrap();
         assert_eq!(out.timings.step_ms.len(), 3);
-        assert!(
-            pixels(&out) == expected[i],
-            "{weights:?} job {i}: batched images differ from the same job alone"
-        );
+        let got = pixels(&out);
+        match weights {
+            // Quantized matmuls compute each row alone, whatever the batch: byte-identical.
+            WeightsMode::Quantized => assert!(
+                got == expected[i],
+                "{weights:?} job {i}: batched images differ from the same job alone"
+            ),
+            // Dense f32 matmuls over the conditioning vectors (one row per image) take a different
+            // kernel path for four rows than for one, so a pixel may round the other way.
+            _ => assert_within_one_lsb(&got, &expected[i], i),
+        }
     }
     assert_eq!(steps, vec![3, 3, 3], "every job saw every step");
 }
@@ -175,12 +197,13 @@ fn merchgens_quantized_transformer_matches_candles_and_batches_rows_exactly() {
     let path = resolved.path(Role::Transformer);
     let shapes = weights::gguf_summary(path).unwrap().shapes;
     let cfg = infer::flux_config(&shapes, &resolved.manifest.flux).unwrap();
-    let vb = || {
-        candle_transformers::quantized_var_builder::VarBuilder::from_gguf(path, &Device::Cpu)
-            .unwrap()
-    };
-    let ours = QuantizedFlux::new(&cfg, vb()).unwrap();
-    let candles = quantized_model::Flux::new(&cfg, vb()).unwrap();
+    // Ours through the memory-mapped loader, candle's through its own reader.
+    let mapped =
+        merchgen::engine::gguf::QVars::from_gguf(path, &Device::Cpu, |n| Some(n.to_owned()));
+    let ours = QuantizedFlux::new(&cfg, mapped.unwrap()).unwrap();
+    let read =
+        candle_transformers::quantized_var_builder::VarBuilder::from_gguf(path, &Device::Cpu);
+    let candles = quantized_model::Flux::new(&cfg, read.unwrap()).unwrap();
     let dev = Device::Cpu;
     let text = |seed: f64| {
         let t5 =

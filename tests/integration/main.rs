@@ -21,6 +21,7 @@ mod img2img_tiny;
 mod job_contract;
 mod lambda_door;
 mod lambda_emulators;
+mod mapped_loading;
 mod mockups;
 mod mockups_templates;
 mod names_round_trip;

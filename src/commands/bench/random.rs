@@ -11,14 +11,15 @@ use super::{random_gguf, random_vb};
 use crate::cli::PipelineBench;
 use crate::config::Config;
 use crate::engine::flux::infer::Shapes;
+use crate::engine::flux::t5_quantized::QuantizedT5;
 use crate::engine::flux::weights::{self, Transformer};
+use crate::engine::gguf::QVars;
 use crate::engine::{self, flux::noise};
 use anyhow::{bail, Context, Result};
 use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_transformers::models::flux::{self, autoencoder::AutoEncoder, sampling};
-use candle_transformers::models::{clip, quantized_t5, t5};
-use candle_transformers::quantized_var_builder;
+use candle_transformers::models::{clip, t5};
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 use std::path::PathBuf;
@@ -113,7 +114,7 @@ impl Drop for Scratch {
 /// Everything loaded, ready to run.
 struct Models {
     transformer: Transformer,
-    t5: quantized_t5::T5EncoderModel,
+    t5: QuantizedT5,
     clip: clip::text_model::ClipTextTransformer,
     vae: AutoEncoder,
     t5_ids: Tensor,
@@ -428,15 +429,13 @@ fn with_runs(mut r: RandomReport, mut runs: Vec<StageTimes>) -> RandomReport {
     r
 }
 
-/// The quantized T5 encoder from its GGUF (Hugging Face tensor names, as this bench writes).
-fn load_t5(
-    path: &std::path::Path,
-    sizes: &Sizes,
-    device: &Device,
-) -> Result<quantized_t5::T5EncoderModel> {
-    let cfg: quantized_t5::Config = serde_json::from_value(sizes.t5.clone())?;
-    let vb = quantized_var_builder::VarBuilder::from_gguf(path, device)?;
-    Ok(quantized_t5::T5EncoderModel::load(vb, &cfg)?)
+/// The quantized T5 encoder from its GGUF (this bench writes Hugging Face names; the loader takes
+/// llama.cpp names too, renamed as tensors come in at no cost).
+fn load_t5(path: &std::path::Path, sizes: &Sizes, device: &Device) -> Result<QuantizedT5> {
+    // The engine's own T5 loader: mapped GGUF, llama.cpp names renamed on the way in.
+    let cfg: t5::Config = serde_json::from_value(sizes.t5.clone())?;
+    let vb = QVars::from_gguf(path, device, engine::flux::t5_names::to_hf)?;
+    Ok(QuantizedT5::new(&cfg, &vb)?)
 }
 
 /// Load T5 from its GGUF and build CLIP and the VAE with random dense weights.
@@ -530,9 +529,8 @@ mod tests {
     fn full_sizes_are_schnell_t5_xxl_and_clip_l() {
         let s = Sizes::for_scale("full").unwrap();
         let t5_cfg: t5::Config = serde_json::from_value(s.t5.clone()).unwrap();
-        let _: quantized_t5::Config = serde_json::from_value(s.t5.clone()).unwrap();
         let t5 = random_vb::probe(|vb| t5::T5EncoderModel::load(vb, &t5_cfg).map(drop)).unwrap();
-        // google/t5-v1_1-xxl's encoder: 4.76 billion parameters, HF names as quantized_t5 wants.
+        // google/t5-v1_1-xxl's encoder: 4.76 billion parameters, in Hugging Face names.
         let params = random_vb::param_count(&t5);
         assert!((4_700_000_000..4_800_000_000).contains(&params), "{params}");
         assert!(t5.contains_key("shared.weight"));

@@ -5,7 +5,6 @@
 mod batch;
 pub mod clip_bpe;
 pub mod dense;
-pub mod gguf_rename;
 pub mod img2img;
 pub mod infer;
 pub mod loader;
@@ -14,6 +13,7 @@ pub mod noise;
 pub mod quantized;
 pub mod schedule;
 pub mod t5_names;
+pub mod t5_quantized;
 pub mod text;
 pub mod weights;
 

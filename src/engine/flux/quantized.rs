@@ -14,12 +14,23 @@
 //!   from one fused projection (`linear1`) and back through `linear2`;
 //! - `final_layer`: adaptive layer norm and a projection of the image tokens only.
 
+use crate::engine::gguf::QVars as VarBuilder;
 use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::{LayerNorm, RmsNorm};
 use candle_transformers::models::flux::model::{Config, EmbedNd};
 use candle_transformers::models::flux::WithForward;
-use candle_transformers::quantized_nn::{linear, linear_b, Linear};
-use candle_transformers::quantized_var_builder::VarBuilder;
+use candle_transformers::quantized_nn::Linear;
+
+fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
+    vb.linear(in_dim, out_dim)
+}
+
+fn linear_b(in_dim: usize, out_dim: usize, bias: bool, vb: VarBuilder) -> Result<Linear> {
+    if bias {
+        return vb.linear(in_dim, out_dim);
+    }
+    Linear::from_arc(vb.get((out_dim, in_dim), "weight")?, None)
+}
 
 /// Layer norm without learned parameters (FLUX's `elementwise_affine=False`).
 fn plain_norm(dim: usize, vb: &VarBuilder) -> Result<LayerNorm> {

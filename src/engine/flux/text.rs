@@ -3,10 +3,11 @@
 //! dense safetensors (a diffusers folder's `text_encoder_2/`, possibly sharded).
 
 use crate::engine::flux::t5_names;
+use crate::engine::flux::t5_quantized::QuantizedT5;
+use crate::engine::gguf::QVars;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Module, Tensor};
-use candle_transformers::models::{clip, quantized_t5, t5};
-use candle_transformers::quantized_var_builder;
+use candle_transformers::models::{clip, t5};
 use serde::Deserialize;
 use std::path::Path;
 use tokenizers::Tokenizer;
@@ -118,7 +119,7 @@ pub struct T5Encoder {
 }
 
 enum T5Model {
-    Quantized(quantized_t5::T5EncoderModel),
+    Quantized(QuantizedT5),
     Dense(t5::T5EncoderModel),
 }
 
@@ -148,12 +149,15 @@ impl T5Encoder {
                     .with_context(|| format!("loading T5 from {}", weights.display()))?,
             )
         } else {
-            let cfg: quantized_t5::Config = serde_json::from_slice(&config_bytes)
+            let cfg: t5::Config = serde_json::from_slice(&config_bytes)
                 .with_context(|| format!("reading T5 config {}", config.display()))?;
-            let buffer = renamed_gguf(weights)
+            // llama.cpp names (city96's files) become Hugging Face names as tensors come in.
+            let vb = QVars::from_gguf(weights, device, t5_names::to_hf)
                 .with_context(|| format!("reading T5 weights {}", weights.display()))?;
-            let vb = quantized_var_builder::VarBuilder::from_gguf_buffer(&buffer, device)?;
-            T5Model::Quantized(quantized_t5::T5EncoderModel::load(vb, &cfg)?)
+            T5Model::Quantized(
+                QuantizedT5::new(&cfg, &vb)
+                    .with_context(|| format!("loading T5 from {}", weights.display()))?,
+            )
         };
         Ok(T5Encoder {
             model,
@@ -193,12 +197,6 @@ fn truncate_keep_last(ids: &[u32], max: usize) -> Vec<u32> {
     let mut out = ids[..max - 1].to_vec();
     out.push(*ids.last().expect("longer than max, so not empty"));
     out
-}
-
-/// The GGUF with Hugging Face T5 names (candle's quantized T5 wants them), one copy of the file
-/// in memory (`gguf_rename`).
-fn renamed_gguf(path: &Path) -> Result<Vec<u8>> {
-    crate::engine::flux::gguf_rename::renamed(path, t5_names::to_hf)
 }
 
 #[cfg(test)]

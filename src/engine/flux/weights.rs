@@ -1,14 +1,14 @@
-//! Loading weights: the FLUX transformer from GGUF in one of two modes (dequantized once to a
+//! Loading weights: the FLUX transformer from a memory-mapped GGUF (`engine::gguf`) in one of two modes (dequantized once to a
 //! dense dtype for fast matmuls, or kept quantized for low memory), and the memory-map helper.
 //! Dense safetensors (BFL or diffusers naming) are read by `dense.rs`. Reports bytes read.
 
 use crate::engine::flux::infer::Shapes;
+use crate::engine::gguf::{MappedGguf, QVars};
 use anyhow::{Context, Result};
 use candle_core::quantized::{gguf_file, GgmlDType};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::flux;
-use candle_transformers::quantized_var_builder;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -105,20 +105,19 @@ pub fn load_transformer(
     device: &Device,
 ) -> Result<Transformer> {
     if !dense {
-        let vb = quantized_var_builder::VarBuilder::from_gguf(path, device)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let vb = QVars::from_gguf(path, device, |name| Some(name.to_owned()))?;
         return Ok(Transformer::Quantized(Box::new(
             crate::engine::flux::quantized::QuantizedFlux::new(cfg, vb)?,
         )));
     }
-    let mut file = std::fs::File::open(path)?;
-    let content = gguf_file::Content::read(&mut file)?;
-    let mut tensors: HashMap<String, Tensor> = HashMap::with_capacity(content.tensor_infos.len());
-    for name in content.tensor_infos.keys() {
-        // Dequantize one tensor at a time on the device: peak extra memory is one f32 tensor.
-        let q = content.tensor(&mut file, name, device)?;
-        tensors.insert(name.clone(), q.dequantize(device)?.to_dtype(dtype)?);
-    }
+    let gguf = MappedGguf::open(path)?;
+    let mut tensors: HashMap<String, Tensor> =
+        HashMap::with_capacity(gguf.content().tensor_infos.len());
+    // Dequantize one tensor at a time on the device: peak extra memory is one f32 tensor.
+    gguf.for_each_tensor(device, |name, q| {
+        tensors.insert(name.to_owned(), q.dequantize(device)?.to_dtype(dtype)?);
+        Ok(())
+    })?;
     let vb = VarBuilder::from_tensors(tensors, dtype, device);
     Ok(Transformer::Dense(Box::new(flux::model::Flux::new(
         cfg, vb,
