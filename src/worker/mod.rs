@@ -415,6 +415,8 @@ impl Worker {
         let progress = self.progress_forwarder(job, req);
         let engine = self.engine_or_unavailable()?;
         let t = Instant::now();
+        // Handed to the engine thread (it may wait there behind the jobs ahead of it).
+        tracing::info!(stage = "generate", "stage started");
         let out = engine
             .generate(request, req.cancel.clone(), progress)
             .await

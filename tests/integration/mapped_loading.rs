@@ -183,7 +183,14 @@ fn own_quantized_t5_from_llama_names_matches_dense_t5_at_long_distances() {
     });
     let ours = QuantizedT5::new(
         &cfg,
-        &QVars::from_gguf(&llama, &Device::Cpu, t5_names::to_hf).unwrap(),
+        // The embedding dequantized as it loads, as the engine does.
+        &QVars::from_gguf_dequantizing(
+            &llama,
+            &Device::Cpu,
+            t5_names::to_hf,
+            QuantizedT5::used_dequantized,
+        )
+        .unwrap(),
     )
     .unwrap();
     let vb = candle_nn::VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);

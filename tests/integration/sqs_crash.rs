@@ -1,5 +1,8 @@
-//! Crash safety of `merchgen sqs`: 50 jobs (and two poison messages) on a moto queue; the
-//! consumer is killed with SIGKILL at random moments five times and restarted. At the end every
+//! Crash safety of `merchgen sqs`: 50 jobs (and two poison messages) on a moto queue, each with an
+//! image and a mug mockup, so a job's CPU stages (mockup, encoding, uploads) overlap the next
+//! job's generation (two jobs in flight, the default pipeline depth). The consumer is killed with
+//! SIGKILL five times and restarted: the first kill lands exactly while one job is past its
+//! generation (rendering, uploading) and the next one is generating; the others at random moments. At the end every
 //! job has exactly one complete set of outputs and a `result.json` that matches them, none is
 //! missing, each completion webhook arrived at least once, and the poison messages sit in the
 //! dead-letter queue. Prints the figures recorded in docs/reliability.md.
@@ -35,6 +38,7 @@ async fn sqs_consumer_killed_five_times_loses_and_duplicates_no_outputs() {
     for (i, id) in ids.iter().enumerate() {
         let job = json!({"id": id, "prompt": format!("design number {i}"), "width": 64, "height": 64,
                          "num_inference_steps": 1, "seed": i,
+                         "mockups": {"products": ["mug"], "colors": ["white"], "size": 768},
                          "webhook": {"url": hooks.url("/hooks"), "events": ["started", "completed"]}});
         aws_support::send(&sqs, &url, &job.to_string()).await;
     }
@@ -56,24 +60,36 @@ async fn sqs_consumer_killed_five_times_loses_and_duplicates_no_outputs() {
             || async { consumer.logs().contains("consuming the job queue") },
         )
         .await;
-        // Let this consumer finish 0 to 3 more jobs first, then kill it a random moment later
-        // (up to about one job's time): kills land anywhere in a job's cycle (receiving,
-        // generating, uploading, between storing result.json and deleting the message), not
-        // only in the first job's generation.
-        let before = results(&endpoint, &bucket, &ids).await;
-        let more = rng.random_range(0..=3usize);
-        aws_support::wait_until(
-            Duration::from_secs(120),
-            "this consumer to finish its jobs",
-            || async { results(&endpoint, &bucket, &ids).await >= (before + more).min(JOBS) },
-        )
-        .await;
-        let after = Duration::from_millis(rng.random_range(0..1500));
-        tokio::time::sleep(after).await;
+        let after = if k == 0 {
+            // The overlap: one job rendering or uploading, the next generating.
+            let seen = overlap(&consumer, Duration::from_secs(120)).await;
+            assert!(
+                seen.is_some(),
+                "never saw one job past generation while the next generated: {}",
+                consumer.logs()
+            );
+            eprintln!("kill 1 at the overlap: {seen:?}");
+            Duration::ZERO
+        } else {
+            // Let this consumer finish 0 to 3 more jobs first, then kill it a random moment later
+            // (up to about one job's time): kills land anywhere in a job's cycle (receiving,
+            // generating, uploading, between storing result.json and deleting the message).
+            let before = results(&endpoint, &bucket, &ids).await;
+            let more = rng.random_range(0..=3usize);
+            aws_support::wait_until(
+                Duration::from_secs(120),
+                "this consumer to finish its jobs",
+                || async { results(&endpoint, &bucket, &ids).await >= (before + more).min(JOBS) },
+            )
+            .await;
+            let after = Duration::from_millis(rng.random_range(0..1500));
+            tokio::time::sleep(after).await;
+            after
+        };
         consumer.kill();
         let done = results(&endpoint, &bucket, &ids).await;
         eprintln!(
-            "kill {} {after:?} after {more} more result(s): {done} of {JOBS} results stored",
+            "kill {} ({after:?} after the awaited moment): {done} of {JOBS} results stored",
             k + 1
         );
     }
@@ -95,7 +111,8 @@ async fn sqs_consumer_killed_five_times_loses_and_duplicates_no_outputs() {
         last.logs()
     );
 
-    // Outputs: exactly {images/0.png, result.json} per job, and result.json describes that image.
+    // Outputs: exactly {images/0.png, mockups/mug-white.jpg, result.json} per job, and result.json
+    // describes them.
     let s3 = aws_support::s3(&endpoint).await;
     let mut keys: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut pages = s3
@@ -115,7 +132,9 @@ async fn sqs_consumer_killed_five_times_loses_and_duplicates_no_outputs() {
             keys.entry(id).or_default().insert(rest);
         }
     }
-    let expected: BTreeSet<String> = ["images/0.png", "result.json"].map(String::from).into();
+    let expected: BTreeSet<String> = ["images/0.png", "mockups/mug-white.jpg", "result.json"]
+        .map(String::from)
+        .into();
     let (mut lost, mut duplicated) = (Vec::new(), Vec::new());
     for id in &ids {
         match keys.get(id) {
@@ -183,6 +202,52 @@ async fn sqs_consumer_killed_five_times_loses_and_duplicates_no_outputs() {
     assert!(dead.iter().all(|b| !b.contains("crash-")), "{dead:?}");
 }
 
+/// Wait (up to `limit`) for a moment when the consumer's log shows one job whose generation was
+/// handed to the engine and has not finished, while another job finished generating and has not
+/// finished (its mockup, encoding, uploads or webhooks are running). Returns the two job ids.
+async fn overlap(consumer: &Merchgen, limit: Duration) -> Option<(String, String)> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(found) = find_overlap(&consumer.logs()) {
+            return Some(found);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    None
+}
+
+/// (generating, past generation) job ids, from the consumer's JSON log lines.
+fn find_overlap(logs: &str) -> Option<(String, String)> {
+    let mut started = BTreeSet::new();
+    let mut generated = BTreeSet::new();
+    let mut finished = BTreeSet::new();
+    for line in logs.lines() {
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let Some(id) = v["span"]["id"].as_str().map(str::to_owned) else {
+            continue;
+        };
+        match (v["message"].as_str(), v["stage"].as_str()) {
+            (Some("stage started"), Some("generate")) => {
+                started.insert(id);
+            }
+            (Some("stage finished"), Some("generate")) => {
+                generated.insert(id);
+            }
+            (Some("job finished"), _) => {
+                finished.insert(id);
+            }
+            _ => {}
+        }
+    }
+    let generating = started.difference(&generated).next()?;
+    let past = generated
+        .difference(&finished)
+        .find(|id| *id != generating)?;
+    Some((generating.clone(), past.clone()))
+}
+
 /// How many of the jobs have a `result.json` now.
 async fn results(endpoint: &str, bucket: &str, ids: &[String]) -> usize {
     let s3 = aws_support::s3(endpoint).await;
@@ -224,4 +289,10 @@ async fn check_result(s3: &aws_sdk_s3::Client, bucket: &str, id: &str) {
         hex::encode(sha2::Sha256::digest(&image)),
         "{id}"
     );
+    let mockup = get(format!("out/{id}/mockups/mug-white.jpg")).await;
+    assert_eq!(
+        result["mockups"][0]["key"],
+        format!("out/{id}/mockups/mug-white.jpg")
+    );
+    assert_eq!(result["mockups"][0]["bytes"], mockup.len(), "{id}");
 }

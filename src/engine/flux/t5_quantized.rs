@@ -80,6 +80,12 @@ pub struct QuantizedT5 {
 }
 
 impl QuantizedT5 {
+    /// Tensors the encoder only uses dequantized, worth dequantizing as they load: the token
+    /// embedding (0.5 GB in f32 for T5-XXL).
+    pub fn used_dequantized(name: &str) -> bool {
+        matches!(name, "shared.weight" | "encoder.embed_tokens.weight")
+    }
+
     pub fn new(cfg: &t5::Config, vb: &QVars) -> Result<Self> {
         let embed_vb = if vb.contains("shared.weight") {
             vb.pp("shared")

@@ -152,8 +152,13 @@ impl T5Encoder {
             let cfg: t5::Config = serde_json::from_slice(&config_bytes)
                 .with_context(|| format!("reading T5 config {}", config.display()))?;
             // llama.cpp names (city96's files) become Hugging Face names as tensors come in.
-            let vb = QVars::from_gguf(weights, device, t5_names::to_hf)
-                .with_context(|| format!("reading T5 weights {}", weights.display()))?;
+            let vb = QVars::from_gguf_dequantizing(
+                weights,
+                device,
+                t5_names::to_hf,
+                QuantizedT5::used_dequantized,
+            )
+            .with_context(|| format!("reading T5 weights {}", weights.display()))?;
             T5Model::Quantized(
                 QuantizedT5::new(&cfg, &vb)
                     .with_context(|| format!("loading T5 from {}", weights.display()))?,

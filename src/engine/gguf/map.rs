@@ -1,7 +1,7 @@
 //! A GGUF file read through a memory map. The header is parsed from the mapped bytes; tensors
 //! are visited in the order they lie in the file, so the disk reads sequentially, and each is
-//! built from its mapped bytes (one copy into the tensor's own storage on the CPU, one
-//! host-to-device copy on a GPU; no zeroed buffer, no `read` into it). While one tensor is
+//! copied once: on a GPU from its mapped pages to the device, on the CPU by one `pread` into the
+//! tensor's own storage (`host.rs`); no zeroed buffer, no second copy. While one tensor is
 //! copied the kernel already reads the next ones (`MADV_WILLNEED`), and the pages of tensors
 //! already built are handed back (`MADV_DONTNEED`), so mapped pages never pile up in the
 //! process's resident memory: the peak is the tensors themselves plus the read-ahead window.
@@ -19,6 +19,7 @@ const PAGE: usize = 4096;
 
 /// A mapped GGUF and its parsed header.
 pub struct MappedGguf {
+    file: std::fs::File,
     map: memmap2::Mmap,
     content: gguf_file::Content,
     path: PathBuf,
@@ -44,6 +45,7 @@ impl MappedGguf {
         let content = gguf_file::Content::read(&mut std::io::Cursor::new(&map[..]))
             .with_context(|| format!("reading the GGUF header of {}", path.display()))?;
         Ok(MappedGguf {
+            file,
             map,
             content,
             path: path.to_owned(),
@@ -137,6 +139,15 @@ impl MappedGguf {
     fn build(&self, span: &Span, info: &gguf_file::TensorInfo, device: &Device) -> Result<QTensor> {
         let bytes = &self.map[span.start..span.start + span.len];
         let dims = info.shape.dims().to_vec();
+        if device.is_cpu() {
+            let at = super::host::Stored {
+                offset: span.start as u64,
+                len: span.len,
+                dtype: info.ggml_dtype,
+                dims,
+            };
+            return super::host::read_tensor(&self.file, at);
+        }
         // Every GGML block type is at most 8-byte aligned (f32/f16 scales and u8 quants).
         if (bytes.as_ptr() as usize).is_multiple_of(8) {
             return Ok(ggml_file::qtensor_from_ggml(

@@ -3,6 +3,7 @@
 //! consumed pages handed back); `qvars` holds the quantized tensors by name for the models that
 //! keep them quantized (merchgen's quantized FLUX transformer and T5 encoder).
 
+pub mod host;
 pub mod map;
 pub mod qvars;
 

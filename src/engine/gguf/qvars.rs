@@ -17,6 +17,8 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct QVars {
     data: Arc<HashMap<String, Arc<QTensor>>>,
+    /// Tensors dequantized as they were loaded (see `from_gguf_dequantizing`).
+    dense: Arc<HashMap<String, Tensor>>,
     prefix: String,
     device: Device,
 }
@@ -25,6 +27,7 @@ impl QVars {
     pub fn from_tensors(data: HashMap<String, Arc<QTensor>>, device: &Device) -> Self {
         QVars {
             data: Arc::new(data),
+            dense: Arc::default(),
             prefix: String::new(),
             device: device.clone(),
         }
@@ -37,10 +40,26 @@ impl QVars {
         device: &Device,
         rename: impl Fn(&str) -> Option<String>,
     ) -> Result<Self> {
+        Self::from_gguf_dequantizing(path, device, rename, |_| false)
+    }
+
+    /// As `from_gguf`, with the tensors `dense` picks (by new name) dequantized to f32 as they
+    /// come in and their quantized form dropped at once: a large table the model only ever uses
+    /// dequantized (T5's token embedding) never exists twice while the rest loads.
+    pub fn from_gguf_dequantizing(
+        path: &Path,
+        device: &Device,
+        rename: impl Fn(&str) -> Option<String>,
+        dense: impl Fn(&str) -> bool,
+    ) -> Result<Self> {
         let gguf = MappedGguf::open(path)?;
         let mut data = HashMap::with_capacity(gguf.content().tensor_infos.len());
+        let mut dequantized = HashMap::new();
         gguf.for_each_tensor(device, |name, tensor| {
             match rename(name) {
+                Some(new) if dense(&new) => {
+                    dequantized.insert(new, tensor.dequantize(device)?);
+                }
                 Some(new) => {
                     data.insert(new, Arc::new(tensor));
                 }
@@ -48,13 +67,16 @@ impl QVars {
             }
             Ok(())
         })?;
-        Ok(Self::from_tensors(data, device))
+        let mut vars = Self::from_tensors(data, device);
+        vars.dense = Arc::new(dequantized);
+        Ok(vars)
     }
 
     /// The same tensors under `prefix.name`.
     pub fn pp(&self, name: impl std::fmt::Display) -> Self {
         QVars {
             data: self.data.clone(),
+            dense: self.dense.clone(),
             prefix: self.full(&name.to_string()),
             device: self.device.clone(),
         }
@@ -73,7 +95,8 @@ impl QVars {
     }
 
     pub fn contains(&self, name: &str) -> bool {
-        self.data.contains_key(&self.full(name))
+        let full = self.full(name);
+        self.data.contains_key(&full) || self.dense.contains_key(&full)
     }
 
     /// The tensor `name`, which must have `shape`.
@@ -95,7 +118,16 @@ impl QVars {
 
     /// The tensor `name` dequantized to f32.
     pub fn dequantized(&self, shape: impl Into<Shape>, name: &str) -> candle_core::Result<Tensor> {
-        self.get(shape, name)?.dequantize(&self.device)
+        let shape = shape.into();
+        match self.dense.get(&self.full(name)) {
+            Some(t) if t.shape() == &shape => Ok(t.clone()),
+            Some(t) => candle_core::bail!(
+                "shape mismatch for {}: the file has {:?}, the model needs {shape:?}",
+                self.full(name),
+                t.shape()
+            ),
+            None => self.get(shape, name)?.dequantize(&self.device),
+        }
     }
 
     /// A linear layer `in_dim -> out_dim`: quantized `weight`, f32 `bias`.
