@@ -104,9 +104,35 @@ pub fn capacity_bytes(
     }
 }
 
+/// This process's peak resident host memory so far (VmHWM of /proc/self/status; mapped file
+/// pages count while mapped in), where the system tells.
+pub fn peak_resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_kib_field(&status, "VmHWM:")
+}
+
+/// This process's resident host memory now (VmRSS), where the system tells.
+pub fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_kib_field(&status, "VmRSS:")
+}
+
+fn parse_kib_field(status: &str, field: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parse_kib_field_reads_vmhwm() {
+        let status = "Name:\tx\nVmPeak:\t  9000 kB\nVmHWM:\t    1234 kB\nVmRSS:\t 1000 kB\n";
+        assert_eq!(parse_kib_field(status, "VmHWM:"), Some(1234 * 1024));
+        assert_eq!(parse_kib_field(status, "Nope:"), None);
+    }
 
     const GIB: u64 = 1 << 30;
 

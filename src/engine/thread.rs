@@ -606,6 +606,8 @@ mod tests {
             preset: "fake".into(),
             weights: "none".into(),
             device: "cpu".into(),
+            load_bytes: None,
+            peak_host_memory_bytes: None,
         };
         LoadReport {
             info,

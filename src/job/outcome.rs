@@ -61,6 +61,12 @@ pub struct ModelInfo {
     pub preset: String,
     pub weights: String,
     pub device: String,
+    /// Bytes of model files loaded at start-up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_bytes: Option<u64>,
+    /// The worker process's peak resident host memory when loading finished (Linux VmHWM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_host_memory_bytes: Option<u64>,
 }
 
 /// Milliseconds per stage; absent stages did not run.

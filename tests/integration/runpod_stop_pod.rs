@@ -77,6 +77,8 @@ async fn runpod_device_fault_posts_stop_pod_and_takes_no_more_jobs() {
         preset: "fake".into(),
         weights: "none".into(),
         device: "cuda:0".into(),
+        load_bytes: None,
+        peak_host_memory_bytes: None,
     };
     let report = LoadReport {
         info,

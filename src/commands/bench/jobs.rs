@@ -84,6 +84,8 @@ impl SimulatedGpu {
                     preset: "simulated-gpu (benchmark only)".into(),
                     weights: "none".into(),
                     device: "simulated".into(),
+                    load_bytes: None,
+                    peak_host_memory_bytes: None,
                 },
                 load_ms: 0,
                 bytes: 0,

@@ -1,7 +1,8 @@
 //! Peak memory over a benchmark. On a GPU: device memory in use (total minus free, as the driver
 //! reports it) sampled every millisecond on a side thread, less what was in use at the start (the
 //! CUDA context, other processes). On the CPU: the process's peak resident set (VmHWM), reset at
-//! the start where the kernel allows it.
+//! the start where the kernel allows it, less the resident set at the start (what earlier work
+//! left allocated).
 
 use candle_core::Device;
 use serde::Serialize;
@@ -23,6 +24,7 @@ pub struct MemoryReport {
 /// A running peak-memory measurement.
 pub struct PeakMemory {
     hwm_reset: bool,
+    rss_start: u64,
     #[cfg(feature = "cuda")]
     cuda: Option<cuda::Sampler>,
 }
@@ -36,6 +38,7 @@ impl PeakMemory {
         let _ = device;
         PeakMemory {
             hwm_reset,
+            rss_start: crate::engine::memory::resident_bytes().unwrap_or(0),
             #[cfg(feature = "cuda")]
             cuda: cuda::Sampler::start(device),
         }
@@ -50,7 +53,7 @@ impl PeakMemory {
             "vmhwm"
         };
         let cpu = MemoryReport {
-            peak_memory_bytes: host.unwrap_or(0),
+            peak_memory_bytes: host.unwrap_or(0).saturating_sub(self.rss_start),
             peak_memory_source: source,
             peak_host_rss_bytes: host,
             device_baseline_bytes: None,
@@ -71,16 +74,9 @@ impl PeakMemory {
     }
 }
 
-/// Peak resident set size of this process, from /proc/self/status.
+/// Peak resident set size of this process (VmHWM).
 fn vm_hwm() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    parse_kib_field(&status, "VmHWM:")
-}
-
-fn parse_kib_field(status: &str, field: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    crate::engine::memory::peak_resident_bytes()
 }
 
 #[cfg(feature = "cuda")]
@@ -140,13 +136,6 @@ mod cuda {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parse_kib_field_reads_vmhwm() {
-        let status = "Name:\tx\nVmPeak:\t  9000 kB\nVmHWM:\t    1234 kB\nVmRSS:\t 1000 kB\n";
-        assert_eq!(parse_kib_field(status, "VmHWM:"), Some(1234 * 1024));
-        assert_eq!(parse_kib_field(status, "Nope:"), None);
-    }
 
     #[test]
     fn peak_memory_on_cpu_reports_resident_memory() {

@@ -122,6 +122,8 @@ impl FluxPipeline {
                 preset: m.name.clone(),
                 weights: loaded.label,
                 device: crate::engine::device::name(device),
+                load_bytes: Some(model.total_bytes()),
+                peak_host_memory_bytes: crate::engine::memory::peak_resident_bytes(),
             },
             load_ms: started.elapsed().as_millis() as u64,
             bytes: model.total_bytes(),
@@ -137,7 +139,8 @@ impl FluxPipeline {
             free_after_load: crate::engine::flux::weights::free_device_memory(device),
         };
         tracing::info!(elapsed_ms = report.load_ms, bytes = report.bytes, weights = %report.info.weights,
-            device = %report.info.device, "model loaded");
+            device = %report.info.device, peak_host_memory_bytes = report.info.peak_host_memory_bytes,
+            "model loaded");
         Ok(FluxPipeline {
             device: device.clone(),
             act_dtype,
