@@ -41,6 +41,8 @@ CASES = [  # (name, width, height, prompt, max_sequence_length, strength or None
     ("t2i-160x96", 160, 96, "a watercolor fox under the moon " * 12, 16, None),
     ("i2i-128x128", 128, 128, "a cute robot sticker", 32, 0.6),
     ("i2i-160x96", 160, 96, "retro rocket and planet, flat vector " * 12, 16, 0.75),
+    # FLUX.1-schnell's T5 length, filled: relative distances up to 255 (T5's far buckets).
+    ("t2i-t5-256", 128, 128, "a bold sticker of a fox, retro colors " * 40, 256, None),
 ]
 
 # (label, model folder or manifest, --weights, reference: "f32" or "q8")
@@ -51,6 +53,8 @@ SOURCES = [
     ("GGUF F32 quantized", "bfl/merchgen-model.gguf-f32.json", "quantized", "f32"),
     ("GGUF Q8_0 dense", "bfl/merchgen-model.gguf-q8_0.json", "bf16", "q8"),
     ("GGUF Q8_0 quantized", "bfl/merchgen-model.gguf-q8_0.json", "quantized", "q8"),
+    # T5 from a GGUF in llama.cpp names too: merchgen's own quantized T5 encoder.
+    ("GGUF F32 + T5 GGUF", "bfl/merchgen-model.gguf-f32-t5.json", "quantized", "f32"),
 ]
 
 
@@ -71,11 +75,13 @@ def write_manifests(bfl: Path):
         "t5": f"{enc}/text_encoder_2/model.safetensors.index.json", "t5_config": f"{enc}/text_encoder_2/config.json",
         "t5_tokenizer": f"{enc}/tokenizer_2/tokenizer.json",
     }
-    for name, transformer in [("merchgen-model.json", "flux1-tiny.safetensors"),
-                              ("merchgen-model.gguf-f32.json", "flux1-tiny-f32.gguf"),
-                              ("merchgen-model.gguf-q8_0.json", "flux1-tiny-q8_0.gguf")]:
+    t5_gguf = dict(files, t5="t5-tiny-f32.gguf")
+    for name, transformer, enc_files in [("merchgen-model.json", "flux1-tiny.safetensors", files),
+                                         ("merchgen-model.gguf-f32.json", "flux1-tiny-f32.gguf", files),
+                                         ("merchgen-model.gguf-q8_0.json", "flux1-tiny-q8_0.gguf", files),
+                                         ("merchgen-model.gguf-f32-t5.json", "flux1-tiny-f32.gguf", t5_gguf)]:
         manifest = {
-            "version": 1, "name": f"parity {transformer}", "files": {"transformer": transformer, **files},
+            "version": 1, "name": f"parity {transformer}", "files": {"transformer": transformer, **enc_files},
             "flux": {"axes_dim": list(tiny_flux.AXES), "theta": 10000, "schedule": "schnell"},
             "vae": {"scale_factor": 0.3611, "shift_factor": 0.1159},
             "defaults": {"width": 128, "height": 128, "steps": 4, "guidance": 0.0, "max_sequence_length": 256},

@@ -192,7 +192,25 @@ def save_all(pipe, work: Path, tok_dir: Path):
     save_file(ae, bfl_dir / "ae.safetensors")
     write_gguf(bfl, bfl_dir / "flux1-tiny-f32.gguf", quantize=False)
     dequantized = write_gguf(bfl, bfl_dir / "flux1-tiny-q8_0.gguf", quantize=True)
+    write_t5_gguf(pipe.text_encoder_2, bfl_dir / "t5-tiny-f32.gguf")
     return {"folder": folder, "bfl": bfl_dir, "q8_dequantized_bfl": dequantized}
+
+
+def write_t5_gguf(t5, path: Path):
+    """T5's encoder as a GGUF F32 in llama.cpp's tensor names (as city96's T5 GGUFs are), the names
+    from the gguf package's own table for the T5 encoder, not from merchgen's."""
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.T5ENCODER, t5.config.num_layers)
+    writer = gguf.GGUFWriter(str(path), "t5encoder")
+    for name, tensor in sorted(t5.state_dict().items()):
+        if name == "encoder.embed_tokens.weight":
+            continue  # tied to `shared.weight`
+        new = names.get_name(name, try_suffixes=(".weight",))
+        assert new is not None, f"gguf has no llama.cpp name for T5 tensor {name}"
+        writer.add_tensor(new, tensor.float().numpy())
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
 
 
 def transformer_to_bfl(transformer):

@@ -209,6 +209,17 @@ fn setup(config: &Config, p: &PipelineBench) -> Result<Setup> {
     })
 }
 
+/// One thing `--load-only` times: (label, bytes, the load, the files it reads).
+type LoadCase<'a> = (
+    &'a str,
+    u64,
+    &'a dyn Fn() -> Result<()>,
+    Vec<&'a std::path::Path>,
+);
+
+/// Per case: plain-read times, load times, peak memory, one entry per round.
+type LoadSamples = (Vec<f64>, Vec<f64>, Vec<u64>);
+
 /// How many times each load is timed; the report gives the median (the disk here is shared and
 /// a single read of the same file varied 2x between runs).
 const LOAD_ROUNDS: usize = 3;
@@ -271,7 +282,7 @@ pub fn load_only(config: &Config, p: &PipelineBench) -> Result<serde_json::Value
                 .map_err(|_| anyhow::anyhow!("the T5 loader panicked"))?
         })
     };
-    let cases: [(&str, u64, &dyn Fn() -> Result<()>, Vec<&std::path::Path>); 5] = [
+    let cases: [LoadCase<'_>; 5] = [
         (
             if dense {
                 "transformer (dense from Q4_0)"
@@ -307,7 +318,7 @@ pub fn load_only(config: &Config, p: &PipelineBench) -> Result<serde_json::Value
             vec![flux.as_path(), t5.as_path()],
         ),
     ];
-    let mut samples: Vec<(Vec<f64>, Vec<f64>, Vec<u64>)> = vec![Default::default(); cases.len()];
+    let mut samples: Vec<LoadSamples> = vec![Default::default(); cases.len()];
     for round in 0..LOAD_ROUNDS {
         for ((what, _, load, files), (reads, loads, peaks)) in cases.iter().zip(samples.iter_mut())
         {
