@@ -56,6 +56,8 @@ async fn serve_endpoint_api_routes_statuses_queue_webhook_metrics() {
         ("MERCHGEN_API_KEY", KEY),
         ("MERCHGEN_SERVE_QUEUE_CAPACITY", "2"),
         ("MERCHGEN_FETCH_ALLOW", "127.0.0.0/8"),
+        // One job at a time, so the queue's states below are exact (depth: the next test).
+        ("MERCHGEN_PIPELINE_DEPTH", "1"),
     ];
     let server = Server::start(&model, dir.path(), &env).await;
     let bearer = format!("Bearer {KEY}");
@@ -373,4 +375,86 @@ async fn serve_healthz_is_503_until_the_model_is_ready_and_jobs_wait() {
     );
     state.ready.store(true, Ordering::Relaxed);
     assert_eq!(get("/healthz").await, (200, json!({"status": "ready"})));
+}
+
+/// With `MERCHGEN_PIPELINE_DEPTH` above one, `serve` keeps that many jobs in flight: a quick job
+/// is taken (IN_PROGRESS) while a slow one still generates, and compatible jobs in flight with a
+/// batch wait share one forward pass; every job still completes on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_keeps_jobs_in_flight_and_batches_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny::write(&dir.path().join("model"), 53, TinyLayout::Folder).unwrap();
+    let env = [
+        ("MERCHGEN_PIPELINE_DEPTH", "3"),
+        ("MERCHGEN_BATCH_WAIT_MS", "3000"),
+    ];
+    let server = Server::start(&model, dir.path(), &env).await;
+    let id = |v: &Value| v["id"].as_str().unwrap().to_owned();
+    let (_, slow_one) = server
+        .post("/v2/ep/run", None, Some(&json!({"input": slow()})))
+        .await;
+    let slow_one = id(&slow_one);
+    server
+        .until_status(&slow_one, "", WAIT, |s| s == "IN_PROGRESS")
+        .await;
+    let (_, quick_one) = server
+        .post("/v2/ep/run", None, Some(&json!({"input": quick(7)})))
+        .await;
+    let quick_one = id(&quick_one);
+    server
+        .until_status(&quick_one, "", WAIT, |s| s != "IN_QUEUE")
+        .await;
+    let (_, health) = server.get("/v2/ep/health", None).await;
+    let slow_status = server
+        .get(&format!("/v2/ep/status/{slow_one}"), None)
+        .await
+        .1;
+    if slow_status["status"] == "IN_PROGRESS" {
+        assert_eq!(health["jobs"]["inProgress"], 2, "{health}");
+    }
+    for job in [&slow_one, &quick_one] {
+        server
+            .until_status(job, "", WAIT, |s| s == "COMPLETED")
+            .await;
+    }
+
+    // Three compatible jobs submitted together: one batched pass.
+    let mut ids = Vec::new();
+    for seed in 20..23 {
+        let (_, job) = server
+            .post("/v2/ep/run", None, Some(&json!({"input": quick(seed)})))
+            .await;
+        ids.push(id(&job));
+    }
+    for job in &ids {
+        let done = server
+            .until_status(job, "", WAIT, |s| s == "COMPLETED")
+            .await;
+        assert_eq!(done["output"]["images"].as_array().map(Vec::len), Some(1));
+    }
+    let logs = server.logs();
+    let batched = logs
+        .lines()
+        .map(plain)
+        .any(|l| l.contains("generating queued jobs in one batch") && l.contains("jobs=3 "));
+    assert!(batched, "no batch of the three jobs in the log:\n{logs}");
+    assert_eq!(server.stop(), 0);
+}
+
+/// A log line without its terminal colour codes (`ESC [ ... m`).
+fn plain(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

@@ -18,7 +18,12 @@ async fn serve_works_with_runpods_python_client() {
     };
     let dir = tempfile::tempdir().unwrap();
     let model = tiny::write(&dir.path().join("model"), 61, TinyLayout::Folder).unwrap();
-    let server = Server::start(&model, dir.path(), &[("MERCHGEN_API_KEY", "py-key")]).await;
+    // One job at a time: the script purges a job it expects still queued behind a running one.
+    let env = [
+        ("MERCHGEN_API_KEY", "py-key"),
+        ("MERCHGEN_PIPELINE_DEPTH", "1"),
+    ];
+    let server = Server::start(&model, dir.path(), &env).await;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/runpod_client.py");
     let base = format!("{}/v2", server.base);
     let out = tokio::task::spawn_blocking(move || {

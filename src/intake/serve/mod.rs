@@ -1,7 +1,7 @@
 //! `merchgen serve`: RunPod's endpoint API on a local port, so
 //! RunPod's client libraries and tools can drive merchgen without RunPod. `routes` is the HTTP
 //! surface, `auth` the key check, `store` the bounded queue and job table, `record` one job's
-//! state and status body, `runner` the one task that feeds the device, `webhook` the
+//! state and status body, `runner` the task that feeds the device (a bounded number of jobs in flight), `webhook` the
 //! request-level webhook, `metrics` the Prometheus text. The server answers (`/healthz`: 503)
 //! before the model has loaded; jobs wait in the queue until it has.
 
@@ -119,6 +119,7 @@ async fn load_and_run(
         hooks,
         base_output: config.output_config(),
         rules: crate::intake::runtime::RunRules::from_config(config, "serve"),
+        depth: config.pipeline_depth,
     };
     let healthy = runner.run(worker.clone(), state.shutdown.clone()).await;
     worker

@@ -1,5 +1,8 @@
-//! The one task that runs jobs: it pulls from the store's queue, so the device sees one job at
-//! a time, and runs each through the door runtime with `policy.executionTimeout` and
+//! The task that runs jobs: it pulls from the store's queue and keeps up to
+//! `MERCHGEN_PIPELINE_DEPTH` jobs in flight (default 2), so the engine generates the next job
+//! while the previous one renders mockups, encodes and uploads, and queued compatible jobs can
+//! share a batch (`MERCHGEN_BATCH_WAIT_MS`); the engine thread still runs one generation at a
+//! time. Each job runs through the door runtime with `policy.executionTimeout` and
 //! `policy.ttl` as its deadline (cancelled between denoising steps, `TIMED_OUT`) and the
 //! shutdown grace period. It records progress for `status` and concludes each job (metrics,
 //! webhook). After a device fault it stops: queued jobs end as `CANCELLED` (retryable), the
@@ -27,6 +30,8 @@ pub struct Runner {
     pub hooks: StatusWebhook,
     pub base_output: OutputConfig,
     pub rules: RunRules,
+    /// Jobs in flight at once (at least 1).
+    pub depth: usize,
 }
 
 /// The request's `s3Config` bucket, its endpoint through the address guard.
@@ -43,24 +48,51 @@ async fn guarded_bucket(
 }
 
 impl Runner {
-    /// Run jobs until shutdown or a device fault (then false); then cancel whatever still
-    /// waits.
+    /// Run jobs until shutdown or a device fault (then false), up to `depth` at once; then
+    /// cancel whatever still waits.
     pub async fn run(self, worker: Arc<Worker>, shutdown: CancellationToken) -> bool {
-        let mut healthy = true;
-        while let Some(job) = self.store.next(&shutdown).await {
+        let this = Arc::new(self);
+        let slots = Arc::new(tokio::sync::Semaphore::new(this.depth.max(1)));
+        // Cancelled by the first job that finds the device broken: take no more jobs.
+        let broken = CancellationToken::new();
+        let mut running = tokio::task::JoinSet::new();
+        loop {
+            let slot = tokio::select! {
+                slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+                () = broken.cancelled() => break,
+            };
+            let job = tokio::select! {
+                job = this.store.next(&shutdown) => job,
+                () = broken.cancelled() => None,
+            };
+            let Some(job) = job else { break };
+            let (runner, worker, shutdown, broken) = (
+                this.clone(),
+                worker.clone(),
+                shutdown.clone(),
+                broken.clone(),
+            );
             let span = tracing::info_span!("serve_job", job_id = %job.id);
-            healthy = self.run_one(&worker, job, &shutdown).instrument(span).await;
-            if !healthy {
-                break;
-            }
+            running.spawn(
+                async move {
+                    if !runner.run_one(&worker, job, &shutdown).await {
+                        broken.cancel();
+                    }
+                    drop(slot);
+                }
+                .instrument(span),
+            );
+            // Reap finished tasks as we go (a panic in one is already a failed job's log line).
+            while running.try_join_next().is_some() {}
         }
-        for finished in self.store.purge() {
-            self.metrics.finished(finished.state);
+        while running.join_next().await.is_some() {}
+        for finished in this.store.purge() {
+            this.metrics.finished(finished.state);
             if let Some(url) = finished.webhook {
-                self.hooks.spawn(url, finished.body);
+                this.hooks.spawn(url, finished.body);
             }
         }
-        healthy
+        !broken.is_cancelled()
     }
 
     /// Run one job and conclude it; false when the device broke.
