@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `merchgen bench pipeline` against the local S3 server: 40 jobs with six mockups each, uploads to
 # moto on loopback, at pipeline depths 1 (one job at a time), 2 and 3, and batched (4 images per
-# forward pass, 4 jobs in flight), first on the
+# forward pass, 8 jobs in flight), first on the
 # benchmark-only simulated GPU (the engine thread sleeps per step, using no CPU), then 10 jobs on
 # the tiny model (the real engine through the same path). Figures go to docs/benchmarks.md.
 #

@@ -42,9 +42,9 @@ pub struct Config {
     #[arg(long, env = "MERCHGEN_MAX_BATCH", default_value_t = 4, global = true)]
     pub max_batch: u32,
     /// Milliseconds the engine waits for another compatible job to fill a batch (0: it batches
-    /// only jobs already queued, adding no latency). Worth raising with a
-    /// `MERCHGEN_PIPELINE_DEPTH` above the batch size, on a GPU where a batch costs less than
-    /// its jobs one by one.
+    /// only jobs already queued, adding no latency). Worth raising with
+    /// `MERCHGEN_PIPELINE_DEPTH` at twice the batch size (one batch generating while the last
+    /// one's jobs render and upload), on a GPU where a batch costs less than its jobs one by one.
     #[arg(
         long,
         env = "MERCHGEN_BATCH_WAIT_MS",

@@ -235,9 +235,12 @@ async fn bench(config: &Config, b: &JobsBench) -> Result<()> {
             wait: Duration::from_millis(b.batch_wait_ms),
         };
         let batched = worker(engine(config, b, policy).await?)?;
+        // Twice the batch in flight: one batch generates while the last one's jobs render,
+        // encode and upload (at depth = batch the next batch could not gather until they settle).
+        let depth = 2 * b.batch as usize;
         plan.push((
-            format!("batched {} (depth {})", b.batch, b.batch),
-            b.batch as usize,
+            format!("batched {} (depth {depth})", b.batch),
+            depth,
             batched,
         ));
     }
