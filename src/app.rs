@@ -52,14 +52,22 @@ pub async fn start_engine(config: &Config) -> Result<EngineHandle, EngineError> 
         max_batch: config.max_batch,
     };
     let finish = config.finish_settings();
+    let warm_up = config.warm_up;
     EngineHandle::start_batching(
         move || {
             let resolved = hub::resolve(&model, &hub_settings, true)
                 .map_err(|e| EngineError::ModelUnavailable(e.to_string()))?;
             let device = engine::device::open(&device_spec)
                 .map_err(|e| EngineError::Failed(e.to_string()))?;
-            let pipeline =
+            let mut pipeline =
                 FluxPipeline::load(&resolved, &device, &opts).map_err(EngineError::from_candle)?;
+            if warm_up.runs_on(&device) {
+                match pipeline.warm_up() {
+                    Ok(ms) => tracing::info!(elapsed_ms = ms, "warm-up pass done"),
+                    // Jobs will meet the same fault and fail with their own codes.
+                    Err(e) => tracing::error!(error = %e, "the warm-up pass failed"),
+                }
+            }
             // The finishing models share the generator's device (and thread).
             let finishers = Finishers::new(finish, device);
             Ok((Box::new(pipeline) as Box<dyn Generator>, Some(finishers)))

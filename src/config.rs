@@ -36,6 +36,16 @@ pub struct Config {
         global = true
     )]
     pub weights: WeightsMode,
+    /// The warm-up pass after loading (one tiny generation, so the first job is as fast as the
+    /// second): `auto` runs it on a GPU only, `on`, `off`.
+    #[arg(
+        long = "warm-up",
+        env = "MERCHGEN_WARMUP",
+        value_enum,
+        default_value = "auto",
+        global = true
+    )]
+    pub warm_up: WarmUp,
     /// Most images denoised in one forward pass: a job's variations, and queued jobs of the same
     /// size, steps, guidance and text length together (each job keeps its own seeds, images and
     /// outcome; a job that fails or is cancelled in a batch fails alone).
@@ -667,5 +677,24 @@ mod sqs_args_tests {
             .contains("MERCHGEN_SQS_HEARTBEAT_SECS"));
         let inverted = parse(&["--retry-base-secs", "60", "--retry-max-secs", "10"]).unwrap();
         assert!(inverted.check().is_err());
+    }
+}
+
+/// When the engine runs its warm-up pass after loading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WarmUp {
+    /// On a GPU (where the first kernels compile and allocate), not on the CPU.
+    Auto,
+    On,
+    Off,
+}
+
+impl WarmUp {
+    pub fn runs_on(self, device: &candle_core::Device) -> bool {
+        match self {
+            WarmUp::Auto => !device.is_cpu(),
+            WarmUp::On => true,
+            WarmUp::Off => false,
+        }
     }
 }

@@ -175,6 +175,8 @@ pub struct LoadReport {
     pub footprint: Option<memory::Footprint>,
     /// Device bytes free right after loading, if the device can tell.
     pub free_after_load: Option<u64>,
+    /// Milliseconds of the warm-up pass after loading (`MERCHGEN_WARMUP`); `None`: none ran.
+    pub warm_up_ms: Option<u64>,
 }
 
 /// Called after each denoising step with (step, total); returning is cheap.

@@ -617,6 +617,7 @@ mod tests {
             defaults: Default::default(),
             footprint: None,
             free_after_load: None,
+            warm_up_ms: None,
         }
     }
 

@@ -199,3 +199,38 @@ fn models_verify_checks_sha256_against_the_hub_cache_and_catches_corruption() {
         "{text}"
     );
 }
+
+/// The warm-up pass after loading (txt2img, then img2img, at 64x64 in one step) runs, is
+/// reported, and leaves no trace in what a job gets: the next job's images equal those of a
+/// pipeline that never warmed up, in both weight modes. Through `app::start_engine` it runs
+/// before the engine reports ready and counts as no job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warm_up_pass_runs_once_and_changes_no_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = tiny::write(dir.path(), 23, TinyLayout::Folder).unwrap();
+    let model = folder.to_str().unwrap();
+    let hub = offline(dir.path());
+    for weights in [WeightsMode::Quantized, WeightsMode::Bf16] {
+        let mut warm = load(model, &hub, weights);
+        assert_eq!(warm.load_report().warm_up_ms, None);
+        let ms = warm.warm_up().expect("warm-up runs");
+        assert_eq!(warm.load_report().warm_up_ms, Some(ms));
+        let mut cold = load(model, &hub, weights);
+        let req = request(5, 2);
+        assert!(
+            generate(&mut warm, &req) == generate(&mut cold, &req),
+            "{weights:?}: a job after the warm-up differs from one without"
+        );
+    }
+    let cli = crate::tiny_support::cli(&folder, &["--warm-up", "on"]);
+    let engine = merchgen::app::start_engine(&cli.config).await.unwrap();
+    assert!(engine.load_report().warm_up_ms.is_some(), "warm-up ran");
+    assert_eq!(engine.generations(), 0, "the warm-up is not a job");
+    let off = crate::tiny_support::cli(&folder, &[]);
+    let engine = merchgen::app::start_engine(&off.config).await.unwrap();
+    assert_eq!(
+        engine.load_report().warm_up_ms,
+        None,
+        "`auto` skips it on the CPU"
+    );
+}

@@ -88,6 +88,7 @@ async fn runpod_device_fault_posts_stop_pod_and_takes_no_more_jobs() {
         defaults: Default::default(),
         footprint: None,
         free_after_load: None,
+        warm_up_ms: None,
     };
     let engine = EngineHandle::start(move || Ok(Box::new(CudaFault(report)) as Box<dyn Generator>))
         .await

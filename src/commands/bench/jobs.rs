@@ -93,6 +93,7 @@ impl SimulatedGpu {
                 defaults: Default::default(),
                 footprint: None,
                 free_after_load: None,
+                warm_up_ms: None,
             },
         }
     }

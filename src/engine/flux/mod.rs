@@ -15,6 +15,7 @@ pub mod schedule;
 pub mod t5_names;
 pub mod t5_quantized;
 pub mod text;
+mod warm_up;
 pub mod weights;
 
 use crate::engine::files::hub::ResolvedModel;
@@ -137,6 +138,7 @@ impl FluxPipeline {
             },
             footprint: Some(footprint),
             free_after_load: crate::engine::flux::weights::free_device_memory(device),
+            warm_up_ms: None,
         };
         tracing::info!(elapsed_ms = report.load_ms, bytes = report.bytes, weights = %report.info.weights,
             device = %report.info.device, peak_host_memory_bytes = report.info.peak_host_memory_bytes,
