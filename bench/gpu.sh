@@ -10,7 +10,8 @@
 # Environment: MERCHGEN_BIN (default target/cuda/release/merchgen; a .gz beside it is unpacked),
 # PYTHON (default python3, the one with PyTorch), DEVICE (cuda:0), SCALE (full|tiny), SIZE (1024),
 # STEPS (4), ITERATIONS (3), RESULTS (folder for the JSON lines, default target/bench-gpu),
-# MODES ("bf16 quantized"), SKIP_DIFFUSERS=1.
+# MODES ("bf16 quantized"), BATCHES (images per pass besides 1, default "2 4"; empty: none),
+# SKIP_LOAD=1 (no cold-start run), SKIP_DIFFUSERS=1.
 # diffusers is installed from .whl/ (bench/fetch-wheels.sh) when PYTHON cannot import it.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -54,6 +55,22 @@ for mode in $MODES; do
         >"$RESULTS/merchgen-$mode.json"
 done
 
+# Images per second: one forward pass over N images (bf16; batch 1 is the run above).
+for n in ${BATCHES-2 4}; do
+    echo "gpu.sh: merchgen bf16, $n images per pass" >&2
+    "$BIN" --device "$DEVICE" --weights bf16 bench --random-weights --scale "$SCALE" \
+        --width "$SIZE" --height "$SIZE" --steps "$STEPS" --iterations "$ITERATIONS" --images "$n" \
+        --json >"$RESULTS/merchgen-bf16-x$n.json"
+done
+
+# Cold start from local disk: the written GGUF files loaded against a plain read (page cache
+# dropped before each), medians of 3 rounds. SKIP_LOAD=1 leaves it out.
+if [[ -z "${SKIP_LOAD:-}" ]]; then
+    echo "gpu.sh: cold start (load only)" >&2
+    "$BIN" --device "$DEVICE" --weights quantized bench --random-weights --scale "$SCALE" \
+        --load-only >"$RESULTS/load-only.json"
+fi
+
 rm -f "$RESULTS/diffusers.json"
 if [[ -z "${SKIP_DIFFUSERS:-}" ]]; then
     if ! "$PY" -c 'import diffusers' 2>/dev/null; then
@@ -95,6 +112,23 @@ for mode, r in runs.items():
 if ref:
     peak = f"{ref['peak_memory_bytes'] / 1e9:9.2f}" if ref.get("peak_memory_bytes") else f"{'-':>9}"
     print(f"{'diffusers ' + ref['dtype']:22}{ref_ms:10.1f}{ref['achieved_tflops']:10.1f}{'1.00x':>14}{'-':>9}{'-':>8}{'-':>9}{peak}{'-':>11}")
+for mode, r in runs.items():
+    if r and r.get("warmup"):
+        # The bench's first generation (its warm-up) against the median of the timed ones.
+        first = sum(r["warmup"]["step_ms"]) + r["warmup"]["vae_decode_ms"]
+        later = r["denoise_ms"] + r["vae_decode_ms"]
+        print(f"first generation {mode} (no warm-up pass in the bench): {first:.0f} ms against {later:.0f} ms later ({first / later:.2f}x; goal for a worker, whose warm-up pass runs first: <= 1.10)")
+for name in sorted(os.listdir(results)):
+    if name.startswith("merchgen-bf16-x"):
+        r = load(name)
+        n, step = r["images"], r["step_ms_median"]
+        print(f"bf16 batch {n}: {step:.1f} ms/step, {n * 1000 / (step * r['steps']):.2f} images/s denoising")
+if runs.get("bf16"):
+    r = runs["bf16"]
+    print(f"bf16 batch 1: {r['step_ms_median']:.1f} ms/step, {1000 / (r['step_ms_median'] * r['steps']):.2f} images/s denoising")
+lo = load("load-only.json")
+for f in (lo or {}).get("files", []):
+    print(f"load {f['file']}: read {f['plain_read_ms']:.0f} ms, load {f['load_ms']:.0f} ms ({f['load_over_read']:.2f}x), peak host {f['peak_over_file']:.2f}x file")
 b, q = runs.get("bf16"), runs.get("quantized")
 if b and q:
     name, driver = (gpu.split(", ") + ["?", "?"])[:2]
