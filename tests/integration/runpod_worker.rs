@@ -264,9 +264,12 @@ async fn runpod_job_stop_ends_the_job_within_one_step_and_sigterm_settles_the_jo
     let mut child = spawn(&model, &platform, &env, &log);
     let logs = || std::fs::read_to_string(&log).unwrap_or_default();
 
+    // Two jobs are in flight at once (pipeline depth 2), so either may reach the engine first:
+    // wait for both the next job's result and the stopped job's end.
     platform
         .until(WAIT, "the job after the stopped one settles", |p| {
             !p.results("after").is_empty()
+                && logs().contains("stopped by the platform; no result is posted")
         })
         .await;
     // The worker logs how many steps had finished when job-stop named the job and when the
