@@ -5,7 +5,7 @@
 
 use super::blend::Strengths;
 use super::design::rasterize;
-use super::kernel::{composite, Maps, QuadMap};
+use super::kernel::{composite_with, simd_available, Maps, QuadMap};
 use super::{render, Fit, MockupLibrary, RenderOptions};
 use crate::encode::{encode, EncodeOptions, OutputFormat};
 use image::RgbaImage;
@@ -63,8 +63,13 @@ pub struct BenchReport {
     pub parallel: Timing,
     /// Preparing a `size` x `size` design for the warp (premultiply, pad).
     pub warp_prepare: Timing,
-    /// Warping it onto a `size` x `size` frame through [`WARP_QUAD`].
+    /// Warping it onto a `size` x `size` frame through [`WARP_QUAD`] (the AVX2 pass where the
+    /// CPU has it).
     pub warp: Timing,
+    /// The same warp through the scalar pass, in the same run.
+    pub warp_scalar: Timing,
+    /// Whether `warp` ran the AVX2 pass.
+    pub warp_simd: bool,
 }
 
 fn ms(start: Instant) -> f64 {
@@ -128,7 +133,8 @@ pub fn run(design: &RgbaImage, size: u32, iterations: u32) -> BenchReport {
         });
         parallel.push(ms(t));
     }
-    let (warp_prepare, warp) = time_warp(size, iterations);
+    let (warp_prepare, warp) = time_warp(size, iterations, true);
+    let (_, warp_scalar) = time_warp(size, iterations, false);
     BenchReport {
         size,
         iterations,
@@ -150,6 +156,8 @@ pub fn run(design: &RgbaImage, size: u32, iterations: u32) -> BenchReport {
         parallel: Timing::of(parallel),
         warp_prepare,
         warp,
+        warp_scalar,
+        warp_simd: simd_available(),
     }
 }
 
@@ -231,10 +239,10 @@ pub fn test_design(size: u32) -> RgbaImage {
 
 /// Time only the design preparation and the perspective warp of one `size` x `size` frame.
 pub fn run_warp_only(size: u32, iterations: u32) -> (Timing, Timing) {
-    time_warp(size, iterations)
+    time_warp(size, iterations, true)
 }
 
-fn time_warp(size: u32, iterations: u32) -> (Timing, Timing) {
+fn time_warp(size: u32, iterations: u32, simd: bool) -> (Timing, Timing) {
     let design = test_design(size);
     let n = size as usize;
     let quad = WARP_QUAD.map(|[x, y]| [x * f64::from(size), y * f64::from(size)]);
@@ -257,7 +265,7 @@ fn time_warp(size: u32, iterations: u32) -> (Timing, Timing) {
         let t = Instant::now();
         let map = QuadMap::new(&quad, [0.0, 0.0, 1.0, 1.0], raster.inner(), 0.0, (n, n))
             .expect("the benchmark quad is convex");
-        composite(&mut out, &raster, &map, &maps);
+        composite_with(&mut out, &raster, &map, &maps, simd);
         warp.push(ms(t));
     }
     (Timing::of(prep), Timing::of(warp))
@@ -309,11 +317,21 @@ impl fmt::Display for BenchReport {
             t(self.warp_prepare),
             s = self.size
         )?;
+        writeln!(
+            f,
+            "perspective warp ({s}x{s} frame):  {} ({})",
+            t(self.warp),
+            if self.warp_simd {
+                "AVX2 pass"
+            } else {
+                "scalar pass: no AVX2 here"
+            },
+            s = self.size
+        )?;
         write!(
             f,
-            "perspective warp ({s}x{s} frame):  {}",
-            t(self.warp),
-            s = self.size
+            "  the same, scalar pass:          {}",
+            t(self.warp_scalar)
         )
     }
 }

@@ -20,6 +20,8 @@ mod builtin;
 pub mod cutout;
 mod design;
 mod kernel;
+#[cfg(target_arch = "x86_64")]
+mod kernel_avx2;
 mod library;
 mod manifest;
 mod print;
