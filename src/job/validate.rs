@@ -55,6 +55,9 @@ pub struct GenerationDefaults {
     pub steps: u32,
     pub guidance: f64,
     pub max_sequence_length: u32,
+    /// Whether the model runs true classifier-free guidance, the only way a `negative_prompt`
+    /// has an effect on FLUX (none of the current presets: FLUX.1-schnell is guidance-distilled).
+    pub true_cfg: bool,
 }
 
 impl Default for GenerationDefaults {
@@ -66,6 +69,7 @@ impl Default for GenerationDefaults {
             steps: 4,
             guidance: 0.0,
             max_sequence_length: 256,
+            true_cfg: false,
         }
     }
 }
@@ -312,7 +316,15 @@ fn validate_generation(
         .negative_prompt
         .as_deref()
         .map(|n| validate_text("negative_prompt", n, limits.max_prompt_chars))
-        .transpose()?;
+        .transpose()?
+        .filter(|n| !n.trim().is_empty());
+    if negative_prompt.is_some() && !defaults.true_cfg {
+        // Never dropped silently: a model without true CFG cannot honour it.
+        return Err(JobError::invalid(
+            "negative_prompt",
+            "this worker's model runs without classifier-free guidance, so a negative prompt would have no effect; leave it out",
+        ));
+    }
     let style = spec.style.as_deref().map(styles::find).transpose()?;
     let prompt = match style {
         Some(s) => s.apply(&prompt_text),

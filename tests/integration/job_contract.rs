@@ -134,6 +134,12 @@ fn bad_inputs_fail_with_code_and_field() {
             "strength",
         ),
         (
+            "negative prompt on a model without true CFG",
+            br#"{"prompt":"x","negative_prompt":"text, watermark"}"#.to_vec(),
+            ErrorCode::InvalidInput,
+            "negative_prompt",
+        ),
+        (
             "unknown style",
             br#"{"prompt":"x","style":"cubism"}"#.to_vec(),
             ErrorCode::InvalidInput,
@@ -298,6 +304,16 @@ fn good_job_gets_preset_defaults_and_style() {
     assert!(g.prompt.starts_with("a corgi, pop art"));
     assert_eq!((g.seed, g.seed_drawn, g.num_images), (42, false, 2));
     assert_eq!(g.max_sequence_length, 256);
+}
+
+#[test]
+fn an_empty_negative_prompt_is_no_negative_prompt() {
+    let g = check(br#"{"prompt":"x","negative_prompt":"  "}"#)
+        .unwrap()
+        .generation
+        .unwrap();
+    assert_eq!(g.negative_prompt, None);
+    assert!(check(br#"{"prompt":"x","negative_prompt":null}"#).is_ok());
 }
 
 #[test]

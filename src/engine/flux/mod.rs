@@ -135,6 +135,8 @@ impl FluxPipeline {
                 steps: m.defaults.steps,
                 guidance: m.defaults.guidance,
                 max_sequence_length: m.defaults.max_sequence_length,
+                // True CFG (a second pass per step for the negative prompt) is not built yet.
+                true_cfg: false,
             },
             footprint: Some(footprint),
             free_after_load: crate::engine::flux::weights::free_device_memory(device),
