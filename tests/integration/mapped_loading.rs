@@ -7,8 +7,8 @@
 use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor};
 use candle_transformers::models::{quantized_t5, t5};
-use merchgen::engine::flux::t5_names;
-use merchgen::engine::flux::t5_quantized::QuantizedT5;
+use merchgen::engine::flux::text::t5_names;
+use merchgen::engine::flux::text::t5_quantized::QuantizedT5;
 use merchgen::engine::gguf::{MappedGguf, QVars};
 use merchgen::engine::tiny::{self, TinyLayout};
 use std::collections::{BTreeMap, HashMap};

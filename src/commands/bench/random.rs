@@ -11,7 +11,7 @@ use super::{random_gguf, random_vb};
 use crate::cli::PipelineBench;
 use crate::config::Config;
 use crate::engine::flux::infer::Shapes;
-use crate::engine::flux::t5_quantized::QuantizedT5;
+use crate::engine::flux::text::t5_quantized::QuantizedT5;
 use crate::engine::flux::weights::{self, Transformer};
 use crate::engine::gguf::QVars;
 use crate::engine::{self, flux::noise};
@@ -481,7 +481,7 @@ fn load_t5(path: &std::path::Path, sizes: &Sizes, device: &Device) -> Result<Qua
     let vb = QVars::from_gguf_dequantizing(
         path,
         device,
-        engine::flux::t5_names::to_hf,
+        engine::flux::text::t5_names::to_hf,
         QuantizedT5::used_dequantized,
     )?;
     Ok(QuantizedT5::new(&cfg, &vb)?)

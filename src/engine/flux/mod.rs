@@ -1,9 +1,14 @@
 //! `FluxPipeline`: FLUX.1 text-to-image with candle. CLIP pooled + T5 hidden states, noise from
 //! the seed on the CPU, the schnell (or dev) sigma schedule, Euler steps in f32 as diffusers does,
 //! VAE decode, `num_images` variations batched.
+//!
+//! Its parts: `text/` the text encoders (CLIP, T5, merchgen's quantized T5); loading the
+//! transformer and VAE in `loader` (through `weights` for GGUF, `dense` for safetensors, `names`
+//! for diffusers/BFL naming, `infer` for sizes from the tensors) and `quantized` (merchgen's
+//! quantized transformer); generating in this file with `schedule`, `noise`, `img2img`, `batch`
+//! (jobs sharing a forward pass) and `warm_up` (the pass after loading).
 
 mod batch;
-pub mod clip_bpe;
 pub mod dense;
 pub mod img2img;
 pub mod infer;
@@ -12,8 +17,6 @@ pub mod names;
 pub mod noise;
 pub mod quantized;
 pub mod schedule;
-pub mod t5_names;
-pub mod t5_quantized;
 pub mod text;
 mod warm_up;
 pub mod weights;

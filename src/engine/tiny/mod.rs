@@ -13,7 +13,7 @@ use crate::engine::files::manifest::{
     FluxFacts, ModelDefaults, ModelManifest, Role, Schedule, VaeFacts,
 };
 use crate::engine::files::presets::{TINY_MANIFEST_Q4K, TINY_MANIFEST_Q8, TINY_REPO};
-use crate::engine::flux::t5_names;
+use crate::engine::flux::text::t5_names;
 use anyhow::{Context, Result};
 use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor};

@@ -1,15 +1,21 @@
 //! The two text encoders FLUX conditions on: CLIP-L (pooled vector) and T5-XXL (hidden states),
-//! with their tokenizers. T5 loads from a GGUF in llama.cpp naming (city96) or HF naming, or from
-//! dense safetensors (a diffusers folder's `text_encoder_2/`, possibly sharded).
+//! with their tokenizers. Here: loading and encoding; `clip_bpe` builds CLIP's tokenizer from a
+//! hub folder's vocab and merges, `t5_names` maps llama.cpp's T5 tensor names to Hugging Face's,
+//! `t5_quantized` is merchgen's quantized T5 encoder. T5 loads from a GGUF in llama.cpp naming
+//! (city96) or HF naming, or from dense safetensors (a diffusers folder's `text_encoder_2/`,
+//! possibly sharded).
 
-use crate::engine::flux::t5_names;
-use crate::engine::flux::t5_quantized::QuantizedT5;
+pub mod clip_bpe;
+pub mod t5_names;
+pub mod t5_quantized;
+
 use crate::engine::gguf::QVars;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_transformers::models::{clip, t5};
 use serde::Deserialize;
 use std::path::Path;
+use t5_quantized::QuantizedT5;
 use tokenizers::Tokenizer;
 
 /// The keys of a Hugging Face `CLIPTextConfig` that candle's CLIP needs.
@@ -34,7 +40,7 @@ fn quick_gelu() -> String {
 /// A `tokenizer.json`, or CLIP's BPE from a `vocab.json` with `merges.txt` beside it.
 fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
     if path.file_name().is_some_and(|n| n == "vocab.json") {
-        return crate::engine::flux::clip_bpe::from_vocab_merges(path);
+        return clip_bpe::from_vocab_merges(path);
     }
     Tokenizer::from_file(path)
         .map_err(|e| anyhow::anyhow!("cannot read tokenizer {}: {e}", path.display()))
