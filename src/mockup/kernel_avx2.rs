@@ -41,8 +41,8 @@ pub fn composite_opaque(
     assert!(xs.len() >= dst.len() && ys.len() >= dst.len());
     assert!(raster.width >= 2 && raster.height >= 2);
     assert!(raster.data.len() >= raster.width * raster.height);
-    // SAFETY: AVX2 is present (checked above); the slices' bounds are checked by the asserts
-    // above and, per group, in `group`.
+    // SAFETY: AVX2 is present (checked above); the raster's size by the asserts above, and each
+    // group's slices (`dst`, `xs`, `ys`) by slice indexing in `opaque_row`.
     unsafe { opaque_row(dst, xs, ys, raster, maps, first) }
 }
 

@@ -276,7 +276,7 @@ async fn runpod_job_stop_ends_the_job_within_one_step_and_sigterm_settles_the_jo
     // job ended: at most the step in flight, plus one whose report was still on its way, ran
     // after the stop. (Progress posts lag behind the engine on a busy machine, so the platform's
     // own view of the step is not the measure.)
-    let log = strip_ansi(&logs());
+    let log = crate::io_support::strip_ansi(&logs());
     let line = log
         .lines()
         .find(|l| l.contains("stopped by the platform; no result is posted"))
@@ -371,21 +371,4 @@ async fn runpod_execution_timeout_of_the_request_ends_the_job_as_timeout() {
     );
     sigterm(&child);
     assert_eq!(wait_exit(&mut child, WAIT), 0, "{logs}");
-}
-
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c == 'm' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }

@@ -404,14 +404,17 @@ async fn serve_keeps_jobs_in_flight_and_batches_them() {
     server
         .until_status(&quick_one, "", WAIT, |s| s != "IN_QUEUE")
         .await;
+    // At depth 1 the quick job would leave the queue only once the slow one had finished.
     let (_, health) = server.get("/v2/ep/health", None).await;
     let slow_status = server
         .get(&format!("/v2/ep/status/{slow_one}"), None)
         .await
         .1;
-    if slow_status["status"] == "IN_PROGRESS" {
-        assert_eq!(health["jobs"]["inProgress"], 2, "{health}");
-    }
+    assert_eq!(
+        slow_status["status"], "IN_PROGRESS",
+        "the quick job was taken while the slow one still ran"
+    );
+    assert_eq!(health["jobs"]["inProgress"], 2, "{health}");
     for job in [&slow_one, &quick_one] {
         server
             .until_status(job, "", WAIT, |s| s == "COMPLETED")
@@ -435,26 +438,8 @@ async fn serve_keeps_jobs_in_flight_and_batches_them() {
     let logs = server.logs();
     let batched = logs
         .lines()
-        .map(plain)
+        .map(crate::io_support::strip_ansi)
         .any(|l| l.contains("generating queued jobs in one batch") && l.contains("jobs=3 "));
     assert!(batched, "no batch of the three jobs in the log:\n{logs}");
     assert_eq!(server.stop(), 0);
-}
-
-/// A log line without its terminal colour codes (`ESC [ ... m`).
-fn plain(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c == 'm' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }

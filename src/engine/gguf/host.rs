@@ -23,31 +23,30 @@ pub struct Stored {
 
 /// The CPU tensor `at` describes, read from `file`.
 pub fn read_tensor(file: &File, at: Stored) -> Result<QTensor> {
-    let (bytes, dims) = ((file, at.offset, at.len), at.dims);
     match at.dtype {
-        GgmlDType::F32 => read::<f32>(bytes, dims),
-        GgmlDType::F16 => read::<half::f16>(bytes, dims),
-        GgmlDType::BF16 => read::<half::bf16>(bytes, dims),
-        GgmlDType::Q4_0 => read::<BlockQ4_0>(bytes, dims),
-        GgmlDType::Q4_1 => read::<BlockQ4_1>(bytes, dims),
-        GgmlDType::Q5_0 => read::<BlockQ5_0>(bytes, dims),
-        GgmlDType::Q5_1 => read::<BlockQ5_1>(bytes, dims),
-        GgmlDType::Q8_0 => read::<BlockQ8_0>(bytes, dims),
-        GgmlDType::Q8_1 => read::<BlockQ8_1>(bytes, dims),
-        GgmlDType::Q2K => read::<BlockQ2K>(bytes, dims),
-        GgmlDType::Q3K => read::<BlockQ3K>(bytes, dims),
-        GgmlDType::Q4K => read::<BlockQ4K>(bytes, dims),
-        GgmlDType::Q5K => read::<BlockQ5K>(bytes, dims),
-        GgmlDType::Q6K => read::<BlockQ6K>(bytes, dims),
-        GgmlDType::Q8K => read::<BlockQ8K>(bytes, dims),
+        GgmlDType::F32 => read::<f32>(file, at),
+        GgmlDType::F16 => read::<half::f16>(file, at),
+        GgmlDType::BF16 => read::<half::bf16>(file, at),
+        GgmlDType::Q4_0 => read::<BlockQ4_0>(file, at),
+        GgmlDType::Q4_1 => read::<BlockQ4_1>(file, at),
+        GgmlDType::Q5_0 => read::<BlockQ5_0>(file, at),
+        GgmlDType::Q5_1 => read::<BlockQ5_1>(file, at),
+        GgmlDType::Q8_0 => read::<BlockQ8_0>(file, at),
+        GgmlDType::Q8_1 => read::<BlockQ8_1>(file, at),
+        GgmlDType::Q2K => read::<BlockQ2K>(file, at),
+        GgmlDType::Q3K => read::<BlockQ3K>(file, at),
+        GgmlDType::Q4K => read::<BlockQ4K>(file, at),
+        GgmlDType::Q5K => read::<BlockQ5K>(file, at),
+        GgmlDType::Q6K => read::<BlockQ6K>(file, at),
+        GgmlDType::Q8K => read::<BlockQ8K>(file, at),
     }
 }
 
-/// Read `len` bytes at `offset` of `file` as a vector of blocks `T`.
-fn read<T: GgmlType + Send + Sync + 'static>(
-    (file, offset, len): (&File, u64, usize),
-    dims: Vec<usize>,
-) -> Result<QTensor> {
+/// The bytes `at` describes, read from `file` as a vector of blocks `T`.
+fn read<T: GgmlType + Send + Sync + 'static>(file: &File, at: Stored) -> Result<QTensor> {
+    let Stored {
+        offset, len, dims, ..
+    } = at;
     let size = std::mem::size_of::<T>();
     anyhow::ensure!(
         len.is_multiple_of(size),
@@ -61,11 +60,11 @@ fn read<T: GgmlType + Send + Sync + 'static>(
     // possibly uninitialised bytes asks nothing of their contents.
     let mut room: &mut [MaybeUninit<u8>] =
         unsafe { std::slice::from_raw_parts_mut(spare.as_mut_ptr().cast(), len) };
-    let mut at = offset;
+    let mut position = offset;
     while !room.is_empty() {
-        let (done, rest) = rustix::io::pread(file, room, at)?;
+        let (done, rest) = rustix::io::pread(file, room, position)?;
         anyhow::ensure!(!done.is_empty(), "the file ends {} bytes early", rest.len());
-        at += done.len() as u64;
+        position += done.len() as u64;
         room = rest;
     }
     #[allow(unsafe_code)]

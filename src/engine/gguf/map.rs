@@ -137,7 +137,6 @@ impl MappedGguf {
     /// One tensor from its mapped bytes; bytes that are not aligned for the block type (a GGUF
     /// with an odd `general.alignment`) are copied into an aligned buffer first.
     fn build(&self, span: &Span, info: &gguf_file::TensorInfo, device: &Device) -> Result<QTensor> {
-        let bytes = &self.map[span.start..span.start + span.len];
         let dims = info.shape.dims().to_vec();
         if device.is_cpu() {
             let at = super::host::Stored {
@@ -148,6 +147,7 @@ impl MappedGguf {
             };
             return super::host::read_tensor(&self.file, at);
         }
+        let bytes = &self.map[span.start..span.start + span.len];
         // Every GGML block type is at most 8-byte aligned (f32/f16 scales and u8 quants).
         if (bytes.as_ptr() as usize).is_multiple_of(8) {
             return Ok(ggml_file::qtensor_from_ggml(
