@@ -2,7 +2,8 @@
 # `make parity` (not part of `make test`): install the reference stack (CPU PyTorch, diffusers,
 # transformers, safetensors, gguf, spandrel; backgroundremover's U²-Net and dis-inference's IS-Net
 # model files) into ./.venv-parity, build the debug merchgen binary, and compare merchgen with the
-# references on random weights: FLUX with diffusers (parity/flux_parity.py), the Real-ESRGAN
+# references on random weights: FLUX with diffusers (parity/flux_parity.py; FLUX.1-dev, true CFG
+# and LoRAs in parity/flux_extras_parity.py), the Real-ESRGAN
 # upscalers with spandrel (parity/upscale_parity.py), U²-Net/U²-NetP/IS-Net matting
 # (parity/matting_parity.py). Exit 1 when any goal is missed. docs/parity.md has the figures.
 set -euo pipefail
@@ -31,6 +32,8 @@ cp "$target_dir/debug/merchgen" "$bin"
 status=0
 "$venv/bin/python" parity/flux_parity.py --merchgen "$bin" \
   --work "$target_dir/parity" --json "$target_dir/parity/results.json" || status=1
+"$venv/bin/python" parity/flux_extras_parity.py --merchgen "$bin" \
+  --work "$target_dir/parity/extras" --json "$target_dir/parity/extras.json" || status=1
 "$venv/bin/python" parity/upscale_parity.py --merchgen "$bin" \
   --work "$target_dir/parity/upscale" --json "$target_dir/parity/upscale.json" || status=1
 "$venv/bin/python" parity/matting_parity.py --merchgen "$bin" \

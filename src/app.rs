@@ -188,5 +188,6 @@ pub fn build_parts(
         dump_latents: None,
         finisher: None,
         device_memory_gb: config.device_memory_gb,
+        loras: config.lora_settings(),
     })
 }

@@ -228,6 +228,12 @@ pub struct Config {
     /// Largest input image, in bytes.
     #[arg(long, env = "MERCHGEN_FETCH_MAX_BYTES", default_value_t = 32 * 1024 * 1024, global = true)]
     pub fetch_max_bytes: usize,
+    /// Largest LoRA file a job may name, in bytes (a rank-64 FLUX LoRA in bf16 is ~330 MB).
+    #[arg(long, env = "MERCHGEN_LORA_MAX_BYTES", default_value_t = 512 * 1024 * 1024, global = true)]
+    pub lora_max_bytes: usize,
+    /// The LoRA cache folder (default: `merchgen-loras` beside the hub cache, on the model volume).
+    #[arg(long, env = "MERCHGEN_LORA_CACHE", global = true)]
+    pub lora_cache: Option<PathBuf>,
 
     /// Webhook signing secret (`whsec_<base64>`).
     #[arg(
@@ -324,6 +330,22 @@ impl Config {
             cache_dir: hf_cache_dir(),
             offline: env_flag("HF_HUB_OFFLINE"),
             token: std::env::var("HF_TOKEN").ok().filter(|t| !t.is_empty()),
+        }
+    }
+
+    /// The LoRA cache and limits.
+    pub fn lora_settings(&self) -> crate::worker::loras::LoraSettings {
+        let dir = self.lora_cache.clone().unwrap_or_else(|| {
+            let hub = hf_cache_dir();
+            hub.parent().unwrap_or(&hub).join("merchgen-loras")
+        });
+        crate::worker::loras::LoraSettings {
+            cache: crate::engine::files::lora_cache::LoraCache::new(dir),
+            max_bytes: self.lora_max_bytes,
+            hub_endpoint: std::env::var("HF_ENDPOINT")
+                .ok()
+                .filter(|e| !e.is_empty())
+                .unwrap_or_else(|| "https://huggingface.co".to_owned()),
         }
     }
 

@@ -82,6 +82,8 @@ fn bench_model(config: &Config, p: &PipelineBench) -> Result<()> {
         noise: None,
         dump_latents: None,
         max_batch: None,
+        true_cfg: None,
+        loras: Vec::new(),
     };
     let cancel = AtomicBool::new(false);
     let mut runs = Vec::new();

@@ -28,7 +28,7 @@ use std::sync::atomic::AtomicBool;
 pub use thread::{EngineHandle, FinishHandle};
 
 /// One generation call: `num_images` variations of one prompt.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct GenerateRequest {
     pub prompt: String,
     pub width: u32,
@@ -47,6 +47,19 @@ pub struct GenerateRequest {
     pub dump_latents: Option<std::path::PathBuf>,
     /// Images generated at once at most (memory admission may lower the pipeline's own).
     pub max_batch: Option<u32>,
+    /// True classifier-free guidance against a negative prompt (models with guidance embeds).
+    pub true_cfg: Option<TrueCfg>,
+    /// The job's LoRAs, in its order.
+    pub loras: Vec<flux::lora::LoraInput>,
+}
+
+/// diffusers' `true_cfg_scale` with a negative prompt: two transformer passes per step, the
+/// prediction `neg + scale * (pos - neg)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrueCfg {
+    pub negative_prompt: String,
+    /// Above 1.
+    pub scale: f64,
 }
 
 /// What must agree for requests to share one forward pass: the latent size, the schedule, the
@@ -58,13 +71,20 @@ pub struct BatchKey {
     pub steps: u32,
     pub guidance: f64,
     pub max_sequence_length: u32,
+    /// The LoRA set (files and scales), hashed: one pass runs on one set of weights.
+    pub loras: u64,
 }
 
 impl GenerateRequest {
     /// The key of requests this one can be batched with; `None` for image-to-image (its own
-    /// start in the schedule), given noise and latent dumps (parity runs stand alone).
+    /// start in the schedule), true CFG (two passes per step), given noise and latent dumps
+    /// (parity runs stand alone).
     pub fn batch_key(&self) -> Option<BatchKey> {
-        if self.init.is_some() || self.noise.is_some() || self.dump_latents.is_some() {
+        if self.init.is_some()
+            || self.noise.is_some()
+            || self.dump_latents.is_some()
+            || self.true_cfg.is_some()
+        {
             return None;
         }
         Some(BatchKey {
@@ -73,7 +93,19 @@ impl GenerateRequest {
             steps: self.steps,
             guidance: self.guidance,
             max_sequence_length: self.max_sequence_length,
+            loras: self.lora_set_hash(),
         })
+    }
+
+    /// A hash of the LoRAs that change the weights (scale not 0), in order.
+    pub fn lora_set_hash(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for l in self.loras.iter().filter(|l| l.scale != 0.0) {
+            l.sha256.hash(&mut h);
+            l.scale.to_bits().hash(&mut h);
+        }
+        h.finish()
     }
 }
 
@@ -153,6 +185,10 @@ pub struct StageTimings {
     pub decode_ms: u64,
     /// Each denoising step, in order (all batches).
     pub step_ms: Vec<u64>,
+    /// Reading and parsing the job's LoRA files (0: none, or the set was already applied).
+    pub lora_load_ms: u64,
+    /// Applying them to the weights.
+    pub lora_apply_ms: u64,
 }
 
 /// What a generation returns.
@@ -219,7 +255,7 @@ pub trait Generator: Send {
 }
 
 /// Engine failures, mapped to public codes at the job boundary.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum EngineError {
     #[error("the job was cancelled")]
     Cancelled,

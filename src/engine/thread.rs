@@ -635,6 +635,8 @@ mod tests {
             noise: None,
             dump_latents: None,
             max_batch: None,
+            true_cfg: None,
+            loras: Vec::new(),
         }
     }
 

@@ -90,8 +90,19 @@ impl Fetcher {
         source: &ImageSource,
         field: &str,
     ) -> Result<Vec<u8>, JobError> {
+        self.fetch_bytes_capped(source, field, self.cfg.max_bytes)
+            .await
+    }
+
+    /// As `fetch_bytes`, under a cap of `max_bytes` instead of the image cap (LoRA files).
+    pub async fn fetch_bytes_capped(
+        &self,
+        source: &ImageSource,
+        field: &str,
+        max_bytes: usize,
+    ) -> Result<Vec<u8>, JobError> {
         let sub = format!("{field}.{}", source_kind(source));
-        self.bytes(source).await.map_err(|e| {
+        self.bytes(source, max_bytes).await.map_err(|e| {
             tracing::info!(field = %sub, code = %e.code(), reason = %e, "input refused");
             e.to_job_error(&sub)
         })
@@ -116,8 +127,7 @@ impl Fetcher {
         })
     }
 
-    async fn bytes(&self, source: &ImageSource) -> Result<Vec<u8>, FetchError> {
-        let max = self.cfg.max_bytes;
+    async fn bytes(&self, source: &ImageSource, max: usize) -> Result<Vec<u8>, FetchError> {
         let bytes = match source {
             ImageSource::Url(url) => {
                 http::get(&self.client, &self.policy, url, max, self.cfg.timeout_secs).await?

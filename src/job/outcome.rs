@@ -78,6 +78,12 @@ pub struct Timings {
     pub load: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fetch_inputs: Option<u64>,
+    /// The job's LoRAs: reading and parsing them (0 when the same set ran before), and applying
+    /// them to the weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lora_load: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lora_apply: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encode_text: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

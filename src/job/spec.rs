@@ -32,12 +32,19 @@ pub struct JobSpec {
     pub num_inference_steps: Option<u32>,
     #[serde(default)]
     pub guidance_scale: Option<f64>,
+    /// True classifier-free guidance with `negative_prompt` (diffusers' semantics; FLUX.1-dev
+    /// and Kontext only), above 1.
+    #[serde(default)]
+    pub true_cfg_scale: Option<f64>,
     #[serde(default)]
     pub seed: Option<u64>,
     #[serde(default)]
     pub num_images: Option<u32>,
     #[serde(default)]
     pub max_sequence_length: Option<u32>,
+    /// LoRAs applied to the transformer for this job, in order.
+    #[serde(default)]
+    pub loras: Option<Vec<LoraSpec>>,
     /// `keep` (default), `remove` (matting model) or `remove_flat` (flood fill from the border).
     #[serde(default)]
     pub background: Option<BackgroundMode>,
@@ -50,6 +57,45 @@ pub struct JobSpec {
     pub output: Option<OutputSpec>,
     #[serde(default)]
     pub webhook: Option<WebhookSpec>,
+}
+
+/// One LoRA of a job.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoraSpec {
+    pub source: LoraSourceSpec,
+    /// Multiplier of its delta (default 1; 0 leaves it out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<f64>,
+    /// `refuse` (default: a file with text-encoder weights fails the job, since merchgen applies
+    /// LoRAs to the transformer only) or `skip` (use its transformer weights alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_encoder: Option<TextEncoderLora>,
+}
+
+/// What to do with a LoRA file's text-encoder weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TextEncoderLora {
+    Refuse,
+    Skip,
+}
+
+/// Where a LoRA file comes from: exactly one of the fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoraSourceSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<String>,
+    /// A file on the Hugging Face hub: `owner/repo/path/file.safetensors`, optionally
+    /// `owner/repo@revision/path/file.safetensors`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hf: Option<String>,
+    /// A local file; accepted only by `merchgen invoke`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 /// Where an input image comes from: exactly one of the fields.

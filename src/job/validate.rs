@@ -55,8 +55,9 @@ pub struct GenerationDefaults {
     pub steps: u32,
     pub guidance: f64,
     pub max_sequence_length: u32,
-    /// Whether the model runs true classifier-free guidance, the only way a `negative_prompt`
-    /// has an effect on FLUX (none of the current presets: FLUX.1-schnell is guidance-distilled).
+    /// Whether the model can run true classifier-free guidance, the only way a `negative_prompt`
+    /// has an effect on FLUX: models with a guidance embedding (FLUX.1-dev, Kontext) do, with
+    /// `true_cfg_scale` above 1; FLUX.1-schnell does not.
     pub true_cfg: bool,
 }
 
@@ -89,7 +90,9 @@ pub struct ValidGeneration {
     /// The prompt after the style preset wrapped it.
     pub prompt: String,
     pub style: Option<String>,
-    pub negative_prompt: Option<String>,
+    /// The negative prompt (the job's, joined with its style's) and `true_cfg_scale`, when the
+    /// job runs true classifier-free guidance.
+    pub true_cfg: Option<crate::engine::TrueCfg>,
     pub init_image: Option<InitImage>,
     pub width: u32,
     pub height: u32,
@@ -100,6 +103,34 @@ pub struct ValidGeneration {
     pub seed_drawn: bool,
     pub num_images: u32,
     pub max_sequence_length: u32,
+    /// The job's LoRAs, in order.
+    pub loras: Vec<ValidLora>,
+}
+
+/// Most LoRAs one job may apply at once.
+pub const MAX_LORAS: usize = 4;
+/// The range of a LoRA's `scale`.
+pub const LORA_SCALE_RANGE: std::ops::RangeInclusive<f64> = -2.0..=2.0;
+
+/// A validated LoRA of a job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidLora {
+    pub source: LoraSource,
+    pub scale: f64,
+    pub skip_text_encoder: bool,
+}
+
+/// Where a LoRA file comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoraSource {
+    /// A URL, an `s3://` object or (for `merchgen invoke`) a local path.
+    Input(ImageSource),
+    /// A file of a Hugging Face hub repository at a revision (`main` unless given).
+    Hub {
+        repo: String,
+        revision: String,
+        file: String,
+    },
 }
 
 /// Image-to-image input.
@@ -286,12 +317,14 @@ fn reject_generation_fields_for_design(spec: &JobSpec) -> Result<(), JobError> {
     let given = [
         ("style", spec.style.is_some()),
         ("negative_prompt", spec.negative_prompt.is_some()),
+        ("true_cfg_scale", spec.true_cfg_scale.is_some()),
         ("image", spec.image.is_some()),
         ("strength", spec.strength.is_some()),
         ("num_inference_steps", spec.num_inference_steps.is_some()),
         ("guidance_scale", spec.guidance_scale.is_some()),
         ("num_images", spec.num_images.is_some()),
         ("max_sequence_length", spec.max_sequence_length.is_some()),
+        ("loras", spec.loras.is_some()),
     ];
     match given.iter().find(|(_, set)| *set) {
         Some((field, _)) => Err(JobError::invalid(
@@ -318,22 +351,12 @@ fn validate_generation(
         .map(|n| validate_text("negative_prompt", n, limits.max_prompt_chars))
         .transpose()?
         .filter(|n| !n.trim().is_empty());
-    if negative_prompt.is_some() && !defaults.true_cfg {
-        // Never dropped silently: a model without true CFG cannot honour it.
-        return Err(JobError::invalid(
-            "negative_prompt",
-            "this worker's model runs without classifier-free guidance, so a negative prompt would have no effect; leave it out",
-        ));
-    }
     let style = spec.style.as_deref().map(styles::find).transpose()?;
     let prompt = match style {
         Some(s) => s.apply(&prompt_text),
         None => prompt_text,
     };
-    let negative_prompt = match (style, negative_prompt) {
-        (Some(s), n) => s.apply_negative(n.as_deref()),
-        (None, n) => n,
-    };
+    let true_cfg = validate_true_cfg(spec, negative_prompt, style, defaults)?;
     let width = validate_side("width", spec.width.unwrap_or(defaults.width), limits)?;
     let height = validate_side("height", spec.height.unwrap_or(defaults.height), limits)?;
     let steps = spec.num_inference_steps.unwrap_or(defaults.steps);
@@ -367,10 +390,11 @@ fn validate_generation(
         ));
     }
     let init_image = validate_init_image(spec, limits)?;
+    let loras = validate_loras(spec, limits)?;
     Ok(ValidGeneration {
         prompt,
         style: spec.style.clone(),
-        negative_prompt,
+        true_cfg,
         init_image,
         width,
         height,
@@ -380,7 +404,160 @@ fn validate_generation(
         seed_drawn,
         num_images,
         max_sequence_length,
+        loras,
     })
+}
+
+fn validate_loras(spec: &JobSpec, limits: &Limits) -> Result<Vec<ValidLora>, JobError> {
+    let Some(loras) = &spec.loras else {
+        return Ok(Vec::new());
+    };
+    if loras.len() > MAX_LORAS {
+        return Err(JobError::invalid(
+            "loras",
+            format!("has {} entries; at most {MAX_LORAS} LoRAs apply at once", loras.len()),
+        ));
+    }
+    loras
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let field = format!("loras[{i}]");
+            let scale = l.scale.unwrap_or(1.0);
+            if !scale.is_finite() || !LORA_SCALE_RANGE.contains(&scale) {
+                return Err(JobError::invalid(
+                    format!("{field}.scale"),
+                    format!(
+                        "must be a number from {} to {}",
+                        LORA_SCALE_RANGE.start(),
+                        LORA_SCALE_RANGE.end()
+                    ),
+                ));
+            }
+            let source = validate_lora_source(&format!("{field}.source"), &l.source, limits)?;
+            Ok(ValidLora {
+                source,
+                scale,
+                skip_text_encoder: l.text_encoder == Some(crate::job::spec::TextEncoderLora::Skip),
+            })
+        })
+        .collect()
+}
+
+fn validate_lora_source(
+    field: &str,
+    s: &crate::job::spec::LoraSourceSpec,
+    limits: &Limits,
+) -> Result<LoraSource, JobError> {
+    let given = [s.url.is_some(), s.s3.is_some(), s.hf.is_some(), s.path.is_some()];
+    if given.iter().filter(|g| **g).count() != 1 {
+        return Err(JobError::invalid(
+            field,
+            "give exactly one of `url`, `s3`, `hf` (or `path` for local invocation)",
+        ));
+    }
+    if let Some(hf) = &s.hf {
+        return parse_hub_file(&format!("{field}.hf"), hf);
+    }
+    let as_image = ImageSourceSpec {
+        url: s.url.clone(),
+        s3: s.s3.clone(),
+        path: s.path.clone(),
+        ..ImageSourceSpec::default()
+    };
+    validate_source(field, &as_image, limits.input_s3_allow.as_ref()).map(LoraSource::Input)
+}
+
+/// `owner/repo[@revision]/path/file.safetensors`.
+fn parse_hub_file(field: &str, text: &str) -> Result<LoraSource, JobError> {
+    let bad = || {
+        JobError::invalid(
+            field,
+            "must be `owner/repo/path/file.safetensors` or `owner/repo@revision/path/file.safetensors`",
+        )
+    };
+    let name_ok = |n: &str| {
+        !n.is_empty()
+            && n.len() <= 96
+            && n != "."
+            && n != ".."
+            && n.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    };
+    let mut parts = text.splitn(3, '/');
+    let (owner, repo, file) = match (parts.next(), parts.next(), parts.next()) {
+        (Some(o), Some(r), Some(f)) => (o, r, f),
+        _ => return Err(bad()),
+    };
+    let (repo, revision) = match repo.split_once('@') {
+        Some((r, rev)) => (r, rev),
+        None => (repo, "main"),
+    };
+    let file_ok = file.ends_with(".safetensors") && file.split('/').all(name_ok);
+    if !name_ok(owner) || !name_ok(repo) || !name_ok(revision) || !file_ok {
+        return Err(bad());
+    }
+    Ok(LoraSource::Hub {
+        repo: format!("{owner}/{repo}"),
+        revision: revision.to_owned(),
+        file: file.to_owned(),
+    })
+}
+
+/// True CFG runs when the model can and the job sets `true_cfg_scale` above 1 with a negative
+/// prompt (diffusers' rule); a negative prompt that would have no effect, or a scale without one,
+/// is refused rather than dropped. A style's own negative joins the job's only when true CFG runs.
+fn validate_true_cfg(
+    spec: &JobSpec,
+    job_negative: Option<String>,
+    style: Option<&styles::Style>,
+    defaults: &GenerationDefaults,
+) -> Result<Option<crate::engine::TrueCfg>, JobError> {
+    if let Some(scale) = spec.true_cfg_scale {
+        if !defaults.true_cfg {
+            return Err(JobError::invalid(
+                "true_cfg_scale",
+                "this worker's model (FLUX.1-schnell) runs without classifier-free guidance; leave it out",
+            ));
+        }
+        if !scale.is_finite() || !(1.0..=20.0).contains(&scale) {
+            return Err(JobError::invalid(
+                "true_cfg_scale",
+                "must be a number from 1 to 20",
+            ));
+        }
+    }
+    let scale = spec.true_cfg_scale.unwrap_or(1.0);
+    if job_negative.is_some() {
+        if !defaults.true_cfg {
+            return Err(JobError::invalid(
+                "negative_prompt",
+                "this worker's model runs without classifier-free guidance, so a negative prompt would have no effect; leave it out",
+            ));
+        }
+        if scale <= 1.0 {
+            return Err(JobError::invalid(
+                "negative_prompt",
+                "has an effect only with true classifier-free guidance: set `true_cfg_scale` above 1 (two passes per step), or leave it out",
+            ));
+        }
+    }
+    if scale <= 1.0 {
+        return Ok(None);
+    }
+    let negative = match style {
+        Some(s) => s.apply_negative(job_negative.as_deref()),
+        None => job_negative,
+    };
+    match negative {
+        Some(negative_prompt) => Ok(Some(crate::engine::TrueCfg {
+            negative_prompt,
+            scale,
+        })),
+        None => Err(JobError::invalid(
+            "true_cfg_scale",
+            "needs a `negative_prompt` (or a style that has one) to guide away from",
+        )),
+    }
 }
 
 fn validate_init_image(spec: &JobSpec, limits: &Limits) -> Result<Option<InitImage>, JobError> {

@@ -23,6 +23,7 @@ mod admission;
 mod budget;
 mod finishing;
 mod images;
+pub mod loras;
 mod mockups;
 mod rejected;
 
@@ -101,6 +102,8 @@ pub struct WorkerParts {
     /// The matting and upscaling models (on the engine thread, or a thread of their own on a
     /// worker without a generator); None fails jobs that need them with `model_unavailable`.
     pub finisher: Option<crate::engine::FinishHandle>,
+    /// The LoRA cache and fetch limits.
+    pub loras: loras::LoraSettings,
 }
 
 /// The pipeline. Cheap to share behind an `Arc`.
@@ -398,6 +401,17 @@ impl Worker {
             }
             None => None,
         };
+        let lora_inputs = if gen.loras.is_empty() {
+            Vec::new()
+        } else {
+            let t = Instant::now();
+            let (inputs, counts) =
+                loras::resolve(&gen.loras, &self.parts.fetcher, &self.parts.loras).await?;
+            tracing::info!(stage = "fetch_loras", cached = counts.cached, fetched = counts.fetched,
+                elapsed_ms = t.elapsed().as_millis() as u64, "stage finished");
+            *timings.fetch_inputs.get_or_insert(0) += t.elapsed().as_millis() as u64;
+            inputs
+        };
         let request = GenerateRequest {
             prompt: gen.prompt.clone(),
             width: gen.width,
@@ -411,6 +425,8 @@ impl Worker {
             noise: self.parts.initial_noise.clone(),
             dump_latents: self.parts.dump_latents.clone(),
             max_batch,
+            true_cfg: gen.true_cfg.clone(),
+            loras: lora_inputs,
         };
         let progress = self.progress_forwarder(job, req);
         let engine = self.engine_or_unavailable()?;
@@ -441,6 +457,10 @@ impl Worker {
             "stage finished"
         );
         timings.encode_text = Some(out.timings.encode_text_ms);
+        if !gen.loras.is_empty() {
+            timings.lora_load = Some(out.timings.lora_load_ms);
+            timings.lora_apply = Some(out.timings.lora_apply_ms);
+        }
         if gen.init_image.is_some() {
             timings.encode_image = Some(out.timings.encode_image_ms);
         }

@@ -36,6 +36,8 @@ fn request(prompt: &str, seed: u64, n: u32) -> GenerateRequest {
         noise: None,
         dump_latents: None,
         max_batch: None,
+        true_cfg: None,
+        loras: Vec::new(),
     }
 }
 
@@ -184,7 +186,7 @@ fn merchgens_quantized_transformer_matches_candles_and_batches_rows_exactly() {
     use candle_core::{Device, Tensor};
     use candle_transformers::models::flux::{quantized_model, sampling::State, WithForward};
     use merchgen::engine::files::manifest::Role;
-    use merchgen::engine::flux::quantized::QuantizedFlux;
+    use merchgen::engine::flux::transformer::FluxTransformer;
     use merchgen::engine::flux::{infer, weights};
     let dir = tempfile::tempdir().unwrap();
     let folder = tiny::write(dir.path(), 9, TinyLayout::Folder).unwrap();
@@ -200,7 +202,7 @@ fn merchgens_quantized_transformer_matches_candles_and_batches_rows_exactly() {
     // Ours through the memory-mapped loader, candle's through its own reader.
     let mapped =
         merchgen::engine::gguf::QVars::from_gguf(path, &Device::Cpu, |n| Some(n.to_owned()));
-    let ours = QuantizedFlux::new(&cfg, mapped.unwrap()).unwrap();
+    let ours = FluxTransformer::new(&cfg, mapped.unwrap(), candle_core::DType::F32).unwrap();
     let read =
         candle_transformers::quantized_var_builder::VarBuilder::from_gguf(path, &Device::Cpu);
     let candles = quantized_model::Flux::new(&cfg, read.unwrap()).unwrap();

@@ -44,6 +44,8 @@ fn request(init: Option<InitImage>, dump: Option<&Path>) -> GenerateRequest {
         noise: None,
         dump_latents: dump.map(Path::to_owned),
         max_batch: None,
+        true_cfg: None,
+        loras: Vec::new(),
     }
 }
 

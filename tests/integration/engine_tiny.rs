@@ -31,6 +31,8 @@ fn request(seed: u64, n: u32) -> GenerateRequest {
         noise: None,
         dump_latents: None,
         max_batch: None,
+        true_cfg: None,
+        loras: Vec::new(),
     }
 }
 

@@ -55,6 +55,8 @@ fn request(steps: u32, n: u32, init: Option<InitImage>) -> GenerateRequest {
         noise: None,
         dump_latents: None,
         max_batch: None,
+        true_cfg: None,
+        loras: Vec::new(),
     }
 }
 

@@ -312,7 +312,7 @@ fn an_empty_negative_prompt_is_no_negative_prompt() {
         .unwrap()
         .generation
         .unwrap();
-    assert_eq!(g.negative_prompt, None);
+    assert_eq!(g.true_cfg, None);
     assert!(check(br#"{"prompt":"x","negative_prompt":null}"#).is_ok());
 }
 
@@ -458,5 +458,98 @@ fn remote_jobs_read_s3_inputs_only_from_allowed_buckets() {
     assert_eq!(
         field_of(design("s3://private/keys.png"), &remote_limits(&[], &[])),
         Ok(())
+    );
+}
+
+fn check_dev(bytes: &[u8]) -> Result<validate::ValidJob, merchgen::error::JobError> {
+    let defaults = GenerationDefaults {
+        steps: 28,
+        guidance: 3.5,
+        max_sequence_length: 512,
+        true_cfg: true,
+        ..GenerationDefaults::default()
+    };
+    let spec = parse::job_from_slice(bytes)?;
+    validate::validate(spec, "delivery-1", &Limits::default(), &defaults)
+}
+
+#[test]
+fn true_cfg_runs_only_on_a_dev_model_with_a_scale_and_a_negative_prompt() {
+    let field = |r: Result<validate::ValidJob, merchgen::error::JobError>| {
+        let e = r.unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidInput, "{e:?}");
+        e.field.unwrap()
+    };
+    // schnell: neither a negative prompt nor a scale.
+    assert_eq!(field(check(br#"{"prompt":"x","true_cfg_scale":2}"#)), "true_cfg_scale");
+    // dev: a negative prompt needs a scale above 1, a scale needs a negative prompt.
+    assert_eq!(field(check_dev(br#"{"prompt":"x","negative_prompt":"blur"}"#)), "negative_prompt");
+    assert_eq!(
+        field(check_dev(br#"{"prompt":"x","negative_prompt":"blur","true_cfg_scale":1}"#)),
+        "negative_prompt"
+    );
+    assert_eq!(field(check_dev(br#"{"prompt":"x","true_cfg_scale":2}"#)), "true_cfg_scale");
+    assert_eq!(
+        field(check_dev(br#"{"prompt":"x","negative_prompt":"b","true_cfg_scale":50}"#)),
+        "true_cfg_scale"
+    );
+    let g = check_dev(br#"{"prompt":"x","negative_prompt":"blur","true_cfg_scale":2.5}"#)
+        .unwrap()
+        .generation
+        .unwrap();
+    let cfg = g.true_cfg.unwrap();
+    assert_eq!((cfg.negative_prompt.as_str(), cfg.scale), ("blur", 2.5));
+    assert_eq!((g.steps, g.guidance, g.max_sequence_length), (28, 3.5, 512));
+    // A style's negative joins the job's only when true CFG runs.
+    let styled = check_dev(br#"{"prompt":"x","style":"metal","true_cfg_scale":3}"#)
+        .unwrap()
+        .generation
+        .unwrap();
+    assert_eq!(styled.true_cfg.unwrap().negative_prompt, "pastel, soft, blurry");
+    let plain = check_dev(br#"{"prompt":"x","style":"metal"}"#).unwrap().generation.unwrap();
+    assert_eq!(plain.true_cfg, None);
+}
+
+#[test]
+fn loras_are_validated_per_entry() {
+    let field = |json: &str| {
+        let e = check(json.as_bytes()).unwrap_err();
+        (e.code, e.field.unwrap())
+    };
+    assert_eq!(
+        field(r#"{"prompt":"x","loras":[{"source":{"url":"ftp://example.com/a.safetensors"}}]}"#),
+        (ErrorCode::InvalidInput, "loras[0].source.url".into())
+    );
+    assert_eq!(
+        field(r#"{"prompt":"x","loras":[{"source":{"hf":"no-slash"}}]}"#),
+        (ErrorCode::InvalidInput, "loras[0].source.hf".into())
+    );
+    assert_eq!(
+        field(r#"{"prompt":"x","loras":[{"source":{"hf":"a/b/../c.safetensors"}}]}"#),
+        (ErrorCode::InvalidInput, "loras[0].source.hf".into())
+    );
+    assert_eq!(
+        field(r#"{"prompt":"x","loras":[{"source":{"hf":"a/b/c.safetensors"}},{"source":{"hf":"a/b/c.safetensors"},"scale":-2.5}]}"#),
+        (ErrorCode::InvalidInput, "loras[1].scale".into())
+    );
+    assert_eq!(
+        field(r#"{"design":{"base64":"AA=="},"mockups":{"products":["mug"]},"loras":[]}"#),
+        (ErrorCode::InvalidInput, "loras".into())
+    );
+    let g = check(br#"{"prompt":"x","loras":[{"source":{"hf":"XLabs-AI/flux-lora-collection@abc123/anime_lora.safetensors"},"scale":0.8,"text_encoder":"skip"}]}"#)
+        .unwrap()
+        .generation
+        .unwrap();
+    assert_eq!(
+        g.loras,
+        vec![validate::ValidLora {
+            source: validate::LoraSource::Hub {
+                repo: "XLabs-AI/flux-lora-collection".into(),
+                revision: "abc123".into(),
+                file: "anime_lora.safetensors".into()
+            },
+            scale: 0.8,
+            skip_text_encoder: true
+        }]
     );
 }

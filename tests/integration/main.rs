@@ -21,6 +21,7 @@ mod img2img_tiny;
 mod job_contract;
 mod lambda_door;
 mod lambda_emulators;
+mod lora_jobs;
 mod mapped_loading;
 mod mockups;
 mod mockups_templates;

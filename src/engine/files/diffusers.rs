@@ -270,6 +270,8 @@ pub fn resolve(dir: &Path) -> Result<ResolvedModel, ModelError> {
             guidance: if tcfg.guidance_embeds { 3.5 } else { 0.0 },
             max_sequence_length: t5_tokens,
         },
+        // A diffusers folder says nothing of its licence.
+        license: None,
     };
     manifest.check().map_err(|e| bad(&tcfg_path, e))?;
     Ok(ResolvedModel {

@@ -188,6 +188,10 @@ fn locate(
         file = file.path,
         "downloading model file into the cache"
     );
+    if crate::engine::files::presets::pins::UNPINNED.contains(&file.repo) {
+        tracing::warn!(repo = file.repo, revision = file.revision, file = file.path,
+            "this preset file is not pinned to a commit: the snapshot fetched now is whatever the branch holds");
+    }
     let api = hf_hub::api::sync::ApiBuilder::from_cache(Cache::new(hub.cache_dir.clone()))
         .with_progress(true)
         .with_token(hub.token.clone())

@@ -110,6 +110,39 @@ pub struct ModelManifest {
     pub flux: FluxFacts,
     pub vae: VaeFacts,
     pub defaults: ModelDefaults,
+    /// The weights' licence, where known (logged at start-up and reported by `models list`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license: Option<License>,
+}
+
+/// The licences of the FLUX.1 weights merchgen's presets load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum License {
+    /// FLUX.1-schnell: outputs and the weights may be used commercially.
+    Apache2,
+    /// FLUX.1-dev and FLUX.1-Kontext-dev: non-commercial use only without a licence from Black
+    /// Forest Labs.
+    FluxDevNonCommercial,
+}
+
+impl License {
+    pub fn name(self) -> &'static str {
+        match self {
+            License::Apache2 => "Apache-2.0",
+            License::FluxDevNonCommercial => "FLUX.1 [dev] Non-Commercial License",
+        }
+    }
+
+    /// What a shop must know before it sells what the model makes.
+    pub fn commercial_note(self) -> &'static str {
+        match self {
+            License::Apache2 => "outputs may be sold",
+            License::FluxDevNonCommercial => {
+                "non-commercial: selling its outputs needs a commercial licence from Black Forest Labs"
+            }
+        }
+    }
 }
 
 impl ModelManifest {
@@ -172,6 +205,7 @@ mod tests {
             flux,
             vae,
             defaults,
+            license: None,
         };
         assert!(m.check().is_ok());
         m.files.remove(&Role::T5Tokenizer);

@@ -1,6 +1,8 @@
 //! Built-in model presets: which hub files make up each model, and the facts that go with them.
 
-use crate::engine::files::manifest::{schnell_facts, ModelManifest, Role, MANIFEST_FILE};
+use crate::engine::files::manifest::{
+    schnell_facts, License, ModelManifest, Role, Schedule, MANIFEST_FILE,
+};
 use std::collections::BTreeMap;
 
 /// One file on the Hugging Face hub.
@@ -32,6 +34,12 @@ pub mod pins {
     pub const T5_XXL_GGUF: &str = "005a6ea51a7d0b84d677b3e633bb52a8c85a83d9";
     /// `openai/clip-vit-large-patch14` (the CLIP tokenizer).
     pub const CLIP_VIT_L14: &str = "32bd64288804d66eefd0ccbe215aa642df71cc41";
+    /// `city96/FLUX.1-dev-gguf`: NOT pinned yet. No public record of one of its commits could be
+    /// read from the machine these presets were written on, so the dev presets follow `main`
+    /// until someone with hub access replaces this with a commit (`models fetch` warns).
+    pub const FLUX_DEV_GGUF: &str = "main";
+    /// Files of the presets that are not pinned to a commit (see `FLUX_DEV_GGUF`).
+    pub const UNPINNED: &[&str] = &["city96/FLUX.1-dev-gguf"];
 }
 
 /// How a preset names its files.
@@ -62,16 +70,31 @@ pub const TINY_MANIFEST_Q8: &str = MANIFEST_FILE;
 pub const TINY_MANIFEST_Q4K: &str = "merchgen-model.q4_k.json";
 
 fn schnell(name: &'static str, transformer: &'static str) -> PresetFiles {
+    flux_preset(
+        name,
+        hub(
+            "city96/FLUX.1-schnell-gguf",
+            pins::FLUX_SCHNELL_GGUF,
+            transformer,
+        ),
+        false,
+    )
+}
+
+/// FLUX.1-dev: city96's GGUF transformer with the same VAE and text encoders as schnell (BFL
+/// ships the same `ae.safetensors`, CLIP-L and T5-XXL with both), dev's schedule and defaults.
+fn dev(name: &'static str, transformer: &'static str) -> PresetFiles {
+    flux_preset(
+        name,
+        hub("city96/FLUX.1-dev-gguf", pins::FLUX_DEV_GGUF, transformer),
+        true,
+    )
+}
+
+fn flux_preset(name: &'static str, transformer: HubFile, dev: bool) -> PresetFiles {
     let flux_repo = "black-forest-labs/FLUX.1-schnell";
     let files = BTreeMap::from([
-        (
-            Role::Transformer,
-            hub(
-                "city96/FLUX.1-schnell-gguf",
-                pins::FLUX_SCHNELL_GGUF,
-                transformer,
-            ),
-        ),
+        (Role::Transformer, transformer),
         (
             Role::Vae,
             hub(flux_repo, pins::FLUX_SCHNELL, "ae.safetensors"),
@@ -113,7 +136,13 @@ fn schnell(name: &'static str, transformer: &'static str) -> PresetFiles {
             hub(flux_repo, pins::FLUX_SCHNELL, "tokenizer_2/tokenizer.json"),
         ),
     ]);
-    let (flux, vae, defaults) = schnell_facts();
+    let (mut flux, vae, mut defaults) = schnell_facts();
+    if dev {
+        flux.schedule = Schedule::Dev;
+        defaults.steps = 28;
+        defaults.guidance = 3.5;
+        defaults.max_sequence_length = 512;
+    }
     let manifest = ModelManifest {
         version: 1,
         name: name.to_owned(),
@@ -124,6 +153,11 @@ fn schnell(name: &'static str, transformer: &'static str) -> PresetFiles {
         flux,
         vae,
         defaults,
+        license: Some(if dev {
+            License::FluxDevNonCommercial
+        } else {
+            License::Apache2
+        }),
     };
     PresetFiles::Files(files, Box::new(manifest))
 }
@@ -147,6 +181,16 @@ pub fn all() -> Vec<Preset> {
             files: schnell("flux-schnell-q4ks", "flux1-schnell-Q4_K_S.gguf"),
         },
         Preset {
+            name: "flux-dev-q4",
+            description: "FLUX.1-dev, transformer GGUF Q4_0 (6.8 GB), T5-XXL GGUF Q8_0; non-commercial licence",
+            files: dev("flux-dev-q4", "flux1-dev-Q4_0.gguf"),
+        },
+        Preset {
+            name: "flux-dev-q8",
+            description: "FLUX.1-dev, transformer GGUF Q8_0 (12.7 GB), T5-XXL GGUF Q8_0; non-commercial licence",
+            files: dev("flux-dev-q8", "flux1-dev-Q8_0.gguf"),
+        },
+        Preset {
             name: "tiny-flux",
             description: "tiny random-weight FLUX written by `merchgen models tiny` (noise images)",
             files: PresetFiles::ManifestRepo {
@@ -160,6 +204,14 @@ pub fn all() -> Vec<Preset> {
             files: PresetFiles::ManifestRepo {
                 repo: TINY_REPO,
                 manifest: TINY_MANIFEST_Q4K,
+            },
+        },
+        Preset {
+            name: "tiny-flux-dev",
+            description: "the tiny model with a FLUX.1-dev-style transformer (guidance embedding)",
+            files: PresetFiles::ManifestRepo {
+                repo: TINY_REPO,
+                manifest: crate::engine::tiny::TINY_MANIFEST_DEV,
             },
         },
     ]
@@ -194,6 +246,9 @@ mod tests {
         for p in all() {
             if let PresetFiles::Files(files, _) = &p.files {
                 for (role, f) in files {
+                    if pins::UNPINNED.contains(&f.repo) {
+                        continue;
+                    }
                     assert!(
                         f.revision.len() == 40 && f.revision.bytes().all(|b| b.is_ascii_hexdigit()),
                         "{} {role:?} {}@{}",

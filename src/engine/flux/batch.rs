@@ -30,6 +30,17 @@ impl FluxPipeline {
         let mut results: Vec<Option<Result<GenerateOutput, EngineError>>> =
             members.iter().map(|_| None).collect();
         let mut timings = vec![StageTimings::default(); members.len()];
+        // The members share their LoRA set (it is part of the batch key).
+        if let Some(first) = members.first() {
+            let mut t = StageTimings::default();
+            if let Err(e) = self.apply_loras(first.req, &mut t) {
+                return members.iter().map(|_| Err(e.clone())).collect();
+            }
+            for timing in &mut timings {
+                timing.lora_load_ms = t.lora_load_ms;
+                timing.lora_apply_ms = t.lora_apply_ms;
+            }
+        }
         let mut parts = Vec::new();
         let mut states = Vec::new();
         for (i, m) in members.iter().enumerate() {

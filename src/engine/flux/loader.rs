@@ -26,6 +26,13 @@ pub struct LoadedTransformer {
     pub heads: usize,
 }
 
+impl LoadedTransformer {
+    /// A guidance embedding (FLUX.1-dev, Kontext): such a model can run true CFG.
+    pub fn guidance_embed(&self) -> bool {
+        self.model.has_guidance_embed()
+    }
+}
+
 /// Load the transformer in the mode `mode` asks for (safetensors are always dense).
 pub fn transformer(
     model: &ResolvedModel,
@@ -39,11 +46,11 @@ pub fn transformer(
         let (tensors, file_dtype) = dense::transformer(path, dense_dtype, device)?;
         let cfg = infer::flux_config(&dense::shapes_of(&tensors), facts)?;
         log_config(&cfg, true);
-        let vb = VarBuilder::from_tensors(tensors, dense_dtype, device);
-        let flux = flux::model::Flux::new(&cfg, vb)
+        let vars = crate::engine::gguf::QVars::from_dense(tensors, device);
+        let flux = Transformer::new(&cfg, vars, dense_dtype)
             .with_context(|| format!("building FLUX from {}", path.display()))?;
         return Ok(LoadedTransformer {
-            model: Transformer::Dense(Box::new(flux)),
+            model: flux,
             dense: true,
             hidden: cfg.hidden_size,
             heads: cfg.num_heads,

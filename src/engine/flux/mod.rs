@@ -13,11 +13,12 @@ pub mod dense;
 pub mod img2img;
 pub mod infer;
 pub mod loader;
+pub mod lora;
 pub mod names;
 pub mod noise;
-pub mod quantized;
 pub mod schedule;
 pub mod text;
+pub mod transformer;
 mod warm_up;
 pub mod weights;
 
@@ -66,6 +67,8 @@ pub struct FluxPipeline {
     schedule: Schedule,
     max_batch: usize,
     report: LoadReport,
+    /// The LoRA set on the transformer's weights.
+    loras: lora::LoraState,
 }
 
 impl FluxPipeline {
@@ -107,6 +110,7 @@ impl FluxPipeline {
             )
         });
         let loaded = loaded?;
+        let guidance_embed = loaded.guidance_embed();
         let (transformer, dense) = (loaded.model, loaded.dense);
         let footprint = crate::engine::memory::Footprint {
             hidden: loaded.hidden as u64,
@@ -138,8 +142,9 @@ impl FluxPipeline {
                 steps: m.defaults.steps,
                 guidance: m.defaults.guidance,
                 max_sequence_length: m.defaults.max_sequence_length,
-                // True CFG (a second pass per step for the negative prompt) is not built yet.
-                true_cfg: false,
+                // diffusers runs true CFG on any FLUX; merchgen offers it where a guidance
+                // embedding shows a dev-type model (schnell's distillation has no use for it).
+                true_cfg: guidance_embed,
             },
             footprint: Some(footprint),
             free_after_load: crate::engine::flux::weights::free_device_memory(device),
@@ -148,6 +153,13 @@ impl FluxPipeline {
         tracing::info!(elapsed_ms = report.load_ms, bytes = report.bytes, weights = %report.info.weights,
             device = %report.info.device, peak_host_memory_bytes = report.info.peak_host_memory_bytes,
             "model loaded");
+        match m.license {
+            Some(l @ crate::engine::files::manifest::License::Apache2) => {
+                tracing::info!(license = l.name(), preset = %m.name, "model licence: {}", l.commercial_note())
+            }
+            Some(l) => tracing::warn!(license = l.name(), preset = %m.name, "model licence: {}", l.commercial_note()),
+            None => tracing::info!(preset = %m.name, "model licence not recorded in its manifest"),
+        }
         Ok(FluxPipeline {
             device: device.clone(),
             act_dtype,
@@ -164,15 +176,35 @@ impl FluxPipeline {
             // `quantized.rs`).
             max_batch: opts.max_batch.max(1) as usize,
             report,
+            loras: lora::LoraState::default(),
         })
     }
 
     fn encode_text(&mut self, req: &GenerateRequest) -> Result<(Tensor, Tensor)> {
+        self.encode_prompt(&req.prompt, req.max_sequence_length)
+    }
+
+    /// Make the request's LoRAs the transformer's (nothing to do when they already are).
+    fn apply_loras(
+        &mut self,
+        req: &GenerateRequest,
+        timings: &mut StageTimings,
+    ) -> Result<(), EngineError> {
+        let t = self
+            .loras
+            .ensure(&mut self.transformer, &req.loras, &self.device)?;
+        timings.lora_load_ms = t.load_ms;
+        timings.lora_apply_ms = t.apply_ms;
+        Ok(())
+    }
+
+    /// T5 hidden states and CLIP's pooled output of one prompt, in the activation dtype.
+    fn encode_prompt(&mut self, prompt: &str, max_sequence_length: u32) -> Result<(Tensor, Tensor)> {
         let t5 = self
             .t5
-            .encode(&req.prompt, req.max_sequence_length as usize)?
+            .encode(prompt, max_sequence_length as usize)?
             .to_dtype(self.act_dtype)?;
-        let clip = self.clip.encode(&req.prompt)?.to_dtype(self.act_dtype)?;
+        let clip = self.clip.encode(prompt)?.to_dtype(self.act_dtype)?;
         Ok((t5, clip))
     }
 
@@ -181,46 +213,41 @@ impl FluxPipeline {
         schedule::sigmas(&self.schedule, req.steps as usize, seq)
     }
 
-    /// Denoise one batch of initial latents `(b, 16, h/8, w/8)`; returns packed latents.
+    /// Denoise one batch of initial latents `(b, 16, h/8, w/8)`; returns packed latents. With
+    /// `negative` (true CFG) each step runs the transformer twice, as diffusers does: on the
+    /// prompt and on the negative prompt, and steps along `neg + scale * (pos - neg)`.
     fn denoise(
         &self,
         latents: &Tensor,
         text: &(Tensor, Tensor),
+        negative: Option<(&(Tensor, Tensor), f64)>,
         req: &GenerateRequest,
         timesteps: &[f64],
         ctl: &mut Control<'_, '_>,
     ) -> Result<Tensor, EngineError> {
-        let state = sampling::State::new(
-            &text.0,
-            &text.1,
-            &latents
-                .to_dtype(self.act_dtype)
-                .map_err(EngineError::from_candle)?,
-        )
-        .map_err(EngineError::from_candle)?;
-        let b = latents.dim(0).map_err(EngineError::from_candle)?;
-        let guidance =
-            Tensor::full(req.guidance as f32, b, &self.device).map_err(EngineError::from_candle)?;
-        let mut img = state
-            .img
-            .to_dtype(DType::F32)
-            .map_err(EngineError::from_candle)?;
+        let c = EngineError::from_candle;
+        let start = latents.to_dtype(self.act_dtype).map_err(c)?;
+        let b = latents.dim(0).map_err(c)?;
+        // `State` repeats the text rows for every image of the batch.
+        let state = |text: &(Tensor, Tensor)| sampling::State::new(&text.0, &text.1, &start).map_err(c);
+        let state_pos = state(text)?;
+        let state_neg = negative.map(|(t, scale)| state(t).map(|s| (s, scale))).transpose()?;
+        let guidance = Tensor::full(req.guidance as f32, b, &self.device).map_err(c)?;
+        let mut img = state_pos.img.to_dtype(DType::F32).map_err(c)?;
         let model = self.transformer.as_forward();
         for window in timesteps.windows(2) {
             if ctl.cancel.load(Ordering::Relaxed) {
                 return Err(EngineError::Cancelled);
             }
             let step_start = Instant::now();
-            let (t_curr, t_prev) = (window[0], window[1]);
-            img = euler_step(
-                model,
-                &state,
-                &img,
-                (t_curr, t_prev),
-                Some(&guidance),
-                self.act_dtype,
-            )
-            .map_err(EngineError::from_candle)?;
+            let t = (window[0], window[1]);
+            img = match &state_neg {
+                None => euler_step(model, &state_pos, &img, t, Some(&guidance), self.act_dtype),
+                Some((neg, scale)) => {
+                    true_cfg_step(model, (&state_pos, neg), *scale, &img, t, &guidance, self.act_dtype)
+                }
+            }
+            .map_err(c)?;
             ctl.step_done(step_start.elapsed().as_millis() as u64);
         }
         Ok(img)
@@ -295,6 +322,8 @@ impl FluxPipeline {
             noise: None,
             dump_latents: None,
             max_batch: None,
+            true_cfg: None,
+            loras: Vec::new(),
         };
         let x0 = self.encode_image(req.init.as_ref().expect("set above"), &req)?;
         Ok(self.decode_latents(&x0)?.remove(0))
@@ -352,6 +381,30 @@ pub fn euler_step(
     img.add(&(pred.to_dtype(DType::F32)? * (t_prev - t_curr))?)
 }
 
+/// One Euler step with true classifier-free guidance: the transformer's velocity on the prompt
+/// (`states.0`) and on the negative prompt (`states.1`), combined as diffusers' FluxPipeline does
+/// (`neg + scale * (pos - neg)`, in the activation dtype), then applied in f32.
+pub fn true_cfg_step(
+    model: &dyn cflux::WithForward,
+    states: (&sampling::State, &sampling::State),
+    scale: f64,
+    img: &Tensor,
+    t: (f64, f64),
+    guidance: &Tensor,
+    act_dtype: DType,
+) -> candle_core::Result<Tensor> {
+    let (t_curr, t_prev) = t;
+    let t_vec = Tensor::full(t_curr as f32, img.dim(0)?, img.device())?;
+    let x = img.to_dtype(act_dtype)?;
+    let velocity = |s: &sampling::State| {
+        model.forward(&x, &s.img_ids, &s.txt, &s.txt_ids, &t_vec, &s.vec, Some(guidance))
+    };
+    let pos = velocity(states.0)?;
+    let neg = velocity(states.1)?;
+    let pred = (&neg + ((pos - &neg)? * scale)?)?;
+    img.add(&(pred.to_dtype(DType::F32)? * (t_prev - t_curr))?)
+}
+
 /// Final latents of every batch as one f32 tensor `latents` in a safetensors file.
 fn save_latents(path: &std::path::Path, batches: &[Tensor]) -> Result<()> {
     let all = Tensor::cat(batches, 0)?
@@ -405,8 +458,17 @@ impl Generator for FluxPipeline {
         on_step: StepCallback<'_>,
     ) -> Result<GenerateOutput, EngineError> {
         let mut timings = StageTimings::default();
+        self.apply_loras(req, &mut timings)?;
         let started = Instant::now();
         let text = self.encode_text(req).map_err(EngineError::from_candle)?;
+        let negative = match &req.true_cfg {
+            Some(cfg) => Some((
+                self.encode_prompt(&cfg.negative_prompt, req.max_sequence_length)
+                    .map_err(EngineError::from_candle)?,
+                cfg.scale,
+            )),
+            None => None,
+        };
         timings.encode_text_ms = started.elapsed().as_millis() as u64;
         let schedule = self.timesteps(req);
         let (t_start, x0) =
@@ -452,7 +514,8 @@ impl Generator for FluxPipeline {
                     img2img::mix(&latents, x0, timesteps[0]).map_err(EngineError::from_candle)?;
             }
             let t = Instant::now();
-            let packed = self.denoise(&latents, &text, req, timesteps, &mut ctl)?;
+            let negative = negative.as_ref().map(|(t, scale)| (t, *scale));
+            let packed = self.denoise(&latents, &text, negative, req, timesteps, &mut ctl)?;
             timings.denoise_ms += t.elapsed().as_millis() as u64;
             let t = Instant::now();
             let unpacked = sampling::unpack(&packed, req.height as usize, req.width as usize)

@@ -35,6 +35,44 @@ mod rules;
 
 use rules::{transformer_rules, vae_rules, Join, Rule};
 
+/// Where the output rows of a diffusers transformer module land in the BFL module made of it
+/// (for LoRAs, which name diffusers modules: `engine::flux::lora`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// All rows, in order.
+    Whole,
+    /// Part `i` of `parts` equal parts (q, k, v of a fused `qkv`).
+    Equal { index: usize, parts: usize },
+    /// Single-block `linear1`: q, k, v (`hidden` rows each), then the MLP input.
+    Linear1 { index: usize },
+    /// The halves swapped (diffusers' `norm_out` is scale then shift; BFL's shift then scale).
+    SwappedHalves,
+}
+
+/// Each diffusers transformer module (no `.weight` suffix) of a model with `double` and `single`
+/// blocks, with its BFL module and placement.
+pub fn diffusers_modules(double: usize, single: usize) -> HashMap<String, (String, Placement)> {
+    let mut out = HashMap::new();
+    for rule in transformer_rules(double, single) {
+        let Some(bfl) = rule.bfl.strip_suffix(".weight") else {
+            continue;
+        };
+        for (index, d) in rule.diffusers.iter().enumerate() {
+            let Some(module) = d.strip_suffix(".weight") else {
+                continue;
+            };
+            let placement = match rule.join {
+                Join::Same | Join::Conv1x1 => Placement::Whole,
+                Join::Cat3 => Placement::Equal { index, parts: 3 },
+                Join::CatLinear1 => Placement::Linear1 { index },
+                Join::SwapHalves => Placement::SwappedHalves,
+            };
+            out.insert(module.to_owned(), (bfl.to_owned(), placement));
+        }
+    }
+    out
+}
+
 /// Distinct numbers following `prefix` in the names.
 fn indices<'a>(names: impl Iterator<Item = &'a String>, prefix: &str) -> usize {
     let found: BTreeSet<usize> = names

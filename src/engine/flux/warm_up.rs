@@ -28,6 +28,8 @@ impl FluxPipeline {
             noise: None,
             dump_latents: None,
             max_batch: None,
+            true_cfg: None,
+            loras: Vec::new(),
         };
         let never = AtomicBool::new(false);
         let out = self.generate(&req, &never, &mut |_, _| {})?;

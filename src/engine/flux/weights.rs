@@ -26,20 +26,8 @@ pub enum WeightsMode {
     Quantized,
 }
 
-/// The transformer in one of the two modes.
-pub enum Transformer {
-    Dense(Box<flux::model::Flux>),
-    Quantized(Box<crate::engine::flux::quantized::QuantizedFlux>),
-}
-
-impl Transformer {
-    pub fn as_forward(&self) -> &dyn flux::WithForward {
-        match self {
-            Transformer::Dense(m) => m.as_ref(),
-            Transformer::Quantized(m) => m.as_ref(),
-        }
-    }
-}
+/// The transformer, in either mode (merchgen's own code for both).
+pub use crate::engine::flux::transformer::FluxTransformer as Transformer;
 
 /// Facts about a GGUF file read from its header alone.
 pub struct GgufSummary {
@@ -106,9 +94,7 @@ pub fn load_transformer(
 ) -> Result<Transformer> {
     if !dense {
         let vb = QVars::from_gguf(path, device, |name| Some(name.to_owned()))?;
-        return Ok(Transformer::Quantized(Box::new(
-            crate::engine::flux::quantized::QuantizedFlux::new(cfg, vb)?,
-        )));
+        return Ok(Transformer::new(cfg, vb, DType::F32)?);
     }
     let gguf = MappedGguf::open(path)?;
     let mut tensors: HashMap<String, Tensor> =
@@ -118,10 +104,11 @@ pub fn load_transformer(
         tensors.insert(name.to_owned(), q.dequantize(device)?.to_dtype(dtype)?);
         Ok(())
     })?;
-    let vb = VarBuilder::from_tensors(tensors, dtype, device);
-    Ok(Transformer::Dense(Box::new(flux::model::Flux::new(
-        cfg, vb,
-    )?)))
+    Ok(Transformer::new(
+        cfg,
+        QVars::from_dense(tensors, device),
+        dtype,
+    )?)
 }
 
 /// Bytes of memory the device has free, if it can tell.

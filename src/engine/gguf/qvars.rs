@@ -33,6 +33,16 @@ impl QVars {
         }
     }
 
+    /// Dense tensors only (a dense transformer: every `weight` is a plain matmul).
+    pub fn from_dense(dense: HashMap<String, Tensor>, device: &Device) -> Self {
+        QVars {
+            data: Arc::default(),
+            dense: Arc::new(dense),
+            prefix: String::new(),
+            device: device.clone(),
+        }
+    }
+
     /// Every tensor of the GGUF at `path`, under the name `rename` gives it (tensors it maps to
     /// `None` are left out).
     pub fn from_gguf(
@@ -134,6 +144,21 @@ impl QVars {
     pub fn linear(&self, in_dim: usize, out_dim: usize) -> candle_core::Result<Linear> {
         let bias = self.dequantized(out_dim, "bias")?;
         Linear::from_arc(self.get((out_dim, in_dim), "weight")?, Some(bias))
+    }
+
+    /// The matmul by `weight` (`in_dim -> out_dim`): over its dense tensor when it has one (as
+    /// loaded), else over its quantized blocks.
+    pub fn weight(&self, in_dim: usize, out_dim: usize) -> candle_core::Result<QMatMul> {
+        let shape = Shape::from((out_dim, in_dim));
+        match self.dense.get(&self.full("weight")) {
+            Some(t) if t.shape() == &shape => Ok(QMatMul::Tensor(t.clone())),
+            Some(t) => candle_core::bail!(
+                "shape mismatch for {}: the file has {:?}, the model needs {shape:?}",
+                self.full("weight"),
+                t.shape()
+            ),
+            None => QMatMul::from_arc(self.get(shape, "weight")?),
+        }
     }
 
     /// A quantized matmul by `weight` (`in_dim -> out_dim`), no bias.

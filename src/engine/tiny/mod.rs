@@ -6,6 +6,7 @@
 //! Its images are noise.
 
 pub mod diffusers;
+pub mod loras;
 pub mod tokenizer_files;
 
 use self::tokenizer_files as tiny_tokenizers;
@@ -83,7 +84,7 @@ pub fn write(out: &Path, seed: u64, layout: TinyLayout) -> Result<PathBuf> {
     write_clip(&dir, clip_vocab, &mut rng).context("writing the tiny CLIP")?;
     write_t5(&dir, t5_vocab, &mut rng).context("writing the tiny T5")?;
     write_vae(&dir, &mut rng).context("writing the tiny VAE")?;
-    let flux_tensors = random_flux(&mut rng)?;
+    let flux_tensors = random_flux(&mut rng, false)?;
     let dense: std::collections::HashMap<_, _> = flux_tensors.clone().into_iter().collect();
     candle_core::safetensors::save(&dense, dir.join("transformer.safetensors"))?;
     write_gguf(
@@ -111,6 +112,8 @@ pub fn write(out: &Path, seed: u64, layout: TinyLayout) -> Result<PathBuf> {
         dir.join(TINY_MANIFEST_DENSE),
         serde_json::to_vec_pretty(&m)?,
     )?;
+    write_dev(&dir, &mut rng).context("writing the tiny FLUX.1-dev-style transformer")?;
+    loras::write(&dir, HIDDEN, 4 * HIDDEN, &mut rng).context("writing the tiny LoRAs")?;
     if layout == TinyLayout::Cache {
         into_blobs(&dir, &dir, 0).context("laying the tiny model out as hf-hub does")?;
     }
@@ -173,6 +176,7 @@ fn manifest(transformer: &str) -> ModelManifest {
             guidance: 0.0,
             max_sequence_length: 256,
         },
+        license: None,
     }
 }
 
@@ -209,7 +213,44 @@ fn randomize(vm: &VarMap, rng: &mut rand_chacha::ChaCha8Rng) -> Result<BTreeMap<
     Ok(out)
 }
 
-fn random_flux(rng: &mut rand_chacha::ChaCha8Rng) -> Result<BTreeMap<String, Tensor>> {
+/// A FLUX.1-dev-style transformer (with a guidance embedding) and its manifest: dev's schedule
+/// and defaults (guidance 3.5, 28 steps, 512 T5 tokens). Drawn after everything else, so the
+/// schnell-style files stay what they were for the same seed.
+fn write_dev(dir: &Path, rng: &mut rand_chacha::ChaCha8Rng) -> Result<()> {
+    let tensors = random_flux(rng, true)?;
+    write_gguf(
+        &dir.join("transformer-dev-q8_0.gguf"),
+        "flux",
+        &tensors,
+        &[GgmlDType::Q8_0],
+    )?;
+    let dense: std::collections::HashMap<_, _> = tensors.into_iter().collect();
+    candle_core::safetensors::save(&dense, dir.join("transformer-dev.safetensors"))?;
+    for (manifest_name, transformer) in [
+        (TINY_MANIFEST_DEV, "transformer-dev-q8_0.gguf"),
+        (TINY_MANIFEST_DEV_DENSE, "transformer-dev.safetensors"),
+    ] {
+        let mut m = manifest(transformer);
+        m.name = format!("tiny-flux-dev ({transformer})");
+        m.flux.schedule = Schedule::Dev;
+        m.defaults.steps = 28;
+        m.defaults.guidance = 3.5;
+        m.defaults.max_sequence_length = 512;
+        m.license = Some(crate::engine::files::manifest::License::FluxDevNonCommercial);
+        std::fs::write(dir.join(manifest_name), serde_json::to_vec_pretty(&m)?)?;
+    }
+    Ok(())
+}
+
+/// Manifest of the tiny FLUX.1-dev-style model (Q8_0 transformer with a guidance embedding).
+pub const TINY_MANIFEST_DEV: &str = "merchgen-model.dev.json";
+/// The same dev-style transformer as dense f32 safetensors.
+pub const TINY_MANIFEST_DEV_DENSE: &str = "merchgen-model.dev-dense.json";
+
+fn random_flux(
+    rng: &mut rand_chacha::ChaCha8Rng,
+    guidance_embed: bool,
+) -> Result<BTreeMap<String, Tensor>> {
     let cfg = flux::model::Config {
         in_channels: 64,
         vec_in_dim: TEXT_DIM,
@@ -222,7 +263,7 @@ fn random_flux(rng: &mut rand_chacha::ChaCha8Rng) -> Result<BTreeMap<String, Ten
         axes_dim: AXES.to_vec(),
         theta: 10_000,
         qkv_bias: true,
-        guidance_embed: false,
+        guidance_embed,
     };
     let vm = VarMap::new();
     flux::model::Flux::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu))?;

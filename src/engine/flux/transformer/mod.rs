@@ -1,8 +1,10 @@
-//! The FLUX.1 transformer over quantized GGUF blocks, merchgen's own. candle 0.11's quantized
-//! FLUX hands a quantized matmul a strided view of the joint attention output (the text and
-//! image tokens sliced apart), which the quantized kernels refuse for batches above one image;
-//! here every quantized matmul gets contiguous rows, so batches of any size run, and each row of a
-//! batch is computed exactly as it would be alone.
+//! The FLUX.1 transformer, merchgen's own, over quantized GGUF blocks or dense weights (one code
+//! path for both weight modes). candle 0.11's quantized FLUX hands a quantized matmul a strided
+//! view of the joint attention output (the text and image tokens sliced apart), which the
+//! quantized kernels refuse for batches above one image; here every matmul gets contiguous rows,
+//! so batches of any size run, and each row of a batch is computed exactly as it would be alone.
+//! candle's dense FLUX keeps its layers private, so LoRAs (`linear.rs`, `engine::flux::lora`)
+//! could not reach them; this one exposes each linear layer by its BFL name.
 //!
 //! The architecture (BFL's names, which the GGUF files use):
 //! - embedders: `img_in`, `txt_in` (linear), `time_in`, `vector_in`, optional `guidance_in`
@@ -14,34 +16,64 @@
 //!   from one fused projection (`linear1`) and back through `linear2`;
 //! - `final_layer`: adaptive layer norm and a projection of the image tokens only.
 
-use crate::engine::gguf::QVars as VarBuilder;
+pub mod linear;
+
+use crate::engine::gguf::QVars;
 use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::{LayerNorm, RmsNorm};
 use candle_transformers::models::flux::model::{Config, EmbedNd};
 use candle_transformers::models::flux::WithForward;
-use candle_transformers::quantized_nn::Linear;
+pub use linear::FluxLinear as Linear;
 
-fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
-    vb.linear(in_dim, out_dim)
+/// The weights and the dtype activations run in (f32 over quantized blocks; the dense dtype
+/// over dense weights).
+#[derive(Clone)]
+struct VarBuilder {
+    vars: QVars,
+    act: DType,
+}
+
+impl VarBuilder {
+    fn pp(&self, name: impl std::fmt::Display) -> Self {
+        VarBuilder {
+            vars: self.vars.pp(name),
+            act: self.act,
+        }
+    }
+
+    fn device(&self) -> &candle_core::Device {
+        self.vars.device()
+    }
+
+    /// A stored vector (bias, norm scale) in the activation dtype.
+    fn vector(&self, dim: usize, name: &str) -> Result<Tensor> {
+        self.vars.dequantized(dim, name)?.to_dtype(self.act)
+    }
 }
 
 fn linear_b(in_dim: usize, out_dim: usize, bias: bool, vb: VarBuilder) -> Result<Linear> {
-    if bias {
-        return vb.linear(in_dim, out_dim);
-    }
-    Linear::from_arc(vb.get((out_dim, in_dim), "weight")?, None)
+    let weight = vb.vars.weight(in_dim, out_dim)?;
+    let bias = if bias {
+        Some(vb.vector(out_dim, "bias")?)
+    } else {
+        None
+    };
+    Ok(Linear::new(weight, bias, in_dim, out_dim))
+}
+
+fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
+    linear_b(in_dim, out_dim, true, vb)
 }
 
 /// Layer norm without learned parameters (FLUX's `elementwise_affine=False`).
 fn plain_norm(dim: usize, vb: &VarBuilder) -> Result<LayerNorm> {
-    let ones = Tensor::ones(dim, DType::F32, vb.device())?;
+    let ones = Tensor::ones(dim, vb.act, vb.device())?;
     Ok(LayerNorm::new_no_bias(ones, 1e-6))
 }
 
-/// An RMS norm whose `scale` is stored (quantized or not) in the GGUF.
+/// An RMS norm whose `scale` is stored (quantized or not) in the weights.
 fn rms_norm(dim: usize, vb: VarBuilder) -> Result<RmsNorm> {
-    let scale = vb.get(dim, "scale")?.dequantize(vb.device())?;
-    Ok(RmsNorm::new(scale, 1e-6))
+    Ok(RmsNorm::new(vb.vector(dim, "scale")?, 1e-6))
 }
 
 /// Sinusoidal embedding of a timestep (or guidance) in [0, 1], as FLUX scales it (x1000).
@@ -298,8 +330,8 @@ impl SingleBlock {
     }
 }
 
-/// The quantized FLUX transformer. See the module documentation.
-pub struct QuantizedFlux {
+/// The FLUX transformer. See the module documentation.
+pub struct FluxTransformer {
     img_in: Linear,
     txt_in: Linear,
     time_in: Embedder,
@@ -311,10 +343,14 @@ pub struct QuantizedFlux {
     final_modulation: Linear,
     final_norm: LayerNorm,
     final_proj: Linear,
+    act: DType,
 }
 
-impl QuantizedFlux {
-    pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+impl FluxTransformer {
+    /// The transformer over `vars` (quantized blocks, or dense tensors: see
+    /// [`QVars::from_dense`]), running activations in `act` (f32 over quantized blocks).
+    pub fn new(cfg: &Config, vars: QVars, act: DType) -> Result<Self> {
+        let vb = VarBuilder { vars, act };
         let h = cfg.hidden_size;
         let double = (0..cfg.depth)
             .map(|i| {
@@ -347,11 +383,76 @@ impl QuantizedFlux {
             final_modulation: linear(h, 2 * h, last.pp("adaLN_modulation.1"))?,
             final_norm: plain_norm(h, &last)?,
             final_proj: linear(h, cfg.in_channels, last.pp("linear"))?,
+            act: vb.act,
         })
     }
 }
 
-impl WithForward for QuantizedFlux {
+impl FluxTransformer {
+    /// Every linear layer under its BFL module name (`double_blocks.0.img_attn.qkv`), for LoRAs.
+    pub fn linears_mut(&mut self) -> Vec<(String, &mut Linear)> {
+        let mut out: Vec<(String, &mut Linear)> = vec![
+            ("img_in".into(), &mut self.img_in),
+            ("txt_in".into(), &mut self.txt_in),
+            ("time_in.in_layer".into(), &mut self.time_in.inner),
+            ("time_in.out_layer".into(), &mut self.time_in.outer),
+            ("vector_in.in_layer".into(), &mut self.vector_in.inner),
+            ("vector_in.out_layer".into(), &mut self.vector_in.outer),
+            (
+                "final_layer.adaLN_modulation.1".into(),
+                &mut self.final_modulation,
+            ),
+            ("final_layer.linear".into(), &mut self.final_proj),
+        ];
+        if let Some(g) = &mut self.guidance_in {
+            out.push(("guidance_in.in_layer".into(), &mut g.inner));
+            out.push(("guidance_in.out_layer".into(), &mut g.outer));
+        }
+        for (i, block) in self.double.iter_mut().enumerate() {
+            for (stream, s) in [("img", &mut block.img), ("txt", &mut block.txt)] {
+                let p = format!("double_blocks.{i}.{stream}");
+                out.push((format!("{p}_mod.lin"), &mut s.modulation.lin));
+                out.push((format!("{p}_attn.qkv"), &mut s.qkv));
+                out.push((format!("{p}_attn.proj"), &mut s.proj));
+                out.push((format!("{p}_mlp.0"), &mut s.mlp_in));
+                out.push((format!("{p}_mlp.2"), &mut s.mlp_out));
+            }
+        }
+        for (i, block) in self.single.iter_mut().enumerate() {
+            let p = format!("single_blocks.{i}");
+            out.push((format!("{p}.modulation.lin"), &mut block.modulation.lin));
+            out.push((format!("{p}.linear1"), &mut block.linear1));
+            out.push((format!("{p}.linear2"), &mut block.linear2));
+        }
+        out
+    }
+
+    pub fn as_forward(&self) -> &dyn WithForward {
+        self
+    }
+
+    /// A guidance embedding (FLUX.1-dev, Kontext).
+    pub fn has_guidance_embed(&self) -> bool {
+        self.guidance_in.is_some()
+    }
+
+    /// The hidden size (the width of the token streams).
+    pub fn hidden_size(&self) -> usize {
+        self.img_in.out_dim()
+    }
+
+    /// The activation dtype.
+    pub fn act_dtype(&self) -> DType {
+        self.act
+    }
+
+    /// Double and single blocks.
+    pub fn depth(&self) -> (usize, usize) {
+        (self.double.len(), self.single.len())
+    }
+}
+
+impl WithForward for FluxTransformer {
     fn forward(
         &self,
         img: &Tensor,

@@ -1,0 +1,95 @@
+//! One linear layer of the FLUX transformer, over quantized GGUF blocks or a dense `(out, in)`
+//! weight, with room for the LoRA set of the job at hand (`engine::flux::lora`):
+//! - on dense weights the LoRA deltas are merged: a second weight `W + Σ scale·B·A` is computed
+//!   once and used instead of `W`, which stays untouched, so removing the LoRAs is exact;
+//! - on quantized weights (a delta cannot be added to GGUF blocks) they run as a low-rank side
+//!   path: `y = W x + up (down x)`, with every adapter of the layer stacked into one `down`
+//!   `(R, in)` and one `up` `(out, R)`.
+
+use candle_core::quantized::QMatMul;
+use candle_core::{DType, Module, Result, Tensor};
+
+/// The adapters of one layer, in the form its weight needs.
+pub enum Adapted {
+    /// Dense: the merged weight, used in place of the base.
+    Merged(QMatMul),
+    /// Quantized: the stacked low-rank factors, in the activation dtype.
+    Side { down: Tensor, up: Tensor },
+}
+
+pub struct FluxLinear {
+    weight: QMatMul,
+    bias: Option<Tensor>,
+    in_dim: usize,
+    out_dim: usize,
+    adapted: Option<Adapted>,
+}
+
+impl FluxLinear {
+    pub fn new(weight: QMatMul, bias: Option<Tensor>, in_dim: usize, out_dim: usize) -> Self {
+        FluxLinear {
+            weight,
+            bias,
+            in_dim,
+            out_dim,
+            adapted: None,
+        }
+    }
+
+    pub fn in_dim(&self) -> usize {
+        self.in_dim
+    }
+
+    pub fn out_dim(&self) -> usize {
+        self.out_dim
+    }
+
+    /// Dense weights (a merge is possible) rather than quantized blocks.
+    pub fn is_dense(&self) -> bool {
+        matches!(self.weight, QMatMul::Tensor(_) | QMatMul::TensorF16(_))
+    }
+
+    /// Adapt this layer by `delta = up · down` (`up` `(out, R)` with every scale folded in,
+    /// `down` `(R, in)`, both f32 on the layer's device): merged into a copy of a dense weight, or
+    /// kept as a side path in `act_dtype` next to quantized blocks.
+    pub fn adapt(&mut self, down: &Tensor, up: &Tensor, act_dtype: DType) -> Result<()> {
+        let adapted = match &self.weight {
+            QMatMul::Tensor(w) | QMatMul::TensorF16(w) => {
+                let merged = (w.to_dtype(DType::F32)? + up.matmul(down)?)?.to_dtype(w.dtype())?;
+                Adapted::Merged(QMatMul::Tensor(merged))
+            }
+            QMatMul::QTensor(_) => Adapted::Side {
+                down: down.to_dtype(act_dtype)?,
+                up: up.to_dtype(act_dtype)?,
+            },
+        };
+        self.adapted = Some(adapted);
+        Ok(())
+    }
+
+    /// Back to the base weight, exactly (it was never changed).
+    pub fn clear(&mut self) {
+        self.adapted = None;
+    }
+
+    pub fn is_adapted(&self) -> bool {
+        self.adapted.is_some()
+    }
+}
+
+impl Module for FluxLinear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut y = match &self.adapted {
+            Some(Adapted::Merged(w)) => w.forward(x)?,
+            _ => self.weight.forward(x)?,
+        };
+        if let Some(Adapted::Side { down, up }) = &self.adapted {
+            let low = x.broadcast_matmul(&down.t()?)?;
+            y = (y + low.broadcast_matmul(&up.t()?)?)?;
+        }
+        match &self.bias {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+}
