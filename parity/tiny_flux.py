@@ -231,7 +231,10 @@ def transformer_to_bfl(transformer):
 
     lin("img_in", ["x_embedder"])
     lin("txt_in", ["context_embedder"])
-    for bfl, d in [("time_in", "timestep"), ("vector_in", "text")]:
+    embedders = [("time_in", "timestep"), ("vector_in", "text")]
+    if transformer.config.guidance_embeds:  # FLUX.1-dev-style
+        embedders.append(("guidance_in", "guidance"))
+    for bfl, d in embedders:
         lin(f"{bfl}.in_layer", [f"time_text_embed.{d}_embedder.linear_1"])
         lin(f"{bfl}.out_layer", [f"time_text_embed.{d}_embedder.linear_2"])
     lin("final_layer.linear", ["proj_out"])

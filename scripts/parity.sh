@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 venv=.venv-parity
-if ! "$venv/bin/python" -c "import torch, diffusers, transformers, gguf, safetensors, spandrel" 2>/dev/null; then
+if ! "$venv/bin/python" -c "import torch, diffusers, transformers, gguf, safetensors, spandrel, peft" 2>/dev/null; then
   python3 -m venv "$venv"
   # PyPI is the only index reachable here. Its x86-64 Linux torch wheel declares NVIDIA runtime
   # wheels as dependencies (about 3 GB); they are plain shared libraries that load without a GPU,

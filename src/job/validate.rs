@@ -415,7 +415,10 @@ fn validate_loras(spec: &JobSpec, limits: &Limits) -> Result<Vec<ValidLora>, Job
     if loras.len() > MAX_LORAS {
         return Err(JobError::invalid(
             "loras",
-            format!("has {} entries; at most {MAX_LORAS} LoRAs apply at once", loras.len()),
+            format!(
+                "has {} entries; at most {MAX_LORAS} LoRAs apply at once",
+                loras.len()
+            ),
         ));
     }
     loras
@@ -449,7 +452,12 @@ fn validate_lora_source(
     s: &crate::job::spec::LoraSourceSpec,
     limits: &Limits,
 ) -> Result<LoraSource, JobError> {
-    let given = [s.url.is_some(), s.s3.is_some(), s.hf.is_some(), s.path.is_some()];
+    let given = [
+        s.url.is_some(),
+        s.s3.is_some(),
+        s.hf.is_some(),
+        s.path.is_some(),
+    ];
     if given.iter().filter(|g| **g).count() != 1 {
         return Err(JobError::invalid(
             field,
@@ -481,7 +489,8 @@ fn parse_hub_file(field: &str, text: &str) -> Result<LoraSource, JobError> {
             && n.len() <= 96
             && n != "."
             && n != ".."
-            && n.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
     };
     let mut parts = text.splitn(3, '/');
     let (owner, repo, file) = match (parts.next(), parts.next(), parts.next()) {

@@ -407,8 +407,13 @@ impl Worker {
             let t = Instant::now();
             let (inputs, counts) =
                 loras::resolve(&gen.loras, &self.parts.fetcher, &self.parts.loras).await?;
-            tracing::info!(stage = "fetch_loras", cached = counts.cached, fetched = counts.fetched,
-                elapsed_ms = t.elapsed().as_millis() as u64, "stage finished");
+            tracing::info!(
+                stage = "fetch_loras",
+                cached = counts.cached,
+                fetched = counts.fetched,
+                elapsed_ms = t.elapsed().as_millis() as u64,
+                "stage finished"
+            );
             *timings.fetch_inputs.get_or_insert(0) += t.elapsed().as_millis() as u64;
             inputs
         };

@@ -481,16 +481,29 @@ fn true_cfg_runs_only_on_a_dev_model_with_a_scale_and_a_negative_prompt() {
         e.field.unwrap()
     };
     // schnell: neither a negative prompt nor a scale.
-    assert_eq!(field(check(br#"{"prompt":"x","true_cfg_scale":2}"#)), "true_cfg_scale");
-    // dev: a negative prompt needs a scale above 1, a scale needs a negative prompt.
-    assert_eq!(field(check_dev(br#"{"prompt":"x","negative_prompt":"blur"}"#)), "negative_prompt");
     assert_eq!(
-        field(check_dev(br#"{"prompt":"x","negative_prompt":"blur","true_cfg_scale":1}"#)),
+        field(check(br#"{"prompt":"x","true_cfg_scale":2}"#)),
+        "true_cfg_scale"
+    );
+    // dev: a negative prompt needs a scale above 1, a scale needs a negative prompt.
+    assert_eq!(
+        field(check_dev(br#"{"prompt":"x","negative_prompt":"blur"}"#)),
         "negative_prompt"
     );
-    assert_eq!(field(check_dev(br#"{"prompt":"x","true_cfg_scale":2}"#)), "true_cfg_scale");
     assert_eq!(
-        field(check_dev(br#"{"prompt":"x","negative_prompt":"b","true_cfg_scale":50}"#)),
+        field(check_dev(
+            br#"{"prompt":"x","negative_prompt":"blur","true_cfg_scale":1}"#
+        )),
+        "negative_prompt"
+    );
+    assert_eq!(
+        field(check_dev(br#"{"prompt":"x","true_cfg_scale":2}"#)),
+        "true_cfg_scale"
+    );
+    assert_eq!(
+        field(check_dev(
+            br#"{"prompt":"x","negative_prompt":"b","true_cfg_scale":50}"#
+        )),
         "true_cfg_scale"
     );
     let g = check_dev(br#"{"prompt":"x","negative_prompt":"blur","true_cfg_scale":2.5}"#)
@@ -505,8 +518,14 @@ fn true_cfg_runs_only_on_a_dev_model_with_a_scale_and_a_negative_prompt() {
         .unwrap()
         .generation
         .unwrap();
-    assert_eq!(styled.true_cfg.unwrap().negative_prompt, "pastel, soft, blurry");
-    let plain = check_dev(br#"{"prompt":"x","style":"metal"}"#).unwrap().generation.unwrap();
+    assert_eq!(
+        styled.true_cfg.unwrap().negative_prompt,
+        "pastel, soft, blurry"
+    );
+    let plain = check_dev(br#"{"prompt":"x","style":"metal"}"#)
+        .unwrap()
+        .generation
+        .unwrap();
     assert_eq!(plain.true_cfg, None);
 }
 
@@ -529,7 +548,9 @@ fn loras_are_validated_per_entry() {
         (ErrorCode::InvalidInput, "loras[0].source.hf".into())
     );
     assert_eq!(
-        field(r#"{"prompt":"x","loras":[{"source":{"hf":"a/b/c.safetensors"}},{"source":{"hf":"a/b/c.safetensors"},"scale":-2.5}]}"#),
+        field(
+            r#"{"prompt":"x","loras":[{"source":{"hf":"a/b/c.safetensors"}},{"source":{"hf":"a/b/c.safetensors"},"scale":-2.5}]}"#
+        ),
         (ErrorCode::InvalidInput, "loras[1].scale".into())
     );
     assert_eq!(

@@ -74,10 +74,7 @@ fn pixels(p: &mut FluxPipeline, req: &GenerateRequest) -> Vec<u8> {
 }
 
 fn with(loras: Vec<LoraInput>) -> GenerateRequest {
-    GenerateRequest {
-        loras,
-        ..request()
-    }
+    GenerateRequest { loras, ..request() }
 }
 
 /// Each naming changes the image; scale 0 is none; after LoRA jobs the weights are exactly the
@@ -90,7 +87,10 @@ fn loras_apply_and_come_off_exactly(weights: WeightsMode) {
     let mut seen = vec![base.clone()];
     for file in loras::FILES {
         let img = pixels(&mut p, &with(vec![lora(&model, file, 0, 1.0)]));
-        assert!(!seen.contains(&img), "{file} changes the image, and differently from the others");
+        assert!(
+            !seen.contains(&img),
+            "{file} changes the image, and differently from the others"
+        );
         seen.push(img);
     }
     let peft = &seen[1];
@@ -109,9 +109,15 @@ fn loras_apply_and_come_off_exactly(weights: WeightsMode) {
     let zero = pixels(&mut p, &with(vec![lora(&model, loras::FILES[0], 0, 0.0)]));
     assert!(zero == base, "scale 0 equals no LoRA");
     let after = pixels(&mut p, &request());
-    assert!(after == base, "no LoRA after LoRA jobs: the loaded weights, exactly");
+    assert!(
+        after == base,
+        "no LoRA after LoRA jobs: the loaded weights, exactly"
+    );
     let mut fresh = load(&model, None, weights);
-    assert!(pixels(&mut fresh, &request()) == after, "as a fresh process gives");
+    assert!(
+        pixels(&mut fresh, &request()) == after,
+        "as a fresh process gives"
+    );
 }
 
 #[test]
@@ -128,16 +134,26 @@ fn loras_on_dense_weights_merge_and_unmerge_exactly() {
 fn dev_style_model_uses_guidance_and_true_cfg() {
     let dir = tempfile::tempdir().unwrap();
     let model = tiny::write(dir.path(), 22, TinyLayout::Folder).unwrap();
-    let mut p = load(&model, Some(tiny::TINY_MANIFEST_DEV), WeightsMode::Quantized);
+    let mut p = load(
+        &model,
+        Some(tiny::TINY_MANIFEST_DEV),
+        WeightsMode::Quantized,
+    );
     let report = p.load_report().clone();
-    assert!(report.defaults.true_cfg, "a guidance embedding allows true CFG");
+    assert!(
+        report.defaults.true_cfg,
+        "a guidance embedding allows true CFG"
+    );
     assert_eq!((report.defaults.steps, report.defaults.guidance), (28, 3.5));
     let at = |g: f64| GenerateRequest {
         guidance: g,
         ..request()
     };
     let g35 = pixels(&mut p, &at(3.5));
-    assert!(g35 != pixels(&mut p, &at(1.0)), "distilled guidance matters");
+    assert!(
+        g35 != pixels(&mut p, &at(1.0)),
+        "distilled guidance matters"
+    );
     let cfg = |scale: f64| GenerateRequest {
         true_cfg: Some(TrueCfg {
             negative_prompt: "blurry, watermark".into(),
@@ -146,7 +162,10 @@ fn dev_style_model_uses_guidance_and_true_cfg() {
         ..at(3.5)
     };
     let neg = pixels(&mut p, &cfg(2.5));
-    assert!(neg != g35, "a negative prompt with true CFG changes the image");
+    assert!(
+        neg != g35,
+        "a negative prompt with true CFG changes the image"
+    );
     assert!(neg == pixels(&mut p, &cfg(2.5)), "deterministic");
     assert!(neg != pixels(&mut p, &cfg(4.0)), "the scale matters");
     // The schnell-style model has no guidance embedding: no true CFG.
@@ -179,29 +198,44 @@ async fn a_lora_url_is_fetched_once_per_volume_and_private_addresses_are_refused
     let server = TestServer::script(vec![Reply::ok(file)]).await;
     let url = server.url("/loras/brand.safetensors");
     let first = w
-        .handle(JobRequest::new(job("lora-1", json!([{"source": {"url": url}, "scale": 0.8}])), "d1"))
+        .handle(JobRequest::new(
+            job("lora-1", json!([{"source": {"url": url}, "scale": 0.8}])),
+            "d1",
+        ))
         .await;
     assert!(first.succeeded(), "{first:?}");
     let t = first.timings_ms.clone().unwrap();
     assert!(t.lora_load.is_some() && t.lora_apply.is_some(), "{t:?}");
     let second = w
-        .handle(JobRequest::new(job("lora-2", json!([{"source": {"url": url}, "scale": 0.8}])), "d2"))
+        .handle(JobRequest::new(
+            job("lora-2", json!([{"source": {"url": url}, "scale": 0.8}])),
+            "d2",
+        ))
         .await;
     assert!(second.succeeded(), "{second:?}");
-    assert_eq!(server.requests().len(), 1, "the second job read the volume's copy");
+    assert_eq!(
+        server.requests().len(),
+        1,
+        "the second job read the volume's copy"
+    );
     assert_eq!(
         second.timings_ms.unwrap().lora_load,
         Some(0),
         "the same set on the weights costs nothing"
     );
-    let plain = w.handle(JobRequest::new(job("plain", json!([])), "d3")).await;
+    let plain = w
+        .handle(JobRequest::new(job("plain", json!([])), "d3"))
+        .await;
     assert!(plain.succeeded(), "{plain:?}");
 
     // Without the loopback allowance the same URL is refused before anything is fetched.
     let dir2 = tempfile::tempdir().unwrap();
     let (strict, _) = worker(dir2.path(), &[]).await;
     let refused = strict
-        .handle(JobRequest::new(job("lora-3", json!([{"source": {"url": url}}])), "d4"))
+        .handle(JobRequest::new(
+            job("lora-3", json!([{"source": {"url": url}}])),
+            "d4",
+        ))
         .await;
     let e = refused.error.expect("refused");
     assert_eq!(e.code.as_str(), "invalid_input", "{e:?}");
@@ -213,19 +247,28 @@ async fn a_lora_url_is_fetched_once_per_volume_and_private_addresses_are_refused
 async fn bad_loras_fail_alone_naming_the_lora_and_the_next_job_has_clean_weights() {
     let dir = tempfile::tempdir().unwrap();
     let (w, model) = worker(dir.path(), &["--lora-max-bytes", "200000"]).await;
-    let clean = w.handle(JobRequest::new(job("clean-1", json!([])), "c1")).await;
+    let clean = w
+        .handle(JobRequest::new(job("clean-1", json!([])), "c1"))
+        .await;
     assert!(clean.succeeded(), "{clean:?}");
-    let bytes = |id: &str| std::fs::read(dir.path().join(format!("out/{id}/images/0.png"))).unwrap();
+    let bytes =
+        |id: &str| std::fs::read(dir.path().join(format!("out/{id}/images/0.png"))).unwrap();
     let reference = bytes("clean-1");
 
     let bad = dir.path().join("bad");
     std::fs::create_dir_all(&bad).unwrap();
     let good = std::fs::read(model.join(loras::FILES[0])).unwrap();
-    std::fs::write(bad.join("text.safetensors"), b"this is not a safetensors file").unwrap();
+    std::fs::write(
+        bad.join("text.safetensors"),
+        b"this is not a safetensors file",
+    )
+    .unwrap();
     std::fs::write(bad.join("truncated.safetensors"), &good[..good.len() / 2]).unwrap();
     let save = |name: &str, tensors: Vec<(&str, candle_core::Tensor)>| {
-        let map: std::collections::HashMap<String, candle_core::Tensor> =
-            tensors.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        let map: std::collections::HashMap<String, candle_core::Tensor> = tensors
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
         candle_core::safetensors::save(&map, bad.join(name)).unwrap();
     };
     let zeros = |shape: (usize, usize)| {
@@ -236,8 +279,14 @@ async fn bad_loras_fail_alone_naming_the_lora_and_the_next_job_has_clean_weights
     save(
         "wide.safetensors",
         vec![
-            ("lora_unet_double_blocks_0_img_attn_proj.lora_down.weight", zeros((4, 512))),
-            ("lora_unet_double_blocks_0_img_attn_proj.lora_up.weight", zeros((512, 4))),
+            (
+                "lora_unet_double_blocks_0_img_attn_proj.lora_down.weight",
+                zeros((4, 512)),
+            ),
+            (
+                "lora_unet_double_blocks_0_img_attn_proj.lora_up.weight",
+                zeros((512, 4)),
+            ),
         ],
     );
     // A Stable Diffusion UNet LoRA.
@@ -256,41 +305,132 @@ async fn bad_loras_fail_alone_naming_the_lora_and_the_next_job_has_clean_weights
     );
     // Text-encoder weights beside transformer ones: refused unless the job says skip.
     let mut with_te: Vec<(&str, candle_core::Tensor)> = vec![
-        ("lora_unet_double_blocks_0_img_attn_proj.lora_down.weight", zeros((4, 256))),
-        ("lora_unet_double_blocks_0_img_attn_proj.lora_up.weight", zeros((256, 4))),
+        (
+            "lora_unet_double_blocks_0_img_attn_proj.lora_down.weight",
+            zeros((4, 256)),
+        ),
+        (
+            "lora_unet_double_blocks_0_img_attn_proj.lora_up.weight",
+            zeros((256, 4)),
+        ),
     ];
-    with_te.push(("lora_te1_text_model_encoder_layers_0_mlp_fc1.lora_down.weight", zeros((4, 64))));
+    with_te.push((
+        "lora_te1_text_model_encoder_layers_0_mlp_fc1.lora_down.weight",
+        zeros((4, 64)),
+    ));
     save("with-te.safetensors", with_te);
     // Over the byte cap (200 000 bytes).
     std::fs::write(bad.join("huge.safetensors"), vec![0u8; 300_000]).unwrap();
 
     let path = |name: &str| bad.join(name).to_str().unwrap().to_owned();
     let cases = [
-        ("text", json!([{"source": {"path": path("text.safetensors")}}]), "loras[0]", "invalid_input", "safetensors"),
-        ("truncated", json!([{"source": {"path": path("truncated.safetensors")}}]), "loras[0]", "invalid_input", "safetensors"),
-        ("wide", json!([{"source": {"path": path("wide.safetensors")}}]), "loras[0]", "invalid_input", "do not fit the layer"),
-        ("sdxl", json!([{"source": {"path": path("sdxl.safetensors")}}]), "loras[0]", "invalid_input", "not a FLUX LoRA"),
-        ("second", json!([{"source": {"path": model.join(loras::FILES[1]).to_str().unwrap()}}, {"source": {"path": path("sdxl.safetensors")}}]), "loras[1]", "invalid_input", "Stable Diffusion"),
-        ("te", json!([{"source": {"path": path("with-te.safetensors")}}]), "loras[0]", "invalid_input", "text-encoder"),
-        ("huge", json!([{"source": {"path": path("huge.safetensors")}}]), "loras[0].source.path", "input_too_large", ""),
-        ("scale", json!([{"source": {"path": path("wide.safetensors")}, "scale": 3.0}]), "loras[0].scale", "invalid_input", "from -2 to 2"),
-        ("five", json!([{"source": {"path": "a"}}, {"source": {"path": "a"}}, {"source": {"path": "a"}}, {"source": {"path": "a"}}, {"source": {"path": "a"}}]), "loras", "invalid_input", "at most 4"),
-        ("two-sources", json!([{"source": {"path": "a", "url": "https://example.com/x"}}]), "loras[0].source", "invalid_input", "exactly one"),
+        (
+            "text",
+            json!([{"source": {"path": path("text.safetensors")}}]),
+            "loras[0]",
+            "invalid_input",
+            "safetensors",
+        ),
+        (
+            "truncated",
+            json!([{"source": {"path": path("truncated.safetensors")}}]),
+            "loras[0]",
+            "invalid_input",
+            "safetensors",
+        ),
+        (
+            "wide",
+            json!([{"source": {"path": path("wide.safetensors")}}]),
+            "loras[0]",
+            "invalid_input",
+            "do not fit the layer",
+        ),
+        (
+            "sdxl",
+            json!([{"source": {"path": path("sdxl.safetensors")}}]),
+            "loras[0]",
+            "invalid_input",
+            "not a FLUX LoRA",
+        ),
+        (
+            "second",
+            json!([{"source": {"path": model.join(loras::FILES[1]).to_str().unwrap()}}, {"source": {"path": path("sdxl.safetensors")}}]),
+            "loras[1]",
+            "invalid_input",
+            "Stable Diffusion",
+        ),
+        (
+            "te",
+            json!([{"source": {"path": path("with-te.safetensors")}}]),
+            "loras[0]",
+            "invalid_input",
+            "text-encoder",
+        ),
+        (
+            "huge",
+            json!([{"source": {"path": path("huge.safetensors")}}]),
+            "loras[0].source.path",
+            "input_too_large",
+            "",
+        ),
+        (
+            "scale",
+            json!([{"source": {"path": path("wide.safetensors")}, "scale": 3.0}]),
+            "loras[0].scale",
+            "invalid_input",
+            "from -2 to 2",
+        ),
+        (
+            "five",
+            json!([{"source": {"path": "a"}}, {"source": {"path": "a"}}, {"source": {"path": "a"}}, {"source": {"path": "a"}}, {"source": {"path": "a"}}]),
+            "loras",
+            "invalid_input",
+            "at most 4",
+        ),
+        (
+            "two-sources",
+            json!([{"source": {"path": "a", "url": "https://example.com/x"}}]),
+            "loras[0].source",
+            "invalid_input",
+            "exactly one",
+        ),
     ];
     for (id, loras_json, field, code, says) in cases {
         let outcome = w.handle(JobRequest::new(job(id, loras_json), id)).await;
         let e = outcome.error.unwrap_or_else(|| panic!("{id} should fail"));
-        assert_eq!((e.code.as_str(), e.field.as_deref()), (code, Some(field)), "{id}: {e:?}");
+        assert_eq!(
+            (e.code.as_str(), e.field.as_deref()),
+            (code, Some(field)),
+            "{id}: {e:?}"
+        );
         assert!(e.message.contains(says), "{id}: {}", e.message);
-        let next = w.handle(JobRequest::new(job(&format!("{id}-next"), json!([])), &format!("{id}-n"))).await;
-        assert!(next.succeeded(), "{id}: the worker serves the next job: {next:?}");
-        assert_eq!(bytes(&format!("{id}-next")), reference, "{id}: the next job has clean weights");
+        let next = w
+            .handle(JobRequest::new(
+                job(&format!("{id}-next"), json!([])),
+                &format!("{id}-n"),
+            ))
+            .await;
+        assert!(
+            next.succeeded(),
+            "{id}: the worker serves the next job: {next:?}"
+        );
+        assert_eq!(
+            bytes(&format!("{id}-next")),
+            reference,
+            "{id}: the next job has clean weights"
+        );
     }
     let skipped = w
         .handle(JobRequest::new(
-            job("te-skip", json!([{"source": {"path": path("with-te.safetensors")}, "text_encoder": "skip"}])),
+            job(
+                "te-skip",
+                json!([{"source": {"path": path("with-te.safetensors")}, "text_encoder": "skip"}]),
+            ),
             "te-skip",
         ))
         .await;
-    assert!(skipped.succeeded(), "text_encoder skip uses the transformer part: {skipped:?}");
+    assert!(
+        skipped.succeeded(),
+        "text_encoder skip uses the transformer part: {skipped:?}"
+    );
 }

@@ -103,6 +103,10 @@ mod tests {
         assert_eq!(std::fs::read(&a.path).unwrap(), b"one");
         assert_eq!(cache.lookup("https://x/a.safetensors"), Some(a.clone()));
         std::fs::remove_file(&a.path).unwrap();
-        assert_eq!(cache.lookup("s3://b/k"), None, "a record without its file is a miss");
+        assert_eq!(
+            cache.lookup("s3://b/k"),
+            None,
+            "a record without its file is a miss"
+        );
     }
 }

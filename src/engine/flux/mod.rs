@@ -157,7 +157,9 @@ impl FluxPipeline {
             Some(l @ crate::engine::files::manifest::License::Apache2) => {
                 tracing::info!(license = l.name(), preset = %m.name, "model licence: {}", l.commercial_note())
             }
-            Some(l) => tracing::warn!(license = l.name(), preset = %m.name, "model licence: {}", l.commercial_note()),
+            Some(l) => {
+                tracing::warn!(license = l.name(), preset = %m.name, "model licence: {}", l.commercial_note())
+            }
             None => tracing::info!(preset = %m.name, "model licence not recorded in its manifest"),
         }
         Ok(FluxPipeline {
@@ -199,7 +201,11 @@ impl FluxPipeline {
     }
 
     /// T5 hidden states and CLIP's pooled output of one prompt, in the activation dtype.
-    fn encode_prompt(&mut self, prompt: &str, max_sequence_length: u32) -> Result<(Tensor, Tensor)> {
+    fn encode_prompt(
+        &mut self,
+        prompt: &str,
+        max_sequence_length: u32,
+    ) -> Result<(Tensor, Tensor)> {
         let t5 = self
             .t5
             .encode(prompt, max_sequence_length as usize)?
@@ -229,9 +235,12 @@ impl FluxPipeline {
         let start = latents.to_dtype(self.act_dtype).map_err(c)?;
         let b = latents.dim(0).map_err(c)?;
         // `State` repeats the text rows for every image of the batch.
-        let state = |text: &(Tensor, Tensor)| sampling::State::new(&text.0, &text.1, &start).map_err(c);
+        let state =
+            |text: &(Tensor, Tensor)| sampling::State::new(&text.0, &text.1, &start).map_err(c);
         let state_pos = state(text)?;
-        let state_neg = negative.map(|(t, scale)| state(t).map(|s| (s, scale))).transpose()?;
+        let state_neg = negative
+            .map(|(t, scale)| state(t).map(|s| (s, scale)))
+            .transpose()?;
         let guidance = Tensor::full(req.guidance as f32, b, &self.device).map_err(c)?;
         let mut img = state_pos.img.to_dtype(DType::F32).map_err(c)?;
         let model = self.transformer.as_forward();
@@ -243,9 +252,15 @@ impl FluxPipeline {
             let t = (window[0], window[1]);
             img = match &state_neg {
                 None => euler_step(model, &state_pos, &img, t, Some(&guidance), self.act_dtype),
-                Some((neg, scale)) => {
-                    true_cfg_step(model, (&state_pos, neg), *scale, &img, t, &guidance, self.act_dtype)
-                }
+                Some((neg, scale)) => true_cfg_step(
+                    model,
+                    (&state_pos, neg),
+                    *scale,
+                    &img,
+                    t,
+                    &guidance,
+                    self.act_dtype,
+                ),
             }
             .map_err(c)?;
             ctl.step_done(step_start.elapsed().as_millis() as u64);
@@ -397,7 +412,15 @@ pub fn true_cfg_step(
     let t_vec = Tensor::full(t_curr as f32, img.dim(0)?, img.device())?;
     let x = img.to_dtype(act_dtype)?;
     let velocity = |s: &sampling::State| {
-        model.forward(&x, &s.img_ids, &s.txt, &s.txt_ids, &t_vec, &s.vec, Some(guidance))
+        model.forward(
+            &x,
+            &s.img_ids,
+            &s.txt,
+            &s.txt_ids,
+            &t_vec,
+            &s.vec,
+            Some(guidance),
+        )
     };
     let pos = velocity(states.0)?;
     let neg = velocity(states.1)?;

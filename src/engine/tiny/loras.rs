@@ -60,17 +60,59 @@ pub fn write(dir: &Path, hidden: usize, mlp: usize, rng: &mut impl Rng) -> Resul
     let h = hidden;
     // diffusers/PEFT: attention and MLP of both block kinds, the final norm's modulation.
     let mut peft = HashMap::new();
-    for m in ["to_q", "to_k", "to_v", "add_q_proj", "add_k_proj", "add_v_proj"] {
-        add(rng, &mut peft, &format!("transformer.transformer_blocks.0.attn.{m}"), (h, h))?;
+    for m in [
+        "to_q",
+        "to_k",
+        "to_v",
+        "add_q_proj",
+        "add_k_proj",
+        "add_v_proj",
+    ] {
+        add(
+            rng,
+            &mut peft,
+            &format!("transformer.transformer_blocks.0.attn.{m}"),
+            (h, h),
+        )?;
     }
-    add(rng, &mut peft, "transformer.transformer_blocks.0.attn.to_out.0", (h, h))?;
-    add(rng, &mut peft, "transformer.transformer_blocks.0.ff.net.0.proj", (h, mlp))?;
-    add(rng, &mut peft, "transformer.transformer_blocks.0.ff_context.net.2", (mlp, h))?;
+    add(
+        rng,
+        &mut peft,
+        "transformer.transformer_blocks.0.attn.to_out.0",
+        (h, h),
+    )?;
+    add(
+        rng,
+        &mut peft,
+        "transformer.transformer_blocks.0.ff.net.0.proj",
+        (h, mlp),
+    )?;
+    add(
+        rng,
+        &mut peft,
+        "transformer.transformer_blocks.0.ff_context.net.2",
+        (mlp, h),
+    )?;
     for m in ["attn.to_q", "attn.to_k", "attn.to_v"] {
-        add(rng, &mut peft, &format!("transformer.single_transformer_blocks.0.{m}"), (h, h))?;
+        add(
+            rng,
+            &mut peft,
+            &format!("transformer.single_transformer_blocks.0.{m}"),
+            (h, h),
+        )?;
     }
-    add(rng, &mut peft, "transformer.single_transformer_blocks.0.proj_mlp", (h, mlp))?;
-    add(rng, &mut peft, "transformer.single_transformer_blocks.0.proj_out", (h + mlp, h))?;
+    add(
+        rng,
+        &mut peft,
+        "transformer.single_transformer_blocks.0.proj_mlp",
+        (h, mlp),
+    )?;
+    add(
+        rng,
+        &mut peft,
+        "transformer.single_transformer_blocks.0.proj_out",
+        (h + mlp, h),
+    )?;
     add(rng, &mut peft, "transformer.norm_out.linear", (h, 2 * h))?;
     candle_core::safetensors::save(&peft, dir.join(FILES[0]))?;
 

@@ -63,9 +63,16 @@ fn err(message: impl Into<String>) -> FormatError {
 }
 
 fn is_text_encoder(key: &str) -> bool {
-    ["text_encoder", "lora_te", "te1.", "te2.", "clip_l.", "t5xxl."]
-        .iter()
-        .any(|p| key.starts_with(p))
+    [
+        "text_encoder",
+        "lora_te",
+        "te1.",
+        "te2.",
+        "clip_l.",
+        "t5xxl.",
+    ]
+    .iter()
+    .any(|p| key.starts_with(p))
 }
 
 /// One (down, up, alpha) triple being gathered, keyed by module name as the file spells it.
@@ -290,9 +297,16 @@ fn unknown(module: &str) -> FormatError {
 
 /// Stable Diffusion (1.x, 2.x, XL) UNet block names, in diffusers' or the original naming.
 fn looks_like_unet(key: &str) -> bool {
-    ["down_blocks", "up_blocks", "mid_block", "input_blocks", "output_blocks", "middle_block"]
-        .iter()
-        .any(|p| key.contains(p))
+    [
+        "down_blocks",
+        "up_blocks",
+        "mid_block",
+        "input_blocks",
+        "output_blocks",
+        "middle_block",
+    ]
+    .iter()
+    .any(|p| key.contains(p))
 }
 
 /// A 2-D matrix (1x1 convolution kernels of some trainers are flattened).

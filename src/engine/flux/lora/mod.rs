@@ -114,7 +114,13 @@ impl LoraState {
         drop(linears);
         self.applied = key;
         let apply_ms = started.elapsed().as_millis() as u64;
-        tracing::info!(loras = wanted.len(), layers = count, load_ms, apply_ms, "LoRAs applied");
+        tracing::info!(
+            loras = wanted.len(),
+            layers = count,
+            load_ms,
+            apply_ms,
+            "LoRAs applied"
+        );
         Ok(LoraTimings { load_ms, apply_ms })
     }
 
@@ -198,7 +204,10 @@ fn stack(
                 let up = (&p.up * (p.scale * job_scale))
                     .and_then(|u| u.pad_with_zeros(0, p.row, out_dim - p.row - rows))
                     .map_err(c)?;
-                downs.entry(module.clone()).or_default().push(p.down.clone());
+                downs
+                    .entry(module.clone())
+                    .or_default()
+                    .push(p.down.clone());
                 ups.entry(module.clone()).or_default().push(up);
             }
         }
@@ -206,8 +215,12 @@ fn stack(
     let mut out = BTreeMap::new();
     for (module, d) in downs {
         let u = &ups[&module];
-        let down = Tensor::cat(&d, 0).and_then(|t| t.to_device(device)).map_err(c)?;
-        let up = Tensor::cat(u, 1).and_then(|t| t.to_device(device)).map_err(c)?;
+        let down = Tensor::cat(&d, 0)
+            .and_then(|t| t.to_device(device))
+            .map_err(c)?;
+        let up = Tensor::cat(u, 1)
+            .and_then(|t| t.to_device(device))
+            .map_err(c)?;
         out.insert(module, (down, up));
     }
     Ok(out)
