@@ -23,7 +23,7 @@ pub struct Progress {
 /// What the engine thread is asked to do.
 enum Work {
     Generate {
-        req: GenerateRequest,
+        req: Box<GenerateRequest>,
         progress: Option<tokio::sync::mpsc::UnboundedSender<Progress>>,
         reply: oneshot::Sender<Result<GenerateOutput, EngineError>>,
     },
@@ -174,7 +174,7 @@ impl EngineHandle {
         let (reply, rx) = oneshot::channel();
         self.generations.fetch_add(1, Ordering::Relaxed);
         let work = Work::Generate {
-            req,
+            req: Box::new(req),
             progress,
             reply,
         };
@@ -381,7 +381,7 @@ impl Generation {
                 progress,
                 reply,
             } => Taken::Generation(Generation {
-                req,
+                req: *req,
                 progress,
                 reply,
                 cancel: cmd.cancel,

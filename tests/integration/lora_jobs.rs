@@ -407,7 +407,7 @@ async fn bad_loras_fail_alone_naming_the_lora_and_the_next_job_has_clean_weights
         let next = w
             .handle(JobRequest::new(
                 job(&format!("{id}-next"), json!([])),
-                &format!("{id}-n"),
+                format!("{id}-n"),
             ))
             .await;
         assert!(
