@@ -4,6 +4,8 @@ On the tiny random-weight FLUX of `tiny_flux.py` (with a second, dev-style trans
 guidance embedding), float32 on the CPU, from the same initial latents:
 - FLUX.1-dev: `FluxPipeline` with guidance embeds and dev's dynamic shifted schedule;
 - true CFG: a negative prompt with `true_cfg_scale` 2.5 (two passes per step);
+- FLUX.1 Kontext: `FluxKontextPipeline` editing a 96x128 photo (its tokens appended with their
+  own position ids), on the dev-style transformer;
 - LoRAs: a random LoRA in each naming (diffusers/PEFT, kohya with alpha, XLabs) loaded with
   diffusers' `load_lora_weights` (its own converters read kohya and XLabs) at two scales, and two
   LoRAs at once; on dense weights (merged) and on Q8_0 blocks (side path, against diffusers on
@@ -24,12 +26,15 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+import base64
+import io
+
 import diffusers
-from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline
+from diffusers import FlowMatchEulerDiscreteScheduler, FluxKontextPipeline, FluxPipeline
 
 sys.path.insert(0, str(Path(__file__).parent))
 import tiny_flux  # noqa: E402
-from flux_parity import dequantized_pipeline, rel_l2  # noqa: E402
+from flux_parity import dequantized_pipeline, photo, rel_l2  # noqa: E402
 
 F32_GOAL = 1e-5
 Q8_GOAL = 2e-2
@@ -66,12 +71,14 @@ def manifests(bfl: Path):
     out = {}
     for key, transformer, schedule, guidance in [
         ("dev", "flux1-tiny-dev.safetensors", "dev", 3.5),
+        ("kontext", "flux1-tiny-dev.safetensors", "dev", 3.5),
         ("schnell", "flux1-tiny.safetensors", "schnell", 0.0),
         ("schnell-q8", "flux1-tiny-q8_0.gguf", "schnell", 0.0),
     ]:
         manifest = {
             "version": 1, "name": f"parity {transformer}", "files": {"transformer": transformer, **files},
-            "flux": {"axes_dim": list(tiny_flux.AXES), "theta": 10000, "schedule": schedule},
+            "flux": {"axes_dim": list(tiny_flux.AXES), "theta": 10000, "schedule": schedule,
+                     **({"kontext": True} if key == "kontext" else {})},
             "vae": {"scale_factor": 0.3611, "shift_factor": 0.1159},
             "defaults": {"width": W, "height": H, "steps": STEPS, "guidance": guidance, "max_sequence_length": 256},
         }
@@ -150,6 +157,17 @@ def reference(pipe, noise, loras=(), guidance=0.0, negative=None, true_cfg=1.0):
     return pipe._unpack_latents(packed, H, W, pipe.vae_scale_factor)
 
 
+def reference_kontext(dev, noise, image):
+    """FluxKontextPipeline's final latents editing `image` (kept at its size: no auto-resize, and
+    `max_area` the target's so the output stays W x H)."""
+    kontext = FluxKontextPipeline(**dev.components)
+    with torch.no_grad():
+        packed = kontext(image=image, prompt=PROMPT, width=W, height=H, num_inference_steps=STEPS,
+                         guidance_scale=3.5, max_sequence_length=32, max_area=W * H, _auto_resize=False,
+                         latents=kontext._pack_latents(noise, 1, 16, H // 8, W // 8), output_type="latent").images
+    return kontext._unpack_latents(packed, H, W, kontext.vae_scale_factor)
+
+
 def run_merchgen(binary, work, manifest, weights, name, noise_file, extra):
     job = {"id": name, "prompt": PROMPT, "width": W, "height": H, "num_inference_steps": STEPS, "seed": 0,
            "max_sequence_length": 32, **extra}
@@ -213,9 +231,18 @@ def main():
                   dict(guidance=3.5, loras=[(loras["kohya"], 0.8)]),
                   {"guidance_scale": 3.5, **lora_job([("kohya", 0.8)])}))
 
+    edit_photo = photo(96, 128)
+    buf = io.BytesIO()
+    edit_photo.save(buf, "PNG")
+    cases.append(("kontext-edit-96x128", dev, m["kontext"], "bf16", F32_GOAL, dict(edit=edit_photo),
+                  {"guidance_scale": 3.5, "mode": "edit", "image": {"base64": base64.b64encode(buf.getvalue()).decode()}}))
+
     rows, failed = [], False
     for name, ref_pipe, manifest, weights, goal, ref_kwargs, job in cases:
-        ref = reference(ref_pipe, noise, **ref_kwargs)
+        if "edit" in ref_kwargs:
+            ref = reference_kontext(ref_pipe, noise, ref_kwargs["edit"])
+        else:
+            ref = reference(ref_pipe, noise, **ref_kwargs)
         ours = run_merchgen(args.merchgen, work, manifest, weights, name, noise_file, job)
         row = {"case": name, "weights": weights, "rel_l2": rel_l2(ours, ref), "goal": goal}
         row["ok"] = row["rel_l2"] <= goal
@@ -231,6 +258,11 @@ def main():
         if moved < 1e-3:
             print(f"MISSED: the {fmt} LoRA hardly changes the output; the parity cases would prove nothing")
             failed = True
+    moved = rel_l2(reference_kontext(dev, noise, edit_photo), reference(dev, noise, guidance=3.5))
+    print(f"the reference photo moves Kontext's latents by {moved:.2e} against no photo (relative L2)")
+    if moved < 1e-3:
+        print("MISSED: the Kontext reference hardly changes the output; its parity case would prove nothing")
+        failed = True
     print("\n| case | merchgen --weights | latents rel. L2 | goal | ok |")
     print("|---|---|---|---|---|")
     for r in rows:

@@ -137,9 +137,12 @@ pub struct BatchMember<'a> {
 #[derive(Debug, Clone)]
 pub struct InitImage {
     pub image: RgbaImage,
-    /// In (0, 1]: how much of the schedule is run (diffusers' semantics).
+    /// In (0, 1]: how much of the schedule is run (diffusers' semantics; image-to-image only).
     pub strength: f64,
     pub fit: flux::img2img::ImageFit,
+    /// A Kontext edit (the photo is a reference the whole schedule sees) rather than
+    /// image-to-image (the photo is noised and denoised from part-way).
+    pub edit: bool,
 }
 
 /// Noise read from a file (`merchgen invoke --initial-noise`), so a run starts from exactly the

@@ -21,6 +21,10 @@ pub struct JobSpec {
     pub image: Option<ImageSourceSpec>,
     #[serde(default)]
     pub strength: Option<f64>,
+    /// What `image` is for: `img2img` (default: noised and denoised from part-way, `strength`)
+    /// or `edit` (FLUX.1 Kontext: a reference the edit keeps the subject of).
+    #[serde(default)]
+    pub mode: Option<ImageMode>,
     /// Mockup-only: an image to place on products; nothing is generated.
     #[serde(default)]
     pub design: Option<ImageSourceSpec>,
@@ -57,6 +61,14 @@ pub struct JobSpec {
     pub output: Option<OutputSpec>,
     #[serde(default)]
     pub webhook: Option<WebhookSpec>,
+}
+
+/// How a job's `image` is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageMode {
+    Img2img,
+    Edit,
 }
 
 /// One LoRA of a job.

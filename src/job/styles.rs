@@ -11,6 +11,9 @@ pub struct Style {
     pub name: String,
     /// Template with one `{prompt}` placeholder.
     pub prompt: String,
+    /// The same style phrased as an edit of the job's photo (FLUX.1 Kontext's `mode: edit`),
+    /// with one `{prompt}` placeholder.
+    pub edit: String,
     /// Negative prompt added to the job's own.
     pub negative: String,
     /// The background mode of a job with this style that names none (designs meant to be cut
@@ -23,6 +26,11 @@ impl Style {
     /// The job's prompt wrapped by this style.
     pub fn apply(&self, prompt: &str) -> String {
         self.prompt.replace("{prompt}", prompt.trim())
+    }
+
+    /// The job's prompt wrapped by this style's edit phrasing.
+    pub fn apply_edit(&self, prompt: &str) -> String {
+        self.edit.replace("{prompt}", prompt.trim()).trim().to_owned()
     }
 
     /// The style's negative prompt joined with the job's; `None` when both are empty.
@@ -94,6 +102,21 @@ mod tests {
         for s in all() {
             assert_eq!(s.prompt.matches("{prompt}").count(), 1, "{}", s.name);
         }
+    }
+
+    #[test]
+    fn every_style_has_one_placeholder_in_both_phrasings() {
+        for s in all() {
+            assert_eq!(s.prompt.matches("{prompt}").count(), 1, "{}", s.name);
+            assert_eq!(s.edit.matches("{prompt}").count(), 1, "{}", s.name);
+            if s.name != "standard" {
+                assert!(s.edit.starts_with("Turn this photo into"), "{}", s.name);
+            }
+        }
+        assert!(find("pop_art")
+            .unwrap()
+            .apply_edit("my dog")
+            .ends_with("recognisable. my dog"));
     }
 
     #[test]

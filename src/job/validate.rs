@@ -59,6 +59,8 @@ pub struct GenerationDefaults {
     /// has an effect on FLUX: models with a guidance embedding (FLUX.1-dev, Kontext) do, with
     /// `true_cfg_scale` above 1; FLUX.1-schnell does not.
     pub true_cfg: bool,
+    /// Whether the model edits photos (FLUX.1 Kontext: `mode: edit`).
+    pub edit: bool,
 }
 
 impl Default for GenerationDefaults {
@@ -71,6 +73,7 @@ impl Default for GenerationDefaults {
             guidance: 0.0,
             max_sequence_length: 256,
             true_cfg: false,
+            edit: false,
         }
     }
 }
@@ -103,6 +106,9 @@ pub struct ValidGeneration {
     pub seed_drawn: bool,
     pub num_images: u32,
     pub max_sequence_length: u32,
+    /// An edit that named no size: the worker takes Kontext's resolution nearest the photo's
+    /// aspect ratio once the photo is read (`width`/`height` hold the defaults until then).
+    pub size_from_image: bool,
     /// The job's LoRAs, in order.
     pub loras: Vec<ValidLora>,
 }
@@ -139,6 +145,8 @@ pub struct InitImage {
     pub source: ImageSource,
     pub strength: f64,
     pub fit: crate::job::spec::ImageFit,
+    /// A Kontext edit rather than image-to-image.
+    pub edit: bool,
 }
 
 /// Products to render.
@@ -320,6 +328,7 @@ fn reject_generation_fields_for_design(spec: &JobSpec) -> Result<(), JobError> {
         ("true_cfg_scale", spec.true_cfg_scale.is_some()),
         ("image", spec.image.is_some()),
         ("strength", spec.strength.is_some()),
+        ("mode", spec.mode.is_some()),
         ("num_inference_steps", spec.num_inference_steps.is_some()),
         ("guidance_scale", spec.guidance_scale.is_some()),
         ("num_images", spec.num_images.is_some()),
@@ -352,7 +361,9 @@ fn validate_generation(
         .transpose()?
         .filter(|n| !n.trim().is_empty());
     let style = spec.style.as_deref().map(styles::find).transpose()?;
+    let edit = spec.mode == Some(crate::job::spec::ImageMode::Edit);
     let prompt = match style {
+        Some(s) if edit => s.apply_edit(&prompt_text),
         Some(s) => s.apply(&prompt_text),
         None => prompt_text,
     };
@@ -389,8 +400,9 @@ fn validate_generation(
             "is too large: seed + num_images must fit in 64 bits",
         ));
     }
-    let init_image = validate_init_image(spec, limits)?;
+    let init_image = validate_init_image(spec, limits, defaults)?;
     let loras = validate_loras(spec, limits)?;
+    let size_from_image = edit && spec.width.is_none() && spec.height.is_none();
     Ok(ValidGeneration {
         prompt,
         style: spec.style.clone(),
@@ -404,6 +416,7 @@ fn validate_generation(
         seed_drawn,
         num_images,
         max_sequence_length,
+        size_from_image,
         loras,
     })
 }
@@ -569,7 +582,34 @@ fn validate_true_cfg(
     }
 }
 
-fn validate_init_image(spec: &JobSpec, limits: &Limits) -> Result<Option<InitImage>, JobError> {
+fn validate_init_image(
+    spec: &JobSpec,
+    limits: &Limits,
+    defaults: &GenerationDefaults,
+) -> Result<Option<InitImage>, JobError> {
+    use crate::job::spec::ImageMode;
+    match (spec.image.is_some(), spec.mode) {
+        (false, Some(_)) => {
+            return Err(JobError::invalid(
+                "mode",
+                "says what `image` is for; give `image` too",
+            ))
+        }
+        (true, Some(ImageMode::Edit)) if !defaults.edit => {
+            return Err(JobError::invalid(
+                "mode",
+                "`edit` needs a FLUX.1 Kontext model (a `flux-kontext-*` preset); this worker's model does image-to-image only (`img2img`)",
+            ))
+        }
+        (true, Some(ImageMode::Edit)) if spec.strength.is_some() => {
+            return Err(JobError::invalid(
+                "strength",
+                "only applies to `img2img`; an edit always runs the whole schedule",
+            ))
+        }
+        _ => {}
+    }
+    let edit = spec.mode == Some(ImageMode::Edit);
     match (&spec.image, spec.strength) {
         (None, Some(_)) => Err(JobError::invalid(
             "strength",
@@ -586,8 +626,9 @@ fn validate_init_image(spec: &JobSpec, limits: &Limits) -> Result<Option<InitIma
             }
             Ok(Some(InitImage {
                 source: validate_source("image", image, limits.input_s3_allow.as_ref())?,
-                strength,
+                strength: if edit { 1.0 } else { strength },
                 fit: image.fit.unwrap_or_default(),
+                edit,
             }))
         }
     }

@@ -397,6 +397,7 @@ impl Worker {
                             crate::engine::flux::img2img::ImageFit::Contain
                         }
                     },
+                    edit: init.edit,
                 })
             }
             None => None,
@@ -417,10 +418,17 @@ impl Worker {
             *timings.fetch_inputs.get_or_insert(0) += t.elapsed().as_millis() as u64;
             inputs
         };
+        // An edit without a size: Kontext's resolution nearest the photo's aspect ratio.
+        let (width, height) = match &init {
+            Some(i) if gen.size_from_image => {
+                crate::engine::flux::kontext::preferred_size(i.image.width(), i.image.height())
+            }
+            _ => (gen.width, gen.height),
+        };
         let request = GenerateRequest {
             prompt: gen.prompt.clone(),
-            width: gen.width,
-            height: gen.height,
+            width,
+            height,
             steps: gen.steps,
             guidance: gen.guidance,
             seed: gen.seed,

@@ -122,6 +122,7 @@ fn diffusers_layout_generates_the_images_of_the_bfl_layout() {
             image: photo(),
             strength: 0.7,
             fit: ImageFit::Cover,
+            edit: false,
         })
     };
     assert_eq!(

@@ -84,6 +84,7 @@ fn img2img_strength_one_equals_txt2img_and_variations_differ() {
         image: photo(96, 80),
         strength: 1.0,
         fit: ImageFit::Cover,
+        edit: false,
     };
     let i2i = run(&mut p, &request(4, 2, Some(init)));
     let t2i = run(&mut p, &request(4, 2, None));
@@ -110,6 +111,7 @@ fn img2img_strength_near_zero_is_the_vae_round_trip() {
         image: src.clone(),
         strength: 0.02,
         fit: ImageFit::Cover,
+        edit: false,
     };
     let out = run(&mut p, &request(50, 1, Some(init))).remove(0);
     let near = mean_abs(&out, &round_trip);
@@ -136,6 +138,7 @@ fn img2img_non_square_output_has_requested_size() {
             image: photo(50, 120),
             strength: 0.75,
             fit: ImageFit::Contain,
+            edit: false,
         }),
     );
     req.width = 96;

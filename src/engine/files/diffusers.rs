@@ -258,6 +258,7 @@ pub fn resolve(dir: &Path) -> Result<ResolvedModel, ModelError> {
             axes_dim: tcfg.axes_dims_rope.clone(),
             theta: 10_000,
             schedule: sched,
+            kontext: false,
         },
         vae: VaeFacts {
             scale_factor: vcfg.scaling_factor,

@@ -57,6 +57,9 @@ pub struct FluxFacts {
     pub theta: usize,
     /// `schnell` (no shift) or `dev` (resolution-dependent shift).
     pub schedule: Schedule,
+    /// FLUX.1 Kontext: the transformer edits a reference photo (`mode: edit` jobs).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub kontext: bool,
 }
 
 /// The sigma schedule family (`schedule.rs` computes the sigmas).
@@ -173,6 +176,7 @@ pub fn schnell_facts() -> (FluxFacts, VaeFacts, ModelDefaults) {
             axes_dim: vec![16, 56, 56],
             theta: 10_000,
             schedule: Schedule::Schnell,
+            kontext: false,
         },
         VaeFacts {
             scale_factor: 0.3611,

@@ -38,8 +38,10 @@ pub mod pins {
     /// read from the machine these presets were written on, so the dev presets follow `main`
     /// until someone with hub access replaces this with a commit (`models fetch` warns).
     pub const FLUX_DEV_GGUF: &str = "main";
+    /// `QuantStack/FLUX.1-Kontext-dev-GGUF`: NOT pinned yet, for the same reason.
+    pub const FLUX_KONTEXT_GGUF: &str = "main";
     /// Files of the presets that are not pinned to a commit (see `FLUX_DEV_GGUF`).
-    pub const UNPINNED: &[&str] = &["city96/FLUX.1-dev-gguf"];
+    pub const UNPINNED: &[&str] = &["city96/FLUX.1-dev-gguf", "QuantStack/FLUX.1-Kontext-dev-GGUF"];
 }
 
 /// How a preset names its files.
@@ -77,7 +79,7 @@ fn schnell(name: &'static str, transformer: &'static str) -> PresetFiles {
             pins::FLUX_SCHNELL_GGUF,
             transformer,
         ),
-        false,
+        Family::Schnell,
     )
 }
 
@@ -87,11 +89,33 @@ fn dev(name: &'static str, transformer: &'static str) -> PresetFiles {
     flux_preset(
         name,
         hub("city96/FLUX.1-dev-gguf", pins::FLUX_DEV_GGUF, transformer),
-        true,
+        Family::Dev,
     )
 }
 
-fn flux_preset(name: &'static str, transformer: HubFile, dev: bool) -> PresetFiles {
+/// FLUX.1 Kontext [dev]: QuantStack's GGUF transformer (dev's architecture), the same VAE and
+/// encoders, dev's schedule and defaults; jobs may use `mode: edit`.
+fn kontext(name: &'static str, transformer: &'static str) -> PresetFiles {
+    flux_preset(
+        name,
+        hub(
+            "QuantStack/FLUX.1-Kontext-dev-GGUF",
+            pins::FLUX_KONTEXT_GGUF,
+            transformer,
+        ),
+        Family::Kontext,
+    )
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Schnell,
+    Dev,
+    Kontext,
+}
+
+fn flux_preset(name: &'static str, transformer: HubFile, family: Family) -> PresetFiles {
+    let dev = family != Family::Schnell;
     let flux_repo = "black-forest-labs/FLUX.1-schnell";
     let files = BTreeMap::from([
         (Role::Transformer, transformer),
@@ -143,6 +167,7 @@ fn flux_preset(name: &'static str, transformer: HubFile, dev: bool) -> PresetFil
         defaults.guidance = 3.5;
         defaults.max_sequence_length = 512;
     }
+    flux.kontext = family == Family::Kontext;
     let manifest = ModelManifest {
         version: 1,
         name: name.to_owned(),
@@ -191,6 +216,16 @@ pub fn all() -> Vec<Preset> {
             files: dev("flux-dev-q8", "flux1-dev-Q8_0.gguf"),
         },
         Preset {
+            name: "flux-kontext-q4",
+            description: "FLUX.1 Kontext [dev] photo edits, transformer GGUF Q4_K_S (6.8 GB), T5-XXL GGUF Q8_0; non-commercial licence",
+            files: kontext("flux-kontext-q4", "flux1-kontext-dev-Q4_K_S.gguf"),
+        },
+        Preset {
+            name: "flux-kontext-q8",
+            description: "FLUX.1 Kontext [dev] photo edits, transformer GGUF Q8_0 (12.7 GB), T5-XXL GGUF Q8_0; non-commercial licence",
+            files: kontext("flux-kontext-q8", "flux1-kontext-dev-Q8_0.gguf"),
+        },
+        Preset {
             name: "tiny-flux",
             description: "tiny random-weight FLUX written by `merchgen models tiny` (noise images)",
             files: PresetFiles::ManifestRepo {
@@ -204,6 +239,14 @@ pub fn all() -> Vec<Preset> {
             files: PresetFiles::ManifestRepo {
                 repo: TINY_REPO,
                 manifest: TINY_MANIFEST_Q4K,
+            },
+        },
+        Preset {
+            name: "tiny-flux-kontext",
+            description: "the tiny dev-style transformer as a Kontext model (photo edits)",
+            files: PresetFiles::ManifestRepo {
+                repo: TINY_REPO,
+                manifest: crate::engine::tiny::TINY_MANIFEST_KONTEXT,
             },
         },
         Preset {

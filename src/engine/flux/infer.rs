@@ -113,6 +113,7 @@ mod tests {
             axes_dim: vec![16, 56, 56],
             theta: 10_000,
             schedule: Schedule::Schnell,
+            kontext: false,
         };
         let err = flux_config(&shapes, &facts).unwrap_err().to_string();
         assert!(err.contains("head size in the weights is 32"), "{err}");

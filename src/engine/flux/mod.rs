@@ -12,6 +12,7 @@ mod batch;
 pub mod dense;
 pub mod img2img;
 pub mod infer;
+pub mod kontext;
 pub mod loader;
 pub mod lora;
 pub mod names;
@@ -145,6 +146,7 @@ impl FluxPipeline {
                 // diffusers runs true CFG on any FLUX; merchgen offers it where a guidance
                 // embedding shows a dev-type model (schnell's distillation has no use for it).
                 true_cfg: guidance_embed,
+                edit: m.flux.kontext,
             },
             footprint: Some(footprint),
             free_after_load: crate::engine::flux::weights::free_device_memory(device),
@@ -227,6 +229,7 @@ impl FluxPipeline {
         latents: &Tensor,
         text: &(Tensor, Tensor),
         negative: Option<(&(Tensor, Tensor), f64)>,
+        reference: Option<&kontext::Reference>,
         req: &GenerateRequest,
         timesteps: &[f64],
         ctl: &mut Control<'_, '_>,
@@ -243,7 +246,21 @@ impl FluxPipeline {
             .transpose()?;
         let guidance = Tensor::full(req.guidance as f32, b, &self.device).map_err(c)?;
         let mut img = state_pos.img.to_dtype(DType::F32).map_err(c)?;
-        let model = self.transformer.as_forward();
+        let edit = match reference {
+            Some(r) => {
+                let (img, ids) = r.rows(b, self.act_dtype).map_err(c)?;
+                Some(kontext::WithReference {
+                    model: self.transformer.as_forward(),
+                    img,
+                    ids,
+                })
+            }
+            None => None,
+        };
+        let model: &dyn cflux::WithForward = match &edit {
+            Some(e) => e,
+            None => self.transformer.as_forward(),
+        };
         for window in timesteps.windows(2) {
             if ctl.cancel.load(Ordering::Relaxed) {
                 return Err(EngineError::Cancelled);
@@ -333,6 +350,7 @@ impl FluxPipeline {
                 image: photo.clone(),
                 strength: 1.0,
                 fit: img2img::ImageFit::Cover,
+                edit: false,
             }),
             noise: None,
             dump_latents: None,
@@ -494,8 +512,23 @@ impl Generator for FluxPipeline {
         };
         timings.encode_text_ms = started.elapsed().as_millis() as u64;
         let schedule = self.timesteps(req);
+        let mut reference = None;
         let (t_start, x0) =
             match &req.init {
+                Some(init) if init.edit => {
+                    let t = Instant::now();
+                    reference = Some(
+                        kontext::Reference::encode(
+                            &self.vae_encoder,
+                            &init.image,
+                            (self.vae_dtype, self.vae_shift, self.vae_scale),
+                            &self.device,
+                        )
+                        .map_err(EngineError::from_candle)?,
+                    );
+                    timings.encode_image_ms = t.elapsed().as_millis() as u64;
+                    (0, None)
+                }
                 Some(init) => {
                     let t_start = img2img::start_index(req.steps as usize, init.strength)
                         .ok_or_else(|| EngineError::Invalid {
@@ -538,7 +571,15 @@ impl Generator for FluxPipeline {
             }
             let t = Instant::now();
             let negative = negative.as_ref().map(|(t, scale)| (t, *scale));
-            let packed = self.denoise(&latents, &text, negative, req, timesteps, &mut ctl)?;
+            let packed = self.denoise(
+                &latents,
+                &text,
+                negative,
+                reference.as_ref(),
+                req,
+                timesteps,
+                &mut ctl,
+            )?;
             timings.denoise_ms += t.elapsed().as_millis() as u64;
             let t = Instant::now();
             let unpacked = sampling::unpack(&packed, req.height as usize, req.width as usize)

@@ -43,6 +43,7 @@ impl FluxPipeline {
             image,
             strength: 1.0,
             fit: Default::default(),
+            edit: false,
         });
         self.generate(&req, &never, &mut |_, _| {})?;
         let ms = started.elapsed().as_millis() as u64;

@@ -164,6 +164,7 @@ fn manifest(transformer: &str) -> ModelManifest {
             axes_dim: AXES.to_vec(),
             theta: 10_000,
             schedule: Schedule::Schnell,
+            kontext: false,
         },
         vae: VaeFacts {
             scale_factor: 0.3611,
@@ -213,7 +214,8 @@ fn randomize(vm: &VarMap, rng: &mut rand_chacha::ChaCha8Rng) -> Result<BTreeMap<
     Ok(out)
 }
 
-/// A FLUX.1-dev-style transformer (with a guidance embedding) and its manifest: dev's schedule
+/// A FLUX.1-dev-style transformer (with a guidance embedding) and its manifests (dev, and the
+/// same weights as a Kontext model): dev's schedule
 /// and defaults (guidance 3.5, 28 steps, 512 T5 tokens). Drawn after everything else, so the
 /// schnell-style files stay what they were for the same seed.
 fn write_dev(dir: &Path, rng: &mut rand_chacha::ChaCha8Rng) -> Result<()> {
@@ -226,13 +228,16 @@ fn write_dev(dir: &Path, rng: &mut rand_chacha::ChaCha8Rng) -> Result<()> {
     )?;
     let dense: std::collections::HashMap<_, _> = tensors.into_iter().collect();
     candle_core::safetensors::save(&dense, dir.join("transformer-dev.safetensors"))?;
-    for (manifest_name, transformer) in [
-        (TINY_MANIFEST_DEV, "transformer-dev-q8_0.gguf"),
-        (TINY_MANIFEST_DEV_DENSE, "transformer-dev.safetensors"),
+    for (manifest_name, transformer, kontext) in [
+        (TINY_MANIFEST_DEV, "transformer-dev-q8_0.gguf", false),
+        (TINY_MANIFEST_DEV_DENSE, "transformer-dev.safetensors", false),
+        (TINY_MANIFEST_KONTEXT, "transformer-dev-q8_0.gguf", true),
     ] {
         let mut m = manifest(transformer);
-        m.name = format!("tiny-flux-dev ({transformer})");
+        let kind = if kontext { "kontext" } else { "dev" };
+        m.name = format!("tiny-flux-{kind} ({transformer})");
         m.flux.schedule = Schedule::Dev;
+        m.flux.kontext = kontext;
         m.defaults.steps = 28;
         m.defaults.guidance = 3.5;
         m.defaults.max_sequence_length = 512;
@@ -244,6 +249,9 @@ fn write_dev(dir: &Path, rng: &mut rand_chacha::ChaCha8Rng) -> Result<()> {
 
 /// Manifest of the tiny FLUX.1-dev-style model (Q8_0 transformer with a guidance embedding).
 pub const TINY_MANIFEST_DEV: &str = "merchgen-model.dev.json";
+/// The dev-style transformer as a FLUX.1 Kontext model (`mode: edit` jobs; Kontext has dev's
+/// architecture, so the same weights serve).
+pub const TINY_MANIFEST_KONTEXT: &str = "merchgen-model.kontext.json";
 /// The same dev-style transformer as dense f32 safetensors.
 pub const TINY_MANIFEST_DEV_DENSE: &str = "merchgen-model.dev-dense.json";
 
