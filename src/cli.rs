@@ -148,6 +148,14 @@ pub struct PipelineBench {
     /// Print the result as one JSON line (progress goes to stderr).
     #[arg(long)]
     pub json: bool,
+    /// With --random-weights: `schnell`, `dev` (guidance embedding) or `kontext` (dev plus a
+    /// reference photo's tokens beside the image's, as an edit runs).
+    #[arg(long, default_value = "schnell")]
+    pub variant: String,
+    /// With --random-weights: time LoRAs of this rank instead (first apply, switching between
+    /// two, taking them off; with --steps above 0, one step with and without).
+    #[arg(long, value_name = "RANK")]
+    pub lora: Option<usize>,
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 pub mod finishing;
 pub mod jobs;
+mod lora;
 mod memory;
 mod random;
 mod random_gguf;
@@ -29,6 +30,9 @@ pub fn run(config: &Config, what: Option<&BenchWhat>, p: &PipelineBench) -> i32 
         Some(BenchWhat::Finishing(b)) => finishing::run(config, b),
         // Async: `main` runs it (`jobs::run`); never reached.
         Some(BenchWhat::Pipeline(_)) => Err(anyhow::anyhow!("run through `jobs::run`")),
+        None if p.random_weights && p.lora.is_some() => {
+            lora::run(config, p, p.lora.unwrap_or(32)).map(|report| println!("{report}"))
+        }
         None if p.random_weights && p.load_only => random::load_only(config, p).map(|report| {
             println!("{report}");
         }),

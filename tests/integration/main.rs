@@ -14,6 +14,7 @@ mod tiny_support;
 mod batching;
 mod bench_random;
 mod diffusers_tiny;
+mod edit_jobs;
 mod engine_tiny;
 mod fetch_inputs;
 mod fetch_ssrf;

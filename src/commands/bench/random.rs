@@ -26,8 +26,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 /// Model sizes of one scale.
-struct Sizes {
-    flux: flux::model::Config,
+pub(super) struct Sizes {
+    pub(super) flux: flux::model::Config,
     vae: flux::autoencoder::Config,
     /// A Hugging Face T5 `config.json`, read by both of candle's T5 modules.
     t5: serde_json::Value,
@@ -89,10 +89,10 @@ impl Sizes {
 }
 
 /// A scratch folder for the GGUF files, removed when dropped.
-struct Scratch(PathBuf);
+pub(super) struct Scratch(pub(super) PathBuf);
 
 impl Scratch {
-    fn new() -> Result<Self> {
+    pub(super) fn new() -> Result<Self> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
@@ -121,10 +121,11 @@ struct Models {
     clip_ids: Tensor,
     act_dtype: DType,
     dense_dtype: DType,
+    guidance_embed: bool,
 }
 
 /// Milliseconds since `t`, to the microsecond.
-fn ms(t: Instant) -> f64 {
+pub(super) fn ms(t: Instant) -> f64 {
     (t.elapsed().as_secs_f64() * 1e6).round() / 1e3
 }
 
@@ -174,19 +175,24 @@ fn plain_read_ms(path: &std::path::Path) -> Result<f64> {
 }
 
 /// The device, the sizes of the chosen scale, every tensor's shape, and the weight mode.
-struct Setup {
-    device: Device,
-    sizes: Sizes,
-    flux_shapes: Shapes,
+pub(super) struct Setup {
+    pub(super) device: Device,
+    pub(super) sizes: Sizes,
+    pub(super) flux_shapes: Shapes,
     t5_shapes: Shapes,
     params: u64,
-    dense_dtype: DType,
-    dense: bool,
+    pub(super) dense_dtype: DType,
+    pub(super) dense: bool,
 }
 
-fn setup(config: &Config, p: &PipelineBench) -> Result<Setup> {
+pub(super) fn setup(config: &Config, p: &PipelineBench) -> Result<Setup> {
     let device = engine::device::open(&config.device)?;
-    let sizes = Sizes::for_scale(&p.scale)?;
+    let mut sizes = Sizes::for_scale(&p.scale)?;
+    sizes.flux.guidance_embed = match p.variant.as_str() {
+        "schnell" => false,
+        "dev" | "kontext" => true,
+        other => bail!("--variant must be `schnell`, `dev` or `kontext`, not {other}"),
+    };
     let flux_shapes = random_vb::probe(|vb| flux::model::Flux::new(&sizes.flux, vb).map(drop))?;
     let t5_cfg: t5::Config = serde_json::from_value(sizes.t5.clone())?;
     let t5_shapes = random_vb::probe(|vb| t5::T5EncoderModel::load(vb, &t5_cfg).map(drop))?;
@@ -520,6 +526,7 @@ fn load_rest(
         clip_ids: Tensor::new(clip_ids.as_slice(), device)?.unsqueeze(0)?,
         act_dtype: if dense { dense_dtype } else { DType::F32 },
         dense_dtype,
+        guidance_embed: sizes.flux.guidance_embed,
     })
 }
 
@@ -539,7 +546,23 @@ fn one_run(m: &mut Models, p: &PipelineBench, device: &Device) -> Result<StageTi
     let latents = noise::initial_latents(42, b, h, w, device)?.to_dtype(m.act_dtype)?;
     let state = sampling::State::new(&txt, &vec, &latents)?;
     let mut img = state.img.to_dtype(DType::F32)?;
-    let model = m.transformer.as_forward();
+    // dev and Kontext: the guidance embedding; Kontext: a reference photo's tokens (as many as
+    // the image's) beside the image's at every step.
+    let guidance = Tensor::full(3.5f32, b, device)?;
+    let guidance = m.guidance_embed.then_some(&guidance);
+    let reference = if p.variant == "kontext" {
+        Some(engine::flux::kontext::WithReference {
+            model: m.transformer.as_forward(),
+            img: state.img.clone(),
+            ids: (&state.img_ids + 1.0)?.to_dtype(m.act_dtype)?,
+        })
+    } else {
+        None
+    };
+    let model: &dyn flux::WithForward = match &reference {
+        Some(r) => r,
+        None => m.transformer.as_forward(),
+    };
     for window in sampling::get_schedule(p.steps as usize, None).windows(2) {
         let t = Instant::now();
         img = engine::flux::euler_step(
@@ -547,7 +570,7 @@ fn one_run(m: &mut Models, p: &PipelineBench, device: &Device) -> Result<StageTi
             &state,
             &img,
             (window[0], window[1]),
-            None,
+            guidance,
             m.act_dtype,
         )?;
         device.synchronize()?;
