@@ -30,7 +30,10 @@ impl Style {
 
     /// The job's prompt wrapped by this style's edit phrasing.
     pub fn apply_edit(&self, prompt: &str) -> String {
-        self.edit.replace("{prompt}", prompt.trim()).trim().to_owned()
+        self.edit
+            .replace("{prompt}", prompt.trim())
+            .trim()
+            .to_owned()
     }
 
     /// The style's negative prompt joined with the job's; `None` when both are empty.

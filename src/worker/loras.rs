@@ -62,8 +62,7 @@ pub async fn resolve(
                     .await?;
                 counts.fetched += 1;
                 let cache = settings.cache.clone();
-                let key = key.unwrap_or_else(|| format!("local:{index}"));
-                tokio::task::spawn_blocking(move || cache.store(&key, &bytes))
+                tokio::task::spawn_blocking(move || cache.store(key.as_deref(), &bytes))
                     .await
                     .map_err(|e| JobError::internal(format!("storing a LoRA: {e}")))?
                     .map_err(|e| {

@@ -35,19 +35,31 @@ async fn kontext_edits_keep_the_photo_as_a_reference() {
     let dir = tempfile::tempdir().unwrap();
     let model = tiny::write(&dir.path().join("model"), 31, TinyLayout::Folder).unwrap();
     let out = dir.path().join("out");
-    let cli = tiny_support::cli(&model.join(tiny::TINY_MANIFEST_KONTEXT), &["--max-side", "2048"]);
+    let cli = tiny_support::cli(
+        &model.join(tiny::TINY_MANIFEST_KONTEXT),
+        &["--max-side", "2048"],
+    );
     let w = tiny_support::worker(&cli, Door::Invoke, out.to_str().unwrap()).await;
     let png = |id: &str| std::fs::read(out.join(format!("{id}/images/0.png"))).unwrap();
     let (a, b) = (photo_b64(96, 64, 40), photo_b64(96, 64, 220));
     let size = json!({"width": 64, "height": 64});
     for (id, photo) in [("edit-a", &a), ("edit-a2", &a), ("edit-b", &b)] {
-        let o = w.handle(JobRequest::new(edit_job(id, photo, size.clone()), id)).await;
+        let o = w
+            .handle(JobRequest::new(edit_job(id, photo, size.clone()), id))
+            .await;
         assert!(o.succeeded(), "{id}: {o:?}");
         assert_eq!((o.images[0].width, o.images[0].height), (64, 64));
-        assert!(o.timings_ms.unwrap().encode_image.is_some(), "{id}: the photo was encoded");
+        assert!(
+            o.timings_ms.unwrap().encode_image.is_some(),
+            "{id}: the photo was encoded"
+        );
     }
     assert_eq!(png("edit-a"), png("edit-a2"), "deterministic");
-    assert_ne!(png("edit-a"), png("edit-b"), "the edit depends on the photo");
+    assert_ne!(
+        png("edit-a"),
+        png("edit-b"),
+        "the edit depends on the photo"
+    );
     let i2i = json!({"id": "i2i", "prompt": "make it pop art", "num_inference_steps": 2, "seed": 4,
         "image": {"base64": a}, "mode": "img2img", "guidance_scale": 2.5, "width": 64, "height": 64});
     let o = w.handle(JobRequest::new(i2i, "i2i")).await;
@@ -56,7 +68,11 @@ async fn kontext_edits_keep_the_photo_as_a_reference() {
     // No size: Kontext's resolution nearest the photo's 3:2 (1248x832), at the one step.
     let o = w
         .handle(JobRequest::new(
-            edit_job("edit-sized", &photo_b64(120, 80, 90), json!({"num_inference_steps": 1})),
+            edit_job(
+                "edit-sized",
+                &photo_b64(120, 80, 90),
+                json!({"num_inference_steps": 1}),
+            ),
             "sized",
         ))
         .await;
@@ -64,10 +80,16 @@ async fn kontext_edits_keep_the_photo_as_a_reference() {
     assert_eq!((o.images[0].width, o.images[0].height), (1248, 832));
     // An edit has no strength.
     let o = w
-        .handle(JobRequest::new(edit_job("edit-strength", &a, json!({"strength": 0.5})), "s"))
+        .handle(JobRequest::new(
+            edit_job("edit-strength", &a, json!({"strength": 0.5})),
+            "s",
+        ))
         .await;
     let e = o.error.unwrap();
-    assert_eq!((e.code.as_str(), e.field.as_deref()), ("invalid_input", Some("strength")));
+    assert_eq!(
+        (e.code.as_str(), e.field.as_deref()),
+        ("invalid_input", Some("strength"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -78,10 +100,16 @@ async fn edit_mode_needs_a_kontext_model_and_an_image() {
     let cli = tiny_support::cli(&model, &[]);
     let w = tiny_support::worker(&cli, Door::Invoke, out.to_str().unwrap()).await;
     let o = w
-        .handle(JobRequest::new(edit_job("on-schnell", &photo_b64(64, 64, 1), json!({})), "x"))
+        .handle(JobRequest::new(
+            edit_job("on-schnell", &photo_b64(64, 64, 1), json!({})),
+            "x",
+        ))
         .await;
     let e = o.error.unwrap();
-    assert_eq!((e.code.as_str(), e.field.as_deref()), ("invalid_input", Some("mode")));
+    assert_eq!(
+        (e.code.as_str(), e.field.as_deref()),
+        ("invalid_input", Some("mode"))
+    );
     assert!(e.message.contains("Kontext"), "{}", e.message);
     let o = w
         .handle(JobRequest::new(
@@ -90,5 +118,8 @@ async fn edit_mode_needs_a_kontext_model_and_an_image() {
         ))
         .await;
     let e = o.error.unwrap();
-    assert_eq!((e.code.as_str(), e.field.as_deref()), ("invalid_input", Some("mode")));
+    assert_eq!(
+        (e.code.as_str(), e.field.as_deref()),
+        ("invalid_input", Some("mode"))
+    );
 }

@@ -39,7 +39,10 @@ fn write_lora(path: &Path, layers: &[(String, usize, usize)], rank: usize) -> Re
         let name = format!("lora_unet_{}", module.replace('.', "_"));
         tensors.insert(format!("{name}.lora_down.weight"), down);
         tensors.insert(format!("{name}.lora_up.weight"), up);
-        tensors.insert(format!("{name}.alpha"), Tensor::new(rank as f32, &Device::Cpu)?);
+        tensors.insert(
+            format!("{name}.alpha"),
+            Tensor::new(rank as f32, &Device::Cpu)?,
+        );
     }
     candle_core::safetensors::save(&tensors, path)?;
     Ok(())
@@ -67,7 +70,10 @@ pub fn run(config: &Config, p: &PipelineBench, rank: usize) -> Result<serde_json
         })
         .map(|(n, l)| (n, l.in_dim(), l.out_dim()))
         .collect();
-    let files = [scratch.0.join("lora-a.safetensors"), scratch.0.join("lora-b.safetensors")];
+    let files = [
+        scratch.0.join("lora-a.safetensors"),
+        scratch.0.join("lora-b.safetensors"),
+    ];
     for f in &files {
         write_lora(f, &layers, rank)?;
     }
@@ -97,12 +103,16 @@ pub fn run(config: &Config, p: &PipelineBench, rank: usize) -> Result<serde_json
     // B is read once here; the timed switches then find both parsed, as a worker alternating
     // between two LoRAs does.
     timed(&mut state, &mut model, &b)?;
+    // Each round: switch to the other LoRA (timed), take it off (timed), put it back (untimed),
+    // so every timed switch is a real one.
     let (mut switch, mut off) = (Vec::new(), Vec::new());
-    for round in 0..ROUNDS {
-        let next = if round % 2 == 0 { &a } else { &b };
+    let mut on_b = true;
+    for _ in 0..ROUNDS {
+        let next = if on_b { &a } else { &b };
         switch.push(timed(&mut state, &mut model, next)?.0);
         off.push(timed(&mut state, &mut model, &[])?.0);
-        timed(&mut state, &mut model, if round % 2 == 0 { &b } else { &a })?;
+        timed(&mut state, &mut model, next)?;
+        on_b = !on_b;
     }
     eprintln!(
         "bench lora: switch {:.0} ms, take off {:.0} ms (medians of {ROUNDS})",
@@ -146,8 +156,14 @@ fn step_costs(
     let act = model.act_dtype();
     let txt = Tensor::randn(0f32, 1.0, (1, 256, cfg.context_in_dim), device)?.to_dtype(act)?;
     let vec = Tensor::randn(0f32, 1.0, (1, cfg.vec_in_dim), device)?.to_dtype(act)?;
-    let latents = noise::initial_latents(1, p.images as usize, p.height as usize, p.width as usize, device)?
-        .to_dtype(act)?;
+    let latents = noise::initial_latents(
+        1,
+        p.images as usize,
+        p.height as usize,
+        p.width as usize,
+        device,
+    )?
+    .to_dtype(act)?;
     let st = sampling::State::new(&txt, &vec, &latents)?;
     let guidance = Tensor::full(3.5f32, p.images as usize, device)?;
     let g = cfg.guidance_embed.then_some(&guidance);
@@ -156,7 +172,8 @@ fn step_costs(
         for (set, out) in [(&[][..], &mut without), (lora, &mut with)] {
             state.ensure(model, set, device)?;
             let t = Instant::now();
-            let img = engine::flux::euler_step(model.as_forward(), &st, &st.img, (1.0, 0.75), g, act)?;
+            let img =
+                engine::flux::euler_step(model.as_forward(), &st, &st.img, (1.0, 0.75), g, act)?;
             device.synchronize()?;
             drop(img);
             if i > 0 {

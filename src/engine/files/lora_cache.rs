@@ -56,14 +56,17 @@ impl LoraCache {
         })
     }
 
-    /// Store `bytes` fetched from `source`.
-    pub fn store(&self, source: &str, bytes: &[u8]) -> Result<CachedLora> {
+    /// Store `bytes` fetched from `source` (`None`: a local file, stored by content only, since
+    /// the file at that path may change).
+    pub fn store(&self, source: Option<&str>, bytes: &[u8]) -> Result<CachedLora> {
         let sha256 = hex_sha256(bytes);
         let path = self.blob(&sha256);
         if !path.is_file() {
             write_atomic(&path, bytes)?;
         }
-        write_atomic(&self.source_record(source), sha256.as_bytes())?;
+        if let Some(source) = source {
+            write_atomic(&self.source_record(source), sha256.as_bytes())?;
+        }
         Ok(CachedLora { path, sha256 })
     }
 }
@@ -97,8 +100,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = LoraCache::new(dir.path());
         assert_eq!(cache.lookup("https://x/a.safetensors"), None);
-        let a = cache.store("https://x/a.safetensors", b"one").unwrap();
-        let b = cache.store("s3://b/k", b"one").unwrap();
+        let a = cache
+            .store(Some("https://x/a.safetensors"), b"one")
+            .unwrap();
+        let b = cache.store(Some("s3://b/k"), b"one").unwrap();
+        assert_eq!(cache.store(None, b"one").unwrap(), a);
         assert_eq!(a, b, "the same content is one file");
         assert_eq!(std::fs::read(&a.path).unwrap(), b"one");
         assert_eq!(cache.lookup("https://x/a.safetensors"), Some(a.clone()));

@@ -41,7 +41,10 @@ pub mod pins {
     /// `QuantStack/FLUX.1-Kontext-dev-GGUF`: NOT pinned yet, for the same reason.
     pub const FLUX_KONTEXT_GGUF: &str = "main";
     /// Files of the presets that are not pinned to a commit (see `FLUX_DEV_GGUF`).
-    pub const UNPINNED: &[&str] = &["city96/FLUX.1-dev-gguf", "QuantStack/FLUX.1-Kontext-dev-GGUF"];
+    pub const UNPINNED: &[&str] = &[
+        "city96/FLUX.1-dev-gguf",
+        "QuantStack/FLUX.1-Kontext-dev-GGUF",
+    ];
 }
 
 /// How a preset names its files.

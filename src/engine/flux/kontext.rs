@@ -87,9 +87,9 @@ impl Reference {
         // Packing and ids as for the latents, then the first id axis set to 1.
         let empty = Tensor::zeros((1, 1, 1), DType::F32, device)?;
         let state = sampling::State::new(&empty, &empty.squeeze(1)?, &latents)?;
-        let ids = state
-            .img_ids
-            .broadcast_add(&Tensor::new(&[[[1f32, 0., 0.]]], device)?.to_dtype(state.img_ids.dtype())?)?;
+        let ids = state.img_ids.broadcast_add(
+            &Tensor::new(&[[[1f32, 0., 0.]]], device)?.to_dtype(state.img_ids.dtype())?,
+        )?;
         Ok(Reference {
             img: state.img.to_dtype(DType::F32)?,
             ids,

@@ -230,7 +230,11 @@ fn write_dev(dir: &Path, rng: &mut rand_chacha::ChaCha8Rng) -> Result<()> {
     candle_core::safetensors::save(&dense, dir.join("transformer-dev.safetensors"))?;
     for (manifest_name, transformer, kontext) in [
         (TINY_MANIFEST_DEV, "transformer-dev-q8_0.gguf", false),
-        (TINY_MANIFEST_DEV_DENSE, "transformer-dev.safetensors", false),
+        (
+            TINY_MANIFEST_DEV_DENSE,
+            "transformer-dev.safetensors",
+            false,
+        ),
         (TINY_MANIFEST_KONTEXT, "transformer-dev-q8_0.gguf", true),
     ] {
         let mut m = manifest(transformer);
