@@ -11,7 +11,7 @@
 # PYTHON (default python3, the one with PyTorch), DEVICE (cuda:0), SCALE (full|tiny), SIZE (1024),
 # STEPS (4), ITERATIONS (3), RESULTS (folder for the JSON lines, default target/bench-gpu),
 # MODES ("bf16 quantized"), BATCHES (images per pass besides 1, default "2 4"; empty: none),
-# SKIP_LOAD=1 (no cold-start run), SKIP_DIFFUSERS=1.
+# SKIP_LOAD=1 (no cold-start run), LORA_RANK (32; empty: no LoRA run), SKIP_DIFFUSERS=1.
 # diffusers is installed from .whl/ (bench/fetch-wheels.sh) when PYTHON cannot import it.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -62,6 +62,17 @@ for n in ${BATCHES-2 4}; do
         --width "$SIZE" --height "$SIZE" --steps "$STEPS" --iterations "$ITERATIONS" --images "$n" \
         --json >"$RESULTS/merchgen-bf16-x$n.json"
 done
+
+# LoRAs (issue 13): first apply, switching between two rank-LORA_RANK LoRAs, taking them off, and
+# one step with and without, in each weight mode (merged on bf16, side path on quantized).
+if [[ -n "${LORA_RANK-32}" ]]; then
+    for mode in $MODES; do
+        echo "gpu.sh: LoRA rank ${LORA_RANK-32}, $mode" >&2
+        "$BIN" --device "$DEVICE" --weights "$mode" bench --random-weights --scale "$SCALE" \
+            --lora "${LORA_RANK-32}" --width "$SIZE" --height "$SIZE" --steps 1 --iterations "$ITERATIONS" \
+            >"$RESULTS/lora-$mode.json"
+    done
+fi
 
 # Cold start from local disk: the written GGUF files loaded against a plain read (page cache
 # dropped before each), medians of 3 rounds. SKIP_LOAD=1 leaves it out.

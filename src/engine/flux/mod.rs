@@ -221,19 +221,23 @@ impl FluxPipeline {
         schedule::sigmas(&self.schedule, req.steps as usize, seq)
     }
 
-    /// Denoise one batch of initial latents `(b, 16, h/8, w/8)`; returns packed latents. With
-    /// `negative` (true CFG) each step runs the transformer twice, as diffusers does: on the
-    /// prompt and on the negative prompt, and steps along `neg + scale * (pos - neg)`.
+    /// Denoise one batch of initial latents `(b, 16, h/8, w/8)`; returns packed latents. With a
+    /// negative prompt (true CFG) each step runs the transformer twice, as diffusers does: on the
+    /// prompt and on the negative prompt, and steps along `neg + scale * (pos - neg)`; with a
+    /// reference (a Kontext edit) its tokens join the image's at every step.
     fn denoise(
         &self,
         latents: &Tensor,
-        text: &(Tensor, Tensor),
-        negative: Option<(&(Tensor, Tensor), f64)>,
-        reference: Option<&kontext::Reference>,
+        cond: &Conditioning<'_>,
         req: &GenerateRequest,
         timesteps: &[f64],
         ctl: &mut Control<'_, '_>,
     ) -> Result<Tensor, EngineError> {
+        let Conditioning {
+            text,
+            negative,
+            reference,
+        } = *cond;
         let c = EngineError::from_candle;
         let start = latents.to_dtype(self.act_dtype).map_err(c)?;
         let b = latents.dim(0).map_err(c)?;
@@ -455,6 +459,15 @@ fn save_latents(path: &std::path::Path, batches: &[Tensor]) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
+/// What a denoising run is conditioned on: the prompt's T5 and CLIP embeddings, the negative
+/// prompt's with the true-CFG scale, and a Kontext reference photo.
+#[derive(Clone, Copy)]
+struct Conditioning<'a> {
+    text: &'a (Tensor, Tensor),
+    negative: Option<(&'a (Tensor, Tensor), f64)>,
+    reference: Option<&'a kontext::Reference>,
+}
+
 /// Cancellation and step reporting across batches.
 struct Control<'a, 'b> {
     cancel: &'a AtomicBool,
@@ -571,15 +584,12 @@ impl Generator for FluxPipeline {
             }
             let t = Instant::now();
             let negative = negative.as_ref().map(|(t, scale)| (t, *scale));
-            let packed = self.denoise(
-                &latents,
-                &text,
+            let cond = Conditioning {
+                text: &text,
                 negative,
-                reference.as_ref(),
-                req,
-                timesteps,
-                &mut ctl,
-            )?;
+                reference: reference.as_ref(),
+            };
+            let packed = self.denoise(&latents, &cond, req, timesteps, &mut ctl)?;
             timings.denoise_ms += t.elapsed().as_millis() as u64;
             let t = Instant::now();
             let unpacked = sampling::unpack(&packed, req.height as usize, req.width as usize)
