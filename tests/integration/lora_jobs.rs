@@ -106,6 +106,19 @@ fn loras_apply_and_come_off_exactly(weights: WeightsMode) {
     assert!(!seen.contains(&both), "two LoRAs at once are neither alone");
     let again = pixels(&mut p, &with(vec![lora(&model, loras::FILES[0], 0, 1.0)]));
     assert_eq!(&again, peft, "the same LoRA set gives the same image");
+    // Back and forth between the last two sets (their stacked factors kept on the device).
+    let two = || {
+        with(vec![
+            lora(&model, loras::FILES[0], 0, 1.0),
+            lora(&model, loras::FILES[1], 1, 1.0),
+        ])
+    };
+    assert!(
+        pixels(&mut p, &two()) == both,
+        "a kept set gives the same image"
+    );
+    let peft_req = with(vec![lora(&model, loras::FILES[0], 0, 1.0)]);
+    assert_eq!(&pixels(&mut p, &peft_req), peft, "and so does the other");
     let zero = pixels(&mut p, &with(vec![lora(&model, loras::FILES[0], 0, 0.0)]));
     assert!(zero == base, "scale 0 equals no LoRA");
     let after = pixels(&mut p, &request());

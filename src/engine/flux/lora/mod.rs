@@ -4,7 +4,9 @@
 //! folded in, `down` `(R, in)`) and hands them to the layer (`transformer::linear`: merged into a
 //! copy of dense weights, or a side path next to quantized ones). The set applied is remembered:
 //! a job with the same set pays nothing, and one with another set (or none) first returns every
-//! layer to its untouched base weight, so the next job sees exactly the loaded model.
+//! layer to its untouched base weight, so the next job sees exactly the loaded model. The stacked
+//! factors of the last two sets stay on the device, so alternating between two costs only the
+//! hand-over (and, on dense weights, the merge).
 
 pub mod formats;
 
@@ -42,12 +44,19 @@ pub struct LoraTimings {
 
 /// Parsed LoRAs kept for switching back and forth.
 const PARSED_KEPT: usize = 4;
+/// LoRA sets whose stacked factors stay on the device (switching between two of them then costs
+/// only handing the factors to the layers; on quantized weights, about nothing).
+const STACKED_KEPT: usize = 2;
+
+/// A set's stacked `(down, up)` per layer, on the device.
+type Stacked = Arc<BTreeMap<String, (Tensor, Tensor)>>;
 
 /// The LoRA set applied to the transformer, and recently parsed files.
 #[derive(Default)]
 pub struct LoraState {
     applied: Vec<(String, u64)>,
     parsed: VecDeque<(String, Arc<ParsedLora>)>,
+    stacked: VecDeque<(Vec<(String, u64)>, Stacked)>,
 }
 
 fn invalid(index: usize, message: impl Into<String>) -> EngineError {
@@ -80,32 +89,48 @@ impl LoraState {
             return Ok(LoraTimings::default());
         }
         let started = Instant::now();
-        let mut parsed = Vec::with_capacity(wanted.len());
-        for l in &wanted {
-            let p = self.parsed(model, l)?;
-            if p.text_encoder_keys > 0 && !l.skip_text_encoder {
-                return Err(invalid(
-                    l.index,
-                    format!(
-                        "holds {} text-encoder (CLIP/T5) LoRA weights, which merchgen does not \
-                         apply; set \"text_encoder\": \"skip\" on this LoRA to use its \
-                         transformer weights alone",
-                        p.text_encoder_keys
-                    ),
-                ));
+        let kept = self
+            .stacked
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, s)| s.clone());
+        // Applying counts from here: stacking (for a set not kept) and handing out the factors.
+        let (layers, load_ms, apply_started) = match kept {
+            Some(layers) => (layers, 0, Instant::now()),
+            None => {
+                let mut parsed = Vec::with_capacity(wanted.len());
+                for l in &wanted {
+                    let p = self.parsed(model, l)?;
+                    if p.text_encoder_keys > 0 && !l.skip_text_encoder {
+                        return Err(invalid(
+                            l.index,
+                            format!(
+                                "holds {} text-encoder (CLIP/T5) LoRA weights, which merchgen \
+                                 does not apply; set \"text_encoder\": \"skip\" on this LoRA to \
+                                 use its transformer weights alone",
+                                p.text_encoder_keys
+                            ),
+                        ));
+                    }
+                    parsed.push((p, l.scale, l.index));
+                }
+                let load_ms = started.elapsed().as_millis() as u64;
+                let apply_started = Instant::now();
+                let layers: Stacked = Arc::new(stack(model, &parsed, device)?);
+                if self.stacked.len() == STACKED_KEPT {
+                    self.stacked.pop_front();
+                }
+                self.stacked.push_back((key.clone(), layers.clone()));
+                (layers, load_ms, apply_started)
             }
-            parsed.push((p, l.scale, l.index));
-        }
-        let load_ms = started.elapsed().as_millis() as u64;
-        let started = Instant::now();
-        let layers = stack(model, &parsed, device)?;
+        };
         let count = layers.len();
         let act = model.act_dtype();
         let mut linears: HashMap<String, &mut crate::engine::flux::transformer::Linear> =
             model.linears_mut().into_iter().collect();
-        for (module, (down, up)) in layers {
-            let linear = linears.get_mut(&module).expect("checked by stack");
-            if let Err(e) = linear.adapt(&down, &up, act) {
+        for (module, (down, up)) in layers.iter() {
+            let linear = linears.get_mut(module).expect("checked by stack");
+            if let Err(e) = linear.adapt(down, up, act) {
                 drop(linears);
                 clear(model);
                 return Err(EngineError::from_candle(e));
@@ -113,7 +138,7 @@ impl LoraState {
         }
         drop(linears);
         self.applied = key;
-        let apply_ms = started.elapsed().as_millis() as u64;
+        let apply_ms = apply_started.elapsed().as_millis() as u64;
         tracing::info!(
             loras = wanted.len(),
             layers = count,
