@@ -92,8 +92,8 @@ fn split_key(key: &str) -> Option<(Format, String, &'static str)> {
         (".lora_up.weight", "up"),
         (".down.weight", "down"),
         (".up.weight", "up"),
-        (".alpha", "alpha"),
         (".lora_A.alpha", "alpha"),
+        (".alpha", "alpha"),
     ];
     for (suffix, part) in SUFFIXES {
         let Some(module) = key.strip_suffix(suffix) else {
@@ -202,6 +202,11 @@ pub fn parse(
         foreign.sort();
         let family = if foreign.iter().any(|k| looks_like_unet(k)) {
             " (they look like a Stable Diffusion UNet LoRA)"
+        } else if foreign
+            .iter()
+            .any(|k| k.contains("hada_") || k.contains("lokr_") || k.contains("dora_scale"))
+        {
+            " (LyCORIS LoHa/LoKr and DoRA weights are not supported; only plain LoRA)"
         } else {
             ""
         };
@@ -382,4 +387,47 @@ fn place(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_split_into_module_part_and_naming() {
+        let k = |key: &str| split_key(key).map(|(f, m, p)| (f, m, p));
+        assert_eq!(
+            k("transformer.transformer_blocks.0.attn.to_q.lora_A.weight"),
+            Some((
+                Format::Peft,
+                "transformer.transformer_blocks.0.attn.to_q".into(),
+                "down"
+            ))
+        );
+        assert_eq!(
+            k("transformer.x_embedder.lora_A.alpha").map(|t| (t.1, t.2)),
+            Some(("transformer.x_embedder".into(), "alpha"))
+        );
+        assert_eq!(
+            k("lora_unet_single_blocks_3_linear2.alpha"),
+            Some((
+                Format::Kohya,
+                "lora_unet_single_blocks_3_linear2".into(),
+                "alpha"
+            ))
+        );
+        assert_eq!(
+            k("double_blocks.1.processor.qkv_lora2.up.weight").map(|t| t.0),
+            Some(Format::Xlabs)
+        );
+        assert_eq!(
+            k("diffusion_model.single_blocks.0.linear1.lora_B.weight").map(|t| t.0),
+            Some(Format::BflPeft)
+        );
+        assert_eq!(k("model.embed.hada_w1_a"), None);
+        assert_eq!(
+            xlabs_target("single_blocks.2.processor.qkv_lora").as_deref(),
+            Some("single_blocks.2.linear1")
+        );
+    }
 }
