@@ -395,7 +395,7 @@ mod tests {
 
     #[test]
     fn keys_split_into_module_part_and_naming() {
-        let k = |key: &str| split_key(key).map(|(f, m, p)| (f, m, p));
+        let k = split_key;
         assert_eq!(
             k("transformer.transformer_blocks.0.attn.to_q.lora_A.weight"),
             Some((
