@@ -207,14 +207,24 @@ fn merchgens_quantized_transformer_matches_candles_and_batches_rows_exactly() {
         candle_transformers::quantized_var_builder::VarBuilder::from_gguf(path, &Device::Cpu);
     let candles = quantized_model::Flux::new(&cfg, read.unwrap()).unwrap();
     let dev = Device::Cpu;
-    let text = |seed: f64| {
-        let t5 =
-            (Tensor::randn(0f32, 1.0, (1, 8, cfg.context_in_dim), &dev).unwrap() * seed).unwrap();
-        let clip = Tensor::randn(0f32, 1.0, (1, cfg.vec_in_dim), &dev).unwrap();
-        (t5, clip)
+    // Fixed inputs: both sides quantize activations to 8 bits, so a random input that lands an
+    // activation on a rounding boundary could flip one step in one of them (seen once: 3e-3).
+    let fixed = |seed: u64, shape: &[usize]| {
+        let n: usize = shape.iter().product();
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
+        let v: Vec<f32> = (0..n)
+            .map(|_| rand::Rng::random_range(&mut rng, -1.5f32..1.5))
+            .collect();
+        Tensor::from_vec(v, shape, &dev).unwrap()
     };
-    let latents = || Tensor::randn(0f32, 1.0, (1, 16, 8, 6), &dev).unwrap();
-    let (a, b) = ((text(1.0), latents()), (text(0.5), latents()));
+    let text = |seed: u64| {
+        (
+            fixed(seed, &[1, 8, cfg.context_in_dim]),
+            fixed(seed + 1, &[1, cfg.vec_in_dim]),
+        )
+    };
+    let latents = |seed: u64| fixed(seed, &[1, 16, 8, 6]);
+    let (a, b) = ((text(1), latents(2)), (text(3), latents(4)));
     let forward = |m: &dyn WithForward, s: &State| {
         let b = s.img.dim(0).unwrap();
         let t = Tensor::full(0.7f32, b, &dev).unwrap();
