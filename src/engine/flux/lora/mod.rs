@@ -128,9 +128,18 @@ impl LoraState {
         let act = model.act_dtype();
         let mut linears: HashMap<String, &mut crate::engine::flux::transformer::Linear> =
             model.linears_mut().into_iter().collect();
+        // Merged copies of dense weights need room; without it the deltas run as side paths.
+        let need: u64 = layers.keys().map(|m| linears[m].merge_bytes()).sum();
+        let merge = need == 0 || room_for(need, device);
+        if need > 0 && !merge {
+            tracing::warn!(
+                merge_bytes = need,
+                "no room on the device for merged LoRA weights: running the LoRAs as side paths"
+            );
+        }
         for (module, (down, up)) in layers.iter() {
             let linear = linears.get_mut(module).expect("checked by stack");
-            if let Err(e) = linear.adapt(down, up, act) {
+            if let Err(e) = linear.adapt(down, up, act, merge) {
                 drop(linears);
                 clear(model);
                 return Err(EngineError::from_candle(e));
@@ -179,6 +188,15 @@ impl LoraState {
         }
         self.parsed.push_back((l.sha256.clone(), p.clone()));
         Ok(p)
+    }
+}
+
+/// Room on the device for `bytes` more, with a margin for activations (2 GiB, or a quarter of
+/// what is free on the CPU); a device that cannot tell is trusted.
+fn room_for(bytes: u64, device: &Device) -> bool {
+    match crate::engine::flux::weights::free_device_memory(device) {
+        Some(free) => bytes + (2u64 << 30).min(free / 4) <= free,
+        None => true,
     }
 }
 

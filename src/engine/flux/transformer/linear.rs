@@ -44,21 +44,34 @@ impl FluxLinear {
         self.out_dim
     }
 
-    /// Dense weights (a merge is possible) rather than quantized blocks.
-    pub fn is_dense(&self) -> bool {
-        matches!(self.weight, QMatMul::Tensor(_) | QMatMul::TensorF16(_))
+    /// Bytes a merged copy of this layer's weight takes (0 over quantized blocks, which are
+    /// never merged).
+    pub fn merge_bytes(&self) -> u64 {
+        match &self.weight {
+            QMatMul::Tensor(w) | QMatMul::TensorF16(w) => {
+                (w.elem_count() * w.dtype().size_in_bytes()) as u64
+            }
+            QMatMul::QTensor(_) => 0,
+        }
     }
 
     /// Adapt this layer by `delta = up · down` (`up` `(out, R)` with every scale folded in,
-    /// `down` `(R, in)`, both f32 on the layer's device): merged into a copy of a dense weight, or
-    /// kept as a side path in `act_dtype` next to quantized blocks.
-    pub fn adapt(&mut self, down: &Tensor, up: &Tensor, act_dtype: DType) -> Result<()> {
+    /// `down` `(R, in)`, both f32 on the layer's device): merged into a copy of a dense weight
+    /// when `merge` (the caller checked there is room for the copy), else kept as a side path in
+    /// `act_dtype` (always, next to quantized blocks).
+    pub fn adapt(
+        &mut self,
+        down: &Tensor,
+        up: &Tensor,
+        act_dtype: DType,
+        merge: bool,
+    ) -> Result<()> {
         let adapted = match &self.weight {
-            QMatMul::Tensor(w) | QMatMul::TensorF16(w) => {
+            QMatMul::Tensor(w) | QMatMul::TensorF16(w) if merge => {
                 let merged = (w.to_dtype(DType::F32)? + up.matmul(down)?)?.to_dtype(w.dtype())?;
                 Adapted::Merged(QMatMul::Tensor(merged))
             }
-            QMatMul::QTensor(_) => Adapted::Side {
+            _ => Adapted::Side {
                 down: down.to_dtype(act_dtype)?,
                 up: up.to_dtype(act_dtype)?,
             },
@@ -91,5 +104,52 @@ impl Module for FluxLinear {
             Some(b) => y.broadcast_add(b),
             None => Ok(y),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn a_merged_delta_and_a_side_path_agree_and_clearing_restores_the_base() {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 1.0, (8, 6), &dev).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (2, 3, 6), &dev).unwrap();
+        let (down, up) = (
+            Tensor::randn(0f32, 1.0, (2, 6), &dev).unwrap(),
+            Tensor::randn(0f32, 1.0, (8, 2), &dev).unwrap(),
+        );
+        let mut l = FluxLinear::new(QMatMul::Tensor(w), None, 6, 8);
+        let base = l.forward(&x).unwrap();
+        l.adapt(&down, &up, DType::F32, true).unwrap();
+        let merged = l.forward(&x).unwrap();
+        l.adapt(&down, &up, DType::F32, false).unwrap();
+        let side = l.forward(&x).unwrap();
+        let diff: f32 = (&merged - &side)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!(diff < 1e-4, "{diff}");
+        let moved: f32 = (&merged - &base)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!(moved > 1e-2);
+        l.clear();
+        let back = l.forward(&x).unwrap();
+        assert_eq!(
+            back.to_vec3::<f32>().unwrap(),
+            base.to_vec3::<f32>().unwrap()
+        );
     }
 }
