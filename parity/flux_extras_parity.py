@@ -34,7 +34,7 @@ from diffusers import FlowMatchEulerDiscreteScheduler, FluxKontextPipeline, Flux
 
 sys.path.insert(0, str(Path(__file__).parent))
 import tiny_flux  # noqa: E402
-from flux_parity import dequantized_pipeline, photo, rel_l2  # noqa: E402
+from flux_parity import dequantized_pipeline, manifest, photo, rel_l2  # noqa: E402
 
 F32_GOAL = 1e-5
 Q8_GOAL = 2e-2
@@ -60,14 +60,6 @@ def dev_pipeline(pipe, bfl: Path):
 
 
 def manifests(bfl: Path):
-    enc = "../diffusers"
-    files = {
-        "vae": "ae.safetensors",
-        "clip": f"{enc}/text_encoder/model.safetensors", "clip_config": f"{enc}/text_encoder/config.json",
-        "clip_tokenizer": "../tokenizers/clip-transformers.json",
-        "t5": f"{enc}/text_encoder_2/model.safetensors.index.json", "t5_config": f"{enc}/text_encoder_2/config.json",
-        "t5_tokenizer": f"{enc}/tokenizer_2/tokenizer.json",
-    }
     out = {}
     for key, transformer, schedule, guidance in [
         ("dev", "flux1-tiny-dev.safetensors", "dev", 3.5),
@@ -75,15 +67,9 @@ def manifests(bfl: Path):
         ("schnell", "flux1-tiny.safetensors", "schnell", 0.0),
         ("schnell-q8", "flux1-tiny-q8_0.gguf", "schnell", 0.0),
     ]:
-        manifest = {
-            "version": 1, "name": f"parity {transformer}", "files": {"transformer": transformer, **files},
-            "flux": {"axes_dim": list(tiny_flux.AXES), "theta": 10000, "schedule": schedule,
-                     **({"kontext": True} if key == "kontext" else {})},
-            "vae": {"scale_factor": 0.3611, "shift_factor": 0.1159},
-            "defaults": {"width": W, "height": H, "steps": STEPS, "guidance": guidance, "max_sequence_length": 256},
-        }
         path = bfl / f"merchgen-model.extras-{key}.json"
-        path.write_text(json.dumps(manifest, indent=1))
+        m = manifest(transformer, schedule=schedule, guidance=guidance, kontext=key == "kontext")
+        path.write_text(json.dumps(m, indent=1))
         out[key] = path
     return out
 

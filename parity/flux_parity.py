@@ -66,27 +66,36 @@ def photo(w, h):
     return Image.fromarray(img, "RGB")
 
 
-def write_manifests(bfl: Path):
-    enc = "../diffusers"
-    files = {
-        "vae": "ae.safetensors",
-        "clip": f"{enc}/text_encoder/model.safetensors", "clip_config": f"{enc}/text_encoder/config.json",
-        "clip_tokenizer": "../tokenizers/clip-transformers.json",
-        "t5": f"{enc}/text_encoder_2/model.safetensors.index.json", "t5_config": f"{enc}/text_encoder_2/config.json",
-        "t5_tokenizer": f"{enc}/tokenizer_2/tokenizer.json",
+ENCODER_FILES = {  # relative to the `bfl` folder: the diffusers folder's encoders and VAE in BFL form
+    "vae": "ae.safetensors",
+    "clip": "../diffusers/text_encoder/model.safetensors", "clip_config": "../diffusers/text_encoder/config.json",
+    "clip_tokenizer": "../tokenizers/clip-transformers.json",
+    "t5": "../diffusers/text_encoder_2/model.safetensors.index.json",
+    "t5_config": "../diffusers/text_encoder_2/config.json",
+    "t5_tokenizer": "../diffusers/tokenizer_2/tokenizer.json",
+}
+
+
+def manifest(transformer, files=None, schedule="schnell", guidance=0.0, kontext=False):
+    """A `merchgen-model.json` for the tiny model with `transformer` and the encoder `files`."""
+    flux = {"axes_dim": list(tiny_flux.AXES), "theta": 10000, "schedule": schedule}
+    if kontext:
+        flux["kontext"] = True
+    return {
+        "version": 1, "name": f"parity {transformer}",
+        "files": {"transformer": transformer, **(files or ENCODER_FILES)}, "flux": flux,
+        "vae": {"scale_factor": 0.3611, "shift_factor": 0.1159},
+        "defaults": {"width": 128, "height": 128, "steps": 4, "guidance": guidance, "max_sequence_length": 256},
     }
-    t5_gguf = dict(files, t5="t5-tiny-f32.gguf")
-    for name, transformer, enc_files in [("merchgen-model.json", "flux1-tiny.safetensors", files),
-                                         ("merchgen-model.gguf-f32.json", "flux1-tiny-f32.gguf", files),
-                                         ("merchgen-model.gguf-q8_0.json", "flux1-tiny-q8_0.gguf", files),
+
+
+def write_manifests(bfl: Path):
+    t5_gguf = dict(ENCODER_FILES, t5="t5-tiny-f32.gguf")
+    for name, transformer, enc_files in [("merchgen-model.json", "flux1-tiny.safetensors", ENCODER_FILES),
+                                         ("merchgen-model.gguf-f32.json", "flux1-tiny-f32.gguf", ENCODER_FILES),
+                                         ("merchgen-model.gguf-q8_0.json", "flux1-tiny-q8_0.gguf", ENCODER_FILES),
                                          ("merchgen-model.gguf-f32-t5.json", "flux1-tiny-f32.gguf", t5_gguf)]:
-        manifest = {
-            "version": 1, "name": f"parity {transformer}", "files": {"transformer": transformer, **enc_files},
-            "flux": {"axes_dim": list(tiny_flux.AXES), "theta": 10000, "schedule": "schnell"},
-            "vae": {"scale_factor": 0.3611, "shift_factor": 0.1159},
-            "defaults": {"width": 128, "height": 128, "steps": 4, "guidance": 0.0, "max_sequence_length": 256},
-        }
-        (bfl / name).write_text(json.dumps(manifest, indent=1))
+        (bfl / name).write_text(json.dumps(manifest(transformer, enc_files), indent=1))
 
 
 def reference(pipe, case, noise, vae_noise, init):

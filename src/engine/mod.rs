@@ -101,10 +101,7 @@ impl GenerateRequest {
     pub fn lora_set_hash(&self) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        for l in self.loras.iter().filter(|l| l.scale != 0.0) {
-            l.sha256.hash(&mut h);
-            l.scale.to_bits().hash(&mut h);
-        }
+        flux::lora::set_key(&self.loras).hash(&mut h);
         h.finish()
     }
 }

@@ -3,7 +3,7 @@
 
 use merchgen::engine::files::hub::{self, HubSettings};
 use merchgen::engine::flux::weights::WeightsMode;
-use merchgen::engine::flux::{FluxPipeline, LoadOptions};
+use merchgen::engine::flux::FluxPipeline;
 use merchgen::engine::tiny::{self, TinyLayout};
 use merchgen::engine::{GenerateRequest, Generator};
 use std::path::Path;
@@ -36,18 +36,7 @@ fn request(seed: u64, n: u32) -> GenerateRequest {
     }
 }
 
-fn load(model: &str, hub: &HubSettings, weights: WeightsMode) -> FluxPipeline {
-    let resolved = hub::resolve(model, hub, false).expect("tiny model resolves offline");
-    FluxPipeline::load(
-        &resolved,
-        &candle_core::Device::Cpu,
-        &LoadOptions {
-            weights,
-            max_batch: 4,
-        },
-    )
-    .expect("tiny model loads")
-}
+use crate::tiny_support::pipeline as load;
 
 fn generate(p: &mut FluxPipeline, req: &GenerateRequest) -> Vec<image::RgbaImage> {
     let cancel = AtomicBool::new(false);

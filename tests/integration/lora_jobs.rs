@@ -8,11 +8,11 @@ use crate::io_support::{Reply, TestServer};
 use crate::tiny_support;
 
 use merchgen::app::Door;
-use merchgen::engine::files::hub::{self, HubSettings};
+use merchgen::engine::files::hub::HubSettings;
 use merchgen::engine::files::lora_cache::file_sha256;
 use merchgen::engine::flux::lora::LoraInput;
 use merchgen::engine::flux::weights::WeightsMode;
-use merchgen::engine::flux::{FluxPipeline, LoadOptions};
+use merchgen::engine::flux::FluxPipeline;
 use merchgen::engine::tiny::{self, loras, TinyLayout};
 use merchgen::engine::{GenerateRequest, Generator, TrueCfg};
 use merchgen::worker::JobRequest;
@@ -54,16 +54,7 @@ fn load(model: &Path, manifest: Option<&str>, weights: WeightsMode) -> FluxPipel
         offline: true,
         token: None,
     };
-    let resolved = hub::resolve(target.to_str().unwrap(), &hub, false).unwrap();
-    FluxPipeline::load(
-        &resolved,
-        &candle_core::Device::Cpu,
-        &LoadOptions {
-            weights,
-            max_batch: 4,
-        },
-    )
-    .unwrap()
+    tiny_support::pipeline(target.to_str().unwrap(), &hub, weights)
 }
 
 fn pixels(p: &mut FluxPipeline, req: &GenerateRequest) -> Vec<u8> {

@@ -554,7 +554,7 @@ fn one_run(m: &mut Models, p: &PipelineBench, device: &Device) -> Result<StageTi
         Some(engine::flux::kontext::WithReference {
             model: m.transformer.as_forward(),
             img: state.img.clone(),
-            ids: (&state.img_ids + 1.0)?.to_dtype(m.act_dtype)?,
+            ids: engine::flux::kontext::reference_ids(&state.img_ids)?,
         })
     } else {
         None

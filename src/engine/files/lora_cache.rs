@@ -32,10 +32,6 @@ impl LoraCache {
         LoraCache { dir: dir.into() }
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     fn blob(&self, sha256: &str) -> PathBuf {
         self.dir.join("blobs").join(format!("{sha256}.safetensors"))
     }

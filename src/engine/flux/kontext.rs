@@ -59,6 +59,13 @@ pub fn reference_size(width: u32, height: u32) -> (u32, u32) {
     }
 }
 
+/// Position ids of reference tokens from the latents' ids of the same grid: the first axis 1
+/// instead of 0, row and column kept.
+pub fn reference_ids(img_ids: &Tensor) -> candle_core::Result<Tensor> {
+    let first = Tensor::new(&[[[1f32, 0., 0.]]], img_ids.device())?.to_dtype(img_ids.dtype())?;
+    img_ids.broadcast_add(&first)
+}
+
 /// The reference photo's tokens and their position ids, for one image.
 pub struct Reference {
     /// Packed latents `(1, tokens, 64)` in f32.
@@ -87,12 +94,9 @@ impl Reference {
         // Packing and ids as for the latents, then the first id axis set to 1.
         let empty = Tensor::zeros((1, 1, 1), DType::F32, device)?;
         let state = sampling::State::new(&empty, &empty.squeeze(1)?, &latents)?;
-        let ids = state.img_ids.broadcast_add(
-            &Tensor::new(&[[[1f32, 0., 0.]]], device)?.to_dtype(state.img_ids.dtype())?,
-        )?;
         Ok(Reference {
             img: state.img.to_dtype(DType::F32)?,
-            ids,
+            ids: reference_ids(&state.img_ids)?,
         })
     }
 

@@ -392,6 +392,26 @@ impl FluxPipeline {
     }
 }
 
+/// The transformer's velocity on the packed latents `x` (already in the activation dtype) at
+/// timestep `t_vec`, conditioned on `state`'s text.
+fn velocity(
+    model: &dyn cflux::WithForward,
+    state: &sampling::State,
+    x: &Tensor,
+    t_vec: &Tensor,
+    guidance: Option<&Tensor>,
+) -> candle_core::Result<Tensor> {
+    model.forward(
+        x,
+        &state.img_ids,
+        &state.txt,
+        &state.txt_ids,
+        t_vec,
+        &state.vec,
+        guidance,
+    )
+}
+
 /// One Euler step of FLUX's flow matching from `t.0` to `t.1`: the transformer's velocity on the
 /// packed latents `img` (kept in f32, run in `act_dtype`), applied in f32 as diffusers' scheduler
 /// upcasts. `guidance` is for guidance-distilled models (dev), `None` for schnell. The pipeline
@@ -404,18 +424,9 @@ pub fn euler_step(
     guidance: Option<&Tensor>,
     act_dtype: DType,
 ) -> candle_core::Result<Tensor> {
-    let (t_curr, t_prev) = t;
-    let t_vec = Tensor::full(t_curr as f32, img.dim(0)?, img.device())?;
-    let pred = model.forward(
-        &img.to_dtype(act_dtype)?,
-        &state.img_ids,
-        &state.txt,
-        &state.txt_ids,
-        &t_vec,
-        &state.vec,
-        guidance,
-    )?;
-    img.add(&(pred.to_dtype(DType::F32)? * (t_prev - t_curr))?)
+    let t_vec = Tensor::full(t.0 as f32, img.dim(0)?, img.device())?;
+    let pred = velocity(model, state, &img.to_dtype(act_dtype)?, &t_vec, guidance)?;
+    euler_update(img, &pred, t)
 }
 
 /// One Euler step with true classifier-free guidance: the transformer's velocity on the prompt
@@ -430,24 +441,17 @@ pub fn true_cfg_step(
     guidance: &Tensor,
     act_dtype: DType,
 ) -> candle_core::Result<Tensor> {
-    let (t_curr, t_prev) = t;
-    let t_vec = Tensor::full(t_curr as f32, img.dim(0)?, img.device())?;
+    let t_vec = Tensor::full(t.0 as f32, img.dim(0)?, img.device())?;
     let x = img.to_dtype(act_dtype)?;
-    let velocity = |s: &sampling::State| {
-        model.forward(
-            &x,
-            &s.img_ids,
-            &s.txt,
-            &s.txt_ids,
-            &t_vec,
-            &s.vec,
-            Some(guidance),
-        )
-    };
-    let pos = velocity(states.0)?;
-    let neg = velocity(states.1)?;
+    let pos = velocity(model, states.0, &x, &t_vec, Some(guidance))?;
+    let neg = velocity(model, states.1, &x, &t_vec, Some(guidance))?;
     let pred = (&neg + ((pos - &neg)? * scale)?)?;
-    img.add(&(pred.to_dtype(DType::F32)? * (t_prev - t_curr))?)
+    euler_update(img, &pred, t)
+}
+
+/// `img + pred * (t.1 - t.0)` in f32.
+fn euler_update(img: &Tensor, pred: &Tensor, t: (f64, f64)) -> candle_core::Result<Tensor> {
+    img.add(&(pred.to_dtype(DType::F32)? * (t.1 - t.0))?)
 }
 
 /// Final latents of every batch as one f32 tensor `latents` in a safetensors file.

@@ -6,6 +6,9 @@
 use clap::Parser;
 use merchgen::app::{self, Door};
 use merchgen::cli::Cli;
+use merchgen::engine::files::hub::{self, HubSettings};
+use merchgen::engine::flux::weights::WeightsMode;
+use merchgen::engine::flux::{FluxPipeline, LoadOptions};
 use merchgen::worker::Worker;
 use std::path::Path;
 
@@ -33,4 +36,18 @@ pub async fn worker(cli: &Cli, door: Door, destination: &str) -> Worker {
         .expect("the tiny model loads");
     app::build_worker(&cli.config, Some(engine), door, destination.to_owned())
         .expect("the worker builds")
+}
+
+/// The FLUX pipeline of `model` (a preset, folder or manifest) on the CPU, batches up to 4.
+pub fn pipeline(model: &str, hub: &HubSettings, weights: WeightsMode) -> FluxPipeline {
+    let resolved = hub::resolve(model, hub, false).expect("tiny model resolves offline");
+    FluxPipeline::load(
+        &resolved,
+        &candle_core::Device::Cpu,
+        &LoadOptions {
+            weights,
+            max_batch: 4,
+        },
+    )
+    .expect("tiny model loads")
 }

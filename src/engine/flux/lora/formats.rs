@@ -17,8 +17,7 @@ use candle_core::{DType, Tensor};
 use std::collections::{BTreeMap, HashMap};
 
 /// The naming a LoRA file uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Peft,
     Kohya,
@@ -279,7 +278,7 @@ pub fn parse(
     })
 }
 
-fn format_name(f: Format) -> &'static str {
+pub fn format_name(f: Format) -> &'static str {
     match f {
         Format::Peft => "diffusers/PEFT",
         Format::Kohya => "kohya",

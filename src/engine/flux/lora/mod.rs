@@ -33,6 +33,19 @@ pub struct LoraInput {
     pub skip_text_encoder: bool,
 }
 
+/// What identifies a LoRA set: each LoRA that changes the weights (scale not 0), in order, by
+/// its file's SHA-256 and its scale's bits.
+pub type SetKey = Vec<(String, u64)>;
+
+/// The set key of `loras`.
+pub fn set_key(loras: &[LoraInput]) -> SetKey {
+    loras
+        .iter()
+        .filter(|l| l.scale != 0.0)
+        .map(|l| (l.sha256.clone(), l.scale.to_bits()))
+        .collect()
+}
+
 /// What applying a job's LoRAs cost.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LoraTimings {
@@ -54,9 +67,9 @@ type Stacked = Arc<BTreeMap<String, (Tensor, Tensor)>>;
 /// The LoRA set applied to the transformer, and recently parsed files.
 #[derive(Default)]
 pub struct LoraState {
-    applied: Vec<(String, u64)>,
+    applied: SetKey,
     parsed: VecDeque<(String, Arc<ParsedLora>)>,
-    stacked: VecDeque<(Vec<(String, u64)>, Stacked)>,
+    stacked: VecDeque<(SetKey, Stacked)>,
 }
 
 fn invalid(index: usize, message: impl Into<String>) -> EngineError {
@@ -76,10 +89,7 @@ impl LoraState {
         device: &Device,
     ) -> Result<LoraTimings, EngineError> {
         let wanted: Vec<&LoraInput> = loras.iter().filter(|l| l.scale != 0.0).collect();
-        let key: Vec<(String, u64)> = wanted
-            .iter()
-            .map(|l| (l.sha256.clone(), l.scale.to_bits()))
-            .collect();
+        let key = set_key(loras);
         if key == self.applied {
             return Ok(LoraTimings::default());
         }
@@ -183,6 +193,8 @@ impl LoraState {
         };
         let p =
             Arc::new(formats::parse(tensors, &shape).map_err(|e| invalid(l.index, e.to_string()))?);
+        tracing::info!(index = l.index, sha256 = %l.sha256, format = formats::format_name(p.format),
+            layers = p.pieces.len(), text_encoder_keys = p.text_encoder_keys, "LoRA read");
         if self.parsed.len() == PARSED_KEPT {
             self.parsed.pop_front();
         }

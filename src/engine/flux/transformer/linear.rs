@@ -84,10 +84,6 @@ impl FluxLinear {
     pub fn clear(&mut self) {
         self.adapted = None;
     }
-
-    pub fn is_adapted(&self) -> bool {
-        self.adapted.is_some()
-    }
 }
 
 impl Module for FluxLinear {
@@ -112,6 +108,11 @@ mod tests {
     use super::*;
     use candle_core::Device;
 
+    fn max_abs(a: &Tensor, b: &Tensor) -> f32 {
+        let d = (a - b).and_then(|d| d.abs()).and_then(|d| d.max_all());
+        d.and_then(|d| d.to_scalar()).unwrap()
+    }
+
     #[test]
     fn a_merged_delta_and_a_side_path_agree_and_clearing_restores_the_base() {
         let dev = Device::Cpu;
@@ -127,23 +128,9 @@ mod tests {
         let merged = l.forward(&x).unwrap();
         l.adapt(&down, &up, DType::F32, false).unwrap();
         let side = l.forward(&x).unwrap();
-        let diff: f32 = (&merged - &side)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap();
+        let diff = max_abs(&merged, &side);
         assert!(diff < 1e-4, "{diff}");
-        let moved: f32 = (&merged - &base)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap();
+        let moved = max_abs(&merged, &base);
         assert!(moved > 1e-2);
         l.clear();
         let back = l.forward(&x).unwrap();
