@@ -247,7 +247,7 @@ struct RowBuffers {
     ys: Vec<i32>,
     dx: Vec<f32>,
     dy: Vec<f32>,
-    /// The destination pixels, spread into lanes.
+    /// The destination pixels the scalar pass composites, spread into lanes.
     dst: Vec<u64>,
 }
 
@@ -334,21 +334,23 @@ fn composite_row<M: SourceMap>(
     map.coords(y, x0, shift, &mut buf.xs, &mut buf.ys);
     let lit = maps.shading.is_some() || maps.highlight.is_some();
     let pixels = &mut row[x0 * 4..x1 * 4];
-    // Composite in lanes: spreading and packing whole rows vectorises, per pixel it would not.
-    buf.dst.clear();
-    buf.dst.extend(
-        pixels
-            .chunks_exact(4)
-            .map(|p| spread(u32::from_le_bytes([p[0], p[1], p[2], p[3]]))),
-    );
-    let opaque = buf.dst.iter().all(|&d| alpha(d) == 255);
-    // Opaque rows: four pixels at a time where the CPU allows, the rest below.
+    let opaque = pixels.chunks_exact(4).fold(255, |a, p| a & p[3]) == 255;
+    // Opaque rows: four pixels at a time, straight on the bytes, where the CPU allows; the
+    // rest (all of the row without it) below.
     let done = if opaque && simd {
-        simd_opaque(&mut buf.dst, &buf.xs, &buf.ys, raster, maps, base + x0)
+        simd_opaque(pixels, &buf.xs, &buf.ys, raster, maps, base + x0)
     } else {
         0
     };
-    for (k, d) in buf.dst.iter_mut().enumerate().skip(done) {
+    let rest = &mut pixels[done * 4..];
+    // Composite in lanes: spreading and packing whole rows vectorises, per pixel it would not.
+    buf.dst.clear();
+    buf.dst.extend(
+        rest.chunks_exact(4)
+            .map(|p| spread(u32::from_le_bytes([p[0], p[1], p[2], p[3]]))),
+    );
+    for (k, d) in buf.dst.iter_mut().enumerate() {
+        let k = done + k;
         let i = base + x0 + k;
         let m = maps.mask.map_or(255, |m| m[i]);
         if m == 0 {
@@ -376,25 +378,25 @@ fn composite_row<M: SourceMap>(
             *d = spread(u32::from_le_bytes(p));
         }
     }
-    for (p, &d) in pixels.chunks_exact_mut(4).zip(&buf.dst) {
+    for (p, &d) in rest.chunks_exact_mut(4).zip(&buf.dst) {
         p.copy_from_slice(&pack(d).to_le_bytes());
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 fn simd_opaque(
-    dst: &mut [u64],
+    pixels: &mut [u8],
     xs: &[i32],
     ys: &[i32],
     raster: &Raster,
     maps: &Maps,
     first: usize,
 ) -> usize {
-    super::kernel_avx2::composite_opaque(dst, xs, ys, raster, maps, first)
+    super::kernel_avx2::composite_opaque(pixels, xs, ys, raster, maps, first)
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn simd_opaque(_: &mut [u64], _: &[i32], _: &[i32], _: &Raster, _: &Maps, _: usize) -> usize {
+fn simd_opaque(_: &mut [u8], _: &[i32], _: &[i32], _: &Raster, _: &Maps, _: usize) -> usize {
     0
 }
 

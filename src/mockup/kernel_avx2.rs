@@ -1,36 +1,36 @@
 //! The compositing pass of `kernel.rs`, four pixels at a time with AVX2, for rows whose pixels
-//! are all opaque (every product: the tinted product is opaque under the print area). Each
-//! spread pixel (`0x00AA_00BB_00GG_00RR`) is one 64-bit lane of a 256-bit register, so the
-//! 16-bit arithmetic of `blend.rs` runs unchanged on four pixels: the bilinear taps come from
-//! one 16-byte load per pixel and row, the weights are broadcast to each pixel's lanes, and every step rounds exactly
-//! as the scalar code does, so the output is byte-identical (tested against the scalar pass).
-//! The branches of the scalar pass become identities here: a clear sample, a zero mask and a
-//! flat 2x2 neighbourhood give the same bytes through the full arithmetic, and an out-of-range
-//! sample is zeroed, which leaves the destination as it was.
+//! are all opaque (every product: the tinted product is opaque under the print area). It works
+//! straight on the row's RGBA bytes: zero-extending 16 bytes spreads four pixels into the
+//! 64-bit lanes of a 256-bit register (`0x00AA_00BB_00GG_00RR` each, as `blend::spread`), so the
+//! 16-bit arithmetic of `blend.rs` runs unchanged on four pixels, and packing gives the bytes
+//! back. The bilinear taps come from one 16-byte load per pixel and row; the mask and lighting
+//! weights of four pixels are computed in 32-bit lanes and broadcast to each pixel's lanes; a
+//! missing map (the identity step) is skipped. Every step rounds exactly as the scalar code
+//! does, so the output is byte-identical (tested against the scalar pass). The branches of the
+//! scalar pass become identities here: a clear sample, a zero mask and a flat 2x2 neighbourhood
+//! give the same bytes through the full arithmetic, and an out-of-range sample is zeroed, which
+//! leaves the destination as it was.
 //!
 //! Chosen over a SIMD crate: the kernel needs 128-bit lane shuffles and 16-bit multiplies,
 //! which portable SIMD crates either lack on stable Rust or lower to the same intrinsics.
 
 #![allow(unsafe_code)]
 
-use super::blend::Strengths;
 use super::design::Raster;
 use super::kernel::Maps;
 use std::arch::x86_64::*;
-
-/// One weight per pixel, copied into all four 16-bit lanes of its 64-bit lane.
-const BROADCAST: u64 = 0x0001_0001_0001_0001;
 
 /// Whether this CPU can run [`composite_opaque`] (checked once by the standard library).
 pub fn available() -> bool {
     is_x86_feature_detected!("avx2")
 }
 
-/// Composite the first `dst.len() / 4 * 4` pixels of an opaque row; returns how many were done.
-/// `xs`/`ys` are the fixed-point raster positions of the pixels, `first` the canvas index of
-/// `dst[0]` (for the mask and lighting maps).
+/// Composite the first `pixels.len() / 16 * 4` pixels of an opaque row in place; returns how
+/// many were done. `pixels` are the row's RGBA bytes (every alpha 255), `xs`/`ys` the
+/// fixed-point raster positions of its pixels, `first` the canvas index of its first pixel (for
+/// the mask and lighting maps).
 pub fn composite_opaque(
-    dst: &mut [u64],
+    pixels: &mut [u8],
     xs: &[i32],
     ys: &[i32],
     raster: &Raster,
@@ -38,77 +38,101 @@ pub fn composite_opaque(
     first: usize,
 ) -> usize {
     assert!(available(), "composite_opaque needs AVX2");
-    assert!(xs.len() >= dst.len() && ys.len() >= dst.len());
+    let n = pixels.len() / 4;
+    assert!(xs.len() >= n && ys.len() >= n);
     assert!(raster.width >= 2 && raster.height >= 2);
     assert!(raster.data.len() >= raster.width * raster.height);
     // SAFETY: AVX2 is present (checked above); the raster's size by the asserts above, and each
-    // group's slices (`dst`, `xs`, `ys`) by slice indexing in `opaque_row`.
-    unsafe { opaque_row(dst, xs, ys, raster, maps, first) }
+    // group's slices (`pixels`, `xs`, `ys`, the maps) by slice indexing in `opaque_row`.
+    unsafe { opaque_row(pixels, xs, ys, raster, maps, first) }
 }
 
 #[target_feature(enable = "avx2")]
 unsafe fn opaque_row(
-    dst: &mut [u64],
+    pixels: &mut [u8],
     xs: &[i32],
     ys: &[i32],
     raster: &Raster,
     maps: &Maps,
     first: usize,
 ) -> usize {
-    let groups = dst.len() / 4;
+    let groups = pixels.len() / 16;
     let lit = maps.shading.is_some() || maps.highlight.is_some();
     for g in 0..groups {
         let k = g * 4;
         let i = first + k;
-        // Per-pixel weights, computed as the scalar pass computes them.
-        let mut mask = [255u64; 4];
-        let (mut shade_f, mut t_pos, mut t_neg) = ([255u64; 4], [0u64; 4], [128u64; 4]);
-        for p in 0..4 {
-            if let Some(m) = maps.mask {
-                mask[p] = u64::from(m[i + p]);
-            }
-            if lit {
-                let shade = maps.shading.map_or(255, |s| s[i + p]);
-                let high = maps.highlight.map_or(128, |h| h[i + p]);
-                let (f, t) = light_weights(shade, high, maps.strengths);
-                shade_f[p] = u64::from(f);
-                if t > 0 {
-                    t_pos[p] = t as u64;
-                } else {
-                    t_neg[p] = (128 + t) as u64;
-                }
-            }
-        }
         let c = unsafe { sample4(raster, &xs[k..k + 4], &ys[k..k + 4]) };
+        // A missing map is the neutral value, whose step is the identity: skipped.
         let c = if lit {
-            light4(c, lanes(shade_f), lanes(t_pos), lanes(t_neg))
+            let (f, t_pos, t_neg) = light_weights4(maps, i);
+            light4(c, f, t_pos, t_neg)
         } else {
             c
         };
-        let c = scale4(c, lanes(mask));
-        let d = unsafe { _mm256_loadu_si256(dst[k..k + 4].as_ptr().cast()) };
+        let c = match maps.mask {
+            Some(m) => scale4(c, mask4(&m[i..i + 4])),
+            None => c,
+        };
+        let bytes = &mut pixels[k * 4..k * 4 + 16];
+        // Zero-extending the bytes spreads four pixels into 64-bit lanes, and packing with
+        // unsigned saturation (never reached: an opaque result is at most 255) packs them back.
+        let d = _mm256_cvtepu8_epi16(unsafe { _mm_loadu_si128(bytes.as_ptr().cast()) });
         let out = _mm256_add_epi16(c, scale4(d, inverse_alpha(c)));
-        unsafe { _mm256_storeu_si256(dst[k..k + 4].as_mut_ptr().cast(), out) };
+        let packed = _mm_packus_epi16(
+            _mm256_castsi256_si128(out),
+            _mm256_extracti128_si256::<1>(out),
+        );
+        unsafe { _mm_storeu_si128(bytes.as_mut_ptr().cast(), packed) };
     }
     groups * 4
 }
 
-/// The multiply and highlight weights of `blend::light_spread` for one pixel.
-fn light_weights(shade: u8, high: u8, s: Strengths) -> (u32, i32) {
-    let f = 255 - ((s.shading * (255 - u32::from(shade))) >> 8);
-    let t = ((i32::from(high) - 128) * s.highlight as i32) >> 8;
-    (f, t)
+/// Four bytes of a map as four 32-bit lanes.
+#[target_feature(enable = "avx2")]
+fn bytes4(m: &[u8]) -> __m128i {
+    let word = i32::from_le_bytes([m[0], m[1], m[2], m[3]]);
+    _mm_cvtepu8_epi32(_mm_cvtsi32_si128(word))
 }
 
-/// Four per-pixel weights, each in all four 16-bit lanes of its pixel.
+/// Four mask bytes, each in all four 16-bit lanes of its pixel.
 #[target_feature(enable = "avx2")]
-fn lanes(w: [u64; 4]) -> __m256i {
-    _mm256_set_epi64x(
-        (w[3] * BROADCAST) as i64,
-        (w[2] * BROADCAST) as i64,
-        (w[1] * BROADCAST) as i64,
-        (w[0] * BROADCAST) as i64,
-    )
+fn mask4(m: &[u8]) -> __m256i {
+    per_pixel(bytes4(m))
+}
+
+/// Four 32-bit lanes (each 0..=255), each copied to all four 16-bit lanes of its pixel.
+#[target_feature(enable = "avx2")]
+fn per_pixel(v: __m128i) -> __m256i {
+    broadcast_word0(_mm256_cvtepu32_epi64(v))
+}
+
+/// The multiply and highlight weights of `blend::light_spread` for pixels `i..i + 4`: `f`, and
+/// the highlight step split into its screening (`t_pos`, 0 = none) and darkening (`t_neg`, 128 =
+/// none) halves, as `light4` takes them. A missing map is its neutral value (255, 128).
+#[target_feature(enable = "avx2")]
+fn light_weights4(maps: &Maps, i: usize) -> (__m256i, __m256i, __m256i) {
+    let s = maps.strengths;
+    let shade = maps
+        .shading
+        .map_or(_mm_set1_epi32(255), |m| bytes4(&m[i..i + 4]));
+    let high = maps
+        .highlight
+        .map_or(_mm_set1_epi32(128), |m| bytes4(&m[i..i + 4]));
+    // f = 255 - ((shading * (255 - shade)) >> 8)
+    let dark = _mm_mullo_epi32(
+        _mm_set1_epi32(s.shading as i32),
+        _mm_sub_epi32(_mm_set1_epi32(255), shade),
+    );
+    let f = _mm_sub_epi32(_mm_set1_epi32(255), _mm_srli_epi32::<8>(dark));
+    // t = ((high - 128) * highlight) >> 8, arithmetic as in the scalar code.
+    let t = _mm_srai_epi32::<8>(_mm_mullo_epi32(
+        _mm_sub_epi32(high, _mm_set1_epi32(128)),
+        _mm_set1_epi32(s.highlight as i32),
+    ));
+    let zero = _mm_setzero_si128();
+    let t_pos = _mm_max_epi32(t, zero);
+    let t_neg = _mm_add_epi32(_mm_set1_epi32(128), _mm_min_epi32(t, zero));
+    (per_pixel(f), per_pixel(t_pos), per_pixel(t_neg))
 }
 
 /// Bilinear samples of four pixels (`blend::lerp` twice across, once down); zero where a
