@@ -137,7 +137,35 @@ fn prewarm(mockups: &Arc<MockupLibrary>) {
         return;
     }
     let warm = mockups.clone();
-    std::thread::spawn(move || warm.warm(None));
+    std::thread::spawn(move || {
+        let t = std::time::Instant::now();
+        warm.warm(None);
+        tracing::info!(
+            elapsed_ms = t.elapsed().as_millis() as u64,
+            products = warm.products().len(),
+            "mockup layers ready"
+        );
+    });
+}
+
+/// Draw the layers of the (product, size) pairs an event file's jobs ask for, in the background
+/// (while `invoke` loads the model, or while the first job reads its design); a job needing one
+/// still being drawn waits for it, so nothing is drawn twice.
+pub fn prewarm_mockups_for(config: &Config, wanted: Vec<(String, Option<u32>)>) {
+    if wanted.is_empty() {
+        return;
+    }
+    if let Ok(lib) = mockup_library(config) {
+        std::thread::spawn(move || {
+            let t = std::time::Instant::now();
+            lib.warm_products(&wanted);
+            tracing::debug!(
+                elapsed_ms = t.elapsed().as_millis() as u64,
+                products = wanted.len(),
+                "mockup layers for the event ready"
+            );
+        });
+    }
 }
 
 /// Draw the products' layers in the background from process start, while the model loads, so

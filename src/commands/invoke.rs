@@ -36,6 +36,8 @@ pub async fn run(config: &Config, file: &Path, out: &str, debug: DebugFiles<'_>)
             )
         }
     };
+    // The products' layers are drawn while the model loads (or the first job reads its design).
+    app::prewarm_mockups_for(config, local::mockups_wanted(&event));
     let engine = if local::needs_model(&event) {
         match app::start_engine(config).await {
             Ok(engine) => Some(engine),

@@ -38,6 +38,35 @@ pub fn needs_model(file: &EventFile) -> bool {
     })
 }
 
+/// The (product, longest side) pairs the file's jobs ask mockups of, in order, without
+/// duplicates (an SQS record's text body is read as well). Read leniently: a malformed `mockups` is the job's error to report, not this.
+pub fn mockups_wanted(file: &EventFile) -> Vec<(String, Option<u32>)> {
+    let mut wanted: Vec<(String, Option<u32>)> = Vec::new();
+    for d in &file.deliveries {
+        // An SQS record's body is the job as JSON text.
+        let text_body = d
+            .body
+            .as_str()
+            .and_then(|t| serde_json::from_str::<Value>(t).ok());
+        let body = text_body.as_ref().unwrap_or(&d.body);
+        let Some(mockups) = body.get("mockups") else {
+            continue;
+        };
+        let size = mockups
+            .get("size")
+            .and_then(Value::as_u64)
+            .and_then(|s| u32::try_from(s).ok());
+        let products = mockups.get("products").and_then(Value::as_array);
+        for product in products.into_iter().flatten().filter_map(Value::as_str) {
+            let pair = (product.to_owned(), size);
+            if !wanted.contains(&pair) {
+                wanted.push(pair);
+            }
+        }
+    }
+    wanted
+}
+
 /// Run every job of the file in order, each through the door runtime (`MERCHGEN_JOB_TIMEOUT`
 /// applies here too); returns (delivery id, outcome) pairs.
 pub async fn run(worker: &Worker, file: EventFile, rules: &RunRules) -> Vec<(String, JobOutcome)> {
@@ -104,5 +133,30 @@ pub fn render(shape: EventShape, outcomes: &[(String, JobOutcome)]) -> Value {
         }
         (_, [one]) => serde_json::to_value(one).unwrap_or(Value::Null),
         _ => serde_json::to_value(&only).unwrap_or(Value::Null),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mockups_wanted_reads_bare_and_sqs_jobs_once_each() {
+        let bare = br#"{"design": {"path": "d.png"}, "mockups": {"products": ["mug", "tshirt", "mug"], "size": 800}}"#;
+        let file = read_event(bare).unwrap();
+        assert_eq!(
+            mockups_wanted(&file),
+            vec![
+                ("mug".to_owned(), Some(800)),
+                ("tshirt".to_owned(), Some(800))
+            ]
+        );
+        let sqs = serde_json::json!({"Records": [
+            {"messageId": "m1", "body": r#"{"prompt": "x", "mockups": {"products": ["poster"]}}"#},
+            {"messageId": "m2", "body": "not json"},
+            {"messageId": "m3", "body": r#"{"prompt": "x", "mockups": {"products": [1, "poster"]}}"#},
+        ]});
+        let file = read_event(sqs.to_string().as_bytes()).unwrap();
+        assert_eq!(mockups_wanted(&file), vec![("poster".to_owned(), None)]);
     }
 }

@@ -56,6 +56,8 @@ pub struct BenchReport {
     pub threads: usize,
     /// First render of every product, drawing the built-in layers (once per process and size).
     pub cold_ms: f64,
+    /// Of `cold_ms`, drawing each product's layers (one product at a time, every core).
+    pub cold_draw_ms: Vec<(String, f64)>,
     pub products: Vec<ProductTiming>,
     /// All products rendered and encoded one after another (each using every core).
     pub sequential: Timing,
@@ -109,7 +111,13 @@ pub fn run(design: &RgbaImage, size: u32, iterations: u32) -> BenchReport {
     let lib = MockupLibrary::builtin();
     let products: Vec<&str> = lib.products();
     let t0 = Instant::now();
+    let mut cold_draw_ms = Vec::with_capacity(products.len());
     for p in &products {
+        let t = Instant::now();
+        lib.template(p)
+            .expect("benchmarked products come from the library")
+            .prepared(Some(size));
+        cold_draw_ms.push(((*p).to_owned(), ms(t)));
         render_and_encode(&lib, p, design, size);
     }
     let cold_ms = ms(t0);
@@ -141,6 +149,7 @@ pub fn run(design: &RgbaImage, size: u32, iterations: u32) -> BenchReport {
         design: design.dimensions(),
         threads: rayon::current_num_threads(),
         cold_ms,
+        cold_draw_ms,
         products: products
             .iter()
             .zip(samples)
@@ -286,6 +295,12 @@ impl fmt::Display for BenchReport {
             "cold (draw built-in layers + first render, all products): {:.1} ms",
             self.cold_ms
         )?;
+        let draws: Vec<String> = self
+            .cold_draw_ms
+            .iter()
+            .map(|(p, ms)| format!("{p} {ms:.0}"))
+            .collect();
+        writeln!(f, "  of which drawing the layers, ms: {}", draws.join(", "))?;
         writeln!(
             f,
             "{:<12} {:>14} {:>14} {:>14} {:>9}",

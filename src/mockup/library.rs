@@ -54,14 +54,28 @@ impl MockupLibrary {
     }
 
     /// Draw (or resample) every template's layers for mockups of longest side `size` now,
-    /// in parallel, instead of on first use. Built-in layers take a fraction of a second of CPU
-    /// per product at 2000 px, so a worker calls this on a background thread while its model
-    /// loads and the first mockup job pays nothing (see docs/benchmarks-mockups.md).
+    /// one product after another (each drawing uses every core), instead of on first use. A
+    /// worker calls this on a background thread while its model loads (see
+    /// docs/benchmarks.md); a job that needs a product not drawn yet draws it itself, and one
+    /// that needs the product being drawn waits only for that one.
+    ///
+    /// Call it (and [`MockupLibrary::warm_products`]) from a thread outside rayon's pool: a
+    /// layer drawn inside a pool task could, while its own parallel loops wait, pick up a
+    /// sibling task that needs the same layers and re-enter their one-time initialisation.
     pub fn warm(&self, size: Option<u32>) {
-        use rayon::prelude::*;
-        self.templates.par_iter().for_each(|(_, t)| {
+        for t in self.templates.values() {
             t.prepared(size);
-        });
+        }
+    }
+
+    /// Draw the layers of just these (product, longest side) pairs now, one after another;
+    /// unknown products are left for the job to reject with its own error.
+    pub fn warm_products(&self, wanted: &[(String, Option<u32>)]) {
+        for (product, size) in wanted {
+            if let Some(t) = self.templates.get(product) {
+                t.prepared(*size);
+            }
+        }
     }
 
     /// Product names, sorted.

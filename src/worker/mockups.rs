@@ -173,6 +173,15 @@ async fn render_all(
     let size = spec.size;
     tokio::task::spawn_blocking(move || {
         use rayon::prelude::*;
+        // The layers first, from this thread (outside rayon's pool, see `MockupLibrary::warm`):
+        // the renders below then only read them.
+        let mut needed: Vec<(String, Option<u32>)> = Vec::new();
+        for (_, r) in work.iter().filter(|(_, r)| !r.print_file) {
+            if !needed.iter().any(|(p, _)| *p == r.product) {
+                needed.push((r.product.clone(), size));
+            }
+        }
+        lib.warm_products(&needed);
         work.par_iter()
             .map(|(i, r)| {
                 let design = &designs[*i as usize];

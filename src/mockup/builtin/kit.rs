@@ -77,11 +77,14 @@ impl Plane {
             .par_chunks_mut(w)
             .zip(ty.par_iter())
             .for_each(|(row, &(y0, y1, fy))| {
-                let (r0, r1) = (&self.data[y0 * self.w..], &self.data[y1 * self.w..]);
+                // Between the two source rows once (the reduced width), then along the row.
+                let (r0, r1) = (
+                    &self.data[y0 * self.w..(y0 + 1) * self.w],
+                    &self.data[y1 * self.w..(y1 + 1) * self.w],
+                );
+                let line: Vec<f32> = r0.iter().zip(r1).map(|(a, b)| a + (b - a) * fy).collect();
                 for (v, &(x0, x1, fx)) in row.iter_mut().zip(&tx) {
-                    let top = r0[x0] + (r0[x1] - r0[x0]) * fx;
-                    let bottom = r1[x0] + (r1[x1] - r1[x0]) * fx;
-                    *v = top + (bottom - top) * fy;
+                    *v = line[x0] + (line[x1] - line[x0]) * fx;
                 }
             });
         out

@@ -26,16 +26,24 @@ impl Canvas {
     /// A studio backdrop: `top` colour fading to `bottom`, with a soft vignette.
     pub fn backdrop(size: usize, top: [f32; 3], bottom: [f32; 3]) -> Canvas {
         let s = size as f32;
+        // The vignette's horizontal term, once per column.
+        let across: Vec<f32> = (0..size)
+            .map(|x| {
+                let u = (x as f32 + 0.5) / s - 0.5;
+                u * u * 2.0
+            })
+            .collect();
         let mut img = RgbaImage::new(size as u32, size as u32);
         img.par_chunks_mut(size * 4)
             .enumerate()
             .for_each(|(y, row)| {
                 let v = (y as f32 + 0.5) / s;
-                for (x, p) in row.chunks_exact_mut(4).enumerate() {
-                    let u = (x as f32 + 0.5) / s - 0.5;
-                    let vignette = 1.0 - 0.10 * (u * u * 2.0 + (v - 0.45) * (v - 0.45) * 1.5);
+                let down = (v - 0.45) * (v - 0.45) * 1.5;
+                let colour: [f32; 3] = std::array::from_fn(|c| top[c] + (bottom[c] - top[c]) * v);
+                for (p, &a) in row.chunks_exact_mut(4).zip(&across) {
+                    let vignette = 1.0 - 0.10 * (a + down);
                     for c in 0..3 {
-                        p[c] = q((top[c] + (bottom[c] - top[c]) * v) * vignette);
+                        p[c] = q(colour[c] * vignette);
                     }
                     p[3] = 255;
                 }
