@@ -1,7 +1,7 @@
 //! Assembles a `Worker` from the configuration: resolves and loads the model on the engine
 //! thread (once, at cold start), and builds the fetcher, notifier and template library.
 
-use crate::config::Config;
+use crate::config::{Config, MockupWarmup};
 use crate::engine::files::hub;
 use crate::engine::finish::Finishers;
 use crate::engine::flux::{FluxPipeline, LoadOptions};
@@ -131,21 +131,50 @@ fn mockup_library(config: &Config) -> anyhow::Result<Arc<MockupLibrary>> {
     Ok(lib)
 }
 
-fn prewarm(mockups: &Arc<MockupLibrary>) {
+fn prewarm(config: &Config, mockups: &Arc<MockupLibrary>) {
     static STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     if STARTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
         return;
     }
+    let wanted = match config.mockup_warmup() {
+        Ok(MockupWarmup::All) => None,
+        Ok(MockupWarmup::Only(pairs)) if pairs.is_empty() => return,
+        Ok(MockupWarmup::Only(pairs)) => {
+            let known = mockups.products();
+            for (product, _) in pairs.iter().filter(|(p, _)| !known.contains(&p.as_str())) {
+                tracing::warn!(product = %product, known = %known.join(", "), "MERCHGEN_MOCKUP_WARMUP names a product this worker does not have; skipped");
+            }
+            Some(pairs)
+        }
+        Err(e) => {
+            // `Config::check` refuses it at start-up; this is for callers that skipped it.
+            tracing::warn!(error = %e, "MERCHGEN_MOCKUP_WARMUP is not understood; drawing every product");
+            None
+        }
+    };
     let warm = mockups.clone();
     std::thread::spawn(move || {
         let t = std::time::Instant::now();
-        warm.warm(None);
+        match &wanted {
+            None => warm.warm(None),
+            Some(pairs) => warm.warm_products(pairs),
+        }
         tracing::info!(
             elapsed_ms = t.elapsed().as_millis() as u64,
-            products = warm.products().len(),
+            products = wanted.as_ref().map_or(warm.products().len(), Vec::len),
             "mockup layers ready"
         );
     });
+}
+
+/// Draw the products' layers (`MERCHGEN_MOCKUP_WARMUP`, every product by default) in the
+/// background from process start, while the model loads, so the first mockup job does not pay
+/// for them (a template's layers are drawn once; a job that needs one still being drawn waits
+/// for it). Errors in custom templates surface when the worker is built.
+pub fn prewarm_mockups(config: &Config) {
+    if let Ok(lib) = mockup_library(config) {
+        prewarm(config, &lib);
+    }
 }
 
 /// Draw the layers of the (product, size) pairs an event file's jobs ask for, in the background
@@ -168,16 +197,6 @@ pub fn prewarm_mockups_for(config: &Config, wanted: Vec<(String, Option<u32>)>) 
     }
 }
 
-/// Draw the products' layers in the background from process start, while the model loads, so
-/// the first mockup job does not pay for them (a template's layers are drawn once; a job that
-/// needs one still being drawn waits for it). Errors in custom templates surface when the
-/// worker is built.
-pub fn prewarm_mockups(config: &Config) {
-    if let Ok(lib) = mockup_library(config) {
-        prewarm(&lib);
-    }
-}
-
 /// Everything the worker needs besides the engine (callers may adjust it before `Worker::new`).
 pub fn build_parts(
     config: &Config,
@@ -192,7 +211,7 @@ pub fn build_parts(
     let mockups = mockup_library(config)?;
     if door == Door::Deployed {
         // Doors call `prewarm_mockups` before loading the model; this covers the rest.
-        prewarm(&mockups);
+        prewarm(config, &mockups);
     }
     let mut limits = config.limits();
     if door == Door::Invoke {

@@ -84,6 +84,17 @@ pub struct Config {
     /// Folder of custom mockup templates (each a subfolder with `manifest.json`).
     #[arg(long, env = "MERCHGEN_TEMPLATES", global = true)]
     pub templates: Option<PathBuf>,
+    /// Mockup layers drawn from process start, while the model loads: `all` (every product at
+    /// its canvas size), `none`, or products separated by commas, each with an optional
+    /// `@SIZE` (longest side in pixels), as in `tshirt,mug@1200`. Drawn layers stay in memory
+    /// (about 40 MB per product and size at 2000 px); a job needing others draws them itself.
+    #[arg(
+        long = "mockup-warmup",
+        env = "MERCHGEN_MOCKUP_WARMUP",
+        default_value = "all",
+        global = true
+    )]
+    pub mockup_warmup: String,
     /// Smallest width or height a job may ask for.
     #[arg(long, env = "MERCHGEN_MIN_SIDE", default_value_t = 256, global = true)]
     pub min_side: u32,
@@ -269,7 +280,53 @@ pub struct Config {
     pub webhook_timeout_secs: u64,
 }
 
+/// Which mockup layers a worker draws at start-up (`MERCHGEN_MOCKUP_WARMUP`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MockupWarmup {
+    /// Every product at its canvas size.
+    All,
+    /// These (product, longest side) pairs; empty for `none`.
+    Only(Vec<(String, Option<u32>)>),
+}
+
+impl MockupWarmup {
+    /// Parse the setting; the error names what is wrong.
+    pub fn parse(text: &str) -> Result<MockupWarmup, String> {
+        let text = text.trim();
+        match text.to_ascii_lowercase().as_str() {
+            "all" | "" => return Ok(MockupWarmup::All),
+            "none" => return Ok(MockupWarmup::Only(Vec::new())),
+            _ => {}
+        }
+        let mut pairs = Vec::new();
+        for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let (product, size) = match item.split_once('@') {
+                Some((product, size)) => {
+                    let size: u32 = size.trim().parse().map_err(|_| {
+                        format!("MERCHGEN_MOCKUP_WARMUP: {item:?}: the size after @ must be a whole number of pixels")
+                    })?;
+                    if !(16..=crate::mockup::MAX_SIZE).contains(&size) {
+                        return Err(format!(
+                            "MERCHGEN_MOCKUP_WARMUP: {item:?}: the size must be within 16..={}",
+                            crate::mockup::MAX_SIZE
+                        ));
+                    }
+                    (product.trim(), Some(size))
+                }
+                None => (item, None),
+            };
+            pairs.push((product.to_owned(), size));
+        }
+        Ok(MockupWarmup::Only(pairs))
+    }
+}
+
 impl Config {
+    /// The mockup warm-up setting.
+    pub fn mockup_warmup(&self) -> Result<MockupWarmup, String> {
+        MockupWarmup::parse(&self.mockup_warmup)
+    }
+
     /// Job limits from the settings.
     pub fn limits(&self) -> Limits {
         self.caps.apply(Limits {
@@ -303,6 +360,7 @@ impl Config {
             .map_err(anyhow::Error::msg)?;
         StorageAllow::parse("MERCHGEN_INPUT_S3_ALLOW", &self.input_s3_allow, false)
             .map_err(anyhow::Error::msg)?;
+        self.mockup_warmup().map_err(anyhow::Error::msg)?;
         if self.max_batch == 0 {
             anyhow::bail!("MERCHGEN_MAX_BATCH must be at least 1");
         }
@@ -718,5 +776,32 @@ impl WarmUp {
             WarmUp::On => true,
             WarmUp::Off => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mockup_warmup_reads_all_none_and_products_with_sizes() {
+        assert_eq!(MockupWarmup::parse("all"), Ok(MockupWarmup::All));
+        assert_eq!(
+            MockupWarmup::parse(" None "),
+            Ok(MockupWarmup::Only(vec![]))
+        );
+        assert_eq!(
+            MockupWarmup::parse("tshirt, mug@1200"),
+            Ok(MockupWarmup::Only(vec![
+                ("tshirt".to_owned(), None),
+                ("mug".to_owned(), Some(1200))
+            ]))
+        );
+        let err = MockupWarmup::parse("mug@big").unwrap_err();
+        assert!(
+            err.contains("MERCHGEN_MOCKUP_WARMUP") && err.contains("mug@big"),
+            "{err}"
+        );
+        assert!(MockupWarmup::parse("mug@8").unwrap_err().contains("16..="));
     }
 }

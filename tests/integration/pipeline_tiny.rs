@@ -212,6 +212,31 @@ fn invoke_mockup_only_event_renders_every_product_without_a_model() {
     );
 }
 
+#[test]
+fn a_bad_mockup_warmup_setting_stops_the_start_and_names_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let envs = [
+        ("HF_HUB_CACHE", dir.path().to_str().unwrap()),
+        ("MERCHGEN_MOCKUP_WARMUP", "tshirt,mug@huge"),
+    ];
+    let out = dir.path().join("out");
+    let (code, _, stderr) = merchgen(
+        &[
+            "invoke",
+            "events/mockup-only.json",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &envs,
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("MERCHGEN_MOCKUP_WARMUP") && stderr.contains("mug@huge"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "nothing ran");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_generation_with_mockups_and_bad_product() {
     let dir = tempfile::tempdir().unwrap();

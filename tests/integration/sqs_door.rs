@@ -273,6 +273,8 @@ async fn sqs_poison_is_moved_to_the_dead_letter_queue_at_once() {
     env.remove("MERCHGEN_SQS_VISIBILITY_SECS");
     env.remove("MERCHGEN_SQS_HEARTBEAT_SECS");
     env.insert("MERCHGEN_MODEL".into(), "none".into());
+    // A model-less worker draws just the mockup layers it is told to, in the background.
+    env.insert("MERCHGEN_MOCKUP_WARMUP".into(), "mug@256".into());
     let consumer = Merchgen::start(&["sqs"], &env, &dir.path().join("sqs.log"));
     aws_support::wait_until(
         Duration::from_secs(30),
@@ -309,6 +311,19 @@ async fn sqs_poison_is_moved_to_the_dead_letter_queue_at_once() {
     assert_eq!(attr("merchgen-source-queue"), url);
     assert_eq!(attr("merchgen-source-message-id"), poison_id);
     assert_eq!(attr("merchgen-receive-count"), "1");
+    aws_support::wait_until(
+        Duration::from_secs(30),
+        "the mockup warm-up's log line",
+        || async { consumer.logs().contains("mockup layers ready") },
+    )
+    .await;
+    let ready = consumer
+        .logs()
+        .lines()
+        .find(|l| l.contains("mockup layers ready"))
+        .map(str::to_owned)
+        .unwrap_or_default();
+    assert!(ready.contains("\"products\":1"), "{ready}");
     consumer.terminate();
 }
 
@@ -328,6 +343,9 @@ async fn sqs_a_job_past_its_timeout_ends_as_timeout_and_reaches_the_dead_letter_
     send_job(&sqs, &url, job.clone()).await;
     let mut env = aws_support::sqs_env(&endpoint, &url, &format!("s3://{bucket}/out"));
     env.insert("MERCHGEN_JOB_TIMEOUT".into(), "1".into());
+    // No mockups here: the layers' drawing would only compete with the job for the two cores
+    // (a cancelled job must stop within the 5 s wind-down to send its failure webhook).
+    env.insert("MERCHGEN_MOCKUP_WARMUP".into(), "none".into());
     let consumer = Merchgen::start(&["sqs"], &env, &dir.path().join("sqs.log"));
     aws_support::wait_until(
         Duration::from_secs(120),
@@ -336,17 +354,21 @@ async fn sqs_a_job_past_its_timeout_ends_as_timeout_and_reaches_the_dead_letter_
     )
     .await;
     // Webhooks go out in the background: wait for the failure's.
-    aws_support::wait_until(
-        Duration::from_secs(30),
-        "the job.failed webhook",
-        || async {
-            peers
-                .requests()
-                .iter()
-                .any(|r| String::from_utf8_lossy(&r.body).contains("job.failed"))
-        },
-    )
-    .await;
+    let sent = || {
+        peers
+            .requests()
+            .iter()
+            .any(|r| String::from_utf8_lossy(&r.body).contains("job.failed"))
+    };
+    let waiting = std::time::Instant::now();
+    while !sent() && waiting.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        sent(),
+        "no job.failed webhook within 30 s; the worker's log:\n{}",
+        consumer.logs()
+    );
     let failed: Vec<Value> = peers
         .requests()
         .iter()
