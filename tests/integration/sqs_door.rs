@@ -338,13 +338,15 @@ async fn sqs_a_job_past_its_timeout_ends_as_timeout_and_reaches_the_dead_letter_
     let Queues { url, dlq_url } = aws_support::queues(&sqs, "merchgen-timeout", 1).await;
     let peers = peers().await;
     let id = format!("slow-{}", aws_support::short_id());
-    let job = json!({"id": id, "prompt": "a slow job", "width": 512, "height": 512, "num_inference_steps": 50, "num_images": 4,
+    // Many short steps: past the 1 s timeout on any machine, and each step (where the engine
+    // checks for a cancel) well inside the 5 s wind-down even on two busy cores (a step of four
+    // 512² images took 3.3 s alone in a debug build, and the job was given up under load).
+    let job = json!({"id": id, "prompt": "a slow job", "width": 256, "height": 256, "num_inference_steps": 50, "num_images": 1,
                      "webhook": {"url": peers.url("/hooks"), "events": ["failed"]}});
     send_job(&sqs, &url, job.clone()).await;
     let mut env = aws_support::sqs_env(&endpoint, &url, &format!("s3://{bucket}/out"));
     env.insert("MERCHGEN_JOB_TIMEOUT".into(), "1".into());
-    // No mockups here: the layers' drawing would only compete with the job for the two cores
-    // (a cancelled job must stop within the 5 s wind-down to send its failure webhook).
+    // No mockups here: the layers' drawing would only compete with the job for the two cores.
     env.insert("MERCHGEN_MOCKUP_WARMUP".into(), "none".into());
     let consumer = Merchgen::start(&["sqs"], &env, &dir.path().join("sqs.log"));
     aws_support::wait_until(
