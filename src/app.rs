@@ -136,32 +136,35 @@ fn prewarm(config: &Config, mockups: &Arc<MockupLibrary>) {
     if STARTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
         return;
     }
-    let wanted = match config.mockup_warmup() {
-        Ok(MockupWarmup::All) => None,
-        Ok(MockupWarmup::Only(pairs)) if pairs.is_empty() => return,
-        Ok(MockupWarmup::Only(pairs)) => {
+    // `Config::check` refused a setting it cannot read at start-up.
+    match config.mockup_warmup().unwrap_or(MockupWarmup::All) {
+        MockupWarmup::All => warm_in_background(mockups.clone(), None),
+        MockupWarmup::Only(pairs) => {
             let known = mockups.products();
             for (product, _) in pairs.iter().filter(|(p, _)| !known.contains(&p.as_str())) {
                 tracing::warn!(product = %product, known = %known.join(", "), "MERCHGEN_MOCKUP_WARMUP names a product this worker does not have; skipped");
             }
-            Some(pairs)
+            warm_in_background(mockups.clone(), Some(pairs));
         }
-        Err(e) => {
-            // `Config::check` refuses it at start-up; this is for callers that skipped it.
-            tracing::warn!(error = %e, "MERCHGEN_MOCKUP_WARMUP is not understood; drawing every product");
-            None
-        }
-    };
-    let warm = mockups.clone();
+    }
+}
+
+/// Draw the layers of these (product, size) pairs (every product at its canvas size for
+/// `None`) on a thread of their own, outside rayon's pool (see `MockupLibrary::warm`), and log
+/// when they are ready.
+fn warm_in_background(lib: Arc<MockupLibrary>, wanted: Option<Vec<(String, Option<u32>)>>) {
+    if wanted.as_ref().is_some_and(Vec::is_empty) {
+        return;
+    }
     std::thread::spawn(move || {
         let t = std::time::Instant::now();
         match &wanted {
-            None => warm.warm(None),
-            Some(pairs) => warm.warm_products(pairs),
+            None => lib.warm(None),
+            Some(pairs) => lib.warm_products(pairs),
         }
         tracing::info!(
             elapsed_ms = t.elapsed().as_millis() as u64,
-            products = wanted.as_ref().map_or(warm.products().len(), Vec::len),
+            products = wanted.as_ref().map_or(lib.products().len(), Vec::len),
             "mockup layers ready"
         );
     });
@@ -181,19 +184,8 @@ pub fn prewarm_mockups(config: &Config) {
 /// (while `invoke` loads the model, or while the first job reads its design); a job needing one
 /// still being drawn waits for it, so nothing is drawn twice.
 pub fn prewarm_mockups_for(config: &Config, wanted: Vec<(String, Option<u32>)>) {
-    if wanted.is_empty() {
-        return;
-    }
     if let Ok(lib) = mockup_library(config) {
-        std::thread::spawn(move || {
-            let t = std::time::Instant::now();
-            lib.warm_products(&wanted);
-            tracing::debug!(
-                elapsed_ms = t.elapsed().as_millis() as u64,
-                products = wanted.len(),
-                "mockup layers for the event ready"
-            );
-        });
+        warm_in_background(lib, Some(wanted));
     }
 }
 

@@ -98,6 +98,15 @@ fn merchgen(args: &[&str], envs: &[(&str, &str)]) -> (i32, serde_json::Value, St
     )
 }
 
+/// `merchgen invoke EVENT --out OUT` with these variables.
+fn invoke_to(
+    event: &str,
+    out: &std::path::Path,
+    envs: &[(&str, &str)],
+) -> (i32, serde_json::Value, String) {
+    merchgen(&["invoke", event, "--out", out.to_str().unwrap()], envs)
+}
+
 #[test]
 fn invoke_binary_exit_codes_and_shapes() {
     let dir = tempfile::tempdir().unwrap();
@@ -115,15 +124,7 @@ fn invoke_binary_exit_codes_and_shapes() {
         ("MERCHGEN_DEVICE", "cpu"),
         ("MERCHGEN_MATTING_MODEL", u2netp.to_str().unwrap()),
     ];
-    let (code, value, stderr) = merchgen(
-        &[
-            "invoke",
-            "events/txt2img.json",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &envs,
-    );
+    let (code, value, stderr) = invoke_to("events/txt2img.json", &out, &envs);
     assert_eq!(code, 0, "{value} {stderr}");
     assert_eq!(value["status"], "succeeded");
     assert_eq!(value["images"].as_array().unwrap().len(), 2);
@@ -136,15 +137,7 @@ fn invoke_binary_exit_codes_and_shapes() {
         json!({"id": "rp-7", "input": {"prompt": "x", "width": 64, "height": 64}}).to_string(),
     )
     .unwrap();
-    let (code, value, _) = merchgen(
-        &[
-            "invoke",
-            runpod.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &envs,
-    );
+    let (code, value, _) = invoke_to(runpod.to_str().unwrap(), &out, &envs);
     assert_eq!((code, value["id"].as_str()), (0, Some("rp-7")));
 
     let (code, value, _) = merchgen(&["invoke", "events/bad-input.json"], &envs);
@@ -182,15 +175,7 @@ fn invoke_mockup_only_event_renders_every_product_without_a_model() {
     let out = dir.path().join("out");
     // No model is configured: a mockup-only job must not need one.
     let envs = [("HF_HUB_CACHE", dir.path().to_str().unwrap())];
-    let (code, value, stderr) = merchgen(
-        &[
-            "invoke",
-            "events/mockup-only.json",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &envs,
-    );
+    let (code, value, stderr) = invoke_to("events/mockup-only.json", &out, &envs);
     assert_eq!(code, 0, "{value} {stderr}");
     let mockups = value["mockups"].as_array().unwrap();
     assert_eq!(mockups.len(), 12, "six products in two colours");
@@ -220,15 +205,7 @@ fn a_bad_mockup_warmup_setting_stops_the_start_and_names_itself() {
         ("MERCHGEN_MOCKUP_WARMUP", "tshirt,mug@huge"),
     ];
     let out = dir.path().join("out");
-    let (code, _, stderr) = merchgen(
-        &[
-            "invoke",
-            "events/mockup-only.json",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &envs,
-    );
+    let (code, _, stderr) = invoke_to("events/mockup-only.json", &out, &envs);
     assert_eq!(code, 2, "{stderr}");
     assert!(
         stderr.contains("MERCHGEN_MOCKUP_WARMUP") && stderr.contains("mug@huge"),
