@@ -5,9 +5,9 @@ use crate::config::{Config, MockupWarmup};
 use crate::engine::files::hub;
 use crate::engine::finish::Finishers;
 use crate::engine::flux::{FluxPipeline, LoadOptions};
-use crate::engine::{self, EngineError, EngineHandle, FinishHandle, Generator};
+use crate::engine::thread::{EngineOptions, Loaded};
+use crate::engine::{self, EngineError, EngineHandle, FinishHandle};
 use crate::fetch::Fetcher;
-use crate::job::validate::GenerationDefaults;
 use crate::mockup::MockupLibrary;
 use crate::webhook::{HttpNotifier, WebhookQueue};
 use crate::worker::{Worker, WorkerParts};
@@ -53,7 +53,7 @@ pub async fn start_engine(config: &Config) -> Result<EngineHandle, EngineError> 
     };
     let finish = config.finish_settings();
     let warm_up = config.warm_up;
-    EngineHandle::start_batching(
+    EngineHandle::start(
         move || {
             let resolved = hub::resolve(&model, &hub_settings, true)
                 .map_err(|e| EngineError::ModelUnavailable(e.to_string()))?;
@@ -69,16 +69,37 @@ pub async fn start_engine(config: &Config) -> Result<EngineHandle, EngineError> 
                 }
             }
             // The finishing models share the generator's device (and thread).
-            let finishers = Finishers::new(finish, device);
-            Ok((Box::new(pipeline) as Box<dyn Generator>, Some(finishers)))
+            Ok(Loaded {
+                generator: Box::new(pipeline),
+                finishers: Some(Finishers::new(finish, device)),
+            })
         },
-        config.batch_policy(),
+        EngineOptions {
+            batch: config.batch_policy(),
+        },
     )
     .await
-    .inspect(|engine| {
-        crate::intake::runtime::metrics::global()
-            .model_loaded(engine.load_report().load_ms as f64 / 1000.0)
-    })
+    .inspect(report_to_metrics)
+}
+
+/// `/metrics` reads the engine's load time and counters.
+fn report_to_metrics(engine: &EngineHandle) {
+    let metrics = crate::metrics::global();
+    metrics.model_loaded(engine.load_report().load_ms as f64 / 1000.0);
+    let counters = engine.counters();
+    metrics.read(
+        "merchgen_engine_batched_jobs_total",
+        "counter",
+        "Jobs generated in a forward pass shared with other jobs.",
+        move || Some(counters.batched_jobs() as f64),
+    );
+    let counters = engine.counters();
+    metrics.read(
+        "merchgen_device_memory_free_bytes",
+        "gauge",
+        "Device memory free after the last generation (host memory on the CPU).",
+        move || counters.memory_free().map(|b| b as f64),
+    );
 }
 
 /// The finishing models of a worker: the engine thread's, or a thread of their own when the
@@ -104,11 +125,7 @@ pub fn build_worker(
     door: Door,
     default_destination: String,
 ) -> anyhow::Result<Worker> {
-    let defaults = engine
-        .as_ref()
-        .map(|e| e.load_report().defaults.clone())
-        .unwrap_or_default();
-    let mut parts = build_parts(config, door, default_destination, defaults)?;
+    let mut parts = build_parts(config, door, default_destination)?;
     parts.finisher = Some(finisher(config, engine.as_ref())?);
     Ok(Worker::new(engine, parts))
 }
@@ -194,7 +211,6 @@ pub fn build_parts(
     config: &Config,
     door: Door,
     default_destination: String,
-    defaults: GenerationDefaults,
 ) -> anyhow::Result<WorkerParts> {
     let fetcher = Fetcher::new(config.fetch_config(door == Door::Invoke))
         .context("starting the HTTP client for inputs")?;
@@ -222,7 +238,6 @@ pub fn build_parts(
         output: config.output_config(),
         default_destination,
         limits,
-        defaults,
         initial_noise: None,
         dump_latents: None,
         finisher: None,

@@ -114,10 +114,10 @@ pub enum BenchWhat {
     },
     /// Matting (cut-out), x4 upscale and a t-shirt print file at 300 DPI on one design, with the
     /// configured finishing models (MERCHGEN_MATTING_MODEL, MERCHGEN_UPSCALE_MODEL).
-    Finishing(crate::commands::bench::finishing::FinishingBench),
+    Finishing(FinishingBench),
     /// Jobs with six mockups each through the consumer loop at pipeline depths 1, 2, 3
     /// (`--simulate-gpu-ms N`: a benchmark-only engine that sleeps N ms per step).
-    Pipeline(crate::commands::bench::jobs::JobsBench),
+    Pipeline(JobsBench),
 }
 
 /// Flags of the pipeline benchmark.
@@ -156,6 +156,56 @@ pub struct PipelineBench {
     /// two, taking them off; with --steps above 0, one step with and without).
     #[arg(long, value_name = "RANK")]
     pub lora: Option<usize>,
+}
+
+/// Flags of `merchgen bench finishing`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FinishingBench {
+    /// Side of the square design, in pixels.
+    #[arg(long, default_value_t = 1024)]
+    pub size: u32,
+    /// Timed repetitions after one warm-up.
+    #[arg(long, default_value_t = 3)]
+    pub iterations: u32,
+    /// Print one JSON line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Flags of `merchgen bench pipeline`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct JobsBench {
+    /// Jobs per run.
+    #[arg(long, default_value_t = 40)]
+    pub jobs: u32,
+    /// Image side of each job.
+    #[arg(long, default_value_t = 512)]
+    pub size: u32,
+    #[arg(long, default_value_t = 4)]
+    pub steps: u32,
+    /// Side of each of the six mockups.
+    #[arg(long, default_value_t = 1024)]
+    pub mockup_size: u32,
+    /// Pipeline depths to run, one after the other.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    pub depths: Vec<usize>,
+    /// Benchmark only: hold the engine thread this many ms per step instead of generating.
+    #[arg(long)]
+    pub simulate_gpu_ms: Option<u64>,
+    /// With `--simulate-gpu-ms`: what each image beyond the first adds to a batched step, as a
+    /// fraction of a one-image step (an assumption until `bench/gpu.sh` measures images per
+    /// second at batch 1, 2 and 4 on a GPU).
+    #[arg(long, default_value_t = 0.8)]
+    pub simulate_batch_extra: f64,
+    /// Also run the jobs batched: this many images per forward pass (and as many jobs in
+    /// flight), waiting up to `--batch-wait-ms` to fill a pass. 0: no batched run.
+    #[arg(long, default_value_t = 4)]
+    pub batch: u32,
+    #[arg(long, default_value_t = 200)]
+    pub batch_wait_ms: u64,
+    /// Print one JSON line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[cfg(test)]

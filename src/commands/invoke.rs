@@ -5,8 +5,8 @@ use crate::app::{self, Door};
 use crate::config::Config;
 use crate::engine::NoiseOverride;
 use crate::intake::claim_check::ClaimCheck;
-use crate::intake::lambda::handler::LambdaDoor;
-use crate::intake::local;
+use crate::intake::event_file;
+use crate::intake::sqs_batch::BatchRunner;
 use crate::job::outcome::JobOutcome;
 use crate::job::parse::EventShape;
 use crate::worker::Worker;
@@ -27,7 +27,7 @@ pub async fn run(config: &Config, file: &Path, out: &str, debug: DebugFiles<'_>)
             return 2;
         }
     };
-    let event = match local::read_event(&bytes) {
+    let event = match event_file::read_event(&bytes) {
         Ok(event) => event,
         Err(e) => {
             return print_outcomes(
@@ -37,8 +37,8 @@ pub async fn run(config: &Config, file: &Path, out: &str, debug: DebugFiles<'_>)
         }
     };
     // The products' layers are drawn while the model loads (or the first job reads its design).
-    app::prewarm_mockups_for(config, local::mockups_wanted(&event));
-    let engine = if local::needs_model(&event) {
+    app::prewarm_mockups_for(config, event_file::mockups_wanted(&event));
+    let engine = if event_file::needs_model(&event) {
         match app::start_engine(config).await {
             Ok(engine) => Some(engine),
             Err(e) => {
@@ -46,7 +46,7 @@ pub async fn run(config: &Config, file: &Path, out: &str, debug: DebugFiles<'_>)
                 eprintln!("hint: without network access or cached weights, run `make demo` to try merchgen on a tiny random-weight model");
                 let error: crate::error::JobError = e.into();
                 let outcomes: Vec<(String, JobOutcome)> = event
-                    .deliveries
+                    .jobs
                     .iter()
                     .map(|d| {
                         let id = d
@@ -58,7 +58,7 @@ pub async fn run(config: &Config, file: &Path, out: &str, debug: DebugFiles<'_>)
                         (id.to_owned(), JobOutcome::failed(id, error.clone()))
                     })
                     .collect();
-                return print_outcomes(&local::render(event.shape, &outcomes), false);
+                return print_outcomes(&event_file::render(event.shape, &outcomes), false);
             }
         }
     } else {
@@ -72,11 +72,7 @@ pub async fn run(config: &Config, file: &Path, out: &str, debug: DebugFiles<'_>)
             return 2;
         }
     };
-    let defaults = engine
-        .as_ref()
-        .map(|e| e.load_report().defaults.clone())
-        .unwrap_or_default();
-    let worker = match app::build_parts(config, Door::Invoke, destination, defaults) {
+    let worker = match app::build_parts(config, Door::Invoke, destination) {
         Ok(mut parts) => {
             parts.initial_noise = noise;
             parts.dump_latents = debug.dump_latents.map(Path::to_owned);
@@ -98,8 +94,8 @@ pub async fn run(config: &Config, file: &Path, out: &str, debug: DebugFiles<'_>)
     let rules = crate::intake::runtime::RunRules::from_config(config, "invoke");
     let shape = event.shape;
     if shape == EventShape::SqsBatch {
-        let door = LambdaDoor::new(worker, ClaimCheck::new(config.output_config()), rules);
-        return match local::run_sqs_batch(&door, &bytes).await {
+        let runner = BatchRunner::new(worker, ClaimCheck::new(config.s3_settings()), rules);
+        return match event_file::run_sqs_batch(&runner, &bytes).await {
             Ok((answer, ok)) => print_outcomes(&answer, ok),
             Err(e) => print_outcomes(
                 &serde_json::to_value(JobOutcome::failed("unknown", e)).unwrap_or_default(),
@@ -107,9 +103,9 @@ pub async fn run(config: &Config, file: &Path, out: &str, debug: DebugFiles<'_>)
             ),
         };
     }
-    let outcomes = local::run(&worker, event, &rules).await;
+    let outcomes = event_file::run(&worker, event, &rules).await;
     let ok = outcomes.iter().all(|(_, o)| o.succeeded());
-    print_outcomes(&local::render(shape, &outcomes), ok)
+    print_outcomes(&event_file::render(shape, &outcomes), ok)
 }
 
 fn print_outcomes(value: &serde_json::Value, ok: bool) -> i32 {

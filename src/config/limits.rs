@@ -3,7 +3,7 @@
 //! `Limits::default()`, so a worker configured with nothing keeps the limits it always had.
 //! Values that would refuse every job, or let one job exhaust the host, fail at start-up.
 
-use crate::job::validate::Limits;
+use crate::job::Limits;
 use clap::Args;
 
 /// Per-job caps, flattened into `Config`.
@@ -69,7 +69,7 @@ impl LimitArgs {
 #[cfg(test)]
 mod tests {
     use crate::cli::Cli;
-    use crate::job::validate::Limits;
+    use crate::job::Limits;
     use clap::{CommandFactory, Parser};
 
     fn parse(args: &[&str]) -> Cli {

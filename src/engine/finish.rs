@@ -108,7 +108,9 @@ impl Finishers {
         })
     }
 
-    /// Super-resolve each image by `factor` (2 or 4), tile by tile.
+    /// Super-resolve each image by `factor` (2 or 4), tile by tile. Without an x2 model the x4
+    /// one stands in and its images come back four times the size: the caller resamples them
+    /// to the size it asked for (CPU work that does not belong on the device's thread).
     pub fn upscale(
         &mut self,
         images: Vec<RgbaImage>,
@@ -127,13 +129,7 @@ impl Finishers {
         let mut out = Vec::with_capacity(images.len());
         for img in &images {
             check_cancel(cancel)?;
-            let mut up = model.upscale(img, &tiles, cancel)?;
-            let (w, h) = (img.width() * factor, img.height() * factor);
-            if up.dimensions() != (w, h) {
-                // An x4 model standing in for x2: resample to the asked size.
-                up = crate::mockup::resize_rgba(&up, w, h);
-            }
-            out.push(up);
+            out.push(model.upscale(img, &tiles, cancel)?);
         }
         Ok(FinishOutput {
             images: out,

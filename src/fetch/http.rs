@@ -1,32 +1,10 @@
-//! Fetching an `http(s)://` input: literal-address check, a guarded client (every resolved
-//! address and every redirect target checked), a redirect limit, a whole-request timeout and a
-//! byte cap enforced while streaming.
+//! Fetching an `http(s)://` input through the guarded client (`crate::net`: literal address,
+//! every resolved address and every redirect target checked, a redirect limit, a whole-request
+//! timeout), with a byte cap enforced while streaming.
 
 use super::error::FetchError;
-use super::guard::{self, AddressPolicy, UrlRefusal};
-use super::resolve::{self, RedirectRefused};
-use reqwest::redirect::{Attempt, Policy};
-use std::sync::Arc;
-
-/// Redirects are followed up to `max`, each target checked like the original URL (literal
-/// addresses here; names by the resolver when connecting).
-pub fn redirect_policy(policy: Arc<AddressPolicy>, max: usize) -> Policy {
-    Policy::custom(move |attempt: Attempt| {
-        // `previous` holds every URL requested so far, the original included.
-        if attempt.previous().len() > max {
-            return attempt.error(RedirectRefused(format!("more than {max} redirects")));
-        }
-        match guard::check_url(attempt.url(), &policy) {
-            Ok(()) => attempt.follow(),
-            Err(UrlRefusal::Address(b)) => {
-                attempt.error(RedirectRefused(format!("redirects to {}", b.class)))
-            }
-            Err(other) => {
-                attempt.error(RedirectRefused(format!("redirects to a URL that {other}")))
-            }
-        }
-    })
-}
+use crate::net::guard::UrlRefusal;
+use crate::net::{resolve, GuardedClient};
 
 /// Map a refused input URL (before any request) to the customer's error.
 pub fn literal_refusal(r: UrlRefusal) -> FetchError {
@@ -61,15 +39,15 @@ fn request_error(err: reqwest::Error, timeout_secs: u64) -> FetchError {
 
 /// GET `url` with `client`, reading at most `max_bytes` of body.
 pub async fn get(
-    client: &reqwest::Client,
-    policy: &AddressPolicy,
+    client: &GuardedClient,
     url: &str,
     max_bytes: usize,
     timeout_secs: u64,
 ) -> Result<Vec<u8>, FetchError> {
     let parsed = reqwest::Url::parse(url).map_err(|_| FetchError::BadUrl)?;
-    guard::check_url(&parsed, policy).map_err(literal_refusal)?;
+    client.check(&parsed).map_err(literal_refusal)?;
     let mut resp = client
+        .http()
         .get(parsed)
         .send()
         .await

@@ -1,20 +1,18 @@
 //! Input fetching: every `ImageSource` (URL, `s3://`, base64 / `data:`, local path)
 //! to bytes under a byte cap, and bytes to a bounded, EXIF-oriented RGBA image.
 //!
-//! Owns the SSRF guard (`guard`, `resolve`) that webhook delivery shares. Must not know about
-//! jobs beyond the source it is handed, and must not log URLs (they may carry tokens).
+//! URLs go through the guarded client of `crate::net` (the SSRF rules webhooks share). Must not
+//! know about jobs beyond the source it is handed, and must not log URLs (they may carry tokens).
 
 pub mod decode;
 pub mod error;
-pub mod guard;
 pub mod http;
-pub mod resolve;
 pub mod sources;
 
 use crate::error::JobError;
 use crate::job::ImageSource;
-use crate::output::{s3_client, OutputConfig};
-use guard::AddressPolicy;
+use crate::net::{GuardedClient, Redirects};
+use crate::s3::S3Settings;
 use image::RgbaImage;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,7 +35,7 @@ pub struct FetchConfig {
     /// Whether `{"path": ...}` sources are accepted (`merchgen invoke` only).
     pub allow_paths: bool,
     /// S3 settings for `s3://` sources (the same client cache as the S3 sink).
-    pub output_cfg: OutputConfig,
+    pub s3: S3Settings,
 }
 
 impl Default for FetchConfig {
@@ -49,7 +47,7 @@ impl Default for FetchConfig {
             max_redirects: 5,
             allow_cidrs: Vec::new(),
             allow_paths: false,
-            output_cfg: OutputConfig::default(),
+            s3: S3Settings::default(),
         }
     }
 }
@@ -59,26 +57,19 @@ impl Default for FetchConfig {
 #[derive(Debug, Clone)]
 pub struct Fetcher {
     cfg: Arc<FetchConfig>,
-    policy: Arc<AddressPolicy>,
-    client: reqwest::Client,
+    client: GuardedClient,
 }
 
 impl Fetcher {
     /// A fetcher with its guarded HTTP client. Fails only if the TLS stack cannot start.
     pub fn new(cfg: FetchConfig) -> Result<Self, reqwest::Error> {
-        let policy = Arc::new(AddressPolicy::new(cfg.allow_cidrs.clone()));
-        let client = resolve::guarded_client(
-            Arc::clone(&policy),
-            resolve::ClientOptions {
-                timeout: Duration::from_secs(cfg.timeout_secs),
-                connect_timeout: Duration::from_secs(cfg.timeout_secs.min(10)),
-                redirect: http::redirect_policy(Arc::clone(&policy), cfg.max_redirects),
-                user_agent: concat!("merchgen/", env!("CARGO_PKG_VERSION")),
-            },
+        let client = GuardedClient::new(
+            cfg.allow_cidrs.clone(),
+            Duration::from_secs(cfg.timeout_secs),
+            Redirects::Follow(cfg.max_redirects),
         )?;
         Ok(Fetcher {
             cfg: Arc::new(cfg),
-            policy,
             client,
         })
     }
@@ -130,10 +121,10 @@ impl Fetcher {
     async fn bytes(&self, source: &ImageSource, max: usize) -> Result<Vec<u8>, FetchError> {
         let bytes = match source {
             ImageSource::Url(url) => {
-                http::get(&self.client, &self.policy, url, max, self.cfg.timeout_secs).await?
+                http::get(&self.client, url, max, self.cfg.timeout_secs).await?
             }
             ImageSource::S3 { bucket, key } => {
-                let client = s3_client::client(&self.cfg.output_cfg).await;
+                let client = crate::s3::client(&self.cfg.s3).await;
                 sources::read_s3(&client, bucket, key, max).await?
             }
             ImageSource::Base64(text) => sources::decode_base64(text, max)?,

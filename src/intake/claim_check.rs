@@ -7,17 +7,17 @@
 use crate::fetch::sources::read_s3;
 use crate::intake::runtime::source::BodyError;
 use crate::job::parse::{self, MAX_BODY_BYTES};
-use crate::output::{s3_client, OutputConfig};
+use crate::s3::S3Settings;
 use serde_json::Value;
 
 /// Reads claim-checked bodies from S3 (the same S3 settings as outputs).
 #[derive(Debug, Clone)]
 pub struct ClaimCheck {
-    s3: OutputConfig,
+    s3: S3Settings,
 }
 
 impl ClaimCheck {
-    pub fn new(s3: OutputConfig) -> Self {
+    pub fn new(s3: S3Settings) -> Self {
         ClaimCheck { s3 }
     }
 
@@ -27,7 +27,7 @@ impl ClaimCheck {
         let Some((bucket, key)) = claim_check_target(&value)? else {
             return Ok(value);
         };
-        let client = s3_client::client(&self.s3).await;
+        let client = crate::s3::client(&self.s3).await;
         let bytes = read_s3(&client, &bucket, &key, MAX_BODY_BYTES)
             .await
             .map_err(|e| {
@@ -68,8 +68,8 @@ fn claim_check_target(value: &Value) -> Result<Option<(String, String)>, BodyErr
     let url = target.as_str().ok_or_else(|| {
         BodyError::Poison("claim check: `s3` must be a string `s3://bucket/key`".into())
     })?;
-    let (bucket, key) = crate::job::validate::parse_s3("s3", url)
-        .map_err(|e| BodyError::Poison(format!("claim check: {}", e.message)))?;
+    let (bucket, key) = crate::s3::parse_url(url)
+        .map_err(|e| BodyError::Poison(format!("claim check: s3: {e}")))?;
     if key.is_empty() {
         return Err(BodyError::Poison(
             "claim check: `s3` must name an object, not a prefix".into(),
@@ -84,7 +84,7 @@ mod tests {
     use serde_json::json;
 
     fn offline() -> ClaimCheck {
-        ClaimCheck::new(OutputConfig::default())
+        ClaimCheck::new(S3Settings::default())
     }
 
     #[tokio::test]

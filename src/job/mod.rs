@@ -1,14 +1,22 @@
-//! The job contract: wire types (`spec`), parsing and event shapes (`parse`), validation into
-//! `ValidJob` (`validate`), style presets (`styles`) and the outcome every door reports (`outcome`).
+//! The job contract: wire types (`spec`), parsing and event shapes (`parse`), what a job is
+//! checked against (`limits`, `allow`), validation (`validate`) into a `ValidJob` (`valid`),
+//! style presets (`styles`), the finishing steps (`finishing`) and the outcome every door
+//! reports (`outcome`). It knows no model and no door.
 
 pub mod allow;
 pub mod finishing;
+pub mod limits;
 pub mod outcome;
 pub mod parse;
 pub mod spec;
 pub mod styles;
+pub mod valid;
 pub mod validate;
 
+pub use limits::{GenerationDefaults, Limits};
 pub use outcome::{JobOutcome, JobStatus, Timings};
 pub use spec::JobSpec;
-pub use validate::{GenerationDefaults, ImageSource, Limits, ValidGeneration, ValidJob};
+pub use valid::{
+    ImageSource, InitImage, LoraSource, TrueCfg, ValidGeneration, ValidJob, ValidLora,
+    ValidMockups, ValidOutput, ValidWebhook,
+};

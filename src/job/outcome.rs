@@ -155,6 +155,19 @@ pub struct JobOutcome {
     pub job_sha256: Option<String>,
 }
 
+impl Timings {
+    /// Each stage that ran, by its `timings_ms` name, with its milliseconds.
+    pub fn stages(&self) -> Vec<(String, u64)> {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(stages)) => stages
+                .into_iter()
+                .filter_map(|(stage, ms)| Some((stage, ms.as_u64()?)))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 impl JobOutcome {
     /// A failed outcome carrying only the error (and the id, when known).
     pub fn failed(id: impl Into<String>, error: JobError) -> Self {

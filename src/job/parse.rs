@@ -10,7 +10,7 @@ pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
 /// One job found in an event, with the delivery's id when the shape carries one.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Delivery {
+pub struct EventJob {
     pub delivery_id: Option<String>,
     /// The job body (still unparsed, so one bad record fails alone).
     pub body: Value,
@@ -50,7 +50,7 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, JobError> {
 }
 
 /// Decide which shape an event has and list the jobs in it.
-pub fn detect(event: Value) -> Result<(EventShape, Vec<Delivery>), JobError> {
+pub fn detect(event: Value) -> Result<(EventShape, Vec<EventJob>), JobError> {
     let Value::Object(map) = &event else {
         return Err(JobError::invalid("body", "must be a JSON object"));
     };
@@ -75,7 +75,7 @@ pub fn detect(event: Value) -> Result<(EventShape, Vec<Delivery>), JobError> {
         let delivery_id = map.get("id").and_then(Value::as_str).map(str::to_owned);
         return Ok((
             EventShape::RunPod,
-            vec![Delivery {
+            vec![EventJob {
                 delivery_id,
                 body: input.clone(),
             }],
@@ -83,14 +83,14 @@ pub fn detect(event: Value) -> Result<(EventShape, Vec<Delivery>), JobError> {
     }
     Ok((
         EventShape::BareJob,
-        vec![Delivery {
+        vec![EventJob {
             delivery_id: None,
             body: event,
         }],
     ))
 }
 
-fn sqs_record(i: usize, r: &Value) -> Result<Delivery, JobError> {
+fn sqs_record(i: usize, r: &Value) -> Result<EventJob, JobError> {
     let field = |name: &str| format!("Records[{i}].{name}");
     let body = r
         .get("body")
@@ -102,7 +102,7 @@ fn sqs_record(i: usize, r: &Value) -> Result<Delivery, JobError> {
         .map(str::to_owned);
     // A body that is not JSON is kept as a string so that the record fails alone, later.
     let body = serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_owned()));
-    Ok(Delivery { delivery_id, body })
+    Ok(EventJob { delivery_id, body })
 }
 
 /// Deserialize a job body; the error names the field at fault (`mockups.products[0]`).

@@ -4,8 +4,9 @@
 //! files, and it does so once, at load time.
 
 use super::builtin;
-use super::manifest::{self, TemplateError, ValidManifest};
+use super::manifest::{TemplateError, ValidManifest};
 use super::template::{Layers, Prepared, Source, Template};
+use super::validate;
 use image::DynamicImage;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -120,7 +121,7 @@ pub fn load_template(manifest: &Path) -> Result<Template, TemplateError> {
         manifest: manifest.to_owned(),
         source,
     })?;
-    let valid = manifest::parse(&text, manifest)?;
+    let valid = validate::parse(&text, manifest)?;
     let layers = load_layers(&valid, manifest)?;
     let prepared = Prepared::new(layers, valid.mapping, valid.effects.displacement_px);
     Ok(Template::new(valid, Source::Loaded(Arc::new(prepared))))

@@ -1,6 +1,6 @@
-//! Template manifests: the JSON wire format (`"version": 1`), its validation into a
-//! [`ValidManifest`], and [`TemplateError`]. Reads no files: `library.rs` feeds it text and loads
-//! the layer images it names.
+//! Template manifests: the JSON wire format (`"version": 1`), the checked [`ValidManifest`]
+//! (`validate.rs` parses and checks the text), and [`TemplateError`]. Reads no files:
+//! `library.rs` feeds the text and loads the layer images it names.
 //!
 //! ```json
 //! {
@@ -21,7 +21,6 @@
 //! (hard light, 128 = neutral), `displacement` (red = x, green = y shift, 128 = none) and
 //! `overlay` (RGBA on top of everything) all have the canvas's size.
 
-use super::validate::validate;
 use super::warp::Cylinder;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -202,36 +201,4 @@ pub struct ValidManifest {
     pub effects: EffectsSpec,
     /// Colour variants, sorted by name.
     pub colors: Vec<(String, [u8; 3])>,
-}
-
-/// Parse and check manifest text; `manifest` names it in errors.
-pub fn parse(text: &str, manifest: &std::path::Path) -> Result<ValidManifest, TemplateError> {
-    let json = |source| TemplateError::Json {
-        manifest: manifest.to_owned(),
-        source,
-    };
-    let value: serde_json::Value = serde_json::from_str(text).map_err(json)?;
-    match value.get("version") {
-        Some(v) if v.as_u64() == Some(MANIFEST_VERSION) => {}
-        other => {
-            return Err(TemplateError::Version {
-                manifest: manifest.to_owned(),
-                found: other.map_or("(missing)".to_owned(), |v| v.to_string()),
-            })
-        }
-    }
-    let spec: ManifestSpec = serde_json::from_value(value).map_err(json)?;
-    validate(spec, manifest)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::path::Path;
-
-    #[test]
-    fn parse_missing_version_names_the_field() {
-        let err = parse("{}", Path::new("m.json")).unwrap_err();
-        assert!(err.to_string().starts_with("m.json: version:"), "{err}");
-    }
 }

@@ -11,7 +11,8 @@
 //! Files: `manifest.rs` (template JSON), `validate.rs` (its checks), `library.rs` (built-ins + custom
 //! folder), `template.rs` (layers per output size), `builtin/` (the six products, drawn by code),
 //! `warp.rs` (geometry), `design.rs` (placement, pre-filtered premultiplied design),
-//! `kernel.rs` (the per-pixel pass), `blend.rs` (pixel arithmetic), `resample.rs`,
+//! `kernel/` (the per-pixel pass, its source maps and AVX2 twin), `blend.rs` (pixel
+//! arithmetic), `resample.rs`,
 //! `render.rs` (the pipeline), `print.rs` (print files), `bench.rs` (timings).
 
 pub mod bench;
@@ -20,8 +21,6 @@ mod builtin;
 pub mod cutout;
 mod design;
 mod kernel;
-#[cfg(target_arch = "x86_64")]
-mod kernel_avx2;
 mod library;
 mod manifest;
 mod print;

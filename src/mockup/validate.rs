@@ -1,12 +1,33 @@
-//! Checks of a template manifest: names, print size, effect strengths, the print-area
-//! geometry (convex quad, clockwise from the top-left, inside the canvas; or a sane cylinder)
-//! and colour hexes. Turns a [`ManifestSpec`] into a [`ValidManifest`].
+//! Checks of a template manifest: its text parsed (`parse`, the version first), then names, print
+//! size, effect strengths, the print-area geometry (convex quad, clockwise from the top-left,
+//! inside the canvas; or a sane cylinder) and colour hexes. Turns a [`ManifestSpec`] into a
+//! [`ValidManifest`].
 
 use super::manifest::{
     EffectsSpec, ManifestSpec, Mapping, PrintAreaSpec, TemplateError, ValidManifest,
     MANIFEST_VERSION,
 };
 use super::warp::Cylinder;
+
+/// Parse and check manifest text; `manifest` names it in errors.
+pub fn parse(text: &str, manifest: &std::path::Path) -> Result<ValidManifest, TemplateError> {
+    let json = |source| TemplateError::Json {
+        manifest: manifest.to_owned(),
+        source,
+    };
+    let value: serde_json::Value = serde_json::from_str(text).map_err(json)?;
+    match value.get("version") {
+        Some(v) if v.as_u64() == Some(MANIFEST_VERSION) => {}
+        other => {
+            return Err(TemplateError::Version {
+                manifest: manifest.to_owned(),
+                found: other.map_or("(missing)".to_owned(), |v| v.to_string()),
+            })
+        }
+    }
+    let spec: ManifestSpec = serde_json::from_value(value).map_err(json)?;
+    validate(spec, manifest)
+}
 
 /// Check a manifest already in memory (built-ins go through here too).
 pub fn validate(
@@ -243,6 +264,7 @@ pub fn parse_hex(s: &str) -> Option<[u8; 3]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn parse_hex_short_and_long_forms_decode() {
@@ -268,5 +290,11 @@ mod tests {
     fn check_quad_bow_tie_is_not_convex() {
         let q = [[0.0, 0.0], [100.0, 0.0], [0.0, 100.0], [100.0, 100.0]];
         assert!(check_quad(&q).unwrap_err().contains("not convex"));
+    }
+
+    #[test]
+    fn parse_missing_version_names_the_field() {
+        let err = parse("{}", Path::new("m.json")).unwrap_err();
+        assert!(err.to_string().starts_with("m.json: version:"), "{err}");
     }
 }

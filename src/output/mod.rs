@@ -1,23 +1,21 @@
 //! Where a job's files go: one async `OutputSink` trait with an S3 sink (any
-//! S3-compatible endpoint), a local-folder sink and an inline (base64) sink, the key layout
-//! (`keys`) and the `result.json` idempotency helper (`result`).
+//! S3-compatible endpoint, clients from `crate::s3`), a local-folder sink and an inline (base64)
+//! sink, and the key layout (`keys`).
 //!
 //! This module stores bytes; it never encodes images, never decides what a job produces, and never
 //! puts credentials or signed URLs into an error message or a log line.
 
+pub mod folder;
 pub mod inline;
 pub mod keys;
-pub mod local;
-pub mod result;
 pub mod s3;
-pub mod s3_client;
 
 use crate::error::{ErrorCode, JobError};
+use crate::s3::S3Settings;
 use std::sync::Arc;
 
+pub use folder::LocalSink;
 pub use inline::InlineSink;
-pub use local::LocalSink;
-pub use result::{load_succeeded, refresh_urls, store_result};
 pub use s3::S3Sink;
 
 /// The input field that names the destination; output errors point at it.
@@ -37,7 +35,7 @@ pub trait OutputSink: Send + Sync {
         content_type: &str,
     ) -> Result<StoredObject, OutputError>;
 
-    /// Read back an object (`None` when absent); used for `result.json` idempotency.
+    /// Read back an object (`None` when absent); the worker reads `result.json` with it.
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, OutputError>;
 
     /// Human description for logs (never a secret or a signed URL).
@@ -71,12 +69,8 @@ pub struct StoredObject {
 /// Settings shared by every sink (from the worker's configuration).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutputConfig {
-    /// S3 endpoint override (`MERCHGEN_S3_ENDPOINT`); `AWS_ENDPOINT_URL` is read by the SDK.
-    pub s3_endpoint: Option<String>,
-    /// Path-style addressing (`http://host/bucket/key`), needed by most S3-compatible servers.
-    pub s3_force_path_style: bool,
-    /// Region override; otherwise the SDK's chain (`AWS_REGION`, profile), else `us-east-1`.
-    pub s3_region: Option<String>,
+    /// Which S3 service `s3://` destinations are stored in, and as whom.
+    pub s3: S3Settings,
     /// Lifetime of presigned GET URLs.
     pub presign_expiry_secs: u64,
     /// When set, URLs are `{public_base_url}/{key}` instead of presigned.
@@ -85,29 +79,16 @@ pub struct OutputConfig {
     pub inline_max_bytes: usize,
     /// `Cache-Control` header stored with S3 objects.
     pub cache_control: Option<String>,
-    /// Static S3 credentials instead of the SDK's chain (RunPod's `BUCKET_*` variables or a
-    /// job's `s3Config`).
-    pub s3_credentials: Option<S3Credentials>,
-}
-
-/// An S3 access key pair; the secret is redacted when printed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct S3Credentials {
-    pub access_key_id: String,
-    pub secret_access_key: crate::redact::Redacted,
 }
 
 impl Default for OutputConfig {
     fn default() -> Self {
         OutputConfig {
-            s3_endpoint: None,
-            s3_force_path_style: false,
-            s3_region: None,
+            s3: S3Settings::default(),
             presign_expiry_secs: 3600,
             public_base_url: None,
             inline_max_bytes: 8 * 1024 * 1024,
             cache_control: None,
-            s3_credentials: None,
         }
     }
 }
@@ -200,8 +181,9 @@ pub async fn open_sink(
         return Ok(Arc::new(InlineSink::new(cfg.inline_max_bytes)));
     }
     if destination.starts_with("s3://") {
-        let (bucket, prefix) = crate::job::validate::parse_s3(DESTINATION_FIELD, destination)?;
-        let client = s3_client::client(cfg).await;
+        let (bucket, prefix) = crate::s3::parse_url(destination)
+            .map_err(|e| JobError::invalid(DESTINATION_FIELD, e.to_string()))?;
+        let client = crate::s3::client(&cfg.s3).await;
         return Ok(Arc::new(S3Sink::new(client, bucket, prefix, cfg)));
     }
     let folder = destination.strip_prefix("file://").unwrap_or(destination);

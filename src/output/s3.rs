@@ -23,8 +23,7 @@ pub struct S3Sink {
 }
 
 impl S3Sink {
-    /// A sink for `s3://{bucket}/{prefix}` using a (cached) client from
-    /// [`super::s3_client::client`].
+    /// A sink for `s3://{bucket}/{prefix}` using a (cached) client from [`crate::s3::client`].
     pub fn new(client: Client, bucket: String, prefix: String, cfg: &OutputConfig) -> Self {
         S3Sink {
             client,

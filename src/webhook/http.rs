@@ -1,16 +1,17 @@
 //! `HttpNotifier`: POSTs signed events with a bounded timeout, retries connection errors,
 //! timeouts, 429 and 5xx with backoff, follows no redirects, and reaches only addresses the
-//! SSRF guard allows (the same guard as input fetching). The URL is never logged or reported:
-//! it may carry the receiver's token.
+//! SSRF guard allows (the guarded client of `crate::net`, as input fetching). The URL is never
+//! logged or reported: it may carry the receiver's token. `deliver` posts any signed body (the
+//! endpoint API's status webhooks use it too); `notify` is a job's event through it.
 
 use super::event::{signature, WebhookEvent};
 use super::retry;
 use super::{Notifier, WebhookConfig};
 use crate::backoff::Backoff;
-use crate::fetch::guard::{self, AddressPolicy, UrlRefusal};
-use crate::fetch::resolve;
 use crate::job::outcome::WebhookReport;
-use crate::job::validate::ValidWebhook;
+use crate::job::ValidWebhook;
+use crate::net::guard::UrlRefusal;
+use crate::net::{resolve, GuardedClient, Redirects};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -18,8 +19,18 @@ use std::time::{Duration, Instant, SystemTime};
 #[derive(Debug, Clone)]
 pub struct HttpNotifier {
     cfg: Arc<WebhookConfig>,
-    policy: Arc<AddressPolicy>,
-    client: reqwest::Client,
+    client: GuardedClient,
+}
+
+/// One message to deliver: its Standard Webhooks id, its body, and what logs call it.
+#[derive(Debug, Clone, Copy)]
+pub struct Message<'a> {
+    /// `webhook-id`: the same for every retry and redelivery of this message.
+    pub id: &'a str,
+    pub body: &'a [u8],
+    /// The job it is about and the event's name, for log lines.
+    pub job_id: &'a str,
+    pub event: &'a str,
 }
 
 /// What one attempt came to.
@@ -39,30 +50,94 @@ enum Attempt {
 impl HttpNotifier {
     /// A notifier with its guarded HTTP client. Fails only if the TLS stack cannot start.
     pub fn new(cfg: WebhookConfig) -> Result<Self, reqwest::Error> {
-        let policy = Arc::new(AddressPolicy::new(cfg.allow_cidrs.clone()));
-        let client = resolve::guarded_client(
-            Arc::clone(&policy),
-            resolve::ClientOptions {
-                timeout: Duration::from_secs(cfg.timeout_secs),
-                connect_timeout: Duration::from_secs(cfg.timeout_secs.min(10)),
-                redirect: reqwest::redirect::Policy::none(),
-                user_agent: concat!("merchgen/", env!("CARGO_PKG_VERSION")),
-            },
+        let client = GuardedClient::new(
+            cfg.allow_cidrs.clone(),
+            Duration::from_secs(cfg.timeout_secs),
+            Redirects::None,
         )?;
         if cfg.secret.is_none() {
             tracing::warn!("no webhook secret configured: webhooks are sent unsigned");
         }
         Ok(HttpNotifier {
             cfg: Arc::new(cfg),
-            policy,
             client,
         })
+    }
+
+    /// POST `msg` to `url`, signed when a secret is configured, retrying connection errors,
+    /// timeouts, 429 and 5xx (honouring `Retry-After`) up to the attempt budget.
+    pub async fn deliver(&self, url: &str, msg: Message<'_>) -> WebhookReport {
+        let mut report = WebhookReport {
+            delivered: false,
+            attempts: 0,
+            last_status: None,
+            error: None,
+        };
+        let url = match reqwest::Url::parse(url) {
+            Ok(url) => url,
+            Err(_) => {
+                report.error = Some("webhook.url is not a valid URL".to_owned());
+                return report;
+            }
+        };
+        if let Err(r) = self.client.check(&url) {
+            return refused_report(r);
+        }
+        let backoff = Backoff {
+            base: Duration::from_millis(self.cfg.base_backoff_ms),
+            max: Duration::from_millis(self.cfg.max_backoff_ms),
+        };
+        let (job_id, event) = (msg.job_id, msg.event);
+        let max_attempts = self.cfg.max_attempts.max(1);
+        for n in 1..=max_attempts {
+            report.attempts = n;
+            let started = Instant::now();
+            let outcome = self.attempt(&url, msg.id, msg.body).await;
+            let elapsed_ms = started.elapsed().as_millis() as u64;
+            let retry_after = match outcome {
+                Attempt::Delivered(status) => {
+                    tracing::info!(
+                        job_id,
+                        event,
+                        attempt = n,
+                        status,
+                        elapsed_ms,
+                        "webhook delivered"
+                    );
+                    report.delivered = true;
+                    report.last_status = Some(status);
+                    report.error = None;
+                    return report;
+                }
+                Attempt::GiveUp { status, error } => {
+                    tracing::warn!(job_id, event, attempt = n, ?status, %error, elapsed_ms, "webhook not delivered; not retrying");
+                    report.last_status = status;
+                    report.error = Some(error);
+                    return report;
+                }
+                Attempt::Retry {
+                    status,
+                    error,
+                    retry_after,
+                } => {
+                    tracing::warn!(job_id, event, attempt = n, ?status, %error, elapsed_ms, "webhook attempt failed");
+                    report.last_status = status.or(report.last_status);
+                    report.error = Some(error);
+                    retry_after
+                }
+            };
+            if n < max_attempts {
+                tokio::time::sleep(backoff.jittered(n, retry_after)).await;
+            }
+        }
+        report
     }
 
     async fn attempt(&self, url: &reqwest::Url, msg_id: &str, body: &[u8]) -> Attempt {
         let timestamp = unix_now();
         let mut req = self
             .client
+            .http()
             .post(url.clone())
             .header("content-type", "application/json")
             .header("webhook-id", msg_id)
@@ -155,65 +230,21 @@ fn refused_report(r: UrlRefusal) -> WebhookReport {
 #[async_trait::async_trait]
 impl Notifier for HttpNotifier {
     async fn notify(&self, hook: &ValidWebhook, event: WebhookEvent) -> WebhookReport {
-        let mut report = WebhookReport {
-            delivered: false,
-            attempts: 0,
-            last_status: None,
-            error: None,
-        };
         if !hook.events.contains(&event.kind) {
-            return report;
-        }
-        let url = match reqwest::Url::parse(&hook.url) {
-            Ok(url) => url,
-            Err(_) => {
-                report.error = Some("webhook.url is not a valid URL".to_owned());
-                return report;
-            }
-        };
-        if let Err(r) = guard::check_url(&url, &self.policy) {
-            return refused_report(r);
-        }
-        let (msg_id, body) = (event.message_id(), event.body());
-        let backoff = Backoff {
-            base: Duration::from_millis(self.cfg.base_backoff_ms),
-            max: Duration::from_millis(self.cfg.max_backoff_ms),
-        };
-        let max_attempts = self.cfg.max_attempts.max(1);
-        for n in 1..=max_attempts {
-            report.attempts = n;
-            let started = Instant::now();
-            let outcome = self.attempt(&url, &msg_id, &body).await;
-            let elapsed_ms = started.elapsed().as_millis() as u64;
-            let retry_after = match outcome {
-                Attempt::Delivered(status) => {
-                    tracing::info!(job_id = %event.job_id, event = event.type_name(), attempt = n, status, elapsed_ms, "webhook delivered");
-                    report.delivered = true;
-                    report.last_status = Some(status);
-                    report.error = None;
-                    return report;
-                }
-                Attempt::GiveUp { status, error } => {
-                    tracing::warn!(job_id = %event.job_id, event = event.type_name(), attempt = n, ?status, %error, elapsed_ms, "webhook not delivered; not retrying");
-                    report.last_status = status;
-                    report.error = Some(error);
-                    return report;
-                }
-                Attempt::Retry {
-                    status,
-                    error,
-                    retry_after,
-                } => {
-                    tracing::warn!(job_id = %event.job_id, event = event.type_name(), attempt = n, ?status, %error, elapsed_ms, "webhook attempt failed");
-                    report.last_status = status.or(report.last_status);
-                    report.error = Some(error);
-                    retry_after
-                }
+            return WebhookReport {
+                delivered: false,
+                attempts: 0,
+                last_status: None,
+                error: None,
             };
-            if n < max_attempts {
-                tokio::time::sleep(backoff.jittered(n, retry_after)).await;
-            }
         }
-        report
+        let (id, body) = (event.message_id(), event.body());
+        let msg = Message {
+            id: &id,
+            body: &body,
+            job_id: &event.job_id,
+            event: event.type_name(),
+        };
+        self.deliver(&hook.url, msg).await
     }
 }

@@ -12,7 +12,7 @@ pub mod retry;
 pub mod secret;
 
 use crate::job::outcome::WebhookReport;
-use crate::job::validate::ValidWebhook;
+use crate::job::ValidWebhook;
 
 pub use event::WebhookEvent;
 pub use http::HttpNotifier;

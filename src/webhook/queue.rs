@@ -11,7 +11,7 @@
 
 use super::{Notifier, WebhookEvent};
 use crate::job::outcome::WebhookReport;
-use crate::job::validate::ValidWebhook;
+use crate::job::ValidWebhook;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::VecDeque;
 use std::future::Future;

@@ -4,7 +4,7 @@
 use crate::encode::{self, EncodeOptions};
 use crate::error::{ErrorCode, JobError};
 use crate::job::outcome::{ImageOutput, Timings};
-use crate::job::validate::ValidJob;
+use crate::job::ValidJob;
 use crate::output::{keys, OutputSink};
 use image::RgbaImage;
 use sha2::{Digest, Sha256};

@@ -3,11 +3,11 @@
 //! stored there, ready for the engine to read by path.
 
 use crate::engine::files::lora_cache::LoraCache;
-use crate::engine::flux::lora::LoraInput;
+use crate::engine::LoraInput;
 use crate::error::JobError;
 use crate::fetch::Fetcher;
-use crate::job::validate::{LoraSource, ValidLora};
 use crate::job::ImageSource;
+use crate::job::{LoraSource, ValidLora};
 
 /// Where LoRAs come from and go.
 #[derive(Debug, Clone)]

@@ -11,7 +11,7 @@ use crate::encode::{self, EncodeOptions, OutputFormat};
 use crate::error::{ErrorCode, JobError};
 use crate::job::outcome::MockupOutput;
 use crate::job::spec::FitMode;
-use crate::job::validate::{ValidJob, ValidMockups};
+use crate::job::{ValidJob, ValidMockups};
 use crate::mockup::{self, Fit, MockupError, MockupLibrary, RenderOptions};
 use crate::output::{keys, OutputSink};
 use image::RgbaImage;

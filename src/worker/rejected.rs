@@ -4,10 +4,11 @@
 
 use super::Worker;
 use crate::error::JobError;
-use crate::fetch::guard::AddressPolicy;
 use crate::job::outcome::JobOutcome;
 use crate::job::spec::WebhookSpec;
-use crate::job::validate::{self, ValidWebhook};
+use crate::job::validate;
+use crate::job::ValidWebhook;
+use crate::net::guard::AddressPolicy;
 use crate::webhook::WebhookEvent;
 use serde_json::Value;
 

@@ -5,10 +5,10 @@
 
 use merchgen::engine::files::hub::{self, HubSettings};
 use merchgen::engine::files::manifest::Schedule;
-use merchgen::engine::flux::img2img::ImageFit;
 use merchgen::engine::flux::weights::WeightsMode;
 use merchgen::engine::flux::{FluxPipeline, LoadOptions};
 use merchgen::engine::tiny::{self, TinyLayout, TINY_MANIFEST_DENSE};
+use merchgen::engine::ImageFit;
 use merchgen::engine::{GenerateRequest, Generator, InitImage};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;

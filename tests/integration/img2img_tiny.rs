@@ -3,10 +3,10 @@
 
 use base64::Engine as _;
 use merchgen::engine::files::hub;
-use merchgen::engine::flux::img2img::ImageFit;
 use merchgen::engine::flux::weights::WeightsMode;
 use merchgen::engine::flux::{FluxPipeline, LoadOptions};
 use merchgen::engine::tiny::{self, TinyLayout};
+use merchgen::engine::ImageFit;
 use merchgen::engine::{GenerateRequest, Generator, InitImage};
 use std::sync::atomic::AtomicBool;
 

@@ -3,9 +3,10 @@
 
 use merchgen::error::ErrorCode;
 use merchgen::job::parse;
-use merchgen::job::validate::{self, GenerationDefaults, Limits};
+use merchgen::job::validate;
+use merchgen::job::{GenerationDefaults, Limits};
 
-fn check(bytes: &[u8]) -> Result<validate::ValidJob, merchgen::error::JobError> {
+fn check(bytes: &[u8]) -> Result<merchgen::job::ValidJob, merchgen::error::JobError> {
     let spec = parse::job_from_slice(bytes)?;
     validate::validate(
         spec,
@@ -377,7 +378,7 @@ fn webhook_to_a_literal_forbidden_address_is_refused_at_validation() {
 
 #[test]
 fn webhook_to_a_range_opened_by_the_allow_list_passes_validation() {
-    use merchgen::fetch::guard::AddressPolicy;
+    use merchgen::net::guard::AddressPolicy;
     let limits = Limits {
         addresses: AddressPolicy::new(vec!["127.0.0.0/8".parse().unwrap()]),
         ..Limits::default()
@@ -461,7 +462,7 @@ fn remote_jobs_read_s3_inputs_only_from_allowed_buckets() {
     );
 }
 
-fn check_dev(bytes: &[u8]) -> Result<validate::ValidJob, merchgen::error::JobError> {
+fn check_dev(bytes: &[u8]) -> Result<merchgen::job::ValidJob, merchgen::error::JobError> {
     let defaults = GenerationDefaults {
         steps: 28,
         guidance: 3.5,
@@ -475,7 +476,7 @@ fn check_dev(bytes: &[u8]) -> Result<validate::ValidJob, merchgen::error::JobErr
 
 #[test]
 fn true_cfg_runs_only_on_a_dev_model_with_a_scale_and_a_negative_prompt() {
-    let field = |r: Result<validate::ValidJob, merchgen::error::JobError>| {
+    let field = |r: Result<merchgen::job::ValidJob, merchgen::error::JobError>| {
         let e = r.unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidInput, "{e:?}");
         e.field.unwrap()
@@ -563,8 +564,8 @@ fn loras_are_validated_per_entry() {
         .unwrap();
     assert_eq!(
         g.loras,
-        vec![validate::ValidLora {
-            source: validate::LoraSource::Hub {
+        vec![merchgen::job::ValidLora {
+            source: merchgen::job::LoraSource::Hub {
                 repo: "XLabs-AI/flux-lora-collection".into(),
                 revision: "abc123".into(),
                 file: "anime_lora.safetensors".into()

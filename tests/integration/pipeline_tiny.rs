@@ -393,7 +393,9 @@ async fn run_three(cli: &merchgen::cli::Cli, depth: usize, out: std::path::PathB
         door: "test",
         rules: RunRules::from_config(&cli.config, "test"),
         backoff: merchgen::backoff::Backoff::NONE,
+        receive_backoff: pull::RECEIVE_BACKOFF,
         depth,
+        prefetch: true,
     };
     let consumer = tokio::spawn(pull::run(
         source.clone(),

@@ -10,8 +10,9 @@ use crate::peer_support;
 use crate::runpod_support;
 
 use merchgen::engine::tiny::{self, TinyLayout};
-use merchgen::output::{s3_client, OutputConfig, S3Credentials};
+use merchgen::output::OutputConfig;
 use merchgen::redact::Redacted;
+use merchgen::s3::{S3Credentials, S3Settings};
 use runpod_support::{sigterm, wait_exit, Platform, Reply};
 use serde_json::json;
 use std::process::{Command, Stdio};
@@ -21,13 +22,15 @@ const SECRET: &str = "runpod-bucket-secret-42";
 
 fn s3_config(endpoint: &str) -> OutputConfig {
     OutputConfig {
-        s3_endpoint: Some(endpoint.to_owned()),
-        s3_force_path_style: true,
-        s3_region: Some("us-east-1".into()),
-        s3_credentials: Some(S3Credentials {
-            access_key_id: "AKRUNPOD".into(),
-            secret_access_key: Redacted::new(SECRET),
-        }),
+        s3: S3Settings {
+            endpoint: Some(endpoint.to_owned()),
+            force_path_style: true,
+            region: Some("us-east-1".into()),
+            credentials: Some(S3Credentials {
+                access_key_id: "AKRUNPOD".into(),
+                secret_access_key: Redacted::new(SECRET),
+            }),
+        },
         ..OutputConfig::default()
     }
 }
@@ -38,7 +41,7 @@ async fn runpod_outputs_go_to_bucket_vars_or_s3_config_and_oversize_inline_fails
         return;
     };
     let cfg = s3_config(&endpoint);
-    let client = s3_client::client(&cfg).await;
+    let client = merchgen::s3::client(&cfg.s3).await;
     let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
     let (env_bucket, job_bucket) = (format!("rp-env-{suffix}"), format!("rp-job-{suffix}"));
     for b in [&env_bucket, &job_bucket] {

@@ -8,11 +8,12 @@ use crate::runpod_support;
 use clap::Parser;
 use merchgen::app::{self, Door};
 use merchgen::cli::{Cli, Command};
+use merchgen::engine::thread::{EngineOptions, Loaded};
+use merchgen::engine::ModelInfo;
 use merchgen::engine::{
     EngineError, EngineHandle, GenerateOutput, GenerateRequest, Generator, LoadReport, StepCallback,
 };
 use merchgen::intake::runpod::{poll, settings::Settings};
-use merchgen::job::outcome::ModelInfo;
 use runpod_support::{Platform, Reply};
 use serde_json::json;
 use std::sync::atomic::AtomicBool;
@@ -90,9 +91,12 @@ async fn runpod_device_fault_posts_stop_pod_and_takes_no_more_jobs() {
         free_after_load: None,
         warm_up_ms: None,
     };
-    let engine = EngineHandle::start(move || Ok(Box::new(CudaFault(report)) as Box<dyn Generator>))
-        .await
-        .unwrap();
+    let engine = EngineHandle::start(
+        move || Ok(Loaded::generator(CudaFault(report))),
+        EngineOptions::default(),
+    )
+    .await
+    .unwrap();
     let worker =
         app::build_worker(&cli.config, Some(engine), Door::Deployed, "inline".into()).unwrap();
     let settings = Settings::platform(&cli.config, args).unwrap();

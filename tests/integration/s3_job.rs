@@ -8,7 +8,6 @@ use crate::tiny_support;
 
 use merchgen::app::Door;
 use merchgen::engine::tiny::{self, TinyLayout};
-use merchgen::output::s3_client;
 use merchgen::worker::JobRequest;
 use serde_json::json;
 
@@ -31,7 +30,7 @@ async fn job_with_s3_destination_stores_outputs_and_replays() {
     let model = tiny::write(&dir.path().join("m"), 31, TinyLayout::Folder).unwrap();
     let cli = tiny_support::cli(&model, &["--s3-endpoint", &endpoint, "--s3-path-style"]);
     let bucket = format!("jobs-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let client = s3_client::client(&cli.config.output_config()).await;
+    let client = merchgen::s3::client(&cli.config.s3_settings()).await;
     client.create_bucket().bucket(&bucket).send().await.unwrap();
     let worker = tiny_support::worker(&cli, Door::Deployed, "inline").await;
 

@@ -10,7 +10,8 @@ use io_support::png;
 use merchgen::error::{ErrorCode, JobError};
 use merchgen::fetch::{FetchConfig, Fetcher};
 use merchgen::job::{ImageSource, JobOutcome, JobStatus};
-use merchgen::output::{self, keys, s3_client, OutputConfig};
+use merchgen::output::{self, keys, OutputConfig};
+use merchgen::s3::S3Settings;
 use std::sync::Once;
 
 /// The moto endpoint, with dummy credentials and a region set for the SDK (so its chains never
@@ -35,8 +36,11 @@ fn endpoint() -> Option<String> {
 
 fn config(endpoint: &str) -> OutputConfig {
     OutputConfig {
-        s3_endpoint: Some(endpoint.to_owned()),
-        s3_force_path_style: true,
+        s3: S3Settings {
+            endpoint: Some(endpoint.to_owned()),
+            force_path_style: true,
+            ..S3Settings::default()
+        },
         presign_expiry_secs: 600,
         cache_control: Some("public, max-age=60".into()),
         ..OutputConfig::default()
@@ -46,7 +50,7 @@ fn config(endpoint: &str) -> OutputConfig {
 /// A fresh bucket named `{base}-{random}`, so runs against a long-lived server never collide.
 async fn make_bucket(cfg: &OutputConfig, base: &str) -> String {
     let bucket = format!("{base}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let client = s3_client::client(cfg).await;
+    let client = merchgen::s3::client(&cfg.s3).await;
     client.create_bucket().bucket(&bucket).send().await.unwrap();
     bucket
 }
@@ -88,7 +92,7 @@ async fn s3_sink_stores_objects_with_headers_and_presigned_urls() {
         .unwrap();
     assert_eq!(mockup.key, "runs/2026/job-1/mockups/mug-white.jpg");
 
-    let client = s3_client::client(&cfg).await;
+    let client = merchgen::s3::client(&cfg.s3).await;
     let head = client
         .head_object()
         .bucket(&bucket)
@@ -133,11 +137,14 @@ async fn result_json_roundtrips_through_result_store() {
     let sink = output::open_sink(&format!("s3://{bucket}"), &cfg)
         .await
         .unwrap();
-    assert_eq!(output::load_succeeded(&*sink, "job-7").await, None);
-    output::store_result(&*sink, &succeeded("job-7"))
+    assert_eq!(
+        merchgen::worker::replay::load_succeeded(&*sink, "job-7").await,
+        None
+    );
+    merchgen::worker::replay::store_result(&*sink, &succeeded("job-7"))
         .await
         .unwrap();
-    let client = s3_client::client(&cfg).await;
+    let client = merchgen::s3::client(&cfg.s3).await;
     let head = client
         .head_object()
         .bucket(&bucket)
@@ -147,13 +154,18 @@ async fn result_json_roundtrips_through_result_store() {
         .unwrap();
     assert_eq!(head.content_type(), Some("application/json"));
     assert_eq!(
-        output::load_succeeded(&*sink, "job-7").await,
+        merchgen::worker::replay::load_succeeded(&*sink, "job-7").await,
         Some(succeeded("job-7"))
     );
 
     let failed = JobOutcome::failed("job-8", JobError::internal("gpu fell over"));
-    output::store_result(&*sink, &failed).await.unwrap();
-    assert_eq!(output::load_succeeded(&*sink, "job-8").await, None);
+    merchgen::worker::replay::store_result(&*sink, &failed)
+        .await
+        .unwrap();
+    assert_eq!(
+        merchgen::worker::replay::load_succeeded(&*sink, "job-8").await,
+        None
+    );
 }
 
 #[tokio::test]
@@ -220,7 +232,7 @@ async fn s3_inputs_are_fetched_through_the_same_client() {
         .unwrap();
     let fetcher = Fetcher::new(FetchConfig {
         max_bytes: 2048,
-        output_cfg: cfg.clone(),
+        s3: cfg.s3.clone(),
         ..FetchConfig::default()
     })
     .unwrap();

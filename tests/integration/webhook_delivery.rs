@@ -8,8 +8,8 @@ use crate::io_support;
 use io_support::{Recorded, Reply, TestServer};
 use merchgen::error::JobError;
 use merchgen::job::spec::WebhookEventKind;
-use merchgen::job::validate::ValidWebhook;
 use merchgen::job::JobOutcome;
+use merchgen::job::ValidWebhook;
 use merchgen::webhook::{HttpNotifier, Notifier, Secret, WebhookConfig, WebhookEvent};
 use std::time::Duration;
 

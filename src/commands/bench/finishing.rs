@@ -5,6 +5,7 @@
 //! real ones from the cache.
 
 use super::memory::PeakMemory;
+use crate::cli::FinishingBench;
 use crate::config::Config;
 use crate::engine::files::net_presets::{self, NetRole};
 use crate::engine::matting::{self, Matting};
@@ -14,20 +15,6 @@ use anyhow::{Context, Result};
 use image::RgbaImage;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
-
-/// Flags of `merchgen bench finishing`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct FinishingBench {
-    /// Side of the square design, in pixels.
-    #[arg(long, default_value_t = 1024)]
-    pub size: u32,
-    /// Timed repetitions after one warm-up.
-    #[arg(long, default_value_t = 3)]
-    pub iterations: u32,
-    /// Print one JSON line.
-    #[arg(long)]
-    pub json: bool,
-}
 
 /// Best and median of a stage's runs, in milliseconds.
 fn summary(runs: &[f64]) -> serde_json::Value {

@@ -12,7 +12,10 @@
 //! `bench/pipeline.sh`), to show the real engine goes through the same path.
 
 use crate::app::{self, Door};
+use crate::cli::JobsBench;
 use crate::config::Config;
+use crate::engine::thread::{EngineOptions, Loaded};
+use crate::engine::ModelInfo;
 use crate::engine::{
     BatchPolicy, EngineError, EngineHandle, GenerateOutput, GenerateRequest, GeneratedImage,
     Generator, LoadReport, StageTimings, StepCallback,
@@ -20,7 +23,6 @@ use crate::engine::{
 use crate::intake::runtime::memory_source::MemorySource;
 use crate::intake::runtime::pull::{self, PullOptions};
 use crate::intake::runtime::RunRules;
-use crate::job::outcome::ModelInfo;
 use crate::worker::Worker;
 use anyhow::Result;
 use image::RgbaImage;
@@ -29,42 +31,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
-
-/// Flags of `merchgen bench pipeline`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct JobsBench {
-    /// Jobs per run.
-    #[arg(long, default_value_t = 40)]
-    pub jobs: u32,
-    /// Image side of each job.
-    #[arg(long, default_value_t = 512)]
-    pub size: u32,
-    #[arg(long, default_value_t = 4)]
-    pub steps: u32,
-    /// Side of each of the six mockups.
-    #[arg(long, default_value_t = 1024)]
-    pub mockup_size: u32,
-    /// Pipeline depths to run, one after the other.
-    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
-    pub depths: Vec<usize>,
-    /// Benchmark only: hold the engine thread this many ms per step instead of generating.
-    #[arg(long)]
-    pub simulate_gpu_ms: Option<u64>,
-    /// With `--simulate-gpu-ms`: what each image beyond the first adds to a batched step, as a
-    /// fraction of a one-image step (an assumption until `bench/gpu.sh` measures images per
-    /// second at batch 1, 2 and 4 on a GPU).
-    #[arg(long, default_value_t = 0.8)]
-    pub simulate_batch_extra: f64,
-    /// Also run the jobs batched: this many images per forward pass (and as many jobs in
-    /// flight), waiting up to `--batch-wait-ms` to fill a pass. 0: no batched run.
-    #[arg(long, default_value_t = 4)]
-    pub batch: u32,
-    #[arg(long, default_value_t = 200)]
-    pub batch_wait_ms: u64,
-    /// Print one JSON line.
-    #[arg(long)]
-    pub json: bool,
-}
 
 /// The stand-in GPU: sleeps on the engine thread, uses no CPU, returns seeded noise images.
 struct SimulatedGpu {
@@ -190,9 +156,9 @@ async fn engine(config: &Config, b: &JobsBench, policy: BatchPolicy) -> Result<E
     Ok(match b.simulate_gpu_ms {
         Some(ms) => {
             let gpu = SimulatedGpu::new(Duration::from_millis(ms), b.simulate_batch_extra);
-            EngineHandle::start_batching(
-                move || Ok((Box::new(gpu) as Box<dyn Generator>, None)),
-                policy,
+            EngineHandle::start(
+                move || Ok(Loaded::generator(gpu)),
+                EngineOptions { batch: policy },
             )
             .await?
         }
@@ -214,12 +180,7 @@ async fn bench(config: &Config, b: &JobsBench) -> Result<()> {
         .clone()
         .unwrap_or_else(|| folder.display().to_string());
     let worker = |engine: EngineHandle| -> Result<Arc<Worker>> {
-        let parts = app::build_parts(
-            config,
-            Door::Deployed,
-            destination.clone(),
-            engine.load_report().defaults.clone(),
-        )?;
+        let parts = app::build_parts(config, Door::Deployed, destination.clone())?;
         Ok(Arc::new(Worker::new(Some(engine), parts)))
     };
     let alone = worker(engine(config, b, BatchPolicy::NONE).await?)?;
@@ -267,7 +228,9 @@ async fn bench(config: &Config, b: &JobsBench) -> Result<()> {
             door: "bench",
             rules: RunRules::from_config(config, "bench"),
             backoff: crate::backoff::Backoff::NONE,
+            receive_backoff: pull::RECEIVE_BACKOFF,
             depth,
+            prefetch: true,
         };
         let batched_before = worker.engine().map_or(0, EngineHandle::batched_jobs);
         let started = Instant::now();

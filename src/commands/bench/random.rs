@@ -28,13 +28,13 @@ use std::time::Instant;
 /// Model sizes of one scale.
 pub(super) struct Sizes {
     pub(super) flux: flux::model::Config,
-    vae: flux::autoencoder::Config,
+    pub(super) vae: flux::autoencoder::Config,
     /// A Hugging Face T5 `config.json`, read by both of candle's T5 modules.
-    t5: serde_json::Value,
-    clip: clip::text_model::ClipTextConfig,
+    pub(super) t5: serde_json::Value,
+    pub(super) clip: clip::text_model::ClipTextConfig,
     /// T5 tokens (256 for schnell) and CLIP tokens (77 at most).
-    text_tokens: usize,
-    clip_tokens: usize,
+    pub(super) text_tokens: usize,
+    pub(super) clip_tokens: usize,
 }
 
 impl Sizes {
@@ -130,16 +130,20 @@ pub(super) fn ms(t: Instant) -> f64 {
 }
 
 /// The GGUF files written for one run, and what writing and uncaching them gave.
-struct Written {
-    flux: PathBuf,
-    t5: PathBuf,
-    gguf_bytes: u64,
-    gguf_write_ms: f64,
-    t5_gguf_bytes: u64,
-    gguf_cache: &'static str,
+pub(super) struct Written {
+    pub(super) flux: PathBuf,
+    pub(super) t5: PathBuf,
+    pub(super) gguf_bytes: u64,
+    pub(super) gguf_write_ms: f64,
+    pub(super) t5_gguf_bytes: u64,
+    pub(super) gguf_cache: &'static str,
 }
 
-fn write_files(scratch: &Scratch, flux_shapes: &Shapes, t5_shapes: &Shapes) -> Result<Written> {
+pub(super) fn write_files(
+    scratch: &Scratch,
+    flux_shapes: &Shapes,
+    t5_shapes: &Shapes,
+) -> Result<Written> {
     let (flux, t5) = (
         scratch.0.join("transformer-q4_0.gguf"),
         scratch.0.join("t5-q8_0.gguf"),
@@ -162,25 +166,13 @@ fn write_files(scratch: &Scratch, flux_shapes: &Shapes, t5_shapes: &Shapes) -> R
     })
 }
 
-/// A plain sequential read of `path` (8 MiB at a time) from a dropped page cache: the disk's
-/// speed, the floor for loading.
-fn plain_read_ms(path: &std::path::Path) -> Result<f64> {
-    use std::io::Read;
-    random_gguf::drop_page_cache(path);
-    let mut file = std::fs::File::open(path)?;
-    let mut buf = vec![0u8; 8 << 20];
-    let t = Instant::now();
-    while file.read(&mut buf)? > 0 {}
-    Ok(ms(t))
-}
-
 /// The device, the sizes of the chosen scale, every tensor's shape, and the weight mode.
 pub(super) struct Setup {
     pub(super) device: Device,
     pub(super) sizes: Sizes,
     pub(super) flux_shapes: Shapes,
-    t5_shapes: Shapes,
-    params: u64,
+    pub(super) t5_shapes: Shapes,
+    pub(super) params: u64,
     pub(super) dense_dtype: DType,
     pub(super) dense: bool,
 }
@@ -213,156 +205,6 @@ pub(super) fn setup(config: &Config, p: &PipelineBench) -> Result<Setup> {
         dense_dtype,
         dense,
     })
-}
-
-/// One thing `--load-only` times: (label, bytes, the load, the files it reads).
-type LoadCase<'a> = (
-    &'a str,
-    u64,
-    &'a dyn Fn() -> Result<()>,
-    Vec<&'a std::path::Path>,
-);
-
-/// Per case: plain-read times, load times, peak memory, one entry per round.
-type LoadSamples = (Vec<f64>, Vec<f64>, Vec<u64>);
-
-/// How many times each load is timed; the report gives the median (the disk here is shared and
-/// a single read of the same file varied 2x between runs).
-const LOAD_ROUNDS: usize = 3;
-
-/// `--load-only`: write the full-size files once, then per round and file (page cache dropped
-/// before each): a plain sequential read, merchgen's loader, and candle's reader (the loader
-/// before the memory map); then both files loaded at once as `FluxPipeline::load` does, against
-/// both read one after the other. Medians of `LOAD_ROUNDS` rounds. Peak host memory is VmHWM
-/// since just before the load (file pages a loader maps count as the kernel counts them: as
-/// resident while mapped in). Goal (issue 15): load at most 1.15 x read + 1 s; peak at most 1.1 x
-/// file.
-pub fn load_only(config: &Config, p: &PipelineBench) -> Result<serde_json::Value> {
-    let Setup {
-        device,
-        sizes,
-        flux_shapes,
-        t5_shapes,
-        params: _,
-        dense_dtype,
-        dense,
-    } = setup(config, p)?;
-    let scratch = Scratch::new()?;
-    eprintln!(
-        "bench: writing {} FLUX and T5 GGUF files in {}",
-        p.scale,
-        scratch.0.display()
-    );
-    let written = write_files(&scratch, &flux_shapes, &t5_shapes)?;
-    let (flux, t5) = (&written.flux, &written.t5);
-    let timed = |load: &dyn Fn() -> Result<()>, files: &[&std::path::Path]| -> Result<(f64, u64)> {
-        for f in files {
-            random_gguf::drop_page_cache(f);
-        }
-        let memory = PeakMemory::start(&device);
-        let t = Instant::now();
-        load()?;
-        Ok((ms(t), memory.finish().peak_memory_bytes))
-    };
-    let ours_flux = || -> Result<()> {
-        let t = weights::load_transformer(flux, &sizes.flux, dense, dense_dtype, &device)?;
-        device.synchronize()?;
-        drop(t);
-        Ok(())
-    };
-    let candle_flux = || -> Result<()> {
-        drop(candle_transformers::quantized_var_builder::VarBuilder::from_gguf(flux, &device)?);
-        device.synchronize()?;
-        Ok(())
-    };
-    let ours_t5 = || load_t5(t5, &sizes, &device).map(drop);
-    let candle_t5 = || -> Result<()> {
-        drop(candle_transformers::quantized_var_builder::VarBuilder::from_gguf(t5, &device)?);
-        Ok(())
-    };
-    let both = || -> Result<()> {
-        std::thread::scope(|scope| -> Result<()> {
-            let t5 = scope.spawn(ours_t5);
-            ours_flux()?;
-            t5.join()
-                .map_err(|_| anyhow::anyhow!("the T5 loader panicked"))?
-        })
-    };
-    let cases: [LoadCase<'_>; 5] = [
-        (
-            if dense {
-                "transformer (dense from Q4_0)"
-            } else {
-                "transformer (Q4_0)"
-            },
-            written.gguf_bytes,
-            &ours_flux,
-            vec![flux.as_path()],
-        ),
-        (
-            "transformer (Q4_0), candle's reader (before)",
-            written.gguf_bytes,
-            &candle_flux,
-            vec![flux.as_path()],
-        ),
-        (
-            "T5 encoder (Q8_0)",
-            written.t5_gguf_bytes,
-            &ours_t5,
-            vec![t5.as_path()],
-        ),
-        (
-            "T5 encoder (Q8_0), candle's reader (before)",
-            written.t5_gguf_bytes,
-            &candle_t5,
-            vec![t5.as_path()],
-        ),
-        (
-            "transformer + T5, concurrently",
-            written.gguf_bytes + written.t5_gguf_bytes,
-            &both,
-            vec![flux.as_path(), t5.as_path()],
-        ),
-    ];
-    let mut samples: Vec<LoadSamples> = vec![Default::default(); cases.len()];
-    for round in 0..LOAD_ROUNDS {
-        for ((what, _, load, files), (reads, loads, peaks)) in cases.iter().zip(samples.iter_mut())
-        {
-            let mut read_ms = 0.0;
-            for f in files {
-                read_ms += plain_read_ms(f)?;
-            }
-            let (load_ms, peak) = timed(*load, files)?;
-            eprintln!(
-                "bench: round {}: {what}: plain read {read_ms:.0} ms, load {load_ms:.0} ms",
-                round + 1
-            );
-            reads.push(read_ms);
-            loads.push(load_ms);
-            peaks.push(peak);
-        }
-    }
-    let mut rows = Vec::new();
-    for ((what, bytes, _, _), (reads, loads, peaks)) in cases.iter().zip(samples) {
-        let (read_ms, load_ms) = (median(&reads), median(&loads));
-        let peak = peaks.iter().copied().max().unwrap_or(0);
-        let goal_ms = 1.15 * read_ms + 1000.0;
-        eprintln!(
-            "bench: {what}: {:.2} GB, plain read {read_ms:.0} ms, load {load_ms:.0} ms ({:.2} x read; goal <= {goal_ms:.0} ms), peak memory {:.2} GB ({:.2} x file; goal <= 1.1) [medians of {LOAD_ROUNDS}]",
-            *bytes as f64 / 1e9,
-            load_ms / read_ms.max(1e-9),
-            peak as f64 / 1e9,
-            peak as f64 / (*bytes).max(1) as f64
-        );
-        rows.push(serde_json::json!({"file": what, "bytes": bytes, "rounds": LOAD_ROUNDS,
-            "plain_read_ms": read_ms, "plain_read_ms_all": reads, "load_ms": load_ms, "load_ms_all": loads,
-            "load_over_read": load_ms / read_ms.max(1e-9), "goal_ms": goal_ms,
-            "peak_memory_bytes": peak, "peak_over_file": peak as f64 / (*bytes).max(1) as f64}));
-    }
-    Ok(
-        serde_json::json!({"bench": "load_only", "scale": p.scale, "device": engine::device::name(&device),
-            "cache": "dropped before each read and load (fsync, posix_fadvise DONTNEED)", "files": rows}),
-    )
 }
 
 /// Run the benchmark and report.
@@ -417,11 +259,15 @@ pub fn run(config: &Config, p: &PipelineBench) -> Result<RandomReport> {
         device: engine::device::name(&device),
         weights: if dense { "bf16" } else { "quantized" },
         weights_label: if dense {
-            format!("{}-from-q4_0", dtype_name(dense_dtype))
+            format!(
+                "{}-from-q4_0",
+                crate::engine::files::safetensors::dtype_name(dense_dtype)
+            )
         } else {
             "q4_0".to_owned()
         },
-        activation_dtype: dtype_name(models.act_dtype).to_owned(),
+        activation_dtype: crate::engine::files::safetensors::dtype_name(models.act_dtype)
+            .to_owned(),
         width: p.width,
         height: p.height,
         steps: p.steps,
@@ -481,7 +327,11 @@ fn with_runs(mut r: RandomReport, mut runs: Vec<StageTimes>) -> RandomReport {
 
 /// The quantized T5 encoder from its GGUF (this bench writes Hugging Face names; the loader takes
 /// llama.cpp names too, renamed as tensors come in at no cost).
-fn load_t5(path: &std::path::Path, sizes: &Sizes, device: &Device) -> Result<QuantizedT5> {
+pub(super) fn load_t5(
+    path: &std::path::Path,
+    sizes: &Sizes,
+    device: &Device,
+) -> Result<QuantizedT5> {
     // The engine's own T5 loader: mapped GGUF, llama.cpp names renamed on the way in.
     let cfg: t5::Config = serde_json::from_value(sizes.t5.clone())?;
     let vb = QVars::from_gguf_dequantizing(
@@ -583,14 +433,6 @@ fn one_run(m: &mut Models, p: &PipelineBench, device: &Device) -> Result<StageTi
     times.vae_decode_ms = ms(t);
     drop(pixels);
     Ok(times)
-}
-
-fn dtype_name(d: DType) -> &'static str {
-    match d {
-        DType::BF16 => "bf16",
-        DType::F16 => "f16",
-        _ => "f32",
-    }
 }
 
 #[cfg(test)]

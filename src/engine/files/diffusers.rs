@@ -5,7 +5,7 @@
 //! shift, the sigma schedule, the T5 token limit and job defaults. Sizes are checked against the
 //! tensor headers. Never loads weights (`loader.rs` does, mapping diffusers names via `names.rs`).
 
-use crate::engine::files::hub::{ModelError, ResolvedModel};
+use super::resolved::{ModelError, ResolvedModel};
 use crate::engine::files::manifest::{
     FluxFacts, ModelDefaults, ModelManifest, Role, Schedule, VaeFacts,
 };
@@ -298,11 +298,10 @@ fn check_transformer_sizes(
     weights: &Path,
     cfg_path: &Path,
 ) -> Result<(), ModelError> {
-    if !crate::engine::flux::dense::is_safetensors(weights) {
+    if !super::safetensors::is_safetensors(weights) {
         return Ok(());
     }
-    let shapes =
-        crate::engine::flux::dense::shapes(weights).map_err(|e| bad(weights, format!("{e:#}")))?;
+    let shapes = super::safetensors::shapes(weights).map_err(|e| bad(weights, format!("{e:#}")))?;
     let count = |prefix: &str| -> usize {
         shapes
             .keys()

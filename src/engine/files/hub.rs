@@ -2,8 +2,10 @@
 //! mount, `~/.cache/huggingface/hub`), downloaded with hf-hub when missing unless offline, or a
 //! local folder / manifest file, or a diffusers folder (`diffusers.rs`). Never loads weights.
 
-use crate::engine::files::manifest::{ModelManifest, Role, MANIFEST_FILE};
-use crate::engine::files::presets::{self, HubFile, PresetFiles};
+use super::diffusers;
+use super::manifest::{ModelManifest, Role, MANIFEST_FILE};
+use super::presets::{self, HubFile, PresetFiles};
+pub use super::resolved::{ModelError, ResolvedModel};
 use hf_hub::{Cache, Repo, RepoType};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -35,54 +37,6 @@ impl HubSettings {
     }
 }
 
-/// A model whose every file is on local disk.
-#[derive(Debug, Clone)]
-pub struct ResolvedModel {
-    pub manifest: ModelManifest,
-    pub paths: BTreeMap<Role, PathBuf>,
-    /// Where it came from, for logs (`preset flux-schnell-q4 in /cache`, a folder path).
-    pub source: String,
-}
-
-impl ResolvedModel {
-    pub fn path(&self, role: Role) -> &Path {
-        self.paths
-            .get(&role)
-            .map(PathBuf::as_path)
-            .expect("resolve fills every role (manifest.check)")
-    }
-
-    /// Total bytes of the model's files.
-    pub fn total_bytes(&self) -> u64 {
-        // A shard index stands for its shards.
-        self.paths
-            .values()
-            .flat_map(|p| {
-                crate::engine::flux::dense::weight_files(p).unwrap_or_else(|_| vec![p.clone()])
-            })
-            .filter_map(|p| std::fs::metadata(p).ok())
-            .map(|m| m.len())
-            .sum()
-    }
-}
-
-/// Why a model could not be found.
-#[derive(Debug, thiserror::Error)]
-pub enum ModelError {
-    #[error("model file {file} is missing{where_}; fetch it with `{fetch_hint}`")]
-    Missing {
-        file: String,
-        where_: String,
-        fetch_hint: String,
-    },
-    #[error("unknown model '{0}': not a preset ({1}) and not a folder or manifest file")]
-    Unknown(String, String),
-    #[error("bad model manifest {path}: {reason}")]
-    Manifest { path: String, reason: String },
-    #[error("download of {file} failed: {reason}")]
-    Download { file: String, reason: String },
-}
-
 /// Resolve `model` (a preset name, a diffusers folder with `model_index.json`, a folder holding
 /// `merchgen-model.json`, or a manifest file).
 /// With `download`, missing preset files are fetched into the cache unless offline.
@@ -92,8 +46,8 @@ pub fn resolve(
     download: bool,
 ) -> Result<ResolvedModel, ModelError> {
     let path = Path::new(model);
-    if crate::engine::files::diffusers::is_diffusers_folder(path) {
-        return crate::engine::files::diffusers::resolve(path);
+    if diffusers::is_diffusers_folder(path) {
+        return diffusers::resolve(path);
     }
     if path.is_dir() {
         return resolve_manifest_file(&path.join(MANIFEST_FILE), model);

@@ -1,8 +1,9 @@
 //! Model files: where they are (`hub`: the Hugging Face cache, folders, manifests; `diffusers`:
-//! diffusers folders), what each preset is made of (`presets` for FLUX, `net_presets` for the
-//! finishing models), what a model folder declares (`manifest`), the jobs' LoRA files on the
-//! volume (`lora_cache`), and PyTorch `.pth` writing (`torch_pth`). Nothing here loads weights
-//! onto a device.
+//! diffusers folders; both return a `resolved` model), what each preset is made of (`presets`
+//! for FLUX, `net_presets` for the finishing models), what a model folder declares
+//! (`manifest`), whether a cached file is the published one (`integrity`), the jobs' LoRA files
+//! on the volume (`lora_cache`), safetensors files and shards (`safetensors`), and PyTorch
+//! `.pth` writing (`torch_pth`). Nothing here decides how weights are used on a device.
 
 pub mod diffusers;
 pub mod hub;
@@ -11,4 +12,6 @@ pub mod lora_cache;
 pub mod manifest;
 pub mod net_presets;
 pub mod presets;
+pub mod resolved;
+pub mod safetensors;
 pub mod torch_pth;

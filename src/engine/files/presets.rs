@@ -73,6 +73,15 @@ pub const TINY_REPO: &str = "merchgen/tiny-flux";
 pub const TINY_MANIFEST_Q8: &str = MANIFEST_FILE;
 /// Manifest of the tiny model with its K-quant (Q4_K) transformer.
 pub const TINY_MANIFEST_Q4K: &str = "merchgen-model.q4_k.json";
+/// Manifest of the tiny model with dense f32 safetensors for the transformer (BFL names) and T5.
+pub const TINY_MANIFEST_DENSE: &str = "merchgen-model.dense.json";
+/// Manifest of the tiny FLUX.1-dev-style model (Q8_0 transformer with a guidance embedding).
+pub const TINY_MANIFEST_DEV: &str = "merchgen-model.dev.json";
+/// The dev-style transformer as a FLUX.1 Kontext model (`mode: edit` jobs; Kontext has dev's
+/// architecture, so the same weights serve).
+pub const TINY_MANIFEST_KONTEXT: &str = "merchgen-model.kontext.json";
+/// The same dev-style transformer as dense f32 safetensors.
+pub const TINY_MANIFEST_DEV_DENSE: &str = "merchgen-model.dev-dense.json";
 
 fn schnell(name: &'static str, transformer: &'static str) -> PresetFiles {
     flux_preset(
@@ -249,7 +258,7 @@ pub fn all() -> Vec<Preset> {
             description: "the tiny dev-style transformer as a Kontext model (photo edits)",
             files: PresetFiles::ManifestRepo {
                 repo: TINY_REPO,
-                manifest: crate::engine::tiny::TINY_MANIFEST_KONTEXT,
+                manifest: TINY_MANIFEST_KONTEXT,
             },
         },
         Preset {
@@ -257,7 +266,7 @@ pub fn all() -> Vec<Preset> {
             description: "the tiny model with a FLUX.1-dev-style transformer (guidance embedding)",
             files: PresetFiles::ManifestRepo {
                 repo: TINY_REPO,
-                manifest: crate::engine::tiny::TINY_MANIFEST_DEV,
+                manifest: TINY_MANIFEST_DEV,
             },
         },
     ]

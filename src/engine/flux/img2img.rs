@@ -3,22 +3,13 @@
 //! seed, shifted and scaled, mixed with noise at the first kept sigma
 //! (`t_start = int(N - N*strength)`, `sigma*noise + (1-sigma)*x0`), then denoised for the rest.
 
+use crate::engine::ImageFit;
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_transformers::models::flux::autoencoder::Encoder;
 use image::imageops::{self, FilterType};
 use image::{Rgba, RgbaImage};
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
-
-/// How a photo is brought to the target size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ImageFit {
-    /// Scale to cover the target, centre-crop the rest (diffusers' default resize then crop).
-    #[default]
-    Cover,
-    /// Scale to fit inside the target, pad with white.
-    Contain,
-}
 
 /// The photo at exactly `width` x `height`, alpha composited over white.
 pub fn prepare(img: &RgbaImage, width: u32, height: u32, fit: ImageFit) -> RgbaImage {

@@ -4,10 +4,8 @@
 
 use crate::engine::files::manifest::{FluxFacts, VaeFacts};
 use candle_transformers::models::flux;
-use std::collections::BTreeMap;
 
-/// Tensor name to shape (PyTorch order).
-pub type Shapes = BTreeMap<String, Vec<usize>>;
+pub use crate::engine::files::safetensors::Shapes;
 
 /// Why sizes could not be read.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,8 @@
 //! brought to the Kontext training resolution nearest its aspect ratio (never enlarged: a smaller
 //! photo keeps its size, cut to multiples of 16); an edit job without a size gets that resolution.
 
-use crate::engine::flux::img2img::{self, ImageFit};
+use crate::engine::flux::img2img;
+use crate::engine::ImageFit;
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
 use candle_transformers::models::flux::{autoencoder, sampling, WithForward};

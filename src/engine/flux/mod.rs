@@ -2,13 +2,14 @@
 //! the seed on the CPU, the schnell (or dev) sigma schedule, Euler steps in f32 as diffusers does,
 //! VAE decode, `num_images` variations batched.
 //!
-//! Its parts: `text/` the text encoders (CLIP, T5, merchgen's quantized T5); loading the
-//! transformer and VAE in `loader` (through `weights` for GGUF, `dense` for safetensors, `names`
-//! for diffusers/BFL naming, `infer` for sizes from the tensors) and `quantized` (merchgen's
-//! quantized transformer); generating in this file with `schedule`, `noise`, `img2img`, `batch`
-//! (jobs sharing a forward pass) and `warm_up` (the pass after loading).
+//! Its parts: `text/` the text encoders (CLIP, T5, merchgen's quantized T5); `loader` loads the
+//! pipeline (through `weights` for GGUF, `dense` for safetensors, `names` for diffusers/BFL
+//! naming, `infer` for sizes from the tensors) onto merchgen's own `transformer/`; `lora/` the
+//! jobs' LoRAs; generating in this file and `denoise` (with `schedule`, `noise`, `img2img`,
+//! `kontext`), `batch` (jobs sharing a forward pass) and `warm_up` (the pass after loading).
 
 mod batch;
+mod denoise;
 pub mod dense;
 pub mod img2img;
 pub mod infer;
@@ -23,16 +24,16 @@ pub mod transformer;
 mod warm_up;
 pub mod weights;
 
-use crate::engine::files::hub::ResolvedModel;
-use crate::engine::files::manifest::{Role, Schedule};
+pub use denoise::{euler_step, true_cfg_step};
+use denoise::{save_latents, Conditioning, Control};
+
+use crate::engine::files::manifest::Schedule;
 use crate::engine::flux::text::{ClipEncoder, T5Encoder};
 use crate::engine::flux::weights::{Transformer, WeightsMode};
 use crate::engine::{
     EngineError, GenerateOutput, GenerateRequest, GeneratedImage, Generator, LoadReport,
     StageTimings, StepCallback,
 };
-use crate::job::outcome::ModelInfo;
-use crate::job::validate::GenerationDefaults;
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_transformers::models::flux::{
@@ -41,7 +42,7 @@ use candle_transformers::models::flux::{
     sampling,
 };
 use image::RgbaImage;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 /// Load options.
@@ -73,117 +74,6 @@ pub struct FluxPipeline {
 }
 
 impl FluxPipeline {
-    /// Load every component of `model` onto `device`.
-    pub fn load(model: &ResolvedModel, device: &Device, opts: &LoadOptions) -> Result<Self> {
-        let started = Instant::now();
-        let m = &model.manifest;
-        let dense_dtype = crate::engine::device::dense_dtype(device);
-        // The four components are independent: load them at once (the transformer and T5 are
-        // most of the bytes; each loader is mostly copying and converting, so this overlaps
-        // that work with the other's disk reads and uses every core).
-        let (loaded, vae, clip, t5) = std::thread::scope(|scope| {
-            let t5 = scope.spawn(|| {
-                T5Encoder::load(
-                    model.path(Role::T5),
-                    model.path(Role::T5Config),
-                    model.path(Role::T5Tokenizer),
-                    dense_dtype,
-                    device,
-                )
-            });
-            let clip = scope.spawn(|| {
-                ClipEncoder::load(
-                    model.path(Role::Clip),
-                    model.path(Role::ClipConfig),
-                    model.path(Role::ClipTokenizer),
-                    dense_dtype,
-                    device,
-                )
-            });
-            let vae = scope.spawn(|| loader::vae(model, dense_dtype, device));
-            let loaded = loader::transformer(model, opts.weights, device);
-            let join = |name: &str| anyhow::anyhow!("the {name} loader panicked");
-            (
-                loaded,
-                vae.join().unwrap_or_else(|_| Err(join("VAE"))),
-                clip.join().unwrap_or_else(|_| Err(join("CLIP"))),
-                t5.join().unwrap_or_else(|_| Err(join("T5"))),
-            )
-        });
-        let loaded = loaded?;
-        let guidance_embed = loaded.guidance_embed();
-        let (transformer, dense) = (loaded.model, loaded.dense);
-        let footprint = crate::engine::memory::Footprint {
-            hidden: loaded.hidden as u64,
-            heads: loaded.heads as u64,
-            act_bytes: if dense {
-                dense_dtype.size_in_bytes() as u64
-            } else {
-                4
-            },
-            vae_bytes: dense_dtype.size_in_bytes() as u64,
-        };
-        let act_dtype = if dense { dense_dtype } else { DType::F32 };
-        let (vae, vae_encoder) = vae?;
-        let (clip, t5) = (clip?, t5?);
-        let report = LoadReport {
-            info: ModelInfo {
-                preset: m.name.clone(),
-                weights: loaded.label,
-                device: crate::engine::device::name(device),
-                load_bytes: Some(model.total_bytes()),
-                peak_host_memory_bytes: crate::engine::memory::peak_resident_bytes(),
-            },
-            load_ms: started.elapsed().as_millis() as u64,
-            bytes: model.total_bytes(),
-            source: model.source.clone(),
-            defaults: GenerationDefaults {
-                width: m.defaults.width,
-                height: m.defaults.height,
-                steps: m.defaults.steps,
-                guidance: m.defaults.guidance,
-                max_sequence_length: m.defaults.max_sequence_length,
-                // diffusers runs true CFG on any FLUX; merchgen offers it where a guidance
-                // embedding shows a dev-type model (schnell's distillation has no use for it).
-                true_cfg: guidance_embed,
-                edit: m.flux.kontext,
-            },
-            footprint: Some(footprint),
-            free_after_load: crate::engine::flux::weights::free_device_memory(device),
-            warm_up_ms: None,
-        };
-        tracing::info!(elapsed_ms = report.load_ms, bytes = report.bytes, weights = %report.info.weights,
-            device = %report.info.device, peak_host_memory_bytes = report.info.peak_host_memory_bytes,
-            "model loaded");
-        match m.license {
-            Some(l @ crate::engine::files::manifest::License::Apache2) => {
-                tracing::info!(license = l.name(), preset = %m.name, "model licence: {}", l.commercial_note())
-            }
-            Some(l) => {
-                tracing::warn!(license = l.name(), preset = %m.name, "model licence: {}", l.commercial_note())
-            }
-            None => tracing::info!(preset = %m.name, "model licence not recorded in its manifest"),
-        }
-        Ok(FluxPipeline {
-            device: device.clone(),
-            act_dtype,
-            vae_dtype: dense_dtype,
-            transformer,
-            vae,
-            vae_encoder,
-            vae_shift: m.vae.shift_factor,
-            vae_scale: m.vae.scale_factor,
-            clip,
-            t5,
-            schedule: m.flux.schedule,
-            // Both weight modes batch (the quantized transformer is merchgen's own, see
-            // `quantized.rs`).
-            max_batch: opts.max_batch.max(1) as usize,
-            report,
-            loras: lora::LoraState::default(),
-        })
-    }
-
     fn encode_text(&mut self, req: &GenerateRequest) -> Result<(Tensor, Tensor)> {
         self.encode_prompt(&req.prompt, req.max_sequence_length)
     }
@@ -214,109 +104,6 @@ impl FluxPipeline {
             .to_dtype(self.act_dtype)?;
         let clip = self.clip.encode(prompt)?.to_dtype(self.act_dtype)?;
         Ok((t5, clip))
-    }
-
-    fn timesteps(&self, req: &GenerateRequest) -> Vec<f64> {
-        let seq = (req.height as usize / 16) * (req.width as usize / 16);
-        schedule::sigmas(&self.schedule, req.steps as usize, seq)
-    }
-
-    /// Denoise one batch of initial latents `(b, 16, h/8, w/8)`; returns packed latents. With a
-    /// negative prompt (true CFG) each step runs the transformer twice, as diffusers does: on the
-    /// prompt and on the negative prompt, and steps along `neg + scale * (pos - neg)`; with a
-    /// reference (a Kontext edit) its tokens join the image's at every step.
-    fn denoise(
-        &self,
-        latents: &Tensor,
-        cond: &Conditioning<'_>,
-        req: &GenerateRequest,
-        timesteps: &[f64],
-        ctl: &mut Control<'_, '_>,
-    ) -> Result<Tensor, EngineError> {
-        let Conditioning {
-            text,
-            negative,
-            reference,
-        } = *cond;
-        let c = EngineError::from_candle;
-        let start = latents.to_dtype(self.act_dtype).map_err(c)?;
-        let b = latents.dim(0).map_err(c)?;
-        // `State` repeats the text rows for every image of the batch.
-        let state =
-            |text: &(Tensor, Tensor)| sampling::State::new(&text.0, &text.1, &start).map_err(c);
-        let state_pos = state(text)?;
-        let state_neg = negative
-            .map(|(t, scale)| state(t).map(|s| (s, scale)))
-            .transpose()?;
-        let guidance = Tensor::full(req.guidance as f32, b, &self.device).map_err(c)?;
-        let mut img = state_pos.img.to_dtype(DType::F32).map_err(c)?;
-        let edit = match reference {
-            Some(r) => {
-                let (img, ids) = r.rows(b, self.act_dtype).map_err(c)?;
-                Some(kontext::WithReference {
-                    model: self.transformer.as_forward(),
-                    img,
-                    ids,
-                })
-            }
-            None => None,
-        };
-        let model: &dyn cflux::WithForward = match &edit {
-            Some(e) => e,
-            None => self.transformer.as_forward(),
-        };
-        for window in timesteps.windows(2) {
-            if ctl.cancel.load(Ordering::Relaxed) {
-                return Err(EngineError::Cancelled);
-            }
-            let step_start = Instant::now();
-            let t = (window[0], window[1]);
-            img = match &state_neg {
-                None => euler_step(model, &state_pos, &img, t, Some(&guidance), self.act_dtype),
-                Some((neg, scale)) => true_cfg_step(
-                    model,
-                    (&state_pos, neg),
-                    *scale,
-                    &img,
-                    t,
-                    &guidance,
-                    self.act_dtype,
-                ),
-            }
-            .map_err(c)?;
-            ctl.step_done(step_start.elapsed().as_millis() as u64);
-        }
-        Ok(img)
-    }
-
-    /// Initial latents of images `first..first+count`: from the override when given, else drawn
-    /// from the seed on the CPU.
-    fn batch_noise(&self, req: &GenerateRequest, first: usize, count: usize) -> Result<Tensor> {
-        let (h, w) = (req.height as usize, req.width as usize);
-        match &req.noise {
-            Some(o) => {
-                let want = (
-                    req.num_images as usize,
-                    noise::LATENT_CHANNELS,
-                    h / 8,
-                    w / 8,
-                );
-                if o.latents.dims4()? != want {
-                    anyhow::bail!(
-                        "--initial-noise has shape {:?}; this job needs {want:?}",
-                        o.latents.dims()
-                    );
-                }
-                Ok(o.latents.narrow(0, first, count)?.to_device(&self.device)?)
-            }
-            None => Ok(noise::initial_latents(
-                req.seed + first as u64,
-                count,
-                h,
-                w,
-                &self.device,
-            )?),
-        }
     }
 
     /// Scaled VAE latents `(1, 16, h/8, w/8)` of the request's photo, in f32.
@@ -353,7 +140,7 @@ impl FluxPipeline {
             init: Some(crate::engine::InitImage {
                 image: photo.clone(),
                 strength: 1.0,
-                fit: img2img::ImageFit::Cover,
+                fit: crate::engine::ImageFit::Cover,
                 edit: false,
             }),
             noise: None,
@@ -389,103 +176,6 @@ impl FluxPipeline {
                     .context("decoded image has the wrong size")
             })
             .collect()
-    }
-}
-
-/// The transformer's velocity on the packed latents `x` (already in the activation dtype) at
-/// timestep `t_vec`, conditioned on `state`'s text.
-fn velocity(
-    model: &dyn cflux::WithForward,
-    state: &sampling::State,
-    x: &Tensor,
-    t_vec: &Tensor,
-    guidance: Option<&Tensor>,
-) -> candle_core::Result<Tensor> {
-    model.forward(
-        x,
-        &state.img_ids,
-        &state.txt,
-        &state.txt_ids,
-        t_vec,
-        &state.vec,
-        guidance,
-    )
-}
-
-/// One Euler step of FLUX's flow matching from `t.0` to `t.1`: the transformer's velocity on the
-/// packed latents `img` (kept in f32, run in `act_dtype`), applied in f32 as diffusers' scheduler
-/// upcasts. `guidance` is for guidance-distilled models (dev), `None` for schnell. The pipeline
-/// and `merchgen bench --random-weights` both step through here.
-pub fn euler_step(
-    model: &dyn cflux::WithForward,
-    state: &sampling::State,
-    img: &Tensor,
-    t: (f64, f64),
-    guidance: Option<&Tensor>,
-    act_dtype: DType,
-) -> candle_core::Result<Tensor> {
-    let t_vec = Tensor::full(t.0 as f32, img.dim(0)?, img.device())?;
-    let pred = velocity(model, state, &img.to_dtype(act_dtype)?, &t_vec, guidance)?;
-    euler_update(img, &pred, t)
-}
-
-/// One Euler step with true classifier-free guidance: the transformer's velocity on the prompt
-/// (`states.0`) and on the negative prompt (`states.1`), combined as diffusers' FluxPipeline does
-/// (`neg + scale * (pos - neg)`, in the activation dtype), then applied in f32.
-pub fn true_cfg_step(
-    model: &dyn cflux::WithForward,
-    states: (&sampling::State, &sampling::State),
-    scale: f64,
-    img: &Tensor,
-    t: (f64, f64),
-    guidance: &Tensor,
-    act_dtype: DType,
-) -> candle_core::Result<Tensor> {
-    let t_vec = Tensor::full(t.0 as f32, img.dim(0)?, img.device())?;
-    let x = img.to_dtype(act_dtype)?;
-    let pos = velocity(model, states.0, &x, &t_vec, Some(guidance))?;
-    let neg = velocity(model, states.1, &x, &t_vec, Some(guidance))?;
-    let pred = (&neg + ((pos - &neg)? * scale)?)?;
-    euler_update(img, &pred, t)
-}
-
-/// `img + pred * (t.1 - t.0)` in f32.
-fn euler_update(img: &Tensor, pred: &Tensor, t: (f64, f64)) -> candle_core::Result<Tensor> {
-    img.add(&(pred.to_dtype(DType::F32)? * (t.1 - t.0))?)
-}
-
-/// Final latents of every batch as one f32 tensor `latents` in a safetensors file.
-fn save_latents(path: &std::path::Path, batches: &[Tensor]) -> Result<()> {
-    let all = Tensor::cat(batches, 0)?
-        .to_dtype(DType::F32)?
-        .to_device(&Device::Cpu)?;
-    all.save_safetensors("latents", path)
-        .with_context(|| format!("writing {}", path.display()))
-}
-
-/// What a denoising run is conditioned on: the prompt's T5 and CLIP embeddings, the negative
-/// prompt's with the true-CFG scale, and a Kontext reference photo.
-#[derive(Clone, Copy)]
-struct Conditioning<'a> {
-    text: &'a (Tensor, Tensor),
-    negative: Option<(&'a (Tensor, Tensor), f64)>,
-    reference: Option<&'a kontext::Reference>,
-}
-
-/// Cancellation and step reporting across batches.
-struct Control<'a, 'b> {
-    cancel: &'a AtomicBool,
-    on_step: StepCallback<'b>,
-    done: u32,
-    total: u32,
-    step_ms: Vec<u64>,
-}
-
-impl Control<'_, '_> {
-    fn step_done(&mut self, ms: u64) {
-        self.done += 1;
-        self.step_ms.push(ms);
-        (self.on_step)(self.done, self.total);
     }
 }
 

@@ -4,9 +4,10 @@
 //! Same seed, same weights as the folder layout's `merchgen-model.dense.json`, so a test can prove
 //! that mapping and loading change nothing.
 
+use super::flux;
 use crate::engine::files::manifest::ModelManifest;
+use crate::engine::files::presets::TINY_MANIFEST_DENSE;
 use crate::engine::flux::names::{self, Tensors};
-use crate::engine::tiny::{self, TinyLayout, TINY_MANIFEST_DENSE};
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 use serde_json::json;
@@ -16,8 +17,8 @@ use std::path::{Path, PathBuf};
 /// Write the diffusers folder at `out` (a folder-layout copy is written and removed on the way).
 pub fn write(out: &Path, seed: u64) -> Result<PathBuf> {
     let scratch = out.join(".tiny-bfl");
-    let bfl = tiny::write(&scratch, seed, TinyLayout::Folder)?;
-    convert(&bfl, out).context("writing the diffusers layout")?;
+    flux::write_folder(&scratch, seed)?;
+    convert(&scratch, out).context("writing the diffusers layout")?;
     std::fs::remove_dir_all(&scratch)?;
     Ok(out.to_owned())
 }

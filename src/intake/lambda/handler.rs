@@ -5,9 +5,9 @@
 //! Terminal failures (invalid input) are acknowledged: the worker has sent their failure webhook.
 //!
 //! Jobs run through the door runtime with the function's deadline (less a margin to answer) as
-//! theirs, so they end as `timeout` shortly before Lambda would kill the environment, and
-//! records not started by then are reported as failures: a timeout retries only the unfinished
-//! records. A deadline the Runtime API gives past or absurd (local emulators) is unknown:
+//! theirs (`sqs_batch`, which `merchgen invoke` shares), so they end as `timeout` shortly before
+//! Lambda would kill the environment, and records not started by then are reported as failures:
+//! a timeout retries only the unfinished records. A deadline the Runtime API gives past or absurd (local emulators) is unknown:
 //! logged, and only `MERCHGEN_JOB_TIMEOUT` applies. After a device fault the next invocation
 //! exits the process, so Lambda starts a fresh environment (and the invocation is retried by
 //! its caller or queue) instead of this one failing every job.
@@ -16,25 +16,12 @@
 //! counts as done, so they go out before the answer.
 
 use super::deadline::Deadline;
-use crate::backoff::Backoff;
-use crate::intake::claim_check::ClaimCheck;
-use crate::intake::runtime::source::{self, Settlement};
-use crate::intake::runtime::{self, RunRules};
-use crate::job::outcome::JobOutcome;
-use crate::worker::{JobRequest, Worker};
+use crate::intake::sqs_batch::BatchRunner;
+use crate::worker::JobRequest;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::Value;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
-use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
-
-/// Time kept free before the function's deadline to finish a cancelled job and answer.
-const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
-
-/// Lambda's redelivery delay is the queue's; this only satisfies `after_outcome`.
-const NO_BACKOFF: Backoff = Backoff::NONE;
+use std::time::{Instant, SystemTime};
 
 /// An invocation that cannot be answered with an outcome.
 #[derive(Debug, thiserror::Error)]
@@ -53,48 +40,20 @@ impl From<LambdaError> for Diagnostic {
     }
 }
 
-/// What became of one record of an SQS batch.
-#[derive(Debug)]
-pub struct RecordResult {
-    pub message_id: String,
-    pub settlement: Settlement,
-    /// The job's outcome, or why no job ran (a poison message, a claim check not readable now,
-    /// the deadline too near).
-    pub outcome: Result<JobOutcome, String>,
-}
-
-impl RecordResult {
-    /// Listed in `batchItemFailures`: everything the queue must hand out again (retryable
-    /// failures, records not started) or dead-letter through its redrive policy (poison).
-    pub fn reported_as_failure(&self) -> bool {
-        self.settlement != Settlement::Ack
-    }
-}
-
-/// The Lambda door: the worker, built once at cold start, and the claim-check reader.
+/// The Lambda door: the worker, built once at cold start, running jobs under each
+/// invocation's deadline (`sqs_batch::BatchRunner`).
 pub struct LambdaDoor {
-    worker: Worker,
-    claims: ClaimCheck,
-    rules: RunRules,
-    /// Lambda stops an environment without a shutdown signal to a job; never cancelled.
-    shutdown: CancellationToken,
-    device_broken: AtomicBool,
+    runner: BatchRunner,
 }
 
 impl LambdaDoor {
-    pub fn new(worker: Worker, claims: ClaimCheck, rules: RunRules) -> Self {
-        LambdaDoor {
-            worker,
-            claims,
-            rules,
-            shutdown: CancellationToken::new(),
-            device_broken: AtomicBool::new(false),
-        }
+    pub fn new(runner: BatchRunner) -> Self {
+        LambdaDoor { runner }
     }
 
     /// Answer one invocation: the outcome (direct) or an `SqsBatchResponse` (SQS event).
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, LambdaError> {
-        if self.device_broken.load(Ordering::Relaxed) {
+        if self.runner.device_broken() {
             tracing::error!("the device broke in an earlier invocation: exiting so that Lambda starts a fresh environment");
             std::process::exit(1);
         }
@@ -106,10 +65,12 @@ impl LambdaDoor {
                 "the Runtime API's deadline is past or further than any function may run; treating it as unknown (no deadline watchdog)"
             );
         }
+        let deadline = deadline
+            .time_left(SystemTime::now())
+            .map(|left| Instant::now() + left);
         if payload.get("Records").is_none() {
-            let outcome = self
-                .run_job(JobRequest::new(payload, ctx.request_id), deadline)
-                .await;
+            let req = JobRequest::new(payload, ctx.request_id);
+            let outcome = self.runner.run_job(req, deadline).await;
             return Ok(serde_json::to_value(outcome).expect("a JobOutcome always serializes"));
         }
         let batch: SqsEvent =
@@ -125,8 +86,8 @@ impl LambdaDoor {
         Ok(serde_json::to_value(answer).expect("an SqsBatchResponse always serializes"))
     }
 
-    async fn batch(&self, records: Vec<SqsMessage>, deadline: Deadline) -> SqsBatchResponse {
-        let results = self.records(records, deadline).await;
+    async fn batch(&self, records: Vec<SqsMessage>, deadline: Option<Instant>) -> SqsBatchResponse {
+        let results = self.runner.records(records, deadline).await;
         let failures: Vec<String> = results
             .iter()
             .filter(|r| r.reported_as_failure())
@@ -140,86 +101,5 @@ impl LambdaDoor {
         let mut answer = SqsBatchResponse::default();
         answer.set_failures(failures);
         answer
-    }
-
-    /// Handle an SQS batch record by record, in order. Records without a `messageId` cannot be
-    /// reported either way and are skipped (logged). `merchgen invoke` runs sample SQS events
-    /// through here too, so its `batchItemFailures` are the ones Lambda would get.
-    pub async fn records(&self, records: Vec<SqsMessage>, deadline: Deadline) -> Vec<RecordResult> {
-        let mut results = Vec::with_capacity(records.len());
-        for record in records {
-            let Some(id) = record.message_id.clone().filter(|id| !id.is_empty()) else {
-                tracing::error!(
-                    "an SQS record has no messageId; it cannot be reported and is skipped"
-                );
-                continue;
-            };
-            let attempt: u32 = record
-                .attributes
-                .get("ApproximateReceiveCount")
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(1);
-            let span = tracing::info_span!("delivery", door = "lambda", message_id = %id, attempt);
-            let (settlement, outcome) = self
-                .record(record, &id, deadline)
-                .instrument(span.clone())
-                .await;
-            tracing::info!(parent: &span, settlement = settlement.as_str(), "record done");
-            results.push(RecordResult {
-                message_id: id,
-                settlement,
-                outcome,
-            });
-        }
-        results
-    }
-
-    async fn record(
-        &self,
-        record: SqsMessage,
-        id: &str,
-        deadline: Deadline,
-    ) -> (Settlement, Result<JobOutcome, String>) {
-        if deadline
-            .time_left(SystemTime::now())
-            .is_some_and(|left| left < DEADLINE_MARGIN)
-        {
-            tracing::warn!(
-                "too close to the function's deadline to start; the queue will hand it out again"
-            );
-            let why = "not started: too close to the function's deadline".to_owned();
-            return (Settlement::Release, Err(why));
-        }
-        let body = match self.claims.decode(record.body.as_deref()).await {
-            Ok(body) => body,
-            Err(e) => {
-                tracing::warn!(reason = %e, "message carries no job");
-                return (
-                    source::after_body_error(&e, 1, &NO_BACKOFF),
-                    Err(e.to_string()),
-                );
-            }
-        };
-        let outcome = self.run_job(JobRequest::new(body, id), deadline).await;
-        (source::after_outcome(&outcome, 1, &NO_BACKOFF), Ok(outcome))
-    }
-
-    /// Run a job through the door runtime, its deadline the function's less the margin.
-    async fn run_job(&self, mut req: JobRequest, deadline: Deadline) -> JobOutcome {
-        if let Some(left) = deadline.time_left(SystemTime::now()) {
-            req.deadline = Some(Instant::now() + left.saturating_sub(DEADLINE_MARGIN));
-        }
-        let id = req.delivery_id.clone();
-        let ran = Box::pin(runtime::run_job(
-            &self.worker,
-            req,
-            &self.shutdown,
-            &self.rules,
-        ))
-        .await;
-        if ran.stop_taking {
-            self.device_broken.store(true, Ordering::Relaxed);
-        }
-        ran.into_outcome(&id)
     }
 }

@@ -20,6 +20,7 @@ use crate::app::{self, Door};
 use crate::config::Config;
 use crate::intake::claim_check::ClaimCheck;
 use crate::intake::runtime::RunRules;
+use crate::intake::sqs_batch::BatchRunner;
 use handler::LambdaDoor;
 use std::sync::Arc;
 
@@ -37,7 +38,7 @@ pub async fn run(config: &Config) -> i32 {
         eprintln!("merchgen lambda: {missing} is not set; this door runs under the Lambda Runtime API (locally: `cargo lambda watch`, or `merchgen invoke FILE`)");
         return 2;
     }
-    crate::intake::runtime::metrics::serve_on(config.metrics_addr).await;
+    crate::metrics::serve_on(config.metrics_addr).await;
     app::prewarm_mockups(config);
     let door = match init(config).await {
         Ok(door) => Arc::new(door),
@@ -72,9 +73,9 @@ async fn init(config: &Config) -> Result<LambdaDoor, String> {
     let destination = config.output.clone().unwrap_or_else(|| "inline".to_owned());
     let worker = app::build_worker(config, engine, Door::Deployed, destination)
         .map_err(|e| format!("{e:#}"))?;
-    Ok(LambdaDoor::new(
+    Ok(LambdaDoor::new(BatchRunner::new(
         worker,
-        ClaimCheck::new(config.output_config()),
+        ClaimCheck::new(config.s3_settings()),
         RunRules::from_config(config, "lambda"),
-    ))
+    )))
 }

@@ -7,7 +7,7 @@ use super::client::Answer;
 use super::settings::Settings;
 use crate::intake::runpod_protocol::wire;
 use serde_json::Value;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Refusals (non-retryable 4xx) tolerated before the body is replaced or given up.
 const MAX_REFUSALS: u32 = 3;
@@ -53,7 +53,7 @@ pub async fn post(settings: &Settings, job_id: &str, body: &Value, deadline: Ins
             }
             other => tracing::warn!(job_id, attempt, answer = ?other, "job-done failed; retrying"),
         }
-        let delay = backoff(settings.error_backoff, attempt);
+        let delay = settings.error_backoff().delay(attempt);
         if Instant::now() + delay > deadline {
             tracing::error!(
                 job_id,
@@ -71,21 +71,9 @@ fn refused(status: u16) -> bool {
     (400..500).contains(&status) && !matches!(status, 408 | 429)
 }
 
-/// `base`, doubling per attempt, at most 8 x `base`.
-pub fn backoff(base: Duration, attempt: u32) -> Duration {
-    base * 2u32.pow(attempt.saturating_sub(1).min(3))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        let b = Duration::from_millis(100);
-        let got: Vec<u64> = (1..=6).map(|n| backoff(b, n).as_millis() as u64).collect();
-        assert_eq!(got, [100, 200, 400, 800, 800, 800]);
-    }
 
     #[test]
     fn refusal_statuses() {

@@ -1,22 +1,23 @@
 //! The RunPod serverless door (`merchgen runpod`), speaking RunPod's worker protocol as
 //! runpod-python 1.12 does: `urls` builds the platform URLs,
-//! `client` makes the calls with the SDK's headers, `take` reads job-take answers, `poll` is
-//! the take loop, `job` runs and settles one job, `done` posts results until accepted,
+//! `client` makes the calls with the SDK's headers, `take` reads job-take answers, `source` is
+//! the job-take as a `JobSource` (taking, preparing and settling each job), `poll` runs it
+//! through the doors' one consumer loop beside the heartbeat, `done` posts results until accepted,
 //! `progress` posts denoising steps, `ping` is the heartbeat, `stop` the job-stop long poll,
 //! `inflight` tracks taken jobs, `wire` the bodies, `bucket` RunPod's bucket settings, and
-//! `local` RunPod's `--test_input` mode. Nothing here knows about the device.
+//! `test_input` RunPod's `--test_input` mode. Nothing here knows about the device.
 
 pub mod client;
 pub mod done;
 pub mod inflight;
-pub mod job;
-pub mod local;
 pub mod ping;
 pub mod poll;
 pub mod progress;
 pub mod settings;
+pub mod source;
 pub mod stop;
 pub mod take;
+pub mod test_input;
 pub mod urls;
 
 use crate::app::{self, Door};
@@ -28,7 +29,7 @@ use std::sync::Arc;
 /// not set (as the SDK decides), else the worker loop. Returns the exit status.
 pub async fn run(config: &Config, args: &RunpodArgs) -> i32 {
     if args.test_input.is_some() || args.job_take_url.as_deref().is_none_or(str::is_empty) {
-        return local::run(config, args).await;
+        return test_input::run(config, args).await;
     }
     let settings = match Settings::platform(config, args) {
         Ok(s) => Arc::new(s),
@@ -38,7 +39,7 @@ pub async fn run(config: &Config, args: &RunpodArgs) -> i32 {
         }
     };
     let shutdown = crate::shutdown::on_signals();
-    crate::intake::runtime::metrics::serve_on(config.metrics_addr).await;
+    crate::metrics::serve_on(config.metrics_addr).await;
     app::prewarm_mockups(config);
     tracing::info!(worker_id = %settings.worker_id, "RunPod worker starting: loading the model");
     let engine = tokio::select! {

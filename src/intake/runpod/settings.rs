@@ -3,10 +3,11 @@
 
 use super::client::PlatformClient;
 use super::urls::Urls;
+use crate::backoff::Backoff;
 use crate::config::{Config, RunpodArgs, RunpodProgress};
-use crate::fetch::guard::AddressPolicy;
 use crate::intake::runpod_protocol::bucket::{Bucket, BucketVars};
 use crate::intake::runtime::RunRules;
+use crate::net::guard::AddressPolicy;
 use crate::output::OutputConfig;
 use std::time::Duration;
 
@@ -115,6 +116,12 @@ impl Settings {
 }
 
 impl Settings {
+    /// Pauses after a failed platform call (a job-take, a job-done post): the first
+    /// `MERCHGEN_RUNPOD_ERROR_BACKOFF_MS`, doubling up to eight times it.
+    pub fn error_backoff(&self) -> Backoff {
+        Backoff::new(self.error_backoff, self.error_backoff * 8)
+    }
+
     /// Output settings of one job: its request's `s3Config` bucket (its endpoint through the
     /// address guard), else the `BUCKET_*` bucket, else `None` (the worker's own:
     /// `MERCHGEN_OUTPUT`, or `inline`).
@@ -131,5 +138,25 @@ impl Settings {
             .env_bucket
             .as_ref()
             .map(|b| b.output_override(&self.base_output)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    #[test]
+    fn error_backoff_doubles_and_caps_at_eight_times_the_setting() {
+        let cli = Cli::try_parse_from(["merchgen", "runpod", "--error-backoff-ms", "100"]).unwrap();
+        let Some(Command::Runpod(args)) = cli.command else {
+            panic!("parsed as another command");
+        };
+        let settings = Settings::local(&cli.config, &args).unwrap();
+        let got: Vec<u64> = (1..=6)
+            .map(|n| settings.error_backoff().delay(n).as_millis() as u64)
+            .collect();
+        assert_eq!(got, [100, 200, 400, 800, 800, 800]);
     }
 }

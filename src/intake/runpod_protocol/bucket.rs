@@ -12,9 +12,10 @@
 //! the S3 client resolves the name again when it connects).
 
 use crate::error::JobError;
-use crate::fetch::guard::{self, AddressPolicy, UrlRefusal};
-use crate::output::{OutputConfig, S3Credentials};
+use crate::net::guard::{self, AddressPolicy, UrlRefusal};
+use crate::output::OutputConfig;
 use crate::redact::Redacted;
+use crate::s3::{S3Credentials, S3Settings};
 use crate::worker::OutputOverride;
 use serde_json::Value;
 
@@ -152,10 +153,12 @@ impl Bucket {
     /// and these credentials for its S3 outputs.
     pub fn output_override(&self, base: &OutputConfig) -> OutputOverride {
         let config = OutputConfig {
-            s3_endpoint: Some(self.endpoint.clone()),
-            s3_force_path_style: self.path_style,
-            s3_region: self.region.clone().or_else(|| base.s3_region.clone()),
-            s3_credentials: Some(self.credentials.clone()),
+            s3: S3Settings {
+                endpoint: Some(self.endpoint.clone()),
+                force_path_style: self.path_style,
+                region: self.region.clone().or_else(|| base.s3.region.clone()),
+                credentials: Some(self.credentials.clone()),
+            },
             ..base.clone()
         };
         OutputOverride {
@@ -380,7 +383,7 @@ mod tests {
         assert_eq!(b.credentials, creds());
         let o = b.output_override(&OutputConfig::default());
         assert_eq!(o.destination, "s3://b1/a/b");
-        assert_eq!(o.config.s3_endpoint.as_deref(), Some("http://127.0.0.1:9"));
+        assert_eq!(o.config.s3.endpoint.as_deref(), Some("http://127.0.0.1:9"));
         let err = Bucket::from_s3_config(
             &json!({"accessId": "AK", "endpointUrl": "http://h/b"}),
             &loopback(),

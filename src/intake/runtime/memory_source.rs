@@ -1,7 +1,7 @@
 //! An in-memory `JobSource` for the runtime's tests and `merchgen bench pipeline`: a queue of
 //! bodies, and a record of how each delivery was settled. No door uses it.
 
-use super::source::{BodyError, Delivery, JobSource, Settlement, SourceError};
+use super::source::{BodyError, Delivery, JobSource, Settled, Settlement, SourceError};
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -14,27 +14,29 @@ pub struct MemorySource {
     settled: Mutex<Vec<(String, Settlement)>>,
 }
 
+/// The lock's data even when a panicking holder poisoned it (a test's failure is reported by
+/// its own panic; the queue is still consistent).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl MemorySource {
     pub fn with(items: Vec<(&str, Result<Value, BodyError>)>) -> Self {
         let source = MemorySource::default();
         for (id, body) in items {
-            source
-                .queue
-                .lock()
-                .unwrap()
-                .push_back((id.to_owned(), body));
+            lock(&source.queue).push_back((id.to_owned(), body));
         }
         source
     }
 
     /// Settlements so far, in order.
     pub fn settled(&self) -> Vec<(String, Settlement)> {
-        self.settled.lock().unwrap().clone()
+        lock(&self.settled).clone()
     }
 
     /// Messages never handed out.
     pub fn left(&self) -> usize {
-        self.queue.lock().unwrap().len()
+        lock(&self.queue).len()
     }
 }
 
@@ -43,7 +45,7 @@ impl JobSource for MemorySource {
     type Ticket = ();
 
     async fn next(&self, stop: &CancellationToken) -> Result<Option<Delivery<()>>, SourceError> {
-        let item = self.queue.lock().unwrap().pop_front();
+        let item = lock(&self.queue).pop_front();
         let Some((id, body)) = item else {
             // An empty long poll, cut short by the stop.
             tokio::select! {
@@ -61,11 +63,8 @@ impl JobSource for MemorySource {
         }))
     }
 
-    async fn settle(&self, id: &str, _: (), settlement: Settlement) -> Result<(), SourceError> {
-        self.settled
-            .lock()
-            .unwrap()
-            .push((id.to_owned(), settlement));
+    async fn settle(&self, id: &str, _: (), settled: Settled) -> Result<(), SourceError> {
+        lock(&self.settled).push((id.to_owned(), settled.settlement));
         Ok(())
     }
 }

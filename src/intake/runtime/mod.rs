@@ -4,12 +4,11 @@
 //! runs out, gives it up when it does not stop, and says when the device broke so the door takes
 //! no more jobs. `runner` is the seam to the pipeline (`JobRunner`, which `Worker` implements),
 //! `source` the seam to pull-based queues (`JobSource`, the settlement rule), and `pull` the
-//! consumer loop over any `JobSource`, `metrics` the job metrics of every door (`/metrics`). The backoff rule is `crate::backoff`.
+//! consumer loop over any `JobSource`. The job metrics (`/metrics`) are `crate::metrics`, the
+//! backoff rule `crate::backoff`.
 //!
 //! Nothing here knows a particular door, queue or device.
 
-pub mod metrics;
-pub mod prometheus;
 pub mod pull;
 pub mod run;
 pub mod runner;

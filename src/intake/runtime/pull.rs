@@ -1,16 +1,19 @@
-//! The consumer loop of every pull-based door: up to `depth` jobs at once (the engine thread
-//! still generates one at a time, so a second job in flight keeps the device busy while the
-//! first one's CPU stages run) with the next delivery prefetched, each job run by `run::run_job` (deadline, grace, cancel) and its delivery settled
-//! by what came of it (see `source`). On the shutdown token it takes no more work, and a job
-//! stopped by shutdown, like a prefetched delivery, is released at once; a job given up past
-//! its deadline is abandoned (it reaches the dead-letter queue through the redrive policy); once
-//! the device broke it stops taking work and says so in its report.
+//! The consumer loop of every pull-based door (SQS, the endpoint API's queue, RunPod's
+//! job-take): up to `depth` jobs at once (the engine thread still generates one at a time, so a
+//! second job in flight keeps the device busy while the first one's CPU stages run), with the
+//! next delivery prefetched where a receive is slow (`prefetch`: an SQS long poll). Each job gets
+//! its door's settings (`JobSource::prepare`), runs through `run::run_job` (deadline, grace,
+//! cancel) and is settled by what came of it (see `source`). On the shutdown token it takes no
+//! more work, and a job stopped by shutdown, like a delivery received but not started, is
+//! released at once; a job given up past its deadline is abandoned (a queue's redrive policy
+//! dead-letters it); once the device broke it stops taking work and says so in its report.
+//! Whatever the source took but never handed out is drained last.
 //!
-//! It knows the `JobSource` and `JobRunner` seams; nothing about SQS or the GPU.
+//! It knows the `JobSource` and `JobRunner` seams; nothing about a queue, a door or the GPU.
 
 use super::run::{self, Ending, GaveUp, Ran, RunRules};
 use super::runner::JobRunner;
-use super::source::{self, Delivery, JobSource, Settlement};
+use super::source::{self, Delivery, JobSource, Settled, Settlement};
 use crate::backoff::Backoff;
 use crate::worker::JobRequest;
 use std::sync::Arc;
@@ -19,21 +22,28 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-/// Pauses between failed receives (a queue outage must not end the worker, nor spin).
-const RECEIVE_BACKOFF: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(32));
+/// Pauses between failed receives of a queue (an outage must not end the worker, nor spin).
+pub const RECEIVE_BACKOFF: Backoff =
+    Backoff::new(Duration::from_millis(500), Duration::from_secs(32));
 
 /// How the loop behaves.
 #[derive(Debug, Clone)]
 pub struct PullOptions {
-    /// The door's name in logs (`sqs`).
+    /// The door's name in logs (`sqs`, `serve`, `runpod`).
     pub door: &'static str,
     /// Deadline, grace period and wind-down of each job.
     pub rules: RunRules,
     /// Retry delays of retryable failures.
     pub backoff: Backoff,
+    /// Pauses after failed receives.
+    pub receive_backoff: Backoff,
     /// Jobs in flight at most (`MERCHGEN_PIPELINE_DEPTH`): with 2, the engine generates the next
     /// job while the last one renders mockups, encodes and uploads; 1 runs one job at a time.
     pub depth: usize,
+    /// Receive the next delivery while `depth` jobs run (a slow long poll never keeps the
+    /// device waiting), rather than once a job slot is free (a source that hands a job out
+    /// marks it taken, so it should not take one it cannot start).
+    pub prefetch: bool,
 }
 
 /// What the loop did, for its last log line and for tests.
@@ -58,6 +68,7 @@ pub async fn run<S: JobSource>(
     opts: PullOptions,
 ) -> PullReport {
     let depth = opts.depth.max(1);
+    let prefetch = opts.prefetch;
     let shared = Arc::new(Consumer {
         source: Arc::clone(&source),
         runner,
@@ -66,16 +77,16 @@ pub async fn run<S: JobSource>(
     });
     let mut report = PullReport::default();
     let mut running: JoinSet<PullReport> = JoinSet::new();
-    let mut pending = Some(prefetch(Arc::clone(&source), stop.clone()));
-    while let Some(mut handle) = pending.take() {
-        // At most `depth` jobs at once: wait for one to finish before taking another.
+    let mut pending = prefetch.then(|| receive(&shared));
+    loop {
+        // At most `depth` jobs at once: wait for one to finish before starting another.
         while running.len() >= depth {
             collect(&mut report, running.join_next().await);
         }
-        if report.device_broken {
-            pending = Some(handle);
+        if report.device_broken || stop.is_cancelled() {
             break;
         }
+        let mut handle = pending.take().unwrap_or_else(|| receive(&shared));
         // Receive, while finished jobs are counted as they end.
         let delivery = loop {
             tokio::select! {
@@ -90,8 +101,8 @@ pub async fn run<S: JobSource>(
             report.add(shared.release(delivery).await);
             break;
         }
-        // Receive the next message while this job runs, so the GPU never waits on a poll.
-        pending = Some(prefetch(Arc::clone(&source), stop.clone()));
+        // Receive the next delivery while this job runs, so the GPU never waits on a poll.
+        pending = prefetch.then(|| receive(&shared));
         let job = Arc::clone(&shared);
         running.spawn(async move { job.process(delivery).await });
     }
@@ -99,12 +110,13 @@ pub async fn run<S: JobSource>(
     while let Some(done) = running.join_next().await {
         collect(&mut report, Some(done));
     }
-    // A message prefetched while the last job ran goes straight back to the queue.
+    // A delivery prefetched while the last job ran goes straight back.
     if let Some(handle) = pending {
         if let Some(delivery) = join(handle).await {
             report.add(shared.release(delivery).await);
         }
     }
+    source.drain().await;
     tracing::info!(
         door = shared.opts.door,
         jobs = report.jobs,
@@ -161,66 +173,78 @@ impl<S: JobSource> Consumer<S> {
             body,
             ticket,
         } = delivery;
-        let settlement = match body {
+        let settled = match body {
             Ok(body) => {
                 let mut req = JobRequest::new(body, id.clone());
                 req.received = received;
                 report.jobs += 1;
-                // Boxed: the pipeline's future is deep.
-                let ran = Box::pin(run::run_job(
-                    self.runner.as_ref(),
-                    req,
-                    &self.stop,
-                    &self.opts.rules,
-                ))
-                .instrument(span.clone())
-                .await;
-                report.device_broken |= ran.stop_taking;
-                settlement_after(&ran, attempt, &self.opts.backoff)
+                self.run(req, &ticket, attempt)
+                    .instrument(span.clone())
+                    .await
             }
             Err(e) => {
                 tracing::warn!(parent: &span, reason = %e, "message carries no job");
-                source::after_body_error(&e, attempt, &self.opts.backoff)
+                Settled::without_job(source::after_body_error(&e, attempt, &self.opts.backoff))
             }
         };
-        self.settle(&id, ticket, settlement, &mut report)
+        report.device_broken |= settled.device_broken;
+        self.settle(&id, ticket, settled, &mut report)
             .instrument(span)
             .await;
         report
     }
 
-    /// Hand a delivery back at once (shutdown).
+    /// Prepare and run one job; what became of it.
+    async fn run(&self, mut req: JobRequest, ticket: &S::Ticket, attempt: u32) -> Settled {
+        let id = req.delivery_id.clone();
+        if let Err(e) = self.source.prepare(&mut req, ticket).await {
+            tracing::warn!(code = %e.code, message = %e.message, "the delivery cannot run");
+            let outcome = crate::job::outcome::JobOutcome::failed(id, e);
+            return Settled {
+                settlement: source::after_outcome(&outcome, attempt, &self.opts.backoff),
+                outcome: Some(outcome),
+                device_broken: false,
+            };
+        }
+        // Boxed: the pipeline's future is deep.
+        let ran = Box::pin(run::run_job(
+            self.runner.as_ref(),
+            req,
+            &self.stop,
+            &self.opts.rules,
+        ))
+        .await;
+        let settlement = settlement_after(&ran, attempt, &self.opts.backoff);
+        Settled {
+            settlement,
+            device_broken: ran.stop_taking,
+            outcome: Some(ran.into_outcome(&id)),
+        }
+    }
+
+    /// Hand a delivery back at once (shutdown, or the device broke).
     async fn release(&self, delivery: Delivery<S::Ticket>) -> PullReport {
         let mut report = PullReport::default();
         let span =
             tracing::info_span!("delivery", door = self.opts.door, message_id = %delivery.id);
-        self.settle(
-            &delivery.id,
-            delivery.ticket,
-            Settlement::Release,
-            &mut report,
-        )
-        .instrument(span)
-        .await;
+        let settled = Settled::without_job(Settlement::Release);
+        self.settle(&delivery.id, delivery.ticket, settled, &mut report)
+            .instrument(span)
+            .await;
         report
     }
 
-    async fn settle(
-        &self,
-        id: &str,
-        ticket: S::Ticket,
-        settlement: Settlement,
-        report: &mut PullReport,
-    ) {
+    async fn settle(&self, id: &str, ticket: S::Ticket, settled: Settled, report: &mut PullReport) {
+        let settlement = settled.settlement;
         let delay_secs = match settlement {
             Settlement::RetryLater(d) => Some(d.as_secs()),
             _ => None,
         };
-        if let Err(e) = self.source.settle(id, ticket, settlement).await {
+        if let Err(e) = self.source.settle(id, ticket, settled).await {
             // Not fatal: the message reappears after its visibility timeout, and a job that
             // already succeeded is answered from its result.json.
             report.settle_errors += 1;
-            tracing::error!(settlement = settlement.as_str(), error = %e, "could not settle the message");
+            tracing::error!(settlement = settlement.as_str(), error = %e, "could not settle the delivery");
             return;
         }
         tracing::info!(settlement = settlement.as_str(), delay_secs, "settled");
@@ -236,11 +260,10 @@ impl<S: JobSource> Consumer<S> {
 }
 
 /// Receive in the background until a delivery arrives or `stop` fires (then `None`). Receive
-/// errors are logged and retried with a capped backoff: a queue outage must not end the worker.
-fn prefetch<S: JobSource>(
-    source: Arc<S>,
-    stop: CancellationToken,
-) -> JoinHandle<Option<Delivery<S::Ticket>>> {
+/// errors are logged and retried with the receive backoff: an outage must not end the worker.
+fn receive<S: JobSource>(consumer: &Arc<Consumer<S>>) -> JoinHandle<Option<Delivery<S::Ticket>>> {
+    let (source, stop) = (Arc::clone(&consumer.source), consumer.stop.clone());
+    let backoff = consumer.opts.receive_backoff;
     tokio::spawn(async move {
         let mut failures: u32 = 0;
         while !stop.is_cancelled() {
@@ -249,8 +272,8 @@ fn prefetch<S: JobSource>(
                 Ok(None) => failures = 0,
                 Err(e) => {
                     failures = failures.saturating_add(1);
-                    let wait = RECEIVE_BACKOFF.delay(failures);
-                    tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "receive failed");
+                    let wait = backoff.delay(failures);
+                    tracing::warn!(error = %e, failures, retry_in_ms = wait.as_millis() as u64, "receive failed");
                     tokio::select! {
                         () = tokio::time::sleep(wait) => {}
                         () = stop.cancelled() => {}
@@ -302,7 +325,9 @@ mod tests {
             door: "memory",
             rules,
             backoff: BACKOFF,
+            receive_backoff: RECEIVE_BACKOFF,
             depth: 1,
+            prefetch: true,
         }
     }
 

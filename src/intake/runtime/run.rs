@@ -15,7 +15,8 @@
 
 use super::runner::JobRunner;
 use crate::error::{ErrorCode, JobError};
-use crate::job::outcome::JobOutcome;
+use crate::job::outcome::{JobOutcome, Timings};
+use crate::metrics::JobEnd;
 use crate::worker::JobRequest;
 use std::future::Future;
 use std::pin::Pin;
@@ -51,6 +52,13 @@ impl RunRules {
             grace: Duration::from_secs(config.shutdown_grace_secs),
             wind_down: Self::WIND_DOWN,
         }
+    }
+
+    /// The one settle-deadline rule: how long a door may keep trying to report a job's result
+    /// once shutdown started (or for a job it took and never started): the grace period, at
+    /// least 5 s, so a zero grace still lets one report out.
+    pub fn settle_window(&self) -> Duration {
+        self.grace.max(Duration::from_secs(5))
     }
 }
 
@@ -111,6 +119,21 @@ impl Ran {
     }
 }
 
+/// How the metrics count an ending.
+fn job_end(ending: &Ending) -> JobEnd {
+    match ending {
+        Ending::Finished(outcome) => JobEnd::Outcome {
+            code: outcome.error.as_ref().map(|e| e.code.as_str().to_owned()),
+            stages_ms: outcome
+                .timings_ms
+                .as_ref()
+                .map(Timings::stages)
+                .unwrap_or_default(),
+        },
+        Ending::GaveUp(_) => JobEnd::GivenUp,
+    }
+}
+
 /// Run one job under its deadline and the shutdown grace period (see the module header).
 pub async fn run_job(
     runner: &dyn JobRunner,
@@ -126,7 +149,7 @@ pub async fn run_job(
     let deadline = req.deadline;
     let cancel = req.cancel.clone();
     let cancel_now = move || cancel.store(true, Ordering::Relaxed);
-    let metrics = super::metrics::global();
+    let metrics = crate::metrics::global();
     metrics.started(rules.door);
     let mut job = runner.handle(req);
     let grace_over = async {
@@ -161,13 +184,7 @@ pub async fn run_job(
             tracing::warn!(job_id = %outcome.id, waited_ms = left.as_millis() as u64, "webhook deliveries still pending; settling the job anyway");
         }
     }
-    metrics.ended(
-        rules.door,
-        match &ending {
-            Ending::Finished(outcome) => Some(outcome),
-            Ending::GaveUp(_) => None,
-        },
-    );
+    metrics.ended(rules.door, job_end(&ending));
     let stop_taking = runner.device_broken();
     if stop_taking {
         tracing::error!(

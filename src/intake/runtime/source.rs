@@ -1,11 +1,16 @@
-//! The seam for pull-based doors: a `JobSource` hands out deliveries (`next`) and is told what
-//! became of each (`settle`: ack, retry later, release, dead-letter). Also the one rule that
-//! turns an outcome into a settlement, shared by every queue door (SQS here, Lambda's SQS batches).
+//! The seam for pull-based doors (SQS, the endpoint API's queue, RunPod's job-take): a
+//! `JobSource` hands out deliveries (`next`), gives each job its door's settings (`prepare`:
+//! cancel flag, deadline, output, progress), is told what became of each (`settle`: ack, retry
+//! later, release, dead-letter, with the outcome), and hands back what it took but never handed
+//! out once the loop stops (`drain`). Also the one rule that turns an outcome into a settlement,
+//! shared by every queue door (SQS here, Lambda's SQS batches).
 //!
 //! This module knows nothing about a particular queue, the GPU, or how a job runs.
 
 use crate::backoff::Backoff;
+use crate::error::JobError;
 use crate::job::outcome::JobOutcome;
+use crate::worker::JobRequest;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -68,11 +73,35 @@ impl Settlement {
     }
 }
 
+/// What became of a delivery, as its source is told.
+#[derive(Debug)]
+pub struct Settled {
+    /// What the queue should do with it.
+    pub settlement: Settlement,
+    /// The job's outcome (a job given up past its deadline or at shutdown has a `timeout` or
+    /// `cancelled` one); `None` when no job ran (released before it started, or no job in it).
+    pub outcome: Option<JobOutcome>,
+    /// The device may be unusable after this job: the loop takes no more (RunPod asks for the
+    /// worker to be replaced in the job's result).
+    pub device_broken: bool,
+}
+
+impl Settled {
+    /// Settled without a job having run.
+    pub fn without_job(settlement: Settlement) -> Self {
+        Settled {
+            settlement,
+            outcome: None,
+            device_broken: false,
+        }
+    }
+}
+
 /// A queue that hands out jobs one delivery at a time.
 #[async_trait::async_trait]
 pub trait JobSource: Send + Sync + 'static {
     /// What `settle` needs to find the delivery again.
-    type Ticket: Send + 'static;
+    type Ticket: Send + Sync + 'static;
 
     /// Wait for the next delivery. `Ok(None)` when none came (an empty long poll) or `stop`
     /// fired; an implementation returns promptly once `stop` fires.
@@ -81,13 +110,25 @@ pub trait JobSource: Send + Sync + 'static {
         stop: &CancellationToken,
     ) -> Result<Option<Delivery<Self::Ticket>>, SourceError>;
 
-    /// Settle a delivery (see [`Settlement`]).
+    /// Give the delivery's job its door's settings (cancel flag, deadline, output, progress
+    /// channel), in the job's own task. An error fails the job without running it (reported and
+    /// settled like any failed job). The default runs the body as it came.
+    async fn prepare(&self, req: &mut JobRequest, ticket: &Self::Ticket) -> Result<(), JobError> {
+        let _ = (req, ticket);
+        Ok(())
+    }
+
+    /// Settle a delivery (see [`Settled`]).
     async fn settle(
         &self,
         id: &str,
         ticket: Self::Ticket,
-        settlement: Settlement,
+        settled: Settled,
     ) -> Result<(), SourceError>;
+
+    /// Once the loop has stopped: hand back whatever was taken but never handed out (a batch
+    /// of jobs taken at once, a queue of waiting jobs). The default holds nothing back.
+    async fn drain(&self) {}
 }
 
 /// A queue operation that failed. The detail is for logs; it never holds a credential.

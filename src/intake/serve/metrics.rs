@@ -1,12 +1,12 @@
 //! The endpoint API's own metrics on its `/metrics`: jobs by final status (as `/status` reports
 //! them), submissions refused for a full queue, queue depth, jobs running, model readiness and
-//! cold start; followed by the job metrics every door has (`runtime::metrics`: jobs by door and
+//! cold start; followed by the job metrics every door has (`crate::metrics`: jobs by door and
 //! code, stage latency, model load time).
 
 use super::record::State;
 use super::store::Counts;
-use crate::intake::runtime::metrics;
-use crate::intake::runtime::prometheus::{counter, family, gauge};
+use crate::metrics;
+use crate::metrics::prometheus::{counter, family, gauge};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;

@@ -1,20 +1,25 @@
-//! `merchgen serve`: RunPod's endpoint API on a local port, so
-//! RunPod's client libraries and tools can drive merchgen without RunPod. `routes` is the HTTP
-//! surface, `auth` the key check, `store` the bounded queue and job table, `record` one job's
-//! state and status body, `runner` the task that feeds the device (a bounded number of jobs in flight), `webhook` the
-//! request-level webhook, `metrics` the Prometheus text. The server answers (`/healthz`: 503)
-//! before the model has loaded; jobs wait in the queue until it has.
+//! `merchgen serve`: RunPod's endpoint API on a local port, so RunPod's client libraries and
+//! tools can drive merchgen without RunPod. `routes` is the HTTP surface, `auth` the key check,
+//! `store` the bounded queue and job table, `record` one job's state and status body, `source`
+//! the store as a `JobSource` for the doors' one consumer loop (a bounded number of jobs in
+//! flight), `webhook` the request-level webhook, `metrics` the Prometheus text. The server
+//! answers (`/healthz`: 503) before the model has loaded; jobs wait in the queue until it has.
+//! After a device fault the waiting jobs end as `CANCELLED` (retryable), the health check
+//! answers 503, and `serve` exits 1 so its supervisor starts a fresh worker.
 
 pub mod auth;
 pub mod metrics;
 pub mod record;
 pub mod routes;
-pub mod runner;
+pub mod source;
 pub mod store;
 pub mod webhook;
 
 use crate::app::{self, Door};
+use crate::backoff::Backoff;
 use crate::config::{Config, ServeArgs};
+use crate::intake::runtime::pull::{self, PullOptions};
+use crate::intake::runtime::RunRules;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -113,15 +118,24 @@ async fn load_and_run(
         cold_start_ms = started.elapsed().as_millis() as u64,
         "model ready; running jobs"
     );
-    let runner = runner::Runner {
+    let source = Arc::new(source::ServeSource {
         store: state.store.clone(),
         metrics: state.metrics.clone(),
         hooks,
         base_output: config.output_config(),
-        rules: crate::intake::runtime::RunRules::from_config(config, "serve"),
+        addresses: crate::net::AddressPolicy::new(config.fetch_allow.clone()),
+    });
+    let options = PullOptions {
+        door: "serve",
+        rules: RunRules::from_config(config, "serve"),
+        // A failed job is final here (its caller sees FAILED and may submit it again).
+        backoff: Backoff::NONE,
+        receive_backoff: pull::RECEIVE_BACKOFF,
         depth: config.pipeline_depth,
+        prefetch: false,
     };
-    let healthy = runner.run(worker.clone(), state.shutdown.clone()).await;
+    let report = pull::run(source, worker.clone(), state.shutdown.clone(), options).await;
+    let healthy = !report.device_broken;
     worker
         .drain_webhooks(Duration::from_secs(config.shutdown_grace_secs))
         .await;

@@ -37,7 +37,7 @@ pub async fn run(config: &Config, args: &SqsArgs) -> i32 {
     }
     // Listen for signals before the (long) model load, so a stop during start-up is orderly.
     let stop = crate::shutdown::on_signals();
-    crate::intake::runtime::metrics::serve_on(config.metrics_addr).await;
+    crate::metrics::serve_on(config.metrics_addr).await;
     app::prewarm_mockups(config);
     let client = client::build(
         args.sqs_endpoint.as_deref(),
@@ -76,7 +76,7 @@ pub async fn run(config: &Config, args: &SqsArgs) -> i32 {
     let source = SqsSource::new(
         client,
         settings,
-        ClaimCheck::new(config.output_config()),
+        ClaimCheck::new(config.s3_settings()),
         dead_letter_url,
     );
     let opts = PullOptions {
@@ -87,6 +87,9 @@ pub async fn run(config: &Config, args: &SqsArgs) -> i32 {
             Duration::from_secs(u64::from(args.retry_base_secs)),
             Duration::from_secs(u64::from(args.retry_max_secs)),
         ),
+        receive_backoff: pull::RECEIVE_BACKOFF,
+        // A long poll takes up to 20 s: the next message is received while the job runs.
+        prefetch: true,
     };
     tracing::info!(
         wait_secs = args.wait_secs,

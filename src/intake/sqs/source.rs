@@ -7,7 +7,9 @@
 
 use super::heartbeat::{Beat, Heartbeat};
 use crate::intake::claim_check::ClaimCheck;
-use crate::intake::runtime::source::{BodyError, Delivery, JobSource, Settlement, SourceError};
+use crate::intake::runtime::source::{
+    BodyError, Delivery, JobSource, Settled, Settlement, SourceError,
+};
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use aws_sdk_sqs::Client;
@@ -228,8 +230,9 @@ impl JobSource for SqsSource {
         &self,
         id: &str,
         ticket: SqsTicket,
-        settlement: Settlement,
+        settled: Settled,
     ) -> Result<(), SourceError> {
+        let settlement = settled.settlement;
         let SqsTicket {
             receipt_handle,
             heartbeat,

@@ -10,7 +10,8 @@ pub mod runtime_api;
 use crate::io_support::{Recorded, Reply, TestServer};
 use aws_sdk_sqs::types::QueueAttributeName;
 use merchgen::engine::tiny::{self, TinyLayout};
-use merchgen::output::{s3_client, OutputConfig};
+use merchgen::output::OutputConfig;
+use merchgen::s3::S3Settings;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -42,15 +43,18 @@ const AWS_ENV: [(&str, &str); 4] = [
 
 pub fn s3_config(endpoint: &str) -> OutputConfig {
     OutputConfig {
-        s3_endpoint: Some(endpoint.to_owned()),
-        s3_force_path_style: true,
+        s3: S3Settings {
+            endpoint: Some(endpoint.to_owned()),
+            force_path_style: true,
+            ..S3Settings::default()
+        },
         presign_expiry_secs: 600,
         ..OutputConfig::default()
     }
 }
 
 pub async fn s3(endpoint: &str) -> aws_sdk_s3::Client {
-    s3_client::client(&s3_config(endpoint)).await
+    merchgen::s3::client(&s3_config(endpoint).s3).await
 }
 
 /// A fresh bucket `{base}-{random}`.

@@ -11,40 +11,13 @@
 pub mod formats;
 
 use crate::engine::flux::transformer::FluxTransformer;
-use crate::engine::EngineError;
+use crate::engine::request::{set_key, SetKey};
+use crate::engine::{EngineError, LoraInput};
 use candle_core::{Device, Tensor};
 use formats::{ModelShape, ParsedLora};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
-
-/// One LoRA of a job, as the worker hands it to the engine (the file already in the cache).
-#[derive(Debug, Clone, PartialEq)]
-pub struct LoraInput {
-    /// Its place in the job's `loras` (errors name `loras[index]`).
-    pub index: usize,
-    pub path: PathBuf,
-    /// SHA-256 of the file, hex: what identifies it.
-    pub sha256: String,
-    /// The job's multiplier (0 leaves it out).
-    pub scale: f64,
-    /// Use only its transformer weights when it also holds text-encoder ones.
-    pub skip_text_encoder: bool,
-}
-
-/// What identifies a LoRA set: each LoRA that changes the weights (scale not 0), in order, by
-/// its file's SHA-256 and its scale's bits.
-pub type SetKey = Vec<(String, u64)>;
-
-/// The set key of `loras`.
-pub fn set_key(loras: &[LoraInput]) -> SetKey {
-    loras
-        .iter()
-        .filter(|l| l.scale != 0.0)
-        .map(|l| (l.sha256.clone(), l.scale.to_bits()))
-        .collect()
-}
 
 /// What applying a job's LoRAs cost.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -141,10 +141,10 @@ impl T5Encoder {
         device: &Device,
     ) -> Result<Self> {
         let config_bytes = std::fs::read(config)?;
-        let model = if crate::engine::flux::dense::is_safetensors(weights) {
+        let model = if crate::engine::files::safetensors::is_safetensors(weights) {
             let cfg: t5::Config = serde_json::from_slice(&config_bytes)
                 .with_context(|| format!("reading T5 config {}", config.display()))?;
-            let files = crate::engine::flux::dense::weight_files(weights)?;
+            let files = crate::engine::files::safetensors::weight_files(weights)?;
             #[allow(unsafe_code)]
             // SAFETY: model files are read-only inputs that nothing modifies while merchgen maps them.
             let vb =

@@ -11,6 +11,7 @@ mod lora;
 mod memory;
 mod random;
 mod random_gguf;
+mod random_load;
 mod random_vb;
 mod report;
 
@@ -33,9 +34,11 @@ pub fn run(config: &Config, what: Option<&BenchWhat>, p: &PipelineBench) -> i32 
         None if p.random_weights && p.lora.is_some() => {
             lora::run(config, p, p.lora.unwrap_or(32)).map(|report| println!("{report}"))
         }
-        None if p.random_weights && p.load_only => random::load_only(config, p).map(|report| {
-            println!("{report}");
-        }),
+        None if p.random_weights && p.load_only => {
+            random_load::load_only(config, p).map(|report| {
+                println!("{report}");
+            })
+        }
         None if p.random_weights => bench_random(config, p),
         None => bench_model(config, p),
     };

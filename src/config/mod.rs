@@ -1,18 +1,33 @@
 //! The only place that reads command-line flags and environment variables. Every setting is a
 //! flag with a `MERCHGEN_*` variable (clap); platform variables (`HF_*`, `AWS_*`, `RUNPOD_*`)
-//! keep their own names and are read here too, once.
+//! keep their own names and are read here too, once (`platform`). `Config` holds what every
+//! door shares and builds each layer's settings from it; each door's own flags have a file
+//! (`runpod`, `serve`, `sqs`), as do the job limits (`limits`) and the warm-ups (`warm_up`).
 
 mod limits;
+mod platform;
+mod runpod;
+mod serve;
+mod sqs;
+mod warm_up;
 
 pub use limits::LimitArgs;
+pub use platform::{on_lambda, on_runpod, sqs_queue_url};
+pub use runpod::{RunpodArgs, RunpodProgress};
+pub use serve::ServeArgs;
+pub use sqs::SqsArgs;
+pub use warm_up::{MockupWarmup, WarmUp};
+
+use platform::{env_flag, hf_cache_dir};
 
 use crate::engine::files::hub::HubSettings;
 use crate::engine::flux::weights::WeightsMode;
-use crate::fetch::guard::AddressPolicy;
 use crate::fetch::FetchConfig;
 use crate::job::allow::StorageAllow;
-use crate::job::validate::Limits;
+use crate::job::Limits;
+use crate::net::guard::AddressPolicy;
 use crate::output::OutputConfig;
+use crate::s3::S3Settings;
 use crate::webhook::{Secret, WebhookConfig};
 use clap::Args;
 use std::path::PathBuf;
@@ -280,47 +295,6 @@ pub struct Config {
     pub webhook_timeout_secs: u64,
 }
 
-/// Which mockup layers a worker draws at start-up (`MERCHGEN_MOCKUP_WARMUP`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MockupWarmup {
-    /// Every product at its canvas size.
-    All,
-    /// These (product, longest side) pairs; empty for `none`.
-    Only(Vec<(String, Option<u32>)>),
-}
-
-impl MockupWarmup {
-    /// Parse the setting; the error names what is wrong.
-    pub fn parse(text: &str) -> Result<MockupWarmup, String> {
-        let text = text.trim();
-        match text.to_ascii_lowercase().as_str() {
-            "all" | "" => return Ok(MockupWarmup::All),
-            "none" => return Ok(MockupWarmup::Only(Vec::new())),
-            _ => {}
-        }
-        let mut pairs = Vec::new();
-        for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-            let (product, size) = match item.split_once('@') {
-                Some((product, size)) => {
-                    let size: u32 = size.trim().parse().map_err(|_| {
-                        format!("MERCHGEN_MOCKUP_WARMUP: {item:?}: the size after @ must be a whole number of pixels")
-                    })?;
-                    if !(16..=crate::mockup::MAX_SIZE).contains(&size) {
-                        return Err(format!(
-                            "MERCHGEN_MOCKUP_WARMUP: {item:?}: the size must be within 16..={}",
-                            crate::mockup::MAX_SIZE
-                        ));
-                    }
-                    (product.trim(), Some(size))
-                }
-                None => (item, None),
-            };
-            pairs.push((product.to_owned(), size));
-        }
-        Ok(MockupWarmup::Only(pairs))
-    }
-}
-
 impl Config {
     /// The mockup warm-up setting.
     pub fn mockup_warmup(&self) -> Result<MockupWarmup, String> {
@@ -422,16 +396,23 @@ impl Config {
         }
     }
 
+    /// The S3 service of outputs, `s3://` inputs and claim checks.
+    pub fn s3_settings(&self) -> S3Settings {
+        S3Settings {
+            endpoint: self.s3_endpoint.clone(),
+            force_path_style: self.s3_path_style,
+            region: None,
+            credentials: None,
+        }
+    }
+
     pub fn output_config(&self) -> OutputConfig {
         OutputConfig {
-            s3_endpoint: self.s3_endpoint.clone(),
-            s3_force_path_style: self.s3_path_style,
-            s3_region: None,
+            s3: self.s3_settings(),
             presign_expiry_secs: self.presign_expiry_secs,
             public_base_url: self.public_base_url.clone(),
             inline_max_bytes: self.inline_max_bytes,
             cache_control: Some("public, max-age=31536000, immutable".to_owned()),
-            s3_credentials: None,
         }
     }
 
@@ -441,7 +422,7 @@ impl Config {
             max_bytes: self.fetch_max_bytes,
             allow_cidrs: self.fetch_allow.clone(),
             allow_paths,
-            output_cfg: self.output_config(),
+            s3: self.s3_settings(),
             ..FetchConfig::default()
         }
     }
@@ -455,353 +436,5 @@ impl Config {
             allow_cidrs: self.fetch_allow.clone(),
             ..WebhookConfig::default()
         }
-    }
-}
-
-/// `HF_HUB_CACHE`, else `HF_HOME/hub`, else RunPod's cached-model volume when present, else
-/// `~/.cache/huggingface/hub`.
-fn hf_cache_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("HF_HUB_CACHE").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    if let Some(home) = std::env::var_os("HF_HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(home).join("hub");
-    }
-    let runpod = PathBuf::from("/runpod-volume/huggingface-cache/hub");
-    if runpod.is_dir() {
-        return runpod;
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/tmp"));
-    home.join(".cache/huggingface/hub")
-}
-
-fn env_flag(name: &str) -> bool {
-    std::env::var(name)
-        .map(|v| {
-            matches!(
-                v.trim().to_ascii_lowercase().as_str(),
-                "1" | "true" | "yes" | "on"
-            )
-        })
-        .unwrap_or(false)
-}
-
-/// True when running under AWS Lambda (its Runtime API variable is set).
-pub fn on_lambda() -> bool {
-    std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some()
-}
-
-/// True when running as a RunPod serverless worker.
-pub fn on_runpod() -> bool {
-    std::env::var_os("RUNPOD_WEBHOOK_GET_JOB").is_some()
-}
-
-/// The SQS queue URL when this host should consume one.
-pub fn sqs_queue_url() -> Option<String> {
-    std::env::var("MERCHGEN_SQS_QUEUE_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-}
-
-// ---------------------------------------------------------------------------------------------
-// RunPod doors: `merchgen runpod` (the serverless worker) and `merchgen serve` (RunPod's
-// endpoint API on a local port). RunPod's own variables keep their names (RUNPOD_*, BUCKET_*).
-// ---------------------------------------------------------------------------------------------
-
-/// Settings of `merchgen runpod`. RunPod sets the `RUNPOD_*` variables on its workers.
-#[derive(Debug, Clone, Args)]
-pub struct RunpodArgs {
-    /// Run one job locally and exit 0 or 1, like RunPod's `--test_input`: `{"input": {...}}`.
-    /// Without it and without RUNPOD_WEBHOOK_GET_JOB, `./test_input.json` is run.
-    #[arg(long, env = "MERCHGEN_RUNPOD_TEST_INPUT")]
-    pub test_input: Option<String>,
-    /// Job-take URL template (`$ID` / `$RUNPOD_POD_ID`: this worker's id).
-    #[arg(long, env = "RUNPOD_WEBHOOK_GET_JOB")]
-    pub job_take_url: Option<String>,
-    /// Job-done URL template (`$RUNPOD_POD_ID`: this worker's id, `$ID`: the job's id).
-    #[arg(long, env = "RUNPOD_WEBHOOK_POST_OUTPUT")]
-    pub job_done_url: Option<String>,
-    /// Heartbeat URL template (`$RUNPOD_POD_ID`: this worker's id).
-    #[arg(long, env = "RUNPOD_WEBHOOK_PING")]
-    pub ping_url: Option<String>,
-    /// Heartbeat interval in milliseconds.
-    #[arg(long, env = "RUNPOD_PING_INTERVAL", default_value_t = 10_000)]
-    pub ping_interval_ms: u64,
-    /// Key sent (raw, as RunPod's SDK does) in `Authorization` to the platform.
-    #[arg(long, env = "RUNPOD_AI_API_KEY", hide_env_values = true)]
-    pub api_key: Option<crate::redact::Redacted>,
-    /// This worker's id; a random one when unset (then no heartbeat is sent).
-    #[arg(long, env = "RUNPOD_POD_ID")]
-    pub pod_id: Option<String>,
-    /// S3-compatible endpoint for outputs, usually with the bucket in it
-    /// (`https://BUCKET.s3.REGION.amazonaws.com`, `http://host:9000/BUCKET`).
-    #[arg(long, env = "BUCKET_ENDPOINT_URL")]
-    pub bucket_endpoint_url: Option<String>,
-    /// Access key id for BUCKET_ENDPOINT_URL.
-    #[arg(long, env = "BUCKET_ACCESS_KEY_ID")]
-    pub bucket_access_key_id: Option<String>,
-    /// Secret key for BUCKET_ENDPOINT_URL.
-    #[arg(long, env = "BUCKET_SECRET_ACCESS_KEY", hide_env_values = true)]
-    pub bucket_secret_access_key: Option<crate::redact::Redacted>,
-    /// Bucket (optionally `bucket/prefix`) when BUCKET_ENDPOINT_URL does not name one.
-    #[arg(long, env = "MERCHGEN_RUNPOD_BUCKET")]
-    pub bucket: Option<String>,
-    /// Progress updates: `job` (per denoising step when the job subscribes to `progress` in
-    /// `webhook.events`), `steps` (per step for every job) or `off`.
-    #[arg(
-        long,
-        env = "MERCHGEN_RUNPOD_PROGRESS",
-        value_enum,
-        default_value = "job"
-    )]
-    pub progress: RunpodProgress,
-    /// Jobs taken per request when idle (above 1, the batch job-take URL is used).
-    #[arg(long, env = "MERCHGEN_RUNPOD_TAKE_BATCH", default_value_t = 1)]
-    pub take_batch: u32,
-    /// Longest wait for one job-take or job-stop answer (the platform long-polls), seconds.
-    #[arg(long, env = "MERCHGEN_RUNPOD_TAKE_TIMEOUT_SECS", default_value_t = 90)]
-    pub take_timeout_secs: u64,
-    /// Timeout of one job-done or progress post, seconds.
-    #[arg(long, env = "MERCHGEN_RUNPOD_POST_TIMEOUT_SECS", default_value_t = 60)]
-    pub post_timeout_secs: u64,
-    /// How long job-done is retried before the result is given up, seconds.
-    #[arg(long, env = "MERCHGEN_RUNPOD_DONE_RETRY_SECS", default_value_t = 600)]
-    pub done_retry_secs: u64,
-    /// Pause after the platform answers 429, milliseconds.
-    #[arg(long, env = "MERCHGEN_RUNPOD_THROTTLE_MS", default_value_t = 5_000)]
-    pub throttle_ms: u64,
-    /// First pause after a failed platform call, milliseconds (doubles up to 8x).
-    #[arg(
-        long,
-        env = "MERCHGEN_RUNPOD_ERROR_BACKOFF_MS",
-        default_value_t = 1_000
-    )]
-    pub error_backoff_ms: u64,
-    /// Largest job-done body posted; a larger result becomes an `upload_failed` error.
-    #[arg(
-        long,
-        env = "MERCHGEN_RUNPOD_MAX_RESULT_BYTES",
-        default_value_t = 10_000_000
-    )]
-    pub max_result_bytes: usize,
-}
-
-/// When `merchgen runpod` posts denoising progress.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum RunpodProgress {
-    Job,
-    Steps,
-    Off,
-}
-
-impl RunpodArgs {
-    /// The settings from the environment alone (`merchgen` with no subcommand on RunPod).
-    pub fn from_env() -> Result<Self, clap::Error> {
-        #[derive(clap::Parser)]
-        struct EnvOnly {
-            #[command(flatten)]
-            args: RunpodArgs,
-        }
-        <EnvOnly as clap::Parser>::try_parse_from(["merchgen"]).map(|e| e.args)
-    }
-}
-
-/// Settings of `merchgen serve`.
-#[derive(Debug, Clone, Args)]
-pub struct ServeArgs {
-    /// Port to listen on (0: any free port, printed at start).
-    #[arg(long, env = "MERCHGEN_PORT", default_value_t = 8000)]
-    pub port: u16,
-    /// Address to listen on (`0.0.0.0` in a container).
-    #[arg(long, env = "MERCHGEN_HOST", default_value = "127.0.0.1")]
-    pub host: std::net::IpAddr,
-    /// Key clients must send in `Authorization` (raw or `Bearer`); none: no check.
-    #[arg(long, env = "MERCHGEN_API_KEY", hide_env_values = true)]
-    pub api_key: Option<crate::redact::Redacted>,
-    /// Most jobs waiting; `run` answers 429 beyond it.
-    #[arg(long, env = "MERCHGEN_SERVE_QUEUE_CAPACITY", default_value_t = 64)]
-    pub queue_capacity: usize,
-    /// Longest `runsync` wait before it answers with the job's current status, seconds
-    /// (`?wait=ms` may ask for less).
-    #[arg(long, env = "MERCHGEN_SERVE_RUNSYNC_WAIT_SECS", default_value_t = 90)]
-    pub runsync_wait_secs: u64,
-    /// Execution timeout of jobs whose `policy.executionTimeout` says none, seconds.
-    #[arg(
-        long,
-        env = "MERCHGEN_SERVE_EXECUTION_TIMEOUT_SECS",
-        default_value_t = 600
-    )]
-    pub execution_timeout_secs: u64,
-    /// Lifespan of jobs whose `policy.ttl` says none (queue and run included), seconds.
-    #[arg(long, env = "MERCHGEN_SERVE_TTL_SECS", default_value_t = 86_400)]
-    pub ttl_secs: u64,
-    /// How long finished jobs stay readable through `status`, seconds.
-    #[arg(long, env = "MERCHGEN_SERVE_RETENTION_SECS", default_value_t = 1_800)]
-    pub retention_secs: u64,
-}
-
-// ---------------------------------------------------------------------------------------------
-// SQS door settings (`merchgen sqs`). Kept apart from `Config`: only that door reads them.
-
-/// Settings of the SQS long-polling consumer (`merchgen sqs`, or no subcommand with
-/// `MERCHGEN_SQS_QUEUE_URL` set).
-#[derive(Debug, Clone, Args)]
-pub struct SqsArgs {
-    /// URL of the job queue (its RedrivePolicy decides when a poison message is dead-lettered).
-    #[arg(long, env = "MERCHGEN_SQS_QUEUE_URL")]
-    pub queue_url: String,
-    /// SQS endpoint for SQS-compatible servers (`AWS_ENDPOINT_URL` also works).
-    #[arg(long, env = "MERCHGEN_SQS_ENDPOINT")]
-    pub sqs_endpoint: Option<String>,
-    /// Long-poll wait per receive, in seconds (0 to 20).
-    #[arg(long, env = "MERCHGEN_SQS_WAIT_SECS", default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=20))]
-    pub wait_secs: u32,
-    /// Visibility timeout given to each received message and renewed while its job runs, in
-    /// seconds. A crashed host's job reappears on the queue this long after its last heartbeat.
-    #[arg(long, env = "MERCHGEN_SQS_VISIBILITY_SECS", default_value_t = 120, value_parser = clap::value_parser!(u32).range(1..=43_200))]
-    pub visibility_secs: u32,
-    /// Seconds between visibility heartbeats while a job runs (default: a third of the
-    /// visibility timeout).
-    #[arg(long, env = "MERCHGEN_SQS_HEARTBEAT_SECS")]
-    pub heartbeat_secs: Option<u32>,
-    /// Delay before a retryable failure is handed out again on its first delivery, in seconds;
-    /// it doubles with each further delivery (ApproximateReceiveCount).
-    #[arg(long, env = "MERCHGEN_SQS_RETRY_BASE_SECS", default_value_t = 10)]
-    pub retry_base_secs: u32,
-    /// Longest retry delay, in seconds.
-    #[arg(long, env = "MERCHGEN_SQS_RETRY_MAX_SECS", default_value_t = 900, value_parser = clap::value_parser!(u32).range(0..=43_200))]
-    pub retry_max_secs: u32,
-}
-
-impl SqsArgs {
-    /// The settings from the environment alone (the door chosen with no subcommand).
-    pub fn from_env() -> Result<SqsArgs, clap::Error> {
-        #[derive(clap::Parser)]
-        struct EnvOnly {
-            #[command(flatten)]
-            sqs: SqsArgs,
-        }
-        <EnvOnly as clap::Parser>::try_parse_from(["merchgen"]).map(|e| e.sqs)
-    }
-
-    /// Seconds between heartbeats: the setting, else a third of the visibility timeout.
-    pub fn heartbeat_every_secs(&self) -> u32 {
-        self.heartbeat_secs
-            .unwrap_or(self.visibility_secs / 3)
-            .clamp(1, self.visibility_secs.max(1))
-    }
-
-    /// Start-up checks of cross-field mistakes, with how to fix them.
-    pub fn check(&self) -> anyhow::Result<()> {
-        if self.heartbeat_every_secs() >= self.visibility_secs && self.visibility_secs > 1 {
-            anyhow::bail!(
-                "MERCHGEN_SQS_HEARTBEAT_SECS ({}) must be below MERCHGEN_SQS_VISIBILITY_SECS ({}), or a running job's message reappears on the queue",
-                self.heartbeat_every_secs(),
-                self.visibility_secs
-            );
-        }
-        if self.retry_base_secs > self.retry_max_secs {
-            anyhow::bail!(
-                "MERCHGEN_SQS_RETRY_BASE_SECS must not exceed MERCHGEN_SQS_RETRY_MAX_SECS"
-            );
-        }
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod sqs_args_tests {
-    use super::SqsArgs;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Wrap {
-        #[command(flatten)]
-        sqs: SqsArgs,
-    }
-
-    fn parse(args: &[&str]) -> Result<SqsArgs, clap::Error> {
-        let argv = [
-            "merchgen",
-            "--queue-url",
-            "https://sqs.us-east-1.amazonaws.com/1/jobs",
-        ];
-        Wrap::try_parse_from(argv.iter().chain(args)).map(|w| w.sqs)
-    }
-
-    #[test]
-    fn sqs_args_defaults_heartbeat_to_a_third_of_visibility() {
-        let args = parse(&[]).unwrap();
-        assert_eq!((args.wait_secs, args.visibility_secs), (20, 120));
-        assert_eq!(args.heartbeat_every_secs(), 40);
-        assert_eq!(
-            parse(&["--visibility-secs", "2"])
-                .unwrap()
-                .heartbeat_every_secs(),
-            1
-        );
-        args.check().unwrap();
-    }
-
-    #[test]
-    fn sqs_args_rejects_out_of_range_and_contradictory_settings() {
-        assert!(parse(&["--wait-secs", "21"]).is_err());
-        assert!(parse(&["--visibility-secs", "0"]).is_err());
-        let slow_beat = parse(&["--visibility-secs", "30", "--heartbeat-secs", "30"]).unwrap();
-        assert!(slow_beat
-            .check()
-            .unwrap_err()
-            .to_string()
-            .contains("MERCHGEN_SQS_HEARTBEAT_SECS"));
-        let inverted = parse(&["--retry-base-secs", "60", "--retry-max-secs", "10"]).unwrap();
-        assert!(inverted.check().is_err());
-    }
-}
-
-/// When the engine runs its warm-up pass after loading.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum WarmUp {
-    /// On a GPU (where the first kernels compile and allocate), not on the CPU.
-    Auto,
-    On,
-    Off,
-}
-
-impl WarmUp {
-    pub fn runs_on(self, device: &candle_core::Device) -> bool {
-        match self {
-            WarmUp::Auto => !device.is_cpu(),
-            WarmUp::On => true,
-            WarmUp::Off => false,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mockup_warmup_reads_all_none_and_products_with_sizes() {
-        assert_eq!(MockupWarmup::parse("all"), Ok(MockupWarmup::All));
-        assert_eq!(
-            MockupWarmup::parse(" None "),
-            Ok(MockupWarmup::Only(vec![]))
-        );
-        assert_eq!(
-            MockupWarmup::parse("tshirt, mug@1200"),
-            Ok(MockupWarmup::Only(vec![
-                ("tshirt".to_owned(), None),
-                ("mug".to_owned(), Some(1200))
-            ]))
-        );
-        let err = MockupWarmup::parse("mug@big").unwrap_err();
-        assert!(
-            err.contains("MERCHGEN_MOCKUP_WARMUP") && err.contains("mug@big"),
-            "{err}"
-        );
-        assert!(MockupWarmup::parse("mug@8").unwrap_err().contains("16..="));
     }
 }

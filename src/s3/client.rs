@@ -1,11 +1,11 @@
-//! S3 clients, built once per process for each (endpoint, path style, region) and shared by the
-//! S3 sink and the `s3://` input fetcher. The SDK configuration (credential chain,
+//! S3 clients, built once per process for each (endpoint, path style, region, credentials) and
+//! shared by the S3 sink, the `s3://` input fetcher and claim checks. The SDK configuration (credential chain,
 //! `AWS_ENDPOINT_URL`, `AWS_REGION`) is loaded once, on first use.
 //!
 //! TLS is rustls with *ring*, the same provider the rest of the binary uses, so the build carries
 //! one crypto library and no aws-lc (which also costs cold-start time gathering jitter entropy).
 
-use super::OutputConfig;
+use super::{S3Credentials, S3Settings};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::Client;
@@ -40,13 +40,13 @@ fn clients() -> &'static Mutex<HashMap<ClientKey, Client>> {
 
 /// The process's S3 client for these settings (built on first use, then cloned: clients share
 /// one connection pool).
-pub async fn client(cfg: &OutputConfig) -> Client {
-    let base = BASE.get_or_init(|| load_base(cfg.s3_region.clone())).await;
+pub async fn client(cfg: &S3Settings) -> Client {
+    let base = BASE.get_or_init(|| load_base(cfg.region.clone())).await;
     let key = (
-        cfg.s3_endpoint.clone(),
-        cfg.s3_force_path_style,
-        cfg.s3_region.clone(),
-        cfg.s3_credentials.as_ref().map(credentials_key),
+        cfg.endpoint.clone(),
+        cfg.force_path_style,
+        cfg.region.clone(),
+        cfg.credentials.as_ref().map(credentials_key),
     );
     let mut map = clients().lock().unwrap_or_else(|p| p.into_inner());
     if map.len() >= MAX_CLIENTS && !map.contains_key(&key) {
@@ -56,7 +56,7 @@ pub async fn client(cfg: &OutputConfig) -> Client {
 }
 
 /// Identifies a key pair without keeping the secret itself in the cache key.
-fn credentials_key(c: &super::S3Credentials) -> (String, String) {
+fn credentials_key(c: &S3Credentials) -> (String, String) {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(c.secret_access_key.expose().as_bytes());
     (c.access_key_id.clone(), hex::encode(digest))
@@ -76,9 +76,9 @@ async fn load_base(region: Option<String>) -> SdkConfig {
     loader.load().await
 }
 
-fn build(base: &SdkConfig, cfg: &OutputConfig) -> Client {
+fn build(base: &SdkConfig, cfg: &S3Settings) -> Client {
     let mut b = aws_sdk_s3::config::Builder::from(base)
-        .force_path_style(cfg.s3_force_path_style)
+        .force_path_style(cfg.force_path_style)
         // Checksums only where the API requires them: many S3-compatible servers reject the
         // SDK's default flexible checksums.
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
@@ -89,10 +89,10 @@ fn build(base: &SdkConfig, cfg: &OutputConfig) -> Client {
                 .operation_attempt_timeout(Duration::from_secs(60))
                 .build(),
         );
-    if let Some(endpoint) = &cfg.s3_endpoint {
+    if let Some(endpoint) = &cfg.endpoint {
         b = b.endpoint_url(endpoint);
     }
-    if let Some(c) = &cfg.s3_credentials {
+    if let Some(c) = &cfg.credentials {
         b = b.credentials_provider(aws_sdk_s3::config::Credentials::new(
             c.access_key_id.clone(),
             c.secret_access_key.expose().to_owned(),
@@ -101,7 +101,7 @@ fn build(base: &SdkConfig, cfg: &OutputConfig) -> Client {
             "merchgen-static",
         ));
     }
-    match (&cfg.s3_region, base.region()) {
+    match (&cfg.region, base.region()) {
         (Some(r), _) => b = b.region(Region::new(r.clone())),
         (None, None) => b = b.region(Region::from_static(FALLBACK_REGION)),
         (None, Some(_)) => {}

@@ -1,6 +1,6 @@
-//! Which addresses outbound requests may reach (SSRF guard), shared by input fetching
-//! and webhook delivery. Pure: classifies IP addresses and URL hosts; resolving names is
-//! `resolve`'s job, so the check happens on the address actually connected to.
+//! Which addresses outbound requests may reach (SSRF guard), shared by input fetching, job
+//! validation and webhook delivery. Pure: classifies IP addresses and URL hosts; resolving
+//! names is `resolve`'s job, so the check happens on the address actually connected to.
 
 use ipnet::IpNet;
 use std::fmt;

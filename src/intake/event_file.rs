@@ -1,16 +1,16 @@
 //! The local door: `merchgen invoke FILE` runs the jobs of one event file (a bare job, a RunPod
 //! job, a Lambda direct event or an SQS event batch, detected by shape) and prints the outcome.
-//! SQS batches go through the Lambda door's record handling (claim checks, poison messages,
-//! the same `batchItemFailures`), so a sample event behaves here as it would on Lambda.
+//! SQS batches go through the record handling the Lambda door uses (`sqs_batch`: claim checks,
+//! poison messages, the same `batchItemFailures`), so a sample event behaves here as it would on
+//! Lambda.
 
 use crate::backoff::Backoff;
 use crate::error::JobError;
-use crate::intake::lambda::deadline::Deadline;
-use crate::intake::lambda::handler::{LambdaDoor, RecordResult};
 use crate::intake::runtime::source::{self, Settlement};
 use crate::intake::runtime::{self, RunRules};
+use crate::intake::sqs_batch::{BatchRunner, RecordResult};
 use crate::job::outcome::JobOutcome;
-use crate::job::parse::{self, Delivery, EventShape};
+use crate::job::parse::{self, EventJob, EventShape};
 use crate::worker::{JobRequest, Worker};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -18,13 +18,13 @@ use tokio_util::sync::CancellationToken;
 /// An event file, parsed into its shape and jobs.
 pub struct EventFile {
     pub shape: EventShape,
-    pub deliveries: Vec<Delivery>,
+    pub jobs: Vec<EventJob>,
 }
 
 /// Read and detect the shape; an unreadable file is a failed job with a clear error.
 pub fn read_event(bytes: &[u8]) -> Result<EventFile, JobError> {
-    let (shape, deliveries) = parse::parse_json(bytes).and_then(parse::detect)?;
-    Ok(EventFile { shape, deliveries })
+    let (shape, jobs) = parse::parse_json(bytes).and_then(parse::detect)?;
+    Ok(EventFile { shape, jobs })
 }
 
 /// Delays do not matter here: only whether a record is reported.
@@ -33,7 +33,7 @@ const NO_BACKOFF: Backoff = Backoff::NONE;
 /// True when any job of the file may generate (so the model must be loaded): it has a prompt,
 /// or its body is only known after reading it (a claim check) or not a job object at all.
 pub fn needs_model(file: &EventFile) -> bool {
-    file.deliveries.iter().any(|d| {
+    file.jobs.iter().any(|d| {
         d.body.get("prompt").is_some() || d.body.get("s3").is_some() || !d.body.is_object()
     })
 }
@@ -42,7 +42,7 @@ pub fn needs_model(file: &EventFile) -> bool {
 /// duplicates (an SQS record's text body is read as well). Read leniently: a malformed `mockups` is the job's error to report, not this.
 pub fn mockups_wanted(file: &EventFile) -> Vec<(String, Option<u32>)> {
     let mut wanted: Vec<(String, Option<u32>)> = Vec::new();
-    for d in &file.deliveries {
+    for d in &file.jobs {
         // An SQS record's body is the job as JSON text.
         let text_body = d
             .body
@@ -71,8 +71,8 @@ pub fn mockups_wanted(file: &EventFile) -> Vec<(String, Option<u32>)> {
 /// applies here too); returns (delivery id, outcome) pairs.
 pub async fn run(worker: &Worker, file: EventFile, rules: &RunRules) -> Vec<(String, JobOutcome)> {
     let shutdown = CancellationToken::new();
-    let mut outcomes = Vec::with_capacity(file.deliveries.len());
-    for d in file.deliveries {
+    let mut outcomes = Vec::with_capacity(file.jobs.len());
+    for d in file.jobs {
         let id = d
             .delivery_id
             .unwrap_or_else(|| format!("local-{}", uuid::Uuid::new_v4()));
@@ -84,13 +84,12 @@ pub async fn run(worker: &Worker, file: EventFile, rules: &RunRules) -> Vec<(Str
     outcomes
 }
 
-/// Run an SQS event batch file through the Lambda door as Lambda would (no deadline); returns
-/// what `invoke` prints (the outcomes and Lambda's `batchItemFailures`) and whether every record
-/// succeeded.
-pub async fn run_sqs_batch(door: &LambdaDoor, bytes: &[u8]) -> Result<(Value, bool), JobError> {
+/// Run an SQS event batch file as Lambda would (no deadline); returns what `invoke` prints
+/// (the outcomes and Lambda's `batchItemFailures`) and whether every record succeeded.
+pub async fn run_sqs_batch(runner: &BatchRunner, bytes: &[u8]) -> Result<(Value, bool), JobError> {
     let event: aws_lambda_events::event::sqs::SqsEvent = serde_json::from_slice(bytes)
         .map_err(|e| JobError::invalid("Records", format!("is not an SQS event: {e}")))?;
-    let results = door.records(event.records, Deadline::Unknown).await;
+    let results = runner.records(event.records, None).await;
     let ok = results
         .iter()
         .all(|r| r.outcome.as_ref().is_ok_and(JobOutcome::succeeded));

@@ -1,8 +1,47 @@
 //! `result.json`: written last, read first. A redelivered job whose stored outcome says
-//! `succeeded` is answered from it instead of being generated again.
+//! `succeeded` is answered from it instead of being generated again (with fresh URLs and its
+//! completion webhook sent again), unless a different job used the same id.
 
-use super::{keys, OutputError, OutputSink};
+use super::Worker;
+use crate::error::{ErrorCode, JobError};
 use crate::job::JobOutcome;
+use crate::job::ValidJob;
+use crate::output::{keys, OutputError, OutputSink};
+use crate::webhook::WebhookEvent;
+
+impl Worker {
+    /// The answer to a redelivery of a job that already succeeded: its stored outcome, or
+    /// `job_id_conflict` when the stored job is not this one. `None`: run the job.
+    pub(super) async fn replay(
+        &self,
+        job: &ValidJob,
+        sink: &dyn OutputSink,
+    ) -> Option<Result<JobOutcome, JobError>> {
+        let mut stored = load_succeeded(sink, &job.id).await?;
+        if stored
+            .job_sha256
+            .as_ref()
+            .is_some_and(|theirs| *theirs != job.spec_sha256)
+        {
+            return Some(Err(JobError {
+                field: Some("id".to_owned()),
+                ..JobError::new(
+                    ErrorCode::JobIdConflict,
+                    "id: a different job with this id has already succeeded; give each job its own id",
+                )
+            }));
+        }
+        tracing::info!(job_id = %job.id, "already succeeded; answering from result.json");
+        refresh_urls(sink, &mut stored).await;
+        stored.replayed = true;
+        if let Some(hook) = &job.webhook {
+            self.parts
+                .webhooks
+                .send(hook, WebhookEvent::finished(&stored), None);
+        }
+        Some(Ok(stored))
+    }
+}
 
 /// The stored outcome of `job_id`, only when it exists, parses, is for this job and says
 /// `succeeded`. Anything else (absent, unreadable, failed, corrupt) means "run the job", so a

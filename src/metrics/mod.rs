@@ -1,17 +1,43 @@
-//! Job metrics of every door, recorded by `run::run_job` for each job whatever door it came
-//! through, and exposed on `/metrics`: by the endpoint API on its own port, and by every other
-//! door on `MERCHGEN_METRICS_ADDR` when set (`serve_on`). Jobs by door, status and error code,
-//! jobs running, jobs given up, per-stage latency from each outcome's `timings_ms`, the model's
-//! load time, and the device memory free after the last generation.
+//! The process's metrics on `/metrics` (Prometheus text, `prometheus`): jobs by door, status and
+//! error code, jobs running, jobs given up, per-stage latency, the model's load time, and
+//! figures read from the layers that keep them (the engine's batched jobs and free device
+//! memory), registered with [`Metrics::read`] by whoever assembles the worker. Exposed by the
+//! endpoint API on its own port and by every other door on `MERCHGEN_METRICS_ADDR` (`serve_on`).
 //!
-//! One process runs one worker, so the metrics are one process-wide value (`global`).
+//! Ground floor: a lower layer never calls up to report; it keeps its own counters, and this
+//! module reads them when scraped. One process runs one worker, so the metrics are one
+//! process-wide value (`global`).
 
-use super::prometheus::{self, Histogram};
-use crate::job::outcome::JobOutcome;
+pub mod prometheus;
+
+use prometheus::Histogram;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::net::SocketAddr;
 use std::sync::{Mutex, OnceLock};
+
+/// How a job ended, as the metrics count it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobEnd {
+    /// With an outcome: its error code (`None`: succeeded) and its stage timings in ms.
+    Outcome {
+        code: Option<String>,
+        stages_ms: Vec<(String, u64)>,
+    },
+    /// It did not stop when cancelled (deadline or shutdown) and was given up.
+    GivenUp,
+}
+
+/// A figure read when the metrics are scraped (`None`: nothing to report yet).
+type Reader = Box<dyn Fn() -> Option<f64> + Send + Sync>;
+
+/// One registered figure: its family and how to read it.
+struct Reading {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    read: Reader,
+}
 
 #[derive(Default)]
 struct Inner {
@@ -21,23 +47,22 @@ struct Inner {
     given_up: BTreeMap<&'static str, u64>,
     stages: BTreeMap<String, Histogram>,
     model_load_seconds: Option<f64>,
-    device_memory_free: Option<u64>,
-    batched_jobs: u64,
+    readings: Vec<Reading>,
 }
 
-/// The job metrics. See the module header.
+/// The metrics. See the module header.
 #[derive(Default)]
-pub struct JobMetrics {
+pub struct Metrics {
     inner: Mutex<Inner>,
 }
 
-/// The process's job metrics.
-pub fn global() -> &'static JobMetrics {
-    static METRICS: OnceLock<JobMetrics> = OnceLock::new();
-    METRICS.get_or_init(JobMetrics::default)
+/// The process's metrics.
+pub fn global() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::default)
 }
 
-impl JobMetrics {
+impl Metrics {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -47,33 +72,32 @@ impl JobMetrics {
         *self.lock().running.entry(door).or_default() += 1;
     }
 
-    /// A job of `door` ended: with its outcome, or given up (`None`).
-    pub fn ended(&self, door: &'static str, outcome: Option<&JobOutcome>) {
+    /// A job of `door` ended.
+    pub fn ended(&self, door: &'static str, end: JobEnd) {
         let mut inner = self.lock();
         *inner.running.entry(door).or_default() -= 1;
-        let Some(outcome) = outcome else {
-            *inner.given_up.entry(door).or_default() += 1;
-            return;
-        };
-        let (status, code) = match &outcome.error {
-            None => ("succeeded", String::new()),
-            Some(e) => ("failed", e.code.as_str().to_owned()),
-        };
-        *inner.jobs.entry((door, status, code)).or_default() += 1;
-        let stages = outcome
-            .timings_ms
-            .as_ref()
-            .and_then(|t| serde_json::to_value(t).ok());
-        if let Some(serde_json::Value::Object(stages)) = stages {
-            for (stage, ms) in stages {
-                if let Some(ms) = ms.as_u64() {
-                    inner
-                        .stages
-                        .entry(stage)
-                        .or_default()
-                        .observe(ms as f64 / 1000.0);
-                }
+        let (code, stages_ms) = match end {
+            JobEnd::GivenUp => {
+                *inner.given_up.entry(door).or_default() += 1;
+                return;
             }
+            JobEnd::Outcome { code, stages_ms } => (code, stages_ms),
+        };
+        let status = if code.is_some() {
+            "failed"
+        } else {
+            "succeeded"
+        };
+        *inner
+            .jobs
+            .entry((door, status, code.unwrap_or_default()))
+            .or_default() += 1;
+        for (stage, ms) in stages_ms {
+            inner
+                .stages
+                .entry(stage)
+                .or_default()
+                .observe(ms as f64 / 1000.0);
         }
     }
 
@@ -82,14 +106,24 @@ impl JobMetrics {
         self.lock().model_load_seconds = Some(seconds);
     }
 
-    /// Device bytes free after the last generation.
-    pub fn device_memory_free(&self, bytes: u64) {
-        self.lock().device_memory_free = Some(bytes);
-    }
-
-    /// `jobs` jobs shared one batched generation.
-    pub fn batched(&self, jobs: u64) {
-        self.lock().batched_jobs += jobs;
+    /// Report `read()` as the unlabelled family `name` (`kind`: `counter` or `gauge`) at every
+    /// scrape. A family registered again replaces the earlier reader (a process that starts a
+    /// second engine reports the newest).
+    pub fn read(
+        &self,
+        name: &'static str,
+        kind: &'static str,
+        help: &'static str,
+        read: impl Fn() -> Option<f64> + Send + Sync + 'static,
+    ) {
+        let mut inner = self.lock();
+        inner.readings.retain(|r| r.name != name);
+        inner.readings.push(Reading {
+            name,
+            kind,
+            help,
+            read: Box::new(read),
+        });
     }
 
     /// The text exposition.
@@ -130,31 +164,18 @@ impl JobMetrics {
         for (door, n) in &inner.running {
             let _ = writeln!(out, "merchgen_door_jobs_running{{door=\"{door}\"}} {n}");
         }
-        prometheus::family(
-            &mut out,
-            "merchgen_engine_batched_jobs_total",
-            "counter",
-            "Jobs generated in a forward pass shared with other jobs.",
-        );
-        let _ = writeln!(
-            out,
-            "merchgen_engine_batched_jobs_total {}",
-            inner.batched_jobs
-        );
+        for r in &inner.readings {
+            if let Some(value) = (r.read)() {
+                prometheus::family(&mut out, r.name, r.kind, r.help);
+                let _ = writeln!(out, "{} {value}", r.name);
+            }
+        }
         if let Some(load) = inner.model_load_seconds {
             prometheus::gauge(
                 &mut out,
                 "merchgen_model_load_seconds",
                 "Seconds the engine spent loading the model.",
                 load,
-            );
-        }
-        if let Some(free) = inner.device_memory_free {
-            prometheus::gauge(
-                &mut out,
-                "merchgen_device_memory_free_bytes",
-                "Device memory free after the last generation (host memory on the CPU).",
-                free as f64,
             );
         }
         prometheus::family(
@@ -210,33 +231,35 @@ pub async fn serve_on(addr: Option<SocketAddr>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::{ErrorCode, JobError};
-    use crate::job::outcome::Timings;
+
+    fn outcome(code: Option<&str>, stages_ms: &[(&str, u64)]) -> JobEnd {
+        JobEnd::Outcome {
+            code: code.map(str::to_owned),
+            stages_ms: stages_ms
+                .iter()
+                .map(|(s, ms)| (s.to_string(), *ms))
+                .collect(),
+        }
+    }
 
     #[test]
     fn render_counts_jobs_by_door_status_and_code_and_stage_buckets() {
-        let m = JobMetrics::default();
+        let m = Metrics::default();
         m.started("sqs");
-        let mut ok = JobOutcome::started("a");
-        ok.timings_ms = Some(Timings {
-            denoise: Some(300),
-            total: 2_000,
-            ..Timings::default()
-        });
-        m.ended("sqs", Some(&ok));
+        m.ended("sqs", outcome(None, &[("denoise", 300), ("total", 2_000)]));
         m.started("sqs");
-        m.ended(
-            "sqs",
-            Some(&JobOutcome::failed(
-                "b",
-                JobError::new(ErrorCode::Timeout, "late"),
-            )),
-        );
+        m.ended("sqs", outcome(Some("timeout"), &[]));
         m.started("lambda");
-        m.ended("lambda", None);
+        m.ended("lambda", JobEnd::GivenUp);
         m.started("serve");
         m.model_loaded(1.25);
-        m.device_memory_free(4096);
+        m.read(
+            "merchgen_device_memory_free_bytes",
+            "gauge",
+            "Device memory free.",
+            || Some(4096.0),
+        );
+        m.read("merchgen_unread", "gauge", "Nothing yet.", || None);
         let text = m.render();
         for line in [
             "merchgen_door_jobs_total{door=\"sqs\",status=\"succeeded\",code=\"\"} 1",
@@ -252,5 +275,6 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
+        assert!(!text.contains("merchgen_unread"), "{text}");
     }
 }

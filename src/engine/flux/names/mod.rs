@@ -12,8 +12,7 @@
 use candle_core::Tensor;
 use std::collections::{BTreeSet, HashMap};
 
-/// Tensors by name.
-pub type Tensors = HashMap<String, Tensor>;
+pub use crate::engine::files::safetensors::Tensors;
 
 /// Why a set of tensors could not be renamed.
 #[derive(Debug, thiserror::Error)]

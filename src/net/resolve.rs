@@ -1,14 +1,12 @@
-//! HTTP clients whose every connection passes the SSRF guard: a DNS resolver that drops refused
-//! addresses (so a name cannot be re-bound between check and connect: the checked addresses are
-//! the ones connected to), no proxies from the environment, and helpers that find a refusal
-//! inside a `reqwest` error. Used by input fetching and webhook delivery.
+//! Name resolution under the SSRF guard: a DNS resolver that drops refused addresses (so a name
+//! cannot be re-bound between check and connect: the checked addresses are the ones connected
+//! to), and helpers that find a guard's refusal inside a `reqwest` error.
 
 use super::guard::{AddressPolicy, Blocked};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use std::error::Error as StdError;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// A host name whose every address is refused by the policy.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -58,32 +56,6 @@ impl Resolve for GuardedResolver {
             Ok(addrs)
         })
     }
-}
-
-/// Timeouts and redirect handling for a guarded client.
-#[derive(Debug)]
-pub struct ClientOptions {
-    /// Whole request, connect to last body byte.
-    pub timeout: Duration,
-    pub connect_timeout: Duration,
-    pub redirect: reqwest::redirect::Policy,
-    pub user_agent: &'static str,
-}
-
-/// A `reqwest` client that resolves through [`GuardedResolver`] and ignores proxy variables
-/// (a proxy would connect on our behalf, past the resolver's check).
-pub fn guarded_client(
-    policy: Arc<AddressPolicy>,
-    opts: ClientOptions,
-) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
-        .dns_resolver(Arc::new(GuardedResolver::new(policy)))
-        .no_proxy()
-        .redirect(opts.redirect)
-        .timeout(opts.timeout)
-        .connect_timeout(opts.connect_timeout)
-        .user_agent(opts.user_agent)
-        .build()
 }
 
 /// The first error of type `T` in `err`'s source chain.

@@ -1,4 +1,4 @@
-//! The compositing pass of `kernel.rs`, four pixels at a time with AVX2, for rows whose pixels
+//! The compositing pass of `kernel/mod.rs`, four pixels at a time with AVX2, for rows whose pixels
 //! are all opaque (every product: the tinted product is opaque under the print area). It works
 //! straight on the row's RGBA bytes: zero-extending 16 bytes spreads four pixels into the
 //! 64-bit lanes of a 256-bit register (`0x00AA_00BB_00GG_00RR` each, as `blend::spread`), so the
@@ -16,8 +16,8 @@
 
 #![allow(unsafe_code)]
 
-use super::design::Raster;
-use super::kernel::Maps;
+use super::Maps;
+use crate::mockup::design::Raster;
 use std::arch::x86_64::*;
 
 /// Whether this CPU can run [`composite_opaque`] (checked once by the standard library).

@@ -1,0 +1,153 @@
+//! Producing a job's files: the checks before any GPU work (products and colours, the pixel
+//! budget, memory admission), the design (generated, or a mockup-only job's fetched design),
+//! finishing, the stored images and the mockups. The outcome it returns is not yet concluded
+//! (`conclude.rs` stores `result.json` and sends the webhook).
+
+use super::{admission, budget, finishing, images, mockups, JobRequest, Worker};
+use crate::error::JobError;
+use crate::job::finishing::Finishing;
+use crate::job::outcome::{JobOutcome, Timings};
+use crate::job::ValidJob;
+use crate::output::OutputSink;
+use image::RgbaImage;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+impl Worker {
+    /// Generate (or fetch the design), render mockups, store every file.
+    pub(super) async fn produce(
+        &self,
+        job: &ValidJob,
+        req: &JobRequest,
+        sink: &dyn OutputSink,
+    ) -> Result<JobOutcome, JobError> {
+        let started = Instant::now();
+        let mut timings = Timings {
+            queued: Some(req.received.elapsed().as_millis() as u64),
+            ..Timings::default()
+        };
+        let cold = self.cold.swap(false, Ordering::Relaxed);
+        if let (true, Some(engine)) = (cold, &self.engine) {
+            timings.load = Some(engine.load_report().load_ms);
+        }
+        let mut outcome = JobOutcome::started(job.id.clone());
+        outcome.cold_start = cold;
+
+        // Products, colours and the pixel budget are checked before any GPU work.
+        let renders = match &job.mockups {
+            Some(spec) => mockups::plan(&self.parts.mockups, spec)?,
+            None => Vec::new(),
+        };
+        // Memory admission, before any work: at most this many images at once.
+        let mut max_batch = None;
+        if let Some(gen) = &job.generation {
+            self.check_budget(job, &renders, gen.num_images, (gen.width, gen.height))?;
+            self.check_not_oom_before(job)?;
+            max_batch = admission::admit(self.engine.as_ref(), self.parts.device_memory_gb, gen)?;
+        }
+        finishing::prepare(
+            self.parts.finisher.as_ref(),
+            &job.finishing,
+            &req.cancel,
+            &mut timings,
+        )
+        .await?;
+        let (designs, seeds): (Vec<RgbaImage>, Vec<Option<u64>>) =
+            match (&job.generation, &job.design) {
+                (Some(gen), _) => {
+                    let generated = self
+                        .generate(gen, max_batch, job, req, &mut timings)
+                        .await?;
+                    outcome.seed = Some(gen.seed);
+                    outcome.model = self.engine.as_ref().map(|e| (&e.load_report().info).into());
+                    generated
+                        .images
+                        .into_iter()
+                        .map(|g| (g.image, Some(g.seed)))
+                        .unzip()
+                }
+                (None, Some(design)) => {
+                    let t = Instant::now();
+                    let image = self.parts.fetcher.fetch_image(design, "design").await?;
+                    timings.fetch_inputs = Some(t.elapsed().as_millis() as u64);
+                    self.check_budget(job, &renders, 1, image.dimensions())?;
+                    (vec![image], vec![None])
+                }
+                (None, None) => {
+                    return Err(JobError::internal(
+                        "validated job has neither prompt nor design",
+                    ))
+                }
+            };
+        let finishing = &job.finishing;
+        let designs = finishing::run(
+            self.parts.finisher.as_ref(),
+            finishing,
+            designs,
+            &req.cancel,
+            &mut timings,
+        )
+        .await?;
+        let designs: Vec<(RgbaImage, Option<u64>)> = designs.into_iter().zip(seeds).collect();
+        // A mockup-only job stores its design too once finishing changed it (the cut-out).
+        if job.generation.is_some() || *finishing != Finishing::default() {
+            outcome.images = images::store(job, &designs, sink, &mut timings).await?;
+        }
+        if let Some(spec) = &job.mockups {
+            let t = Instant::now();
+            let images = designs.into_iter().map(|(img, _)| img).collect();
+            outcome.mockups =
+                mockups::render_and_store(&self.parts.mockups, job, spec, &renders, images, sink)
+                    .await?;
+            let ms = t.elapsed().as_millis() as u64;
+            timings.mockups = Some(ms);
+            tracing::info!(
+                stage = "mockups",
+                files = outcome.mockups.len(),
+                elapsed_ms = ms,
+                "stage finished"
+            );
+        }
+        timings.total = started.elapsed().as_millis() as u64 + timings.queued.unwrap_or(0);
+        outcome.timings_ms = Some(timings);
+        Ok(outcome)
+    }
+
+    /// The job's output pixels against the worker's budget (`design` is one image's size
+    /// before upscaling).
+    fn check_budget(
+        &self,
+        job: &ValidJob,
+        renders: &[mockups::Render],
+        images: u32,
+        design: (u32, u32),
+    ) -> Result<(), JobError> {
+        let factor = u64::from(job.finishing.upscale.unwrap_or(1));
+        let n = u64::from(images);
+        let (mockup_px, print_px) = match &job.mockups {
+            Some(spec) => {
+                mockups::pixels_per_design(&self.parts.mockups, renders, spec, job.output.print_dpi)
+            }
+            None => (0, 0),
+        };
+        let pixels = budget::JobPixels {
+            images: n * u64::from(design.0) * u64::from(design.1) * factor * factor,
+            mockups: n * mockup_px,
+            prints: n * print_px,
+        };
+        let fields = budget::BudgetFields {
+            images: if job.finishing.upscale.is_some() {
+                "upscale"
+            } else {
+                "num_images"
+            },
+            mockups: if job.mockups.as_ref().is_some_and(|m| m.size.is_some()) {
+                "mockups.size"
+            } else {
+                "mockups.products"
+            },
+            prints: "output.print_dpi",
+        };
+        budget::check(pixels, self.parts.limits.max_job_pixels, fields)
+    }
+}
