@@ -63,7 +63,7 @@ for n in ${BATCHES-2 4}; do
         --json >"$RESULTS/merchgen-bf16-x$n.json"
 done
 
-# LoRAs (issue 13): first apply, switching between two rank-LORA_RANK LoRAs, taking them off, and
+# LoRAs: first apply, switching between two rank-LORA_RANK LoRAs, taking them off, and
 # one step with and without, in each weight mode (merged on bf16, side path on quantized).
 if [[ -n "${LORA_RANK-32}" ]]; then
     for mode in $MODES; do

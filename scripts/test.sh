@@ -10,6 +10,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 endpoint="$(scripts/moto.sh start)"
 trap 'scripts/moto.sh stop >/dev/null 2>&1 || true' EXIT
 export MERCHGEN_TEST_S3_ENDPOINT="$endpoint"
+# moto takes any credentials; set, they keep the SDK's chains local (the tests themselves
+# never change their process's environment).
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing-secret-key AWS_REGION=us-east-1
+export AWS_EC2_METADATA_DISABLED=true
 # RunPod's Python client (tests/integration/serve_python.rs) and cargo-lambda (tests/integration/lambda_emulators.rs),
 # pinned; reinstalled only when the pins change.
 requirements=tests/python/requirements.txt

@@ -2,16 +2,16 @@
 //! flag with a `MERCHGEN_*` variable (clap); platform variables (`HF_*`, `AWS_*`, `RUNPOD_*`)
 //! keep their own names and are read here too, once (`platform`). `Config` holds what every
 //! door shares and builds each layer's settings from it; each door's own flags have a file
-//! (`runpod`, `serve`, `sqs`), as do the job limits (`limits`) and the warm-ups (`warm_up`).
+//! (`runpod`, `serve`, `sqs`), as do the job limits (`job_limits`) and the warm-ups (`warm_up`).
 
-mod limits;
+mod job_limits;
 mod platform;
 mod runpod;
 mod serve;
 mod sqs;
 mod warm_up;
 
-pub use limits::LimitArgs;
+pub use job_limits::LimitArgs;
 pub use platform::{on_lambda, on_runpod, sqs_queue_url};
 pub use runpod::{RunpodArgs, RunpodProgress};
 pub use serve::ServeArgs;

@@ -1,7 +1,8 @@
 //! `LocalSink`: a folder on this machine (`merchgen invoke` writes to `./out`). Writes are atomic
 //! (a temp file in the same folder, synced, then renamed), so a reader never sees half a file.
 
-use super::{keys, OutputError, OutputSink, StoredObject};
+use super::keys;
+use super::sink::{OutputError, OutputSink, StoredObject};
 use std::path::{Path, PathBuf};
 use tokio::io::AsyncWriteExt;
 

@@ -2,7 +2,8 @@
 //! refuses past a configured budget, because RunPod rejects results over 10-20 MB and a huge
 //! result would fail later, less clearly, after all the GPU work was paid for.
 
-use super::{keys, OutputError, OutputSink, StoredObject};
+use super::keys;
+use super::sink::{OutputError, OutputSink, StoredObject};
 use base64::Engine;
 use std::sync::Mutex;
 

@@ -2,7 +2,7 @@
 //! `{id}/result.json`), relative to a sink's prefix, and the check every sink applies to a key
 //! before using it. Pure string work: no I/O.
 
-use super::OutputError;
+use super::sink::OutputError;
 
 /// `{job_id}/images/{i}.{ext}`
 pub fn image(job_id: &str, index: u32, ext: &str) -> String {

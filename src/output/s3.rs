@@ -4,7 +4,8 @@
 //! Errors carry the service's error code for the customer and the SDK's full text for the log;
 //! neither holds credentials, and a presigned URL is never logged.
 
-use super::{keys, OutputConfig, OutputError, OutputSink, StoredObject};
+use super::keys;
+use super::sink::{OutputConfig, OutputError, OutputSink, StoredObject};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;

@@ -5,7 +5,7 @@
 //! TLS is rustls with *ring*, the same provider the rest of the binary uses, so the build carries
 //! one crypto library and no aws-lc (which also costs cold-start time gathering jitter entropy).
 
-use super::{S3Credentials, S3Settings};
+use super::settings::{S3Credentials, S3Settings};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::Client;

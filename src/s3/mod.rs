@@ -4,29 +4,10 @@
 //! merchgen's but the redacting string type.
 
 mod client;
+mod settings;
 
 pub use client::client;
-
-/// Which S3 service a client talks to, and as whom.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct S3Settings {
-    /// Endpoint override (`MERCHGEN_S3_ENDPOINT`); `AWS_ENDPOINT_URL` is read by the SDK.
-    pub endpoint: Option<String>,
-    /// Path-style addressing (`http://host/bucket/key`), needed by most S3-compatible servers.
-    pub force_path_style: bool,
-    /// Region override; otherwise the SDK's chain (`AWS_REGION`, profile), else `us-east-1`.
-    pub region: Option<String>,
-    /// Static credentials instead of the SDK's chain (RunPod's `BUCKET_*` variables or a job's
-    /// `s3Config`).
-    pub credentials: Option<S3Credentials>,
-}
-
-/// An S3 access key pair; the secret is redacted when printed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct S3Credentials {
-    pub access_key_id: String,
-    pub secret_access_key: crate::redact::Redacted,
-}
+pub use settings::{S3Credentials, S3Settings};
 
 /// Why a string is not an `s3://bucket[/key]` URL. The text completes a sentence that starts
 /// with the field's name.

@@ -5,8 +5,8 @@
 //! endpoint API's status webhooks use it too); `notify` is a job's event through it.
 
 use super::event::{signature, WebhookEvent};
+use super::notifier::{Notifier, WebhookConfig};
 use super::retry;
-use super::{Notifier, WebhookConfig};
 use crate::backoff::Backoff;
 use crate::job::outcome::WebhookReport;
 use crate::job::ValidWebhook;

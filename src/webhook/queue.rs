@@ -9,7 +9,8 @@
 //! pending deliveries a grace period; what is left is then reported as not delivered (so a
 //! completion report lands in `result.json`) without being sent, and logged.
 
-use super::{Notifier, WebhookEvent};
+use super::event::WebhookEvent;
+use super::notifier::Notifier;
 use crate::job::outcome::WebhookReport;
 use crate::job::ValidWebhook;
 use std::collections::hash_map::DefaultHasher;

@@ -2,12 +2,12 @@
 //! weight modes: the one JSON line that bench/gpu.sh collects has every field it reads, and the
 //! scratch GGUF files are gone afterwards.
 
+use crate::support;
 use serde_json::Value;
-use std::process::Command;
 
 fn bench_json(weights: &str) -> Value {
     let tmp = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_merchgen"))
+    let out = support::binary::offline()
         .args([
             "--device",
             "cpu",

@@ -3,7 +3,7 @@
 //! without a size takes Kontext's resolution nearest the photo's aspect ratio, and the modes that
 //! cannot run are refused with `invalid_input` naming the field.
 
-use crate::tiny_support;
+use crate::support;
 
 use base64::Engine;
 use merchgen::app::Door;
@@ -35,11 +35,11 @@ async fn kontext_edits_keep_the_photo_as_a_reference() {
     let dir = tempfile::tempdir().unwrap();
     let model = tiny::write(&dir.path().join("model"), 31, TinyLayout::Folder).unwrap();
     let out = dir.path().join("out");
-    let cli = tiny_support::cli(
+    let cli = support::workers::cli(
         &model.join(tiny::TINY_MANIFEST_KONTEXT),
         &["--max-side", "2048"],
     );
-    let w = tiny_support::worker(&cli, Door::Invoke, out.to_str().unwrap()).await;
+    let w = support::workers::worker(&cli, Door::Invoke, out.to_str().unwrap()).await;
     let png = |id: &str| std::fs::read(out.join(format!("{id}/images/0.png"))).unwrap();
     let (a, b) = (photo_b64(96, 64, 40), photo_b64(96, 64, 220));
     let size = json!({"width": 64, "height": 64});
@@ -97,8 +97,8 @@ async fn edit_mode_needs_a_kontext_model_and_an_image() {
     let dir = tempfile::tempdir().unwrap();
     let model = tiny::write(&dir.path().join("model"), 32, TinyLayout::Folder).unwrap();
     let out = dir.path().join("out");
-    let cli = tiny_support::cli(&model, &[]);
-    let w = tiny_support::worker(&cli, Door::Invoke, out.to_str().unwrap()).await;
+    let cli = support::workers::cli(&model, &[]);
+    let w = support::workers::worker(&cli, Door::Invoke, out.to_str().unwrap()).await;
     let o = w
         .handle(JobRequest::new(
             edit_job("on-schnell", &photo_b64(64, 64, 1), json!({})),

@@ -36,7 +36,7 @@ fn request(seed: u64, n: u32) -> GenerateRequest {
     }
 }
 
-use crate::tiny_support::pipeline as load;
+use crate::support::workers::pipeline as load;
 
 fn generate(p: &mut FluxPipeline, req: &GenerateRequest) -> Vec<image::RgbaImage> {
     let cancel = AtomicBool::new(false);
@@ -122,7 +122,7 @@ fn missing_model_file_names_it() {
 #[test]
 fn models_verify_checks_sha256_against_the_hub_cache_and_catches_corruption() {
     let dir = tempfile::tempdir().unwrap();
-    let merchgen = || std::process::Command::new(env!("CARGO_BIN_EXE_merchgen"));
+    let merchgen = crate::support::binary::offline;
     let made = merchgen()
         .args(["models", "tiny", "--layout", "cache", "--out"])
         .arg(dir.path())
@@ -213,11 +213,11 @@ async fn warm_up_pass_runs_once_and_changes_no_job() {
             "{weights:?}: a job after the warm-up differs from one without"
         );
     }
-    let cli = crate::tiny_support::cli(&folder, &["--warm-up", "on"]);
+    let cli = crate::support::workers::cli(&folder, &["--warm-up", "on"]);
     let engine = merchgen::app::start_engine(&cli.config).await.unwrap();
     assert!(engine.load_report().warm_up_ms.is_some(), "warm-up ran");
     assert_eq!(engine.generations(), 0, "the warm-up is not a job");
-    let off = crate::tiny_support::cli(&folder, &[]);
+    let off = crate::support::workers::cli(&folder, &[]);
     let engine = merchgen::app::start_engine(&off.config).await.unwrap();
     assert_eq!(
         engine.load_report().warm_up_ms,

@@ -2,14 +2,15 @@
 //! loopback and inline base64: each gets its clear code and field, and the same fetcher keeps
 //! working for the next call.
 
-use crate::io_support;
+use crate::support;
 
 use base64::Engine;
-use io_support::{png, png_header_only, Reply, TestServer};
 use merchgen::error::{ErrorCode, JobError};
 use merchgen::fetch::{FetchConfig, Fetcher};
 use merchgen::job::ImageSource;
 use std::time::Duration;
+use support::http::{Reply, TestServer};
+use support::images::{png, png_header_only};
 
 const MAX_BYTES: usize = 64 * 1024;
 

@@ -3,12 +3,13 @@
 //! and the allow-list that lets the tests reach loopback at all. No request ever leaves loopback:
 //! refused literal addresses are refused before any connection.
 
-use crate::io_support;
+use crate::support;
 
-use io_support::{png, Reply, TestServer};
 use merchgen::error::ErrorCode;
 use merchgen::fetch::{FetchConfig, Fetcher};
 use merchgen::job::ImageSource;
+use support::http::{Reply, TestServer};
+use support::images::png;
 
 fn fetcher(allow: &[&str]) -> Fetcher {
     Fetcher::new(FetchConfig {

@@ -191,12 +191,13 @@ mod through_worker {
     async fn img2img_jobs_bad_photos_fail_alone_and_exif_photo_works() {
         let dir = tempfile::tempdir().unwrap();
         let folder = tiny::write(&dir.path().join("m"), 22, TinyLayout::Folder).unwrap();
-        let cli = crate::tiny_support::cli(&folder, &[]);
+        let cli = crate::support::workers::cli(&folder, &[]);
         let out = dir.path().join("out");
-        let worker = crate::tiny_support::worker(&cli, Door::Invoke, out.to_str().unwrap()).await;
+        let worker =
+            crate::support::workers::worker(&cli, Door::Invoke, out.to_str().unwrap()).await;
         let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
         let good_png = png(&photo(64, 64));
-        let huge = crate::io_support::png_header_only(20_000, 20_000);
+        let huge = crate::support::images::png_header_only(20_000, 20_000);
         let bad: Vec<(&str, Vec<u8>, &str)> = vec![
             (
                 "truncated png",

@@ -1,16 +1,15 @@
 //! The Lambda door through the real `lambda_runtime` loop of the real binary, driven by a fake
-//! Runtime API on loopback (`aws_support::runtime_api`): SQS batches answer `batchItemFailures`
+//! Runtime API on loopback (`support::aws::runtime_api`): SQS batches answer `batchItemFailures`
 //! with exactly the records to hand out again, a direct invocation returns the outcome, the model
 //! loads once at init, an init failure is reported to `/init/error`, SIGTERM shuts down cleanly.
 
-use crate::aws_support;
-use crate::io_support;
+use crate::support;
 
-use aws_support::runtime_api::RuntimeApi;
-use aws_support::{peers, Merchgen};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
+use support::aws::runtime_api::RuntimeApi;
+use support::aws::{peers, Merchgen};
 
 const ANSWER: Duration = Duration::from_secs(120);
 
@@ -79,7 +78,7 @@ async fn lambda_batches_answer_only_ids_to_retry_and_direct_invokes_return_outco
         "outputs of the good record are stored"
     );
     assert!(out.join("lam-good/images/0.png").is_file());
-    let events = aws_support::webhook_events(&peers.requests());
+    let events = support::aws::webhook_events(&peers.requests());
     assert!(
         events.contains(&("job.completed".into(), "lam-good".into(), false)),
         "{events:?}"
@@ -153,15 +152,15 @@ async fn lambda_batches_answer_only_ids_to_retry_and_direct_invokes_return_outco
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lambda_claim_check_record_reads_the_job_from_s3() {
-    let Some(endpoint) = aws_support::moto() else {
+    let Some(endpoint) = support::aws::moto() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let outputs = aws_support::bucket(&endpoint, "merchgen-lambda-out").await;
+    let outputs = support::aws::bucket(&endpoint, "merchgen-lambda-out").await;
     // The sample event names s3://merchgen-jobs/claims/order-1042-design.json.
-    let s3 = aws_support::s3(&endpoint).await;
+    let s3 = support::aws::s3(&endpoint).await;
     let _ = s3.create_bucket().bucket("merchgen-jobs").send().await;
-    let job = json!({"id": format!("claim-{}", aws_support::short_id()), "prompt": "a large order", "width": 64, "height": 64, "num_inference_steps": 1});
+    let job = json!({"id": format!("claim-{}", support::aws::short_id()), "prompt": "a large order", "width": 64, "height": 64, "num_inference_steps": 1});
     s3.put_object()
         .bucket("merchgen-jobs")
         .key("claims/order-1042-design.json")
@@ -251,13 +250,13 @@ async fn lambda_model_that_cannot_load_is_an_init_error() {
 /// job is acknowledged, and the printed `batchItemFailures` are what Lambda would be answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invoke_runs_an_sqs_event_file_as_lambda_would() {
-    let Some(endpoint) = aws_support::moto() else {
+    let Some(endpoint) = support::aws::moto() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let s3 = aws_support::s3(&endpoint).await;
-    let claims = aws_support::bucket(&endpoint, "merchgen-invoke-claims").await;
-    let job = json!({"id": format!("inv-claim-{}", aws_support::short_id()), "prompt": "a large order",
+    let s3 = support::aws::s3(&endpoint).await;
+    let claims = support::aws::bucket(&endpoint, "merchgen-invoke-claims").await;
+    let job = json!({"id": format!("inv-claim-{}", support::aws::short_id()), "prompt": "a large order",
                      "width": 64, "height": 64, "num_inference_steps": 1});
     s3.put_object()
         .bucket(&claims)
@@ -274,21 +273,15 @@ async fn invoke_runs_an_sqs_event_file_as_lambda_would() {
     std::fs::write(&file, event.to_string()).unwrap();
     let out = dir.path().join("out");
 
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_merchgen"));
+    let mut cmd = support::binary::on_tiny_model(&support::aws::tiny_model());
     cmd.args([
         "invoke",
         file.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
     ])
-    .env("HF_HUB_OFFLINE", "1")
-    .env("MERCHGEN_MODEL", aws_support::tiny_model())
-    .env("MERCHGEN_DEVICE", "cpu")
-    .env("MERCHGEN_WEIGHTS", "quantized")
-    .env("MERCHGEN_MIN_SIDE", "64")
     .env("MERCHGEN_S3_ENDPOINT", &endpoint)
-    .env("MERCHGEN_S3_PATH_STYLE", "true")
-    .env_remove("MERCHGEN_OUTPUT");
+    .env("MERCHGEN_S3_PATH_STYLE", "true");
     let run = cmd.output().unwrap();
     let printed: Value = serde_json::from_slice(&run.stdout).unwrap_or_else(|e| {
         panic!(
@@ -329,7 +322,7 @@ async fn lambda_without_model_serves_mockups_and_refuses_generation_for_a_gpu_qu
     let api = RuntimeApi::start().await;
     let env = [("MERCHGEN_MODEL", "none")];
     let mut lambda = start_lambda(&api, "inline", &env, &dir.path().join("lambda.log"));
-    let design = base64::engine::general_purpose::STANDARD.encode(io_support::png(64, 64));
+    let design = base64::engine::general_purpose::STANDARD.encode(support::images::png(64, 64));
     let mockup = json!({"id": "cpu-mockup", "design": {"base64": design},
                         "mockups": {"products": ["mug"], "colors": ["white"], "size": 256}});
     api.invoke("inv-mockup", mockup);

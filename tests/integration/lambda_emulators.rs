@@ -2,16 +2,16 @@
 //! constant `Lambda-Runtime-Deadline-Ms` of 600000 (1970), `AWS_LAMBDA_RUNTIME_API` with a
 //! scheme and a base path, no Extensions API. First cargo-lambda's own emulator (`cargo lambda
 //! watch --only-lambda-apis`, from PyPI in ./.venv; it builds nothing, merchgen's built binary
-//! runs against it), then each difference alone on the fake Runtime API (`aws_support`).
+//! runs against it), then each difference alone on the fake Runtime API (`support::aws`).
 
-use crate::aws_support;
+use crate::support;
 
-use aws_support::cargo_lambda::{self, Emulator};
-use aws_support::runtime_api::{Options, RuntimeApi};
-use aws_support::Merchgen;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
+use support::aws::cargo_lambda::{self, Emulator};
+use support::aws::runtime_api::{Options, RuntimeApi};
+use support::aws::Merchgen;
 
 /// Short: a tiny-model job answers in a second or two; a hang must fail soon.
 const ANSWER: Duration = Duration::from_secs(60);

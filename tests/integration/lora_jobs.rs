@@ -4,8 +4,8 @@
 //! refused; bad LoRA files fail alone with `invalid_input` naming `loras[i]`. Also FLUX.1-dev on
 //! the tiny dev-style model: guidance changes the image, true CFG runs with a negative prompt.
 
-use crate::io_support::{Reply, TestServer};
-use crate::tiny_support;
+use crate::support;
+use crate::support::http::{Reply, TestServer};
 
 use merchgen::app::Door;
 use merchgen::engine::files::hub::HubSettings;
@@ -54,7 +54,7 @@ fn load(model: &Path, manifest: Option<&str>, weights: WeightsMode) -> FluxPipel
         offline: true,
         token: None,
     };
-    tiny_support::pipeline(target.to_str().unwrap(), &hub, weights)
+    support::workers::pipeline(target.to_str().unwrap(), &hub, weights)
 }
 
 fn pixels(p: &mut FluxPipeline, req: &GenerateRequest) -> Vec<u8> {
@@ -183,9 +183,9 @@ async fn worker(dir: &Path, extra: &[&str]) -> (merchgen::worker::Worker, std::p
     let cache = dir.join("lora-cache");
     let mut args = vec!["--lora-cache", cache.to_str().unwrap()];
     args.extend_from_slice(extra);
-    let cli = tiny_support::cli(&model, &args);
+    let cli = support::workers::cli(&model, &args);
     let out = dir.join("out");
-    let w = tiny_support::worker(&cli, Door::Invoke, out.to_str().unwrap()).await;
+    let w = support::workers::worker(&cli, Door::Invoke, out.to_str().unwrap()).await;
     (w, model)
 }
 

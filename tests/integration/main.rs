@@ -1,15 +1,9 @@
 //! Every integration test in one binary (one link of the crate and its dependencies instead of
 //! one per file, which dominated the test build). Each module is one area's tests; the
-//! `*_support` modules are their shared peers and helpers. `tests/peers_required.rs` stays a
+//! `support` module holds their shared peers and helpers. `tests/peers_required.rs` stays a
 //! binary of its own: it changes the process environment.
 
-mod aws_support;
-mod io_support;
-mod mockup_support;
-mod peer_support;
-mod runpod_support;
-mod serve_support;
-mod tiny_support;
+mod support;
 
 mod batching;
 mod bench_random;
@@ -22,6 +16,7 @@ mod img2img_tiny;
 mod job_contract;
 mod lambda_door;
 mod lambda_emulators;
+mod layering;
 mod lora_jobs;
 mod mapped_loading;
 mod mockups;

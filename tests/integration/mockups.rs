@@ -2,13 +2,13 @@
 //! designs, the built-in products in every colour, and shading. Templates, manifest errors and
 //! golden images are in mockups_templates.rs.
 
-use crate::mockup_support;
+use crate::support;
 
 use image::{Rgba, RgbaImage};
 use merchgen::mockup::{
     render, render_blank, Fit, Mapping, MockupLibrary, RenderOptions, Template,
 };
-use mockup_support::{badge_design, diff_centroid, dlt, fixture_dir, opts, write_flat_template};
+use support::mockups::{badge_design, diff_centroid, dlt, fixture_dir, opts, write_flat_template};
 
 /// A transparent design with one opaque square of `k` pixels in corner `corner` (0 = TL, 1 = TR,
 /// 2 = BR, 3 = BL).

@@ -8,15 +8,15 @@
 //! MERCHGEN_UPDATE_GOLDEN=1 cargo test --test mockups_templates
 //! ```
 
-use crate::mockup_support;
+use crate::support;
 
 use image::{Rgba, RgbaImage};
 use merchgen::mockup::{render, render_blank, Fit, Homography, MockupLibrary, RenderOptions};
-use mockup_support::{
+use std::path::Path;
+use support::mockups::{
     badge_design, diff_centroid, dlt, fixture_dir, manifest_json, opts, update_golden,
     write_canvas_bag, write_flat_template,
 };
-use std::path::Path;
 
 #[test]
 fn bad_manifests_name_the_file_and_field() {
@@ -183,7 +183,7 @@ fn demo_assets_regenerate_on_request() {
     let design = badge_design(1024);
     design.save(root.join("events/assets/design.png")).unwrap();
     std::fs::create_dir_all(root.join("docs")).unwrap();
-    mockup_support::contact_sheet(&MockupLibrary::builtin(), &design, 300)
+    support::mockups::contact_sheet(&MockupLibrary::builtin(), &design, 300)
         .save(root.join("docs/mockups.png"))
         .unwrap();
 }

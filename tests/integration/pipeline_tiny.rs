@@ -1,22 +1,20 @@
 //! The whole pipeline on the tiny model: through the `Worker` (outputs, timings, redelivery) and
 //! through the real `merchgen invoke` binary (exit codes, outcome JSON).
 
-use crate::io_support;
-use crate::tiny_support;
+use crate::support;
 
 use merchgen::app::Door;
 use merchgen::engine::tiny::{self, TinyLayout};
 use merchgen::worker::JobRequest;
 use serde_json::json;
-use std::process::Command;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_runs_tiny_txt2img_and_replays_redelivery() {
     let dir = tempfile::tempdir().unwrap();
     let model = tiny::write(&dir.path().join("model"), 11, TinyLayout::Folder).unwrap();
     let out = dir.path().join("out");
-    let cli = tiny_support::cli(&model, &[]);
-    let worker = tiny_support::worker(&cli, Door::Invoke, out.to_str().unwrap()).await;
+    let cli = support::workers::cli(&model, &[]);
+    let worker = support::workers::worker(&cli, Door::Invoke, out.to_str().unwrap()).await;
 
     let job = json!({"id": "tiny-1", "prompt": "a corgi astronaut", "width": 64, "height": 64, "num_images": 2, "seed": 5});
     let outcome = worker.handle(JobRequest::new(job.clone(), "d-1")).await;
@@ -57,9 +55,9 @@ async fn worker_runs_tiny_txt2img_and_replays_redelivery() {
 async fn worker_invalid_job_fails_alone_and_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
     let model = tiny::write(&dir.path().join("model"), 12, TinyLayout::Folder).unwrap();
-    let cli = tiny_support::cli(&model, &[]);
+    let cli = support::workers::cli(&model, &[]);
     let out = dir.path().join("out");
-    let worker = tiny_support::worker(&cli, Door::Invoke, out.to_str().unwrap()).await;
+    let worker = support::workers::worker(&cli, Door::Invoke, out.to_str().unwrap()).await;
     let bad = worker
         .handle(JobRequest::new(
             json!({"id": "bad-1", "prompt": "x", "width": 100}),
@@ -83,10 +81,9 @@ async fn worker_invalid_job_fails_alone_and_keeps_serving() {
 }
 
 fn merchgen(args: &[&str], envs: &[(&str, &str)]) -> (i32, serde_json::Value, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_merchgen"))
+    let out = support::binary::offline()
         .args(args)
         .envs(envs.iter().copied())
-        .env("HF_HUB_OFFLINE", "1")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
@@ -218,9 +215,9 @@ fn a_bad_mockup_warmup_setting_stops_the_start_and_names_itself() {
 async fn worker_generation_with_mockups_and_bad_product() {
     let dir = tempfile::tempdir().unwrap();
     let model = tiny::write(&dir.path().join("model"), 14, TinyLayout::Folder).unwrap();
-    let cli = tiny_support::cli(&model, &[]);
+    let cli = support::workers::cli(&model, &[]);
     let out = dir.path().join("out");
-    let worker = tiny_support::worker(&cli, Door::Invoke, out.to_str().unwrap()).await;
+    let worker = support::workers::worker(&cli, Door::Invoke, out.to_str().unwrap()).await;
     let job = json!({"prompt": "x", "width": 64, "height": 64, "mockups": {"products": ["mug", "tshirt"], "colors": ["black"], "size": 256, "print_files": true}});
     let outcome = worker.handle(JobRequest::new(job, "m-1")).await;
     assert!(outcome.succeeded(), "{outcome:?}");
@@ -254,11 +251,11 @@ async fn worker_generation_with_mockups_and_bad_product() {
 /// slow a run of jobs. Measured against a fast receiver in the same test, with a generous bound.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_webhook_receiver_does_not_slow_the_jobs() {
-    use io_support::{Reply, TestServer};
     use std::time::{Duration, Instant};
+    use support::http::{Reply, TestServer};
     let dir = tempfile::tempdir().unwrap();
     let model = tiny::write(&dir.path().join("m"), 41, TinyLayout::Folder).unwrap();
-    let cli = tiny_support::cli(
+    let cli = support::workers::cli(
         &model,
         &[
             "--fetch-allow",
@@ -267,7 +264,7 @@ async fn a_slow_webhook_receiver_does_not_slow_the_jobs() {
             "30",
         ],
     );
-    let worker = tiny_support::worker(&cli, Door::Deployed, "inline").await;
+    let worker = support::workers::worker(&cli, Door::Deployed, "inline").await;
     let fast = TestServer::script(vec![Reply::ok("")]).await;
     let slow = TestServer::script(vec![Reply {
         delay: Some(Duration::from_secs(10)),
@@ -313,8 +310,8 @@ async fn a_slow_webhook_receiver_does_not_slow_the_jobs() {
 async fn a_job_that_cannot_fit_in_device_memory_is_refused_before_it_runs() {
     let dir = tempfile::tempdir().unwrap();
     let model = tiny::write(&dir.path().join("m"), 43, TinyLayout::Folder).unwrap();
-    let cli = tiny_support::cli(&model, &["--device-memory-gb", "1"]);
-    let worker = tiny_support::worker(&cli, Door::Deployed, "inline").await;
+    let cli = support::workers::cli(&model, &["--device-memory-gb", "1"]);
+    let worker = support::workers::worker(&cli, Door::Deployed, "inline").await;
     let job = |side: u32| json!({"prompt": "a corgi", "width": side, "height": side, "num_inference_steps": 1});
     let refused = worker.handle(JobRequest::new(job(512), "big")).await;
     let error = refused.error.expect("refused");
@@ -336,8 +333,8 @@ async fn a_job_that_cannot_fit_in_device_memory_is_refused_before_it_runs() {
 async fn pipelined_jobs_give_the_same_bytes_as_jobs_run_alone() {
     let dir = tempfile::tempdir().unwrap();
     let model = tiny::write(&dir.path().join("m"), 45, TinyLayout::Folder).unwrap();
-    let cli = tiny_support::cli(&model, &[]);
-    let batching = tiny_support::cli(&model, &["--batch-wait-ms", "2000"]);
+    let cli = support::workers::cli(&model, &[]);
+    let batching = support::workers::cli(&model, &["--batch-wait-ms", "2000"]);
     let (alone, piped, batched) = (
         dir.path().join("alone"),
         dir.path().join("piped"),
@@ -373,7 +370,8 @@ async fn run_three(cli: &merchgen::cli::Cli, depth: usize, out: std::path::PathB
     use merchgen::intake::runtime::RunRules;
     use std::sync::Arc;
     use std::time::{Duration, Instant};
-    let worker = Arc::new(tiny_support::worker(cli, Door::Deployed, out.to_str().unwrap()).await);
+    let worker =
+        Arc::new(support::workers::worker(cli, Door::Deployed, out.to_str().unwrap()).await);
     let items = (0..3)
             .map(|i| {
                 let job = json!({"id": format!("p{i}"), "prompt": "a corgi", "width": 64, "height": 64,

@@ -3,7 +3,7 @@
 //! super-resolution, print files of exact size and DPI, mockups of every variation, the pixel
 //! budget, and the bad inputs of each, after which the worker keeps serving.
 
-use crate::tiny_support;
+use crate::support;
 
 use base64::Engine as _;
 use image::{Rgba, RgbaImage};
@@ -58,8 +58,8 @@ async fn worker_with(models: &TinyModels, out: &Path, extra: &[&str]) -> Worker 
             args.extend([flag, value]);
         }
     }
-    let cli = tiny_support::cli(&models.flux, &args);
-    tiny_support::worker(&cli, Door::Invoke, out.to_str().unwrap()).await
+    let cli = support::workers::cli(&models.flux, &args);
+    support::workers::worker(&cli, Door::Invoke, out.to_str().unwrap()).await
 }
 
 /// A red disc on a plain off-white background, as a base64 PNG.

@@ -6,17 +6,16 @@
 //! `s3Config.endpointUrl` at a forbidden address (cloud metadata) is refused as `invalid_input`;
 //! moto's loopback address is opened by `MERCHGEN_FETCH_ALLOW`, as for every URL.
 
-use crate::peer_support;
-use crate::runpod_support;
+use crate::support;
 
 use merchgen::engine::tiny::{self, TinyLayout};
 use merchgen::output::OutputConfig;
 use merchgen::redact::Redacted;
 use merchgen::s3::{S3Credentials, S3Settings};
-use runpod_support::{sigterm, wait_exit, Platform, Reply};
 use serde_json::json;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
+use support::runpod::{sigterm, wait_exit, Platform, Reply};
 
 const SECRET: &str = "runpod-bucket-secret-42";
 
@@ -37,7 +36,7 @@ fn s3_config(endpoint: &str) -> OutputConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runpod_outputs_go_to_bucket_vars_or_s3_config_and_oversize_inline_fails() {
-    let Some(endpoint) = peer_support::moto_endpoint() else {
+    let Some(endpoint) = support::peers::moto_endpoint() else {
         return;
     };
     let cfg = s3_config(&endpoint);
@@ -63,19 +62,14 @@ async fn runpod_outputs_go_to_bucket_vars_or_s3_config_and_oversize_inline_fails
         Reply::Json(json!({"id": "meta-1", "input": input, "s3Config": metadata})),
     ]);
     let log = dir.path().join("worker.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_merchgen"))
+    let mut child = support::binary::on_tiny_model(&model)
         .envs(platform.worker_env())
-        .env("MERCHGEN_MODEL", &model)
-        .env("MERCHGEN_DEVICE", "cpu")
-        .env("MERCHGEN_MIN_SIDE", "64")
         .env("MERCHGEN_INLINE_MAX_BYTES", "100")
         .env("MERCHGEN_LOG_FORMAT", "text")
         .env("RUST_LOG", "merchgen=debug,info")
-        .env("HF_HUB_OFFLINE", "1")
         .env("AWS_REGION", "us-east-1")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("MERCHGEN_FETCH_ALLOW", "127.0.0.0/8")
-        .env_remove("MERCHGEN_OUTPUT")
         .env("BUCKET_ENDPOINT_URL", format!("{endpoint}/{env_bucket}"))
         .env("BUCKET_ACCESS_KEY_ID", "AKRUNPOD")
         .env("BUCKET_SECRET_ACCESS_KEY", SECRET)

@@ -1,23 +1,16 @@
 //! `merchgen runpod` without a platform, like RunPod's local test: `--test-input '<json>'` and
 //! `./test_input.json` run one job on the tiny model, print the job-done body, exit 0 or 1.
 
+use crate::support;
 use merchgen::engine::tiny::{self, TinyLayout};
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::Command;
 
 fn runpod(cwd: &Path, model: &Path, args: &[&str]) -> (i32, Value, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_merchgen"))
+    let out = support::binary::on_tiny_model(model)
         .arg("runpod")
         .args(args)
         .current_dir(cwd)
-        .env("MERCHGEN_MODEL", model)
-        .env("MERCHGEN_DEVICE", "cpu")
-        .env("MERCHGEN_MIN_SIDE", "64")
-        .env("HF_HUB_OFFLINE", "1")
-        .env_remove("RUNPOD_WEBHOOK_GET_JOB")
-        .env_remove("MERCHGEN_OUTPUT")
-        .env_remove("BUCKET_ENDPOINT_URL")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();

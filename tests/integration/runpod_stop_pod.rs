@@ -3,7 +3,7 @@
 //! GPU here, so the engine thread runs a generator that fails the way candle's CUDA backend does;
 //! the door, the worker, the platform calls and the fake platform are the real ones.
 
-use crate::runpod_support;
+use crate::support;
 
 use clap::Parser;
 use merchgen::app::{self, Door};
@@ -14,11 +14,11 @@ use merchgen::engine::{
     EngineError, EngineHandle, GenerateOutput, GenerateRequest, Generator, LoadReport, StepCallback,
 };
 use merchgen::intake::runpod::{poll, settings::Settings};
-use runpod_support::{Platform, Reply};
 use serde_json::json;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
+use support::runpod::{Platform, Reply};
 
 struct CudaFault(LoadReport);
 

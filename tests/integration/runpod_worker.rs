@@ -1,33 +1,26 @@
-//! `merchgen runpod` as a real process against a fake RunPod platform (tests/runpod_support),
+//! `merchgen runpod` as a real process against a fake RunPod platform (`support::runpod`),
 //! on the tiny random-weight model: the protocol as runpod-python speaks it (URLs, query
 //! strings, headers, bodies of job-take, job-done, progress, ping and job-stop), survival of
 //! 500, 429, garbage and timeouts, job-done retried until accepted, job-stop ending a job within
 //! one denoising step with no result posted, and SIGTERM settling the job in flight.
 
-use crate::runpod_support;
+use crate::support;
 
 use merchgen::engine::tiny::{self, TinyLayout};
-use runpod_support::{query, sigterm, wait_exit, Platform, Reply};
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
+use support::runpod::{query, sigterm, wait_exit, Platform, Reply};
 
 const WAIT: Duration = Duration::from_secs(60);
 
 /// Start `merchgen` (no subcommand: RUNPOD_WEBHOOK_GET_JOB picks the RunPod door) with the tiny
 /// model, the platform's env and `extra`. Logs go to `log`.
 fn spawn(model: &Path, platform: &Platform, extra: &[(&str, &str)], log: &Path) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_merchgen"));
+    let mut cmd = support::binary::on_tiny_model(model);
     cmd.envs(platform.worker_env())
-        .env("MERCHGEN_MODEL", model)
-        .env("MERCHGEN_DEVICE", "cpu")
-        .env("MERCHGEN_WEIGHTS", "quantized")
-        .env("MERCHGEN_MIN_SIDE", "64")
         .env("MERCHGEN_LOG_FORMAT", "text")
-        .env("HF_HUB_OFFLINE", "1")
-        .env_remove("MERCHGEN_OUTPUT")
-        .env_remove("BUCKET_ENDPOINT_URL")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap());
@@ -276,7 +269,7 @@ async fn runpod_job_stop_ends_the_job_within_one_step_and_sigterm_settles_the_jo
     // job ended: at most the step in flight, plus one whose report was still on its way, ran
     // after the stop. (Progress posts lag behind the engine on a busy machine, so the platform's
     // own view of the step is not the measure.)
-    let log = crate::io_support::strip_ansi(&logs());
+    let log = crate::support::logs::strip_ansi(&logs());
     let line = log
         .lines()
         .find(|l| l.contains("stopped by the platform; no result is posted"))

@@ -3,8 +3,7 @@
 //! plain HTTP client can GET, a redelivery answered without running the model and with freshly
 //! signed URLs, and a different job under the same id refused (`job_id_conflict`).
 
-use crate::peer_support;
-use crate::tiny_support;
+use crate::support;
 
 use merchgen::app::Door;
 use merchgen::engine::tiny::{self, TinyLayout};
@@ -13,26 +12,16 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn job_with_s3_destination_stores_outputs_and_replays() {
-    let Some(endpoint) = peer_support::moto_endpoint() else {
+    let Some(endpoint) = support::peers::moto_endpoint() else {
         return;
     };
-    for (k, v) in [
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing-secret-key"),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-    ] {
-        if std::env::var_os(k).is_none() {
-            std::env::set_var(k, v);
-        }
-    }
     let dir = tempfile::tempdir().unwrap();
     let model = tiny::write(&dir.path().join("m"), 31, TinyLayout::Folder).unwrap();
-    let cli = tiny_support::cli(&model, &["--s3-endpoint", &endpoint, "--s3-path-style"]);
+    let cli = support::workers::cli(&model, &["--s3-endpoint", &endpoint, "--s3-path-style"]);
     let bucket = format!("jobs-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let client = merchgen::s3::client(&cli.config.s3_settings()).await;
     client.create_bucket().bucket(&bucket).send().await.unwrap();
-    let worker = tiny_support::worker(&cli, Door::Deployed, "inline").await;
+    let worker = support::workers::worker(&cli, Door::Deployed, "inline").await;
 
     let job = json!({"id": "s3-job", "prompt": "a corgi", "width": 64, "height": 64, "num_images": 2,
         "mockups": {"products": ["mug"], "colors": ["white"], "size": 256},

@@ -3,35 +3,19 @@
 //! `MERCHGEN_TEST_S3_ENDPOINT`. Without it these tests say so loudly and skip (or fail, under
 //! `MERCHGEN_REQUIRE_PEERS=1`).
 
-use crate::io_support;
-use crate::peer_support;
+use crate::support;
 
-use io_support::png;
 use merchgen::error::{ErrorCode, JobError};
 use merchgen::fetch::{FetchConfig, Fetcher};
 use merchgen::job::{ImageSource, JobOutcome, JobStatus};
 use merchgen::output::{self, keys, OutputConfig};
 use merchgen::s3::S3Settings;
-use std::sync::Once;
+use support::images::png;
 
-/// The moto endpoint, with dummy credentials and a region set for the SDK (so its chains never
-/// look further, e.g. at an instance metadata service). `None` when the tests must skip.
+/// The moto endpoint (with the dummy credentials `make test` exports). `None` when the tests
+/// must skip.
 fn endpoint() -> Option<String> {
-    let endpoint = peer_support::moto_endpoint()?;
-    static ENV: Once = Once::new();
-    ENV.call_once(|| {
-        for (k, v) in [
-            ("AWS_ACCESS_KEY_ID", "testing"),
-            ("AWS_SECRET_ACCESS_KEY", "testing-secret-key"),
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_EC2_METADATA_DISABLED", "true"),
-        ] {
-            if std::env::var_os(k).is_none() {
-                std::env::set_var(k, v);
-            }
-        }
-    });
-    Some(endpoint)
+    support::peers::moto_endpoint()
 }
 
 fn config(endpoint: &str) -> OutputConfig {

@@ -3,16 +3,16 @@
 //! ttl), the key check, the bounded queue (429), the request webhook, `/healthz` and `/metrics`;
 //! then SIGTERM. Runs the real binary on the tiny model.
 
-use crate::serve_support;
+use crate::support;
 
 use axum::body::Bytes;
 use merchgen::engine::tiny::{self, TinyLayout};
 use merchgen::intake::serve::{metrics::Metrics, routes, store::Store, webhook::StatusWebhook};
 use serde_json::{json, Value};
-use serve_support::{request, Server};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::serve::{request, Server};
 
 const KEY: &str = "sk-merchgen-test";
 const WAIT: Duration = Duration::from_secs(60);
@@ -438,7 +438,7 @@ async fn serve_keeps_jobs_in_flight_and_batches_them() {
     let logs = server.logs();
     let batched = logs
         .lines()
-        .map(crate::io_support::strip_ansi)
+        .map(crate::support::logs::strip_ansi)
         .any(|l| l.contains("generating queued jobs in one batch") && l.contains("jobs=3 "));
     assert!(batched, "no batch of the three jobs in the log:\n{logs}");
     assert_eq!(server.stop(), 0);

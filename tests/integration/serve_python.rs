@@ -3,17 +3,16 @@
 //! tests/python/runpod_client.py uses `Endpoint.run_sync`, `run`, `status`, `output`, `cancel`,
 //! `health`, `purge_queue` against the server on the tiny model.
 
-use crate::peer_support;
-use crate::serve_support;
+use crate::support;
 
 use merchgen::engine::tiny::{self, TinyLayout};
-use serve_support::Server;
 use std::path::Path;
 use std::process::Command;
+use support::serve::Server;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_works_with_runpods_python_client() {
-    let Some(python) = peer_support::venv_bin("python") else {
+    let Some(python) = support::peers::venv_bin("python") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

@@ -7,54 +7,53 @@
 //! missing, each completion webhook arrived at least once, and the poison messages sit in the
 //! dead-letter queue. Prints the figures recorded in docs/reliability.md.
 
-use crate::aws_support;
-use crate::io_support;
+use crate::support;
 
-use aws_support::{Merchgen, Queues};
-use io_support::{Reply, TestServer};
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
+use support::aws::{Merchgen, Queues};
+use support::http::{Reply, TestServer};
 
 const JOBS: usize = 50;
 const KILLS: usize = 5;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqs_consumer_killed_five_times_loses_and_duplicates_no_outputs() {
-    let Some(endpoint) = aws_support::moto() else {
+    let Some(endpoint) = support::aws::moto() else {
         return;
     };
     let started_at = Instant::now();
     let dir = tempfile::tempdir().unwrap();
-    let bucket = aws_support::bucket(&endpoint, "merchgen-crash").await;
-    let sqs = aws_support::sqs(&endpoint).await;
+    let bucket = support::aws::bucket(&endpoint, "merchgen-crash").await;
+    let sqs = support::aws::sqs(&endpoint).await;
     // Each kill hands at most two messages (running, prefetched) back; 8 receives is far out of
     // reach for a job, and sends a poison message to the dead-letter queue in about 25 s.
-    let Queues { url, dlq_url } = aws_support::queues(&sqs, "merchgen-crash", 8).await;
+    let Queues { url, dlq_url } = support::aws::queues(&sqs, "merchgen-crash", 8).await;
     let hooks = TestServer::script(vec![Reply::ok("")]).await;
-    let run = aws_support::short_id();
+    let run = support::aws::short_id();
     let ids: Vec<String> = (0..JOBS).map(|i| format!("crash-{run}-{i:02}")).collect();
     for (i, id) in ids.iter().enumerate() {
         let job = json!({"id": id, "prompt": format!("design number {i}"), "width": 64, "height": 64,
                          "num_inference_steps": 1, "seed": i,
                          "mockups": {"products": ["mug"], "colors": ["white"], "size": 768},
                          "webhook": {"url": hooks.url("/hooks"), "events": ["started", "completed"]}});
-        aws_support::send(&sqs, &url, &job.to_string()).await;
+        support::aws::send(&sqs, &url, &job.to_string()).await;
     }
     for poison in ["{\"truncated\": ", "\u{1F4A5} not a job"] {
-        aws_support::send(&sqs, &url, poison).await;
+        support::aws::send(&sqs, &url, poison).await;
     }
 
     let seed: u64 = rand::rng().random();
     eprintln!("kill schedule seed: {seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let env = aws_support::sqs_env(&endpoint, &url, &format!("s3://{bucket}/out"));
+    let env = support::aws::sqs_env(&endpoint, &url, &format!("s3://{bucket}/out"));
     for k in 0..KILLS {
         let mut consumer =
             Merchgen::start(&["sqs"], &env, &dir.path().join(format!("run-{k}.log")));
         // A random moment once the consumer is taking messages (model loaded, queue checked).
-        aws_support::wait_until(
+        support::aws::wait_until(
             Duration::from_secs(120),
             "the consumer to start",
             || async { consumer.logs().contains("consuming the job queue") },
@@ -76,7 +75,7 @@ async fn sqs_consumer_killed_five_times_loses_and_duplicates_no_outputs() {
             // generating, uploading, between storing result.json and deleting the message).
             let before = results(&endpoint, &bucket, &ids).await;
             let more = rng.random_range(0..=3usize);
-            aws_support::wait_until(
+            support::aws::wait_until(
                 Duration::from_secs(120),
                 "this consumer to finish its jobs",
                 || async { results(&endpoint, &bucket, &ids).await >= (before + more).min(JOBS) },
@@ -94,12 +93,12 @@ async fn sqs_consumer_killed_five_times_loses_and_duplicates_no_outputs() {
         );
     }
     let mut last = Merchgen::start(&["sqs"], &env, &dir.path().join("final.log"));
-    aws_support::wait_until(
+    support::aws::wait_until(
         Duration::from_secs(240),
         "every job stored and the poison dead-lettered",
         || async {
-            aws_support::counts(&sqs, &url).await == (0, 0, 0)
-                && aws_support::counts(&sqs, &dlq_url).await.0 == 2
+            support::aws::counts(&sqs, &url).await == (0, 0, 0)
+                && support::aws::counts(&sqs, &dlq_url).await.0 == 2
         },
     )
     .await;
@@ -113,7 +112,7 @@ async fn sqs_consumer_killed_five_times_loses_and_duplicates_no_outputs() {
 
     // Outputs: exactly {images/0.png, mockups/mug-white.jpg, result.json} per job, and result.json
     // describes them.
-    let s3 = aws_support::s3(&endpoint).await;
+    let s3 = support::aws::s3(&endpoint).await;
     let mut keys: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut pages = s3
         .list_objects_v2()
@@ -153,7 +152,7 @@ async fn sqs_consumer_killed_five_times_loses_and_duplicates_no_outputs() {
     );
 
     // Webhooks: every completion at least once; reruns show as extra `job.started`.
-    let events = aws_support::webhook_events(&hooks.requests());
+    let events = support::aws::webhook_events(&hooks.requests());
     let tally = |kind: &str, id: &str| {
         events
             .iter()
@@ -172,7 +171,7 @@ async fn sqs_consumer_killed_five_times_loses_and_duplicates_no_outputs() {
         .iter()
         .map(|id| tally("job.completed", id).saturating_sub(1))
         .sum();
-    let dead = aws_support::bodies(&sqs, &dlq_url).await;
+    let dead = support::aws::bodies(&sqs, &dlq_url).await;
 
     eprintln!(
         "RELIABILITY jobs={JOBS} kills={KILLS} lost={} duplicated={} reruns={reruns} repeated_completion_webhooks={repeated_hooks} \
@@ -250,7 +249,7 @@ fn find_overlap(logs: &str) -> Option<(String, String)> {
 
 /// How many of the jobs have a `result.json` now.
 async fn results(endpoint: &str, bucket: &str, ids: &[String]) -> usize {
-    let s3 = aws_support::s3(endpoint).await;
+    let s3 = support::aws::s3(endpoint).await;
     let mut n = 0;
     for id in ids {
         if s3

@@ -5,15 +5,15 @@
 //! when the grace period is over; finished and deleted within it). `make test` provides moto; without it these tests skip (or fail,
 //! under `MERCHGEN_REQUIRE_PEERS=1`).
 
-use crate::aws_support;
+use crate::support;
 
-use aws_support::{peers, Merchgen, Queues};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
+use support::aws::{peers, Merchgen, Queues};
 
 async fn object(endpoint: &str, bucket: &str, key: &str) -> Option<Value> {
-    let s3 = aws_support::s3(endpoint).await;
+    let s3 = support::aws::s3(endpoint).await;
     let got = s3.get_object().bucket(bucket).key(key).send().await.ok()?;
     serde_json::from_slice(&got.body.collect().await.ok()?.into_bytes()).ok()
 }
@@ -29,16 +29,16 @@ fn retry_delays(logs: &str) -> Vec<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqs_consumer_settles_each_kind_of_message() {
-    let Some(endpoint) = aws_support::moto() else {
+    let Some(endpoint) = support::aws::moto() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let bucket = aws_support::bucket(&endpoint, "merchgen-sqs").await;
-    let sqs = aws_support::sqs(&endpoint).await;
-    let Queues { url, dlq_url } = aws_support::queues(&sqs, "merchgen-kinds", 2).await;
+    let bucket = support::aws::bucket(&endpoint, "merchgen-sqs").await;
+    let sqs = support::aws::sqs(&endpoint).await;
+    let Queues { url, dlq_url } = support::aws::queues(&sqs, "merchgen-kinds", 2).await;
     let peers = peers().await;
     let hook = json!({"url": peers.url("/hooks"), "events": ["completed", "failed"]});
-    let run = aws_support::short_id();
+    let run = support::aws::short_id();
     let (good, invalid, claimed) = (
         format!("good-{run}"),
         format!("invalid-{run}"),
@@ -52,11 +52,11 @@ async fn sqs_consumer_settles_each_kind_of_message() {
         json!({"id": invalid, "prompt": "a corgi", "width": 1000, "webhook": hook}),
     )
     .await;
-    aws_support::send(&sqs, &url, "this is not JSON").await;
+    support::aws::send(&sqs, &url, "this is not JSON").await;
     let flaky = json!({"id": format!("flaky-{run}"), "design": {"url": peers.url("/flaky.png")}, "mockups": {"products": ["mug"]}}).to_string();
-    aws_support::send(&sqs, &url, &flaky).await;
+    support::aws::send(&sqs, &url, &flaky).await;
     // A claim check: the job itself waits in S3.
-    let s3 = aws_support::s3(&endpoint).await;
+    let s3 = support::aws::s3(&endpoint).await;
     let claimed_job = json!({"id": claimed, "prompt": "a big job", "width": 64, "height": 64, "num_inference_steps": 1, "webhook": hook});
     s3.put_object()
         .bucket(&bucket)
@@ -65,7 +65,7 @@ async fn sqs_consumer_settles_each_kind_of_message() {
         .send()
         .await
         .unwrap();
-    aws_support::send(
+    support::aws::send(
         &sqs,
         &url,
         &json!({"s3": format!("s3://{bucket}/claims/big.json")}).to_string(),
@@ -73,7 +73,7 @@ async fn sqs_consumer_settles_each_kind_of_message() {
     .await;
 
     // No subcommand: the door is picked from MERCHGEN_SQS_QUEUE_URL.
-    let mut env = aws_support::sqs_env(&endpoint, &url, &format!("s3://{bucket}/out"));
+    let mut env = support::aws::sqs_env(&endpoint, &url, &format!("s3://{bucket}/out"));
     let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -84,12 +84,12 @@ async fn sqs_consumer_settles_each_kind_of_message() {
         format!("127.0.0.1:{metrics_port}"),
     );
     let mut consumer = Merchgen::start(&[], &env, &dir.path().join("sqs.log"));
-    aws_support::wait_until(
+    support::aws::wait_until(
         Duration::from_secs(120),
         "an empty queue and two dead letters",
         || async {
-            aws_support::counts(&sqs, &url).await == (0, 0, 0)
-                && aws_support::counts(&sqs, &dlq_url).await.0 == 2
+            support::aws::counts(&sqs, &url).await == (0, 0, 0)
+                && support::aws::counts(&sqs, &dlq_url).await.0 == 2
         },
     )
     .await;
@@ -103,7 +103,7 @@ async fn sqs_consumer_settles_each_kind_of_message() {
             consumer.logs()
         );
     }
-    let events = aws_support::webhook_events(&peers.requests());
+    let events = support::aws::webhook_events(&peers.requests());
     let count = |kind: &str, id: &str| {
         events
             .iter()
@@ -117,7 +117,7 @@ async fn sqs_consumer_settles_each_kind_of_message() {
         1,
         "the invalid job is reported once and deleted: {events:?}"
     );
-    let mut dead = aws_support::bodies(&sqs, &dlq_url).await;
+    let mut dead = support::aws::bodies(&sqs, &dlq_url).await;
     dead.sort();
     let mut expected = vec!["this is not JSON".to_owned(), flaky];
     expected.sort();
@@ -162,25 +162,25 @@ async fn sqs_consumer_settles_each_kind_of_message() {
 }
 
 async fn send_job(sqs: &aws_sdk_sqs::Client, url: &str, job: Value) {
-    aws_support::send(sqs, url, &job.to_string()).await;
+    support::aws::send(sqs, url, &job.to_string()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqs_sigterm_during_a_job_loses_nothing() {
-    let Some(endpoint) = aws_support::moto() else {
+    let Some(endpoint) = support::aws::moto() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let bucket = aws_support::bucket(&endpoint, "merchgen-term").await;
-    let sqs = aws_support::sqs(&endpoint).await;
-    let Queues { url, .. } = aws_support::queues(&sqs, "merchgen-term", 5).await;
+    let bucket = support::aws::bucket(&endpoint, "merchgen-term").await;
+    let sqs = support::aws::sqs(&endpoint).await;
+    let Queues { url, .. } = support::aws::queues(&sqs, "merchgen-term", 5).await;
     let peers = peers().await;
-    let id = format!("slow-{}", aws_support::short_id());
+    let id = format!("slow-{}", support::aws::short_id());
     // Slow on purpose: many denoising steps, so SIGTERM lands in the middle of the job.
     let job = json!({"id": id, "prompt": "a slow job", "width": 256, "height": 256, "num_inference_steps": 30,
                      "webhook": {"url": peers.url("/hooks"), "events": ["started", "completed"]}});
     send_job(&sqs, &url, job).await;
-    let mut env = aws_support::sqs_env(&endpoint, &url, &format!("s3://{bucket}/out"));
+    let mut env = support::aws::sqs_env(&endpoint, &url, &format!("s3://{bucket}/out"));
     // A long visibility timeout: a message seen again soon was released, not timed out.
     env.extend(kv(&[
         ("MERCHGEN_SQS_VISIBILITY_SECS", "60"),
@@ -192,7 +192,7 @@ async fn sqs_sigterm_during_a_job_loses_nothing() {
         move || {
             let id = id.clone();
             async move {
-                aws_support::webhook_events(&peers.requests())
+                support::aws::webhook_events(&peers.requests())
                     .iter()
                     .filter(|(k, i, _)| k == "job.started" && *i == id)
                     .count()
@@ -204,7 +204,7 @@ async fn sqs_sigterm_during_a_job_loses_nothing() {
     // No grace: SIGTERM cancels the job and makes its message visible again at once.
     env.insert("MERCHGEN_SHUTDOWN_GRACE_SECS".into(), "0".into());
     let mut first = Merchgen::start(&["sqs"], &env, &dir.path().join("first.log"));
-    aws_support::wait_until(Duration::from_secs(120), "the job to start", started(1)).await;
+    support::aws::wait_until(Duration::from_secs(120), "the job to start", started(1)).await;
     first.terminate();
     assert_eq!(
         first.exit_code(Duration::from_secs(30)).await,
@@ -218,7 +218,7 @@ async fn sqs_sigterm_during_a_job_loses_nothing() {
         first.logs()
     );
     assert_eq!(
-        aws_support::counts(&sqs, &url).await,
+        support::aws::counts(&sqs, &url).await,
         (1, 0, 0),
         "released, not waiting out 60 s of visibility"
     );
@@ -229,7 +229,7 @@ async fn sqs_sigterm_during_a_job_loses_nothing() {
     // A long grace: SIGTERM lets the job finish; its message is deleted after result.json.
     env.insert("MERCHGEN_SHUTDOWN_GRACE_SECS".into(), "300".into());
     let mut second = Merchgen::start(&["sqs"], &env, &dir.path().join("second.log"));
-    aws_support::wait_until(
+    support::aws::wait_until(
         Duration::from_secs(120),
         "the job to start again",
         started(2),
@@ -247,11 +247,11 @@ async fn sqs_sigterm_during_a_job_loses_nothing() {
         .unwrap_or_else(|| panic!("result.json stored\n{}", second.logs()));
     assert_eq!(result["status"], "succeeded");
     assert_eq!(
-        aws_support::counts(&sqs, &url).await,
+        support::aws::counts(&sqs, &url).await,
         (0, 0, 0),
         "deleted once stored"
     );
-    let events = aws_support::webhook_events(&peers.requests());
+    let events = support::aws::webhook_events(&peers.requests());
     assert!(
         events.contains(&("job.completed".into(), id.clone(), false)),
         "{events:?}"
@@ -260,15 +260,15 @@ async fn sqs_sigterm_during_a_job_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqs_poison_is_moved_to_the_dead_letter_queue_at_once() {
-    let Some(endpoint) = aws_support::moto() else {
+    let Some(endpoint) = support::aws::moto() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let sqs = aws_support::sqs(&endpoint).await;
+    let sqs = support::aws::sqs(&endpoint).await;
     // The template's redrive policy: five receives before SQS itself would dead-letter it.
-    let Queues { url, dlq_url } = aws_support::queues(&sqs, "merchgen-poison", 5).await;
-    let poison_id = aws_support::send(&sqs, &url, "this is not JSON").await;
-    let mut env = aws_support::sqs_env(&endpoint, &url, "inline");
+    let Queues { url, dlq_url } = support::aws::queues(&sqs, "merchgen-poison", 5).await;
+    let poison_id = support::aws::send(&sqs, &url, "this is not JSON").await;
+    let mut env = support::aws::sqs_env(&endpoint, &url, "inline");
     // The default visibility (120 s): a poison message left alone would cycle for ten minutes.
     env.remove("MERCHGEN_SQS_VISIBILITY_SECS");
     env.remove("MERCHGEN_SQS_HEARTBEAT_SECS");
@@ -276,12 +276,12 @@ async fn sqs_poison_is_moved_to_the_dead_letter_queue_at_once() {
     // A model-less worker draws just the mockup layers it is told to, in the background.
     env.insert("MERCHGEN_MOCKUP_WARMUP".into(), "mug@256".into());
     let consumer = Merchgen::start(&["sqs"], &env, &dir.path().join("sqs.log"));
-    aws_support::wait_until(
+    support::aws::wait_until(
         Duration::from_secs(30),
         "the poison message in the dead-letter queue",
         || async {
-            aws_support::counts(&sqs, &dlq_url).await.0 == 1
-                && aws_support::counts(&sqs, &url).await == (0, 0, 0)
+            support::aws::counts(&sqs, &dlq_url).await.0 == 1
+                && support::aws::counts(&sqs, &url).await == (0, 0, 0)
         },
     )
     .await;
@@ -311,7 +311,7 @@ async fn sqs_poison_is_moved_to_the_dead_letter_queue_at_once() {
     assert_eq!(attr("merchgen-source-queue"), url);
     assert_eq!(attr("merchgen-source-message-id"), poison_id);
     assert_eq!(attr("merchgen-receive-count"), "1");
-    aws_support::wait_until(
+    support::aws::wait_until(
         Duration::from_secs(30),
         "the mockup warm-up's log line",
         || async { consumer.logs().contains("mockup layers ready") },
@@ -329,30 +329,30 @@ async fn sqs_poison_is_moved_to_the_dead_letter_queue_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqs_a_job_past_its_timeout_ends_as_timeout_and_reaches_the_dead_letter_queue() {
-    let Some(endpoint) = aws_support::moto() else {
+    let Some(endpoint) = support::aws::moto() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let bucket = aws_support::bucket(&endpoint, "merchgen-timeout").await;
-    let sqs = aws_support::sqs(&endpoint).await;
-    let Queues { url, dlq_url } = aws_support::queues(&sqs, "merchgen-timeout", 1).await;
+    let bucket = support::aws::bucket(&endpoint, "merchgen-timeout").await;
+    let sqs = support::aws::sqs(&endpoint).await;
+    let Queues { url, dlq_url } = support::aws::queues(&sqs, "merchgen-timeout", 1).await;
     let peers = peers().await;
-    let id = format!("slow-{}", aws_support::short_id());
+    let id = format!("slow-{}", support::aws::short_id());
     // Many short steps: past the 1 s timeout on any machine, and each step (where the engine
     // checks for a cancel) well inside the 5 s wind-down even on two busy cores (a step of four
     // 512² images took 3.3 s alone in a debug build, and the job was given up under load).
     let job = json!({"id": id, "prompt": "a slow job", "width": 256, "height": 256, "num_inference_steps": 50, "num_images": 1,
                      "webhook": {"url": peers.url("/hooks"), "events": ["failed"]}});
     send_job(&sqs, &url, job.clone()).await;
-    let mut env = aws_support::sqs_env(&endpoint, &url, &format!("s3://{bucket}/out"));
+    let mut env = support::aws::sqs_env(&endpoint, &url, &format!("s3://{bucket}/out"));
     env.insert("MERCHGEN_JOB_TIMEOUT".into(), "1".into());
     // No mockups here: the layers' drawing would only compete with the job for the two cores.
     env.insert("MERCHGEN_MOCKUP_WARMUP".into(), "none".into());
     let consumer = Merchgen::start(&["sqs"], &env, &dir.path().join("sqs.log"));
-    aws_support::wait_until(
+    support::aws::wait_until(
         Duration::from_secs(120),
         "the timed-out job in the dead-letter queue",
-        || async { aws_support::counts(&sqs, &dlq_url).await.0 == 1 },
+        || async { support::aws::counts(&sqs, &dlq_url).await.0 == 1 },
     )
     .await;
     // Webhooks go out in the background: wait for the failure's.

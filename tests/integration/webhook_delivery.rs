@@ -3,15 +3,15 @@
 //! to exercise retries, give-ups, redirects, timeouts and a receiver that is down. Backoffs are
 //! a few milliseconds, so nothing here sleeps for long.
 
-use crate::io_support;
+use crate::support;
 
-use io_support::{Recorded, Reply, TestServer};
 use merchgen::error::JobError;
 use merchgen::job::spec::WebhookEventKind;
 use merchgen::job::JobOutcome;
 use merchgen::job::ValidWebhook;
 use merchgen::webhook::{HttpNotifier, Notifier, Secret, WebhookConfig, WebhookEvent};
 use std::time::Duration;
+use support::http::{Recorded, Reply, TestServer};
 
 const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 

@@ -21,7 +21,6 @@ use crate::encode::{self, EncodeOptions};
 use crate::engine::files::hub;
 use crate::engine::{self, flux::FluxPipeline, flux::LoadOptions, GenerateRequest, Generator};
 use anyhow::{Context, Result};
-use candle_transformers::models::flux;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
@@ -135,32 +134,6 @@ fn bench_random(config: &Config, p: &PipelineBench) -> Result<()> {
         report.print();
     }
     Ok(())
-}
-
-fn tiny_flux_config() -> flux::model::Config {
-    flux::model::Config {
-        in_channels: 64,
-        vec_in_dim: 64,
-        context_in_dim: 64,
-        hidden_size: 256,
-        mlp_ratio: 4.0,
-        num_heads: 4,
-        depth: 1,
-        depth_single_blocks: 1,
-        axes_dim: vec![8, 28, 28],
-        theta: 10_000,
-        qkv_bias: true,
-        guidance_embed: false,
-    }
-}
-
-fn tiny_vae_config() -> flux::autoencoder::Config {
-    flux::autoencoder::Config {
-        ch: 32,
-        ch_mult: vec![1, 1, 1, 1],
-        num_res_blocks: 1,
-        ..flux::autoencoder::Config::schnell()
-    }
 }
 
 fn bench_mockups(size: u32, iterations: u32) -> Result<()> {

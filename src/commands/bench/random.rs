@@ -76,8 +76,8 @@ impl Sizes {
                 clip_tokens: 77,
             },
             "tiny" => Sizes {
-                flux: super::tiny_flux_config(),
-                vae: super::tiny_vae_config(),
+                flux: tiny_flux_config(),
+                vae: tiny_vae_config(),
                 t5: t5(256, 64, 16, 128, 2, 4),
                 clip: clip(1000, 64, 2, 4),
                 text_tokens: 32,
@@ -433,6 +433,33 @@ fn one_run(m: &mut Models, p: &PipelineBench, device: &Device) -> Result<StageTi
     times.vae_decode_ms = ms(t);
     drop(pixels);
     Ok(times)
+}
+
+/// The tiny scale of the harness check: a one-block FLUX and a narrow VAE.
+fn tiny_flux_config() -> flux::model::Config {
+    flux::model::Config {
+        in_channels: 64,
+        vec_in_dim: 64,
+        context_in_dim: 64,
+        hidden_size: 256,
+        mlp_ratio: 4.0,
+        num_heads: 4,
+        depth: 1,
+        depth_single_blocks: 1,
+        axes_dim: vec![8, 28, 28],
+        theta: 10_000,
+        qkv_bias: true,
+        guidance_embed: false,
+    }
+}
+
+fn tiny_vae_config() -> flux::autoencoder::Config {
+    flux::autoencoder::Config {
+        ch: 32,
+        ch_mult: vec![1, 1, 1, 1],
+        num_res_blocks: 1,
+        ..flux::autoencoder::Config::schnell()
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 //! mid-way leaves the batch at the next step; if the shared pass fails, the jobs still running
 //! are generated one by one, so a job that cannot be generated fails alone.
 
-use super::{euler_step, FluxPipeline};
+use super::denoise::euler_step;
+use super::pipeline::FluxPipeline;
 use crate::engine::{
     BatchMember, EngineError, GenerateOutput, GeneratedImage, Generator, StageTimings,
 };

@@ -3,7 +3,8 @@
 //! runs them, with true classifier-free guidance (two passes per step) and a Kontext reference
 //! photo's tokens when the conditioning has them.
 
-use super::{kontext, noise, schedule, FluxPipeline};
+use super::pipeline::FluxPipeline;
+use super::{kontext, noise, schedule};
 use crate::engine::{EngineError, GenerateRequest, StepCallback};
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};

@@ -4,8 +4,9 @@
 //! the VAE from safetensors in either naming. Architecture sizes come from the tensors
 //! (`infer.rs`).
 
+use super::lora;
+use super::pipeline::{FluxPipeline, LoadOptions};
 use super::text::{ClipEncoder, T5Encoder};
-use super::{lora, FluxPipeline, LoadOptions};
 use crate::engine::files::hub::ResolvedModel;
 use crate::engine::files::manifest::Role;
 use crate::engine::files::safetensors;

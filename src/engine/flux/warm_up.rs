@@ -5,7 +5,7 @@
 //! transformer, the VAE decoder), then the same as image-to-image (the VAE encoder). Its output
 //! is thrown away; it changes no state a job can see.
 
-use crate::engine::flux::FluxPipeline;
+use super::pipeline::FluxPipeline;
 use crate::engine::{EngineError, GenerateRequest, Generator, InitImage};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;

@@ -4,7 +4,7 @@
 //! go through the memory-mapped reader (`map.rs`) and rename tensors on the way in (the T5 GGUFs
 //! on the hub use llama.cpp names) without a second copy of anything.
 
-use crate::engine::gguf::MappedGguf;
+use super::map::MappedGguf;
 use anyhow::Result;
 use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{Device, Shape, Tensor};

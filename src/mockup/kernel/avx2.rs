@@ -47,6 +47,11 @@ pub fn composite_opaque(
     unsafe { opaque_row(pixels, xs, ys, raster, maps, first) }
 }
 
+/// # Safety
+///
+/// The CPU must have AVX2, and `raster.data` must hold at least `raster.width *
+/// raster.height` pixels with both sides at least 2 (as `composite_opaque` asserts). Slice
+/// bounds (`pixels`, `xs`, `ys`, the maps) are checked by indexing.
 #[target_feature(enable = "avx2")]
 unsafe fn opaque_row(
     pixels: &mut [u8],
@@ -61,6 +66,8 @@ unsafe fn opaque_row(
     for g in 0..groups {
         let k = g * 4;
         let i = first + k;
+        // SAFETY: AVX2 and the raster's size are this function's own contract; the slices are
+        // four long by indexing.
         let c = unsafe { sample4(raster, &xs[k..k + 4], &ys[k..k + 4]) };
         // A missing map is the neutral value, whose step is the identity: skipped.
         let c = if lit {
@@ -76,12 +83,14 @@ unsafe fn opaque_row(
         let bytes = &mut pixels[k * 4..k * 4 + 16];
         // Zero-extending the bytes spreads four pixels into 64-bit lanes, and packing with
         // unsigned saturation (never reached: an opaque result is at most 255) packs them back.
+        // SAFETY: `bytes` is 16 bytes long (indexed above); the load is unaligned.
         let d = _mm256_cvtepu8_epi16(unsafe { _mm_loadu_si128(bytes.as_ptr().cast()) });
         let out = _mm256_add_epi16(c, scale4(d, inverse_alpha(c)));
         let packed = _mm_packus_epi16(
             _mm256_castsi256_si128(out),
             _mm256_extracti128_si256::<1>(out),
         );
+        // SAFETY: `bytes` is 16 writable bytes (indexed above); the store is unaligned.
         unsafe { _mm_storeu_si128(bytes.as_mut_ptr().cast(), packed) };
     }
     groups * 4
@@ -137,10 +146,18 @@ fn light_weights4(maps: &Maps, i: usize) -> (__m256i, __m256i, __m256i) {
 
 /// Bilinear samples of four pixels (`blend::lerp` twice across, once down); zero where a
 /// position falls outside the raster.
+///
+/// # Safety
+///
+/// The CPU must have AVX2; `xs` and `ys` must be at least four long; `raster.data` must hold
+/// at least `raster.width * raster.height` pixels with both sides at least 2 (every tap then
+/// lies inside it: out-of-range positions read pixel 0 and are zeroed).
 #[target_feature(enable = "avx2")]
 unsafe fn sample4(raster: &Raster, xs: &[i32], ys: &[i32]) -> __m256i {
     let (w, h) = (raster.width as i32, raster.height as i32);
+    // SAFETY: `xs` and `ys` hold at least four `i32`s (16 bytes) by the contract above.
     let xs = unsafe { _mm_loadu_si128(xs.as_ptr().cast()) };
+    // SAFETY: as for `xs`.
     let ys = unsafe { _mm_loadu_si128(ys.as_ptr().cast()) };
     let (x0, y0) = (_mm_srai_epi32(xs, 8), _mm_srai_epi32(ys, 8));
     let minus_one = _mm_set1_epi32(-1);
@@ -161,6 +178,7 @@ unsafe fn sample4(raster: &Raster, xs: &[i32], ys: &[i32]) -> __m256i {
         valid,
     );
     let mut at = [0i32; 4];
+    // SAFETY: `at` is four `i32`s, 16 writable bytes; the store is unaligned.
     unsafe { _mm_storeu_si128(at.as_mut_ptr().cast(), index) };
     let data = raster.data.as_ptr();
     let width = raster.width;

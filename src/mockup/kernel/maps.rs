@@ -2,9 +2,27 @@
 //! (`QuadMap`, a homography) or a mug's cylinder (`CylinderMap`), with the rows and spans that
 //! can show the design and the displacement map's shift applied to the coordinates.
 
-use super::SourceMap;
 use crate::mockup::design::fixed;
 use crate::mockup::warp::{convex_row_span, Cylinder, Homography};
+
+/// Maps canvas pixels back to raster positions.
+pub trait SourceMap: Sync {
+    /// Rows `[y0, y1)` that can show the design.
+    fn rows(&self) -> (usize, usize);
+    /// Columns `[x0, x1)` of row `y` that can show the design.
+    fn span(&self, y: usize) -> Option<(usize, usize)>;
+    /// Fixed-point raster positions (see [`fixed`]) of the centres of pixels `x0..` of row `y`,
+    /// one per slot of `xs`/`ys`, each moved by `shift` canvas pixels when given. Written as
+    /// plain loops over slices so the compiler vectorises them.
+    fn coords(
+        &self,
+        y: usize,
+        x0: usize,
+        shift: Option<(&[f32], &[f32])>,
+        xs: &mut [i32],
+        ys: &mut [i32],
+    );
+}
 
 /// Raster pixel coordinates of print-area fractions `(u, v)`: `area` is where the raster's
 /// picture lands (u0, v0, u1, v1), `inner` its size without the border.

@@ -9,7 +9,7 @@
 mod avx2;
 mod maps;
 
-pub use maps::{CylinderMap, QuadMap};
+pub use maps::{CylinderMap, QuadMap, SourceMap};
 
 use super::blend::{alpha, light_spread, over_spread, pack, scale, spread, Strengths};
 use super::design::Raster;
@@ -26,25 +26,6 @@ pub struct Maps<'a> {
     /// Canvas pixels of shift for a displacement value of 255 (or 1).
     pub displacement_px: f32,
     pub strengths: Strengths,
-}
-
-/// Maps canvas pixels back to raster positions.
-pub trait SourceMap: Sync {
-    /// Rows `[y0, y1)` that can show the design.
-    fn rows(&self) -> (usize, usize);
-    /// Columns `[x0, x1)` of row `y` that can show the design.
-    fn span(&self, y: usize) -> Option<(usize, usize)>;
-    /// Fixed-point raster positions (see [`fixed`](crate::mockup::design::fixed)) of the centres of pixels `x0..` of row `y`,
-    /// one per slot of `xs`/`ys`, each moved by `shift` canvas pixels when given. Written as
-    /// plain loops over slices so the compiler vectorises them.
-    fn coords(
-        &self,
-        y: usize,
-        x0: usize,
-        shift: Option<(&[f32], &[f32])>,
-        xs: &mut [i32],
-        ys: &mut [i32],
-    );
 }
 
 /// Scratch space of one row.

@@ -34,7 +34,7 @@ impl Emulator {
     /// Start it and wait until it accepts connections; `None` when cargo-lambda is missing
     /// (a failure instead under `MERCHGEN_REQUIRE_PEERS=1`).
     pub async fn start() -> Option<Emulator> {
-        let bin = crate::peer_support::venv_bin("cargo-lambda")?;
+        let bin = crate::support::peers::venv_bin("cargo-lambda")?;
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("src")).unwrap();
         std::fs::write(

@@ -172,7 +172,7 @@ async fn serve_one(
 }
 
 /// One HTTP/1.1 request read from `stream` (head, then `content-length` bytes of body); `None`
-/// when the peer closes first. Shared with the fake Lambda Runtime API of `aws_support`.
+/// when the peer closes first. Shared with the fake Lambda Runtime API of `support::aws`.
 pub async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<Recorded>> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -214,67 +214,4 @@ pub async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<Reco
         headers,
         body,
     }))
-}
-
-/// A small valid PNG (`w` x `h`, opaque gradient).
-pub fn png(w: u32, h: u32) -> Vec<u8> {
-    let img = image::RgbaImage::from_fn(w, h, |x, y| image::Rgba([x as u8, y as u8, 7, 255]));
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
-    out.into_inner()
-}
-
-/// A PNG claiming `w` x `h` pixels whose only image data is one tiny zlib stream: the shape
-/// of a decompression bomb, minus the bomb.
-pub fn png_header_only(w: u32, h: u32) -> Vec<u8> {
-    let mut ihdr = Vec::new();
-    ihdr.extend_from_slice(&w.to_be_bytes());
-    ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 6, 0, 0, 0]);
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    for (kind, data) in [
-        (&b"IHDR"[..], ihdr),
-        (&b"IDAT"[..], vec![0x78, 0x9c, 0x63, 0, 0, 0, 1, 0, 1]),
-        (&b"IEND"[..], Vec::new()),
-    ] {
-        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        let mut chunk = kind.to_vec();
-        chunk.extend_from_slice(&data);
-        out.extend_from_slice(&chunk);
-        out.extend_from_slice(&crc32(&chunk).to_be_bytes());
-    }
-    out
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
-/// `text` without its terminal colour codes (`ESC [ ... m`), as the workers' text logs carry them.
-pub fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c == 'm' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }

@@ -4,9 +4,9 @@
 //! (`extension/register`; `extension/event/next` never answers, as when no event is subscribed).
 //! `Options` make it behave like local emulators: a constant deadline header, no Extensions
 //! API, a scheme in `AWS_LAMBDA_RUNTIME_API`. One request per connection; requests are read by
-//! `io_support`'s reader.
+//! `support::http`'s reader.
 
-use crate::io_support::read_request;
+use crate::support::http::read_request;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -7,7 +7,7 @@
 pub mod cargo_lambda;
 pub mod runtime_api;
 
-use crate::io_support::{Recorded, Reply, TestServer};
+use crate::support::http::{Recorded, Reply, TestServer};
 use aws_sdk_sqs::types::QueueAttributeName;
 use merchgen::engine::tiny::{self, TinyLayout};
 use merchgen::output::OutputConfig;
@@ -15,25 +15,16 @@ use merchgen::s3::S3Settings;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
-/// The moto endpoint, with dummy credentials and a region in this process's environment (so
-/// SDK clients never look further). `None` (and a loud note) when the tests must skip; a
-/// failure instead when peers are required (`peer_support`).
+/// The moto endpoint (with the dummy credentials `make test` exports, see `support::peers`).
+/// `None` (and a loud note) when the tests must skip; a failure instead when peers are required.
 pub fn moto() -> Option<String> {
-    let endpoint = crate::peer_support::moto_endpoint()?;
-    static ENV: Once = Once::new();
-    ENV.call_once(|| {
-        for (k, v) in AWS_ENV {
-            if std::env::var_os(k).is_none() {
-                std::env::set_var(k, v);
-            }
-        }
-    });
-    Some(endpoint)
+    crate::support::peers::moto_endpoint()
 }
 
+/// What a `merchgen` child talking to moto gets: dummy credentials and a region, so the SDK's
+/// chains never look further (at an instance metadata service, say).
 const AWS_ENV: [(&str, &str); 4] = [
     ("AWS_ACCESS_KEY_ID", "testing"),
     ("AWS_SECRET_ACCESS_KEY", "testing-secret-key"),
@@ -225,18 +216,14 @@ pub struct Merchgen {
 impl Merchgen {
     /// Start `merchgen ARGS` on the tiny model with `env` on top of the test defaults.
     pub fn start(args: &[&str], env: &HashMap<String, String>, logs: &Path) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_merchgen"));
+        let mut cmd = Command::new(crate::support::binary::BIN);
         cmd.args(args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", std::env::temp_dir())
-            .env("RUST_LOG", "info")
-            .env("HF_HUB_OFFLINE", "1")
-            .env("MERCHGEN_MODEL", tiny_model())
+            .env("RUST_LOG", "info");
+        crate::support::binary::tiny_settings(&mut cmd, &tiny_model())
             .env("MERCHGEN_MATTING_MODEL", tiny_matting())
-            .env("MERCHGEN_DEVICE", "cpu")
-            .env("MERCHGEN_WEIGHTS", "quantized")
-            .env("MERCHGEN_MIN_SIDE", "64")
             .env("MERCHGEN_FETCH_ALLOW", "127.0.0.0/8")
             .env("MERCHGEN_WEBHOOK_ATTEMPTS", "2")
             .env("MERCHGEN_WEBHOOK_BACKOFF_MS", "50")
@@ -324,7 +311,7 @@ pub fn sqs_env(endpoint: &str, queue_url: &str, output: &str) -> HashMap<String,
 }
 
 /// The webhook events a test receiver got: (type, job id, replayed) per request.
-pub fn webhook_events(requests: &[crate::io_support::Recorded]) -> Vec<(String, String, bool)> {
+pub fn webhook_events(requests: &[crate::support::http::Recorded]) -> Vec<(String, String, bool)> {
     requests
         .iter()
         .filter(|r| r.path.starts_with("/hooks"))

@@ -19,16 +19,9 @@ impl Server {
     /// Start the server and wait until `/healthz` says ready.
     pub async fn start(model: &Path, dir: &Path, extra: &[(&str, &str)]) -> Server {
         let log = dir.join("serve.log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_merchgen"));
+        let mut cmd = crate::support::binary::on_tiny_model(model);
         cmd.args(["serve", "--port", "0"])
-            .env("MERCHGEN_MODEL", model)
-            .env("MERCHGEN_DEVICE", "cpu")
-            .env("MERCHGEN_WEIGHTS", "quantized")
-            .env("MERCHGEN_MIN_SIDE", "64")
             .env("MERCHGEN_LOG_FORMAT", "text")
-            .env("HF_HUB_OFFLINE", "1")
-            .env_remove("MERCHGEN_OUTPUT")
-            .env_remove("MERCHGEN_API_KEY")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap());
         for (k, v) in extra {

@@ -23,10 +23,30 @@ pub fn missing(peer: &str, how: &str) {
     eprintln!("SKIPPED: {note} (set MERCHGEN_REQUIRE_PEERS=1 to make this a failure)");
 }
 
-/// moto's endpoint (`MERCHGEN_TEST_S3_ENDPOINT`), or `None` after `missing` said so.
+/// The variables the AWS SDK clients of the tests need to talk to moto (any values do; set,
+/// they keep the SDK's chains from looking further). `scripts/test.sh` exports them: the tests
+/// never change the process's environment, which every test in the binary shares.
+pub const AWS_TEST_ENV: [&str; 4] = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_REGION",
+    "AWS_EC2_METADATA_DISABLED",
+];
+
+/// moto's endpoint (`MERCHGEN_TEST_S3_ENDPOINT`, with `AWS_TEST_ENV` set), or `None` after
+/// `missing` said so.
 pub fn moto_endpoint() -> Option<String> {
     match std::env::var("MERCHGEN_TEST_S3_ENDPOINT") {
-        Ok(endpoint) if !endpoint.is_empty() => Some(endpoint),
+        Ok(endpoint) if !endpoint.is_empty() => {
+            if let Some(unset) = AWS_TEST_ENV.iter().find(|v| std::env::var_os(v).is_none()) {
+                missing(
+                    &format!("{unset} (the SDK's dummy credentials for moto)"),
+                    "export the AWS_* variables scripts/test.sh exports",
+                );
+                return None;
+            }
+            Some(endpoint)
+        }
         _ => {
             missing(
                 "the S3/SQS server (MERCHGEN_TEST_S3_ENDPOINT)",
