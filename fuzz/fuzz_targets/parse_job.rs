@@ -3,11 +3,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use merchgen::job::{parse, validate};
+use merchgen::job::{parse, validate, GenerationDefaults, Limits};
 
 fuzz_target!(|data: &[u8]| {
-    let limits = validate::Limits::default();
-    let defaults = validate::GenerationDefaults::default();
+    let limits = Limits::default();
+    let defaults = GenerationDefaults::default();
     match parse::parse_json(data).and_then(parse::detect) {
         Ok((_, deliveries)) => {
             for d in deliveries {

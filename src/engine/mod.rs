@@ -14,16 +14,16 @@
 //! Nothing here knows about doors, jobs, outputs or webhooks: the worker turns a job into a
 //! `GenerateRequest` and the engine's reports into the job's outcome.
 
-pub mod device;
-pub mod error;
+pub(crate) mod device;
+pub(crate) mod error;
 pub mod files;
-pub mod finish;
+pub(crate) mod finish;
 pub mod flux;
-pub mod generator;
+pub(crate) mod generator;
 pub mod gguf;
 pub mod matting;
-pub mod memory;
-pub mod request;
+pub(crate) mod memory;
+pub(crate) mod request;
 pub mod thread;
 pub mod tiny;
 pub mod upscale;

@@ -4,10 +4,10 @@
 //! URLs go through the guarded client of `crate::net` (the SSRF rules webhooks share). Must not
 //! know about jobs beyond the source it is handed, and must not log URLs (they may carry tokens).
 
-pub mod decode;
-pub mod error;
-pub mod http;
-pub mod sources;
+pub(crate) mod decode;
+pub(crate) mod error;
+pub(crate) mod http;
+pub(crate) mod sources;
 
 use crate::error::JobError;
 use crate::job::ImageSource;

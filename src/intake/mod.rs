@@ -7,12 +7,12 @@
 //! by `sqs` and `lambda`) and `sqs_batch` (an SQS event batch record by record, run by `lambda`
 //! and by `event_file` for sample events).
 
-pub mod claim_check;
-pub mod event_file;
+pub(crate) mod claim_check;
+pub(crate) mod event_file;
 pub mod lambda;
 pub mod runpod;
-pub mod runpod_protocol;
+pub(crate) mod runpod_protocol;
 pub mod runtime;
 pub mod serve;
 pub mod sqs;
-pub mod sqs_batch;
+pub(crate) mod sqs_batch;

@@ -4,13 +4,13 @@
 //! reports (`outcome`). It knows no model and no door.
 
 pub mod allow;
-pub mod finishing;
-pub mod limits;
+pub(crate) mod finishing;
+pub(crate) mod limits;
 pub mod outcome;
 pub mod parse;
 pub mod spec;
-pub mod styles;
-pub mod valid;
+pub(crate) mod styles;
+pub(crate) mod valid;
 pub mod validate;
 
 pub use limits::{GenerationDefaults, Limits};

@@ -8,7 +8,7 @@
 //! module reads them when scraped. One process runs one worker, so the metrics are one
 //! process-wide value (`global`).
 
-pub mod prometheus;
+pub(crate) mod prometheus;
 
 use prometheus::Histogram;
 use std::collections::BTreeMap;

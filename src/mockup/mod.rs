@@ -15,10 +15,10 @@
 //! arithmetic), `resample.rs`,
 //! `render.rs` (the pipeline), `print.rs` (print files), `bench.rs` (timings).
 
-pub mod bench;
+pub(crate) mod bench;
 mod blend;
 mod builtin;
-pub mod cutout;
+pub(crate) mod cutout;
 mod design;
 mod kernel;
 mod library;

@@ -3,9 +3,9 @@
 //! connect time (`resolve`), and the one guarded client every such request goes through
 //! (`client`). Ground floor: imports nothing of merchgen's.
 
-pub mod client;
+pub(crate) mod client;
 pub mod guard;
-pub mod resolve;
+pub(crate) mod resolve;
 
 pub use client::{GuardedClient, Redirects};
 pub use guard::{AddressPolicy, UrlRefusal};

@@ -5,11 +5,11 @@
 //! This module stores bytes; it never encodes images, never decides what a job produces, and never
 //! puts credentials or signed URLs into an error message or a log line.
 
-pub mod folder;
-pub mod inline;
+pub(crate) mod folder;
+pub(crate) mod inline;
 pub mod keys;
-pub mod s3;
-pub mod sink;
+pub(crate) mod s3;
+pub(crate) mod sink;
 
 use crate::error::JobError;
 use std::sync::Arc;

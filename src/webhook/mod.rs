@@ -5,12 +5,12 @@
 //! Delivery never fails a job: `notify` returns a `WebhookReport` that the worker records in
 //! `result.json`. Secrets and webhook URLs are never logged.
 
-pub mod event;
-pub mod http;
-pub mod notifier;
-pub mod queue;
-pub mod retry;
-pub mod secret;
+pub(crate) mod event;
+pub(crate) mod http;
+pub(crate) mod notifier;
+pub(crate) mod queue;
+pub(crate) mod retry;
+pub(crate) mod secret;
 
 pub use event::WebhookEvent;
 pub use http::HttpNotifier;

@@ -29,7 +29,7 @@ mod contract;
 mod finishing;
 mod generation;
 mod images;
-pub mod loras;
+pub(crate) mod loras;
 mod mockups;
 mod produce;
 mod rejected;

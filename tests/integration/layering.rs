@@ -146,7 +146,12 @@ fn without_test_modules(code: &str) -> String {
         out.push_str(&rest[..at]);
         let after = &rest[at + "#[cfg(test)]".len()..];
         let item = after.trim_start();
-        let is_module = item.starts_with("mod ") || item.starts_with("pub mod ");
+        let item_vis = item
+            .strip_prefix("pub(crate) ")
+            .or_else(|| item.strip_prefix("pub(super) "))
+            .or_else(|| item.strip_prefix("pub "))
+            .unwrap_or(item);
+        let is_module = item_vis.starts_with("mod ");
         let end = match (is_module, item.find(['{', ';'])) {
             (true, Some(open)) if item.as_bytes()[open] == b'{' => {
                 let mut depth = 0usize;
@@ -583,9 +588,10 @@ fn use_trees_and_paths_are_read_as_the_compiler_reads_them() {
         identifier_paths("let x = super::y::z(w::v); a.b::<T>()"),
         ["super::y::z", "w::v"]
     );
-    let code = code_of("use a::b; // use c::d;\nconst S: &str = \"use e::f;\";\n#[cfg(test)]\nmod tests { use g::h; }\nlet c = '{';");
+    let code = code_of("use a::b; // use c::d;\nconst S: &str = \"use e::f;\";\n#[cfg(test)]\nmod tests { use g::h; }\nlet c = '{';\n#[cfg(test)]\npub(crate) mod more { use i::j; }");
     assert!(code.contains("a::b") && !code.contains("c::d") && !code.contains("e::f"));
     assert!(!code.contains("g::h") && !code.contains("'{'"), "{code}");
+    assert!(!code.contains("i::j"), "{code}");
     assert_eq!(
         declared_children("pub mod a;\nmod b;\nmod c { }"),
         ["a", "b"]

@@ -5,7 +5,7 @@
 //! `merchgen bench mockups`: the mockup renderer. `merchgen bench finishing`: matting, x4
 //! upscale and a print file on one design.
 
-pub mod finishing;
+pub(crate) mod finishing;
 pub mod jobs;
 mod lora;
 mod memory;

@@ -5,13 +5,13 @@
 //! on the volume (`lora_cache`), safetensors files and shards (`safetensors`), and PyTorch
 //! `.pth` writing (`torch_pth`). Nothing here decides how weights are used on a device.
 
-pub mod diffusers;
+pub(crate) mod diffusers;
 pub mod hub;
-pub mod integrity;
+pub(crate) mod integrity;
 pub mod lora_cache;
 pub mod manifest;
-pub mod net_presets;
-pub mod presets;
-pub mod resolved;
-pub mod safetensors;
-pub mod torch_pth;
+pub(crate) mod net_presets;
+pub(crate) mod presets;
+pub(crate) mod resolved;
+pub(crate) mod safetensors;
+pub(crate) mod torch_pth;

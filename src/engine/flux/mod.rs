@@ -11,15 +11,15 @@
 
 mod batch;
 mod denoise;
-pub mod dense;
+pub(crate) mod dense;
 mod generate;
-pub mod img2img;
+pub(crate) mod img2img;
 pub mod infer;
-pub mod kontext;
-pub mod loader;
-pub mod lora;
+pub(crate) mod kontext;
+pub(crate) mod loader;
+pub(crate) mod lora;
 pub mod names;
-pub mod noise;
+pub(crate) mod noise;
 mod pipeline;
 pub mod schedule;
 pub mod text;

@@ -3,9 +3,9 @@
 //! consumed pages handed back); `qvars` holds the quantized tensors by name for the models that
 //! keep them quantized (merchgen's quantized FLUX transformer and T5 encoder).
 
-pub mod host;
-pub mod map;
-pub mod qvars;
+pub(crate) mod host;
+pub(crate) mod map;
+pub(crate) mod qvars;
 
 pub use map::MappedGguf;
 pub use qvars::QVars;

@@ -5,10 +5,10 @@
 //! (BFL names) and T5 (`flux`), and a diffusers-folder layout of the same weights (`diffusers`).
 //! Its images are noise.
 
-pub mod diffusers;
+pub(crate) mod diffusers;
 mod flux;
 pub mod loras;
-pub mod tokenizer_files;
+pub(crate) mod tokenizer_files;
 
 pub use crate::engine::files::presets::{
     TINY_MANIFEST_DENSE, TINY_MANIFEST_DEV, TINY_MANIFEST_DEV_DENSE, TINY_MANIFEST_KONTEXT,

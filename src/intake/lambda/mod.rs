@@ -12,9 +12,9 @@
 //!
 //! Push-based: no `JobSource` here; the Lambda service owns the queue and its retries.
 
-pub mod deadline;
-pub mod handler;
-pub mod runtime_api;
+pub(crate) mod deadline;
+pub(crate) mod handler;
+pub(crate) mod runtime_api;
 
 use crate::app::{self, Door};
 use crate::config::Config;

@@ -7,18 +7,18 @@
 //! `inflight` tracks taken jobs, `wire` the bodies, `bucket` RunPod's bucket settings, and
 //! `test_input` RunPod's `--test_input` mode. Nothing here knows about the device.
 
-pub mod client;
-pub mod done;
-pub mod inflight;
-pub mod ping;
+pub(crate) mod client;
+pub(crate) mod done;
+pub(crate) mod inflight;
+pub(crate) mod ping;
 pub mod poll;
-pub mod progress;
+pub(crate) mod progress;
 pub mod settings;
-pub mod source;
-pub mod stop;
-pub mod take;
-pub mod test_input;
-pub mod urls;
+pub(crate) mod source;
+pub(crate) mod stop;
+pub(crate) mod take;
+pub(crate) mod test_input;
+pub(crate) mod urls;
 
 use crate::app::{self, Door};
 use crate::config::{Config, RunpodArgs};

@@ -2,5 +2,5 @@
 //! endpoint API (`serve`). `wire` holds the result, error and progress bodies; `bucket` RunPod's
 //! bucket settings (`BUCKET_*` variables and a request's `s3Config`).
 
-pub mod bucket;
-pub mod wire;
+pub(crate) mod bucket;
+pub(crate) mod wire;

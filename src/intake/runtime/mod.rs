@@ -10,9 +10,9 @@
 //! Nothing here knows a particular door, queue or device.
 
 pub mod pull;
-pub mod run;
-pub mod runner;
-pub mod source;
+pub(crate) mod run;
+pub(crate) mod runner;
+pub(crate) mod source;
 
 pub mod memory_source;
 

@@ -7,11 +7,11 @@
 //! After a device fault the waiting jobs end as `CANCELLED` (retryable), the health check
 //! answers 503, and `serve` exits 1 so its supervisor starts a fresh worker.
 
-pub mod auth;
+pub(crate) mod auth;
 pub mod metrics;
-pub mod record;
+pub(crate) mod record;
 pub mod routes;
-pub mod source;
+pub(crate) mod source;
 pub mod store;
 pub mod webhook;
 

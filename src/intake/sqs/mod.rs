@@ -14,8 +14,8 @@
 //! the process exits 1, so its supervisor starts a fresh worker.
 
 pub mod client;
-pub mod heartbeat;
-pub mod source;
+pub(crate) mod heartbeat;
+pub(crate) mod source;
 
 use crate::app::{self, Door};
 use crate::backoff::Backoff;

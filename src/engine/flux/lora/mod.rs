@@ -8,7 +8,7 @@
 //! factors of the last two sets stay on the device, so alternating between two costs only the
 //! hand-over (and, on dense weights, the merge).
 
-pub mod formats;
+pub(crate) mod formats;
 
 use crate::engine::flux::transformer::FluxTransformer;
 use crate::engine::request::{set_key, SetKey};

@@ -5,7 +5,7 @@
 //! (city96) or HF naming, or from dense safetensors (a diffusers folder's `text_encoder_2/`,
 //! possibly sharded).
 
-pub mod clip_bpe;
+pub(crate) mod clip_bpe;
 pub mod t5_names;
 pub mod t5_quantized;
 

@@ -16,7 +16,7 @@
 //!   from one fused projection (`linear1`) and back through `linear2`;
 //! - `final_layer`: adaptive layer norm and a projection of the image tokens only.
 
-pub mod linear;
+pub(crate) mod linear;
 
 use crate::engine::gguf::QVars;
 use candle_core::{DType, Module, Result, Tensor, D};
