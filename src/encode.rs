@@ -37,7 +37,7 @@ impl OutputFormat {
 
 /// How to encode one image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EncodeOptions {
+pub(crate) struct EncodeOptions {
     pub format: OutputFormat,
     /// JPEG quality 1..=100 (ignored by the lossless formats).
     pub jpeg_quality: u8,
@@ -57,7 +57,7 @@ impl Default for EncodeOptions {
 
 /// Why an image could not be encoded.
 #[derive(Debug, thiserror::Error)]
-pub enum EncodeError {
+pub(crate) enum EncodeError {
     #[error("png encoding failed: {0}")]
     Png(#[from] png::EncodingError),
     #[error("image encoding failed: {0}")]
@@ -67,7 +67,7 @@ pub enum EncodeError {
 }
 
 /// Encode an RGBA image. JPEG drops the alpha channel (composited over white).
-pub fn encode(img: &RgbaImage, opts: &EncodeOptions) -> Result<Vec<u8>, EncodeError> {
+pub(crate) fn encode(img: &RgbaImage, opts: &EncodeOptions) -> Result<Vec<u8>, EncodeError> {
     match opts.format {
         OutputFormat::Png => encode_png(img, opts.dpi),
         OutputFormat::Jpeg => encode_jpeg(img, opts.jpeg_quality, opts.dpi),

@@ -4,7 +4,7 @@
 use tokio_util::sync::CancellationToken;
 
 /// A token cancelled on the first SIGTERM or SIGINT.
-pub fn on_signals() -> CancellationToken {
+pub(crate) fn on_signals() -> CancellationToken {
     let token = CancellationToken::new();
     let fired = token.clone();
     tokio::spawn(async move {

@@ -4,7 +4,7 @@ use candle_core::{DType, Device};
 
 /// Why a device could not be opened.
 #[derive(Debug, thiserror::Error)]
-pub enum DeviceError {
+pub(crate) enum DeviceError {
     #[error("unknown device '{0}': use auto, cpu or cuda:N")]
     Unknown(String),
     #[error("cannot open {0}: {1} (was merchgen built with --features cuda?)")]
@@ -13,7 +13,7 @@ pub enum DeviceError {
 
 /// Open the device named by `spec`. `auto` takes CUDA device 0 when this build has CUDA and a
 /// GPU answers, otherwise the CPU.
-pub fn open(spec: &str) -> Result<Device, DeviceError> {
+pub(crate) fn open(spec: &str) -> Result<Device, DeviceError> {
     match spec {
         "auto" => Ok(if candle_core::utils::cuda_is_available() {
             Device::new_cuda(0).unwrap_or(Device::Cpu)
@@ -33,7 +33,7 @@ pub fn open(spec: &str) -> Result<Device, DeviceError> {
 }
 
 /// A short name such as `cpu` or `cuda:0` for outcomes and logs.
-pub fn name(device: &Device) -> String {
+pub(crate) fn name(device: &Device) -> String {
     match device.location() {
         candle_core::DeviceLocation::Cpu => "cpu".to_owned(),
         candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
@@ -43,7 +43,7 @@ pub fn name(device: &Device) -> String {
 
 /// The dtype dense (dequantized) weights use: bf16 on a GPU for fast matmuls, f32 on the CPU,
 /// where bf16 matmuls are slow.
-pub fn dense_dtype(device: &Device) -> DType {
+pub(crate) fn dense_dtype(device: &Device) -> DType {
     if device.is_cpu() {
         DType::F32
     } else {

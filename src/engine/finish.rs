@@ -40,7 +40,7 @@ pub struct FinishOutput {
 }
 
 /// Milliseconds that loading the (matting, upscaling) models took, when they loaded.
-pub type LoadTimes = (Option<u64>, Option<u64>);
+pub(crate) type LoadTimes = (Option<u64>, Option<u64>);
 
 /// The loaded finishing models.
 pub struct Finishers {

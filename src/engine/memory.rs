@@ -93,7 +93,7 @@ pub enum Admission {
 
 /// Bytes free for jobs: `MERCHGEN_DEVICE_MEMORY_GB` less the model's bytes when set, else what
 /// the device had free right after loading; `None` when unknown (no admission check then).
-pub fn capacity_bytes(
+pub(crate) fn capacity_bytes(
     setting_gb: Option<f64>,
     model_bytes: u64,
     free_after_load: Option<u64>,
@@ -106,13 +106,13 @@ pub fn capacity_bytes(
 
 /// This process's peak resident host memory so far (VmHWM of /proc/self/status; mapped file
 /// pages count while mapped in), where the system tells.
-pub fn peak_resident_bytes() -> Option<u64> {
+pub(crate) fn peak_resident_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     parse_kib_field(&status, "VmHWM:")
 }
 
 /// This process's resident host memory now (VmRSS), where the system tells.
-pub fn resident_bytes() -> Option<u64> {
+pub(crate) fn resident_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     parse_kib_field(&status, "VmRSS:")
 }

@@ -155,10 +155,10 @@ pub struct LoraInput {
 
 /// What identifies a LoRA set: each LoRA that changes the weights (scale not 0), in order, by
 /// its file's SHA-256 and its scale's bits.
-pub type SetKey = Vec<(String, u64)>;
+pub(crate) type SetKey = Vec<(String, u64)>;
 
 /// The set key of `loras`.
-pub fn set_key(loras: &[LoraInput]) -> SetKey {
+pub(crate) fn set_key(loras: &[LoraInput]) -> SetKey {
     loras
         .iter()
         .filter(|l| l.scale != 0.0)

@@ -8,7 +8,7 @@ use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, Li
 use std::io::Cursor;
 
 /// Decode `bytes` (PNG, JPEG or WebP) into RGBA, refusing more than `max_pixels` pixels.
-pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<RgbaImage, FetchError> {
+pub(crate) fn decode(bytes: &[u8], max_pixels: u64) -> Result<RgbaImage, FetchError> {
     if bytes.is_empty() {
         return Err(FetchError::Empty);
     }

@@ -7,7 +7,7 @@ use crate::net::guard::UrlRefusal;
 use crate::net::{resolve, GuardedClient};
 
 /// Map a refused input URL (before any request) to the customer's error.
-pub fn literal_refusal(r: UrlRefusal) -> FetchError {
+pub(crate) fn literal_refusal(r: UrlRefusal) -> FetchError {
     match r {
         UrlRefusal::Address(b) => FetchError::RefusedInput(format!("refers to {}", b.class)),
         UrlRefusal::Scheme => FetchError::RefusedInput("uses a scheme other than http(s)".into()),
@@ -38,7 +38,7 @@ fn request_error(err: reqwest::Error, timeout_secs: u64) -> FetchError {
 }
 
 /// GET `url` with `client`, reading at most `max_bytes` of body.
-pub async fn get(
+pub(crate) async fn get(
     client: &GuardedClient,
     url: &str,
     max_bytes: usize,

@@ -15,7 +15,7 @@ const LENIENT: GeneralPurpose = GeneralPurpose::new(
 
 /// Decode raw base64 or a `data:[type];base64,` URI, refusing before decoding when the result
 /// would exceed `max_bytes`.
-pub fn decode_base64(text: &str, max_bytes: usize) -> Result<Vec<u8>, FetchError> {
+pub(crate) fn decode_base64(text: &str, max_bytes: usize) -> Result<Vec<u8>, FetchError> {
     let payload = match text.strip_prefix("data:") {
         Some(rest) => {
             let (meta, data) = rest.split_once(',').ok_or(FetchError::DataUriNotBase64)?;
@@ -47,7 +47,7 @@ pub fn decode_base64(text: &str, max_bytes: usize) -> Result<Vec<u8>, FetchError
 }
 
 /// Read a local file, refusing files over `max_bytes` before reading them.
-pub async fn read_path(path: &str, max_bytes: usize) -> Result<Vec<u8>, FetchError> {
+pub(crate) async fn read_path(path: &str, max_bytes: usize) -> Result<Vec<u8>, FetchError> {
     let meta = tokio::fs::metadata(path).await.map_err(io_error)?;
     if !meta.is_file() {
         return Err(FetchError::NotFound);
@@ -66,7 +66,7 @@ fn io_error(e: std::io::Error) -> FetchError {
 }
 
 /// Read `s3://bucket/key` with `client`, streaming under the byte cap.
-pub async fn read_s3(
+pub(crate) async fn read_s3(
     client: &aws_sdk_s3::Client,
     bucket: &str,
     key: &str,

@@ -12,17 +12,17 @@ use serde_json::Value;
 
 /// Reads claim-checked bodies from S3 (the same S3 settings as outputs).
 #[derive(Debug, Clone)]
-pub struct ClaimCheck {
+pub(crate) struct ClaimCheck {
     s3: S3Settings,
 }
 
 impl ClaimCheck {
-    pub fn new(s3: S3Settings) -> Self {
+    pub(crate) fn new(s3: S3Settings) -> Self {
         ClaimCheck { s3 }
     }
 
     /// The job object a message body carries, reading it from S3 for a claim check.
-    pub async fn decode(&self, body: Option<&str>) -> Result<Value, BodyError> {
+    pub(crate) async fn decode(&self, body: Option<&str>) -> Result<Value, BodyError> {
         let value = parse_object(body.unwrap_or_default().as_bytes())?;
         let Some((bucket, key)) = claim_check_target(&value)? else {
             return Ok(value);

@@ -16,13 +16,13 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 /// An event file, parsed into its shape and jobs.
-pub struct EventFile {
+pub(crate) struct EventFile {
     pub shape: EventShape,
     pub jobs: Vec<EventJob>,
 }
 
 /// Read and detect the shape; an unreadable file is a failed job with a clear error.
-pub fn read_event(bytes: &[u8]) -> Result<EventFile, JobError> {
+pub(crate) fn read_event(bytes: &[u8]) -> Result<EventFile, JobError> {
     let (shape, jobs) = parse::parse_json(bytes).and_then(parse::detect)?;
     Ok(EventFile { shape, jobs })
 }
@@ -32,7 +32,7 @@ const NO_BACKOFF: Backoff = Backoff::NONE;
 
 /// True when any job of the file may generate (so the model must be loaded): it has a prompt,
 /// or its body is only known after reading it (a claim check) or not a job object at all.
-pub fn needs_model(file: &EventFile) -> bool {
+pub(crate) fn needs_model(file: &EventFile) -> bool {
     file.jobs.iter().any(|d| {
         d.body.get("prompt").is_some() || d.body.get("s3").is_some() || !d.body.is_object()
     })
@@ -40,7 +40,7 @@ pub fn needs_model(file: &EventFile) -> bool {
 
 /// The (product, longest side) pairs the file's jobs ask mockups of, in order, without
 /// duplicates (an SQS record's text body is read as well). Read leniently: a malformed `mockups` is the job's error to report, not this.
-pub fn mockups_wanted(file: &EventFile) -> Vec<(String, Option<u32>)> {
+pub(crate) fn mockups_wanted(file: &EventFile) -> Vec<(String, Option<u32>)> {
     let mut wanted: Vec<(String, Option<u32>)> = Vec::new();
     for d in &file.jobs {
         // An SQS record's body is the job as JSON text.
@@ -69,7 +69,11 @@ pub fn mockups_wanted(file: &EventFile) -> Vec<(String, Option<u32>)> {
 
 /// Run every job of the file in order, each through the door runtime (`MERCHGEN_JOB_TIMEOUT`
 /// applies here too); returns (delivery id, outcome) pairs.
-pub async fn run(worker: &Worker, file: EventFile, rules: &RunRules) -> Vec<(String, JobOutcome)> {
+pub(crate) async fn run(
+    worker: &Worker,
+    file: EventFile,
+    rules: &RunRules,
+) -> Vec<(String, JobOutcome)> {
     let shutdown = CancellationToken::new();
     let mut outcomes = Vec::with_capacity(file.jobs.len());
     for d in file.jobs {
@@ -86,7 +90,10 @@ pub async fn run(worker: &Worker, file: EventFile, rules: &RunRules) -> Vec<(Str
 
 /// Run an SQS event batch file as Lambda would (no deadline); returns what `invoke` prints
 /// (the outcomes and Lambda's `batchItemFailures`) and whether every record succeeded.
-pub async fn run_sqs_batch(runner: &BatchRunner, bytes: &[u8]) -> Result<(Value, bool), JobError> {
+pub(crate) async fn run_sqs_batch(
+    runner: &BatchRunner,
+    bytes: &[u8],
+) -> Result<(Value, bool), JobError> {
     let event: aws_lambda_events::event::sqs::SqsEvent = serde_json::from_slice(bytes)
         .map_err(|e| JobError::invalid("Records", format!("is not an SQS event: {e}")))?;
     let results = runner.records(event.records, None).await;
@@ -119,7 +126,7 @@ fn render_records(results: &[RecordResult]) -> Value {
 /// The JSON printed for the outcomes: one outcome, or for an SQS batch (when the model could not
 /// load, so no record ran) the outcomes plus the `batchItemFailures` Lambda would answer, by the
 /// queue doors' one rule (`source::after_outcome`).
-pub fn render(shape: EventShape, outcomes: &[(String, JobOutcome)]) -> Value {
+pub(crate) fn render(shape: EventShape, outcomes: &[(String, JobOutcome)]) -> Value {
     let only: Vec<&JobOutcome> = outcomes.iter().map(|(_, o)| o).collect();
     match (shape, only.as_slice()) {
         (EventShape::SqsBatch, _) => {

@@ -25,7 +25,7 @@ const NO_BACKOFF: Backoff = Backoff::NONE;
 
 /// What became of one record of an SQS batch.
 #[derive(Debug)]
-pub struct RecordResult {
+pub(crate) struct RecordResult {
     pub message_id: String,
     pub settlement: Settlement,
     /// The job's outcome, or why no job ran (a poison message, a claim check not readable now,
@@ -36,13 +36,13 @@ pub struct RecordResult {
 impl RecordResult {
     /// Listed in `batchItemFailures`: everything the queue must hand out again (retryable
     /// failures, records not started) or dead-letter through its redrive policy (poison).
-    pub fn reported_as_failure(&self) -> bool {
+    pub(crate) fn reported_as_failure(&self) -> bool {
         self.settlement != Settlement::Ack
     }
 }
 
 /// Runs jobs under a function's deadline: one direct job, or an SQS batch's records.
-pub struct BatchRunner {
+pub(crate) struct BatchRunner {
     worker: Worker,
     claims: ClaimCheck,
     rules: RunRules,
@@ -53,7 +53,7 @@ pub struct BatchRunner {
 }
 
 impl BatchRunner {
-    pub fn new(worker: Worker, claims: ClaimCheck, rules: RunRules) -> Self {
+    pub(crate) fn new(worker: Worker, claims: ClaimCheck, rules: RunRules) -> Self {
         BatchRunner {
             worker,
             claims,
@@ -64,13 +64,13 @@ impl BatchRunner {
     }
 
     /// True once a job left the device possibly unusable.
-    pub fn device_broken(&self) -> bool {
+    pub(crate) fn device_broken(&self) -> bool {
         self.device_broken.load(Ordering::Relaxed)
     }
 
     /// Handle an SQS batch record by record, in order, before `deadline` (`None`: unknown).
     /// Records without a `messageId` cannot be reported either way and are skipped (logged).
-    pub async fn records(
+    pub(crate) async fn records(
         &self,
         records: Vec<SqsMessage>,
         deadline: Option<Instant>,
@@ -132,7 +132,11 @@ impl BatchRunner {
 
     /// Run a job through the door runtime, its deadline the function's (`None`: unknown) less
     /// the margin.
-    pub async fn run_job(&self, mut req: JobRequest, deadline: Option<Instant>) -> JobOutcome {
+    pub(crate) async fn run_job(
+        &self,
+        mut req: JobRequest,
+        deadline: Option<Instant>,
+    ) -> JobOutcome {
         if let Some(at) = deadline {
             let left = at.saturating_duration_since(Instant::now());
             req.deadline = Some(Instant::now() + left.saturating_sub(DEADLINE_MARGIN));

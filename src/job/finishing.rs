@@ -8,7 +8,7 @@ use crate::encode::OutputFormat;
 use crate::error::JobError;
 
 /// Upscale factors the Real-ESRGAN models offer.
-pub const UPSCALE_FACTORS: [u32; 2] = [2, 4];
+pub(crate) const UPSCALE_FACTORS: [u32; 2] = [2, 4];
 
 /// What happens to each design before it is stored, placed on products and printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -28,7 +28,7 @@ impl Finishing {
 /// The job's finishing: its own `background`, else the style's default; `upscale` 2 or 4.
 /// JPEG has no alpha: a job that asks for `background: remove*` with JPEG images is refused; a
 /// style's default yields to the job's explicit JPEG (the background is kept).
-pub fn validate(spec: &JobSpec, style: Option<&Style>) -> Result<Finishing, JobError> {
+pub(crate) fn validate(spec: &JobSpec, style: Option<&Style>) -> Result<Finishing, JobError> {
     let jpeg = spec.output.as_ref().and_then(|o| o.format) == Some(OutputFormat::Jpeg);
     let background = match (spec.background, style.map(|s| s.background)) {
         (Some(mode), _) => {

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 /// One style preset.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Style {
+pub(crate) struct Style {
     pub name: String,
     /// Template with one `{prompt}` placeholder.
     pub prompt: String,
@@ -24,12 +24,12 @@ pub struct Style {
 
 impl Style {
     /// The job's prompt wrapped by this style.
-    pub fn apply(&self, prompt: &str) -> String {
+    pub(crate) fn apply(&self, prompt: &str) -> String {
         self.prompt.replace("{prompt}", prompt.trim())
     }
 
     /// The job's prompt wrapped by this style's edit phrasing.
-    pub fn apply_edit(&self, prompt: &str) -> String {
+    pub(crate) fn apply_edit(&self, prompt: &str) -> String {
         self.edit
             .replace("{prompt}", prompt.trim())
             .trim()
@@ -37,7 +37,7 @@ impl Style {
     }
 
     /// The style's negative prompt joined with the job's; `None` when both are empty.
-    pub fn apply_negative(&self, job_negative: Option<&str>) -> Option<String> {
+    pub(crate) fn apply_negative(&self, job_negative: Option<&str>) -> Option<String> {
         let parts: Vec<&str> = [job_negative.unwrap_or("").trim(), self.negative.trim()]
             .into_iter()
             .filter(|p| !p.is_empty())
@@ -55,7 +55,7 @@ struct StyleFile {
 }
 
 /// Every preset, in file order.
-pub fn all() -> &'static [Style] {
+pub(crate) fn all() -> &'static [Style] {
     static STYLES: OnceLock<Vec<Style>> = OnceLock::new();
     STYLES.get_or_init(|| {
         let file: StyleFile = serde_json::from_str(include_str!("styles.json"))
@@ -65,7 +65,7 @@ pub fn all() -> &'static [Style] {
 }
 
 /// The preset of that name, or `invalid_input` on `style` listing the valid names.
-pub fn find(name: &str) -> Result<&'static Style, JobError> {
+pub(crate) fn find(name: &str) -> Result<&'static Style, JobError> {
     all().iter().find(|s| s.name == name).ok_or_else(|| {
         let names: Vec<&str> = all().iter().map(|s| s.name.as_str()).collect();
         JobError::invalid(

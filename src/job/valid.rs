@@ -49,9 +49,9 @@ pub struct ValidGeneration {
 }
 
 /// Most LoRAs one job may apply at once.
-pub const MAX_LORAS: usize = 4;
+pub(crate) const MAX_LORAS: usize = 4;
 /// The range of a LoRA's `scale`.
-pub const LORA_SCALE_RANGE: std::ops::RangeInclusive<f64> = -2.0..=2.0;
+pub(crate) const LORA_SCALE_RANGE: std::ops::RangeInclusive<f64> = -2.0..=2.0;
 
 /// A validated LoRA of a job.
 #[derive(Debug, Clone, PartialEq)]

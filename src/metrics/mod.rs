@@ -18,7 +18,7 @@ use std::sync::{Mutex, OnceLock};
 
 /// How a job ended, as the metrics count it.
 #[derive(Debug, Clone, PartialEq)]
-pub enum JobEnd {
+pub(crate) enum JobEnd {
     /// With an outcome: its error code (`None`: succeeded) and its stage timings in ms.
     Outcome {
         code: Option<String>,
@@ -52,12 +52,12 @@ struct Inner {
 
 /// The metrics. See the module header.
 #[derive(Default)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     inner: Mutex<Inner>,
 }
 
 /// The process's metrics.
-pub fn global() -> &'static Metrics {
+pub(crate) fn global() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
     METRICS.get_or_init(Metrics::default)
 }
@@ -68,12 +68,12 @@ impl Metrics {
     }
 
     /// A job started on `door`.
-    pub fn started(&self, door: &'static str) {
+    pub(crate) fn started(&self, door: &'static str) {
         *self.lock().running.entry(door).or_default() += 1;
     }
 
     /// A job of `door` ended.
-    pub fn ended(&self, door: &'static str, end: JobEnd) {
+    pub(crate) fn ended(&self, door: &'static str, end: JobEnd) {
         let mut inner = self.lock();
         *inner.running.entry(door).or_default() -= 1;
         let (code, stages_ms) = match end {
@@ -102,14 +102,14 @@ impl Metrics {
     }
 
     /// The engine loaded its model in this long.
-    pub fn model_loaded(&self, seconds: f64) {
+    pub(crate) fn model_loaded(&self, seconds: f64) {
         self.lock().model_load_seconds = Some(seconds);
     }
 
     /// Report `read()` as the unlabelled family `name` (`kind`: `counter` or `gauge`) at every
     /// scrape. A family registered again replaces the earlier reader (a process that starts a
     /// second engine reports the newest).
-    pub fn read(
+    pub(crate) fn read(
         &self,
         name: &'static str,
         kind: &'static str,
@@ -127,7 +127,7 @@ impl Metrics {
     }
 
     /// The text exposition.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let inner = self.lock();
         let mut out = String::new();
         prometheus::family(
@@ -197,7 +197,7 @@ impl Metrics {
 
 /// Serve `/metrics` (the global job metrics) on `addr` in the background, for doors without an
 /// HTTP server of their own. A port that cannot be bound is logged; the worker goes on.
-pub async fn serve_on(addr: Option<SocketAddr>) {
+pub(crate) async fn serve_on(addr: Option<SocketAddr>) {
     let Some(addr) = addr else {
         return;
     };

@@ -15,11 +15,12 @@ use std::time::Instant;
 
 /// The quad of the warp-only benchmark, as fractions of the frame (TL, TR, BR, BL): a
 /// perspective view covering most of the frame. `bench/warp_opencv.py` uses the same numbers.
-pub const WARP_QUAD: [[f64; 2]; 4] = [[0.05, 0.075], [0.95, 0.03], [0.975, 0.95], [0.02, 0.91]];
+pub(crate) const WARP_QUAD: [[f64; 2]; 4] =
+    [[0.05, 0.075], [0.95, 0.03], [0.975, 0.95], [0.02, 0.91]];
 
 /// Best and median of repeated timings, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct Timing {
+pub(crate) struct Timing {
     pub best_ms: f64,
     pub median_ms: f64,
 }
@@ -36,7 +37,7 @@ impl Timing {
 
 /// One product's figures.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ProductTiming {
+pub(crate) struct ProductTiming {
     pub product: String,
     /// Compositing only.
     pub render: Timing,
@@ -49,7 +50,7 @@ pub struct ProductTiming {
 
 /// What `run` measured.
 #[derive(Debug, Clone, PartialEq)]
-pub struct BenchReport {
+pub(crate) struct BenchReport {
     pub size: u32,
     pub iterations: u32,
     pub design: (u32, u32),
@@ -106,7 +107,7 @@ fn render_and_encode(
 }
 
 /// Time every built-in at `size` (longest side) with `design`, `iterations` times each.
-pub fn run(design: &RgbaImage, size: u32, iterations: u32) -> BenchReport {
+pub(crate) fn run(design: &RgbaImage, size: u32, iterations: u32) -> BenchReport {
     let iterations = iterations.max(1);
     let lib = MockupLibrary::builtin();
     let products: Vec<&str> = lib.products();
@@ -170,66 +171,8 @@ pub fn run(design: &RgbaImage, size: u32, iterations: u32) -> BenchReport {
     }
 }
 
-/// Cold cost of one built-in's layers at `size`: drawing them by code, against decoding the
-/// same layers had they been shipped as PNG files (default compression).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ColdCost {
-    pub product: String,
-    pub draw_ms: f64,
-    pub png_decode_ms: f64,
-    pub png_bytes: usize,
-}
-
-/// Measure [`ColdCost`] for every built-in (each drawn once, its PNGs decoded once).
-pub fn cold_costs(size: u32) -> Vec<ColdCost> {
-    let lib = MockupLibrary::builtin();
-    lib.products()
-        .into_iter()
-        .map(|p| {
-            let t = lib.template(p).expect("listed products exist");
-            let start = Instant::now();
-            let prepared = t.prepared(Some(size));
-            let draw_ms = ms(start);
-            let l = &prepared.layers;
-            let mut files: Vec<Vec<u8>> =
-                vec![png(&image::DynamicImage::ImageRgba8(l.base.clone()))];
-            for g in [&l.tint, &l.mask, &l.shading, &l.highlight]
-                .into_iter()
-                .flatten()
-            {
-                files.push(png(&image::DynamicImage::ImageLuma8(g.clone())));
-            }
-            if let Some(o) = &l.overlay {
-                files.push(png(&image::DynamicImage::ImageRgba8(o.clone())));
-            }
-            if let Some(d) = &l.displacement {
-                let rg: Vec<u8> = d.chunks_exact(2).flat_map(|p| [p[0], p[1], 128]).collect();
-                let (w, h) = l.size();
-                let img = image::RgbImage::from_raw(w, h, rg).expect("2 channels per pixel");
-                files.push(png(&image::DynamicImage::ImageRgb8(img)));
-            }
-            let start = Instant::now();
-            for f in &files {
-                let _ = image::load_from_memory(f);
-            }
-            ColdCost {
-                product: p.to_owned(),
-                draw_ms,
-                png_decode_ms: ms(start),
-                png_bytes: files.iter().map(Vec::len).sum(),
-            }
-        })
-        .collect()
-}
-
-fn png(img: &image::DynamicImage) -> Vec<u8> {
-    let mut out = std::io::Cursor::new(Vec::new());
-    let _ = img.write_to(&mut out, image::ImageFormat::Png);
-    out.into_inner()
-}
-
 /// A busy `size` x `size` test pattern: colour ramps, a checkerboard and soft alpha.
-pub fn test_design(size: u32) -> RgbaImage {
+pub(crate) fn test_design(size: u32) -> RgbaImage {
     RgbaImage::from_fn(size, size, |x, y| {
         let check = ((x / 64 + y / 64) % 2) as u8;
         let a = if (x / 256 + y / 256) % 3 == 0 {
@@ -244,11 +187,6 @@ pub fn test_design(size: u32) -> RgbaImage {
             a,
         ])
     })
-}
-
-/// Time only the design preparation and the perspective warp of one `size` x `size` frame.
-pub fn run_warp_only(size: u32, iterations: u32) -> (Timing, Timing) {
-    time_warp(size, iterations, true)
 }
 
 fn time_warp(size: u32, iterations: u32, simd: bool) -> (Timing, Timing) {

@@ -7,52 +7,52 @@ use rayon::prelude::*;
 
 /// `a * b / 255`, rounded.
 #[inline(always)]
-pub fn mul255(a: u32, b: u32) -> u32 {
+pub(super) fn mul255(a: u32, b: u32) -> u32 {
     let t = a * b + 128;
     (t + (t >> 8)) >> 8
 }
 
 /// Four 8-bit channels spread into the low bytes of four 16-bit lanes of a `u64`
 /// (`0x00AA_00BB_00GG_00RR`), so one multiply scales all four ("SIMD within a register").
-pub const LANES: u64 = 0x00ff_00ff_00ff_00ff;
+pub(super) const LANES: u64 = 0x00ff_00ff_00ff_00ff;
 const RGB_LANES: u64 = 0x0000_00ff_00ff_00ff;
 const HALF: u64 = 0x0080_0080_0080_0080;
 
 /// Spread an RGBA pixel (little-endian `u32`) into lanes.
 #[inline(always)]
-pub fn spread(p: u32) -> u64 {
+pub(super) fn spread(p: u32) -> u64 {
     let v = u64::from(p);
     (v & 0xff) | ((v & 0xff00) << 8) | ((v & 0xff_0000) << 16) | ((v & 0xff00_0000) << 24)
 }
 
 /// Pack lanes back into an RGBA `u32`.
 #[inline(always)]
-pub fn pack(v: u64) -> u32 {
+pub(super) fn pack(v: u64) -> u32 {
     ((v & 0xff) | ((v >> 8) & 0xff00) | ((v >> 16) & 0xff_0000) | ((v >> 24) & 0xff00_0000)) as u32
 }
 
 /// The alpha lane.
 #[inline(always)]
-pub fn alpha(v: u64) -> u32 {
+pub(super) fn alpha(v: u64) -> u32 {
     (v >> 48) as u32
 }
 
 /// Every lane times `k / 255` (k in 0..=255), rounded.
 #[inline(always)]
-pub fn scale(v: u64, k: u32) -> u64 {
+pub(super) fn scale(v: u64, k: u32) -> u64 {
     let t = v * u64::from(k) + HALF;
     ((t + ((t >> 8) & LANES)) >> 8) & LANES
 }
 
 /// `a + (b - a) * f / 256` per lane (f in 0..=256), rounded.
 #[inline(always)]
-pub fn lerp(a: u64, b: u64, f: u32) -> u64 {
+pub(super) fn lerp(a: u64, b: u64, f: u32) -> u64 {
     ((a * u64::from(256 - f) + b * u64::from(f) + HALF) >> 8) & LANES
 }
 
 /// Premultiply a straight-alpha RGBA `u32` into lanes.
 #[inline(always)]
-pub fn premultiply_spread(p: u32) -> u64 {
+pub(super) fn premultiply_spread(p: u32) -> u64 {
     let v = spread(p);
     let a = alpha(v);
     (scale(v, a) & RGB_LANES) | (v & !RGB_LANES)
@@ -61,7 +61,7 @@ pub fn premultiply_spread(p: u32) -> u64 {
 /// Apply shading (multiply, white = neutral) and a highlight (hard light, 128 = neutral) to a
 /// premultiplied spread pixel; alpha is unchanged.
 #[inline(always)]
-pub fn light_spread(c: u64, shade: u8, high: u8, s: Strengths) -> u64 {
+pub(super) fn light_spread(c: u64, shade: u8, high: u8, s: Strengths) -> u64 {
     let a = c & !RGB_LANES;
     let f = 255 - ((s.shading * (255 - u32::from(shade))) >> 8);
     let mut rgb = scale(c, f) & RGB_LANES;
@@ -78,7 +78,7 @@ pub fn light_spread(c: u64, shade: u8, high: u8, s: Strengths) -> u64 {
 
 /// Source-over of a premultiplied spread pixel onto an RGBA destination (straight alpha).
 #[inline(always)]
-pub fn over_spread(dst: &mut [u8], c: u64) {
+pub(super) fn over_spread(dst: &mut [u8], c: u64) {
     let d = u32::from_le_bytes([dst[0], dst[1], dst[2], dst[3]]);
     if d >> 24 == 255 {
         let out = c + scale(spread(d), 255 - alpha(c));
@@ -91,20 +91,20 @@ pub fn over_spread(dst: &mut [u8], c: u64) {
 
 /// Lanes as four `u32`.
 #[inline(always)]
-pub fn unspread(v: u64) -> [u32; 4] {
+pub(super) fn unspread(v: u64) -> [u32; 4] {
     [0, 16, 32, 48].map(|s| ((v >> s) & 0xff) as u32)
 }
 
 /// Strengths of the photometric layers in 8-bit fixed point (256 = full strength).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Strengths {
+pub(super) struct Strengths {
     pub shading: u32,
     pub highlight: u32,
 }
 
 impl Strengths {
     /// From manifest strengths in 0..=1.
-    pub fn new(shading: f32, highlight: f32) -> Strengths {
+    pub(super) fn new(shading: f32, highlight: f32) -> Strengths {
         let fixed = |v: f32| (v.clamp(0.0, 1.0) * 256.0).round() as u32;
         Strengths {
             shading: fixed(shading),
@@ -115,7 +115,7 @@ impl Strengths {
 
 /// Source-over of a premultiplied pixel onto a straight-alpha destination pixel.
 #[inline(always)]
-pub fn over(dst: &mut [u8], c: [u32; 4]) {
+pub(super) fn over(dst: &mut [u8], c: [u32; 4]) {
     let inv = 255 - c[3];
     if dst[3] == 255 {
         for i in 0..3 {
@@ -137,7 +137,7 @@ pub fn over(dst: &mut [u8], c: [u32; 4]) {
 
 /// Premultiply a straight-alpha pixel.
 #[inline(always)]
-pub fn premultiply(p: [u8; 4]) -> [u32; 4] {
+pub(super) fn premultiply(p: [u8; 4]) -> [u32; 4] {
     let a = u32::from(p[3]);
     [
         mul255(u32::from(p[0]), a),
@@ -148,7 +148,7 @@ pub fn premultiply(p: [u8; 4]) -> [u32; 4] {
 }
 
 /// Composite a straight-alpha layer over `dst` (same size), skipping its clear pixels.
-pub fn overlay(dst: &mut RgbaImage, layer: &RgbaImage) {
+pub(super) fn overlay(dst: &mut RgbaImage, layer: &RgbaImage) {
     let row = dst.width() as usize * 4;
     dst.par_chunks_mut(row)
         .zip(layer.par_chunks(row))
@@ -177,12 +177,12 @@ pub fn overlay(dst: &mut RgbaImage, layer: &RgbaImage) {
 }
 
 /// Per-channel lookup from the base's luma to the tinted colour.
-pub struct TintLut([[u8; 256]; 3]);
+pub(super) struct TintLut([[u8; 256]; 3]);
 
 impl TintLut {
     /// Luma `reference` (0..=1) of flat, lit product becomes `rgb`; darker folds darken it, and
     /// on dark colours shading also adds and removes a little light, so folds stay visible.
-    pub fn new(rgb: [u8; 3], reference: f32) -> TintLut {
+    pub(super) fn new(rgb: [u8; 3], reference: f32) -> TintLut {
         let c = rgb.map(|v| f32::from(v) / 255.0);
         let lum = 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2];
         let mut lut = [[0u8; 256]; 3];
@@ -198,7 +198,7 @@ impl TintLut {
 }
 
 /// Recolour the product region (`region`, 255 = product) of an RGBA image in place.
-pub fn tint_rows(img: &mut RgbaImage, region: &GrayImage, lut: &TintLut, rows: (u32, u32)) {
+pub(super) fn tint_rows(img: &mut RgbaImage, region: &GrayImage, lut: &TintLut, rows: (u32, u32)) {
     let w = img.width() as usize;
     let (y0, y1) = (rows.0 as usize, rows.1 as usize);
     let pixels = &mut (**img)[y0 * w * 4..y1 * w * 4];

@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 
 /// How the flat background is found and how soft its edge is.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct FlatCutout {
+pub(crate) struct FlatCutout {
     /// Largest per-channel difference from the background colour still counted as background.
     pub tolerance: u8,
     /// Half-width in pixels of the soft edge.
@@ -28,7 +28,7 @@ impl Default for FlatCutout {
 /// Cut the plain background out of `img`: the new alpha is the old one times the soft
 /// foreground mask. An image whose border is not one plain colour keeps its border pixels only
 /// where they differ from the estimated colour (so nothing is removed from a busy photo).
-pub fn remove_flat_background(img: &RgbaImage, opts: &FlatCutout) -> RgbaImage {
+pub(crate) fn remove_flat_background(img: &RgbaImage, opts: &FlatCutout) -> RgbaImage {
     let (w, h) = img.dimensions();
     if w == 0 || h == 0 {
         return img.clone();

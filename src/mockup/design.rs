@@ -19,7 +19,7 @@ pub enum Fit {
 
 /// Where a design lands in the print area.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Placement {
+pub(super) struct Placement {
     /// The part of the design that shows, in design pixels: x, y, width, height.
     pub crop: [u32; 4],
     /// Where that part lands, as fractions of the print area: u0, v0, u1, v1.
@@ -27,7 +27,7 @@ pub struct Placement {
 }
 
 /// Place a `design` (pixels) in a print area of physical size `print` (any unit).
-pub fn place(design: (u32, u32), print: (f64, f64), fit: Fit) -> Placement {
+pub(super) fn place(design: (u32, u32), print: (f64, f64), fit: Fit) -> Placement {
     let (w, h) = (f64::from(design.0), f64::from(design.1));
     let (pw, ph) = print;
     let s = match fit {
@@ -52,7 +52,7 @@ pub fn place(design: (u32, u32), print: (f64, f64), fit: Fit) -> Placement {
 
 /// A premultiplied RGBA raster with a one-pixel transparent border all round, each pixel
 /// spread into 16-bit lanes (see [`spread`]) so bilinear weights apply to all channels at once.
-pub struct Raster {
+pub(super) struct Raster {
     pub data: Vec<u64>,
     /// Width including the border.
     pub width: usize,
@@ -64,7 +64,7 @@ pub struct Raster {
 /// gives the left (upper) tap of the bilinear pair.
 #[inline(always)]
 #[allow(clippy::manual_clamp)] // max/min map NaN to a bound; clamp would keep it
-pub fn fixed(v: f32) -> i32 {
+pub(super) fn fixed(v: f32) -> i32 {
     // Round to nearest by adding 1.5 * 2^23 and reading the mantissa: unlike a saturating
     // `as` cast this vectorises. The clamp (NaN included) keeps |t| < 2^22, far outside any
     // raster, so such points fail the range check.
@@ -74,13 +74,13 @@ pub fn fixed(v: f32) -> i32 {
 
 impl Raster {
     /// Size of the picture inside the border.
-    pub fn inner(&self) -> (usize, usize) {
+    pub(super) fn inner(&self) -> (usize, usize) {
         (self.width - 2, self.height - 2)
     }
 
     /// Bilinear sample at fixed-point coordinates from [`fixed`]; `None` outside.
     #[inline(always)]
-    pub fn sample_fixed(&self, xi: i32, yi: i32) -> Option<u64> {
+    pub(super) fn sample_fixed(&self, xi: i32, yi: i32) -> Option<u64> {
         let (x0, y0) = (xi >> 8, yi >> 8);
         if x0 < 0 || y0 < 0 || x0 as usize + 1 >= self.width || y0 as usize + 1 >= self.height {
             return None;
@@ -100,7 +100,7 @@ impl Raster {
 
     /// Bilinear sample at `(sx, sy)` in raster pixels, as premultiplied RGBA.
     #[cfg(test)]
-    pub fn sample(&self, sx: f32, sy: f32) -> Option<[u32; 4]> {
+    pub(super) fn sample(&self, sx: f32, sy: f32) -> Option<[u32; 4]> {
         self.sample_fixed(fixed(sx), fixed(sy))
             .map(super::blend::unspread)
     }
@@ -108,7 +108,7 @@ impl Raster {
 
 /// Premultiply the `crop` of `design` and halve it while both sides stay at least twice
 /// `target` (the on-screen size in pixels).
-pub fn rasterize(design: &RgbaImage, crop: [u32; 4], target: (f64, f64)) -> Raster {
+pub(super) fn rasterize(design: &RgbaImage, crop: [u32; 4], target: (f64, f64)) -> Raster {
     let [cx, cy, cw, ch] = crop.map(|v| v as usize);
     let mut raster = Raster {
         data: vec![0; (cw + 2) * (ch + 2)],

@@ -83,7 +83,7 @@ pub enum TemplateError {
 /// The manifest as written (wire type).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ManifestSpec {
+pub(super) struct ManifestSpec {
     pub version: u64,
     pub product: String,
     #[serde(default = "default_view")]
@@ -104,7 +104,7 @@ fn default_view() -> String {
 /// Layer file names, relative to the manifest's folder.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LayersSpec {
+pub(crate) struct LayersSpec {
     pub base: String,
     pub tint: Option<String>,
     pub mask: Option<String>,
@@ -117,7 +117,7 @@ pub struct LayersSpec {
 /// How the flat print area maps onto the canvas.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum PrintAreaSpec {
+pub(super) enum PrintAreaSpec {
     Quad {
         corners: [[f64; 2]; 4],
     },
@@ -135,7 +135,7 @@ pub enum PrintAreaSpec {
 /// Physical print size.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PrintSpec {
+pub(crate) struct PrintSpec {
     pub width_in: f64,
     pub height_in: f64,
     #[serde(default = "default_dpi")]
@@ -149,7 +149,7 @@ fn default_dpi() -> u32 {
 /// Strengths of the photometric layers.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct EffectsSpec {
+pub(crate) struct EffectsSpec {
     /// Multiply strength of the shading layer, 0..=1.
     pub shading: f32,
     /// Hard-light strength of the highlight layer, 0..=1.
@@ -191,7 +191,7 @@ impl Mapping {
 
 /// A checked manifest; layer names are still file names.
 #[derive(Debug, Clone)]
-pub struct ValidManifest {
+pub(crate) struct ValidManifest {
     pub product: String,
     pub view: String,
     pub canvas: (u32, u32),

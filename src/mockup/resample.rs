@@ -95,7 +95,11 @@ fn taps(src: usize, dst: usize) -> Vec<Tap> {
 }
 
 /// Resize an interleaved `N`-channel 8-bit image.
-pub fn resize_planar<const N: usize>(src: &[u8], from: (u32, u32), to: (u32, u32)) -> Vec<u8> {
+pub(super) fn resize_planar<const N: usize>(
+    src: &[u8],
+    from: (u32, u32),
+    to: (u32, u32),
+) -> Vec<u8> {
     let (sw, sh) = (from.0 as usize, from.1 as usize);
     let (dw, dh) = (to.0 as usize, to.1 as usize);
     if (sw, sh) == (dw, dh) {

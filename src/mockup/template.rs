@@ -13,7 +13,7 @@ const CACHED_SIZES: usize = 4;
 /// The images of a template, all the same size. Grey maps use 255 = neutral for `shading`,
 /// 128 = neutral for `highlight`; `displacement` holds 2 channels (x, y shift; 128 = none).
 #[derive(Debug, Clone)]
-pub struct Layers {
+pub(crate) struct Layers {
     pub base: RgbaImage,
     pub tint: Option<GrayImage>,
     pub mask: Option<GrayImage>,
@@ -25,14 +25,14 @@ pub struct Layers {
 
 impl Layers {
     /// Size of every layer.
-    pub fn size(&self) -> (u32, u32) {
+    pub(crate) fn size(&self) -> (u32, u32) {
         self.base.dimensions()
     }
 }
 
 /// A template's layers at one output size, with its geometry scaled to match.
 #[derive(Debug)]
-pub struct Prepared {
+pub(crate) struct Prepared {
     pub layers: Layers,
     pub mapping: Mapping,
     pub displacement_px: f32,
@@ -42,7 +42,7 @@ pub struct Prepared {
 
 impl Prepared {
     /// Wrap layers drawn or loaded for `mapping`'s canvas.
-    pub fn new(layers: Layers, mapping: Mapping, displacement_px: f32) -> Prepared {
+    pub(crate) fn new(layers: Layers, mapping: Mapping, displacement_px: f32) -> Prepared {
         let tint_rows = layers.tint.as_ref().map_or((0, 0), covered_rows);
         Prepared {
             layers,

@@ -10,7 +10,10 @@ use super::manifest::{
 use super::warp::Cylinder;
 
 /// Parse and check manifest text; `manifest` names it in errors.
-pub fn parse(text: &str, manifest: &std::path::Path) -> Result<ValidManifest, TemplateError> {
+pub(super) fn parse(
+    text: &str,
+    manifest: &std::path::Path,
+) -> Result<ValidManifest, TemplateError> {
     let json = |source| TemplateError::Json {
         manifest: manifest.to_owned(),
         source,
@@ -30,7 +33,7 @@ pub fn parse(text: &str, manifest: &std::path::Path) -> Result<ValidManifest, Te
 }
 
 /// Check a manifest already in memory (built-ins go through here too).
-pub fn validate(
+pub(super) fn validate(
     spec: ManifestSpec,
     manifest: &std::path::Path,
 ) -> Result<ValidManifest, TemplateError> {
@@ -215,7 +218,7 @@ fn check_print_area(
 }
 
 /// A quad must be finite, convex, at least a few pixels big, and clockwise from its top-left.
-pub fn check_quad(q: &[[f64; 2]; 4]) -> Result<(), String> {
+pub(super) fn check_quad(q: &[[f64; 2]; 4]) -> Result<(), String> {
     if !q.iter().flatten().all(|v| v.is_finite()) {
         return Err("every coordinate must be a finite number".into());
     }
@@ -245,7 +248,7 @@ pub fn check_quad(q: &[[f64; 2]; 4]) -> Result<(), String> {
 }
 
 /// `#rgb` or `#rrggbb` (the `#` optional).
-pub fn parse_hex(s: &str) -> Option<[u8; 3]> {
+pub(super) fn parse_hex(s: &str) -> Option<[u8; 3]> {
     let hex = s.strip_prefix('#').unwrap_or(s);
     if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;

@@ -164,7 +164,7 @@ impl Cylinder {
 }
 
 /// The x-interval where the horizontal line at `y` crosses a convex polygon, if it does.
-pub fn convex_row_span(poly: &[(f64, f64)], y: f64) -> Option<(f64, f64)> {
+pub(super) fn convex_row_span(poly: &[(f64, f64)], y: f64) -> Option<(f64, f64)> {
     let mut lo = f64::INFINITY;
     let mut hi = f64::NEG_INFINITY;
     for i in 0..poly.len() {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The `User-Agent` of every guarded request.
-pub const USER_AGENT: &str = concat!("merchgen/", env!("CARGO_PKG_VERSION"));
+pub(crate) const USER_AGENT: &str = concat!("merchgen/", env!("CARGO_PKG_VERSION"));
 
 /// How a guarded client treats redirects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

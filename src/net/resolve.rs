@@ -11,7 +11,7 @@ use std::sync::Arc;
 /// A host name whose every address is refused by the policy.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{host} resolves to {blocked}")]
-pub struct ResolvedToBlocked {
+pub(crate) struct ResolvedToBlocked {
     pub host: String,
     pub blocked: Blocked,
 }
@@ -19,17 +19,17 @@ pub struct ResolvedToBlocked {
 /// A URL refused before or during a redirect (literal address, scheme, redirect limit).
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
-pub struct RedirectRefused(pub String);
+pub(crate) struct RedirectRefused(pub String);
 
 /// Resolves with the system resolver, then keeps only the addresses the policy allows.
 #[derive(Debug, Clone)]
-pub struct GuardedResolver {
+pub(crate) struct GuardedResolver {
     policy: Arc<AddressPolicy>,
 }
 
 impl GuardedResolver {
     /// A resolver enforcing `policy`.
-    pub fn new(policy: Arc<AddressPolicy>) -> Self {
+    pub(crate) fn new(policy: Arc<AddressPolicy>) -> Self {
         GuardedResolver { policy }
     }
 }
@@ -59,7 +59,7 @@ impl Resolve for GuardedResolver {
 }
 
 /// The first error of type `T` in `err`'s source chain.
-pub fn find_in_chain<'a, T: StdError + 'static>(
+pub(crate) fn find_in_chain<'a, T: StdError + 'static>(
     err: &'a (dyn StdError + 'static),
 ) -> Option<&'a T> {
     let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
@@ -74,7 +74,7 @@ pub fn find_in_chain<'a, T: StdError + 'static>(
 
 /// Why a request was refused by the guard, if it was: a name resolving only to blocked
 /// addresses, or a redirect to a refused URL.
-pub fn refusal(err: &reqwest::Error) -> Option<String> {
+pub(crate) fn refusal(err: &reqwest::Error) -> Option<String> {
     if let Some(r) = find_in_chain::<ResolvedToBlocked>(err) {
         return Some(format!("the host resolves to {}", r.blocked.class));
     }

@@ -109,7 +109,7 @@ impl WebhookEvent {
 }
 
 /// `webhook-signature` value: `v1,` and base64 of HMAC-SHA256 over `{id}.{timestamp}.{body}`.
-pub fn signature(secret: &Secret, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
+pub(crate) fn signature(secret: &Secret, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
     let mut mac =
         Hmac::<Sha256>::new_from_slice(secret.key()).expect("HMAC accepts keys of any length");
     mac.update(msg_id.as_bytes());

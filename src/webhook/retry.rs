@@ -5,12 +5,12 @@ use std::time::{Duration, SystemTime};
 
 /// Whether an HTTP status is worth another attempt: 429 and 5xx only. Other 4xx will not change,
 /// and a 3xx is a failure because redirects are not followed.
-pub fn status_is_retryable(status: u16) -> bool {
+pub(crate) fn status_is_retryable(status: u16) -> bool {
     status == 429 || (500..=599).contains(&status)
 }
 
 /// Parse a `Retry-After` value: delta-seconds or an HTTP date (in the past means now).
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));

@@ -11,7 +11,7 @@ const GIB: f64 = (1u64 << 30) as f64;
 
 /// `Ok(Some(batch))`: generate at most `batch` images at a time; `Ok(None)`: as the engine
 /// likes (it fits, or nothing is known to check with).
-pub fn admit(
+pub(super) fn admit(
     engine: Option<&EngineHandle>,
     setting_gb: Option<f64>,
     gen: &ValidGeneration,

@@ -7,28 +7,28 @@ use crate::error::JobError;
 
 /// The output pixels a job would make, by kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct JobPixels {
+pub(super) struct JobPixels {
     pub images: u64,
     pub mockups: u64,
     pub prints: u64,
 }
 
 impl JobPixels {
-    pub fn total(&self) -> u64 {
+    pub(super) fn total(&self) -> u64 {
         self.images + self.mockups + self.prints
     }
 }
 
 /// Which field to name when each kind is the largest.
 #[derive(Debug, Clone, Copy)]
-pub struct BudgetFields {
+pub(super) struct BudgetFields {
     pub images: &'static str,
     pub mockups: &'static str,
     pub prints: &'static str,
 }
 
 /// Refuse a job over `limit` pixels, naming the field behind the largest share.
-pub fn check(pixels: JobPixels, limit: u64, fields: BudgetFields) -> Result<(), JobError> {
+pub(super) fn check(pixels: JobPixels, limit: u64, fields: BudgetFields) -> Result<(), JobError> {
     if pixels.total() <= limit {
         return Ok(());
     }

@@ -16,7 +16,7 @@ use std::time::Instant;
 
 /// Load the models the job's finishing needs before anything is generated, so a missing or
 /// broken model fails the job at once (`matting_load` / `upscale_load` in the timings).
-pub async fn prepare(
+pub(super) async fn prepare(
     finisher: Option<&FinishHandle>,
     finishing: &Finishing,
     cancel: &Arc<AtomicBool>,
@@ -49,7 +49,7 @@ pub async fn prepare(
 }
 
 /// Run the job's finishing stages over its designs.
-pub async fn run(
+pub(super) async fn run(
     finisher: Option<&FinishHandle>,
     finishing: &Finishing,
     designs: Vec<RgbaImage>,

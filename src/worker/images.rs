@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use std::time::Instant;
 
 /// Encode and store every design; their seeds go with them (none for a given design).
-pub async fn store(
+pub(super) async fn store(
     job: &ValidJob,
     designs: &[(RgbaImage, Option<u64>)],
     sink: &dyn OutputSink,
@@ -50,7 +50,7 @@ pub async fn store(
 }
 
 /// Encode images on blocking threads (CPU work).
-pub async fn encode_all(
+pub(super) async fn encode_all(
     images: Vec<RgbaImage>,
     opts: EncodeOptions,
 ) -> Result<Vec<Vec<u8>>, JobError> {

@@ -21,13 +21,13 @@ pub struct LoraSettings {
 
 /// How many LoRA files came from the cache and how many were fetched.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LoraFetchCounts {
+pub(crate) struct LoraFetchCounts {
     pub cached: usize,
     pub fetched: usize,
 }
 
 /// Each LoRA of the job as a cached file, in the job's order.
-pub async fn resolve(
+pub(crate) async fn resolve(
     loras: &[ValidLora],
     fetcher: &Fetcher,
     settings: &LoraSettings,

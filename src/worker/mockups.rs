@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 /// One image to render per variation: a mockup of a product in a colour, or a print file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Render {
+pub(super) struct Render {
     pub product: String,
     pub color: String,
     pub print_file: bool,
@@ -27,7 +27,7 @@ pub struct Render {
 
 /// Every render the job asks for, with products and colours checked (errors name the field)
 /// and repeats merged (a product or colour named twice is rendered once).
-pub fn plan(library: &MockupLibrary, spec: &ValidMockups) -> Result<Vec<Render>, JobError> {
+pub(super) fn plan(library: &MockupLibrary, spec: &ValidMockups) -> Result<Vec<Render>, JobError> {
     let mut renders: Vec<Render> = Vec::new();
     for (i, product) in spec.products.iter().enumerate() {
         let template = library.template(product).ok_or_else(|| {
@@ -76,7 +76,7 @@ fn push_once(renders: &mut Vec<Render>, product: &str, color: &str, print_file: 
 }
 
 /// Output pixels of one variation's renders (mockups at their size, print files at the DPI).
-pub fn pixels_per_design(
+pub(super) fn pixels_per_design(
     library: &MockupLibrary,
     renders: &[Render],
     spec: &ValidMockups,
@@ -104,7 +104,7 @@ pub fn pixels_per_design(
 
 /// Render `designs[i]` onto every planned product and colour for each variation `i`, and
 /// store the files.
-pub async fn render_and_store(
+pub(super) async fn render_and_store(
     library: &Arc<MockupLibrary>,
     job: &ValidJob,
     spec: &ValidMockups,

@@ -23,7 +23,7 @@ fn summary(runs: &[f64]) -> serde_json::Value {
     serde_json::json!({"best_ms": sorted.first(), "median_ms": sorted.get(sorted.len() / 2), "runs_ms": runs})
 }
 
-pub fn run(config: &Config, b: &FinishingBench) -> Result<()> {
+pub(crate) fn run(config: &Config, b: &FinishingBench) -> Result<()> {
     let device = crate::engine::device::open(&config.device)?;
     let hub = config.hub_settings();
     let mat_path = net_presets::resolve(&config.matting_model, NetRole::Matting, &hub, false)?;

@@ -49,7 +49,7 @@ fn write_lora(path: &Path, layers: &[(String, usize, usize)], rank: usize) -> Re
     Ok(())
 }
 
-pub fn run(config: &Config, p: &PipelineBench, rank: usize) -> Result<serde_json::Value> {
+pub(super) fn run(config: &Config, p: &PipelineBench, rank: usize) -> Result<serde_json::Value> {
     let s = setup(config, p)?;
     let scratch = Scratch::new()?;
     let flux_path = scratch.0.join("transformer-q4_0.gguf");

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 /// What `PeakMemory::finish` reports.
 #[derive(Debug, Clone, Serialize)]
-pub struct MemoryReport {
+pub(super) struct MemoryReport {
     /// Peak bytes the benchmark itself used: device memory on a GPU, resident memory on the CPU.
     pub peak_memory_bytes: u64,
     /// `cuda_mem_get_info` or `vmhwm` (`vmhwm_since_start` when the peak could be reset).
@@ -22,7 +22,7 @@ pub struct MemoryReport {
 }
 
 /// A running peak-memory measurement.
-pub struct PeakMemory {
+pub(super) struct PeakMemory {
     hwm_reset: bool,
     rss_start: u64,
     #[cfg(feature = "cuda")]
@@ -31,7 +31,7 @@ pub struct PeakMemory {
 
 impl PeakMemory {
     /// Start measuring on `device`.
-    pub fn start(device: &Device) -> Self {
+    pub(super) fn start(device: &Device) -> Self {
         // Writing 5 to clear_refs resets VmHWM to the current RSS (Linux 4.0+).
         let hwm_reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
         #[cfg(not(feature = "cuda"))]
@@ -45,7 +45,7 @@ impl PeakMemory {
     }
 
     /// Stop and report.
-    pub fn finish(self) -> MemoryReport {
+    pub(super) fn finish(self) -> MemoryReport {
         let host = vm_hwm();
         let source = if self.hwm_reset {
             "vmhwm_since_start"

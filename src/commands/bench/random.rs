@@ -208,7 +208,7 @@ pub(super) fn setup(config: &Config, p: &PipelineBench) -> Result<Setup> {
 }
 
 /// Run the benchmark and report.
-pub fn run(config: &Config, p: &PipelineBench) -> Result<RandomReport> {
+pub(super) fn run(config: &Config, p: &PipelineBench) -> Result<RandomReport> {
     let Setup {
         device,
         sizes,

@@ -19,7 +19,7 @@ const POOL_BLOCKS: usize = 4096;
 /// Write `shapes` as a GGUF of random values: tensors of two or more dimensions whose inner size
 /// is a multiple of `quant`'s block in `quant`, the rest (biases, norms) in F32. Returns the size
 /// of the file in bytes.
-pub fn write(path: &Path, shapes: &Shapes, quant: GgmlDType, seed: u64) -> Result<u64> {
+pub(super) fn write(path: &Path, shapes: &Shapes, quant: GgmlDType, seed: u64) -> Result<u64> {
     let tensors = shapes
         .iter()
         .enumerate()
@@ -105,7 +105,7 @@ fn random_tensor(name: &str, dims: &[usize], quant: GgmlDType, seed: u64) -> Res
 }
 
 /// How the file was taken out of the page cache before a timed read.
-pub fn drop_page_cache(path: &Path) -> &'static str {
+pub(super) fn drop_page_cache(path: &Path) -> &'static str {
     let Ok(file) = std::fs::File::open(path) else {
         return "warm";
     };

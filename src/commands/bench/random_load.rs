@@ -46,7 +46,7 @@ const LOAD_ROUNDS: usize = 3;
 /// since just before the load (file pages a loader maps count as the kernel counts them: as
 /// resident while mapped in). Goal: load at most 1.15 x read + 1 s; peak at most 1.1 x
 /// file.
-pub fn load_only(config: &Config, p: &PipelineBench) -> Result<serde_json::Value> {
+pub(super) fn load_only(config: &Config, p: &PipelineBench) -> Result<serde_json::Value> {
     let Setup {
         device,
         sizes,

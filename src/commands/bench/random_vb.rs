@@ -11,7 +11,7 @@ use candle_nn::{Init, VarBuilder};
 use std::sync::{Arc, Mutex};
 
 /// Fresh random tensors for every name, following the init hint a layer asks with.
-pub struct RandomWeights;
+pub(super) struct RandomWeights;
 
 impl SimpleBackend for RandomWeights {
     fn get(&self, s: Shape, _name: &str, h: Init, dtype: DType, dev: &Device) -> Result<Tensor> {
@@ -47,7 +47,7 @@ impl SimpleBackend for RandomWeights {
 }
 
 /// A VarBuilder of random weights in `dtype` on `device`.
-pub fn random(dtype: DType, device: &Device) -> VarBuilder<'static> {
+pub(super) fn random(dtype: DType, device: &Device) -> VarBuilder<'static> {
     VarBuilder::from_backend(Box::new(RandomWeights), dtype, device.clone())
 }
 
@@ -77,7 +77,7 @@ impl SimpleBackend for ShapeProbe {
 }
 
 /// Names and shapes of every tensor `build` asks its VarBuilder for.
-pub fn probe(build: impl FnOnce(VarBuilder<'_>) -> Result<()>) -> Result<Shapes> {
+pub(super) fn probe(build: impl FnOnce(VarBuilder<'_>) -> Result<()>) -> Result<Shapes> {
     let probe = ShapeProbe::default();
     build(VarBuilder::from_backend(
         Box::new(probe.clone()),
@@ -93,7 +93,7 @@ pub fn probe(build: impl FnOnce(VarBuilder<'_>) -> Result<()>) -> Result<Shapes>
 }
 
 /// Number of weights in `shapes`.
-pub fn param_count(shapes: &Shapes) -> u64 {
+pub(super) fn param_count(shapes: &Shapes) -> u64 {
     shapes
         .values()
         .map(|d| d.iter().product::<usize>() as u64)

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 /// Milliseconds of each stage in one run.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct StageTimes {
+pub(super) struct StageTimes {
     pub t5_ms: f64,
     pub clip_ms: f64,
     pub step_ms: Vec<f64>,
@@ -18,7 +18,7 @@ pub struct StageTimes {
 
 impl StageTimes {
     /// One line for progress output.
-    pub fn summary(&self) -> String {
+    pub(super) fn summary(&self) -> String {
         format!(
             "T5 {:.1} ms, CLIP {:.1} ms, steps {} ms, VAE {:.1} ms",
             self.t5_ms,
@@ -36,7 +36,7 @@ fn list(xs: &[f64]) -> String {
 }
 
 /// `11.90 B` or `3.61 M`.
-pub fn count(n: u64) -> String {
+pub(super) fn count(n: u64) -> String {
     if n >= 1_000_000_000 {
         format!("{:.2} B", n as f64 / 1e9)
     } else {
@@ -55,7 +55,7 @@ fn flop(tflop: f64) -> String {
 
 /// The whole benchmark result.
 #[derive(Debug, Clone, Serialize)]
-pub struct RandomReport {
+pub(super) struct RandomReport {
     pub bench: &'static str,
     pub version: &'static str,
     pub cuda_build: bool,
@@ -100,7 +100,7 @@ pub struct RandomReport {
 
 /// FLOPs of one FLUX forward: 2·(4 + 2·mlp_ratio)·N·d² per block for the token-wise linears
 /// (24·N·d² at ratio 4) plus 4·N²·d for attention, N text plus image tokens, per image.
-pub fn flux_flops_per_step(
+pub(super) fn flux_flops_per_step(
     cfg: &flux::model::Config,
     text_tokens: usize,
     width: u32,
@@ -115,7 +115,7 @@ pub fn flux_flops_per_step(
 }
 
 /// Median of `xs` (0 when empty).
-pub fn median(xs: &[f64]) -> f64 {
+pub(super) fn median(xs: &[f64]) -> f64 {
     if xs.is_empty() {
         return 0.0;
     }
@@ -135,7 +135,7 @@ fn gb(bytes: u64) -> f64 {
 
 impl RandomReport {
     /// The table for people.
-    pub fn print(&self) {
+    pub(super) fn print(&self) {
         let r = self;
         println!(
             "random-weight FLUX ({}) on {}, weights {} ({} activations), {}x{}, {} image(s), {} steps, {} timed run(s)",

@@ -15,13 +15,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// The file that marks a diffusers folder.
-pub const MODEL_INDEX: &str = "model_index.json";
+pub(crate) const MODEL_INDEX: &str = "model_index.json";
 
 /// diffusers' limit on `max_sequence_length` in FluxPipeline.
 const DIFFUSERS_MAX_T5_TOKENS: u32 = 512;
 
 /// True for a folder holding `model_index.json`.
-pub fn is_diffusers_folder(path: &Path) -> bool {
+pub(crate) fn is_diffusers_folder(path: &Path) -> bool {
     path.is_dir() && path.join(MODEL_INDEX).is_file()
 }
 
@@ -186,7 +186,7 @@ fn schedule(cfg: &SchedulerConfig, path: &Path) -> Result<Schedule, ModelError> 
 }
 
 /// Resolve a diffusers folder into the files and facts of a model.
-pub fn resolve(dir: &Path) -> Result<ResolvedModel, ModelError> {
+pub(crate) fn resolve(dir: &Path) -> Result<ResolvedModel, ModelError> {
     let index: serde_json::Value = read_json(&dir.join(MODEL_INDEX))?;
     let class = index
         .get("_class_name")

@@ -11,7 +11,7 @@ use std::path::Path;
 
 /// What the hub's metadata says a file must hash to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Expected {
+pub(crate) enum Expected {
     /// An LFS file: SHA-256, hex.
     Sha256(String),
     /// A git file: the git blob SHA-1 (`sha1("blob <len>\0" + content)`), hex.
@@ -22,7 +22,7 @@ pub enum Expected {
 
 /// The result of a check.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Checked {
+pub(crate) struct Checked {
     pub bytes: u64,
     pub sha256: String,
     /// The hub commit of the snapshot holding the file, when it is in the hub cache.
@@ -33,7 +33,7 @@ pub struct Checked {
 }
 
 /// The expected hash of `path`, from the blob it links to.
-pub fn expected(path: &Path) -> Expected {
+pub(crate) fn expected(path: &Path) -> Expected {
     let Ok(target) = std::fs::read_link(path) else {
         return Expected::Unknown;
     };
@@ -55,7 +55,7 @@ pub fn expected(path: &Path) -> Expected {
 }
 
 /// The commit of `snapshots/<commit>/...` in `path`, when it is one.
-pub fn snapshot_commit(path: &Path) -> Option<String> {
+pub(crate) fn snapshot_commit(path: &Path) -> Option<String> {
     let parts: Vec<&str> = path.iter().filter_map(|c| c.to_str()).collect();
     let at = parts.iter().rposition(|c| *c == "snapshots")?;
     let commit = parts.get(at + 1)?;
@@ -64,7 +64,7 @@ pub fn snapshot_commit(path: &Path) -> Option<String> {
 }
 
 /// Hash `path` (streamed) and compare with the hub's metadata.
-pub fn check(path: &Path) -> std::io::Result<Checked> {
+pub(crate) fn check(path: &Path) -> std::io::Result<Checked> {
     let expected = expected(path);
     let mut file = std::fs::File::open(path)?;
     let bytes = file.metadata()?.len();

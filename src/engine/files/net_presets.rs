@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// What a finishing model does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NetRole {
+pub(crate) enum NetRole {
     Matting,
     Upscale,
 }
@@ -18,7 +18,7 @@ impl NetRole {}
 
 /// One single-file model on the hub.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NetPreset {
+pub(crate) struct NetPreset {
     pub name: &'static str,
     pub role: NetRole,
     pub file: HubFile,
@@ -54,14 +54,14 @@ const fn net(
 const UNPINNED: &str = "main";
 
 /// Default matting model.
-pub const DEFAULT_MATTING: &str = "isnet-general-use";
+pub(crate) const DEFAULT_MATTING: &str = "isnet-general-use";
 /// Default x4 upscaler.
-pub const DEFAULT_UPSCALE_X4: &str = "realesrgan-x4plus";
+pub(crate) const DEFAULT_UPSCALE_X4: &str = "realesrgan-x4plus";
 /// Default x2 upscaler.
-pub const DEFAULT_UPSCALE_X2: &str = "realesrgan-x2plus";
+pub(crate) const DEFAULT_UPSCALE_X2: &str = "realesrgan-x2plus";
 
 /// Every finishing-model preset.
-pub const ALL: &[NetPreset] = &[
+pub(crate) const ALL: &[NetPreset] = &[
     net(
         "isnet-general-use",
         NetRole::Matting,
@@ -128,14 +128,14 @@ pub const ALL: &[NetPreset] = &[
 ];
 
 /// The preset of that name.
-pub fn find(name: &str) -> Option<&'static NetPreset> {
+pub(crate) fn find(name: &str) -> Option<&'static NetPreset> {
     ALL.iter().find(|p| p.name == name)
 }
 
 /// Resolve a setting (a preset name or a local weights file) to a file on disk. With
 /// `download`, a preset missing from the cache is fetched unless offline; otherwise the error
 /// names the file and the `merchgen models fetch` command.
-pub fn resolve(
+pub(crate) fn resolve(
     setting: &str,
     role: NetRole,
     hub_settings: &HubSettings,

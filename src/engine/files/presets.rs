@@ -25,23 +25,23 @@ const fn hub(repo: &'static str, revision: &'static str, path: &'static str) -> 
 /// and a job only ever loads files from them, so a repository that changes upstream cannot change
 /// what a worker runs. (Each is the snapshot that public FLUX deployments load; moving a pin is a
 /// code change, reviewed like one.)
-pub mod pins {
+pub(crate) mod pins {
     /// `black-forest-labs/FLUX.1-schnell` (VAE, CLIP-L weights, configs, T5 tokenizer).
-    pub const FLUX_SCHNELL: &str = "741f7c3ce8b383c54771c7003378a50191e9efe9";
+    pub(crate) const FLUX_SCHNELL: &str = "741f7c3ce8b383c54771c7003378a50191e9efe9";
     /// `city96/FLUX.1-schnell-gguf` (the quantized transformers).
-    pub const FLUX_SCHNELL_GGUF: &str = "f495746ed9c5efcf4661f53ef05401dceadc17d2";
+    pub(crate) const FLUX_SCHNELL_GGUF: &str = "f495746ed9c5efcf4661f53ef05401dceadc17d2";
     /// `city96/t5-v1_1-xxl-encoder-gguf` (the quantized T5-XXL encoder).
-    pub const T5_XXL_GGUF: &str = "005a6ea51a7d0b84d677b3e633bb52a8c85a83d9";
+    pub(crate) const T5_XXL_GGUF: &str = "005a6ea51a7d0b84d677b3e633bb52a8c85a83d9";
     /// `openai/clip-vit-large-patch14` (the CLIP tokenizer).
-    pub const CLIP_VIT_L14: &str = "32bd64288804d66eefd0ccbe215aa642df71cc41";
+    pub(crate) const CLIP_VIT_L14: &str = "32bd64288804d66eefd0ccbe215aa642df71cc41";
     /// `city96/FLUX.1-dev-gguf`: NOT pinned yet. No public record of one of its commits could be
     /// read from the machine these presets were written on, so the dev presets follow `main`
     /// until someone with hub access replaces this with a commit (`models fetch` warns).
-    pub const FLUX_DEV_GGUF: &str = "main";
+    pub(crate) const FLUX_DEV_GGUF: &str = "main";
     /// `QuantStack/FLUX.1-Kontext-dev-GGUF`: NOT pinned yet, for the same reason.
-    pub const FLUX_KONTEXT_GGUF: &str = "main";
+    pub(crate) const FLUX_KONTEXT_GGUF: &str = "main";
     /// Files of the presets that are not pinned to a commit (see `FLUX_DEV_GGUF`).
-    pub const UNPINNED: &[&str] = &[
+    pub(crate) const UNPINNED: &[&str] = &[
         "city96/FLUX.1-dev-gguf",
         "QuantStack/FLUX.1-Kontext-dev-GGUF",
     ];
@@ -49,7 +49,7 @@ pub mod pins {
 
 /// How a preset names its files.
 #[derive(Debug, Clone, PartialEq)]
-pub enum PresetFiles {
+pub(crate) enum PresetFiles {
     /// Explicit hub files for every role, with built-in facts.
     Files(BTreeMap<Role, HubFile>, Box<ModelManifest>),
     /// A hub repo whose snapshot holds a `merchgen-model.json` (tiny test models).
@@ -61,7 +61,7 @@ pub enum PresetFiles {
 
 /// A named model preset.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Preset {
+pub(crate) struct Preset {
     pub name: &'static str,
     pub description: &'static str,
     pub files: PresetFiles,
@@ -200,7 +200,7 @@ fn flux_preset(name: &'static str, transformer: HubFile, family: Family) -> Pres
 }
 
 /// Every preset, default first.
-pub fn all() -> Vec<Preset> {
+pub(crate) fn all() -> Vec<Preset> {
     vec![
         Preset {
             name: "flux-schnell-q4",
@@ -273,10 +273,10 @@ pub fn all() -> Vec<Preset> {
 }
 
 /// The default preset name.
-pub const DEFAULT_PRESET: &str = "flux-schnell-q4";
+pub(crate) const DEFAULT_PRESET: &str = "flux-schnell-q4";
 
 /// The preset of that name.
-pub fn find(name: &str) -> Option<Preset> {
+pub(crate) fn find(name: &str) -> Option<Preset> {
     all().into_iter().find(|p| p.name == name)
 }
 

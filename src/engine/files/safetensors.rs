@@ -15,7 +15,7 @@ pub type Tensors = HashMap<String, Tensor>;
 pub type Shapes = BTreeMap<String, Vec<usize>>;
 
 /// True for `*.safetensors` and `*.safetensors.index.json`.
-pub fn is_safetensors(path: &Path) -> bool {
+pub(crate) fn is_safetensors(path: &Path) -> bool {
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
@@ -24,7 +24,7 @@ pub fn is_safetensors(path: &Path) -> bool {
 }
 
 /// The files holding the weights: the shards an index names (in its folder), or the file itself.
-pub fn weight_files(path: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn weight_files(path: &Path) -> Result<Vec<PathBuf>> {
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
@@ -54,7 +54,7 @@ fn open(path: &Path) -> Result<MmapedSafetensors> {
 
 /// Every tensor of the file(s), on `device` in `dtype`, and the dtype holding most elements in
 /// the file (for reports such as `bf16-from-f32`).
-pub fn read(path: &Path, dtype: DType, device: &Device) -> Result<(Tensors, DType)> {
+pub(crate) fn read(path: &Path, dtype: DType, device: &Device) -> Result<(Tensors, DType)> {
     let st = open(path)?;
     let mut tensors = Tensors::new();
     let mut by_dtype: HashMap<DType, usize> = HashMap::new();
@@ -73,7 +73,7 @@ pub fn read(path: &Path, dtype: DType, device: &Device) -> Result<(Tensors, DTyp
 }
 
 /// Tensor names and shapes of the file(s), without loading data.
-pub fn shapes(path: &Path) -> Result<Shapes> {
+pub(crate) fn shapes(path: &Path) -> Result<Shapes> {
     Ok(open(path)?
         .tensors()
         .into_iter()
@@ -82,7 +82,7 @@ pub fn shapes(path: &Path) -> Result<Shapes> {
 }
 
 /// Shapes of loaded tensors.
-pub fn shapes_of(tensors: &Tensors) -> Shapes {
+pub(crate) fn shapes_of(tensors: &Tensors) -> Shapes {
     tensors
         .iter()
         .map(|(n, t)| (n.clone(), t.dims().to_vec()))
@@ -90,7 +90,7 @@ pub fn shapes_of(tensors: &Tensors) -> Shapes {
 }
 
 /// Human-readable dtype name.
-pub fn dtype_name(d: DType) -> &'static str {
+pub(crate) fn dtype_name(d: DType) -> &'static str {
     match d {
         DType::BF16 => "bf16",
         DType::F16 => "f16",

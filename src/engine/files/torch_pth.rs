@@ -15,7 +15,7 @@ const ARCHIVE: &str = "archive";
 /// Write `tensors` as a state dict to `path`, under `wrapper_key` when given (Real-ESRGAN's
 /// releases keep their weights under `params_ema`, so `torch.load(f)["params_ema"]`).
 /// `torch.load(path, weights_only=True)` and `candle_core::pickle` both read the result.
-pub fn write_state_dict(
+pub(crate) fn write_state_dict(
     path: &Path,
     wrapper_key: Option<&str>,
     tensors: &[(String, Tensor)],
@@ -92,20 +92,20 @@ fn raw_bytes(tensor: &Tensor) -> Result<Vec<u8>> {
 
 /// Pickle protocol 2 opcodes used below.
 mod op {
-    pub const PROTO: u8 = 0x80;
-    pub const GLOBAL: u8 = b'c';
-    pub const EMPTY_TUPLE: u8 = b')';
-    pub const EMPTY_DICT: u8 = b'}';
-    pub const REDUCE: u8 = b'R';
-    pub const MARK: u8 = b'(';
-    pub const TUPLE: u8 = b't';
-    pub const BINUNICODE: u8 = b'X';
-    pub const BININT: u8 = b'J';
-    pub const BINPERSID: u8 = b'Q';
-    pub const NEWFALSE: u8 = 0x89;
-    pub const SETITEM: u8 = b's';
-    pub const SETITEMS: u8 = b'u';
-    pub const STOP: u8 = b'.';
+    pub(super) const PROTO: u8 = 0x80;
+    pub(super) const GLOBAL: u8 = b'c';
+    pub(super) const EMPTY_TUPLE: u8 = b')';
+    pub(super) const EMPTY_DICT: u8 = b'}';
+    pub(super) const REDUCE: u8 = b'R';
+    pub(super) const MARK: u8 = b'(';
+    pub(super) const TUPLE: u8 = b't';
+    pub(super) const BINUNICODE: u8 = b'X';
+    pub(super) const BININT: u8 = b'J';
+    pub(super) const BINPERSID: u8 = b'Q';
+    pub(super) const NEWFALSE: u8 = 0x89;
+    pub(super) const SETITEM: u8 = b's';
+    pub(super) const SETITEMS: u8 = b'u';
+    pub(super) const STOP: u8 = b'.';
 }
 
 /// A pickle byte stream under construction.

@@ -13,7 +13,7 @@ const COMFY_PREFIX: &str = "model.diffusion_model.";
 
 /// The FLUX transformer in BFL names, from BFL (optionally `model.diffusion_model.`-prefixed) or
 /// diffusers naming.
-pub fn transformer(path: &Path, dtype: DType, device: &Device) -> Result<(Tensors, DType)> {
+pub(crate) fn transformer(path: &Path, dtype: DType, device: &Device) -> Result<(Tensors, DType)> {
     let (tensors, file_dtype) = read(path, dtype, device)?;
     let tensors = if names::is_diffusers_transformer(tensors.keys()) {
         names::transformer_to_bfl(tensors).context("mapping diffusers transformer names")?
@@ -38,7 +38,7 @@ pub fn transformer(path: &Path, dtype: DType, device: &Device) -> Result<(Tensor
 }
 
 /// The FLUX VAE in BFL (`ae.safetensors`) names, from BFL or diffusers `AutoencoderKL` naming.
-pub fn vae(path: &Path, dtype: DType, device: &Device) -> Result<Tensors> {
+pub(crate) fn vae(path: &Path, dtype: DType, device: &Device) -> Result<Tensors> {
     let (tensors, _) = read(path, dtype, device)?;
     if names::is_diffusers_vae(tensors.keys()) {
         return names::vae_to_bfl(tensors).context("mapping diffusers VAE names");

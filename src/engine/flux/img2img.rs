@@ -12,7 +12,7 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 
 /// The photo at exactly `width` x `height`, alpha composited over white.
-pub fn prepare(img: &RgbaImage, width: u32, height: u32, fit: ImageFit) -> RgbaImage {
+pub(crate) fn prepare(img: &RgbaImage, width: u32, height: u32, fit: ImageFit) -> RgbaImage {
     let (w, h) = (img.width().max(1) as f64, img.height().max(1) as f64);
     let scale = match fit {
         ImageFit::Cover => (width as f64 / w).max(height as f64 / h),
@@ -29,7 +29,7 @@ pub fn prepare(img: &RgbaImage, width: u32, height: u32, fit: ImageFit) -> RgbaI
 }
 
 /// `(1, 3, h, w)` in [-1, 1].
-pub fn to_tensor(img: &RgbaImage, device: &Device) -> Result<Tensor> {
+pub(crate) fn to_tensor(img: &RgbaImage, device: &Device) -> Result<Tensor> {
     let (w, h) = img.dimensions();
     let rgb: Vec<f32> = img
         .pixels()
@@ -42,7 +42,7 @@ pub fn to_tensor(img: &RgbaImage, device: &Device) -> Result<Tensor> {
 }
 
 /// Index of the first kept timestep, or None when the strength keeps no step (diffusers raises).
-pub fn start_index(steps: usize, strength: f64) -> Option<usize> {
+pub(crate) fn start_index(steps: usize, strength: f64) -> Option<usize> {
     let init = (steps as f64 * strength).min(steps as f64);
     let t_start = (steps as f64 - init).max(0.0) as usize;
     (t_start < steps).then_some(t_start)
@@ -50,7 +50,7 @@ pub fn start_index(steps: usize, strength: f64) -> Option<usize> {
 
 /// Posterior noise for the VAE sample, drawn from its own stream so it never equals the
 /// denoising noise of the same seed.
-pub fn posterior_eps(
+pub(crate) fn posterior_eps(
     seed: u64,
     shape: (usize, usize, usize, usize),
     device: &Device,
@@ -69,7 +69,7 @@ pub fn posterior_eps(
 /// Encode `(1,3,h,w)` pixels to scaled latents `(1,16,h/8,w/8)` in f32: sample the posterior
 /// with `eps` (`mean + exp(0.5*logvar)*eps`, logvar clamped as diffusers does), then
 /// `(z - shift) * scale`.
-pub fn encode(
+pub(crate) fn encode(
     encoder: &Encoder,
     pixels: &Tensor,
     eps: Option<&Tensor>,
@@ -89,7 +89,7 @@ pub fn encode(
 }
 
 /// Start latents at `sigma`: `sigma * noise + (1 - sigma) * x0`, x0 broadcast over the batch.
-pub fn mix(noise: &Tensor, x0: &Tensor, sigma: f64) -> Result<Tensor> {
+pub(crate) fn mix(noise: &Tensor, x0: &Tensor, sigma: f64) -> Result<Tensor> {
     (noise * sigma)?.broadcast_add(&(x0 * (1.0 - sigma))?)
 }
 

@@ -14,7 +14,7 @@ use image::RgbaImage;
 
 /// The resolutions (width, height) Kontext was trained at (diffusers'
 /// `PREFERRED_KONTEXT_RESOLUTIONS`).
-pub const PREFERRED: [(u32, u32); 17] = [
+pub(crate) const PREFERRED: [(u32, u32); 17] = [
     (672, 1568),
     (688, 1504),
     (720, 1456),
@@ -36,7 +36,7 @@ pub const PREFERRED: [(u32, u32); 17] = [
 
 /// The preferred resolution nearest the aspect ratio of a `width` x `height` image (the first of
 /// equals, as diffusers' `min` picks).
-pub fn preferred_size(width: u32, height: u32) -> (u32, u32) {
+pub(crate) fn preferred_size(width: u32, height: u32) -> (u32, u32) {
     let aspect = f64::from(width.max(1)) / f64::from(height.max(1));
     PREFERRED
         .iter()
@@ -51,7 +51,7 @@ pub fn preferred_size(width: u32, height: u32) -> (u32, u32) {
 
 /// The size the reference photo is encoded at: the preferred resolution, or the photo's own size
 /// (multiples of 16, at least 16) when it has fewer pixels.
-pub fn reference_size(width: u32, height: u32) -> (u32, u32) {
+pub(crate) fn reference_size(width: u32, height: u32) -> (u32, u32) {
     let (pw, ph) = preferred_size(width, height);
     if u64::from(width) * u64::from(height) < u64::from(pw) * u64::from(ph) {
         ((width / 16 * 16).max(16), (height / 16 * 16).max(16))
@@ -62,13 +62,13 @@ pub fn reference_size(width: u32, height: u32) -> (u32, u32) {
 
 /// Position ids of reference tokens from the latents' ids of the same grid: the first axis 1
 /// instead of 0, row and column kept.
-pub fn reference_ids(img_ids: &Tensor) -> candle_core::Result<Tensor> {
+pub(crate) fn reference_ids(img_ids: &Tensor) -> candle_core::Result<Tensor> {
     let first = Tensor::new(&[[[1f32, 0., 0.]]], img_ids.device())?.to_dtype(img_ids.dtype())?;
     img_ids.broadcast_add(&first)
 }
 
 /// The reference photo's tokens and their position ids, for one image.
-pub struct Reference {
+pub(crate) struct Reference {
     /// Packed latents `(1, tokens, 64)` in f32.
     pub img: Tensor,
     /// `(1, tokens, 3)`: (1, row, column).
@@ -78,7 +78,7 @@ pub struct Reference {
 impl Reference {
     /// Encode `photo` with the VAE's encoder (mean of the posterior), scaled and shifted as the
     /// pipeline's latents are.
-    pub fn encode(
+    pub(crate) fn encode(
         encoder: &autoencoder::Encoder,
         photo: &RgbaImage,
         vae: (DType, f64, f64),
@@ -102,7 +102,7 @@ impl Reference {
     }
 
     /// The tokens and ids repeated for `batch` rows, in `dtype`.
-    pub fn rows(&self, batch: usize, dtype: DType) -> candle_core::Result<(Tensor, Tensor)> {
+    pub(crate) fn rows(&self, batch: usize, dtype: DType) -> candle_core::Result<(Tensor, Tensor)> {
         Ok((
             self.img.repeat((batch, 1, 1))?.to_dtype(dtype)?,
             self.ids.repeat((batch, 1, 1))?.to_dtype(dtype)?,
@@ -112,7 +112,7 @@ impl Reference {
 
 /// A transformer that sees the reference tokens after the latents' at every call and returns
 /// the velocity of the latents' tokens only: what the denoising loop steps with for an edit.
-pub struct WithReference<'a> {
+pub(crate) struct WithReference<'a> {
     pub model: &'a dyn WithForward,
     /// `(b, tokens, 64)` and `(b, tokens, 3)`, in the activation dtype.
     pub img: Tensor,

@@ -135,7 +135,7 @@ impl FluxPipeline {
 }
 
 /// A loaded transformer and how it is held.
-pub struct LoadedTransformer {
+pub(crate) struct LoadedTransformer {
     pub model: Transformer,
     /// Dense weights (bf16 on a GPU, f32 on the CPU) rather than quantized matmuls.
     pub dense: bool,
@@ -148,13 +148,13 @@ pub struct LoadedTransformer {
 
 impl LoadedTransformer {
     /// A guidance embedding (FLUX.1-dev, Kontext): such a model can run true CFG.
-    pub fn guidance_embed(&self) -> bool {
+    pub(crate) fn guidance_embed(&self) -> bool {
         self.model.has_guidance_embed()
     }
 }
 
 /// Load the transformer in the mode `mode` asks for (safetensors are always dense).
-pub fn transformer(
+pub(crate) fn transformer(
     model: &ResolvedModel,
     mode: WeightsMode,
     device: &Device,
@@ -217,7 +217,7 @@ fn log_config(cfg: &flux::model::Config, dense: bool) {
 }
 
 /// The VAE, and its encoder again (image-to-image samples the posterior with its own noise).
-pub fn vae(
+pub(crate) fn vae(
     model: &ResolvedModel,
     dtype: DType,
     device: &Device,
@@ -233,7 +233,7 @@ pub fn vae(
 }
 
 /// Check that a weights file's header reads (`merchgen models verify`), whatever its format.
-pub fn check_weights(path: &Path) -> Result<()> {
+pub(crate) fn check_weights(path: &Path) -> Result<()> {
     if safetensors::is_safetensors(path) {
         safetensors::shapes(path).map(|_| ())
     } else {

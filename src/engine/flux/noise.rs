@@ -6,10 +6,10 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 
 /// Latent channels of the FLUX VAE.
-pub const LATENT_CHANNELS: usize = 16;
+pub(crate) const LATENT_CHANNELS: usize = 16;
 
 /// Standard normal latents `(n, 16, height/8, width/8)` in f32, image `i` from `seed + i`.
-pub fn initial_latents(
+pub(crate) fn initial_latents(
     seed: u64,
     n: usize,
     height: usize,

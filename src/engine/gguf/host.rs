@@ -14,7 +14,7 @@ use std::fs::File;
 use std::mem::MaybeUninit;
 
 /// Where a tensor's bytes are and what they hold.
-pub struct Stored {
+pub(crate) struct Stored {
     pub offset: u64,
     pub len: usize,
     pub dtype: GgmlDType,
@@ -22,7 +22,7 @@ pub struct Stored {
 }
 
 /// The CPU tensor `at` describes, read from `file`.
-pub fn read_tensor(file: &File, at: Stored) -> Result<QTensor> {
+pub(crate) fn read_tensor(file: &File, at: Stored) -> Result<QTensor> {
     match at.dtype {
         GgmlDType::F32 => read::<f32>(file, at),
         GgmlDType::F16 => read::<half::f16>(file, at),

@@ -29,7 +29,7 @@ const DECODER: [RsuKind; 5] = [
 
 /// The stages and side convolutions.
 #[derive(Debug, Clone)]
-pub struct Body {
+pub(super) struct Body {
     enc: Vec<Rsu>,
     /// `stage1d ..= stage5d`.
     dec: Vec<Rsu>,
@@ -39,7 +39,7 @@ pub struct Body {
 
 impl Body {
     /// Load `stage*`, `stage*d` and `side*`, the first stage taking `in_ch` channels.
-    pub fn load(w: &Weights, in_ch: usize) -> std::result::Result<Self, LoadError> {
+    pub(super) fn load(w: &Weights, in_ch: usize) -> std::result::Result<Self, LoadError> {
         let mut enc: Vec<Rsu> = Vec::with_capacity(6);
         for (i, kind) in ENCODER.into_iter().enumerate() {
             let c_in = enc.last().map_or(in_ch, Rsu::out_channels);
@@ -71,7 +71,7 @@ impl Body {
 
     /// The side logits `side1..side{levels}` of `x`, each at its own level's resolution
     /// (`levels` in 1..=6: IS-Net needs only the first).
-    pub fn forward(&self, x: &Tensor, levels: usize) -> Result<Vec<Tensor>> {
+    pub(super) fn forward(&self, x: &Tensor, levels: usize) -> Result<Vec<Tensor>> {
         let mut skips = Vec::with_capacity(6);
         let mut h = x.clone();
         for (i, stage) in self.enc.iter().enumerate() {

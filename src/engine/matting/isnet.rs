@@ -11,13 +11,13 @@ use candle_core::{Result, Tensor};
 
 /// A loaded IS-Net or RMBG-1.4.
 #[derive(Debug, Clone)]
-pub struct IsNet {
+pub(super) struct IsNet {
     conv_in: Conv,
     body: Body,
 }
 
 impl IsNet {
-    pub fn load(w: &Weights) -> std::result::Result<Self, LoadError> {
+    pub(super) fn load(w: &Weights) -> std::result::Result<Self, LoadError> {
         let geom = ConvGeom {
             kernel: 3,
             padding: 1,
@@ -30,7 +30,7 @@ impl IsNet {
     }
 
     /// The first side output `d1` at the input size, after sigmoid: `(N, 1, H, W)` in [0, 1].
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    pub(super) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let hx_in = self.conv_in.forward(x)?;
         let sides = self.body.forward(&hx_in, 1)?;
         candle_nn::ops::sigmoid(&upsample_like(&sides[0], x)?)

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// BatchNorm epsilon of every `nn.BatchNorm2d` in these networks (PyTorch's default).
-pub const BN_EPS: f64 = 1e-5;
+pub(super) const BN_EPS: f64 = 1e-5;
 
 /// What is wrong with a set of weights.
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +32,10 @@ pub enum LoadError {
 const WRAPPER_KEYS: [&str; 2] = ["state_dict", "model"];
 
 /// Read every tensor of `path` as f32 on `device`.
-pub fn read_tensors(path: &Path, device: &Device) -> anyhow::Result<HashMap<String, Tensor>> {
+pub(super) fn read_tensors(
+    path: &Path,
+    device: &Device,
+) -> anyhow::Result<HashMap<String, Tensor>> {
     let head = read_head(path)?;
     let raw = if head.starts_with(b"PK\x03\x04") {
         read_pth(path)?
@@ -100,7 +103,7 @@ fn read_pth(path: &Path) -> anyhow::Result<Vec<(String, Tensor)>> {
 
 /// A 2-D convolution with its (BatchNorm-folded) bias, ready to run.
 #[derive(Debug, Clone)]
-pub struct Conv {
+pub(super) struct Conv {
     weight: Tensor,
     /// `(1, C, 1, 1)`.
     bias: Option<Tensor>,
@@ -111,7 +114,7 @@ pub struct Conv {
 
 /// How a convolution is applied (not stored in the weights).
 #[derive(Debug, Clone, Copy)]
-pub struct ConvGeom {
+pub(super) struct ConvGeom {
     pub kernel: usize,
     pub padding: usize,
     pub stride: usize,
@@ -120,7 +123,7 @@ pub struct ConvGeom {
 
 impl ConvGeom {
     /// A 3×3 convolution whose padding equals its dilation (size-preserving at stride 1).
-    pub const fn dilated3(dilation: usize) -> Self {
+    pub(super) const fn dilated3(dilation: usize) -> Self {
         ConvGeom {
             kernel: 3,
             padding: dilation,
@@ -131,7 +134,7 @@ impl ConvGeom {
 }
 
 impl Conv {
-    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    pub(super) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let y = x.conv2d(&self.weight, self.padding, self.stride, self.dilation, 1)?;
         match &self.bias {
             Some(b) => y.broadcast_add(b),
@@ -139,32 +142,32 @@ impl Conv {
         }
     }
 
-    pub fn out_channels(&self) -> usize {
+    pub(super) fn out_channels(&self) -> usize {
         self.weight.dims()[0]
     }
 }
 
 /// Named tensors of one file.
 #[derive(Debug)]
-pub struct Weights {
+pub(super) struct Weights {
     tensors: HashMap<String, Tensor>,
     pub source: PathBuf,
 }
 
 impl Weights {
-    pub fn new(tensors: HashMap<String, Tensor>, source: &Path) -> Self {
+    pub(super) fn new(tensors: HashMap<String, Tensor>, source: &Path) -> Self {
         Weights {
             tensors,
             source: source.to_owned(),
         }
     }
 
-    pub fn has(&self, name: &str) -> bool {
+    pub(super) fn has(&self, name: &str) -> bool {
         self.tensors.contains_key(name)
     }
 
     /// A few tensor names, for an error message.
-    pub fn sample_names(&self) -> String {
+    pub(super) fn sample_names(&self) -> String {
         let mut names: Vec<&str> = self.tensors.keys().map(String::as_str).collect();
         names.sort_unstable();
         let shown = names.iter().take(4).copied().collect::<Vec<_>>().join(", ");
@@ -182,7 +185,7 @@ impl Weights {
     }
 
     /// The output channels of the conv weight `name` (any 4-D tensor).
-    pub fn out_channels(&self, name: &str) -> Result<usize, LoadError> {
+    pub(super) fn out_channels(&self, name: &str) -> Result<usize, LoadError> {
         let t = self.get(name)?;
         match t.dims() {
             [out, _, _, _] => Ok(*out),
@@ -200,7 +203,12 @@ impl Weights {
     }
 
     /// The plain convolution `{prefix}.weight` / `{prefix}.bias` taking `in_ch` channels.
-    pub fn conv(&self, prefix: &str, in_ch: usize, geom: ConvGeom) -> Result<Conv, LoadError> {
+    pub(super) fn conv(
+        &self,
+        prefix: &str,
+        in_ch: usize,
+        geom: ConvGeom,
+    ) -> Result<Conv, LoadError> {
         let name = format!("{prefix}.weight");
         let weight = self.get(&name)?;
         let out = match weight.dims() {
@@ -225,7 +233,7 @@ impl Weights {
 
     /// The convolution `conv` followed by the eval-mode BatchNorm `bn`, folded into one
     /// convolution: `w·γ/√(var+ε)` and `(b − mean)·γ/√(var+ε) + β`.
-    pub fn conv_bn(
+    pub(super) fn conv_bn(
         &self,
         conv: &str,
         bn: &str,

@@ -9,7 +9,7 @@ use image::{GrayImage, ImageBuffer, Luma, RgbaImage};
 
 /// How a family normalises its input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Normalize {
+pub(super) enum Normalize {
     /// U²-Net as rembg feeds it: divided by the image maximum, then ImageNet mean and std.
     ImageNet,
     /// IS-Net / RMBG-1.4 as BRIA feeds it: `x / 255 − 0.5`.
@@ -20,7 +20,12 @@ const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 const STD: [f32; 3] = [0.229, 0.224, 0.225];
 
 /// `img` resized to `size × size` (bilinear) as a normalised `(1, 3, size, size)` tensor.
-pub fn to_input(img: &RgbaImage, size: u32, norm: Normalize, device: &Device) -> Result<Tensor> {
+pub(super) fn to_input(
+    img: &RgbaImage,
+    size: u32,
+    norm: Normalize,
+    device: &Device,
+) -> Result<Tensor> {
     let small = resize(img, size, size, FilterType::Triangle);
     let plane = (size * size) as usize;
     let mut data = vec![0f32; 3 * plane];
@@ -44,7 +49,7 @@ pub fn to_input(img: &RgbaImage, size: u32, norm: Normalize, device: &Device) ->
 
 /// The first image of a `(N, 1, S, S)` prediction, min-max normalised, as a `width × height`
 /// mask. A constant prediction has no edge: all foreground above 0.5, else all background.
-pub fn to_mask(pred: &Tensor, width: u32, height: u32) -> Result<GrayImage> {
+pub(super) fn to_mask(pred: &Tensor, width: u32, height: u32) -> Result<GrayImage> {
     let (_, _, h, w) = pred.dims4()?;
     let values: Vec<f32> = pred.get(0)?.get(0)?.flatten_all()?.to_vec1()?;
     let (lo, hi) = values

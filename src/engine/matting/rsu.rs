@@ -10,7 +10,7 @@ use candle_core::{Result, Tensor};
 
 /// The kind of one RSU stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RsuKind {
+pub(super) enum RsuKind {
     /// RSU-L with pooling between levels (L = 4..7).
     Pooled(usize),
     /// RSU-4F: dilated instead of pooled.
@@ -48,7 +48,7 @@ impl ReBnConv {
 
 /// One residual U-block.
 #[derive(Debug, Clone)]
-pub struct Rsu {
+pub(super) struct Rsu {
     kind: RsuKind,
     conv_in: ReBnConv,
     /// `rebnconv1 ..= rebnconvL`.
@@ -59,7 +59,7 @@ pub struct Rsu {
 
 impl Rsu {
     /// Load the block under `prefix` taking `in_ch` channels.
-    pub fn load(
+    pub(super) fn load(
         w: &Weights,
         prefix: &str,
         kind: RsuKind,
@@ -98,11 +98,11 @@ impl Rsu {
         })
     }
 
-    pub fn out_channels(&self) -> usize {
+    pub(super) fn out_channels(&self) -> usize {
         self.conv_in.out_channels()
     }
 
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    pub(super) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let hx_in = self.conv_in.forward(x)?;
         let last = self.enc.len() - 1;
         // Encoder: keep every level's output for the skip connections.
@@ -144,7 +144,7 @@ fn dec_dilation(kind: RsuKind, i: usize) -> usize {
 
 /// `nn.MaxPool2d(2, stride=2, ceil_mode=True)`: an odd last row or column forms a window of its
 /// own, which replicating it once reproduces exactly.
-pub fn pool2_ceil(x: &Tensor) -> Result<Tensor> {
+pub(super) fn pool2_ceil(x: &Tensor) -> Result<Tensor> {
     let (_, _, h, w) = x.dims4()?;
     let x = if h % 2 == 1 {
         x.pad_with_same(2, 0, 1)?
@@ -161,13 +161,13 @@ pub fn pool2_ceil(x: &Tensor) -> Result<Tensor> {
 
 /// `F.interpolate(src, size=tar.shape[2:], mode="bilinear", align_corners=False)`; the
 /// identity when the sizes already agree (as PyTorch's is).
-pub fn upsample_like(src: &Tensor, tar: &Tensor) -> Result<Tensor> {
+pub(super) fn upsample_like(src: &Tensor, tar: &Tensor) -> Result<Tensor> {
     let (_, _, h, w) = tar.dims4()?;
     resize_to(src, h, w)
 }
 
 /// Bilinear resize of an NCHW tensor to `h × w` with PyTorch's `align_corners=False`.
-pub fn resize_to(src: &Tensor, h: usize, w: usize) -> Result<Tensor> {
+pub(super) fn resize_to(src: &Tensor, h: usize, w: usize) -> Result<Tensor> {
     let (_, _, sh, sw) = src.dims4()?;
     if (sh, sw) == (h, w) {
         return Ok(src.clone());

@@ -51,7 +51,7 @@ const ISNET_IN: usize = 8;
 const SIDE_SOURCES: [usize; 6] = [10, 9, 8, 7, 6, 5];
 
 /// File names of the released weights (U²-Net family and IS-Net as rembg names them).
-pub const FILES: [&str; 4] = [
+pub(super) const FILES: [&str; 4] = [
     "u2net.pth",
     "u2netp.pth",
     "isnet-general-use.pth",

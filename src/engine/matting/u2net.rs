@@ -9,13 +9,13 @@ use candle_core::{Result, Tensor};
 
 /// A loaded U²-Net or U²-NetP.
 #[derive(Debug, Clone)]
-pub struct U2Net {
+pub(super) struct U2Net {
     body: Body,
     outconv: Conv,
 }
 
 impl U2Net {
-    pub fn load(w: &Weights) -> std::result::Result<Self, LoadError> {
+    pub(super) fn load(w: &Weights) -> std::result::Result<Self, LoadError> {
         let body = Body::load(w, 3)?;
         let geom = ConvGeom {
             kernel: 1,
@@ -28,7 +28,7 @@ impl U2Net {
     }
 
     /// The fused output `d0`, after sigmoid: `(N, 1, H, W)` in [0, 1].
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    pub(super) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let sides = self.body.forward(x, 6)?;
         let finest = &sides[0];
         let up = sides

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Write the diffusers folder at `out` (a folder-layout copy is written and removed on the way).
-pub fn write(out: &Path, seed: u64) -> Result<PathBuf> {
+pub(crate) fn write(out: &Path, seed: u64) -> Result<PathBuf> {
     let scratch = out.join(".tiny-bfl");
     flux::write_folder(&scratch, seed)?;
     convert(&scratch, out).context("writing the diffusers layout")?;
@@ -49,7 +49,7 @@ fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
 }
 
 /// Convert a tiny folder-layout model (`bfl`) into a diffusers folder at `out`.
-pub fn convert(bfl: &Path, out: &Path) -> Result<()> {
+pub(crate) fn convert(bfl: &Path, out: &Path) -> Result<()> {
     let manifest: ModelManifest =
         serde_json::from_slice(&std::fs::read(bfl.join(TINY_MANIFEST_DENSE))?)?;
     let flux = load(&bfl.join("transformer.safetensors"))?;

@@ -45,7 +45,7 @@ fn common(model: Value, post_processor: Value) -> Value {
 }
 
 /// A T5-like tokenizer: `<pad>`=0, `</s>`=1, `<unk>`=2, `</s>` appended.
-pub fn t5() -> (Value, usize) {
+pub(crate) fn t5() -> (Value, usize) {
     let mut vocab = serde_json::Map::new();
     for (i, tok) in ["<pad>", "</s>", "<unk>"].iter().enumerate() {
         vocab.insert((*tok).to_owned(), json!(i));
@@ -67,7 +67,7 @@ pub fn t5() -> (Value, usize) {
 }
 
 /// A CLIP-like tokenizer: start token second-highest id, end token highest.
-pub fn clip() -> (Value, usize) {
+pub(crate) fn clip() -> (Value, usize) {
     let mut vocab = serde_json::Map::new();
     vocab.insert("<unk>".to_owned(), json!(0));
     for w in vocab_words() {

@@ -20,7 +20,7 @@ pub(crate) struct StateDict {
 
 impl StateDict {
     /// Read `path`, telling the format from its first bytes rather than its name.
-    pub fn read(path: &Path, device: &Device) -> Result<Self> {
+    pub(super) fn read(path: &Path, device: &Device) -> Result<Self> {
         let raw = match sniff(path)? {
             Format::Zip => read_pth(path)?,
             Format::Safetensors => candle_core::safetensors::load(path, &Device::Cpu)
@@ -48,16 +48,16 @@ impl StateDict {
 
     /// A state dict from tensors in memory (tests, tiny models).
     #[cfg(test)]
-    pub fn from_tensors(tensors: HashMap<String, Tensor>) -> Self {
+    pub(super) fn from_tensors(tensors: HashMap<String, Tensor>) -> Self {
         StateDict { tensors }
     }
 
-    pub fn has(&self, name: &str) -> bool {
+    pub(super) fn has(&self, name: &str) -> bool {
         self.tensors.contains_key(name)
     }
 
     /// A few tensor names, sorted, for error messages.
-    pub fn sample_names(&self) -> String {
+    pub(super) fn sample_names(&self) -> String {
         let mut names: Vec<&str> = self.tensors.keys().map(String::as_str).collect();
         names.sort_unstable();
         let shown: Vec<&str> = names.iter().take(4).copied().collect();
@@ -65,7 +65,7 @@ impl StateDict {
     }
 
     /// The dims of tensor `name`, or an error naming it.
-    pub fn dims(&self, name: &str) -> Result<&[usize]> {
+    pub(super) fn dims(&self, name: &str) -> Result<&[usize]> {
         Ok(self.get(name)?.dims())
     }
 
@@ -76,7 +76,7 @@ impl StateDict {
     }
 
     /// Tensor `name`, which must have exactly `dims`.
-    pub fn tensor(&self, name: &str, dims: &[usize]) -> Result<Tensor> {
+    pub(super) fn tensor(&self, name: &str, dims: &[usize]) -> Result<Tensor> {
         let t = self.get(name)?;
         if t.dims() != dims {
             bail!(
@@ -89,7 +89,7 @@ impl StateDict {
 
     /// The 3×3, padding-1 convolution `{prefix}.weight` / `{prefix}.bias` from `cin` to `cout`
     /// channels.
-    pub fn conv3(&self, prefix: &str, cin: usize, cout: usize) -> Result<Conv2d> {
+    pub(super) fn conv3(&self, prefix: &str, cin: usize, cout: usize) -> Result<Conv2d> {
         let weight = self.tensor(&format!("{prefix}.weight"), &[cout, cin, 3, 3])?;
         let bias = self.tensor(&format!("{prefix}.bias"), &[cout])?;
         let config = Conv2dConfig {
@@ -100,7 +100,7 @@ impl StateDict {
     }
 
     /// How many consecutive indices `i` from 0 have a tensor named `format(i)`.
-    pub fn count(&self, format: impl Fn(usize) -> String) -> usize {
+    pub(super) fn count(&self, format: impl Fn(usize) -> String) -> usize {
         (0..).take_while(|&i| self.has(&format(i))).count()
     }
 }

@@ -28,7 +28,7 @@ pub(crate) struct RrdbConfig {
 
 impl RrdbConfig {
     /// Infer the sizes from the shapes of `conv_first` and the first dense block.
-    pub fn infer(sd: &StateDict) -> Result<Self> {
+    pub(super) fn infer(sd: &StateDict) -> Result<Self> {
         let first = sd.dims("conv_first.weight")?;
         let &[num_feat, in_ch, 3, 3] = first else {
             bail!("tensor `conv_first.weight` has shape {first:?}, expected [F, C, 3, 3]");
@@ -55,14 +55,14 @@ impl RrdbConfig {
     }
 
     /// Output size over input size.
-    pub fn scale(&self) -> u32 {
+    pub(super) fn scale(&self) -> u32 {
         4 / self.unshuffle as u32
     }
 
     /// How far (input pixels) an output pixel sees: one pixel per low-resolution convolution
     /// (conv_first, 5 per dense block, conv_body), plus the high-resolution convolutions and the
     /// unshuffle cell, rounded up to whole low-resolution pixels.
-    pub fn receptive_radius(&self) -> u32 {
+    pub(super) fn receptive_radius(&self) -> u32 {
         let lr_convs = 2 + 3 * CONVS_PER_RDB * self.num_block;
         ((lr_convs + 2) * self.unshuffle) as u32
     }
@@ -129,7 +129,7 @@ pub(crate) struct RrdbNet {
 }
 
 impl RrdbNet {
-    pub fn load(sd: &StateDict) -> Result<Self> {
+    pub(super) fn load(sd: &StateDict) -> Result<Self> {
         let cfg = RrdbConfig::infer(sd)?;
         let f = cfg.num_feat;
         let in_ch = RGB * cfg.unshuffle * cfg.unshuffle;
@@ -154,12 +154,12 @@ impl RrdbNet {
         })
     }
 
-    pub fn config(&self) -> &RrdbConfig {
+    pub(super) fn config(&self) -> &RrdbConfig {
         &self.cfg
     }
 
     /// `(N, 3, H, W)` → `(N, 3, sH, sW)`; H and W must be multiples of the unshuffle factor.
-    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    pub(super) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let u = self.cfg.unshuffle;
         let (_, _, h, w) = x.dims4()?;
         if h % u != 0 || w % u != 0 {

@@ -23,7 +23,7 @@ pub(crate) struct SrvggConfig {
 impl SrvggConfig {
     /// `body.{2k}` are convolutions and `body.{2k+1}` PReLUs; the last convolution has
     /// `3·scale²` outputs.
-    pub fn infer(sd: &StateDict) -> Result<Self> {
+    pub(super) fn infer(sd: &StateDict) -> Result<Self> {
         let layers = sd.count(|i| format!("body.{i}.weight"));
         if layers < 3 || layers.is_multiple_of(2) {
             bail!("SRVGGNetCompact weights need body.0 .. body.2k (conv, PReLU, ..., conv); found {layers} layers");
@@ -51,7 +51,7 @@ impl SrvggConfig {
     }
 
     /// Every convolution runs at input resolution and widens the view by one pixel.
-    pub fn receptive_radius(&self) -> u32 {
+    pub(super) fn receptive_radius(&self) -> u32 {
         (self.num_conv + 2) as u32
     }
 }
@@ -65,7 +65,7 @@ pub(crate) struct SrvggNet {
 }
 
 impl SrvggNet {
-    pub fn load(sd: &StateDict) -> Result<Self> {
+    pub(super) fn load(sd: &StateDict) -> Result<Self> {
         let cfg = SrvggConfig::infer(sd)?;
         let f = cfg.num_feat;
         let n = cfg.num_conv + 2;
@@ -87,12 +87,12 @@ impl SrvggNet {
         Ok(SrvggNet { cfg, convs, slopes })
     }
 
-    pub fn config(&self) -> &SrvggConfig {
+    pub(super) fn config(&self) -> &SrvggConfig {
         &self.cfg
     }
 
     /// `(N, 3, H, W)` → `(N, 3, sH, sW)`.
-    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    pub(super) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let mut out = x.clone();
         for (i, conv) in self.convs.iter().enumerate() {
             out = conv.forward(&out)?;

@@ -99,7 +99,7 @@ pub(crate) struct Planes {
 
 impl Planes {
     /// The colour channels of `img`, last row and column replicated up to `align`.
-    pub fn colour(img: &RgbaImage, align: usize) -> Self {
+    pub(super) fn colour(img: &RgbaImage, align: usize) -> Self {
         let (iw, ih) = (img.width() as usize, img.height() as usize);
         let (w, h) = (iw.div_ceil(align) * align, ih.div_ceil(align) * align);
         let mut data = vec![0f32; 3 * w * h];
@@ -115,7 +115,7 @@ impl Planes {
     }
 
     /// The window `r` as a `(1, 3, r.h, r.w)` tensor on `device`.
-    pub fn crop(&self, r: &Rect, device: &Device) -> candle_core::Result<Tensor> {
+    pub(super) fn crop(&self, r: &Rect, device: &Device) -> candle_core::Result<Tensor> {
         let mut out = Vec::with_capacity(3 * r.w * r.h);
         for c in 0..3 {
             for y in r.y..r.y + r.h {

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 
 /// RRDBNet sizes of the tiny models: (num_feat, num_block, num_grow_ch). 32 grow channels
 /// because spandrel (the parity reference) builds every RRDBNet with 32.
-pub const RRDB_SIZES: (usize, usize, usize) = (8, 1, 32);
+pub(super) const RRDB_SIZES: (usize, usize, usize) = (8, 1, 32);
 /// SRVGGNetCompact sizes of the tiny model: (num_feat, num_conv, scale).
-pub const SRVGG_SIZES: (usize, usize, usize) = (8, 4, 4);
+pub(super) const SRVGG_SIZES: (usize, usize, usize) = (8, 4, 4);
 
 /// Write the three tiny models into `dir` as PyTorch `.pth` files wrapped the way the releases
 /// are (`params_ema` for the RRDBNets, `params` for the compact net); returns their paths

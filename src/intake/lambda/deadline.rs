@@ -9,14 +9,14 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The longest a Lambda function may run (its largest `Timeout`).
-pub const MAX_FUNCTION_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+pub(crate) const MAX_FUNCTION_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 /// Allowance for a clock difference between the Lambda service and this sandbox.
 const CLOCK_SLACK: Duration = Duration::from_secs(60);
 
 /// When this invocation must have answered, if the Runtime API said so believably.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Deadline {
+pub(crate) enum Deadline {
     At(SystemTime),
     /// Past, absurdly far, or not given: no watchdog.
     Unknown,
@@ -24,7 +24,7 @@ pub enum Deadline {
 
 impl Deadline {
     /// Read `Lambda-Runtime-Deadline-Ms` against the clock `now`.
-    pub fn from_epoch_ms(ms: u64, now: SystemTime) -> Deadline {
+    pub(crate) fn from_epoch_ms(ms: u64, now: SystemTime) -> Deadline {
         let Some(at) = UNIX_EPOCH.checked_add(Duration::from_millis(ms)) else {
             return Deadline::Unknown;
         };
@@ -37,7 +37,7 @@ impl Deadline {
     }
 
     /// Time left before the deadline; `None` when it is unknown.
-    pub fn time_left(&self, now: SystemTime) -> Option<Duration> {
+    pub(crate) fn time_left(&self, now: SystemTime) -> Option<Duration> {
         match self {
             Deadline::At(at) => Some(at.duration_since(now).unwrap_or_default()),
             Deadline::Unknown => None,

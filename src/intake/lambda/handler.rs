@@ -42,17 +42,17 @@ impl From<LambdaError> for Diagnostic {
 
 /// The Lambda door: the worker, built once at cold start, running jobs under each
 /// invocation's deadline (`sqs_batch::BatchRunner`).
-pub struct LambdaDoor {
+pub(crate) struct LambdaDoor {
     runner: BatchRunner,
 }
 
 impl LambdaDoor {
-    pub fn new(runner: BatchRunner) -> Self {
+    pub(crate) fn new(runner: BatchRunner) -> Self {
         LambdaDoor { runner }
     }
 
     /// Answer one invocation: the outcome (direct) or an `SqsBatchResponse` (SQS event).
-    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, LambdaError> {
+    pub(crate) async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, LambdaError> {
         if self.runner.device_broken() {
             tracing::error!("the device broke in an earlier invocation: exiting so that Lambda starts a fresh environment");
             std::process::exit(1);

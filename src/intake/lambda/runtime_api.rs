@@ -11,13 +11,13 @@ use crate::shutdown;
 use std::time::Duration;
 
 /// Name of the extension registered for graceful shutdown (subscribed to no events).
-pub const SHUTDOWN_EXTENSION: &str = "merchgen-graceful-shutdown";
+pub(crate) const SHUTDOWN_EXTENSION: &str = "merchgen-graceful-shutdown";
 
 /// Longest wait for the Runtime API to answer a registration or an init-error report.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// `{api}{path}` for `api` given as `host:port` or as `scheme://host:port[/base]`.
-pub fn endpoint(api: &str, path: &str) -> String {
+pub(crate) fn endpoint(api: &str, path: &str) -> String {
     let api = api.trim().trim_end_matches('/');
     let path = path.trim_start_matches('/');
     if api.contains("://") {
@@ -28,7 +28,7 @@ pub fn endpoint(api: &str, path: &str) -> String {
 }
 
 /// Tell Lambda the init failed (`POST /2018-06-01/runtime/init/error`); best effort.
-pub async fn report_init_error(message: &str) {
+pub(crate) async fn report_init_error(message: &str) {
     let Ok(api) = std::env::var("AWS_LAMBDA_RUNTIME_API") else {
         return;
     };
@@ -59,7 +59,7 @@ pub async fn report_init_error(message: &str) {
 
 /// Register the no-op extension (must happen before the invocation loop starts) and, on
 /// SIGTERM or SIGINT, run `hook` and exit 0. Returns whether graceful shutdown is in place.
-pub async fn graceful_shutdown<F, Fut>(hook: F) -> bool
+pub(crate) async fn graceful_shutdown<F, Fut>(hook: F) -> bool
 where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,

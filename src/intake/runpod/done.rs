@@ -13,7 +13,12 @@ use std::time::Instant;
 const MAX_REFUSALS: u32 = 3;
 
 /// Post `body` for `job_id`; true once the platform accepted a body.
-pub async fn post(settings: &Settings, job_id: &str, body: &Value, deadline: Instant) -> bool {
+pub(crate) async fn post(
+    settings: &Settings,
+    job_id: &str,
+    body: &Value,
+    deadline: Instant,
+) -> bool {
     let url = settings.urls.done(job_id, false);
     let mut bytes = wire::encode_result(body, settings.max_result_bytes);
     let mut replaced = body.get("output").is_none();

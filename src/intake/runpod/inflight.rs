@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 /// One taken job's flags.
 #[derive(Debug, Clone)]
-pub struct Tracked {
+pub(crate) struct Tracked {
     pub id: String,
     /// Handed to the worker: set to stop between denoising steps.
     pub cancel: Arc<AtomicBool>,
@@ -21,12 +21,12 @@ pub struct Tracked {
 
 impl Tracked {
     /// True once job-stop named this job.
-    pub fn was_stopped(&self) -> bool {
+    pub(crate) fn was_stopped(&self) -> bool {
         self.stopped.load(Ordering::Relaxed)
     }
 
     /// Steps finished: now, and when job-stop named the job.
-    pub fn steps(&self) -> (u32, u32) {
+    pub(crate) fn steps(&self) -> (u32, u32) {
         (
             self.steps_done.load(Ordering::Relaxed),
             self.steps_at_stop.load(Ordering::Relaxed),
@@ -36,7 +36,7 @@ impl Tracked {
 
 /// Taken, unsettled jobs in the order they were taken. Cheap to clone.
 #[derive(Debug, Clone, Default)]
-pub struct InFlight {
+pub(crate) struct InFlight {
     jobs: Arc<Mutex<Vec<Tracked>>>,
 }
 
@@ -46,7 +46,7 @@ impl InFlight {
     }
 
     /// Track a job (a repeated id keeps its first entry) and return its flags.
-    pub fn add(&self, id: &str) -> Tracked {
+    pub(crate) fn add(&self, id: &str) -> Tracked {
         let mut jobs = self.lock();
         if let Some(t) = jobs.iter().find(|t| t.id == id) {
             return t.clone();
@@ -63,21 +63,21 @@ impl InFlight {
     }
 
     /// Forget a settled job.
-    pub fn remove(&self, id: &str) {
+    pub(crate) fn remove(&self, id: &str) {
         self.lock().retain(|t| t.id != id);
     }
 
     /// Ids in flight, in the order taken.
-    pub fn ids(&self) -> Vec<String> {
+    pub(crate) fn ids(&self) -> Vec<String> {
         self.lock().iter().map(|t| t.id.clone()).collect()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.lock().is_empty()
     }
 
     /// Stop a job asked for by job-stop; false when it is not in flight here.
-    pub fn stop(&self, id: &str) -> bool {
+    pub(crate) fn stop(&self, id: &str) -> bool {
         let jobs = self.lock();
         let Some(t) = jobs.iter().find(|t| t.id == id) else {
             return false;

@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// Start the heartbeat task (a no-op task when heartbeats are off).
-pub fn spawn(
+pub(crate) fn spawn(
     settings: Arc<Settings>,
     inflight: InFlight,
     stop: CancellationToken,
@@ -46,7 +46,7 @@ pub fn spawn(
 }
 
 /// Report a failed start-up check (as the SDK's fitness checks do) before exiting.
-pub async fn report_unhealthy(settings: &Settings, check: &str, reason: &str) {
+pub(crate) async fn report_unhealthy(settings: &Settings, check: &str, reason: &str) {
     if !settings.heartbeat {
         return;
     }

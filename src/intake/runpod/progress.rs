@@ -21,7 +21,7 @@ const POST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Whether this job gets per-step progress: always, never, or when its `webhook.events`
 /// subscribes to `progress` (merchgen's opt-in for progress events).
-pub fn wanted(mode: RunpodProgress, input: &Value) -> bool {
+pub(crate) fn wanted(mode: RunpodProgress, input: &Value) -> bool {
     match mode {
         RunpodProgress::Off => false,
         RunpodProgress::Steps => true,
@@ -34,7 +34,7 @@ pub fn wanted(mode: RunpodProgress, input: &Value) -> bool {
 
 /// Count the job's steps into `job.steps_done` until its channel closes and, when `post`,
 /// post them; yields how many posts were accepted.
-pub fn spawn(
+pub(crate) fn spawn(
     settings: Arc<Settings>,
     job: Tracked,
     mut rx: UnboundedReceiver<Progress>,

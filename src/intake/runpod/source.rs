@@ -32,7 +32,7 @@ const MIN_TAKE_INTERVAL: Duration = Duration::from_millis(100);
 const PROGRESS_DRAIN: Duration = Duration::from_secs(5);
 
 /// The platform's jobs, as this worker takes and settles them.
-pub struct RunpodSource {
+pub(crate) struct RunpodSource {
     settings: Arc<Settings>,
     inflight: InFlight,
     shutdown: CancellationToken,
@@ -41,7 +41,7 @@ pub struct RunpodSource {
 }
 
 /// What settling a taken job needs.
-pub struct RunpodTicket {
+pub(crate) struct RunpodTicket {
     tracked: Tracked,
     job: TakenJob,
     /// The job's progress poster, started by `prepare`.
@@ -49,7 +49,11 @@ pub struct RunpodTicket {
 }
 
 impl RunpodSource {
-    pub fn new(settings: Arc<Settings>, inflight: InFlight, shutdown: CancellationToken) -> Self {
+    pub(crate) fn new(
+        settings: Arc<Settings>,
+        inflight: InFlight,
+        shutdown: CancellationToken,
+    ) -> Self {
         RunpodSource {
             settings,
             inflight,

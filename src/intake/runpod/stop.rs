@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 const IDLE: Duration = Duration::from_secs(1);
 
 /// Start the job-stop poll; `None` when the job-take URL has no `/job-take/`.
-pub fn spawn(
+pub(crate) fn spawn(
     settings: Arc<Settings>,
     inflight: InFlight,
     stop: CancellationToken,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 /// One job as the platform hands it over.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TakenJob {
+pub(crate) struct TakenJob {
     /// RunPod's job id: the delivery id, and the `$ID` of job-done.
     pub id: String,
     /// The merchgen job (`Null` when the platform sent none).
@@ -22,7 +22,7 @@ pub struct TakenJob {
 
 /// The meaning of one job-take answer.
 #[derive(Debug, PartialEq)]
-pub enum Take {
+pub(crate) enum Take {
     Jobs(Vec<TakenJob>),
     /// Nothing to do now (also a long poll that ran out).
     NoJob,
@@ -33,7 +33,7 @@ pub enum Take {
 }
 
 /// Interpret a job-take answer.
-pub fn interpret(answer: Answer) -> Take {
+pub(crate) fn interpret(answer: Answer) -> Take {
     match answer {
         Answer::Ok { json, body, .. } if !json || body.iter().all(u8::is_ascii_whitespace) => {
             Take::NoJob

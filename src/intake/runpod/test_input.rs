@@ -12,10 +12,10 @@ use crate::worker::JobRequest;
 use serde_json::Value;
 
 /// Where the SDK looks for a test job when none is given.
-pub const TEST_INPUT_FILE: &str = "test_input.json";
+pub(crate) const TEST_INPUT_FILE: &str = "test_input.json";
 
 /// Run one test job and return the exit status.
-pub async fn run(config: &Config, args: &RunpodArgs) -> i32 {
+pub(crate) async fn run(config: &Config, args: &RunpodArgs) -> i32 {
     let test = match read_test_input(args.test_input.as_deref()) {
         Ok(test) => test,
         Err(why) => {

@@ -3,7 +3,7 @@
 //! here sends a request.
 
 /// The runpod-python version whose protocol this door speaks (sent as `runpod_version`).
-pub const PROTOCOL_VERSION: &str = "1.12.0";
+pub(crate) const PROTOCOL_VERSION: &str = "1.12.0";
 
 /// The four URL families of one worker.
 #[derive(Debug, Clone)]

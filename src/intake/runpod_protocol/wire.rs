@@ -10,12 +10,12 @@ use serde_json::{json, Value};
 
 /// The `error` string of a failed outcome: the JSON text of merchgen's error object
 /// (`{"code", "message", "field"?, "retryable"}`), so a client can parse the code back.
-pub fn error_text(error: &JobError) -> String {
+pub(crate) fn error_text(error: &JobError) -> String {
     serde_json::to_string(error).unwrap_or_else(|_| format!("{}: {}", error.code, error.message))
 }
 
 /// The `error` string of an outcome, when it failed.
-pub fn outcome_error(outcome: &JobOutcome) -> Option<String> {
+pub(crate) fn outcome_error(outcome: &JobOutcome) -> Option<String> {
     if outcome.succeeded() {
         return None;
     }
@@ -24,7 +24,7 @@ pub fn outcome_error(outcome: &JobOutcome) -> Option<String> {
 }
 
 /// The job-done body of an outcome; `stop_pod` asks the platform to replace this worker.
-pub fn result_body(outcome: &JobOutcome, stop_pod: bool) -> Value {
+pub(crate) fn result_body(outcome: &JobOutcome, stop_pod: bool) -> Value {
     let mut body = match outcome_error(outcome) {
         Some(error) => json!({ "error": error }),
         None => json!({ "output": outcome }),
@@ -36,7 +36,7 @@ pub fn result_body(outcome: &JobOutcome, stop_pod: bool) -> Value {
 }
 
 /// A progress update after denoising step `step` of `total`.
-pub fn progress_body(job_id: &str, p: Progress) -> Value {
+pub(crate) fn progress_body(job_id: &str, p: Progress) -> Value {
     json!({
         "status": "IN_PROGRESS",
         "output": {"id": job_id, "stage": "denoise", "step": p.step, "total": p.total,
@@ -46,7 +46,7 @@ pub fn progress_body(job_id: &str, p: Progress) -> Value {
 
 /// Serialize a job-done body; one over `max_bytes` (RunPod refuses those with a 400, and the
 /// job would show COMPLETED with no output) is replaced by an `upload_failed` error.
-pub fn encode_result(body: &Value, max_bytes: usize) -> Vec<u8> {
+pub(crate) fn encode_result(body: &Value, max_bytes: usize) -> Vec<u8> {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     if bytes.len() <= max_bytes {
         return bytes;
@@ -62,7 +62,7 @@ pub fn encode_result(body: &Value, max_bytes: usize) -> Vec<u8> {
 
 /// The body posted when the platform keeps refusing a result (HTTP 4xx): an error naming why,
 /// so the job shows FAILED instead of COMPLETED without output.
-pub fn refused_result(body: &Value, status: u16) -> Vec<u8> {
+pub(crate) fn refused_result(body: &Value, status: u16) -> Vec<u8> {
     let message = format!("RunPod refused the job result (HTTP {status}); it may be too large: send outputs to a bucket");
     refusal_body(body, message)
 }

@@ -147,7 +147,7 @@ pub enum SourceError {
 /// The settlement a job's outcome calls for: success and failures that retrying cannot fix
 /// (invalid input: the worker has already sent the failure webhook) are acknowledged, so they
 /// never loop to the dead-letter queue; retryable failures come back after a growing delay.
-pub fn after_outcome(outcome: &JobOutcome, attempt: u32, backoff: &Backoff) -> Settlement {
+pub(crate) fn after_outcome(outcome: &JobOutcome, attempt: u32, backoff: &Backoff) -> Settlement {
     match &outcome.error {
         Some(e) if e.retryable => Settlement::RetryLater(backoff.delay(attempt)),
         _ => Settlement::Ack,
@@ -155,7 +155,7 @@ pub fn after_outcome(outcome: &JobOutcome, attempt: u32, backoff: &Backoff) -> S
 }
 
 /// The settlement for a message that carries no job.
-pub fn after_body_error(error: &BodyError, attempt: u32, backoff: &Backoff) -> Settlement {
+pub(crate) fn after_body_error(error: &BodyError, attempt: u32, backoff: &Backoff) -> Settlement {
     match error {
         BodyError::Poison(_) => Settlement::DeadLetter,
         BodyError::Unavailable(_) => Settlement::RetryLater(backoff.delay(attempt)),

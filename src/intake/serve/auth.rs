@@ -6,7 +6,7 @@ use crate::redact::Redacted;
 use sha2::{Digest, Sha256};
 
 /// True when `header` carries `key` (or no key is configured).
-pub fn allowed(key: Option<&Redacted>, header: Option<&str>) -> bool {
+pub(crate) fn allowed(key: Option<&Redacted>, header: Option<&str>) -> bool {
     let Some(key) = key.filter(|k| !k.is_empty()) else {
         return true;
     };

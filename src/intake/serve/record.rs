@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The `workerId` reported in status bodies.
-pub const WORKER_ID: &str = "merchgen-local";
+pub(crate) const WORKER_ID: &str = "merchgen-local";
 
 /// RunPod's job states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -52,7 +52,7 @@ pub struct Submission {
 
 /// One job and everything `status` reports about it.
 #[derive(Debug)]
-pub struct Record {
+pub(crate) struct Record {
     pub id: String,
     pub state: State,
     pub submission: Submission,
@@ -69,7 +69,7 @@ pub struct Record {
 }
 
 impl Record {
-    pub fn new(id: String, submission: Submission, now: Instant) -> Self {
+    pub(crate) fn new(id: String, submission: Submission, now: Instant) -> Self {
         let expires = now + submission.ttl;
         Record {
             id,
@@ -86,7 +86,7 @@ impl Record {
     }
 
     /// The `/status` body.
-    pub fn status_body(&self, now: Instant) -> Value {
+    pub(crate) fn status_body(&self, now: Instant) -> Value {
         let mut body = json!({ "id": self.id, "status": self.state.as_str() });
         if let Some(started) = self.started {
             body["delayTime"] = ms(started.duration_since(self.created)).into();

@@ -26,7 +26,7 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// The store's jobs, and how they are concluded.
-pub struct ServeSource {
+pub(crate) struct ServeSource {
     pub store: Arc<Store>,
     pub metrics: Arc<Metrics>,
     pub hooks: StatusWebhook,
@@ -37,7 +37,7 @@ pub struct ServeSource {
 }
 
 /// What a claimed job brings besides its input.
-pub struct ServeTicket {
+pub(crate) struct ServeTicket {
     cancel: Arc<AtomicBool>,
     /// Start + execution timeout, or the ttl, whichever is first.
     deadline: Instant,

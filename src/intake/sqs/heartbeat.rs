@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 /// What one heartbeat renews.
 #[derive(Debug, Clone)]
-pub struct Beat {
+pub(crate) struct Beat {
     pub client: Client,
     pub queue_url: String,
     pub receipt_handle: String,
@@ -26,14 +26,14 @@ pub struct Beat {
 
 /// A running heartbeat; it also stops when dropped (without waiting).
 #[derive(Debug)]
-pub struct Heartbeat {
+pub(crate) struct Heartbeat {
     stop: CancellationToken,
     task: Option<JoinHandle<()>>,
 }
 
 impl Heartbeat {
     /// Start renewing the message's visibility every `beat.every`.
-    pub fn start(beat: Beat) -> Self {
+    pub(crate) fn start(beat: Beat) -> Self {
         let stop = CancellationToken::new();
         let task = tokio::spawn(run(beat, stop.clone()));
         Heartbeat {
@@ -43,7 +43,7 @@ impl Heartbeat {
     }
 
     /// Stop beating and wait for a beat in flight to finish.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         self.stop.cancel();
         if let Some(task) = self.task.take() {
             let _ = task.await;

@@ -21,7 +21,7 @@ const MAX_VISIBILITY_SECS: u64 = 43_200;
 
 /// Receive settings.
 #[derive(Debug, Clone)]
-pub struct SqsSettings {
+pub(crate) struct SqsSettings {
     pub queue_url: String,
     /// Long-poll wait per receive (0 to 20 seconds).
     pub wait_secs: u32,
@@ -32,14 +32,14 @@ pub struct SqsSettings {
 }
 
 /// Message attributes of a message moved to the dead-letter queue.
-pub const DEAD_LETTER_REASON: &str = "merchgen-dead-letter-reason";
-pub const DEAD_LETTER_SOURCE_QUEUE: &str = "merchgen-source-queue";
-pub const DEAD_LETTER_SOURCE_ID: &str = "merchgen-source-message-id";
-pub const DEAD_LETTER_RECEIVES: &str = "merchgen-receive-count";
+pub(crate) const DEAD_LETTER_REASON: &str = "merchgen-dead-letter-reason";
+pub(crate) const DEAD_LETTER_SOURCE_QUEUE: &str = "merchgen-source-queue";
+pub(crate) const DEAD_LETTER_SOURCE_ID: &str = "merchgen-source-message-id";
+pub(crate) const DEAD_LETTER_RECEIVES: &str = "merchgen-receive-count";
 
 /// What settling an SQS delivery needs.
 #[derive(Debug)]
-pub struct SqsTicket {
+pub(crate) struct SqsTicket {
     receipt_handle: String,
     heartbeat: Heartbeat,
     /// What the dead-letter copy needs, when the body is not a job.
@@ -55,7 +55,7 @@ struct Poison {
 }
 
 /// One SQS queue as a `JobSource`.
-pub struct SqsSource {
+pub(crate) struct SqsSource {
     client: Client,
     settings: SqsSettings,
     claims: ClaimCheck,
@@ -64,7 +64,7 @@ pub struct SqsSource {
 }
 
 impl SqsSource {
-    pub fn new(
+    pub(crate) fn new(
         client: Client,
         settings: SqsSettings,
         claims: ClaimCheck,

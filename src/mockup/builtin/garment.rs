@@ -11,7 +11,7 @@ use rayon::prelude::*;
 /// A soft fold from `a` to `b` (unit canvas coordinates), `width` across (unit), raised by
 /// `height` times its width (negative for a crease).
 #[derive(Debug, Clone, Copy)]
-pub struct Ridge {
+pub(super) struct Ridge {
     pub a: (f32, f32),
     pub b: (f32, f32),
     pub width: f32,
@@ -19,7 +19,7 @@ pub struct Ridge {
 }
 
 impl Ridge {
-    pub const fn new(a: (f32, f32), b: (f32, f32), width: f32, height: f32) -> Ridge {
+    pub(super) const fn new(a: (f32, f32), b: (f32, f32), width: f32, height: f32) -> Ridge {
         Ridge {
             a,
             b,
@@ -29,7 +29,7 @@ impl Ridge {
     }
 
     /// The same fold mirrored about the canvas's vertical centre line.
-    pub fn mirrored(&self) -> Ridge {
+    pub(super) fn mirrored(&self) -> Ridge {
         Ridge {
             a: (1.0 - self.a.0, self.a.1),
             b: (1.0 - self.b.0, self.b.1),
@@ -40,7 +40,7 @@ impl Ridge {
 
 /// The cloth's height field, kept at a reduced resolution (folds are smooth) and enlarged only
 /// as lighting and displacement.
-pub struct Folds {
+pub(super) struct Folds {
     /// Heights in full-size pixels, one sample per `factor` x `factor` block.
     h: Plane,
     factor: usize,
@@ -49,7 +49,12 @@ pub struct Folds {
 
 /// The ridges, tapered at their ends, plus smooth noise of `noise_amp` (unit) at `noise_cell`
 /// (unit) spacing, on a `size`-pixel canvas.
-pub fn height_field(size: usize, ridges: &[Ridge], noise_amp: f32, noise_cell: f32) -> Folds {
+pub(super) fn height_field(
+    size: usize,
+    ridges: &[Ridge],
+    noise_amp: f32,
+    noise_cell: f32,
+) -> Folds {
     let factor = (size / 400).max(1);
     let n = size.div_ceil(factor);
     // Work in reduced pixels, store heights in full-size pixels.
@@ -109,7 +114,7 @@ impl Folds {
     }
 
     /// Lambert light from the upper left: 1 on flat cloth, less on slopes facing away.
-    pub fn light(&self) -> Plane {
+    pub(super) fn light(&self) -> Plane {
         let l = [-0.45f32, -0.55, 0.70];
         let norm = (l[0] * l[0] + l[1] * l[1] + l[2] * l[2]).sqrt();
         let l = l.map(|v| v / norm);
@@ -123,7 +128,7 @@ impl Folds {
 
     /// Two-channel displacement pushing the print down the slopes, the steepest slope
     /// giving the full shift.
-    pub fn displacement(&self) -> Vec<u8> {
+    pub(super) fn displacement(&self) -> Vec<u8> {
         let (gx, gy) = self.slopes();
         let max = gx
             .data
@@ -143,7 +148,7 @@ impl Folds {
 
 /// Light on the cloth (1 = flat, lit): folds from `h`, edges rolled over within `rim` (unit)
 /// of the outline `cov`, brighter towards the top, and a fine grain.
-pub fn cloth_light(cov: &Plane, folds: &Folds, rim: f32, grain: f32) -> Plane {
+pub(super) fn cloth_light(cov: &Plane, folds: &Folds, rim: f32, grain: f32) -> Plane {
     let s = cov.w as f32;
     let soft = blur(cov, rim * s);
     let mut light = folds.light();
@@ -166,26 +171,26 @@ pub fn cloth_light(cov: &Plane, folds: &Folds, rim: f32, grain: f32) -> Plane {
 }
 
 /// The points of a path built by `build` (for seams along curves).
-pub fn curve(build: impl FnOnce(&mut Path)) -> Vec<(f32, f32)> {
+pub(super) fn curve(build: impl FnOnce(&mut Path)) -> Vec<(f32, f32)> {
     let mut p = Path::new();
     build(&mut p);
     p.points().to_vec()
 }
 
 /// Darken `light` under `shape` by `depth` (0..1); only the shape's bounding box is touched.
-pub fn press(light: &mut Plane, shape: &Path, depth: f32) {
+pub(super) fn press(light: &mut Plane, shape: &Path, depth: f32) {
     shape
         .coverage(light.w, light.h)
         .apply(light, |v, c| v * (1.0 - depth * c));
 }
 
 /// Darken `light` by `depth` times a coverage plane.
-pub fn press_plane(light: &mut Plane, cov: &Plane, depth: f32) {
+pub(super) fn press_plane(light: &mut Plane, cov: &Plane, depth: f32) {
     light.zip_with(cov, |v, c| v * (1.0 - depth * c));
 }
 
 /// What a garment scene is made of; `light` already holds every detail.
-pub struct Cloth {
+pub(super) struct Cloth {
     pub cov: Plane,
     pub light: Plane,
     pub folds: Folds,
@@ -196,7 +201,7 @@ pub struct Cloth {
 }
 
 /// Backdrop, two drop shadows (tight and wide), the neutral cloth and the print maps.
-pub fn finish(c: Cloth) -> Parts {
+pub(super) fn finish(c: Cloth) -> Parts {
     let s = c.cov.w as f32;
     let mut canvas = Canvas::backdrop(c.cov.w, [0.94, 0.94, 0.93], [0.86, 0.86, 0.85]);
     canvas.shadow(&drop_shadow(&c.cov, 0.03 * s, 0.006 * s, 0.014 * s), 0.16);

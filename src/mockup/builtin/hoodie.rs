@@ -14,7 +14,7 @@ const PRINT: (f64, f64, f64, f64) = (0.365, 0.3, 0.635, 0.525);
 const REFERENCE: f32 = 0.9;
 
 /// The manifest of the built-in hoodie.
-pub fn spec() -> ManifestSpec {
+pub(super) fn spec() -> ManifestSpec {
     let (x0, y0, x1, y1) = PRINT;
     manifest(
         "hoodie",
@@ -93,7 +93,7 @@ fn mirror_pts(pts: &[(f32, f32)], s: f32) -> Vec<(f32, f32)> {
 }
 
 /// Draw the hoodie's layers with a longest side of `size` pixels.
-pub fn draw(size: u32) -> Layers {
+pub(super) fn draw(size: u32) -> Layers {
     let n = size as usize;
     let s = size as f32;
     let at = |dx: f32, y: f32| ((0.5 + dx) * s, y * s);

@@ -6,7 +6,7 @@ use rayon::prelude::*;
 
 /// A single-channel float image.
 #[derive(Debug, Clone)]
-pub struct Plane {
+pub(super) struct Plane {
     pub w: usize,
     pub h: usize,
     pub data: Vec<f32>,
@@ -14,7 +14,7 @@ pub struct Plane {
 
 impl Plane {
     /// A plane filled with `v`.
-    pub fn new(w: usize, h: usize, v: f32) -> Plane {
+    pub(super) fn new(w: usize, h: usize, v: f32) -> Plane {
         Plane {
             w,
             h,
@@ -23,7 +23,7 @@ impl Plane {
     }
 
     /// A plane whose pixel `(x, y)` (centre coordinates) is `f(x, y)`; rows in parallel.
-    pub fn from_fn(w: usize, h: usize, f: impl Fn(f32, f32) -> f32 + Sync) -> Plane {
+    pub(super) fn from_fn(w: usize, h: usize, f: impl Fn(f32, f32) -> f32 + Sync) -> Plane {
         let mut p = Plane::new(w, h, 0.0);
         p.data.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
             for (x, v) in row.iter_mut().enumerate() {
@@ -34,7 +34,7 @@ impl Plane {
     }
 
     /// Combine with another plane of the same size, in place.
-    pub fn zip_with(&mut self, other: &Plane, f: impl Fn(f32, f32) -> f32 + Sync) {
+    pub(super) fn zip_with(&mut self, other: &Plane, f: impl Fn(f32, f32) -> f32 + Sync) {
         self.data
             .par_iter_mut()
             .zip(other.data.par_iter())
@@ -42,7 +42,7 @@ impl Plane {
     }
 
     /// Shift by whole pixels, repeating the edges.
-    pub fn shifted(&self, dx: isize, dy: isize) -> Plane {
+    pub(super) fn shifted(&self, dx: isize, dy: isize) -> Plane {
         let mut out = Plane::new(self.w, self.h, 0.0);
         let w = self.w as isize;
         out.data
@@ -60,7 +60,7 @@ impl Plane {
 
     /// Bilinear enlargement of a reduced plane by `factor` to `w x h`, moved by `shift`
     /// pixels of the result.
-    pub fn enlarged(&self, factor: usize, w: usize, h: usize, shift: (f32, f32)) -> Plane {
+    pub(super) fn enlarged(&self, factor: usize, w: usize, h: usize, shift: (f32, f32)) -> Plane {
         let k = 1.0 / factor as f32;
         let taps = |n: usize, limit: usize, d: f32| -> Vec<(usize, usize, f32)> {
             (0..n)
@@ -91,7 +91,7 @@ impl Plane {
     }
 
     /// 8-bit values of `f(v)` clamped to 0..=1.
-    pub fn to_u8(&self, f: impl Fn(f32) -> f32 + Sync) -> Vec<u8> {
+    pub(super) fn to_u8(&self, f: impl Fn(f32) -> f32 + Sync) -> Vec<u8> {
         self.data
             .par_iter()
             .map(|&v| (f(v).clamp(0.0, 1.0) * 255.0 + 0.5) as u8)
@@ -100,12 +100,12 @@ impl Plane {
 }
 
 /// Gaussian blur with standard deviation `sigma` pixels (edges repeated).
-pub fn blur(p: &Plane, sigma: f32) -> Plane {
+pub(super) fn blur(p: &Plane, sigma: f32) -> Plane {
     blur_shifted(p, sigma, (0.0, 0.0))
 }
 
 /// A blur moved by `shift` pixels (a drop shadow).
-pub fn blur_shifted(p: &Plane, sigma: f32, shift: (f32, f32)) -> Plane {
+pub(super) fn blur_shifted(p: &Plane, sigma: f32, shift: (f32, f32)) -> Plane {
     // Wide blurs run on a reduced copy: the result is smooth, so nothing is lost.
     let factor = ((sigma / 3.0) as usize).clamp(1, 16);
     if factor > 1 {
@@ -125,7 +125,7 @@ pub fn blur_shifted(p: &Plane, sigma: f32, shift: (f32, f32)) -> Plane {
 }
 
 /// Average `f x f` blocks (the last block repeats the edge).
-pub fn reduce(p: &Plane, f: usize) -> Plane {
+pub(super) fn reduce(p: &Plane, f: usize) -> Plane {
     let (w, h) = (p.w.div_ceil(f), p.h.div_ceil(f));
     let mut out = Plane::new(w, h, 0.0);
     out.data.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
@@ -219,7 +219,7 @@ fn box_h(p: &Plane, r: usize) -> Plane {
 }
 
 /// A repeatable pseudo-random value in 0..1 for integer coordinates.
-pub fn hash(x: i32, y: i32, seed: u32) -> f32 {
+pub(super) fn hash(x: i32, y: i32, seed: u32) -> f32 {
     let mut h = (x as u32).wrapping_mul(0x8da6_b343) ^ (y as u32).wrapping_mul(0xd816_3841);
     h ^= seed.wrapping_mul(0xcb1a_b31f);
     h = (h ^ (h >> 13)).wrapping_mul(0x5bd1_e995);
@@ -228,7 +228,7 @@ pub fn hash(x: i32, y: i32, seed: u32) -> f32 {
 }
 
 /// Smooth value noise in 0..1 with features about `cell` pixels apart.
-pub fn noise(x: f32, y: f32, cell: f32, seed: u32) -> f32 {
+pub(super) fn noise(x: f32, y: f32, cell: f32, seed: u32) -> f32 {
     let (gx, gy) = (x / cell, y / cell);
     let (x0, y0) = (gx.floor(), gy.floor());
     let smooth = |t: f32| t * t * (3.0 - 2.0 * t);

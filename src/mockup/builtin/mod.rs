@@ -4,7 +4,7 @@
 //!
 //! Layers are drawn lazily, on first use of a product at an output size, and cached by the
 //! template (`template.rs`); `MockupLibrary::warm` draws them ahead of time. The alternative,
-//! committed PNGs decoded at start-up, was measured (`bench::cold_costs`, figures in
+//! committed PNGs decoded at start-up, was measured (figures in
 //! docs/benchmarks-mockups.md): decoding is several times cheaper than drawing at 2000 px, but
 //! the six products' layers weigh about 18 MB as PNG (the fabric grain does not compress), every
 //! other output size would resample 2000-pixel layers, and a GPU worker hides the drawing

@@ -19,7 +19,7 @@ const ARC_DEGREES: f64 = 150.0;
 const REFERENCE: f32 = 0.93;
 
 /// The manifest of the built-in mug.
-pub fn spec() -> ManifestSpec {
+pub(super) fn spec() -> ManifestSpec {
     let k = f64::from(CANVAS);
     let unit = |v: f32| f64::from(v) * k;
     manifest(
@@ -59,7 +59,7 @@ fn glaze(t: f32) -> (f32, f32) {
 }
 
 /// Draw the mug's layers with a longest side of `size` pixels.
-pub fn draw(size: u32) -> Layers {
+pub(super) fn draw(size: u32) -> Layers {
     let n = size as usize;
     let s = size as f32;
     let (cx, r, top, bottom, e) = (CX * s, R * s, TOP * s, BOTTOM * s, ELLIPSE * s);

@@ -7,17 +7,17 @@ use rayon::prelude::*;
 
 /// A shape made of closed polygons (curves are flattened as they are added).
 #[derive(Debug, Clone, Default)]
-pub struct Path {
+pub(super) struct Path {
     contours: Vec<Vec<(f32, f32)>>,
 }
 
 impl Path {
-    pub fn new() -> Path {
+    pub(super) fn new() -> Path {
         Path::default()
     }
 
     /// Start a new contour.
-    pub fn move_to(&mut self, x: f32, y: f32) -> &mut Path {
+    pub(super) fn move_to(&mut self, x: f32, y: f32) -> &mut Path {
         self.contours.push(vec![(x, y)]);
         self
     }
@@ -37,13 +37,13 @@ impl Path {
         }
     }
 
-    pub fn line_to(&mut self, x: f32, y: f32) -> &mut Path {
+    pub(super) fn line_to(&mut self, x: f32, y: f32) -> &mut Path {
         self.push((x, y));
         self
     }
 
     /// Quadratic Bézier to `(x, y)` through control `(cx, cy)`.
-    pub fn quad_to(&mut self, cx: f32, cy: f32, x: f32, y: f32) -> &mut Path {
+    pub(super) fn quad_to(&mut self, cx: f32, cy: f32, x: f32, y: f32) -> &mut Path {
         let p0 = self.last();
         let n = segments(p0, (x, y), (cx, cy));
         for i in 1..=n {
@@ -58,7 +58,7 @@ impl Path {
     }
 
     /// Cubic Bézier to `p` through controls `c1`, `c2`.
-    pub fn cubic_to(&mut self, c1: (f32, f32), c2: (f32, f32), p: (f32, f32)) -> &mut Path {
+    pub(super) fn cubic_to(&mut self, c1: (f32, f32), c2: (f32, f32), p: (f32, f32)) -> &mut Path {
         let p0 = self.last();
         let n = segments(p0, p, c1) + segments(p0, p, c2);
         for i in 1..=n {
@@ -74,13 +74,13 @@ impl Path {
     }
 
     /// Append every contour of `other`.
-    pub fn extend(&mut self, other: &Path) -> &mut Path {
+    pub(super) fn extend(&mut self, other: &Path) -> &mut Path {
         self.contours.extend(other.contours.iter().cloned());
         self
     }
 
     /// An axis-aligned ellipse.
-    pub fn ellipse(cx: f32, cy: f32, rx: f32, ry: f32) -> Path {
+    pub(super) fn ellipse(cx: f32, cy: f32, rx: f32, ry: f32) -> Path {
         let n = (((rx + ry) * 0.8) as usize).clamp(32, 1000);
         let mut p = Path::new();
         p.contours.push(
@@ -95,7 +95,7 @@ impl Path {
     }
 
     /// A rectangle with corners rounded by `r`.
-    pub fn rounded_rect(x0: f32, y0: f32, x1: f32, y1: f32, r: f32) -> Path {
+    pub(super) fn rounded_rect(x0: f32, y0: f32, x1: f32, y1: f32, r: f32) -> Path {
         let r = r.min((x1 - x0) / 2.0).min((y1 - y0) / 2.0);
         let mut p = Path::new();
         p.move_to(x0 + r, y0)
@@ -111,14 +111,14 @@ impl Path {
     }
 
     /// A closed polygon.
-    pub fn polygon(points: &[(f32, f32)]) -> Path {
+    pub(super) fn polygon(points: &[(f32, f32)]) -> Path {
         Path {
             contours: vec![points.to_vec()],
         }
     }
 
     /// The same path mirrored about the vertical line `x = axis`.
-    pub fn mirrored(&self, axis: f32) -> Path {
+    pub(super) fn mirrored(&self, axis: f32) -> Path {
         Path {
             contours: self
                 .contours
@@ -129,17 +129,17 @@ impl Path {
     }
 
     /// The points of the last contour (for strokes along a curve).
-    pub fn points(&self) -> &[(f32, f32)] {
+    pub(super) fn points(&self) -> &[(f32, f32)] {
         self.contours.last().map_or(&[], Vec::as_slice)
     }
 
     /// Coverage (0..=1) on a `w x h` plane; overlapping contours add up, clamped to 1.
-    pub fn fill(&self, w: usize, h: usize) -> Plane {
+    pub(super) fn fill(&self, w: usize, h: usize) -> Plane {
         self.coverage(w, h).into_plane(w, h)
     }
 
     /// Coverage within the path's bounding box only (cheap for small shapes on big canvases).
-    pub fn coverage(&self, w: usize, h: usize) -> Coverage {
+    pub(super) fn coverage(&self, w: usize, h: usize) -> Coverage {
         let pts = self.contours.iter().flatten();
         let (mut lo, mut hi) = ((f32::MAX, f32::MAX), (f32::MIN, f32::MIN));
         for &(x, y) in pts {
@@ -187,7 +187,7 @@ impl Path {
 }
 
 /// Coverage of a path inside its bounding box `(x0, y0, w, h)` on a larger plane.
-pub struct Coverage {
+pub(super) struct Coverage {
     pub x0: usize,
     pub y0: usize,
     pub w: usize,
@@ -197,14 +197,14 @@ pub struct Coverage {
 
 impl Coverage {
     /// Place on an empty `w x h` plane.
-    pub fn into_plane(self, w: usize, h: usize) -> Plane {
+    pub(super) fn into_plane(self, w: usize, h: usize) -> Plane {
         let mut p = Plane::new(w, h, 0.0);
         self.apply(&mut p, |_, c| c);
         p
     }
 
     /// `p = f(p, coverage)` inside the bounding box.
-    pub fn apply(&self, p: &mut Plane, f: impl Fn(f32, f32) -> f32 + Sync) {
+    pub(super) fn apply(&self, p: &mut Plane, f: impl Fn(f32, f32) -> f32 + Sync) {
         if self.w == 0 {
             return;
         }
@@ -284,7 +284,7 @@ fn accumulate_line(acc: &mut [f32], w: usize, h: usize, p0: (f32, f32), p1: (f32
 }
 
 /// The outline of a polyline drawn with a pen `width` wide (butt ends, mitred joins).
-pub fn stroke(points: &[(f32, f32)], width: f32) -> Path {
+pub(super) fn stroke(points: &[(f32, f32)], width: f32) -> Path {
     let n = points.len();
     if n < 2 {
         return Path::new();

@@ -19,7 +19,7 @@ const CUTOUT: (f32, f32, f32, f32, f32) = (0.345, 0.155, 0.47, 0.285, 0.032);
 const REFERENCE: f32 = 0.9;
 
 /// The manifest of the built-in phone case.
-pub fn spec() -> ManifestSpec {
+pub(super) fn spec() -> ManifestSpec {
     let (x0, y0, x1, y1) = PRINT;
     manifest(
         "phone_case",
@@ -55,7 +55,7 @@ fn circle(x: f32, y: f32, r: f32, s: f32) -> Path {
 }
 
 /// Draw the phone case's layers with a longest side of `size` pixels.
-pub fn draw(size: u32) -> Layers {
+pub(super) fn draw(size: u32) -> Layers {
     let n = size as usize;
     let s = size as f32;
     let mut canvas = Canvas::backdrop(n, [0.93, 0.93, 0.94], [0.85, 0.85, 0.86]);

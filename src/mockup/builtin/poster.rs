@@ -25,7 +25,7 @@ fn frame_to_canvas(scale: f64) -> Homography {
 }
 
 /// The manifest of the built-in poster.
-pub fn spec() -> ManifestSpec {
+pub(super) fn spec() -> ManifestSpec {
     let h = frame_to_canvas(1.0);
     let (x0, y0, x1, y1) = PRINT;
     let corner = |x, y| {
@@ -108,7 +108,7 @@ fn mat(x: f64, y: f64) -> f32 {
 }
 
 /// Draw the poster's layers with a longest side of `size` pixels.
-pub fn draw(size: u32) -> Layers {
+pub(super) fn draw(size: u32) -> Layers {
     let n = size as usize;
     let s = f64::from(size);
     let h = frame_to_canvas(s);

@@ -10,10 +10,10 @@ use image::{GrayImage, RgbaImage};
 use rayon::prelude::*;
 
 /// Canvas side of every built-in template's manifest (they are drawn at any size).
-pub const CANVAS: u32 = 2000;
+pub(super) const CANVAS: u32 = 2000;
 
 /// The product photo being drawn: opaque 8-bit RGBA, painted with float maths per operation.
-pub struct Canvas {
+pub(super) struct Canvas {
     pub size: usize,
     pub img: RgbaImage,
 }
@@ -24,7 +24,7 @@ fn q(v: f32) -> u8 {
 
 impl Canvas {
     /// A studio backdrop: `top` colour fading to `bottom`, with a soft vignette.
-    pub fn backdrop(size: usize, top: [f32; 3], bottom: [f32; 3]) -> Canvas {
+    pub(super) fn backdrop(size: usize, top: [f32; 3], bottom: [f32; 3]) -> Canvas {
         let s = size as f32;
         // The vignette's horizontal term, once per column.
         let across: Vec<f32> = (0..size)
@@ -67,7 +67,7 @@ impl Canvas {
     }
 
     /// Darken everything by `opacity * shadow`.
-    pub fn shadow(&mut self, shadow: &Plane, opacity: f32) {
+    pub(super) fn shadow(&mut self, shadow: &Plane, opacity: f32) {
         self.each(shadow, |p, i| {
             let k = 1.0 - opacity * shadow.data[i];
             for v in &mut p[..3] {
@@ -77,7 +77,7 @@ impl Canvas {
     }
 
     /// Paint `colour * lum` where `cov` covers.
-    pub fn paint(&mut self, cov: &Plane, lum: &Plane, colour: [f32; 3]) {
+    pub(super) fn paint(&mut self, cov: &Plane, lum: &Plane, colour: [f32; 3]) {
         self.each(cov, |p, i| {
             let (a, l) = (cov.data[i].min(1.0), lum.data[i]);
             for (v, k) in p[..3].iter_mut().zip(colour) {
@@ -88,7 +88,7 @@ impl Canvas {
     }
 
     /// Paint a flat colour where `shape` covers (only its bounding box is touched).
-    pub fn paint_flat(&mut self, shape: &Path, colour: [f32; 3]) {
+    pub(super) fn paint_flat(&mut self, shape: &Path, colour: [f32; 3]) {
         let cov = shape.coverage(self.size, self.size);
         let n = self.size;
         let rows = &mut (*self.img)[cov.y0 * n * 4..(cov.y0 + cov.h) * n * 4];
@@ -105,24 +105,24 @@ impl Canvas {
     }
 
     /// The finished image.
-    pub fn into_rgba(self) -> RgbaImage {
+    pub(super) fn into_rgba(self) -> RgbaImage {
         self.img
     }
 }
 
 /// A grey image of a plane (0..=1).
-pub fn gray(p: &Plane) -> GrayImage {
+pub(super) fn gray(p: &Plane) -> GrayImage {
     GrayImage::from_raw(p.w as u32, p.h as u32, p.to_u8(|v| v)).expect("1 byte per pixel")
 }
 
 /// A soft drop shadow of `cov`: blurred by `sigma` and moved by `(dx, dy)` pixels.
-pub fn drop_shadow(cov: &Plane, sigma: f32, dx: f32, dy: f32) -> Plane {
+pub(super) fn drop_shadow(cov: &Plane, sigma: f32, dx: f32, dy: f32) -> Plane {
     blur_shifted(cov, sigma, (dx, dy))
 }
 
 /// The shading and highlight maps for the print from a lighting plane (1 = neutral): light
 /// below 1 darkens (multiply), above 1 brightens (hard light), `gain` exaggerates the latter.
-pub fn light_maps(light: &Plane, region: &Plane, gain: f32) -> (GrayImage, GrayImage) {
+pub(super) fn light_maps(light: &Plane, region: &Plane, gain: f32) -> (GrayImage, GrayImage) {
     let (w, h) = (light.w as u32, light.h as u32);
     let pairs: Vec<(u8, u8)> = light
         .data
@@ -141,7 +141,7 @@ pub fn light_maps(light: &Plane, region: &Plane, gain: f32) -> (GrayImage, GrayI
 }
 
 /// Layer set from planes; `mask` and `overlay` are optional.
-pub struct Parts {
+pub(super) struct Parts {
     pub canvas: Canvas,
     pub tint: Plane,
     pub mask: Option<Plane>,
@@ -152,7 +152,7 @@ pub struct Parts {
 }
 
 impl Parts {
-    pub fn into_layers(self) -> Layers {
+    pub(super) fn into_layers(self) -> Layers {
         Layers {
             base: self.canvas.into_rgba(),
             tint: Some(gray(&self.tint)),
@@ -166,7 +166,7 @@ impl Parts {
 }
 
 /// A built-in manifest: canvas `CANVAS` square, layers named after what the code draws.
-pub fn manifest(
+pub(super) fn manifest(
     product: &str,
     print_area: PrintAreaSpec,
     inches: (f64, f64),
@@ -197,7 +197,7 @@ pub fn manifest(
 }
 
 /// A quad print area from corners in unit canvas coordinates.
-pub fn quad(corners: [[f64; 2]; 4]) -> PrintAreaSpec {
+pub(super) fn quad(corners: [[f64; 2]; 4]) -> PrintAreaSpec {
     let k = f64::from(CANVAS);
     PrintAreaSpec::Quad {
         corners: corners.map(|[x, y]| [x * k, y * k]),
@@ -205,6 +205,6 @@ pub fn quad(corners: [[f64; 2]; 4]) -> PrintAreaSpec {
 }
 
 /// An axis-aligned print rectangle in unit canvas coordinates.
-pub fn rect(x0: f64, y0: f64, x1: f64, y1: f64) -> PrintAreaSpec {
+pub(super) fn rect(x0: f64, y0: f64, x1: f64, y1: f64) -> PrintAreaSpec {
     quad([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
 }

@@ -14,7 +14,7 @@ const TOP: f32 = 0.36;
 const REFERENCE: f32 = 0.9;
 
 /// The manifest of the built-in tote bag.
-pub fn spec() -> ManifestSpec {
+pub(super) fn spec() -> ManifestSpec {
     let (x0, y0, x1, y1) = PRINT;
     manifest(
         "tote_bag",
@@ -74,7 +74,7 @@ const RIDGES: [Ridge; 7] = [
 ];
 
 /// Draw the tote bag's layers with a longest side of `size` pixels.
-pub fn draw(size: u32) -> Layers {
+pub(super) fn draw(size: u32) -> Layers {
     let n = size as usize;
     let s = size as f32;
     let bag = body(s).fill(n, n);

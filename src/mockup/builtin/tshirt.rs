@@ -12,7 +12,7 @@ const PRINT: (f64, f64, f64, f64) = (0.359, 0.255, 0.641, 0.631);
 const REFERENCE: f32 = 0.92;
 
 /// The manifest of the built-in t-shirt.
-pub fn spec() -> ManifestSpec {
+pub(super) fn spec() -> ManifestSpec {
     let (x0, y0, x1, y1) = PRINT;
     manifest(
         "tshirt",
@@ -81,7 +81,7 @@ const RIDGES: [Ridge; 7] = [
 ];
 
 /// Draw the t-shirt's layers with a longest side of `size` pixels.
-pub fn draw(size: u32) -> Layers {
+pub(super) fn draw(size: u32) -> Layers {
     let n = size as usize;
     let s = size as f32;
     let mut outline = Path::new();

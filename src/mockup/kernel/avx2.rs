@@ -21,7 +21,7 @@ use crate::mockup::design::Raster;
 use std::arch::x86_64::*;
 
 /// Whether this CPU can run [`composite_opaque`] (checked once by the standard library).
-pub fn available() -> bool {
+pub(super) fn available() -> bool {
     is_x86_feature_detected!("avx2")
 }
 
@@ -29,7 +29,7 @@ pub fn available() -> bool {
 /// many were done. `pixels` are the row's RGBA bytes (every alpha 255), `xs`/`ys` the
 /// fixed-point raster positions of its pixels, `first` the canvas index of its first pixel (for
 /// the mask and lighting maps).
-pub fn composite_opaque(
+pub(super) fn composite_opaque(
     pixels: &mut [u8],
     xs: &[i32],
     ys: &[i32],

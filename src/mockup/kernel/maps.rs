@@ -6,7 +6,7 @@ use crate::mockup::design::fixed;
 use crate::mockup::warp::{convex_row_span, Cylinder, Homography};
 
 /// Maps canvas pixels back to raster positions.
-pub trait SourceMap: Sync {
+pub(crate) trait SourceMap: Sync {
     /// Rows `[y0, y1)` that can show the design.
     fn rows(&self) -> (usize, usize);
     /// Columns `[x0, x1)` of row `y` that can show the design.
@@ -33,7 +33,7 @@ fn area_to_raster(area: [f64; 4], inner: (usize, usize)) -> Homography {
 }
 
 /// A perspective print area.
-pub struct QuadMap {
+pub(crate) struct QuadMap {
     m: [f32; 9],
     poly: [(f64, f64); 4],
     margin: f64,
@@ -43,7 +43,7 @@ pub struct QuadMap {
 impl QuadMap {
     /// `quad`: the print area's corners on the canvas; `area`/`inner`: the raster's placement;
     /// `margin`: extra pixels to scan (the displacement's reach). `None` for a degenerate quad.
-    pub fn new(
+    pub(crate) fn new(
         quad: &[[f64; 2]; 4],
         area: [f64; 4],
         inner: (usize, usize),
@@ -124,7 +124,7 @@ impl SourceMap for QuadMap {
 }
 
 /// A cylindrical print area, with per-column tables (one `asin` per column, not per pixel).
-pub struct CylinderMap {
+pub(crate) struct CylinderMap {
     col_x: Vec<f32>,
     col_dx: Vec<f32>,
     col_off: Vec<f32>,
@@ -135,7 +135,7 @@ pub struct CylinderMap {
 
 impl CylinderMap {
     /// Same arguments as [`QuadMap::new`], for a cylinder.
-    pub fn new(
+    pub(crate) fn new(
         c: &Cylinder,
         area: [f64; 4],
         inner: (usize, usize),

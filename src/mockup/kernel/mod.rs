@@ -9,7 +9,7 @@
 mod avx2;
 mod maps;
 
-pub use maps::{CylinderMap, QuadMap, SourceMap};
+pub(super) use maps::{CylinderMap, QuadMap, SourceMap};
 
 use super::blend::{alpha, light_spread, over_spread, pack, scale, spread, Strengths};
 use super::design::Raster;
@@ -18,7 +18,7 @@ use rayon::prelude::*;
 
 /// Per-pixel maps of the product, all of the canvas's size (`displacement` has 2 channels).
 #[derive(Clone, Copy)]
-pub struct Maps<'a> {
+pub(super) struct Maps<'a> {
     pub mask: Option<&'a [u8]>,
     pub shading: Option<&'a [u8]>,
     pub highlight: Option<&'a [u8]>,
@@ -41,12 +41,12 @@ struct RowBuffers {
 
 /// Warp `raster` through `map` and composite it onto `dst` (with the AVX2 pass where the CPU
 /// has it; the bytes are the same either way).
-pub fn composite<M: SourceMap>(dst: &mut RgbaImage, raster: &Raster, map: &M, maps: &Maps) {
+pub(super) fn composite<M: SourceMap>(dst: &mut RgbaImage, raster: &Raster, map: &M, maps: &Maps) {
     composite_with(dst, raster, map, maps, simd_available());
 }
 
 /// Whether the four-pixel AVX2 pass (`avx2.rs`) can run here.
-pub fn simd_available() -> bool {
+pub(super) fn simd_available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         avx2::available()
@@ -58,7 +58,7 @@ pub fn simd_available() -> bool {
 }
 
 /// [`composite`], choosing the pass: `simd` false forces the scalar one (tests, benchmarks).
-pub fn composite_with<M: SourceMap>(
+pub(super) fn composite_with<M: SourceMap>(
     dst: &mut RgbaImage,
     raster: &Raster,
     map: &M,

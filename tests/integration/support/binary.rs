@@ -5,10 +5,10 @@ use std::path::Path;
 use std::process::Command;
 
 /// The binary `cargo test` built.
-pub const BIN: &str = env!("CARGO_BIN_EXE_merchgen");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_merchgen");
 
 /// `merchgen` on the tiny model at `model` (see [`tiny_settings`]).
-pub fn on_tiny_model(model: &Path) -> Command {
+pub(crate) fn on_tiny_model(model: &Path) -> Command {
     let mut cmd = Command::new(BIN);
     tiny_settings(&mut cmd, model);
     cmd
@@ -17,7 +17,7 @@ pub fn on_tiny_model(model: &Path) -> Command {
 /// The settings every run on a tiny model shares: the model, the CPU, quantized weights, jobs
 /// from 64 pixels, the hub offline, and none of the output, RunPod or API-key settings a
 /// developer's shell may carry. For a command that starts from a cleared environment too.
-pub fn tiny_settings<'a>(cmd: &'a mut Command, model: &Path) -> &'a mut Command {
+pub(crate) fn tiny_settings<'a>(cmd: &'a mut Command, model: &Path) -> &'a mut Command {
     cmd.env("MERCHGEN_MODEL", model)
         .env("MERCHGEN_DEVICE", "cpu")
         .env("MERCHGEN_WEIGHTS", "quantized")
@@ -30,7 +30,7 @@ pub fn tiny_settings<'a>(cmd: &'a mut Command, model: &Path) -> &'a mut Command 
 }
 
 /// `merchgen` with the hub offline, for commands that load no model or name their own.
-pub fn offline() -> Command {
+pub(crate) fn offline() -> Command {
     let mut cmd = Command::new(BIN);
     cmd.env("HF_HUB_OFFLINE", "1");
     cmd

@@ -12,7 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// One scripted answer.
 #[derive(Debug, Clone, Default)]
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -23,14 +23,14 @@ pub struct Reply {
 }
 
 impl Reply {
-    pub fn status(status: u16) -> Self {
+    pub(crate) fn status(status: u16) -> Self {
         Reply {
             status,
             ..Default::default()
         }
     }
 
-    pub fn ok(body: impl Into<Vec<u8>>) -> Self {
+    pub(crate) fn ok(body: impl Into<Vec<u8>>) -> Self {
         Reply {
             status: 200,
             body: body.into(),
@@ -38,11 +38,11 @@ impl Reply {
         }
     }
 
-    pub fn redirect(status: u16, location: &str) -> Self {
+    pub(crate) fn redirect(status: u16, location: &str) -> Self {
         Reply::status(status).header("location", location)
     }
 
-    pub fn header(mut self, name: &str, value: &str) -> Self {
+    pub(crate) fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_owned(), value.to_owned()));
         self
     }
@@ -50,7 +50,7 @@ impl Reply {
 
 /// One request as received.
 #[derive(Debug, Clone)]
-pub struct Recorded {
+pub(crate) struct Recorded {
     pub method: String,
     pub path: String,
     pub headers: Vec<(String, String)>,
@@ -58,14 +58,14 @@ pub struct Recorded {
 }
 
 impl Recorded {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
 
-    pub fn header_map(&self) -> http::HeaderMap {
+    pub(crate) fn header_map(&self) -> http::HeaderMap {
         let mut map = http::HeaderMap::new();
         for (n, v) in &self.headers {
             map.append(
@@ -80,7 +80,7 @@ impl Recorded {
 type Handler = dyn Fn(usize, &Recorded) -> Reply + Send + Sync;
 
 /// A running server; stops when dropped (its task is aborted).
-pub struct TestServer {
+pub(crate) struct TestServer {
     pub addr: SocketAddr,
     requests: Arc<Mutex<Vec<Recorded>>>,
     task: tokio::task::JoinHandle<()>,
@@ -94,7 +94,7 @@ impl Drop for TestServer {
 
 impl TestServer {
     /// Answer the n-th request (from 0) with `script[n]`, repeating the last reply.
-    pub async fn script(script: Vec<Reply>) -> Self {
+    pub(crate) async fn script(script: Vec<Reply>) -> Self {
         Self::start("127.0.0.1:0", move |n, _| {
             script[n.min(script.len() - 1)].clone()
         })
@@ -102,7 +102,7 @@ impl TestServer {
     }
 
     /// Answer with `handler(n, request)`, bound to `bind` (e.g. `127.0.0.2:0`).
-    pub async fn start(
+    pub(crate) async fn start(
         bind: &str,
         handler: impl Fn(usize, &Recorded) -> Reply + Send + Sync + 'static,
     ) -> Self {
@@ -129,11 +129,11 @@ impl TestServer {
         }
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
 
-    pub fn requests(&self) -> Vec<Recorded> {
+    pub(crate) fn requests(&self) -> Vec<Recorded> {
         self.requests.lock().unwrap().clone()
     }
 }
@@ -173,7 +173,7 @@ async fn serve_one(
 
 /// One HTTP/1.1 request read from `stream` (head, then `content-length` bytes of body); `None`
 /// when the peer closes first. Shared with the fake Lambda Runtime API of `support::aws`.
-pub async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<Recorded>> {
+pub(crate) async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<Recorded>> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {

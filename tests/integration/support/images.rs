@@ -2,7 +2,7 @@
 //! its data holds.
 
 /// A small valid PNG (`w` x `h`, opaque gradient).
-pub fn png(w: u32, h: u32) -> Vec<u8> {
+pub(crate) fn png(w: u32, h: u32) -> Vec<u8> {
     let img = image::RgbaImage::from_fn(w, h, |x, y| image::Rgba([x as u8, y as u8, 7, 255]));
     let mut out = std::io::Cursor::new(Vec::new());
     img.write_to(&mut out, image::ImageFormat::Png).unwrap();
@@ -11,7 +11,7 @@ pub fn png(w: u32, h: u32) -> Vec<u8> {
 
 /// A PNG claiming `w` x `h` pixels whose only image data is one tiny zlib stream: the shape
 /// of a decompression bomb, minus the bomb. Written by the `png` crate (chunks and CRCs).
-pub fn png_header_only(w: u32, h: u32) -> Vec<u8> {
+pub(crate) fn png_header_only(w: u32, h: u32) -> Vec<u8> {
     let mut out = Vec::new();
     let mut encoder = png::Encoder::new(&mut out, w, h);
     encoder.set_color(png::ColorType::Rgba);

@@ -10,13 +10,13 @@ use merchgen::mockup::{render, Fit, Homography, MockupLibrary, RenderOptions};
 use std::path::{Path, PathBuf};
 
 /// Whether golden files and fixtures should be rewritten instead of checked.
-pub fn update_golden() -> bool {
+pub(crate) fn update_golden() -> bool {
     std::env::var("MERCHGEN_UPDATE_GOLDEN").is_ok_and(|v| v == "1")
 }
 
 /// Homography through four point pairs by Gaussian elimination of the 8x8 DLT system,
 /// independent of the closed form the library uses.
-pub fn dlt(from: [[f64; 2]; 4], to: [[f64; 2]; 4]) -> Homography {
+pub(crate) fn dlt(from: [[f64; 2]; 4], to: [[f64; 2]; 4]) -> Homography {
     let mut a = [[0.0f64; 9]; 8];
     for i in 0..4 {
         let ([x, y], [u, v]) = (from[i], to[i]);
@@ -43,7 +43,7 @@ pub fn dlt(from: [[f64; 2]; 4], to: [[f64; 2]; 4]) -> Homography {
 }
 
 /// A version-1 manifest for a template with only a base layer and a 4 x 3 in quad print area.
-pub fn manifest_json(
+pub(crate) fn manifest_json(
     product: &str,
     (w, h): (u32, u32),
     quad: [[f64; 2]; 4],
@@ -88,7 +88,7 @@ fn blend(dst: &mut [f64; 4], rgb: [u8; 3], a: f64) {
 }
 
 /// The demo design: a round "mountain sunrise" badge with a ribbon, transparent around it.
-pub fn badge_design(size: u32) -> RgbaImage {
+pub(crate) fn badge_design(size: u32) -> RgbaImage {
     let s = f64::from(size);
     RgbaImage::from_fn(size, size, |x, y| {
         let (u, v) = ((f64::from(x) + 0.5) / s, (f64::from(y) + 0.5) / s);
@@ -154,7 +154,7 @@ fn hash(x: u32, y: u32) -> f64 {
 
 /// The custom template fixture: a canvas bag photographed on a concrete floor (drawn by code),
 /// with tint, mask, shading and displacement layers and a perspective print area.
-pub fn write_canvas_bag(dir: &Path) {
+pub(crate) fn write_canvas_bag(dir: &Path) {
     const N: u32 = 800;
     std::fs::create_dir_all(dir).unwrap();
     let n = f64::from(N);
@@ -218,7 +218,7 @@ pub fn write_canvas_bag(dir: &Path) {
 }
 
 /// Every built-in in every colour, `tile` pixels a side, one product per row.
-pub fn contact_sheet(lib: &MockupLibrary, design: &RgbaImage, tile: u32) -> RgbaImage {
+pub(crate) fn contact_sheet(lib: &MockupLibrary, design: &RgbaImage, tile: u32) -> RgbaImage {
     let products = lib.products();
     let cols = products
         .iter()
@@ -251,7 +251,7 @@ pub fn contact_sheet(lib: &MockupLibrary, design: &RgbaImage, tile: u32) -> Rgba
 }
 
 /// Render options for a colour at a size, fitting the design.
-pub fn opts(color: &str, size: u32) -> RenderOptions {
+pub(crate) fn opts(color: &str, size: u32) -> RenderOptions {
     RenderOptions {
         color: color.into(),
         size: Some(size),
@@ -260,7 +260,7 @@ pub fn opts(color: &str, size: u32) -> RenderOptions {
 }
 
 /// Centroid of where `a` and `b` differ, weighted by the difference.
-pub fn diff_centroid(a: &RgbaImage, b: &RgbaImage) -> (f64, f64, f64) {
+pub(crate) fn diff_centroid(a: &RgbaImage, b: &RgbaImage) -> (f64, f64, f64) {
     let (mut sx, mut sy, mut sw) = (0.0, 0.0, 0.0);
     for (x, y, p) in a.enumerate_pixels() {
         let q = b.get_pixel(x, y);
@@ -273,12 +273,17 @@ pub fn diff_centroid(a: &RgbaImage, b: &RgbaImage) -> (f64, f64, f64) {
 }
 
 /// The committed custom template folder.
-pub fn fixture_dir() -> PathBuf {
+pub(crate) fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/templates")
 }
 
 /// A template with a flat grey base and a quad print area (4 x 3 in).
-pub fn write_flat_template(dir: &Path, product: &str, (w, h): (u32, u32), quad: [[f64; 2]; 4]) {
+pub(crate) fn write_flat_template(
+    dir: &Path,
+    product: &str,
+    (w, h): (u32, u32),
+    quad: [[f64; 2]; 4],
+) {
     let folder = dir.join(product);
     std::fs::create_dir_all(&folder).unwrap();
     RgbaImage::from_pixel(w, h, Rgba([40, 40, 40, 255]))

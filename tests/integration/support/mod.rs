@@ -5,13 +5,13 @@
 //! (`binary`), in-process workers on a tiny model (`workers`), image bytes (`images`), logs
 //! (`logs`) and the mockup fixtures (`mockups`).
 
-pub mod aws;
-pub mod binary;
-pub mod http;
-pub mod images;
-pub mod logs;
-pub mod mockups;
-pub mod peers;
-pub mod runpod;
-pub mod serve;
-pub mod workers;
+pub(crate) mod aws;
+pub(crate) mod binary;
+pub(crate) mod http;
+pub(crate) mod images;
+pub(crate) mod logs;
+pub(crate) mod mockups;
+pub(crate) mod peers;
+pub(crate) mod runpod;
+pub(crate) mod serve;
+pub(crate) mod workers;

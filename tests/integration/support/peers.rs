@@ -9,13 +9,13 @@
 use std::path::{Path, PathBuf};
 
 /// True when missing peers must fail the tests (`MERCHGEN_REQUIRE_PEERS=1`).
-pub fn required() -> bool {
+pub(crate) fn required() -> bool {
     std::env::var("MERCHGEN_REQUIRE_PEERS").is_ok_and(|v| v.trim() == "1")
 }
 
 /// Report a missing `peer`: panic when peers are required, else a loud SKIPPED note.
 /// `how` says how to provide it.
-pub fn missing(peer: &str, how: &str) {
+pub(crate) fn missing(peer: &str, how: &str) {
     let note = format!("{peer} is missing; {how}");
     if required() {
         panic!("MERCHGEN_REQUIRE_PEERS=1 and {note}");
@@ -26,7 +26,7 @@ pub fn missing(peer: &str, how: &str) {
 /// The variables the AWS SDK clients of the tests need to talk to moto (any values do; set,
 /// they keep the SDK's chains from looking further). `scripts/test.sh` exports them: the tests
 /// never change the process's environment, which every test in the binary shares.
-pub const AWS_TEST_ENV: [&str; 4] = [
+pub(crate) const AWS_TEST_ENV: [&str; 4] = [
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_REGION",
@@ -35,7 +35,7 @@ pub const AWS_TEST_ENV: [&str; 4] = [
 
 /// moto's endpoint (`MERCHGEN_TEST_S3_ENDPOINT`, with `AWS_TEST_ENV` set), or `None` after
 /// `missing` said so.
-pub fn moto_endpoint() -> Option<String> {
+pub(crate) fn moto_endpoint() -> Option<String> {
     match std::env::var("MERCHGEN_TEST_S3_ENDPOINT") {
         Ok(endpoint) if !endpoint.is_empty() => {
             if let Some(unset) = AWS_TEST_ENV.iter().find(|v| std::env::var_os(v).is_none()) {
@@ -58,7 +58,7 @@ pub fn moto_endpoint() -> Option<String> {
 }
 
 /// The test virtual environment (`MERCHGEN_VENV`, else `./.venv` of the repository).
-pub fn venv() -> PathBuf {
+pub(crate) fn venv() -> PathBuf {
     match std::env::var_os("MERCHGEN_VENV").filter(|v| !v.is_empty()) {
         Some(dir) => Path::new(env!("CARGO_MANIFEST_DIR")).join(dir),
         None => Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"),
@@ -66,7 +66,7 @@ pub fn venv() -> PathBuf {
 }
 
 /// `name` from the test virtual environment's `bin/`, or `None` after `missing` said so.
-pub fn venv_bin(name: &str) -> Option<PathBuf> {
+pub(crate) fn venv_bin(name: &str) -> Option<PathBuf> {
     let path = venv().join("bin").join(name);
     if path.is_file() {
         return Some(path);

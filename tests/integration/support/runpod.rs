@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 
 /// One recorded request.
 #[derive(Debug, Clone)]
-pub struct Call {
+pub(crate) struct Call {
     pub method: String,
     pub path: String,
     pub query: String,
@@ -28,24 +28,24 @@ pub struct Call {
 }
 
 impl Call {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)
     }
-    pub fn is_progress(&self) -> bool {
+    pub(crate) fn is_progress(&self) -> bool {
         self.json()["status"] == "IN_PROGRESS"
     }
     /// The `{"code", ...}` object inside a result's `error` string.
-    pub fn error(&self) -> Option<Value> {
+    pub(crate) fn error(&self) -> Option<Value> {
         serde_json::from_str(self.json()["error"].as_str()?).ok()
     }
 }
 
 /// A scripted answer.
 #[derive(Debug, Clone)]
-pub enum Reply {
+pub(crate) enum Reply {
     Status(u16),
     /// 200 with `application/json` and a body that is not JSON.
     Garbage,
@@ -67,14 +67,14 @@ struct State {
 
 /// The fake platform. Cheap to clone.
 #[derive(Clone)]
-pub struct Platform {
+pub(crate) struct Platform {
     pub addr: SocketAddr,
     state: Arc<Mutex<State>>,
     stop_wake: Arc<Notify>,
 }
 
 impl Platform {
-    pub async fn start() -> Platform {
+    pub(crate) async fn start() -> Platform {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let platform = Platform {
@@ -93,12 +93,12 @@ impl Platform {
         platform
     }
 
-    pub fn base(&self) -> String {
+    pub(crate) fn base(&self) -> String {
         format!("http://{}", self.addr)
     }
 
     /// The env a RunPod worker gets, pointing at this platform.
-    pub fn worker_env(&self) -> Vec<(String, String)> {
+    pub(crate) fn worker_env(&self) -> Vec<(String, String)> {
         let b = self.base();
         vec![
             (
@@ -119,16 +119,16 @@ impl Platform {
         ]
     }
 
-    pub fn script_take(&self, replies: impl IntoIterator<Item = Reply>) {
+    pub(crate) fn script_take(&self, replies: impl IntoIterator<Item = Reply>) {
         self.state.lock().unwrap().take.extend(replies);
     }
 
-    pub fn script_done(&self, replies: impl IntoIterator<Item = Reply>) {
+    pub(crate) fn script_done(&self, replies: impl IntoIterator<Item = Reply>) {
         self.state.lock().unwrap().done.extend(replies);
     }
 
     /// Ask (through job-stop) to stop `id` once its first progress post arrives.
-    pub fn stop_on_first_progress(&self, id: &str) {
+    pub(crate) fn stop_on_first_progress(&self, id: &str) {
         self.state
             .lock()
             .unwrap()
@@ -136,11 +136,11 @@ impl Platform {
             .push(id.to_owned());
     }
 
-    pub fn calls(&self) -> Vec<Call> {
+    pub(crate) fn calls(&self) -> Vec<Call> {
         self.state.lock().unwrap().calls.clone()
     }
 
-    pub fn calls_to(&self, kind: &str) -> Vec<Call> {
+    pub(crate) fn calls_to(&self, kind: &str) -> Vec<Call> {
         self.calls()
             .into_iter()
             .filter(|c| c.path.contains(&format!("/{kind}/")))
@@ -148,14 +148,14 @@ impl Platform {
     }
 
     /// Result posts (not progress) for one job.
-    pub fn results(&self, job: &str) -> Vec<Call> {
+    pub(crate) fn results(&self, job: &str) -> Vec<Call> {
         self.calls_to("job-done")
             .into_iter()
             .filter(|c| c.path.ends_with(&format!("/{job}")) && !c.is_progress())
             .collect()
     }
 
-    pub fn progress(&self, job: &str) -> Vec<Call> {
+    pub(crate) fn progress(&self, job: &str) -> Vec<Call> {
         self.calls_to("job-done")
             .into_iter()
             .filter(|c| c.path.ends_with(&format!("/{job}")) && c.is_progress())
@@ -163,7 +163,7 @@ impl Platform {
     }
 
     /// Wait until `f` holds, at most `limit`.
-    pub async fn until(&self, limit: Duration, what: &str, f: impl Fn(&Platform) -> bool) {
+    pub(crate) async fn until(&self, limit: Duration, what: &str, f: impl Fn(&Platform) -> bool) {
         let end = Instant::now() + limit;
         while !f(self) {
             assert!(
@@ -176,7 +176,7 @@ impl Platform {
     }
 
     /// One line per call, for failure messages.
-    pub fn summary(&self) -> Vec<String> {
+    pub(crate) fn summary(&self) -> Vec<String> {
         self.calls()
             .iter()
             .map(|c| {
@@ -267,14 +267,14 @@ async fn answer(reply: Reply) -> Response {
 }
 
 /// The query string as pairs (decoded).
-pub fn query(call: &Call) -> Vec<(String, String)> {
+pub(crate) fn query(call: &Call) -> Vec<(String, String)> {
     url::form_urlencoded::parse(call.query.as_bytes())
         .into_owned()
         .collect()
 }
 
 /// Send SIGTERM to a child (no unsafe code: the `kill` command).
-pub fn sigterm(child: &std::process::Child) {
+pub(crate) fn sigterm(child: &std::process::Child) {
     let status = std::process::Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
@@ -284,7 +284,7 @@ pub fn sigterm(child: &std::process::Child) {
 }
 
 /// Wait for a child to exit, at most `limit`; kills it and panics if it does not.
-pub fn wait_exit(child: &mut std::process::Child, limit: Duration) -> i32 {
+pub(crate) fn wait_exit(child: &mut std::process::Child, limit: Duration) -> i32 {
     let end = Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().unwrap() {

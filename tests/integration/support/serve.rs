@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub struct Server {
+pub(crate) struct Server {
     pub child: Child,
     pub base: String,
     pub log: std::path::PathBuf,
@@ -17,7 +17,7 @@ pub struct Server {
 
 impl Server {
     /// Start the server and wait until `/healthz` says ready.
-    pub async fn start(model: &Path, dir: &Path, extra: &[(&str, &str)]) -> Server {
+    pub(crate) async fn start(model: &Path, dir: &Path, extra: &[(&str, &str)]) -> Server {
         let log = dir.join("serve.log");
         let mut cmd = crate::support::binary::on_tiny_model(model);
         cmd.args(["serve", "--port", "0"])
@@ -60,11 +60,11 @@ impl Server {
         server
     }
 
-    pub fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    pub async fn get(&self, path: &str, auth: Option<&str>) -> (u16, Value) {
+    pub(crate) async fn get(&self, path: &str, auth: Option<&str>) -> (u16, Value) {
         request(
             reqwest::Method::GET,
             &format!("{}{path}", self.base),
@@ -74,7 +74,12 @@ impl Server {
         .await
     }
 
-    pub async fn post(&self, path: &str, auth: Option<&str>, body: Option<&Value>) -> (u16, Value) {
+    pub(crate) async fn post(
+        &self,
+        path: &str,
+        auth: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
         request(
             reqwest::Method::POST,
             &format!("{}{path}", self.base),
@@ -84,7 +89,7 @@ impl Server {
         .await
     }
 
-    pub async fn text(&self, path: &str) -> String {
+    pub(crate) async fn text(&self, path: &str) -> String {
         reqwest::get(format!("{}{path}", self.base))
             .await
             .unwrap()
@@ -94,7 +99,7 @@ impl Server {
     }
 
     /// Poll `status/{id}` until `done(status)` or `limit`.
-    pub async fn until_status(
+    pub(crate) async fn until_status(
         &self,
         id: &str,
         auth: &str,
@@ -117,7 +122,7 @@ impl Server {
     }
 
     /// SIGTERM and wait for the exit status.
-    pub fn stop(mut self) -> i32 {
+    pub(crate) fn stop(mut self) -> i32 {
         let ok = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
@@ -139,7 +144,7 @@ impl Server {
     }
 }
 
-pub async fn request(
+pub(crate) async fn request(
     method: reqwest::Method,
     url: &str,
     auth: Option<&str>,

@@ -13,7 +13,7 @@ use merchgen::worker::Worker;
 use std::path::Path;
 
 /// `merchgen --model MODEL --device cpu --weights quantized --min-side 64 EXTRA...`.
-pub fn cli(model: &Path, extra: &[&str]) -> Cli {
+pub(crate) fn cli(model: &Path, extra: &[&str]) -> Cli {
     let model = model.to_str().expect("test paths are UTF-8");
     let base = [
         "merchgen",
@@ -30,7 +30,7 @@ pub fn cli(model: &Path, extra: &[&str]) -> Cli {
 }
 
 /// A worker with the model loaded, as `door` builds it, writing to `destination` by default.
-pub async fn worker(cli: &Cli, door: Door, destination: &str) -> Worker {
+pub(crate) async fn worker(cli: &Cli, door: Door, destination: &str) -> Worker {
     let engine = app::start_engine(&cli.config)
         .await
         .expect("the tiny model loads");
@@ -39,7 +39,7 @@ pub async fn worker(cli: &Cli, door: Door, destination: &str) -> Worker {
 }
 
 /// The FLUX pipeline of `model` (a preset, folder or manifest) on the CPU, batches up to 4.
-pub fn pipeline(model: &str, hub: &HubSettings, weights: WeightsMode) -> FluxPipeline {
+pub(crate) fn pipeline(model: &str, hub: &HubSettings, weights: WeightsMode) -> FluxPipeline {
     let resolved = hub::resolve(model, hub, false).expect("tiny model resolves offline");
     FluxPipeline::load(
         &resolved,

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 
 /// The naming a LoRA file uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     Peft,
     Kohya,
     Xlabs,
@@ -27,7 +27,7 @@ pub enum Format {
 
 /// One low-rank delta on rows `row..row + up.rows` of a BFL linear layer: `scale · up · down`.
 #[derive(Debug, Clone)]
-pub struct Piece {
+pub(crate) struct Piece {
     pub row: usize,
     /// `(rank, in)`, f32 on the CPU.
     pub down: Tensor,
@@ -45,7 +45,7 @@ enum Target {
 
 /// A LoRA file as pieces per BFL module.
 #[derive(Debug, Clone)]
-pub struct ParsedLora {
+pub(crate) struct ParsedLora {
     pub format: Format,
     pub pieces: BTreeMap<String, Vec<Piece>>,
     /// Keys of text-encoder LoRA weights (CLIP or T5), which merchgen does not apply.
@@ -55,7 +55,7 @@ pub struct ParsedLora {
 /// Why a LoRA file cannot be used (the message names what did not match).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct FormatError(pub String);
+pub(crate) struct FormatError(pub String);
 
 fn err(message: impl Into<String>) -> FormatError {
     FormatError(message.into())
@@ -149,7 +149,7 @@ fn is_diffusers_module(m: &str) -> bool {
 }
 
 /// The model a LoRA is parsed for: its linear layers' BFL names, blocks and hidden size.
-pub struct ModelShape<'a> {
+pub(crate) struct ModelShape<'a> {
     pub modules: &'a [String],
     pub double: usize,
     pub single: usize,
@@ -157,7 +157,7 @@ pub struct ModelShape<'a> {
 }
 
 /// Parse the tensors of a LoRA file for the model `shape`.
-pub fn parse(
+pub(crate) fn parse(
     tensors: HashMap<String, Tensor>,
     shape: &ModelShape<'_>,
 ) -> Result<ParsedLora, FormatError> {
@@ -278,7 +278,7 @@ pub fn parse(
     })
 }
 
-pub fn format_name(f: Format) -> &'static str {
+pub(crate) fn format_name(f: Format) -> &'static str {
     match f {
         Format::Peft => "diffusers/PEFT",
         Format::Kohya => "kohya",

@@ -21,7 +21,7 @@ use std::time::Instant;
 
 /// What applying a job's LoRAs cost.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LoraTimings {
+pub(crate) struct LoraTimings {
     /// Reading and parsing the files (0 when they were parsed for an earlier job).
     pub load_ms: u64,
     /// Building the deltas and merging them (or the side paths) on the device.
@@ -39,7 +39,7 @@ type Stacked = Arc<BTreeMap<String, (Tensor, Tensor)>>;
 
 /// The LoRA set applied to the transformer, and recently parsed files.
 #[derive(Default)]
-pub struct LoraState {
+pub(crate) struct LoraState {
     applied: SetKey,
     parsed: VecDeque<(String, Arc<ParsedLora>)>,
     stacked: VecDeque<(SetKey, Stacked)>,
@@ -55,7 +55,7 @@ fn invalid(index: usize, message: impl Into<String>) -> EngineError {
 impl LoraState {
     /// Make `loras` (those with a non-zero scale) the transformer's LoRA set. On any error the
     /// transformer is left with no LoRA at all.
-    pub fn ensure(
+    pub(crate) fn ensure(
         &mut self,
         model: &mut FluxTransformer,
         loras: &[LoraInput],

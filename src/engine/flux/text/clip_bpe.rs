@@ -15,7 +15,7 @@ const SPLIT: &str =
     r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+";
 
 /// The tokenizer of `vocab.json` and the `merges.txt` beside it.
-pub fn from_vocab_merges(vocab_path: &Path) -> Result<Tokenizer> {
+pub(crate) fn from_vocab_merges(vocab_path: &Path) -> Result<Tokenizer> {
     let vocab: serde_json::Map<String, Value> = serde_json::from_slice(&std::fs::read(vocab_path)?)
         .with_context(|| format!("reading {}", vocab_path.display()))?;
     let merges_path = vocab_path.with_file_name("merges.txt");

@@ -10,7 +10,7 @@ use candle_core::quantized::QMatMul;
 use candle_core::{DType, Module, Result, Tensor};
 
 /// The adapters of one layer, in the form its weight needs.
-pub enum Adapted {
+pub(crate) enum Adapted {
     /// Dense: the merged weight, used in place of the base.
     Merged(QMatMul),
     /// Quantized: the stacked low-rank factors, in the activation dtype.

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The emulator as a child process; killed when dropped.
-pub struct Emulator {
+pub(crate) struct Emulator {
     child: Child,
     pub port: u16,
     log: PathBuf,
@@ -33,7 +33,7 @@ fn free_port() -> u16 {
 impl Emulator {
     /// Start it and wait until it accepts connections; `None` when cargo-lambda is missing
     /// (a failure instead under `MERCHGEN_REQUIRE_PEERS=1`).
-    pub async fn start() -> Option<Emulator> {
+    pub(crate) async fn start() -> Option<Emulator> {
         let bin = crate::support::peers::venv_bin("cargo-lambda")?;
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("src")).unwrap();
@@ -82,13 +82,13 @@ impl Emulator {
     }
 
     /// What the emulator printed.
-    pub fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// The environment it tells a function to run with (`AWS_LAMBDA_RUNTIME_API` carries a
     /// scheme and a base path).
-    pub fn env(&self) -> HashMap<String, String> {
+    pub(crate) fn env(&self) -> HashMap<String, String> {
         [
             (
                 "AWS_LAMBDA_RUNTIME_API",
@@ -104,7 +104,7 @@ impl Emulator {
     }
 
     /// The emulator's invoke endpoint for the function (cargo-lambda names it `_`).
-    pub fn invoke_url(&self) -> String {
+    pub(crate) fn invoke_url(&self) -> String {
         format!(
             "http://127.0.0.1:{}/2015-03-31/functions/_/invocations",
             self.port
@@ -114,7 +114,11 @@ impl Emulator {
 
 /// POST one payload to an invoke endpoint and wait at most `limit` for the answer: (HTTP
 /// status, body). A free function, so a test can leave an invocation waiting in a task.
-pub async fn invoke(url: String, payload: serde_json::Value, limit: Duration) -> (u16, String) {
+pub(crate) async fn invoke(
+    url: String,
+    payload: serde_json::Value,
+    limit: Duration,
+) -> (u16, String) {
     let client = reqwest::Client::builder()
         .no_proxy()
         .timeout(limit)

@@ -4,8 +4,8 @@
 
 #![allow(dead_code)]
 
-pub mod cargo_lambda;
-pub mod runtime_api;
+pub(crate) mod cargo_lambda;
+pub(crate) mod runtime_api;
 
 use crate::support::http::{Recorded, Reply, TestServer};
 use aws_sdk_sqs::types::QueueAttributeName;
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 /// The moto endpoint (with the dummy credentials `make test` exports, see `support::peers`).
 /// `None` (and a loud note) when the tests must skip; a failure instead when peers are required.
-pub fn moto() -> Option<String> {
+pub(crate) fn moto() -> Option<String> {
     crate::support::peers::moto_endpoint()
 }
 
@@ -32,7 +32,7 @@ const AWS_ENV: [(&str, &str); 4] = [
     ("AWS_EC2_METADATA_DISABLED", "true"),
 ];
 
-pub fn s3_config(endpoint: &str) -> OutputConfig {
+pub(crate) fn s3_config(endpoint: &str) -> OutputConfig {
     OutputConfig {
         s3: S3Settings {
             endpoint: Some(endpoint.to_owned()),
@@ -44,12 +44,12 @@ pub fn s3_config(endpoint: &str) -> OutputConfig {
     }
 }
 
-pub async fn s3(endpoint: &str) -> aws_sdk_s3::Client {
+pub(crate) async fn s3(endpoint: &str) -> aws_sdk_s3::Client {
     merchgen::s3::client(&s3_config(endpoint).s3).await
 }
 
 /// A fresh bucket `{base}-{random}`.
-pub async fn bucket(endpoint: &str, base: &str) -> String {
+pub(crate) async fn bucket(endpoint: &str, base: &str) -> String {
     let name = format!("{base}-{}", short_id());
     s3(endpoint)
         .await
@@ -61,24 +61,24 @@ pub async fn bucket(endpoint: &str, base: &str) -> String {
     name
 }
 
-pub fn short_id() -> String {
+pub(crate) fn short_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..8].to_owned()
 }
 
 /// An SQS client for moto (the door's own client builder).
-pub async fn sqs(endpoint: &str) -> aws_sdk_sqs::Client {
+pub(crate) async fn sqs(endpoint: &str) -> aws_sdk_sqs::Client {
     merchgen::intake::sqs::client::build(Some(endpoint), "", 20).await
 }
 
 /// A job queue and its dead-letter queue.
 #[derive(Debug, Clone)]
-pub struct Queues {
+pub(crate) struct Queues {
     pub url: String,
     pub dlq_url: String,
 }
 
 /// Create `{base}-{random}` with a dead-letter queue after `max_receive` receives.
-pub async fn queues(client: &aws_sdk_sqs::Client, base: &str, max_receive: u32) -> Queues {
+pub(crate) async fn queues(client: &aws_sdk_sqs::Client, base: &str, max_receive: u32) -> Queues {
     let name = format!("{base}-{}", short_id());
     let dlq_url = client
         .create_queue()
@@ -113,7 +113,7 @@ pub async fn queues(client: &aws_sdk_sqs::Client, base: &str, max_receive: u32) 
     Queues { url, dlq_url }
 }
 
-pub async fn send(client: &aws_sdk_sqs::Client, url: &str, body: &str) -> String {
+pub(crate) async fn send(client: &aws_sdk_sqs::Client, url: &str, body: &str) -> String {
     client
         .send_message()
         .queue_url(url)
@@ -126,7 +126,7 @@ pub async fn send(client: &aws_sdk_sqs::Client, url: &str, body: &str) -> String
 }
 
 /// (visible, in flight, delayed) message counts.
-pub async fn counts(client: &aws_sdk_sqs::Client, url: &str) -> (u64, u64, u64) {
+pub(crate) async fn counts(client: &aws_sdk_sqs::Client, url: &str) -> (u64, u64, u64) {
     let attrs = client
         .get_queue_attributes()
         .queue_url(url)
@@ -145,7 +145,7 @@ pub async fn counts(client: &aws_sdk_sqs::Client, url: &str) -> (u64, u64, u64) 
 }
 
 /// Every body now visible on `url` (received with a long visibility, not deleted).
-pub async fn bodies(client: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
+pub(crate) async fn bodies(client: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
     let mut out = Vec::new();
     loop {
         let got = client
@@ -166,7 +166,7 @@ pub async fn bodies(client: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
 }
 
 /// Poll `check` every 200 ms until it is true or `limit` passes.
-pub async fn wait_until<F, Fut>(limit: Duration, what: &str, mut check: F)
+pub(crate) async fn wait_until<F, Fut>(limit: Duration, what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -182,7 +182,7 @@ where
 }
 
 /// The tiny random-weight model, written once per test binary.
-pub fn tiny_model() -> PathBuf {
+pub(crate) fn tiny_model() -> PathBuf {
     static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("merchgen-aws-tests-{}", std::process::id()));
@@ -193,7 +193,7 @@ pub fn tiny_model() -> PathBuf {
 
 /// The tiny random-weight matting model (the sample events' sticker style cuts designs out),
 /// written once per test binary.
-pub fn tiny_matting() -> PathBuf {
+pub(crate) fn tiny_matting() -> PathBuf {
     static FILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     FILE.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("merchgen-aws-matting-{}", std::process::id()));
@@ -208,14 +208,14 @@ pub fn tiny_matting() -> PathBuf {
 
 /// The real `merchgen` binary as a child process; killed when dropped. Its stdout and stderr go
 /// to files (no pipe to fill up), read back with `logs`.
-pub struct Merchgen {
+pub(crate) struct Merchgen {
     child: Child,
     logs: PathBuf,
 }
 
 impl Merchgen {
     /// Start `merchgen ARGS` on the tiny model with `env` on top of the test defaults.
-    pub fn start(args: &[&str], env: &HashMap<String, String>, logs: &Path) -> Self {
+    pub(crate) fn start(args: &[&str], env: &HashMap<String, String>, logs: &Path) -> Self {
         let mut cmd = Command::new(crate::support::binary::BIN);
         cmd.args(args)
             .env_clear()
@@ -246,17 +246,17 @@ impl Merchgen {
         }
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Everything the process wrote so far.
-    pub fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         std::fs::read_to_string(&self.logs).unwrap_or_default()
     }
 
     /// Send SIGTERM (what Lambda, Docker and ECS send before SIGKILL).
-    pub fn terminate(&self) {
+    pub(crate) fn terminate(&self) {
         let ok = Command::new("kill")
             .args(["-TERM", &self.pid().to_string()])
             .status()
@@ -265,13 +265,13 @@ impl Merchgen {
     }
 
     /// SIGKILL: no chance to clean up.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
     /// Wait for the exit code, at most `limit`.
-    pub async fn exit_code(&mut self, limit: Duration) -> Option<i32> {
+    pub(crate) async fn exit_code(&mut self, limit: Duration) -> Option<i32> {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -292,7 +292,7 @@ impl Drop for Merchgen {
 }
 
 /// Environment of `merchgen sqs` against moto (short waits and visibility for tests).
-pub fn sqs_env(endpoint: &str, queue_url: &str, output: &str) -> HashMap<String, String> {
+pub(crate) fn sqs_env(endpoint: &str, queue_url: &str, output: &str) -> HashMap<String, String> {
     [
         ("MERCHGEN_SQS_QUEUE_URL", queue_url),
         ("MERCHGEN_SQS_ENDPOINT", endpoint),
@@ -311,7 +311,9 @@ pub fn sqs_env(endpoint: &str, queue_url: &str, output: &str) -> HashMap<String,
 }
 
 /// The webhook events a test receiver got: (type, job id, replayed) per request.
-pub fn webhook_events(requests: &[crate::support::http::Recorded]) -> Vec<(String, String, bool)> {
+pub(crate) fn webhook_events(
+    requests: &[crate::support::http::Recorded],
+) -> Vec<(String, String, bool)> {
     requests
         .iter()
         .filter(|r| r.path.starts_with("/hooks"))
@@ -326,7 +328,7 @@ pub fn webhook_events(requests: &[crate::support::http::Recorded]) -> Vec<(Strin
 
 /// The HTTP peers of a job: webhooks land on `/hooks`, `/flaky.png` always answers 503 (a
 /// retryable input failure), anything else 200.
-pub async fn peers() -> TestServer {
+pub(crate) async fn peers() -> TestServer {
     TestServer::start("127.0.0.1:0", |_, req: &Recorded| {
         if req.path.starts_with("/flaky") {
             Reply::status(503)

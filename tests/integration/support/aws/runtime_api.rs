@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, Notify};
 
 /// What the function answered.
 #[derive(Debug, Clone)]
-pub struct Answer {
+pub(crate) struct Answer {
     /// The invocation's request id, or `init` for an init error.
     pub request_id: String,
     /// `response`, `error` or `init_error`.
@@ -27,7 +27,7 @@ pub struct Answer {
 
 /// How the fake differs from Lambda.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Options {
+pub(crate) struct Options {
     /// Send this `lambda-runtime-deadline-ms` instead of ten minutes from now (cargo-lambda's
     /// emulator sends 600000).
     pub constant_deadline_ms: Option<u64>,
@@ -48,7 +48,7 @@ struct State {
 }
 
 /// The fake Runtime API; stops when dropped.
-pub struct RuntimeApi {
+pub(crate) struct RuntimeApi {
     pub addr: SocketAddr,
     events: mpsc::UnboundedSender<(String, Value)>,
     state: Arc<State>,
@@ -62,11 +62,11 @@ impl Drop for RuntimeApi {
 }
 
 impl RuntimeApi {
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         Self::start_with(Options::default()).await
     }
 
-    pub async fn start_with(options: Options) -> Self {
+    pub(crate) async fn start_with(options: Options) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (events, rx) = mpsc::unbounded_channel();
@@ -96,7 +96,7 @@ impl RuntimeApi {
     }
 
     /// The value of `AWS_LAMBDA_RUNTIME_API` (host:port, no scheme, unless the options say so).
-    pub fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         if self.state.options.url_with_scheme {
             format!("http://{}", self.addr)
         } else {
@@ -105,7 +105,7 @@ impl RuntimeApi {
     }
 
     /// Environment the runtime needs besides `AWS_LAMBDA_RUNTIME_API`.
-    pub fn env(&self) -> Vec<(String, String)> {
+    pub(crate) fn env(&self) -> Vec<(String, String)> {
         [
             ("AWS_LAMBDA_RUNTIME_API", self.host()),
             ("AWS_LAMBDA_FUNCTION_NAME", "merchgen-test".to_owned()),
@@ -119,12 +119,12 @@ impl RuntimeApi {
     }
 
     /// Queue an invocation; the function receives it on its next `/next`.
-    pub fn invoke(&self, request_id: &str, payload: Value) {
+    pub(crate) fn invoke(&self, request_id: &str, payload: Value) {
         self.events.send((request_id.to_owned(), payload)).unwrap();
     }
 
     /// Wait for the answer to `request_id` (or `init`), at most `limit`.
-    pub async fn answer(&self, request_id: &str, limit: Duration) -> Answer {
+    pub(crate) async fn answer(&self, request_id: &str, limit: Duration) -> Answer {
         let found = tokio::time::timeout(limit, async {
             loop {
                 let arrived = self.state.arrived.notified();
@@ -146,7 +146,7 @@ impl RuntimeApi {
     }
 
     /// Names of the extensions registered (the graceful-shutdown helper registers one).
-    pub fn extensions(&self) -> Vec<String> {
+    pub(crate) fn extensions(&self) -> Vec<String> {
         self.state.extensions.lock().unwrap().clone()
     }
 }
