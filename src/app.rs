@@ -29,10 +29,10 @@ pub enum Door {
 /// `MERCHGEN_MODEL` value of a worker that loads no model: it serves mockup-only and
 /// print-file jobs (a CPU Lambda function), and generation jobs fail with `model_unavailable`
 /// saying to route them to a GPU queue.
-pub const NO_MODEL: &str = "none";
+pub(crate) const NO_MODEL: &str = "none";
 
 /// The configured model on its own engine thread, or `None` under `MERCHGEN_MODEL=none`.
-pub async fn start_engine_unless_none(
+pub(crate) async fn start_engine_unless_none(
     config: &Config,
 ) -> Result<Option<EngineHandle>, EngineError> {
     if config.model.trim().eq_ignore_ascii_case(NO_MODEL) {
@@ -104,7 +104,10 @@ fn report_to_metrics(engine: &EngineHandle) {
 
 /// The finishing models of a worker: the engine thread's, or a thread of their own when the
 /// worker has no generator (mockup-only jobs can still be cut out and upscaled).
-pub fn finisher(config: &Config, engine: Option<&EngineHandle>) -> anyhow::Result<FinishHandle> {
+pub(crate) fn finisher(
+    config: &Config,
+    engine: Option<&EngineHandle>,
+) -> anyhow::Result<FinishHandle> {
     if let Some(engine) = engine {
         return Ok(engine.finisher());
     }
@@ -191,7 +194,7 @@ fn warm_in_background(lib: Arc<MockupLibrary>, wanted: Option<Vec<(String, Optio
 /// background from process start, while the model loads, so the first mockup job does not pay
 /// for them (a template's layers are drawn once; a job that needs one still being drawn waits
 /// for it). Errors in custom templates surface when the worker is built.
-pub fn prewarm_mockups(config: &Config) {
+pub(crate) fn prewarm_mockups(config: &Config) {
     if let Ok(lib) = mockup_library(config) {
         prewarm(config, &lib);
     }
@@ -200,14 +203,14 @@ pub fn prewarm_mockups(config: &Config) {
 /// Draw the layers of the (product, size) pairs an event file's jobs ask for, in the background
 /// (while `invoke` loads the model, or while the first job reads its design); a job needing one
 /// still being drawn waits for it, so nothing is drawn twice.
-pub fn prewarm_mockups_for(config: &Config, wanted: Vec<(String, Option<u32>)>) {
+pub(crate) fn prewarm_mockups_for(config: &Config, wanted: Vec<(String, Option<u32>)>) {
     if let Ok(lib) = mockup_library(config) {
         warm_in_background(lib, Some(wanted));
     }
 }
 
 /// Everything the worker needs besides the engine (callers may adjust it before `Worker::new`).
-pub fn build_parts(
+pub(crate) fn build_parts(
     config: &Config,
     door: Door,
     default_destination: String,

@@ -34,7 +34,7 @@ impl Backoff {
 
     /// A uniform draw in `0..=delay(attempt)` (full jitter), raised to a server's `Retry-After`
     /// when it gave one, and never above `max`.
-    pub fn jittered(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+    pub(crate) fn jittered(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
         let drawn = rand::rng().random_range(Duration::ZERO..=self.delay(attempt));
         retry_after.map_or(drawn, |ra| drawn.max(ra)).min(self.max)
     }

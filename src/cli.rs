@@ -144,14 +144,14 @@ pub struct PipelineBench {
     /// With --random-weights: only time loading the written files against a plain read of
     /// them (page cache dropped), with peak host memory; no generation.
     #[arg(long)]
-    pub load_only: bool,
+    pub(crate) load_only: bool,
     /// Print the result as one JSON line (progress goes to stderr).
     #[arg(long)]
     pub json: bool,
     /// With --random-weights: `schnell`, `dev` (guidance embedding) or `kontext` (dev plus a
     /// reference photo's tokens beside the image's, as an edit runs).
     #[arg(long, default_value = "schnell")]
-    pub variant: String,
+    pub(crate) variant: String,
     /// With --random-weights: time LoRAs of this rank instead (first apply, switching between
     /// two, taking them off; with --steps above 0, one step with and without).
     #[arg(long, value_name = "RANK")]
@@ -185,24 +185,24 @@ pub struct JobsBench {
     pub steps: u32,
     /// Side of each of the six mockups.
     #[arg(long, default_value_t = 1024)]
-    pub mockup_size: u32,
+    pub(crate) mockup_size: u32,
     /// Pipeline depths to run, one after the other.
     #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
-    pub depths: Vec<usize>,
+    pub(crate) depths: Vec<usize>,
     /// Benchmark only: hold the engine thread this many ms per step instead of generating.
     #[arg(long)]
-    pub simulate_gpu_ms: Option<u64>,
+    pub(crate) simulate_gpu_ms: Option<u64>,
     /// With `--simulate-gpu-ms`: what each image beyond the first adds to a batched step, as a
     /// fraction of a one-image step (an assumption until `bench/gpu.sh` measures images per
     /// second at batch 1, 2 and 4 on a GPU).
     #[arg(long, default_value_t = 0.8)]
-    pub simulate_batch_extra: f64,
+    pub(crate) simulate_batch_extra: f64,
     /// Also run the jobs batched: this many images per forward pass (and as many jobs in
     /// flight), waiting up to `--batch-wait-ms` to fill a pass. 0: no batched run.
     #[arg(long, default_value_t = 4)]
     pub batch: u32,
     #[arg(long, default_value_t = 200)]
-    pub batch_wait_ms: u64,
+    pub(crate) batch_wait_ms: u64,
     /// Print one JSON line.
     #[arg(long)]
     pub json: bool,

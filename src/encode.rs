@@ -40,7 +40,7 @@ impl OutputFormat {
 pub(crate) struct EncodeOptions {
     pub format: OutputFormat,
     /// JPEG quality 1..=100 (ignored by the lossless formats).
-    pub jpeg_quality: u8,
+    pub(crate) jpeg_quality: u8,
     /// Dots per inch written into the file (PNG `pHYs`, JPEG JFIF density); none when `None`.
     pub dpi: Option<u32>,
 }

@@ -28,7 +28,8 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order they were published.
-    pub const ALL: [ErrorCode; 12] = [
+    #[cfg(test)]
+    pub(crate) const ALL: [ErrorCode; 12] = [
         ErrorCode::InvalidInput,
         ErrorCode::InputFetchFailed,
         ErrorCode::InputTooLarge,
@@ -115,13 +116,13 @@ impl JobError {
     }
 
     /// Attach the field at fault (keeps the message as is).
-    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+    pub(crate) fn with_field(mut self, field: impl Into<String>) -> Self {
         self.field = Some(field.into());
         self
     }
 
     /// Override the retry hint (e.g. a fetch that failed with a 404 is not worth retrying).
-    pub fn with_retryable(mut self, retryable: bool) -> Self {
+    pub(crate) fn with_retryable(mut self, retryable: bool) -> Self {
         self.retryable = retryable;
         self
     }

@@ -8,22 +8,22 @@ use clap::Args;
 
 /// Per-job caps, flattened into `Config`.
 #[derive(Debug, Clone, Args)]
-pub struct LimitArgs {
+pub(crate) struct LimitArgs {
     /// Most images one job may ask for (`num_images`).
     #[arg(long, env = "MERCHGEN_MAX_IMAGES", default_value_t = Limits::default().max_images, global = true)]
-    pub max_images: u32,
+    pub(crate) max_images: u32,
     /// Most denoising steps one job may ask for (`num_inference_steps`).
     #[arg(long, env = "MERCHGEN_MAX_STEPS", default_value_t = Limits::default().max_steps, global = true)]
-    pub max_steps: u32,
+    pub(crate) max_steps: u32,
     /// Longest `prompt` (and `negative_prompt`), in characters.
     #[arg(long, env = "MERCHGEN_MAX_PROMPT_CHARS", default_value_t = Limits::default().max_prompt_chars, global = true)]
-    pub max_prompt_chars: usize,
+    pub(crate) max_prompt_chars: usize,
     /// Largest mockup side a job may ask for (`mockups.size`), in pixels.
     #[arg(long, env = "MERCHGEN_MAX_MOCKUP_SIDE", default_value_t = Limits::default().max_mockup_side, global = true)]
-    pub max_mockup_side: u32,
+    pub(crate) max_mockup_side: u32,
     /// Highest print-file resolution a job may ask for (`output.print_dpi`).
     #[arg(long, env = "MERCHGEN_MAX_PRINT_DPI", default_value_t = Limits::default().max_print_dpi, global = true)]
-    pub max_print_dpi: u32,
+    pub(crate) max_print_dpi: u32,
 }
 
 /// Largest sensible mockup side: beyond it one mockup's layers alone take gigabytes.
@@ -31,7 +31,7 @@ const MOCKUP_SIDE_CEILING: u32 = 16_384;
 
 impl LimitArgs {
     /// Copy the caps into `limits`.
-    pub fn apply(&self, limits: Limits) -> Limits {
+    pub(crate) fn apply(&self, limits: Limits) -> Limits {
         Limits {
             max_images: self.max_images,
             max_steps: self.max_steps,
@@ -43,7 +43,7 @@ impl LimitArgs {
     }
 
     /// Start-up check: every cap must admit at least the smallest job, and none may be absurd.
-    pub fn check(&self) -> anyhow::Result<()> {
+    pub(crate) fn check(&self) -> anyhow::Result<()> {
         let at_least = |name: &str, value: u64, min: u64| {
             if value < min {
                 anyhow::bail!("{name} ({value}) must be at least {min}, or every job is refused");

@@ -11,7 +11,7 @@ mod serve;
 mod sqs;
 mod warm_up;
 
-pub use job_limits::LimitArgs;
+pub(crate) use job_limits::LimitArgs;
 pub use platform::{on_lambda, on_runpod, sqs_queue_url};
 pub use runpod::{RunpodArgs, RunpodProgress};
 pub use serve::ServeArgs;
@@ -76,7 +76,7 @@ pub struct Config {
         default_value_t = 0,
         global = true
     )]
-    pub batch_wait_ms: u64,
+    pub(crate) batch_wait_ms: u64,
     /// Jobs in flight at most on the SQS, RunPod and `serve` doors: with 2 (the default) the
     /// engine generates the next job while the last one renders mockups, encodes, uploads and
     /// sends its webhook; 1 runs one job at a time. Each job is still settled alone, after its
@@ -87,12 +87,12 @@ pub struct Config {
         default_value_t = 2,
         global = true
     )]
-    pub pipeline_depth: usize,
+    pub(crate) pipeline_depth: usize,
     /// The device's memory in GiB for memory admission (a job that cannot fit fails at once,
     /// naming `width`; a batch that cannot is split). Unset: what the device had free once the
     /// model was loaded.
     #[arg(long, env = "MERCHGEN_DEVICE_MEMORY_GB", global = true)]
-    pub device_memory_gb: Option<f64>,
+    pub(crate) device_memory_gb: Option<f64>,
     /// Default destination for jobs that name none: `s3://bucket/prefix`, a folder, or `inline`.
     #[arg(long, env = "MERCHGEN_OUTPUT", global = true)]
     pub output: Option<String>,
@@ -109,24 +109,24 @@ pub struct Config {
         default_value = "all",
         global = true
     )]
-    pub mockup_warmup: String,
+    pub(crate) mockup_warmup: String,
     /// Smallest width or height a job may ask for.
     #[arg(long, env = "MERCHGEN_MIN_SIDE", default_value_t = 256, global = true)]
-    pub min_side: u32,
+    pub(crate) min_side: u32,
     /// Largest width or height a job may ask for.
     #[arg(long, env = "MERCHGEN_MAX_SIDE", default_value_t = 2048, global = true)]
-    pub max_side: u32,
+    pub(crate) max_side: u32,
     /// Background-removal model of `"background": "remove"`: a preset (`merchgen models list`)
     /// or a `.pth` / `.safetensors` file. Loaded on the first job that needs it.
     #[arg(long, env = "MERCHGEN_MATTING_MODEL", default_value = crate::engine::files::net_presets::DEFAULT_MATTING, global = true)]
-    pub matting_model: String,
+    pub(crate) matting_model: String,
     /// x4 super-resolution model of `"upscale": 4`: a preset or a weights file.
     #[arg(long, env = "MERCHGEN_UPSCALE_MODEL", default_value = crate::engine::files::net_presets::DEFAULT_UPSCALE_X4, global = true)]
-    pub upscale_model: String,
+    pub(crate) upscale_model: String,
     /// x2 super-resolution model of `"upscale": 2` (the x4 model and a resample stand in when
     /// it is not in the cache).
     #[arg(long, env = "MERCHGEN_UPSCALE_X2_MODEL", default_value = crate::engine::files::net_presets::DEFAULT_UPSCALE_X2, global = true)]
-    pub upscale_x2_model: String,
+    pub(crate) upscale_x2_model: String,
     /// Side of the square tiles the upscaler works on (bounds device memory at any size).
     #[arg(
         long,
@@ -134,7 +134,7 @@ pub struct Config {
         default_value_t = 256,
         global = true
     )]
-    pub upscale_tile: u32,
+    pub(crate) upscale_tile: u32,
     /// Pixels each upscaler tile overlaps its neighbours by (seamless blend).
     #[arg(
         long,
@@ -142,7 +142,7 @@ pub struct Config {
         default_value_t = 16,
         global = true
     )]
-    pub upscale_tile_overlap: u32,
+    pub(crate) upscale_tile_overlap: u32,
     /// Largest number of output pixels one job may make (stored images after upscaling,
     /// mockups and print files, every variation): a job over it fails up front.
     #[arg(
@@ -151,10 +151,10 @@ pub struct Config {
         default_value_t = 400_000_000,
         global = true
     )]
-    pub max_job_pixels: u64,
+    pub(crate) max_job_pixels: u64,
     /// The other per-job caps (`MERCHGEN_MAX_IMAGES`, `_STEPS`, `_PROMPT_CHARS`, ...).
     #[command(flatten)]
-    pub caps: LimitArgs,
+    pub(crate) caps: LimitArgs,
     /// Log format: `auto` (JSON when deployed, text on a terminal), `json` or `text`.
     #[arg(
         long,
@@ -170,7 +170,7 @@ pub struct Config {
         default_value_t = 30,
         global = true
     )]
-    pub shutdown_grace_secs: u64,
+    pub(crate) shutdown_grace_secs: u64,
     /// Longest any job may take, in seconds from when its door received it, on every door
     /// (0: no limit of the worker's own; a door's deadline, such as Lambda's remaining time or
     /// `policy.executionTimeout`, still applies). Past it the job is cancelled between steps and
@@ -181,7 +181,7 @@ pub struct Config {
         default_value_t = 1800,
         global = true
     )]
-    pub job_timeout_secs: u64,
+    pub(crate) job_timeout_secs: u64,
     /// Where jobs from remote doors (RunPod, serve, Lambda, SQS) may write: comma-separated
     /// `s3://bucket[/prefix]` patterns (a trailing `*` matches any continuation) and absolute
     /// local folders. Unset: any bucket, no folder (`inline` and the worker's own default
@@ -206,11 +206,11 @@ pub struct Config {
     /// model load time) on this address, e.g. `0.0.0.0:9090`, for the RunPod, SQS and Lambda
     /// doors (`merchgen serve` has `/metrics` on its own port). Unset: no metrics server.
     #[arg(long, env = "MERCHGEN_METRICS_ADDR", global = true)]
-    pub metrics_addr: Option<std::net::SocketAddr>,
+    pub(crate) metrics_addr: Option<std::net::SocketAddr>,
 
     /// S3 endpoint for S3-compatible stores (`AWS_ENDPOINT_URL` also works).
     #[arg(long, env = "MERCHGEN_S3_ENDPOINT", global = true)]
-    pub s3_endpoint: Option<String>,
+    pub(crate) s3_endpoint: Option<String>,
     /// Use path-style S3 URLs (most S3-compatible servers need it).
     #[arg(
         long,
@@ -218,7 +218,7 @@ pub struct Config {
         default_value_t = false,
         global = true
     )]
-    pub s3_path_style: bool,
+    pub(crate) s3_path_style: bool,
     /// Lifetime of presigned output URLs, in seconds.
     #[arg(
         long,
@@ -232,7 +232,7 @@ pub struct Config {
     pub public_base_url: Option<String>,
     /// Largest total size of outputs returned inline (base64), in bytes.
     #[arg(long, env = "MERCHGEN_INLINE_MAX_BYTES", default_value_t = 8 * 1024 * 1024, global = true)]
-    pub inline_max_bytes: usize,
+    pub(crate) inline_max_bytes: usize,
 
     /// Comma-separated CIDRs that input URLs and webhooks may reach despite the private-address
     /// rules, e.g. `10.0.0.0/8` for a private deployment.
@@ -242,7 +242,7 @@ pub struct Config {
         value_delimiter = ',',
         global = true
     )]
-    pub fetch_allow: Vec<ipnet::IpNet>,
+    pub(crate) fetch_allow: Vec<ipnet::IpNet>,
     /// Timeout for fetching one input, in seconds.
     #[arg(
         long,
@@ -250,13 +250,13 @@ pub struct Config {
         default_value_t = 30,
         global = true
     )]
-    pub fetch_timeout_secs: u64,
+    pub(crate) fetch_timeout_secs: u64,
     /// Largest input image, in bytes.
     #[arg(long, env = "MERCHGEN_FETCH_MAX_BYTES", default_value_t = 32 * 1024 * 1024, global = true)]
-    pub fetch_max_bytes: usize,
+    pub(crate) fetch_max_bytes: usize,
     /// Largest LoRA file a job may name, in bytes (a rank-64 FLUX LoRA in bf16 is ~330 MB).
     #[arg(long, env = "MERCHGEN_LORA_MAX_BYTES", default_value_t = 512 * 1024 * 1024, global = true)]
-    pub lora_max_bytes: usize,
+    pub(crate) lora_max_bytes: usize,
     /// The LoRA cache folder (default: `merchgen-loras` beside the hub cache, on the model volume).
     #[arg(long, env = "MERCHGEN_LORA_CACHE", global = true)]
     pub lora_cache: Option<PathBuf>,
@@ -268,7 +268,7 @@ pub struct Config {
         global = true,
         hide_env_values = true
     )]
-    pub webhook_secret: Option<Secret>,
+    pub(crate) webhook_secret: Option<Secret>,
     /// Attempts per webhook delivery (first try included).
     #[arg(
         long,
@@ -276,7 +276,7 @@ pub struct Config {
         default_value_t = 5,
         global = true
     )]
-    pub webhook_attempts: u32,
+    pub(crate) webhook_attempts: u32,
     /// First webhook retry backoff in milliseconds (doubles per attempt, with jitter).
     #[arg(
         long,
@@ -284,7 +284,7 @@ pub struct Config {
         default_value_t = 500,
         global = true
     )]
-    pub webhook_backoff_ms: u64,
+    pub(crate) webhook_backoff_ms: u64,
     /// Timeout of one webhook attempt, in seconds.
     #[arg(
         long,
@@ -292,12 +292,12 @@ pub struct Config {
         default_value_t = 10,
         global = true
     )]
-    pub webhook_timeout_secs: u64,
+    pub(crate) webhook_timeout_secs: u64,
 }
 
 impl Config {
     /// The mockup warm-up setting.
-    pub fn mockup_warmup(&self) -> Result<MockupWarmup, String> {
+    pub(crate) fn mockup_warmup(&self) -> Result<MockupWarmup, String> {
         MockupWarmup::parse(&self.mockup_warmup)
     }
 
@@ -349,7 +349,7 @@ impl Config {
     }
 
     /// How the engine batches queued jobs (`MERCHGEN_MAX_BATCH`, `MERCHGEN_BATCH_WAIT_MS`).
-    pub fn batch_policy(&self) -> crate::engine::BatchPolicy {
+    pub(crate) fn batch_policy(&self) -> crate::engine::BatchPolicy {
         crate::engine::BatchPolicy {
             max_images: self.max_batch,
             wait: std::time::Duration::from_millis(self.batch_wait_ms),
@@ -357,7 +357,7 @@ impl Config {
     }
 
     /// Where model files are looked up, from the Hugging Face variables.
-    pub fn hub_settings(&self) -> HubSettings {
+    pub(crate) fn hub_settings(&self) -> HubSettings {
         HubSettings {
             cache_dir: hf_cache_dir(),
             offline: env_flag("HF_HUB_OFFLINE"),
@@ -366,7 +366,7 @@ impl Config {
     }
 
     /// The LoRA cache and limits.
-    pub fn lora_settings(&self) -> crate::worker::loras::LoraSettings {
+    pub(crate) fn lora_settings(&self) -> crate::worker::loras::LoraSettings {
         let dir = self.lora_cache.clone().unwrap_or_else(|| {
             let hub = hf_cache_dir();
             hub.parent().unwrap_or(&hub).join("merchgen-loras")
@@ -382,7 +382,7 @@ impl Config {
     }
 
     /// The finishing models (matting, upscaling) and how to find them.
-    pub fn finish_settings(&self) -> crate::engine::finish::FinishSettings {
+    pub(crate) fn finish_settings(&self) -> crate::engine::finish::FinishSettings {
         crate::engine::finish::FinishSettings {
             hub: self.hub_settings(),
             matting: self.matting_model.clone(),
@@ -406,7 +406,7 @@ impl Config {
         }
     }
 
-    pub fn output_config(&self) -> OutputConfig {
+    pub(crate) fn output_config(&self) -> OutputConfig {
         OutputConfig {
             s3: self.s3_settings(),
             presign_expiry_secs: self.presign_expiry_secs,
@@ -416,7 +416,7 @@ impl Config {
         }
     }
 
-    pub fn fetch_config(&self, allow_paths: bool) -> FetchConfig {
+    pub(crate) fn fetch_config(&self, allow_paths: bool) -> FetchConfig {
         FetchConfig {
             timeout_secs: self.fetch_timeout_secs,
             max_bytes: self.fetch_max_bytes,
@@ -427,7 +427,7 @@ impl Config {
         }
     }
 
-    pub fn webhook_config(&self) -> WebhookConfig {
+    pub(crate) fn webhook_config(&self) -> WebhookConfig {
         WebhookConfig {
             secret: self.webhook_secret.clone(),
             timeout_secs: self.webhook_timeout_secs,

@@ -16,22 +16,22 @@ pub struct ServeArgs {
     pub api_key: Option<crate::redact::Redacted>,
     /// Most jobs waiting; `run` answers 429 beyond it.
     #[arg(long, env = "MERCHGEN_SERVE_QUEUE_CAPACITY", default_value_t = 64)]
-    pub queue_capacity: usize,
+    pub(crate) queue_capacity: usize,
     /// Longest `runsync` wait before it answers with the job's current status, seconds
     /// (`?wait=ms` may ask for less).
     #[arg(long, env = "MERCHGEN_SERVE_RUNSYNC_WAIT_SECS", default_value_t = 90)]
-    pub runsync_wait_secs: u64,
+    pub(crate) runsync_wait_secs: u64,
     /// Execution timeout of jobs whose `policy.executionTimeout` says none, seconds.
     #[arg(
         long,
         env = "MERCHGEN_SERVE_EXECUTION_TIMEOUT_SECS",
         default_value_t = 600
     )]
-    pub execution_timeout_secs: u64,
+    pub(crate) execution_timeout_secs: u64,
     /// Lifespan of jobs whose `policy.ttl` says none (queue and run included), seconds.
     #[arg(long, env = "MERCHGEN_SERVE_TTL_SECS", default_value_t = 86_400)]
-    pub ttl_secs: u64,
+    pub(crate) ttl_secs: u64,
     /// How long finished jobs stay readable through `status`, seconds.
     #[arg(long, env = "MERCHGEN_SERVE_RETENTION_SECS", default_value_t = 1_800)]
-    pub retention_secs: u64,
+    pub(crate) retention_secs: u64,
 }

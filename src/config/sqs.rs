@@ -12,25 +12,25 @@ pub struct SqsArgs {
     pub queue_url: String,
     /// SQS endpoint for SQS-compatible servers (`AWS_ENDPOINT_URL` also works).
     #[arg(long, env = "MERCHGEN_SQS_ENDPOINT")]
-    pub sqs_endpoint: Option<String>,
+    pub(crate) sqs_endpoint: Option<String>,
     /// Long-poll wait per receive, in seconds (0 to 20).
     #[arg(long, env = "MERCHGEN_SQS_WAIT_SECS", default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=20))]
-    pub wait_secs: u32,
+    pub(crate) wait_secs: u32,
     /// Visibility timeout given to each received message and renewed while its job runs, in
     /// seconds. A crashed host's job reappears on the queue this long after its last heartbeat.
     #[arg(long, env = "MERCHGEN_SQS_VISIBILITY_SECS", default_value_t = 120, value_parser = clap::value_parser!(u32).range(1..=43_200))]
-    pub visibility_secs: u32,
+    pub(crate) visibility_secs: u32,
     /// Seconds between visibility heartbeats while a job runs (default: a third of the
     /// visibility timeout).
     #[arg(long, env = "MERCHGEN_SQS_HEARTBEAT_SECS")]
-    pub heartbeat_secs: Option<u32>,
+    pub(crate) heartbeat_secs: Option<u32>,
     /// Delay before a retryable failure is handed out again on its first delivery, in seconds;
     /// it doubles with each further delivery (ApproximateReceiveCount).
     #[arg(long, env = "MERCHGEN_SQS_RETRY_BASE_SECS", default_value_t = 10)]
-    pub retry_base_secs: u32,
+    pub(crate) retry_base_secs: u32,
     /// Longest retry delay, in seconds.
     #[arg(long, env = "MERCHGEN_SQS_RETRY_MAX_SECS", default_value_t = 900, value_parser = clap::value_parser!(u32).range(0..=43_200))]
-    pub retry_max_secs: u32,
+    pub(crate) retry_max_secs: u32,
 }
 
 impl SqsArgs {
@@ -45,7 +45,7 @@ impl SqsArgs {
     }
 
     /// Seconds between heartbeats: the setting, else a third of the visibility timeout.
-    pub fn heartbeat_every_secs(&self) -> u32 {
+    pub(crate) fn heartbeat_every_secs(&self) -> u32 {
         self.heartbeat_secs
             .unwrap_or(self.visibility_secs / 3)
             .clamp(1, self.visibility_secs.max(1))

@@ -52,7 +52,7 @@ pub enum WarmUp {
 }
 
 impl WarmUp {
-    pub fn runs_on(self, device: &candle_core::Device) -> bool {
+    pub(crate) fn runs_on(self, device: &candle_core::Device) -> bool {
         match self {
             WarmUp::Auto => !device.is_cpu(),
             WarmUp::On => true,

@@ -32,7 +32,7 @@ impl EngineError {
     }
 
     /// True when the device may be unusable afterwards (a RunPod worker should be replaced).
-    pub fn device_broken(&self) -> bool {
+    pub(crate) fn device_broken(&self) -> bool {
         matches!(self, EngineError::Failed(t) if t.contains("CUDA_ERROR") || t.contains("cuda error"))
             || matches!(self, EngineError::Stopped)
     }

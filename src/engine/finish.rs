@@ -15,26 +15,26 @@ use std::time::Instant;
 
 /// Which finishing models to use and where they are.
 #[derive(Debug, Clone)]
-pub struct FinishSettings {
+pub(crate) struct FinishSettings {
     pub hub: HubSettings,
     /// Matting model: a preset (`merchgen models list`) or a weights file.
     pub matting: String,
     /// x4 upscaler: a preset or a weights file.
-    pub upscale_x4: String,
+    pub(crate) upscale_x4: String,
     /// x2 upscaler; an x4 model and a resample stand in when it cannot be found.
-    pub upscale_x2: String,
-    pub tiles: TileOptions,
+    pub(crate) upscale_x2: String,
+    pub(crate) tiles: TileOptions,
     /// Fetch missing preset files into the cache (unless offline).
-    pub download: bool,
+    pub(crate) download: bool,
 }
 
 /// What one finishing call did, for `timings_ms` and the log.
 #[derive(Debug, Clone)]
-pub struct FinishOutput {
+pub(crate) struct FinishOutput {
     pub images: Vec<RgbaImage>,
     /// Milliseconds spent loading the model in this call (first use only).
     pub load_ms: Option<u64>,
-    pub run_ms: u64,
+    pub(crate) run_ms: u64,
     /// The model's file, for logs.
     pub model: String,
 }
@@ -43,7 +43,7 @@ pub struct FinishOutput {
 pub(crate) type LoadTimes = (Option<u64>, Option<u64>);
 
 /// The loaded finishing models.
-pub struct Finishers {
+pub(crate) struct Finishers {
     settings: FinishSettings,
     device: Device,
     matting: Option<(Matting, String)>,
@@ -55,7 +55,7 @@ pub struct Finishers {
 }
 
 impl Finishers {
-    pub fn new(settings: FinishSettings, device: Device) -> Self {
+    pub(crate) fn new(settings: FinishSettings, device: Device) -> Self {
         Finishers {
             settings,
             device,
@@ -68,7 +68,7 @@ impl Finishers {
 
     /// Load (on first use) the models a job will need, so a missing or broken model fails the
     /// job before any generation. Returns the milliseconds loading took (matting, upscaler).
-    pub fn prepare(
+    pub(crate) fn prepare(
         &mut self,
         matting: bool,
         upscale: Option<u32>,
@@ -86,7 +86,7 @@ impl Finishers {
     }
 
     /// Cut the salient object out of each image (alpha from the model's mask).
-    pub fn matte(
+    pub(crate) fn matte(
         &mut self,
         images: Vec<RgbaImage>,
         cancel: &AtomicBool,
@@ -111,7 +111,7 @@ impl Finishers {
     /// Super-resolve each image by `factor` (2 or 4), tile by tile. Without an x2 model the x4
     /// one stands in and its images come back four times the size: the caller resamples them
     /// to the size it asked for (CPU work that does not belong on the device's thread).
-    pub fn upscale(
+    pub(crate) fn upscale(
         &mut self,
         images: Vec<RgbaImage>,
         factor: u32,

@@ -18,17 +18,17 @@ pub struct GeneratedImage {
 /// Per-stage milliseconds of one generation.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StageTimings {
-    pub encode_text_ms: u64,
+    pub(crate) encode_text_ms: u64,
     /// Image-to-image: VAE encoding of the photo.
-    pub encode_image_ms: u64,
+    pub(crate) encode_image_ms: u64,
     pub denoise_ms: u64,
-    pub decode_ms: u64,
+    pub(crate) decode_ms: u64,
     /// Each denoising step, in order (all batches).
     pub step_ms: Vec<u64>,
     /// Reading and parsing the job's LoRA files (0: none, or the set was already applied).
-    pub lora_load_ms: u64,
+    pub(crate) lora_load_ms: u64,
     /// Applying them to the weights.
-    pub lora_apply_ms: u64,
+    pub(crate) lora_apply_ms: u64,
 }
 
 /// What a generation returns.

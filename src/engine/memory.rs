@@ -16,12 +16,12 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Footprint {
     /// Transformer hidden size and attention heads.
-    pub hidden: u64,
-    pub heads: u64,
+    pub(crate) hidden: u64,
+    pub(crate) heads: u64,
     /// Bytes per activation of the transformer (4: f32 beside quantized weights; 2: bf16).
-    pub act_bytes: u64,
+    pub(crate) act_bytes: u64,
     /// Bytes per activation of the VAE.
-    pub vae_bytes: u64,
+    pub(crate) vae_bytes: u64,
 }
 
 const MARGIN_BYTES: u64 = 512 << 20;
@@ -29,7 +29,7 @@ const MARGIN_BYTES: u64 = 512 << 20;
 impl Footprint {
     /// Peak device bytes, above the loaded weights, of generating `batch` images of `width` x `height` with `text_tokens`
     /// T5 tokens.
-    pub fn peak_bytes(&self, width: u32, height: u32, batch: u32, text_tokens: u32) -> u64 {
+    pub(crate) fn peak_bytes(&self, width: u32, height: u32, batch: u32, text_tokens: u32) -> u64 {
         let (w, h, b) = (u64::from(width), u64::from(height), u64::from(batch.max(1)));
         let tokens = (w / 16) * (h / 16) + u64::from(text_tokens);
         let attention = b * self.heads * tokens * tokens * self.act_bytes * 2;
@@ -44,7 +44,7 @@ impl Footprint {
     }
 
     /// What `capacity` free bytes (with the model loaded) can do with this request.
-    pub fn admit(
+    pub(crate) fn admit(
         &self,
         capacity: u64,
         width: u32,
@@ -68,7 +68,7 @@ impl Footprint {
     }
 
     /// The largest square side (a multiple of 16) whose single image fits in `capacity`.
-    pub fn largest_square(&self, capacity: u64, text_tokens: u32) -> u32 {
+    pub(crate) fn largest_square(&self, capacity: u64, text_tokens: u32) -> u32 {
         (1..=512u32)
             .map(|k| k * 16)
             .take_while(|side| self.peak_bytes(*side, *side, 1, text_tokens) <= capacity)
@@ -79,7 +79,7 @@ impl Footprint {
 
 /// The verdict on one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admission {
+pub(crate) enum Admission {
     /// It fits when generated at most `batch` images at a time.
     Fits { batch: u32 },
     /// Even one image does not fit.

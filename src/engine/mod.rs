@@ -29,11 +29,11 @@ pub mod tiny;
 pub mod upscale;
 
 pub use error::EngineError;
-pub use generator::{
-    GenerateOutput, GeneratedImage, Generator, LoadReport, ModelDefaults, ModelInfo, StageTimings,
-};
+pub use generator::{GenerateOutput, Generator, LoadReport, ModelInfo};
+pub use generator::{GeneratedImage, ModelDefaults, StageTimings};
+pub use request::{BatchKey, BatchPolicy, NoiseOverride};
 pub use request::{
-    BatchKey, BatchMember, BatchPolicy, GenerateRequest, ImageFit, InitImage, LoraInput,
-    NoiseOverride, StepCallback, TrueCfg,
+    BatchMember, GenerateRequest, ImageFit, InitImage, LoraInput, StepCallback, TrueCfg,
 };
-pub use thread::{EngineHandle, FinishHandle};
+pub use thread::EngineHandle;
+pub(crate) use thread::FinishHandle;

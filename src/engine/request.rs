@@ -58,7 +58,7 @@ impl GenerateRequest {
     /// The key of requests this one can be batched with; `None` for image-to-image (its own
     /// start in the schedule), true CFG (two passes per step), given noise and latent dumps
     /// (parity runs stand alone).
-    pub fn batch_key(&self) -> Option<BatchKey> {
+    pub(crate) fn batch_key(&self) -> Option<BatchKey> {
         if self.init.is_some()
             || self.noise.is_some()
             || self.dump_latents.is_some()
@@ -77,7 +77,7 @@ impl GenerateRequest {
     }
 
     /// A hash of the LoRAs that change the weights (scale not 0), in order.
-    pub fn lora_set_hash(&self) -> u64 {
+    pub(crate) fn lora_set_hash(&self) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         set_key(&self.loras).hash(&mut h);
@@ -89,7 +89,7 @@ impl GenerateRequest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchPolicy {
     /// Images in one pass at most, across jobs (1: every job alone).
-    pub max_images: u32,
+    pub(crate) max_images: u32,
     /// How long the engine waits for a compatible job to join a batch that is not full.
     pub wait: std::time::Duration,
 }
@@ -173,7 +173,7 @@ pub struct NoiseOverride {
     /// `(num_images, 16, height/8, width/8)`, f32.
     pub latents: candle_core::Tensor,
     /// VAE posterior noise `(1, 16, height/8, width/8)` for image-to-image.
-    pub vae_eps: Option<candle_core::Tensor>,
+    pub(crate) vae_eps: Option<candle_core::Tensor>,
 }
 
 impl NoiseOverride {

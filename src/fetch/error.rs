@@ -6,7 +6,7 @@ use crate::error::{ErrorCode, JobError};
 /// A fetch or decode failure. Display texts are safe to show a customer: no URLs (they may
 /// carry tokens), no credentials.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FetchError {
+pub(crate) enum FetchError {
     #[error("is not a valid URL")]
     BadUrl,
     /// A literal address (or scheme) in the input itself.
@@ -55,7 +55,7 @@ pub enum FetchError {
 
 impl FetchError {
     /// The public code of this failure.
-    pub fn code(&self) -> ErrorCode {
+    pub(crate) fn code(&self) -> ErrorCode {
         use FetchError::*;
         match self {
             BadUrl
@@ -77,7 +77,7 @@ impl FetchError {
     }
 
     /// Whether fetching again later may succeed.
-    pub fn retryable(&self) -> bool {
+    pub(crate) fn retryable(&self) -> bool {
         match self {
             FetchError::Timeout(_) | FetchError::Connect | FetchError::Transfer(_) => true,
             FetchError::Status(s) => *s >= 500 || *s == 408 || *s == 429,
@@ -88,7 +88,7 @@ impl FetchError {
     }
 
     /// The job error for input field `field` (e.g. `image.url`).
-    pub fn to_job_error(&self, field: &str) -> JobError {
+    pub(crate) fn to_job_error(&self, field: &str) -> JobError {
         JobError::new(self.code(), format!("{field}: {self}"))
             .with_field(field)
             .with_retryable(self.retryable())

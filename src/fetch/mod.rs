@@ -17,7 +17,7 @@ use image::RgbaImage;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use error::FetchError;
+pub(crate) use error::FetchError;
 
 /// Limits and permissions for fetching inputs (from the worker's configuration).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,7 +86,7 @@ impl Fetcher {
     }
 
     /// As `fetch_bytes`, under a cap of `max_bytes` instead of the image cap (LoRA files).
-    pub async fn fetch_bytes_capped(
+    pub(crate) async fn fetch_bytes_capped(
         &self,
         source: &ImageSource,
         field: &str,

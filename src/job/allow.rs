@@ -82,12 +82,12 @@ impl StorageAllow {
     }
 
     /// The setting's name.
-    pub fn setting(&self) -> &'static str {
+    pub(crate) fn setting(&self) -> &'static str {
         self.setting
     }
 
     /// Whether `s3://bucket/key` (a key or a key prefix) is admitted.
-    pub fn allows_s3(&self, bucket: &str, key: &str) -> bool {
+    pub(crate) fn allows_s3(&self, bucket: &str, key: &str) -> bool {
         let Some(patterns) = &self.s3 else {
             return true;
         };
@@ -103,7 +103,7 @@ impl StorageAllow {
     }
 
     /// Whether a local folder is admitted: absolute, no `..`, under a listed root.
-    pub fn allows_local(&self, folder: &str) -> bool {
+    pub(crate) fn allows_local(&self, folder: &str) -> bool {
         let path = Path::new(folder.strip_prefix("file://").unwrap_or(folder));
         path.is_absolute()
             && !has_parent_steps(path)

@@ -12,7 +12,7 @@ pub(crate) const UPSCALE_FACTORS: [u32; 2] = [2, 4];
 
 /// What happens to each design before it is stored, placed on products and printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Finishing {
+pub(crate) struct Finishing {
     pub background: BackgroundMode,
     /// 2 or 4: super-resolve by this factor; None keeps the design's size.
     pub upscale: Option<u32>,
@@ -20,7 +20,7 @@ pub struct Finishing {
 
 impl Finishing {
     /// True when a stage runs on the engine (a model is needed).
-    pub fn needs_models(&self) -> bool {
+    pub(crate) fn needs_models(&self) -> bool {
         self.background == BackgroundMode::Remove || self.upscale.is_some()
     }
 }

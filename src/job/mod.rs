@@ -14,9 +14,8 @@ pub(crate) mod valid;
 pub mod validate;
 
 pub use limits::{GenerationDefaults, Limits};
-pub use outcome::{JobOutcome, JobStatus, Timings};
+pub use outcome::Timings;
+pub use outcome::{JobOutcome, JobStatus};
 pub use spec::JobSpec;
-pub use valid::{
-    ImageSource, InitImage, LoraSource, TrueCfg, ValidGeneration, ValidJob, ValidLora,
-    ValidMockups, ValidOutput, ValidWebhook,
-};
+pub use valid::{ImageSource, InitImage, LoraSource, TrueCfg, ValidJob, ValidLora, ValidWebhook};
+pub use valid::{ValidGeneration, ValidMockups, ValidOutput};

@@ -108,7 +108,7 @@ pub struct Timings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mockups: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub encode_images: Option<u64>,
+    pub(crate) encode_images: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload: Option<u64>,
     pub total: u64,

@@ -11,7 +11,7 @@ pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 /// One job found in an event, with the delivery's id when the shape carries one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventJob {
-    pub delivery_id: Option<String>,
+    pub(crate) delivery_id: Option<String>,
     /// The job body (still unparsed, so one bad record fails alone).
     pub body: Value,
 }

@@ -194,7 +194,7 @@ pub struct OutputSpec {
     #[serde(default)]
     pub print_dpi: Option<u32>,
     #[serde(default)]
-    pub jpeg_quality: Option<u8>,
+    pub(crate) jpeg_quality: Option<u8>,
 }
 
 /// Completion webhook request.

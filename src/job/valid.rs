@@ -31,7 +31,7 @@ pub struct ValidGeneration {
     /// The negative prompt (the job's, joined with its style's) and `true_cfg_scale`, when the
     /// job runs true classifier-free guidance.
     pub true_cfg: Option<TrueCfg>,
-    pub init_image: Option<InitImage>,
+    pub(crate) init_image: Option<InitImage>,
     pub width: u32,
     pub height: u32,
     pub steps: u32,
@@ -43,7 +43,7 @@ pub struct ValidGeneration {
     pub max_sequence_length: u32,
     /// An edit that named no size: the worker takes Kontext's resolution nearest the photo's
     /// aspect ratio once the photo is read (`width`/`height` hold the defaults until then).
-    pub size_from_image: bool,
+    pub(crate) size_from_image: bool,
     /// The job's LoRAs, in order.
     pub loras: Vec<ValidLora>,
 }
@@ -103,7 +103,7 @@ pub struct ValidOutput {
     /// None: the worker's default destination.
     pub destination: Option<String>,
     pub print_dpi: u32,
-    pub jpeg_quality: u8,
+    pub(crate) jpeg_quality: u8,
 }
 
 /// Completion webhook.
@@ -123,11 +123,11 @@ pub struct ValidJob {
     pub design: Option<ImageSource>,
     pub mockups: Option<ValidMockups>,
     /// Background removal and upscaling of each design.
-    pub finishing: Finishing,
+    pub(crate) finishing: Finishing,
     pub output: ValidOutput,
     pub webhook: Option<ValidWebhook>,
     /// SHA-256 (hex) of the job as the client sent it (parsed, re-serialised in field order, so
     /// whitespace and key order do not count), recorded in `result.json`: a redelivery under
     /// the same id is answered from there only when this matches.
-    pub spec_sha256: String,
+    pub(crate) spec_sha256: String,
 }

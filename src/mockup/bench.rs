@@ -21,8 +21,8 @@ pub(crate) const WARP_QUAD: [[f64; 2]; 4] =
 /// Best and median of repeated timings, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub(crate) struct Timing {
-    pub best_ms: f64,
-    pub median_ms: f64,
+    pub(crate) best_ms: f64,
+    pub(crate) median_ms: f64,
 }
 
 impl Timing {
@@ -45,7 +45,7 @@ pub(crate) struct ProductTiming {
     pub encode: Timing,
     /// Both.
     pub total: Timing,
-    pub jpeg_bytes: usize,
+    pub(crate) jpeg_bytes: usize,
 }
 
 /// What `run` measured.
@@ -54,25 +54,25 @@ pub(crate) struct BenchReport {
     pub size: u32,
     pub iterations: u32,
     pub design: (u32, u32),
-    pub threads: usize,
+    pub(crate) threads: usize,
     /// First render of every product, drawing the built-in layers (once per process and size).
-    pub cold_ms: f64,
+    pub(crate) cold_ms: f64,
     /// Of `cold_ms`, drawing each product's layers (one product at a time, every core).
-    pub cold_draw_ms: Vec<(String, f64)>,
+    pub(crate) cold_draw_ms: Vec<(String, f64)>,
     pub products: Vec<ProductTiming>,
     /// All products rendered and encoded one after another (each using every core).
-    pub sequential: Timing,
+    pub(crate) sequential: Timing,
     /// All products rendered and encoded at the same time.
-    pub parallel: Timing,
+    pub(crate) parallel: Timing,
     /// Preparing a `size` x `size` design for the warp (premultiply, pad).
-    pub warp_prepare: Timing,
+    pub(crate) warp_prepare: Timing,
     /// Warping it onto a `size` x `size` frame through [`WARP_QUAD`] (the AVX2 pass where the
     /// CPU has it).
-    pub warp: Timing,
+    pub(crate) warp: Timing,
     /// The same warp through the scalar pass, in the same run.
-    pub warp_scalar: Timing,
+    pub(crate) warp_scalar: Timing,
     /// Whether `warp` ran the AVX2 pass.
-    pub warp_simd: bool,
+    pub(crate) warp_simd: bool,
 }
 
 fn ms(start: Instant) -> f64 {

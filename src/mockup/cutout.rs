@@ -13,7 +13,7 @@ pub(crate) struct FlatCutout {
     /// Largest per-channel difference from the background colour still counted as background.
     pub tolerance: u8,
     /// Half-width in pixels of the soft edge.
-    pub feather_px: f32,
+    pub(crate) feather_px: f32,
 }
 
 impl Default for FlatCutout {

@@ -21,7 +21,7 @@ pub enum Fit {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct Placement {
     /// The part of the design that shows, in design pixels: x, y, width, height.
-    pub crop: [u32; 4],
+    pub(crate) crop: [u32; 4],
     /// Where that part lands, as fractions of the print area: u0, v0, u1, v1.
     pub area: [f64; 4],
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The manifest's file name inside a template folder.
-pub const MANIFEST_FILE: &str = "manifest.json";
+pub(crate) const MANIFEST_FILE: &str = "manifest.json";
 
 /// Templates by product name.
 #[derive(Debug)]
@@ -71,7 +71,7 @@ impl MockupLibrary {
 
     /// Draw the layers of just these (product, longest side) pairs now, one after another;
     /// unknown products are left for the job to reject with its own error.
-    pub fn warm_products(&self, wanted: &[(String, Option<u32>)]) {
+    pub(crate) fn warm_products(&self, wanted: &[(String, Option<u32>)]) {
         for (product, size) in wanted {
             if let Some(t) = self.templates.get(product) {
                 t.prepared(*size);
@@ -116,7 +116,7 @@ fn manifest_paths(dir: &Path) -> Result<Vec<PathBuf>, TemplateError> {
 }
 
 /// Read, check and decode one template from its manifest file.
-pub fn load_template(manifest: &Path) -> Result<Template, TemplateError> {
+pub(crate) fn load_template(manifest: &Path) -> Result<Template, TemplateError> {
     let text = std::fs::read_to_string(manifest).map_err(|source| TemplateError::Io {
         manifest: manifest.to_owned(),
         source,

@@ -111,7 +111,7 @@ pub(crate) struct LayersSpec {
     pub shading: Option<String>,
     pub highlight: Option<String>,
     pub displacement: Option<String>,
-    pub overlay: Option<String>,
+    pub(crate) overlay: Option<String>,
 }
 
 /// How the flat print area maps onto the canvas.
@@ -181,7 +181,7 @@ pub enum Mapping {
 
 impl Mapping {
     /// The same mapping on a canvas scaled by `k`.
-    pub fn scaled(&self, k: f64) -> Mapping {
+    pub(crate) fn scaled(&self, k: f64) -> Mapping {
         match self {
             Mapping::Quad(q) => Mapping::Quad(q.map(|[x, y]| [x * k, y * k])),
             Mapping::Cylinder(c) => Mapping::Cylinder(c.scaled(k)),

@@ -31,10 +31,12 @@ mod validate;
 mod warp;
 
 pub use design::Fit;
-pub use library::{load_template, MockupLibrary, MANIFEST_FILE};
-pub use manifest::{Mapping, TemplateError, MANIFEST_VERSION};
+pub use library::MockupLibrary;
+pub use manifest::Mapping;
+pub use manifest::{TemplateError, MANIFEST_VERSION};
 pub use print::print_file;
-pub use render::{render, render_blank, MockupError, RenderOptions, MAX_SIZE};
-pub use resample::{resize_gray, resize_rgba};
+pub use render::{render, render_blank, RenderOptions};
+pub use render::{MockupError, MAX_SIZE};
+pub(crate) use resample::resize_rgba;
 pub use template::Template;
 pub use warp::{Cylinder, Homography};

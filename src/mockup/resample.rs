@@ -11,7 +11,7 @@ const WEIGHT_BITS: u32 = 14;
 const MID_BITS: u32 = 7;
 
 /// Resize straight-alpha RGBA to `w x h` (premultiplied internally).
-pub fn resize_rgba(src: &RgbaImage, w: u32, h: u32) -> RgbaImage {
+pub(crate) fn resize_rgba(src: &RgbaImage, w: u32, h: u32) -> RgbaImage {
     let opaque = src.pixels().all(|p| p.0[3] == 255);
     let mut data = src.as_raw().clone();
     if !opaque {
@@ -30,7 +30,7 @@ pub fn resize_rgba(src: &RgbaImage, w: u32, h: u32) -> RgbaImage {
 }
 
 /// Resize a grey image to `w x h`.
-pub fn resize_gray(src: &GrayImage, w: u32, h: u32) -> GrayImage {
+pub(crate) fn resize_gray(src: &GrayImage, w: u32, h: u32) -> GrayImage {
     let out = resize_planar::<1>(src.as_raw(), src.dimensions(), (w, h));
     GrayImage::from_raw(w, h, out).expect("resize_planar returns w*h bytes")
 }

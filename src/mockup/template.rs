@@ -20,7 +20,7 @@ pub(crate) struct Layers {
     pub shading: Option<GrayImage>,
     pub highlight: Option<GrayImage>,
     pub displacement: Option<Vec<u8>>,
-    pub overlay: Option<RgbaImage>,
+    pub(crate) overlay: Option<RgbaImage>,
 }
 
 impl Layers {
@@ -37,7 +37,7 @@ pub(crate) struct Prepared {
     pub mapping: Mapping,
     pub displacement_px: f32,
     /// Rows `[y0, y1)` where the tint region has any coverage.
-    pub tint_rows: (u32, u32),
+    pub(crate) tint_rows: (u32, u32),
 }
 
 impl Prepared {
@@ -122,7 +122,7 @@ impl Template {
     }
 
     /// The hex colour of a variant, as `[r, g, b]`.
-    pub fn color_rgb(&self, name: &str) -> Option<[u8; 3]> {
+    pub(crate) fn color_rgb(&self, name: &str) -> Option<[u8; 3]> {
         self.manifest
             .colors
             .iter()
@@ -141,7 +141,7 @@ impl Template {
     }
 
     /// Print size in inches (width, height).
-    pub fn print_inches(&self) -> (f64, f64) {
+    pub(crate) fn print_inches(&self) -> (f64, f64) {
         (self.manifest.print.width_in, self.manifest.print.height_in)
     }
 
@@ -160,7 +160,7 @@ impl Template {
     }
 
     /// Mockup size for a longest side (`None`: the canvas).
-    pub fn output_size(&self, longest: Option<u32>) -> (u32, u32) {
+    pub(crate) fn output_size(&self, longest: Option<u32>) -> (u32, u32) {
         let (w, h) = self.manifest.canvas;
         let Some(longest) = longest else {
             return (w, h);

@@ -1,18 +1,15 @@
 //! Geometry of a print area: the projective map of a flat rectangle onto a quad (homography, in
 //! closed form after Heckbert 1989) and the cylinder map used for mugs. Pure maths on `f64`; the
-//! per-pixel kernels that use these maps live in `kernel.rs`.
+//! per-pixel kernels that use these maps live in `kernel/`.
 
 /// A 3x3 projective transform, row-major, acting on column vectors `[x, y, 1]`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Homography(pub [f64; 9]);
 
 impl Homography {
-    /// The transform that changes nothing.
-    pub const IDENTITY: Homography = Homography([1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
-
     /// Maps the unit square's corners (0,0), (1,0), (1,1), (0,1) onto `q[0..4]` (top-left,
     /// top-right, bottom-right, bottom-left). `None` when the quad is degenerate.
-    pub fn square_to_quad(q: &[[f64; 2]; 4]) -> Option<Homography> {
+    pub(crate) fn square_to_quad(q: &[[f64; 2]; 4]) -> Option<Homography> {
         let [[x0, y0], [x1, y1], [x2, y2], [x3, y3]] = *q;
         let (sx, sy) = (x0 - x1 + x2 - x3, y0 - y1 + y2 - y3);
         let (g, h) = if sx.abs() < 1e-12 && sy.abs() < 1e-12 {
@@ -46,7 +43,7 @@ impl Homography {
     }
 
     /// A scale and translation: `(x, y) -> (sx * x + tx, sy * y + ty)`.
-    pub fn affine(sx: f64, sy: f64, tx: f64, ty: f64) -> Homography {
+    pub(crate) fn affine(sx: f64, sy: f64, tx: f64, ty: f64) -> Homography {
         Homography([sx, 0.0, tx, 0.0, sy, ty, 0.0, 0.0, 1.0])
     }
 
@@ -69,7 +66,7 @@ impl Homography {
     }
 
     /// The inverse map (adjugate over determinant); `None` when singular.
-    pub fn inverse(&self) -> Option<Homography> {
+    pub(crate) fn inverse(&self) -> Option<Homography> {
         let m = &self.0;
         let det = self.det();
         if det.abs() < 1e-15 {
@@ -113,12 +110,12 @@ pub struct Cylinder {
     pub top: f64,
     pub bottom: f64,
     pub arc: f64,
-    pub ellipse: f64,
+    pub(crate) ellipse: f64,
 }
 
 impl Cylinder {
     /// Canvas point of the print-area point `(u, v)` in `[0, 1]^2`.
-    pub fn to_canvas(&self, u: f64, v: f64) -> (f64, f64) {
+    pub(crate) fn to_canvas(self, u: f64, v: f64) -> (f64, f64) {
         let t = (u - 0.5) * self.arc;
         let x = self.center_x + self.radius * t.sin();
         let y = self.top + v * (self.bottom - self.top) - self.ellipse * (1.0 - t.cos());
@@ -127,7 +124,8 @@ impl Cylinder {
 
     /// Print-area coordinates `(u, v)` of the canvas column `x`'s angle, or `None` where the
     /// column misses the cylinder. `v` is not range-checked.
-    pub fn to_print(&self, x: f64, y: f64) -> Option<(f64, f64)> {
+    #[cfg(test)]
+    pub(crate) fn to_print(self, x: f64, y: f64) -> Option<(f64, f64)> {
         let s = (x - self.center_x) / self.radius;
         if !(-1.0..=1.0).contains(&s) {
             return None;
@@ -139,7 +137,7 @@ impl Cylinder {
     }
 
     /// Bounding box of the print area: `(x0, y0, x1, y1)`.
-    pub fn bounds(&self) -> (f64, f64, f64, f64) {
+    pub(crate) fn bounds(&self) -> (f64, f64, f64, f64) {
         let half = (self.arc / 2.0).sin() * self.radius;
         let rise = self.ellipse * (1.0 - (self.arc / 2.0).cos());
         (
@@ -151,7 +149,7 @@ impl Cylinder {
     }
 
     /// The same cylinder on a canvas scaled by `k`.
-    pub fn scaled(&self, k: f64) -> Cylinder {
+    pub(crate) fn scaled(&self, k: f64) -> Cylinder {
         Cylinder {
             center_x: self.center_x * k,
             radius: self.radius * k,

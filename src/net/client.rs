@@ -15,7 +15,7 @@ pub(crate) const USER_AGENT: &str = concat!("merchgen/", env!("CARGO_PKG_VERSION
 
 /// How a guarded client treats redirects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Redirects {
+pub(crate) enum Redirects {
     /// Never followed (webhooks: a 3xx is the receiver's answer).
     None,
     /// Followed up to this many, each target checked like the original URL.
@@ -24,7 +24,7 @@ pub enum Redirects {
 
 /// An HTTP client that reaches only the addresses its policy allows.
 #[derive(Debug, Clone)]
-pub struct GuardedClient {
+pub(crate) struct GuardedClient {
     policy: Arc<AddressPolicy>,
     http: reqwest::Client,
 }
@@ -32,7 +32,7 @@ pub struct GuardedClient {
 impl GuardedClient {
     /// A client opening the `allow` ranges (`MERCHGEN_FETCH_ALLOW`), with a whole-request
     /// `timeout` (connecting gets at most 10 s of it). Fails only if the TLS stack cannot start.
-    pub fn new(
+    pub(crate) fn new(
         allow: Vec<ipnet::IpNet>,
         timeout: Duration,
         redirects: Redirects,
@@ -53,19 +53,14 @@ impl GuardedClient {
         Ok(GuardedClient { policy, http })
     }
 
-    /// The address policy this client enforces.
-    pub fn policy(&self) -> &AddressPolicy {
-        &self.policy
-    }
-
     /// Check a URL's scheme and literal address before any request (names are checked when
     /// they resolve).
-    pub fn check(&self, url: &reqwest::Url) -> Result<(), UrlRefusal> {
+    pub(crate) fn check(&self, url: &reqwest::Url) -> Result<(), UrlRefusal> {
         guard::check_url(url, &self.policy)
     }
 
     /// The client itself, for building requests.
-    pub fn http(&self) -> &reqwest::Client {
+    pub(crate) fn http(&self) -> &reqwest::Client {
         &self.http
     }
 }

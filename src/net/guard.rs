@@ -46,7 +46,7 @@ impl fmt::Display for Reserved {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("{ip} is {class}")]
 pub struct Blocked {
-    pub ip: IpAddr,
+    pub(crate) ip: IpAddr,
     pub class: Reserved,
 }
 
@@ -81,7 +81,7 @@ impl AddressPolicy {
 }
 
 /// The special-purpose class of an address, `None` for an ordinary public one.
-pub fn classify(ip: IpAddr) -> Option<Reserved> {
+pub(crate) fn classify(ip: IpAddr) -> Option<Reserved> {
     match ip {
         IpAddr::V4(v4) => classify_v4(v4),
         IpAddr::V6(v6) => classify_v6(v6),
@@ -158,7 +158,7 @@ fn classify_v6(ip: Ipv6Addr) -> Option<Reserved> {
 
 /// The IPv4 address inside an IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`),
 /// NAT64 (`64:ff9b::a.b.c.d`) or 6to4 (`2002:AABB:CCDD::`) IPv6 address.
-pub fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+pub(crate) fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     let a = u128::from(ip);
     let low = Ipv4Addr::from((a & 0xFFFF_FFFF) as u32);
     if a >> 32 == 0xFFFF || a >> 32 == 0 || a >> 32 == 0x0064_ff9b_0000_0000_0000_0000 {
@@ -172,7 +172,7 @@ pub fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
 
 /// Why a URL is refused before any connection.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum UrlRefusal {
+pub(crate) enum UrlRefusal {
     #[error("only http and https URLs are allowed")]
     Scheme,
     #[error("the URL has no host")]
@@ -184,7 +184,7 @@ pub enum UrlRefusal {
 /// Check a URL's scheme and, for a literal IP host (including the decimal, octal and hex forms,
 /// which the URL parser normalises to IPv4), the address itself. Names are checked after
 /// resolution by `resolve::GuardedResolver`.
-pub fn check_url(url: &Url, policy: &AddressPolicy) -> Result<(), UrlRefusal> {
+pub(crate) fn check_url(url: &Url, policy: &AddressPolicy) -> Result<(), UrlRefusal> {
     if !matches!(url.scheme(), "http" | "https") {
         return Err(UrlRefusal::Scheme);
     }

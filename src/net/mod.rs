@@ -7,5 +7,5 @@ pub(crate) mod client;
 pub mod guard;
 pub(crate) mod resolve;
 
-pub use client::{GuardedClient, Redirects};
-pub use guard::{AddressPolicy, UrlRefusal};
+pub(crate) use client::{GuardedClient, Redirects};
+pub use guard::AddressPolicy;

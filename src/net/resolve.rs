@@ -13,7 +13,7 @@ use std::sync::Arc;
 #[error("{host} resolves to {blocked}")]
 pub(crate) struct ResolvedToBlocked {
     pub host: String,
-    pub blocked: Blocked,
+    pub(crate) blocked: Blocked,
 }
 
 /// A URL refused before or during a redirect (literal address, scheme, redirect limit).

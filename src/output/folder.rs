@@ -8,13 +8,13 @@ use tokio::io::AsyncWriteExt;
 
 /// Stores objects as files under a root folder.
 #[derive(Debug, Clone)]
-pub struct LocalSink {
+pub(crate) struct LocalSink {
     root: PathBuf,
 }
 
 impl LocalSink {
     /// A sink rooted at `folder` (created on first write).
-    pub fn new(folder: impl Into<PathBuf>) -> Self {
+    pub(crate) fn new(folder: impl Into<PathBuf>) -> Self {
         LocalSink {
             root: folder.into(),
         }

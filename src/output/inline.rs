@@ -9,14 +9,14 @@ use std::sync::Mutex;
 
 /// Base64 outputs with a per-job byte budget (counted in base64 bytes, as they travel).
 #[derive(Debug)]
-pub struct InlineSink {
+pub(crate) struct InlineSink {
     limit: usize,
     used: Mutex<usize>,
 }
 
 impl InlineSink {
     /// A sink that accepts at most `limit` base64 bytes in all.
-    pub fn new(limit: usize) -> Self {
+    pub(crate) fn new(limit: usize) -> Self {
         InlineSink {
             limit,
             used: Mutex::new(0),
@@ -24,7 +24,8 @@ impl InlineSink {
     }
 
     /// Base64 bytes handed out so far.
-    pub fn used(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn used(&self) -> usize {
         *self.used.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -22,13 +22,19 @@ pub fn print_file(job_id: &str, product: &str, ext: &str) -> String {
 
 /// The mockup of variation `image` of a job with several images:
 /// `{job_id}/mockups/{image}/{product}-{color}.{ext}`; a one-image job keeps [`mockup`]'s keys.
-pub fn variation_mockup(job_id: &str, image: u32, product: &str, color: &str, ext: &str) -> String {
+pub(crate) fn variation_mockup(
+    job_id: &str,
+    image: u32,
+    product: &str,
+    color: &str,
+    ext: &str,
+) -> String {
     format!("{job_id}/mockups/{image}/{product}-{color}.{ext}")
 }
 
 /// The print file of variation `image` of a job with several images:
 /// `{job_id}/print/{image}/{product}.{ext}`; a one-image job keeps [`print_file`]'s keys.
-pub fn variation_print_file(job_id: &str, image: u32, product: &str, ext: &str) -> String {
+pub(crate) fn variation_print_file(job_id: &str, image: u32, product: &str, ext: &str) -> String {
     format!("{job_id}/print/{image}/{product}.{ext}")
 }
 

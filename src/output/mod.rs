@@ -14,10 +14,11 @@ pub(crate) mod sink;
 use crate::error::JobError;
 use std::sync::Arc;
 
-pub use folder::LocalSink;
-pub use inline::InlineSink;
+pub(crate) use folder::LocalSink;
+pub(crate) use inline::InlineSink;
 pub use s3::S3Sink;
-pub use sink::{OutputConfig, OutputError, OutputSink, StoredObject, DESTINATION_FIELD};
+pub use sink::OutputConfig;
+pub use sink::{OutputError, OutputSink, StoredObject, DESTINATION_FIELD};
 
 /// Open the sink for a destination: `s3://bucket/prefix`, `inline`, or a local folder
 /// (optionally `file://`). Call once per job: the inline budget counts over one sink's life.

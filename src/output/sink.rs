@@ -118,7 +118,7 @@ impl OutputError {
     /// The inline limit is `upload_failed` too, but not retryable: the same job would produce
     /// the same bytes again, and the fix is another destination (RunPod rejects results over
     /// 10-20 MB, so a larger inline result would fail later and less clearly).
-    pub fn to_job_error(&self) -> JobError {
+    pub(crate) fn to_job_error(&self) -> JobError {
         let err = |msg: String| {
             JobError::new(
                 ErrorCode::UploadFailed,

@@ -12,7 +12,7 @@ pub use settings::{S3Credentials, S3Settings};
 /// Why a string is not an `s3://bucket[/key]` URL. The text completes a sentence that starts
 /// with the field's name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum S3UrlError {
+pub(crate) enum S3UrlError {
     #[error("must start with s3://")]
     Scheme,
     #[error("has an invalid bucket name")]
@@ -21,7 +21,7 @@ pub enum S3UrlError {
 
 /// Split `s3://bucket/key` into bucket and key (the key may be empty; slashes around it are
 /// dropped).
-pub fn parse_url(url: &str) -> Result<(String, String), S3UrlError> {
+pub(crate) fn parse_url(url: &str) -> Result<(String, String), S3UrlError> {
     let rest = url.strip_prefix("s3://").ok_or(S3UrlError::Scheme)?;
     let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
     let bucket_ok = (3..=63).contains(&bucket.len())

@@ -21,7 +21,7 @@ pub struct WebhookEvent {
     /// When the event happened (the body's `timestamp`; retries keep it).
     pub at: SystemTime,
     /// Distinguishes repeated events of one kind (the step of a progress event).
-    pub sequence: Option<u32>,
+    pub(crate) sequence: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -72,7 +72,7 @@ impl WebhookEvent {
     }
 
     /// The body's `type`: `job.completed`, `job.failed`, `job.started`, `job.progress`.
-    pub fn type_name(&self) -> &'static str {
+    pub(crate) fn type_name(&self) -> &'static str {
         match self.kind {
             WebhookEventKind::Started => "job.started",
             WebhookEventKind::Progress => "job.progress",

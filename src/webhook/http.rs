@@ -24,7 +24,7 @@ pub struct HttpNotifier {
 
 /// One message to deliver: its Standard Webhooks id, its body, and what logs call it.
 #[derive(Debug, Clone, Copy)]
-pub struct Message<'a> {
+pub(crate) struct Message<'a> {
     /// `webhook-id`: the same for every retry and redelivery of this message.
     pub id: &'a str,
     pub body: &'a [u8],
@@ -66,7 +66,7 @@ impl HttpNotifier {
 
     /// POST `msg` to `url`, signed when a secret is configured, retrying connection errors,
     /// timeouts, 429 and 5xx (honouring `Retry-After`) up to the attempt budget.
-    pub async fn deliver(&self, url: &str, msg: Message<'_>) -> WebhookReport {
+    pub(crate) async fn deliver(&self, url: &str, msg: Message<'_>) -> WebhookReport {
         let mut report = WebhookReport {
             delivered: false,
             attempts: 0,

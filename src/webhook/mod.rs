@@ -16,4 +16,5 @@ pub use event::WebhookEvent;
 pub use http::HttpNotifier;
 pub use notifier::{Notifier, WebhookConfig};
 pub use queue::{OnReport, WebhookQueue};
-pub use secret::{Secret, SecretError};
+pub use secret::Secret;
+pub use secret::SecretError;

@@ -104,7 +104,7 @@ impl WebhookQueue {
     /// Wait until every event queued for `job_id` so far has been delivered or given up, at most
     /// `limit`; true when none is left. The doors settle a job after this, so a crash after the
     /// settlement never loses its completion webhook (at-least-once, as before the queue).
-    pub async fn job_settled(&self, job_id: &str, limit: Duration) -> bool {
+    pub(crate) async fn job_settled(&self, job_id: &str, limit: Duration) -> bool {
         let until = tokio::time::Instant::now() + limit;
         loop {
             let changed = self.shared.changed.notified();
@@ -135,7 +135,7 @@ impl WebhookQueue {
 
     /// Wait up to `grace` for pending deliveries; then report the rest as not delivered
     /// (waiting up to a few seconds for that). Returns how many were left after the grace.
-    pub async fn drain(&self, grace: Duration) -> usize {
+    pub(crate) async fn drain(&self, grace: Duration) -> usize {
         let until = Instant::now() + grace;
         while self.pending() > 0 && Instant::now() < until {
             tokio::time::sleep(Duration::from_millis(20)).await;

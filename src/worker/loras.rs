@@ -16,13 +16,13 @@ pub struct LoraSettings {
     /// Largest LoRA file accepted (`MERCHGEN_LORA_MAX_BYTES`).
     pub max_bytes: usize,
     /// The hub `hf` sources are read from (`HF_ENDPOINT`, default `https://huggingface.co`).
-    pub hub_endpoint: String,
+    pub(crate) hub_endpoint: String,
 }
 
 /// How many LoRA files came from the cache and how many were fetched.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct LoraFetchCounts {
-    pub cached: usize,
+    pub(crate) cached: usize,
     pub fetched: usize,
 }
 

@@ -52,7 +52,7 @@ pub struct JobRequest {
     /// The job body, unparsed (so one bad record fails alone).
     pub body: serde_json::Value,
     /// The delivery's id (RunPod job id, SQS message id, a fresh UUID); the default job id.
-    pub delivery_id: String,
+    pub(crate) delivery_id: String,
     /// When the door received it (for `timings_ms.queued`).
     pub received: Instant,
     /// Set to cancel between denoising steps.
@@ -97,7 +97,7 @@ pub struct WorkerParts {
     pub mockups: Arc<MockupLibrary>,
     pub output: OutputConfig,
     /// Destination of jobs that name none.
-    pub default_destination: String,
+    pub(crate) default_destination: String,
     pub limits: Limits,
     /// `merchgen invoke --initial-noise`: start every generation from these numbers.
     pub initial_noise: Option<crate::engine::NoiseOverride>,
@@ -105,10 +105,10 @@ pub struct WorkerParts {
     pub dump_latents: Option<std::path::PathBuf>,
     /// `MERCHGEN_DEVICE_MEMORY_GB`: the device's memory for the admission check, when the
     /// device cannot tell (or to leave room for others).
-    pub device_memory_gb: Option<f64>,
+    pub(crate) device_memory_gb: Option<f64>,
     /// The matting and upscaling models (on the engine thread, or a thread of their own on a
     /// worker without a generator); None fails jobs that need them with `model_unavailable`.
-    pub finisher: Option<crate::engine::FinishHandle>,
+    pub(crate) finisher: Option<crate::engine::FinishHandle>,
     /// The LoRA cache and fetch limits.
     pub loras: loras::LoraSettings,
 }
@@ -144,14 +144,9 @@ impl Worker {
         self.engine.as_ref()
     }
 
-    /// Which literal addresses URLs a delivery brings may name (`MERCHGEN_FETCH_ALLOW`).
-    pub fn address_policy(&self) -> &crate::net::guard::AddressPolicy {
-        &self.parts.limits.addresses
-    }
-
     /// True once a generation failed in a way that may leave the device unusable (a CUDA
     /// error, a dead engine thread): the door should ask for this worker to be replaced.
-    pub fn device_broken(&self) -> bool {
+    pub(crate) fn device_broken(&self) -> bool {
         self.engine
             .as_ref()
             .is_some_and(EngineHandle::device_broken)
@@ -211,7 +206,7 @@ impl Worker {
     }
 
     /// Wait at most `limit` until the webhook events of job `id` are delivered or given up.
-    pub async fn webhooks_settled(&self, id: &str, limit: std::time::Duration) -> bool {
+    pub(crate) async fn webhooks_settled(&self, id: &str, limit: std::time::Duration) -> bool {
         self.parts.webhooks.job_settled(id, limit).await
     }
 

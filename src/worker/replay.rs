@@ -71,7 +71,7 @@ pub async fn load_succeeded(sink: &dyn OutputSink, job_id: &str) -> Option<JobOu
 
 /// Give every stored file of a replayed `outcome` a fresh URL (presigned URLs expire). A URL
 /// that cannot be renewed keeps the old one (logged).
-pub async fn refresh_urls(sink: &dyn OutputSink, outcome: &mut JobOutcome) {
+pub(crate) async fn refresh_urls(sink: &dyn OutputSink, outcome: &mut JobOutcome) {
     let keys = outcome
         .images
         .iter_mut()

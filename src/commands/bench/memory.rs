@@ -15,10 +15,10 @@ pub(super) struct MemoryReport {
     /// `cuda_mem_get_info` or `vmhwm` (`vmhwm_since_start` when the peak could be reset).
     pub peak_memory_source: &'static str,
     /// The process's peak resident host memory (VmHWM).
-    pub peak_host_rss_bytes: Option<u64>,
+    pub(crate) peak_host_rss_bytes: Option<u64>,
     /// Device memory in use before loading (context, other processes), on a GPU.
-    pub device_baseline_bytes: Option<u64>,
-    pub device_total_bytes: Option<u64>,
+    pub(crate) device_baseline_bytes: Option<u64>,
+    pub(crate) device_total_bytes: Option<u64>,
 }
 
 /// A running peak-memory measurement.
@@ -88,7 +88,7 @@ mod cuda {
     use std::time::Duration;
 
     /// Samples device memory in use until stopped.
-    pub struct Sampler {
+    pub(crate) struct Sampler {
         stop: Arc<AtomicBool>,
         thread: JoinHandle<u64>,
         baseline: u64,

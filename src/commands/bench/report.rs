@@ -58,7 +58,7 @@ fn flop(tflop: f64) -> String {
 pub(super) struct RandomReport {
     pub bench: &'static str,
     pub version: &'static str,
-    pub cuda_build: bool,
+    pub(crate) cuda_build: bool,
     pub scale: String,
     pub device: String,
     /// The weight mode that ran: `bf16` (dequantized once at load) or `quantized`.
@@ -71,7 +71,7 @@ pub(super) struct RandomReport {
     pub steps: u32,
     pub images: u32,
     pub iterations: u32,
-    pub text_tokens: usize,
+    pub(crate) text_tokens: usize,
     pub transformer_params: u64,
     /// FLOPs of one denoising step counted as FLUX's matrix multiplications (about 69.5 TFLOP per step at 1024² with 256 text tokens), in TFLOP.
     pub model_tflop_per_step: f64,

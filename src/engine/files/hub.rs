@@ -86,20 +86,8 @@ pub fn resolve(
     }
 }
 
-/// Every hub file of a preset (for `models fetch` and `models list`).
-pub fn preset_files(name: &str) -> Option<Vec<HubFile>> {
-    match presets::find(name)?.files {
-        PresetFiles::Files(files, _) => Some(files.into_values().collect()),
-        PresetFiles::ManifestRepo { repo, manifest } => Some(vec![HubFile {
-            repo,
-            revision: "main",
-            path: manifest,
-        }]),
-    }
-}
-
 /// Find one hub file in the cache (downloading it when allowed); `preset` names the fetch hint.
-pub fn locate_file(
+pub(crate) fn locate_file(
     file: &HubFile,
     preset: &str,
     hub: &HubSettings,

@@ -41,7 +41,7 @@ impl LoraCache {
     }
 
     /// The file `source` gave before, if it is still complete in the cache.
-    pub fn lookup(&self, source: &str) -> Option<CachedLora> {
+    pub(crate) fn lookup(&self, source: &str) -> Option<CachedLora> {
         let sha256 = std::fs::read_to_string(self.source_record(source)).ok()?;
         let sha256 = sha256.trim();
         let valid = sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit());

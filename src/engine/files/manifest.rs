@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 /// File name of the manifest in a model folder.
-pub const MANIFEST_FILE: &str = "merchgen-model.json";
+pub(crate) const MANIFEST_FILE: &str = "merchgen-model.json";
 
 /// The components of a FLUX model, each a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -23,7 +23,7 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 8] = [
+    pub(crate) const ALL: [Role; 8] = [
         Role::Transformer,
         Role::Vae,
         Role::Clip,
@@ -59,7 +59,7 @@ pub struct FluxFacts {
     pub schedule: Schedule,
     /// FLUX.1 Kontext: the transformer edits a reference photo (`mode: edit` jobs).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub kontext: bool,
+    pub(crate) kontext: bool,
 }
 
 /// The sigma schedule family (`schedule.rs` computes the sigmas).
@@ -115,13 +115,13 @@ pub struct ModelManifest {
     pub defaults: ModelDefaults,
     /// The weights' licence, where known (logged at start-up and reported by `models list`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub license: Option<License>,
+    pub(crate) license: Option<License>,
 }
 
 /// The licences of the FLUX.1 weights merchgen's presets load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum License {
+pub(crate) enum License {
     /// FLUX.1-schnell: outputs and the weights may be used commercially.
     Apache2,
     /// FLUX.1-dev and FLUX.1-Kontext-dev: non-commercial use only without a licence from Black
@@ -130,7 +130,7 @@ pub enum License {
 }
 
 impl License {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             License::Apache2 => "Apache-2.0",
             License::FluxDevNonCommercial => "FLUX.1 [dev] Non-Commercial License",
@@ -138,7 +138,7 @@ impl License {
     }
 
     /// What a shop must know before it sells what the model makes.
-    pub fn commercial_note(self) -> &'static str {
+    pub(crate) fn commercial_note(self) -> &'static str {
         match self {
             License::Apache2 => "outputs may be sold",
             License::FluxDevNonCommercial => {
@@ -170,7 +170,7 @@ impl ModelManifest {
 }
 
 /// The schnell facts shared by every FLUX.1-schnell preset.
-pub fn schnell_facts() -> (FluxFacts, VaeFacts, ModelDefaults) {
+pub(crate) fn schnell_facts() -> (FluxFacts, VaeFacts, ModelDefaults) {
     (
         FluxFacts {
             axes_dim: vec![16, 56, 56],

@@ -20,11 +20,11 @@ impl NetRole {}
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct NetPreset {
     pub name: &'static str,
-    pub role: NetRole,
+    pub(crate) role: NetRole,
     pub file: HubFile,
     /// SPDX identifier or the licence's own name.
-    pub licence: &'static str,
-    pub description: &'static str,
+    pub(crate) licence: &'static str,
+    pub(crate) description: &'static str,
 }
 
 const fn net(

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 /// One file on the Hugging Face hub.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HubFile {
+pub(crate) struct HubFile {
     pub repo: &'static str,
     pub revision: &'static str,
     pub path: &'static str,
@@ -63,16 +63,16 @@ pub(crate) enum PresetFiles {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Preset {
     pub name: &'static str,
-    pub description: &'static str,
+    pub(crate) description: &'static str,
     pub files: PresetFiles,
 }
 
 /// Repo name of the tiny random-weight model `merchgen models tiny --layout cache` writes.
-pub const TINY_REPO: &str = "merchgen/tiny-flux";
+pub(crate) const TINY_REPO: &str = "merchgen/tiny-flux";
 /// Manifest of the tiny model with its Q8_0 transformer.
-pub const TINY_MANIFEST_Q8: &str = MANIFEST_FILE;
+pub(crate) const TINY_MANIFEST_Q8: &str = MANIFEST_FILE;
 /// Manifest of the tiny model with its K-quant (Q4_K) transformer.
-pub const TINY_MANIFEST_Q4K: &str = "merchgen-model.q4_k.json";
+pub(crate) const TINY_MANIFEST_Q4K: &str = "merchgen-model.q4_k.json";
 /// Manifest of the tiny model with dense f32 safetensors for the transformer (BFL names) and T5.
 pub const TINY_MANIFEST_DENSE: &str = "merchgen-model.dense.json";
 /// Manifest of the tiny FLUX.1-dev-style model (Q8_0 transformer with a guidance embedding).
@@ -81,7 +81,7 @@ pub const TINY_MANIFEST_DEV: &str = "merchgen-model.dev.json";
 /// architecture, so the same weights serve).
 pub const TINY_MANIFEST_KONTEXT: &str = "merchgen-model.kontext.json";
 /// The same dev-style transformer as dense f32 safetensors.
-pub const TINY_MANIFEST_DEV_DENSE: &str = "merchgen-model.dev-dense.json";
+pub(crate) const TINY_MANIFEST_DEV_DENSE: &str = "merchgen-model.dev-dense.json";
 
 fn schnell(name: &'static str, transformer: &'static str) -> PresetFiles {
     flux_preset(

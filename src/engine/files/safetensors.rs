@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 pub type Tensors = HashMap<String, Tensor>;
 
 /// Tensor shapes by name.
-pub type Shapes = BTreeMap<String, Vec<usize>>;
+pub(crate) type Shapes = BTreeMap<String, Vec<usize>>;
 
 /// True for `*.safetensors` and `*.safetensors.index.json`.
 pub(crate) fn is_safetensors(path: &Path) -> bool {

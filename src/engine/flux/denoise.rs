@@ -146,7 +146,7 @@ fn velocity(
 /// packed latents `img` (kept in f32, run in `act_dtype`), applied in f32 as diffusers' scheduler
 /// upcasts. `guidance` is for guidance-distilled models (dev), `None` for schnell. The pipeline
 /// and `merchgen bench --random-weights` both step through here.
-pub fn euler_step(
+pub(crate) fn euler_step(
     model: &dyn cflux::WithForward,
     state: &sampling::State,
     img: &Tensor,
@@ -162,7 +162,7 @@ pub fn euler_step(
 /// One Euler step with true classifier-free guidance: the transformer's velocity on the prompt
 /// (`states.0`) and on the negative prompt (`states.1`), combined as diffusers' FluxPipeline does
 /// (`neg + scale * (pos - neg)`, in the activation dtype), then applied in f32.
-pub fn true_cfg_step(
+pub(crate) fn true_cfg_step(
     model: &dyn cflux::WithForward,
     states: (&sampling::State, &sampling::State),
     scale: f64,

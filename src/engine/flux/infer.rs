@@ -5,7 +5,7 @@
 use crate::engine::files::manifest::{FluxFacts, VaeFacts};
 use candle_transformers::models::flux;
 
-pub use crate::engine::files::safetensors::Shapes;
+pub(crate) use crate::engine::files::safetensors::Shapes;
 
 /// Why sizes could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +67,7 @@ pub fn flux_config(shapes: &Shapes, facts: &FluxFacts) -> Result<flux::model::Co
 }
 
 /// FLUX VAE config from `ae.safetensors` names.
-pub fn vae_config(
+pub(crate) fn vae_config(
     shapes: &Shapes,
     facts: &VaeFacts,
 ) -> Result<flux::autoencoder::Config, InferError> {

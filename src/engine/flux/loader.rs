@@ -140,10 +140,10 @@ pub(crate) struct LoadedTransformer {
     /// Dense weights (bf16 on a GPU, f32 on the CPU) rather than quantized matmuls.
     pub dense: bool,
     /// For outcomes: `q4_0`, `bf16-from-q8_0`, `f32-from-bf16`.
-    pub label: String,
+    pub(crate) label: String,
     /// Hidden size and attention heads (for the memory estimate).
-    pub hidden: usize,
-    pub heads: usize,
+    pub(crate) hidden: usize,
+    pub(crate) heads: usize,
 }
 
 impl LoadedTransformer {

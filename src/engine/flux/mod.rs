@@ -27,7 +27,7 @@ pub mod transformer;
 mod warm_up;
 pub mod weights;
 
-pub use denoise::{euler_step, true_cfg_step};
+pub(crate) use denoise::euler_step;
 pub use pipeline::{FluxPipeline, LoadOptions};
 
 /// The model config candle's own module would use, re-exported for the benchmark.

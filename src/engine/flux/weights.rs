@@ -32,9 +32,9 @@ pub use crate::engine::flux::transformer::FluxTransformer as Transformer;
 /// Facts about a GGUF file read from its header alone.
 pub struct GgufSummary {
     pub shapes: Shapes,
-    pub params: u64,
+    pub(crate) params: u64,
     /// The quantized type holding the most parameters, e.g. `q4_0`.
-    pub main_type: String,
+    pub(crate) main_type: String,
 }
 
 /// Read tensor names, shapes and types of a GGUF without loading data.
@@ -62,30 +62,21 @@ pub fn gguf_summary(path: &Path) -> Result<GgufSummary> {
     })
 }
 
-/// Tensor shapes of a safetensors file (header only, through a memory map).
-pub fn safetensors_shapes(path: &Path) -> Result<Shapes> {
+/// A VarBuilder over a memory-mapped safetensors file.
+pub(crate) fn mmap_safetensors(
+    path: &Path,
+    dtype: DType,
+    device: &Device,
+) -> Result<VarBuilder<'static>> {
     #[allow(unsafe_code)]
     // SAFETY: model files are read-only inputs that nothing modifies while merchgen maps them.
-    let st = unsafe { candle_core::safetensors::MmapedSafetensors::new(path) }
-        .with_context(|| format!("reading safetensors {}", path.display()))?;
-    Ok(st
-        .tensors()
-        .into_iter()
-        .map(|(name, view)| (name, view.shape().to_vec()))
-        .collect())
-}
-
-/// A VarBuilder over a memory-mapped safetensors file.
-pub fn mmap_safetensors(path: &Path, dtype: DType, device: &Device) -> Result<VarBuilder<'static>> {
-    #[allow(unsafe_code)]
-    // SAFETY: as in `safetensors_shapes`: the mapped file is not modified while in use.
     let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[path], dtype, device) }
         .with_context(|| format!("mapping {}", path.display()))?;
     Ok(vb)
 }
 
 /// Load the transformer. `dense` picks the mode; `dtype` is the dense compute dtype.
-pub fn load_transformer(
+pub(crate) fn load_transformer(
     path: &Path,
     cfg: &flux::model::Config,
     dense: bool,
@@ -112,7 +103,7 @@ pub fn load_transformer(
 }
 
 /// Bytes of memory the device has free, if it can tell.
-pub fn free_device_memory(device: &Device) -> Option<u64> {
+pub(crate) fn free_device_memory(device: &Device) -> Option<u64> {
     if device.is_cpu() {
         let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
         let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
@@ -135,7 +126,12 @@ fn cuda_free_memory() -> Option<u64> {
 }
 
 /// Decide the mode: dense when the dequantized transformer plus a working margin fits.
-pub fn choose_dense(mode: WeightsMode, params: u64, dtype: DType, free: Option<u64>) -> bool {
+pub(crate) fn choose_dense(
+    mode: WeightsMode,
+    params: u64,
+    dtype: DType,
+    free: Option<u64>,
+) -> bool {
     match mode {
         WeightsMode::Bf16 => true,
         WeightsMode::Quantized => false,

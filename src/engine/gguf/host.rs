@@ -15,7 +15,7 @@ use std::mem::MaybeUninit;
 
 /// Where a tensor's bytes are and what they hold.
 pub(crate) struct Stored {
-    pub offset: u64,
+    pub(crate) offset: u64,
     pub len: usize,
     pub dtype: GgmlDType,
     pub dims: Vec<usize>,

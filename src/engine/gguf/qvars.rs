@@ -34,7 +34,7 @@ impl QVars {
     }
 
     /// Dense tensors only (a dense transformer: every `weight` is a plain matmul).
-    pub fn from_dense(dense: HashMap<String, Tensor>, device: &Device) -> Self {
+    pub(crate) fn from_dense(dense: HashMap<String, Tensor>, device: &Device) -> Self {
         QVars {
             data: Arc::default(),
             dense: Arc::new(dense),
@@ -83,7 +83,7 @@ impl QVars {
     }
 
     /// The same tensors under `prefix.name`.
-    pub fn pp(&self, name: impl std::fmt::Display) -> Self {
+    pub(crate) fn pp(&self, name: impl std::fmt::Display) -> Self {
         QVars {
             data: self.data.clone(),
             dense: self.dense.clone(),
@@ -162,7 +162,7 @@ impl QVars {
     }
 
     /// A quantized matmul by `weight` (`in_dim -> out_dim`), no bias.
-    pub fn matmul(&self, in_dim: usize, out_dim: usize) -> candle_core::Result<QMatMul> {
+    pub(crate) fn matmul(&self, in_dim: usize, out_dim: usize) -> candle_core::Result<QMatMul> {
         QMatMul::from_arc(self.get((out_dim, in_dim), "weight")?)
     }
 }

@@ -13,7 +13,7 @@ pub(super) const BN_EPS: f64 = 1e-5;
 
 /// What is wrong with a set of weights.
 #[derive(Debug, thiserror::Error)]
-pub enum LoadError {
+pub(crate) enum LoadError {
     #[error("tensor `{0}` is missing")]
     Missing(String),
     #[error("tensor `{name}` has shape {got:?}, expected {expected}")]
@@ -116,9 +116,9 @@ pub(super) struct Conv {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct ConvGeom {
     pub kernel: usize,
-    pub padding: usize,
-    pub stride: usize,
-    pub dilation: usize,
+    pub(crate) padding: usize,
+    pub(crate) stride: usize,
+    pub(crate) dilation: usize,
 }
 
 impl ConvGeom {

@@ -73,7 +73,7 @@ pub(super) fn to_mask(pred: &Tensor, width: u32, height: u32) -> Result<GrayImag
 }
 
 /// `img` with its alpha multiplied by `mask` (resized bilinearly first if its size differs).
-pub fn apply_mask(img: &RgbaImage, mask: &GrayImage) -> RgbaImage {
+pub(crate) fn apply_mask(img: &RgbaImage, mask: &GrayImage) -> RgbaImage {
     let resized;
     let mask = if mask.dimensions() == img.dimensions() {
         mask

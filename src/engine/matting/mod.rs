@@ -12,8 +12,8 @@ mod rsu;
 mod tiny;
 mod u2net;
 
-pub use load::LoadError;
-pub use mask::apply_mask;
+pub(crate) use load::LoadError;
+pub(crate) use mask::apply_mask;
 pub use tiny::write_tiny;
 
 use crate::engine::EngineError;
@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The network family of a set of weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Arch {
+pub(crate) enum Arch {
     U2Net,
     U2NetP,
     /// IS-Net (DIS) and BRIA RMBG-1.4.
@@ -31,7 +31,7 @@ pub enum Arch {
 }
 
 impl Arch {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Arch::U2Net => "u2net",
             Arch::U2NetP => "u2netp",
@@ -40,7 +40,7 @@ impl Arch {
     }
 
     /// The square input size the released weights were trained at.
-    pub fn default_input_size(self) -> u32 {
+    pub(crate) fn default_input_size(self) -> u32 {
         match self {
             Arch::U2Net | Arch::U2NetP => 320,
             Arch::IsNet => 1024,
@@ -75,7 +75,7 @@ enum Net {
 
 /// A loaded matting network.
 #[derive(Debug, Clone)]
-pub struct Matting {
+pub(crate) struct Matting {
     net: Net,
     arch: Arch,
     input_size: u32,
@@ -84,7 +84,7 @@ pub struct Matting {
 
 impl Matting {
     /// Load `.pth` or `.safetensors` weights of U²-Net, U²-NetP, IS-Net or RMBG-1.4.
-    pub fn load(path: &Path, device: &Device) -> anyhow::Result<Self> {
+    pub(crate) fn load(path: &Path, device: &Device) -> anyhow::Result<Self> {
         let tensors = load::read_tensors(path, device)?;
         let w = load::Weights::new(tensors, path);
         let bad = |e: LoadError| {
@@ -107,24 +107,26 @@ impl Matting {
     }
 
     /// Run at `size × size` instead of the family's default (tiny models, experiments).
-    pub fn with_input_size(mut self, size: u32) -> Self {
+    #[cfg(test)]
+    pub(crate) fn with_input_size(mut self, size: u32) -> Self {
         self.input_size = size.max(1);
         self
     }
 
-    /// `"u2net"`, `"u2netp"` or `"isnet"`.
-    pub fn arch(&self) -> &'static str {
-        self.arch.name()
+    /// The square size images are resized to before the network.
+    #[cfg(test)]
+    pub(crate) fn input_size(&self) -> u32 {
+        self.input_size
     }
 
-    /// The square size images are resized to before the network.
-    pub fn input_size(&self) -> u32 {
-        self.input_size
+    /// `"u2net"`, `"u2netp"` or `"isnet"`.
+    pub(crate) fn arch(&self) -> &'static str {
+        self.arch.name()
     }
 
     /// The raw network: a normalised `(N, 3, S, S)` batch to the first (finest) output
     /// `(N, 1, S, S)` in [0, 1], as the references return it (U²-Net's fused `d0`, IS-Net's `d1`).
-    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match &self.net {
             Net::U2(n) => n.forward(x),
             Net::Is(n) => n.forward(x),
@@ -133,7 +135,7 @@ impl Matting {
 
     /// A soft mask of the salient object at the full size of `img`: predicted at the input
     /// size, min-max normalised as the references' post-processing does, resized smoothly.
-    pub fn predict_mask(
+    pub(crate) fn predict_mask(
         &self,
         img: &image::RgbaImage,
         cancel: &AtomicBool,

@@ -14,13 +14,13 @@ use tokio::sync::oneshot;
 /// Async handle to the finishing models of an engine thread (or of a thread that has no
 /// generator, on a mockup-only worker). Cheap to clone.
 #[derive(Clone)]
-pub struct FinishHandle {
+pub(crate) struct FinishHandle {
     pub(super) tx: mpsc::Sender<Command>,
 }
 
 impl FinishHandle {
     /// Start a thread that owns only finishing models (a worker without a generator).
-    pub fn start(
+    pub(crate) fn start(
         load: impl FnOnce() -> Result<Finishers, EngineError> + Send + 'static,
     ) -> Result<Self, EngineError> {
         let (tx, rx) = mpsc::channel::<Command>();
@@ -46,7 +46,7 @@ impl FinishHandle {
     }
 
     /// Load the models a job needs now (before its generation): (matting, upscaler) load ms.
-    pub async fn prepare(
+    pub(crate) async fn prepare(
         &self,
         matting: bool,
         upscale: Option<u32>,
@@ -62,7 +62,7 @@ impl FinishHandle {
     }
 
     /// Cut the subject of each image out with the matting model.
-    pub async fn matte(
+    pub(crate) async fn matte(
         &self,
         images: Vec<RgbaImage>,
         cancel: Arc<AtomicBool>,
@@ -72,7 +72,7 @@ impl FinishHandle {
     }
 
     /// Super-resolve each image by `factor` (2 or 4).
-    pub async fn upscale(
+    pub(crate) async fn upscale(
         &self,
         images: Vec<RgbaImage>,
         factor: u32,

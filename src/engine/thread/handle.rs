@@ -64,7 +64,7 @@ impl EngineHandle {
     }
 
     /// A handle to this thread's finishing models.
-    pub fn finisher(&self) -> FinishHandle {
+    pub(crate) fn finisher(&self) -> FinishHandle {
         FinishHandle {
             tx: self.tx.clone(),
         }
@@ -86,13 +86,13 @@ impl EngineHandle {
     }
 
     /// What the engine thread counts, shared (for `/metrics`).
-    pub fn counters(&self) -> Arc<EngineCounters> {
+    pub(crate) fn counters(&self) -> Arc<EngineCounters> {
         self.counters.clone()
     }
 
     /// True once a generation failed with an error that may leave the device unusable (see
     /// [`EngineError::device_broken`]); a platform worker should then ask to be replaced.
-    pub fn device_broken(&self) -> bool {
+    pub(crate) fn device_broken(&self) -> bool {
         self.broken.load(Ordering::Relaxed)
     }
 

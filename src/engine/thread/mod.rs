@@ -14,7 +14,7 @@ mod state;
 mod tests;
 mod work;
 
-pub use finish_handle::FinishHandle;
+pub(crate) use finish_handle::FinishHandle;
 pub use handle::EngineHandle;
-pub use state::{EngineCounters, EngineOptions, Loaded};
+pub use state::{EngineOptions, Loaded};
 pub use work::Progress;

@@ -18,7 +18,7 @@ pub(super) struct Owned {
 /// Figures the engine thread keeps for whoever reports them (`/metrics` reads them through the
 /// handle; the engine calls nothing above it).
 #[derive(Debug)]
-pub struct EngineCounters {
+pub(crate) struct EngineCounters {
     /// Jobs generated in a forward pass shared with other jobs.
     pub(super) batched_jobs: AtomicU64,
     /// Device bytes free after the last generation (`u64::MAX`: not known yet).
@@ -36,12 +36,12 @@ impl Default for EngineCounters {
 
 impl EngineCounters {
     /// Jobs generated in a forward pass shared with other jobs.
-    pub fn batched_jobs(&self) -> u64 {
+    pub(crate) fn batched_jobs(&self) -> u64 {
         self.batched_jobs.load(Ordering::Relaxed)
     }
 
     /// Device bytes free after the last generation, when the device can tell.
-    pub fn memory_free(&self) -> Option<u64> {
+    pub(crate) fn memory_free(&self) -> Option<u64> {
         Some(self.memory_free.load(Ordering::Relaxed)).filter(|b| *b != u64::MAX)
     }
 }
@@ -50,7 +50,7 @@ impl EngineCounters {
 /// finishing models on the same device.
 pub struct Loaded {
     pub generator: Box<dyn Generator>,
-    pub finishers: Option<Finishers>,
+    pub(crate) finishers: Option<Finishers>,
 }
 
 impl Loaded {

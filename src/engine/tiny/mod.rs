@@ -10,9 +10,9 @@ mod flux;
 pub mod loras;
 pub(crate) mod tokenizer_files;
 
+pub(crate) use crate::engine::files::presets::TINY_REPO;
 pub use crate::engine::files::presets::{
-    TINY_MANIFEST_DENSE, TINY_MANIFEST_DEV, TINY_MANIFEST_DEV_DENSE, TINY_MANIFEST_KONTEXT,
-    TINY_MANIFEST_Q4K, TINY_MANIFEST_Q8, TINY_REPO,
+    TINY_MANIFEST_DENSE, TINY_MANIFEST_DEV, TINY_MANIFEST_KONTEXT,
 };
 
 use anyhow::{Context, Result};

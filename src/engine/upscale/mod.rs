@@ -15,7 +15,7 @@ mod srvgg;
 mod tile;
 mod tiny;
 
-pub use tile::TileOptions;
+pub(crate) use tile::TileOptions;
 pub use tiny::write_tiny;
 
 use super::EngineError;
@@ -34,7 +34,7 @@ enum Net {
 }
 
 /// A loaded Real-ESRGAN-family upscaler, computing in f32 on one device.
-pub struct Upscaler {
+pub(crate) struct Upscaler {
     net: Net,
     device: Device,
 }
@@ -43,7 +43,7 @@ impl Upscaler {
     /// Load `.safetensors` or PyTorch `.pth` weights (state dict bare or under `params_ema` /
     /// `params`, optional `module.` prefix), telling RRDBNet from SRVGGNetCompact and their
     /// sizes from the tensors.
-    pub fn load(path: &Path, device: &Device) -> anyhow::Result<Self> {
+    pub(crate) fn load(path: &Path, device: &Device) -> anyhow::Result<Self> {
         let what = || format!("loading upscaler weights {}", path.display());
         let sd = StateDict::read(path, device).with_context(what)?;
         let net = Self::build(&sd).with_context(what)?;
@@ -75,7 +75,7 @@ impl Upscaler {
     }
 
     /// Output size over input size: 4 or 2 (1 for the rare x1 RRDBNet).
-    pub fn scale(&self) -> u32 {
+    pub(crate) fn scale(&self) -> u32 {
         match &self.net {
             Net::Rrdb(n) => n.config().scale(),
             Net::Srvgg(n) => n.config().scale as u32,
@@ -83,7 +83,7 @@ impl Upscaler {
     }
 
     /// `"rrdbnet"` or `"srvgg"`.
-    pub fn arch(&self) -> &'static str {
+    pub(crate) fn arch(&self) -> &'static str {
         match &self.net {
             Net::Rrdb(_) => "rrdbnet",
             Net::Srvgg(_) => "srvgg",
@@ -92,7 +92,8 @@ impl Upscaler {
 
     /// Input pixels an output pixel can depend on, on each side: a tile overlap of at least
     /// this makes tiled output equal to untiled output.
-    pub fn receptive_radius(&self) -> u32 {
+    #[cfg(test)]
+    pub(crate) fn receptive_radius(&self) -> u32 {
         match &self.net {
             Net::Rrdb(n) => n.config().receptive_radius(),
             Net::Srvgg(n) => n.config().receptive_radius(),
@@ -100,7 +101,7 @@ impl Upscaler {
     }
 
     /// Input sides must be multiples of this (the pixel-unshuffle factor of x2/x1 RRDBNet).
-    pub fn alignment(&self) -> u32 {
+    pub(crate) fn alignment(&self) -> u32 {
         match &self.net {
             Net::Rrdb(n) => n.config().unshuffle as u32,
             Net::Srvgg(_) => 1,
@@ -108,7 +109,7 @@ impl Upscaler {
     }
 
     /// The raw network: `(N, 3, H, W)` f32 in [0, 1] → `(N, 3, sH, sW)`, not clamped.
-    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match &self.net {
             Net::Rrdb(n) => n.forward(x),
             Net::Srvgg(n) => n.forward(x),
@@ -116,7 +117,7 @@ impl Upscaler {
     }
 
     /// Upscale `img` tile by tile (see [`TileOptions`]); checks `cancel` between tiles.
-    pub fn upscale(
+    pub(crate) fn upscale(
         &self,
         img: &RgbaImage,
         tiles: &TileOptions,

@@ -19,11 +19,11 @@ const RGB: usize = 3;
 /// Sizes of one RRDBNet, read from its weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RrdbConfig {
-    pub num_feat: usize,
-    pub num_block: usize,
-    pub num_grow_ch: usize,
+    pub(crate) num_feat: usize,
+    pub(crate) num_block: usize,
+    pub(crate) num_grow_ch: usize,
     /// 1 for x4, 2 for x2, 4 for x1: the input is pixel-unshuffled by this factor.
-    pub unshuffle: usize,
+    pub(crate) unshuffle: usize,
 }
 
 impl RrdbConfig {
@@ -62,6 +62,7 @@ impl RrdbConfig {
     /// How far (input pixels) an output pixel sees: one pixel per low-resolution convolution
     /// (conv_first, 5 per dense block, conv_body), plus the high-resolution convolutions and the
     /// unshuffle cell, rounded up to whole low-resolution pixels.
+    #[cfg(test)]
     pub(super) fn receptive_radius(&self) -> u32 {
         let lr_convs = 2 + 3 * CONVS_PER_RDB * self.num_block;
         ((lr_convs + 2) * self.unshuffle) as u32

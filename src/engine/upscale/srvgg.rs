@@ -14,9 +14,9 @@ const RGB: usize = 3;
 /// Sizes of one SRVGGNetCompact, read from its weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SrvggConfig {
-    pub num_feat: usize,
+    pub(crate) num_feat: usize,
     /// Convolutions between the first and the last one.
-    pub num_conv: usize,
+    pub(crate) num_conv: usize,
     pub scale: usize,
 }
 
@@ -51,6 +51,7 @@ impl SrvggConfig {
     }
 
     /// Every convolution runs at input resolution and widens the view by one pixel.
+    #[cfg(test)]
     pub(super) fn receptive_radius(&self) -> u32 {
         (self.num_conv + 2) as u32
     }

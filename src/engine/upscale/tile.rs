@@ -21,12 +21,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Tile geometry of [`super::Upscaler::upscale`], in input pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TileOptions {
+pub(crate) struct TileOptions {
     /// Side of the square part of the image each tile computes; bounds memory at any image
     /// size. At least 1; rounded up to the net's unshuffle factor.
     pub tile: u32,
     /// Context on each side of a tile. The result equals the untiled one when this is at least
-    /// [`super::Upscaler::receptive_radius`].
+    /// the net's receptive radius (the input pixels an output pixel depends on, on each side).
     pub overlap: u32,
 }
 
@@ -53,7 +53,7 @@ pub(crate) struct Rect {
 /// One tile: the part it computes and the window the network sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Window {
-    pub core: Rect,
+    pub(crate) core: Rect,
     pub input: Rect,
 }
 

@@ -25,7 +25,7 @@ use std::time::{Instant, SystemTime};
 
 /// An invocation that cannot be answered with an outcome.
 #[derive(Debug, thiserror::Error)]
-pub enum LambdaError {
+pub(crate) enum LambdaError {
     /// The event has `Records` but is not an SQS event (another trigger is wired to us).
     #[error("the event has `Records` but is not an SQS event: {0}")]
     NotSqs(String),

@@ -14,29 +14,29 @@ use std::time::Duration;
 /// Everything the platform loop needs besides the worker.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub urls: Urls,
+    pub(crate) urls: Urls,
     pub client: PlatformClient,
     /// This worker's id (`RUNPOD_POD_ID`, else a random one).
-    pub worker_id: String,
+    pub(crate) worker_id: String,
     /// Heartbeats are sent only with a key, a pod id and a ping URL (as the SDK does).
-    pub heartbeat: bool,
-    pub ping_interval: Duration,
+    pub(crate) heartbeat: bool,
+    pub(crate) ping_interval: Duration,
     pub progress: RunpodProgress,
-    pub take_batch: u32,
+    pub(crate) take_batch: u32,
     /// Jobs in flight at most (`MERCHGEN_PIPELINE_DEPTH`).
     pub depth: usize,
-    pub take_timeout: Duration,
-    pub post_timeout: Duration,
-    pub done_retry: Duration,
+    pub(crate) take_timeout: Duration,
+    pub(crate) post_timeout: Duration,
+    pub(crate) done_retry: Duration,
     pub throttle: Duration,
-    pub error_backoff: Duration,
-    pub max_result_bytes: usize,
+    pub(crate) error_backoff: Duration,
+    pub(crate) max_result_bytes: usize,
     /// How long the job in flight may run on after SIGTERM.
     pub rules: RunRules,
     /// `BUCKET_*` bucket for jobs that name no destination (unless `MERCHGEN_OUTPUT` is set).
-    pub env_bucket: Option<Bucket>,
+    pub(crate) env_bucket: Option<Bucket>,
     /// Output settings that per-job buckets start from.
-    pub base_output: OutputConfig,
+    pub(crate) base_output: OutputConfig,
     /// Which literal addresses a request's `s3Config.endpointUrl` may name.
     pub addresses: AddressPolicy,
 }
@@ -118,14 +118,14 @@ impl Settings {
 impl Settings {
     /// Pauses after a failed platform call (a job-take, a job-done post): the first
     /// `MERCHGEN_RUNPOD_ERROR_BACKOFF_MS`, doubling up to eight times it.
-    pub fn error_backoff(&self) -> Backoff {
+    pub(crate) fn error_backoff(&self) -> Backoff {
         Backoff::new(self.error_backoff, self.error_backoff * 8)
     }
 
     /// Output settings of one job: its request's `s3Config` bucket (its endpoint through the
     /// address guard), else the `BUCKET_*` bucket, else `None` (the worker's own:
     /// `MERCHGEN_OUTPUT`, or `inline`).
-    pub async fn output_for(
+    pub(crate) async fn output_for(
         &self,
         s3_config: Option<&serde_json::Value>,
     ) -> Result<Option<crate::worker::OutputOverride>, crate::error::JobError> {

@@ -7,7 +7,7 @@ pub(crate) const PROTOCOL_VERSION: &str = "1.12.0";
 
 /// The four URL families of one worker.
 #[derive(Debug, Clone)]
-pub struct Urls {
+pub(crate) struct Urls {
     take: String,
     done: String,
     ping: Option<String>,
@@ -19,7 +19,7 @@ impl Urls {
     /// Both `$RUNPOD_POD_ID` and `$ID` become the worker id in the job-take and ping URLs (the
     /// SDK replaces only one of them in each; replacing both is a harmless superset). In the
     /// job-done template `$RUNPOD_POD_ID` is the worker and `$ID` the job.
-    pub fn new(take: &str, done: &str, ping: Option<&str>, worker_id: &str) -> Self {
+    pub(crate) fn new(take: &str, done: &str, ping: Option<&str>, worker_id: &str) -> Self {
         let worker = |t: &str| {
             t.replace("$RUNPOD_POD_ID", worker_id)
                 .replace("$ID", worker_id)
@@ -32,7 +32,7 @@ impl Urls {
     }
 
     /// `GET` job-take: `&job_in_progress=0|1`; above one job the batch URL with `&batch_size=N`.
-    pub fn take(&self, batch: u32, in_progress: bool) -> String {
+    pub(crate) fn take(&self, batch: u32, in_progress: bool) -> String {
         let flag = if in_progress { "1" } else { "0" };
         if batch > 1 {
             let url = self.take.replace("/job-take/", "/job-take-batch/");
@@ -49,7 +49,7 @@ impl Urls {
     }
 
     /// `POST` job-done (results and progress) for one job.
-    pub fn done(&self, job_id: &str, is_stream: bool) -> String {
+    pub(crate) fn done(&self, job_id: &str, is_stream: bool) -> String {
         let url = self.done.replace("$ID", job_id);
         append(
             &url,
@@ -58,7 +58,7 @@ impl Urls {
     }
 
     /// `GET` heartbeat with the ids of the jobs in flight (omitted when none).
-    pub fn ping(&self, job_ids: &[String]) -> Option<String> {
+    pub(crate) fn ping(&self, job_ids: &[String]) -> Option<String> {
         let base = self.ping.as_deref()?;
         let ids = job_ids.join(",");
         let mut params = Vec::with_capacity(2);
@@ -70,7 +70,7 @@ impl Urls {
     }
 
     /// `GET` heartbeat reporting a failed start-up check (then the worker exits).
-    pub fn unhealthy(&self, check: &str, reason: &str) -> Option<String> {
+    pub(crate) fn unhealthy(&self, check: &str, reason: &str) -> Option<String> {
         let base = self.ping.as_deref()?;
         let reason: String = reason.chars().take(256).collect();
         let params = [
@@ -84,7 +84,7 @@ impl Urls {
 
     /// `GET` job-stop long poll: the job-take URL with `/job-stop/`, query kept, nothing
     /// added. `None` when the job-take URL has no `/job-take/` (the SDK disables it then).
-    pub fn stop(&self) -> Option<String> {
+    pub(crate) fn stop(&self) -> Option<String> {
         self.take
             .contains("/job-take/")
             .then(|| self.take.replace("/job-take/", "/job-stop/"))

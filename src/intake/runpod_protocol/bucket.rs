@@ -21,12 +21,12 @@ use serde_json::Value;
 
 /// A bucket, where in it, and how to reach it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Bucket {
+pub(crate) struct Bucket {
     /// `scheme://host[:port]`, without the bucket.
     pub endpoint: String,
     pub bucket: String,
     pub prefix: String,
-    pub path_style: bool,
+    pub(crate) path_style: bool,
     pub region: Option<String>,
     pub credentials: S3Credentials,
 }
@@ -38,8 +38,8 @@ pub struct BucketError(pub String);
 
 /// The three `BUCKET_*` settings and an optional explicit `bucket[/prefix]`.
 #[derive(Debug, Clone, Default)]
-pub struct BucketVars {
-    pub endpoint_url: Option<String>,
+pub(crate) struct BucketVars {
+    pub(crate) endpoint_url: Option<String>,
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<Redacted>,
     pub bucket: Option<String>,
@@ -48,7 +48,7 @@ pub struct BucketVars {
 impl Bucket {
     /// From the variables: `None` when none of the three is set; an error when only some are
     /// or the endpoint names no bucket.
-    pub fn from_vars(vars: &BucketVars) -> Result<Option<Bucket>, BucketError> {
+    pub(crate) fn from_vars(vars: &BucketVars) -> Result<Option<Bucket>, BucketError> {
         let set = |v: Option<&str>| v.is_some_and(|s| !s.is_empty());
         let present = [
             set(vars.endpoint_url.as_deref()),
@@ -84,7 +84,7 @@ impl Bucket {
 
     /// From a request's `s3Config` object, its endpoint checked against `policy`; errors name
     /// the field.
-    pub fn from_s3_config(v: &Value, policy: &AddressPolicy) -> Result<Bucket, JobError> {
+    pub(crate) fn from_s3_config(v: &Value, policy: &AddressPolicy) -> Result<Bucket, JobError> {
         let text = |key: &str| v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty());
         let need = |key: &str| {
             text(key).ok_or_else(|| {
@@ -118,7 +118,7 @@ impl Bucket {
     /// Refuse an endpoint whose host name resolves to an address the policy refuses (any of
     /// them: the S3 client may connect to each). A name that does not resolve now is left to
     /// the upload to report.
-    pub async fn check_resolved(&self, policy: &AddressPolicy) -> Result<(), JobError> {
+    pub(crate) async fn check_resolved(&self, policy: &AddressPolicy) -> Result<(), JobError> {
         let Ok(url) = url::Url::parse(&self.endpoint) else {
             return Ok(());
         };
@@ -141,7 +141,7 @@ impl Bucket {
     }
 
     /// `s3://bucket/prefix`.
-    pub fn destination(&self) -> String {
+    pub(crate) fn destination(&self) -> String {
         if self.prefix.is_empty() {
             format!("s3://{}", self.bucket)
         } else {
@@ -151,7 +151,7 @@ impl Bucket {
 
     /// The job's output settings: this bucket as its default destination, and this endpoint
     /// and these credentials for its S3 outputs.
-    pub fn output_override(&self, base: &OutputConfig) -> OutputOverride {
+    pub(crate) fn output_override(&self, base: &OutputConfig) -> OutputOverride {
         let config = OutputConfig {
             s3: S3Settings {
                 endpoint: Some(self.endpoint.clone()),

@@ -11,10 +11,11 @@
 
 pub mod pull;
 pub(crate) mod run;
-pub(crate) mod runner;
+pub mod runner;
 pub(crate) mod source;
 
 pub mod memory_source;
 
-pub use run::{run_job, Ending, GaveUp, Ran, RunRules};
+pub(crate) use run::run_job;
+pub use run::RunRules;
 pub use runner::JobRunner;

@@ -31,17 +31,17 @@ pub struct RunRules {
     pub door: &'static str,
     /// Longest a job may take from when the door received it (`MERCHGEN_JOB_TIMEOUT`); `None`:
     /// only the door's own deadline, if any.
-    pub job_timeout: Option<Duration>,
+    pub(crate) job_timeout: Option<Duration>,
     /// Time the job in flight gets to finish once shutdown starts (`MERCHGEN_SHUTDOWN_GRACE_SECS`).
     pub grace: Duration,
     /// After cancelling a job, how long it may take to stop (at its next step) before it is
     /// given up.
-    pub wind_down: Duration,
+    pub(crate) wind_down: Duration,
 }
 
 impl RunRules {
     /// Time a cancelled job gets to stop.
-    pub const WIND_DOWN: Duration = Duration::from_secs(5);
+    pub(crate) const WIND_DOWN: Duration = Duration::from_secs(5);
 
     /// `door`'s rules: `MERCHGEN_JOB_TIMEOUT` (0: none) and `MERCHGEN_SHUTDOWN_GRACE_SECS`.
     pub fn from_config(config: &crate::config::Config, door: &'static str) -> Self {
@@ -57,14 +57,14 @@ impl RunRules {
     /// The one settle-deadline rule: how long a door may keep trying to report a job's result
     /// once shutdown started (or for a job it took and never started): the grace period, at
     /// least 5 s, so a zero grace still lets one report out.
-    pub fn settle_window(&self) -> Duration {
+    pub(crate) fn settle_window(&self) -> Duration {
         self.grace.max(Duration::from_secs(5))
     }
 }
 
 /// Why a job was given up without an outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GaveUp {
+pub(crate) enum GaveUp {
     /// It passed its deadline and did not stop when cancelled: it may be hung.
     Deadline,
     /// Shutdown: the grace period ran out and it did not stop when cancelled.
@@ -75,7 +75,7 @@ pub enum GaveUp {
 // One per job and moved once: boxing the outcome would buy nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
-pub enum Ending {
+pub(crate) enum Ending {
     /// With an outcome (which may be a failure, `timeout` or `cancelled` among them).
     Finished(JobOutcome),
     /// Without one (see [`GaveUp`]).
@@ -84,18 +84,18 @@ pub enum Ending {
 
 /// What running one job came to.
 #[derive(Debug)]
-pub struct Ran {
+pub(crate) struct Ran {
     pub ending: Ending,
     /// The device may be unusable: the door must take no more jobs.
-    pub stop_taking: bool,
+    pub(crate) stop_taking: bool,
     /// Shutdown had started by the time the job ended.
-    pub shutting_down: bool,
+    pub(crate) shutting_down: bool,
 }
 
 impl Ran {
     /// The outcome; a job given up becomes a failure of job `id`: `timeout` past its
     /// deadline, `cancelled` (retryable) at shutdown.
-    pub fn into_outcome(self, id: &str) -> JobOutcome {
+    pub(crate) fn into_outcome(self, id: &str) -> JobOutcome {
         let error = match self.ending {
             Ending::Finished(outcome) => return outcome,
             Ending::GaveUp(GaveUp::Deadline) => JobError::new(
@@ -111,7 +111,8 @@ impl Ran {
     }
 
     /// The outcome, when the job ended with one.
-    pub fn outcome(&self) -> Option<&JobOutcome> {
+    #[cfg(test)]
+    pub(crate) fn outcome(&self) -> Option<&JobOutcome> {
         match &self.ending {
             Ending::Finished(outcome) => Some(outcome),
             Ending::GaveUp(_) => None,
@@ -135,7 +136,7 @@ fn job_end(ending: &Ending) -> JobEnd {
 }
 
 /// Run one job under its deadline and the shutdown grace period (see the module header).
-pub async fn run_job(
+pub(crate) async fn run_job(
     runner: &dyn JobRunner,
     mut req: JobRequest,
     shutdown: &CancellationToken,
@@ -240,7 +241,7 @@ pub(crate) mod tests {
         pub ran: std::sync::Mutex<Vec<String>>,
         /// Jobs running now, and the most at once.
         pub running: std::sync::atomic::AtomicUsize,
-        pub max_running: std::sync::atomic::AtomicUsize,
+        pub(crate) max_running: std::sync::atomic::AtomicUsize,
     }
 
     #[async_trait::async_trait]

@@ -21,13 +21,13 @@ pub struct Delivery<T> {
     /// The queue's id for the message (SQS `MessageId`); the job's default id.
     pub id: String,
     /// How many times the queue has handed this message out, this time included (1 at first).
-    pub attempt: u32,
+    pub(crate) attempt: u32,
     /// When it was received (the job's `timings_ms.queued` starts here).
     pub received: Instant,
     /// The job body, or why this message carries no job.
     pub body: Result<Value, BodyError>,
     /// What the source needs to settle it (receipt handle, heartbeat).
-    pub ticket: T,
+    pub(crate) ticket: T,
 }
 
 /// Why a message carries no job.
@@ -83,12 +83,12 @@ pub struct Settled {
     pub outcome: Option<JobOutcome>,
     /// The device may be unusable after this job: the loop takes no more (RunPod asks for the
     /// worker to be replaced in the job's result).
-    pub device_broken: bool,
+    pub(crate) device_broken: bool,
 }
 
 impl Settled {
     /// Settled without a job having run.
-    pub fn without_job(settlement: Settlement) -> Self {
+    pub(crate) fn without_job(settlement: Settlement) -> Self {
         Settled {
             settlement,
             outcome: None,

@@ -21,7 +21,7 @@ struct Inner {
 
 /// Jobs finished so far, for `/health`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Totals {
+pub(crate) struct Totals {
     pub completed: u64,
     pub failed: u64,
 }
@@ -51,7 +51,7 @@ impl Metrics {
     }
 
     /// Completed and failed (failed, cancelled, timed out) jobs so far.
-    pub fn totals(&self) -> Totals {
+    pub(crate) fn totals(&self) -> Totals {
         let inner = self.lock();
         let n = |s: State| inner.finished.get(label(s)).copied().unwrap_or(0);
         Totals {
@@ -61,7 +61,7 @@ impl Metrics {
     }
 
     /// The model is ready: `cold_start` since start-up, `load` spent by the engine.
-    pub fn model_ready(&self, cold_start_seconds: f64, load_seconds: f64) {
+    pub(crate) fn model_ready(&self, cold_start_seconds: f64, load_seconds: f64) {
         self.lock().cold_start_seconds = Some(cold_start_seconds);
         metrics::global().model_loaded(load_seconds);
     }

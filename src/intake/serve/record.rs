@@ -42,7 +42,7 @@ impl State {
 
 /// What a client sent to `run` / `runsync`, checked.
 #[derive(Debug, Clone)]
-pub struct Submission {
+pub(crate) struct Submission {
     pub input: Value,
     pub webhook: Option<String>,
     pub s3_config: Option<Value>,
@@ -55,10 +55,10 @@ pub struct Submission {
 pub(crate) struct Record {
     pub id: String,
     pub state: State,
-    pub submission: Submission,
-    pub created: Instant,
+    pub(crate) submission: Submission,
+    pub(crate) created: Instant,
     /// `created + ttl`: after it the job is gone (`status` answers 404), even mid-run.
-    pub expires: Instant,
+    pub(crate) expires: Instant,
     pub started: Option<Instant>,
     pub finished: Option<Instant>,
     /// The merchgen outcome (COMPLETED) or the latest progress (IN_PROGRESS).

@@ -31,7 +31,7 @@ pub(crate) struct ServeSource {
     pub metrics: Arc<Metrics>,
     pub hooks: StatusWebhook,
     /// Output settings that a request's `s3Config` bucket starts from.
-    pub base_output: OutputConfig,
+    pub(crate) base_output: OutputConfig,
     /// Which literal addresses a request's `s3Config.endpointUrl` may name.
     pub addresses: AddressPolicy,
 }

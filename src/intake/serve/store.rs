@@ -18,7 +18,7 @@ const MAX_RECORDS: usize = 10_000;
 /// `run` refused: the queue is at capacity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the queue is full ({0} jobs waiting); try again later")]
-pub struct QueueFull(pub usize);
+pub(crate) struct QueueFull(pub usize);
 
 /// A job the runner took off the queue.
 #[derive(Debug, Clone)]
@@ -42,8 +42,8 @@ pub struct Finished {
 /// Jobs waiting and in progress right now.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
-    pub in_queue: usize,
-    pub in_progress: usize,
+    pub(crate) in_queue: usize,
+    pub(crate) in_progress: usize,
 }
 
 #[derive(Default)]
@@ -81,7 +81,7 @@ impl Store {
     }
 
     /// Queue a job under `id`; refused when the queue is full.
-    pub fn submit(&self, id: String, submission: Submission) -> Result<(), QueueFull> {
+    pub(crate) fn submit(&self, id: String, submission: Submission) -> Result<(), QueueFull> {
         let now = Instant::now();
         let mut inner = self.lock();
         prune(&mut inner, now, self.retention, &self.expired);
@@ -203,7 +203,7 @@ impl Store {
     }
 
     /// Record the latest progress of a running job (shown as `output` while `IN_PROGRESS`).
-    pub fn set_progress(&self, id: &str, progress: Value) {
+    pub(crate) fn set_progress(&self, id: &str, progress: Value) {
         if let Some(r) = self
             .lock()
             .records
@@ -236,7 +236,7 @@ impl Store {
     }
 
     /// Wait until the job is final or `until`, then return its status (`None`: gone).
-    pub async fn wait_final(
+    pub(crate) async fn wait_final(
         &self,
         id: &str,
         until: Instant,

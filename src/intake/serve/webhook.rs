@@ -35,7 +35,7 @@ impl StatusWebhook {
     }
 
     /// POST `body` until a 2xx, a final refusal or the attempt budget; Ok(attempts).
-    pub async fn deliver(&self, url: &str, body: &Value) -> Result<u32, String> {
+    pub(crate) async fn deliver(&self, url: &str, body: &Value) -> Result<u32, String> {
         let job_id = body["id"].as_str().unwrap_or_default();
         let status = body["status"].as_str().unwrap_or_default();
         let id = format!("msg_{job_id}_{status}");

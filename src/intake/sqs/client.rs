@@ -41,7 +41,7 @@ pub async fn build(endpoint: Option<&str>, queue_url: &str, wait_secs: u32) -> C
 
 /// The region in an AWS queue URL (`https://sqs.eu-west-1.amazonaws.com/123/jobs`, or the
 /// legacy `https://eu-west-1.queue.amazonaws.com/...`).
-pub fn region_of_queue_url(queue_url: &str) -> Option<String> {
+pub(crate) fn region_of_queue_url(queue_url: &str) -> Option<String> {
     let host = url::Url::parse(queue_url).ok()?.host_str()?.to_owned();
     let mut parts = host.split('.');
     let region = match (parts.next()?, parts.next()?) {

@@ -16,10 +16,10 @@ use tokio_util::sync::CancellationToken;
 pub(crate) struct Beat {
     pub client: Client,
     pub queue_url: String,
-    pub receipt_handle: String,
+    pub(crate) receipt_handle: String,
     pub message_id: String,
     /// Visibility set on each beat, in seconds.
-    pub visibility_secs: u32,
+    pub(crate) visibility_secs: u32,
     /// Time between beats.
     pub every: Duration,
 }

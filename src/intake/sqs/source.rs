@@ -24,11 +24,11 @@ const MAX_VISIBILITY_SECS: u64 = 43_200;
 pub(crate) struct SqsSettings {
     pub queue_url: String,
     /// Long-poll wait per receive (0 to 20 seconds).
-    pub wait_secs: u32,
+    pub(crate) wait_secs: u32,
     /// Visibility given on receive and renewed by each heartbeat.
-    pub visibility_secs: u32,
+    pub(crate) visibility_secs: u32,
     /// Time between heartbeats.
-    pub heartbeat_every: Duration,
+    pub(crate) heartbeat_every: Duration,
 }
 
 /// Message attributes of a message moved to the dead-letter queue.

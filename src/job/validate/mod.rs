@@ -19,7 +19,7 @@ use fields::{
 use generation::validate_generation;
 
 /// The fingerprint of a parsed job (see `ValidJob::spec_sha256`).
-pub fn spec_sha256(spec: &JobSpec) -> String {
+pub(crate) fn spec_sha256(spec: &JobSpec) -> String {
     use sha2::{Digest, Sha256};
     let bytes = serde_json::to_vec(spec).expect("a JobSpec always serializes");
     hex::encode(Sha256::digest(bytes))
@@ -100,7 +100,10 @@ pub fn validate(
 /// Validate a webhook request on its own (also used to report a job that failed validation).
 /// A URL whose host is a literal address the policy refuses (metadata, loopback, private) fails
 /// here, before any work, rather than at delivery after the job has run.
-pub fn validate_webhook(w: &WebhookSpec, policy: &AddressPolicy) -> Result<ValidWebhook, JobError> {
+pub(crate) fn validate_webhook(
+    w: &WebhookSpec,
+    policy: &AddressPolicy,
+) -> Result<ValidWebhook, JobError> {
     let url = validate_http_url("webhook.url", &w.url)?;
     check_literal_address("webhook.url", &url, policy)?;
     let events = w

@@ -193,7 +193,7 @@ pub(super) fn press_plane(light: &mut Plane, cov: &Plane, depth: f32) {
 pub(super) struct Cloth {
     pub cov: Plane,
     pub light: Plane,
-    pub folds: Folds,
+    pub(crate) folds: Folds,
     /// Where the print may show (the cloth minus occluders), 0..=1.
     pub mask: Plane,
     /// Flat, lit luma of the neutral product (the manifest's `tint_reference`).

@@ -148,7 +148,7 @@ pub(super) struct Parts {
     pub shading: Option<GrayImage>,
     pub highlight: Option<GrayImage>,
     pub displacement: Option<Vec<u8>>,
-    pub overlay: Option<RgbaImage>,
+    pub(crate) overlay: Option<RgbaImage>,
 }
 
 impl Parts {

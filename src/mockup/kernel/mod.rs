@@ -25,7 +25,7 @@ pub(super) struct Maps<'a> {
     pub displacement: Option<&'a [u8]>,
     /// Canvas pixels of shift for a displacement value of 255 (or 1).
     pub displacement_px: f32,
-    pub strengths: Strengths,
+    pub(crate) strengths: Strengths,
 }
 
 /// Scratch space of one row.

@@ -47,9 +47,9 @@ enum Target {
 #[derive(Debug, Clone)]
 pub(crate) struct ParsedLora {
     pub format: Format,
-    pub pieces: BTreeMap<String, Vec<Piece>>,
+    pub(crate) pieces: BTreeMap<String, Vec<Piece>>,
     /// Keys of text-encoder LoRA weights (CLIP or T5), which merchgen does not apply.
-    pub text_encoder_keys: usize,
+    pub(crate) text_encoder_keys: usize,
 }
 
 /// Why a LoRA file cannot be used (the message names what did not match).
@@ -151,9 +151,9 @@ fn is_diffusers_module(m: &str) -> bool {
 /// The model a LoRA is parsed for: its linear layers' BFL names, blocks and hidden size.
 pub(crate) struct ModelShape<'a> {
     pub modules: &'a [String],
-    pub double: usize,
+    pub(crate) double: usize,
     pub single: usize,
-    pub hidden: usize,
+    pub(crate) hidden: usize,
 }
 
 /// Parse the tensors of a LoRA file for the model `shape`.

@@ -25,7 +25,7 @@ pub(crate) struct LoraTimings {
     /// Reading and parsing the files (0 when they were parsed for an earlier job).
     pub load_ms: u64,
     /// Building the deltas and merging them (or the side paths) on the device.
-    pub apply_ms: u64,
+    pub(crate) apply_ms: u64,
 }
 
 /// Parsed LoRAs kept for switching back and forth.

@@ -37,7 +37,7 @@ use rules::{transformer_rules, vae_rules, Join, Rule};
 /// Where the output rows of a diffusers transformer module land in the BFL module made of it
 /// (for LoRAs, which name diffusers modules: `engine::flux::lora`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Placement {
+pub(crate) enum Placement {
     /// All rows, in order.
     Whole,
     /// Part `i` of `parts` equal parts (q, k, v of a fused `qkv`).
@@ -50,7 +50,10 @@ pub enum Placement {
 
 /// Each diffusers transformer module (no `.weight` suffix) of a model with `double` and `single`
 /// blocks, with its BFL module and placement.
-pub fn diffusers_modules(double: usize, single: usize) -> HashMap<String, (String, Placement)> {
+pub(crate) fn diffusers_modules(
+    double: usize,
+    single: usize,
+) -> HashMap<String, (String, Placement)> {
     let mut out = HashMap::new();
     for rule in transformer_rules(double, single) {
         let Some(bfl) = rule.bfl.strip_suffix(".weight") else {

@@ -47,7 +47,7 @@ fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
 }
 
 /// CLIP-L text encoder returning the pooled vector (the end token's final hidden state).
-pub struct ClipEncoder {
+pub(crate) struct ClipEncoder {
     model: clip::text_model::ClipTextTransformer,
     tokenizer: Tokenizer,
     max_tokens: usize,
@@ -57,7 +57,7 @@ pub struct ClipEncoder {
 impl ClipEncoder {
     /// Load from `model.safetensors` (names `text_model.*`, or without that prefix as
     /// transformers 5 saves them), `config.json` and `tokenizer.json`.
-    pub fn load(
+    pub(crate) fn load(
         weights: &Path,
         config: &Path,
         tokenizer: &Path,
@@ -101,7 +101,7 @@ impl ClipEncoder {
     }
 
     /// Token ids, truncated to the position limit with the end token kept last.
-    pub fn tokens(&self, prompt: &str) -> Result<Vec<u32>> {
+    pub(crate) fn tokens(&self, prompt: &str) -> Result<Vec<u32>> {
         let enc = self
             .tokenizer
             .encode(prompt, true)
@@ -110,7 +110,7 @@ impl ClipEncoder {
     }
 
     /// Pooled embedding `(1, embed_dim)`.
-    pub fn encode(&self, prompt: &str) -> Result<Tensor> {
+    pub(crate) fn encode(&self, prompt: &str) -> Result<Tensor> {
         let ids = self.tokens(prompt)?;
         let ids = Tensor::new(ids.as_slice(), &self.device)?.unsqueeze(0)?;
         Ok(self.model.forward(&ids)?)
@@ -118,7 +118,7 @@ impl ClipEncoder {
 }
 
 /// T5 encoder: quantized weights with f32 activations, or dense weights in the compute dtype.
-pub struct T5Encoder {
+pub(crate) struct T5Encoder {
     model: T5Model,
     tokenizer: Tokenizer,
     device: Device,
@@ -133,7 +133,7 @@ impl T5Encoder {
     /// Load from a GGUF (llama.cpp or HF tensor names) or safetensors (HF names; a
     /// `*.safetensors.index.json` for shards), `config.json` and `tokenizer.json`. Dense weights
     /// use `dtype` (keep T5 out of f16: it overflows).
-    pub fn load(
+    pub(crate) fn load(
         weights: &Path,
         config: &Path,
         tokenizer: &Path,
@@ -179,7 +179,7 @@ impl T5Encoder {
 
     /// Ids padded with 0 to `max_len`; a longer prompt is truncated with `</s>` kept last, as
     /// diffusers' tokenizer call does.
-    pub fn tokens(&self, prompt: &str, max_len: usize) -> Result<Vec<u32>> {
+    pub(crate) fn tokens(&self, prompt: &str, max_len: usize) -> Result<Vec<u32>> {
         let enc = self
             .tokenizer
             .encode(prompt, true)
@@ -190,7 +190,7 @@ impl T5Encoder {
     }
 
     /// Hidden states `(1, max_len, d_model)` in f32.
-    pub fn encode(&mut self, prompt: &str, max_len: usize) -> Result<Tensor> {
+    pub(crate) fn encode(&mut self, prompt: &str, max_len: usize) -> Result<Tensor> {
         let ids = self.tokens(prompt, max_len)?;
         let ids = Tensor::new(ids.as_slice(), &self.device)?.unsqueeze(0)?;
         let hidden = match &mut self.model {

@@ -17,7 +17,7 @@ pub(crate) enum Adapted {
     Side { down: Tensor, up: Tensor },
 }
 
-pub struct FluxLinear {
+pub(crate) struct FluxLinear {
     weight: QMatMul,
     bias: Option<Tensor>,
     in_dim: usize,
@@ -26,7 +26,12 @@ pub struct FluxLinear {
 }
 
 impl FluxLinear {
-    pub fn new(weight: QMatMul, bias: Option<Tensor>, in_dim: usize, out_dim: usize) -> Self {
+    pub(crate) fn new(
+        weight: QMatMul,
+        bias: Option<Tensor>,
+        in_dim: usize,
+        out_dim: usize,
+    ) -> Self {
         FluxLinear {
             weight,
             bias,
@@ -36,17 +41,17 @@ impl FluxLinear {
         }
     }
 
-    pub fn in_dim(&self) -> usize {
+    pub(crate) fn in_dim(&self) -> usize {
         self.in_dim
     }
 
-    pub fn out_dim(&self) -> usize {
+    pub(crate) fn out_dim(&self) -> usize {
         self.out_dim
     }
 
     /// Bytes a merged copy of this layer's weight takes (0 over quantized blocks, which are
     /// never merged).
-    pub fn merge_bytes(&self) -> u64 {
+    pub(crate) fn merge_bytes(&self) -> u64 {
         match &self.weight {
             QMatMul::Tensor(w) | QMatMul::TensorF16(w) => {
                 (w.elem_count() * w.dtype().size_in_bytes()) as u64
@@ -59,7 +64,7 @@ impl FluxLinear {
     /// `down` `(R, in)`, both f32 on the layer's device): merged into a copy of a dense weight
     /// when `merge` (the caller checked there is room for the copy), else kept as a side path in
     /// `act_dtype` (always, next to quantized blocks).
-    pub fn adapt(
+    pub(crate) fn adapt(
         &mut self,
         down: &Tensor,
         up: &Tensor,
@@ -81,7 +86,7 @@ impl FluxLinear {
     }
 
     /// Back to the base weight, exactly (it was never changed).
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.adapted = None;
     }
 }

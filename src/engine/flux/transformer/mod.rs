@@ -23,7 +23,7 @@ use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::{LayerNorm, RmsNorm};
 use candle_transformers::models::flux::model::{Config, EmbedNd};
 use candle_transformers::models::flux::WithForward;
-pub use linear::FluxLinear as Linear;
+pub(crate) use linear::FluxLinear as Linear;
 
 /// The weights and the dtype activations run in (f32 over quantized blocks; the dense dtype
 /// over dense weights).
@@ -390,7 +390,7 @@ impl FluxTransformer {
 
 impl FluxTransformer {
     /// Every linear layer under its BFL module name (`double_blocks.0.img_attn.qkv`), for LoRAs.
-    pub fn linears_mut(&mut self) -> Vec<(String, &mut Linear)> {
+    pub(crate) fn linears_mut(&mut self) -> Vec<(String, &mut Linear)> {
         let mut out: Vec<(String, &mut Linear)> = vec![
             ("img_in".into(), &mut self.img_in),
             ("txt_in".into(), &mut self.txt_in),
@@ -427,12 +427,12 @@ impl FluxTransformer {
         out
     }
 
-    pub fn as_forward(&self) -> &dyn WithForward {
+    pub(crate) fn as_forward(&self) -> &dyn WithForward {
         self
     }
 
     /// A guidance embedding (FLUX.1-dev, Kontext).
-    pub fn has_guidance_embed(&self) -> bool {
+    pub(crate) fn has_guidance_embed(&self) -> bool {
         self.guidance_in.is_some()
     }
 
@@ -442,7 +442,7 @@ impl FluxTransformer {
     }
 
     /// The activation dtype.
-    pub fn act_dtype(&self) -> DType {
+    pub(crate) fn act_dtype(&self) -> DType {
         self.act
     }
 

@@ -54,10 +54,10 @@ pub struct PullReport {
     pub retried: u64,
     pub released: u64,
     pub dead_lettered: u64,
-    pub abandoned: u64,
-    pub settle_errors: u64,
+    pub(crate) abandoned: u64,
+    pub(crate) settle_errors: u64,
     /// The loop stopped because the device may be unusable (the door exits non-zero).
-    pub device_broken: bool,
+    pub(crate) device_broken: bool,
 }
 
 /// Consume `source` until `stop` fires, then wind down as described in the module header.
