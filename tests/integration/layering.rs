@@ -438,7 +438,7 @@ fn graph_text(tree: &SourceTree) -> String {
         for m in *members {
             let targets: Vec<String> = graph
                 .get(*m)
-                .map(|t| t.iter().map(|(b, n)| format!("{b} ({n})")).collect())
+                .map(|t| t.keys().cloned().collect())
                 .unwrap_or_default();
             let arrow = if targets.is_empty() {
                 "imports nothing of merchgen's".to_owned()
