@@ -6,7 +6,8 @@
 //!
 //! It knows nothing about doors or devices; the engine thread owns the device.
 
-use crate::engine::thread::Progress;
+/// Denoising progress of a job (step, total), as a door receives it on `JobRequest::progress`.
+pub use crate::engine::thread::Progress;
 use crate::engine::EngineHandle;
 use crate::error::{ErrorCode, JobError};
 use crate::fetch::Fetcher;

@@ -3,9 +3,9 @@
 //! asks for this worker to be replaced, and progress is `{"status": "IN_PROGRESS", ...}`.
 //! Shared with `serve`, which reports the same `error` strings.
 
-use crate::engine::thread::Progress;
 use crate::error::{ErrorCode, JobError};
 use crate::job::outcome::JobOutcome;
+use crate::worker::Progress;
 use serde_json::{json, Value};
 
 /// The `error` string of a failed outcome: the JSON text of merchgen's error object
