@@ -43,8 +43,9 @@ container:
 container-lambda:
 	scripts/container.sh container/Dockerfile.lambda $(IMAGE):lambda $(IMAGE_ARGS)
 
-## Every lint, then every test with real S3/SQS peers on loopback (installs what it needs).
-test: lint
+## Every lint and every test with real S3/SQS peers on loopback (installs what it needs):
+## rustfmt, clippy (run as the tests compile), cfn-lint, hadolint, then every cargo test.
+test: rust-components
 	scripts/test.sh
 
 ## Numerical parity with diffusers on a tiny random-weight FLUX (installs CPU PyTorch into
