@@ -7,10 +7,11 @@
 #    and SQS server, RunPod's client, cargo-lambda's Runtime API emulator, cfn-lint, hadolint;
 #    tests/python/requirements.txt), then cfn-lint on template.yaml and hadolint on the
 #    Dockerfiles.
-# 3. Meanwhile every test target is built once, with clippy's lints (`-D warnings`) run on
-#    merchgen's own code as it compiles: clippy-driver is the workspace's compiler wrapper, so
-#    the dependencies compile once (for the tests) instead of once more for a separate
-#    `cargo clippy` (`make clippy` still runs that).
+# 3. Meanwhile every test target is built once (`--tests`: the library, its unit tests, the
+#    binary the integration tests start, and the integration tests), with clippy's lints
+#    (`-D warnings`) run on merchgen's own code as it compiles: clippy-driver is the
+#    workspace's compiler wrapper, so the dependencies compile once (for the tests) instead of
+#    once more for a separate `cargo clippy` (`make clippy` still runs that).
 # 4. moto on loopback, then every test. A test whose peer is missing fails here
 #    (MERCHGEN_REQUIRE_PEERS=1); under a plain `cargo test` it says SKIPPED and passes.
 set -euo pipefail
@@ -49,7 +50,7 @@ export RUSTC_WORKSPACE_WRAPPER="$clippy_driver"
 export CLIPPY_ARGS="-Dwarnings__CLIPPY_HACKERY__"
 # A cold build gains nothing from incremental state, and writing it costs time.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
-cargo test --locked --all-targets --no-run
+cargo test --locked --tests --no-run
 log "built and linted every target in $(($(now) - started)) s"
 
 if ! wait "$python_pid"; then
@@ -71,5 +72,5 @@ export AWS_EC2_METADATA_DISABLED=true
 export HF_HUB_OFFLINE=1
 # Every peer was provided above, so a test that cannot find one fails instead of skipping.
 export MERCHGEN_REQUIRE_PEERS=1
-cargo test --locked --all-targets 2>&1
+cargo test --locked --tests 2>&1
 log "done in $(($(now) - started)) s"

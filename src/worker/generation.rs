@@ -6,7 +6,9 @@
 
 use super::{loras, JobRequest, Worker};
 use crate::engine::thread::Progress;
-use crate::engine::{EngineError, EngineHandle, GenerateOutput, GenerateRequest, InitImage};
+use crate::engine::{
+    EngineError, EngineHandle, GenerateOutput, GenerateRequest, InitImage, LoraInput,
+};
 use crate::error::{ErrorCode, JobError};
 use crate::job::outcome::Timings;
 use crate::job::spec::WebhookEventKind;
@@ -27,6 +29,8 @@ impl Worker {
         })
     }
 
+    /// The generation stage: the engine's request (photo and LoRAs fetched), run on the engine
+    /// thread, with the stage timings of what it reports.
     pub(super) async fn generate(
         &self,
         gen: &ValidGeneration,
@@ -35,6 +39,43 @@ impl Worker {
         req: &JobRequest,
         timings: &mut Timings,
     ) -> Result<GenerateOutput, JobError> {
+        let request = self.engine_request(gen, max_batch, timings).await?;
+        let progress = self.progress_forwarder(job, req);
+        let engine = self.engine_or_unavailable()?;
+        let t = Instant::now();
+        // Handed to the engine thread (it may wait there behind the jobs ahead of it).
+        tracing::info!(stage = "generate", "stage started");
+        let out = engine
+            .generate(request, req.cancel.clone(), progress)
+            .await
+            .map_err(|e| self.generation_error(e, gen, job, t))?;
+        tracing::info!(
+            stage = "generate",
+            images = out.images.len(),
+            elapsed_ms = t.elapsed().as_millis() as u64,
+            "stage finished"
+        );
+        timings.encode_text = Some(out.timings.encode_text_ms);
+        if !gen.loras.is_empty() {
+            timings.lora_load = Some(out.timings.lora_load_ms);
+            timings.lora_apply = Some(out.timings.lora_apply_ms);
+        }
+        if gen.init_image.is_some() {
+            timings.encode_image = Some(out.timings.encode_image_ms);
+        }
+        timings.denoise = Some(out.timings.denoise_ms);
+        timings.decode = Some(out.timings.decode_ms);
+        Ok(out)
+    }
+
+    /// The job as the engine's request: its photo fetched (an edit without a size gets Kontext's
+    /// resolution nearest the photo's aspect ratio) and its LoRAs in the cache.
+    async fn engine_request(
+        &self,
+        gen: &ValidGeneration,
+        max_batch: Option<u32>,
+        timings: &mut Timings,
+    ) -> Result<GenerateRequest, JobError> {
         let init = match &gen.init_image {
             Some(init) => {
                 let t = Instant::now();
@@ -53,30 +94,14 @@ impl Worker {
             }
             None => None,
         };
-        let lora_inputs = if gen.loras.is_empty() {
-            Vec::new()
-        } else {
-            let t = Instant::now();
-            let (inputs, counts) =
-                loras::resolve(&gen.loras, &self.parts.fetcher, &self.parts.loras).await?;
-            tracing::info!(
-                stage = "fetch_loras",
-                cached = counts.cached,
-                fetched = counts.fetched,
-                elapsed_ms = t.elapsed().as_millis() as u64,
-                "stage finished"
-            );
-            *timings.fetch_inputs.get_or_insert(0) += t.elapsed().as_millis() as u64;
-            inputs
-        };
-        // An edit without a size: Kontext's resolution nearest the photo's aspect ratio.
+        let loras = self.lora_inputs(gen, timings).await?;
         let (width, height) = match &init {
             Some(i) if gen.size_from_image => {
                 crate::engine::flux::kontext::preferred_size(i.image.width(), i.image.height())
             }
             _ => (gen.width, gen.height),
         };
-        let request = GenerateRequest {
+        Ok(GenerateRequest {
             prompt: gen.prompt.clone(),
             width,
             height,
@@ -90,47 +115,53 @@ impl Worker {
             dump_latents: self.parts.dump_latents.clone(),
             max_batch,
             true_cfg: gen.true_cfg.as_ref().map(Into::into),
-            loras: lora_inputs,
-        };
-        let progress = self.progress_forwarder(job, req);
-        let engine = self.engine_or_unavailable()?;
+            loras,
+        })
+    }
+
+    /// The job's LoRAs as cached files (fetched once per volume).
+    async fn lora_inputs(
+        &self,
+        gen: &ValidGeneration,
+        timings: &mut Timings,
+    ) -> Result<Vec<LoraInput>, JobError> {
+        if gen.loras.is_empty() {
+            return Ok(Vec::new());
+        }
         let t = Instant::now();
-        // Handed to the engine thread (it may wait there behind the jobs ahead of it).
-        tracing::info!(stage = "generate", "stage started");
-        let out = engine
-            .generate(request, req.cancel.clone(), progress)
-            .await
-            .map_err(|e| {
-                // The job's error says only what a customer may see; the cause goes to the log.
-                match &e {
-                    EngineError::Cancelled => {
-                        tracing::info!(stage = "generate", "stage cancelled")
-                    }
-                    EngineError::OutOfMemory(cause) => {
-                        tracing::error!(stage = "generate", %cause, width = gen.width, height = gen.height, num_images = gen.num_images, "the device ran out of memory; this job is not tried again on this worker");
-                        self.remember_oom(job);
-                    }
-                    e => tracing::error!(stage = "generate", cause = %e, device_broken = e.device_broken(), elapsed_ms = t.elapsed().as_millis() as u64, "stage failed"),
-                }
-                JobError::from(e)
-            })?;
+        let (inputs, counts) =
+            loras::resolve(&gen.loras, &self.parts.fetcher, &self.parts.loras).await?;
         tracing::info!(
-            stage = "generate",
-            images = out.images.len(),
+            stage = "fetch_loras",
+            cached = counts.cached,
+            fetched = counts.fetched,
             elapsed_ms = t.elapsed().as_millis() as u64,
             "stage finished"
         );
-        timings.encode_text = Some(out.timings.encode_text_ms);
-        if !gen.loras.is_empty() {
-            timings.lora_load = Some(out.timings.lora_load_ms);
-            timings.lora_apply = Some(out.timings.lora_apply_ms);
+        *timings.fetch_inputs.get_or_insert(0) += t.elapsed().as_millis() as u64;
+        Ok(inputs)
+    }
+
+    /// The job's error for an engine failure: only what a customer may see; the cause goes to
+    /// the log, and a job that ran the device out of memory is remembered.
+    fn generation_error(
+        &self,
+        e: EngineError,
+        gen: &ValidGeneration,
+        job: &ValidJob,
+        started: Instant,
+    ) -> JobError {
+        match &e {
+            EngineError::Cancelled => tracing::info!(stage = "generate", "stage cancelled"),
+            EngineError::OutOfMemory(cause) => {
+                tracing::error!(stage = "generate", %cause, width = gen.width, height = gen.height, num_images = gen.num_images, "the device ran out of memory; this job is not tried again on this worker");
+                self.remember_oom(job);
+            }
+            e => {
+                tracing::error!(stage = "generate", cause = %e, device_broken = e.device_broken(), elapsed_ms = started.elapsed().as_millis() as u64, "stage failed")
+            }
         }
-        if gen.init_image.is_some() {
-            timings.encode_image = Some(out.timings.encode_image_ms);
-        }
-        timings.denoise = Some(out.timings.denoise_ms);
-        timings.decode = Some(out.timings.decode_ms);
-        Ok(out)
+        JobError::from(e)
     }
 
     /// A progress channel that feeds the door's channel and, if subscribed, `job.progress` hooks.

@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 impl Worker {
-    /// Generate (or fetch the design), render mockups, store every file.
+    /// Generate (or fetch the design), finish, render mockups, store every file.
     pub(super) async fn produce(
         &self,
         job: &ValidJob,
@@ -38,59 +38,11 @@ impl Worker {
             Some(spec) => mockups::plan(&self.parts.mockups, spec)?,
             None => Vec::new(),
         };
-        // Memory admission, before any work: at most this many images at once.
-        let mut max_batch = None;
-        if let Some(gen) = &job.generation {
-            self.check_budget(job, &renders, gen.num_images, (gen.width, gen.height))?;
-            self.check_not_oom_before(job)?;
-            max_batch = admission::admit(self.engine.as_ref(), self.parts.device_memory_gb, gen)?;
-        }
-        finishing::prepare(
-            self.parts.finisher.as_ref(),
-            &job.finishing,
-            &req.cancel,
-            &mut timings,
-        )
-        .await?;
-        let (designs, seeds): (Vec<RgbaImage>, Vec<Option<u64>>) =
-            match (&job.generation, &job.design) {
-                (Some(gen), _) => {
-                    let generated = self
-                        .generate(gen, max_batch, job, req, &mut timings)
-                        .await?;
-                    outcome.seed = Some(gen.seed);
-                    outcome.model = self.engine.as_ref().map(|e| (&e.load_report().info).into());
-                    generated
-                        .images
-                        .into_iter()
-                        .map(|g| (g.image, Some(g.seed)))
-                        .unzip()
-                }
-                (None, Some(design)) => {
-                    let t = Instant::now();
-                    let image = self.parts.fetcher.fetch_image(design, "design").await?;
-                    timings.fetch_inputs = Some(t.elapsed().as_millis() as u64);
-                    self.check_budget(job, &renders, 1, image.dimensions())?;
-                    (vec![image], vec![None])
-                }
-                (None, None) => {
-                    return Err(JobError::internal(
-                        "validated job has neither prompt nor design",
-                    ))
-                }
-            };
-        let finishing = &job.finishing;
-        let designs = finishing::run(
-            self.parts.finisher.as_ref(),
-            finishing,
-            designs,
-            &req.cancel,
-            &mut timings,
-        )
-        .await?;
-        let designs: Vec<(RgbaImage, Option<u64>)> = designs.into_iter().zip(seeds).collect();
+        let designs = self
+            .designs(job, req, &renders, &mut outcome, &mut timings)
+            .await?;
         // A mockup-only job stores its design too once finishing changed it (the cut-out).
-        if job.generation.is_some() || *finishing != Finishing::default() {
+        if job.generation.is_some() || job.finishing != Finishing::default() {
             outcome.images = images::store(job, &designs, sink, &mut timings).await?;
         }
         if let Some(spec) = &job.mockups {
@@ -111,6 +63,56 @@ impl Worker {
         timings.total = started.elapsed().as_millis() as u64 + timings.queued.unwrap_or(0);
         outcome.timings_ms = Some(timings);
         Ok(outcome)
+    }
+
+    /// The job's finished designs with their seeds: generated (after the budget, the memory
+    /// admission and the finishing models' loading, so a job that cannot run fails before any
+    /// GPU work), or a mockup-only job's design fetched; then cut out and upscaled.
+    async fn designs(
+        &self,
+        job: &ValidJob,
+        req: &JobRequest,
+        renders: &[mockups::Render],
+        outcome: &mut JobOutcome,
+        timings: &mut Timings,
+    ) -> Result<Vec<(RgbaImage, Option<u64>)>, JobError> {
+        // Memory admission, before any work: at most this many images at once.
+        let mut max_batch = None;
+        if let Some(gen) = &job.generation {
+            self.check_budget(job, renders, gen.num_images, (gen.width, gen.height))?;
+            self.check_not_oom_before(job)?;
+            max_batch = admission::admit(self.engine.as_ref(), self.parts.device_memory_gb, gen)?;
+        }
+        let finisher = self.parts.finisher.as_ref();
+        finishing::prepare(finisher, &job.finishing, &req.cancel, timings).await?;
+        let (designs, seeds): (Vec<RgbaImage>, Vec<Option<u64>>) =
+            match (&job.generation, &job.design) {
+                (Some(gen), _) => {
+                    let generated = self.generate(gen, max_batch, job, req, timings).await?;
+                    outcome.seed = Some(gen.seed);
+                    outcome.model = self.engine.as_ref().map(|e| (&e.load_report().info).into());
+                    generated
+                        .images
+                        .into_iter()
+                        .map(|g| (g.image, Some(g.seed)))
+                        .unzip()
+                }
+                (None, Some(design)) => {
+                    let t = Instant::now();
+                    let image = self.parts.fetcher.fetch_image(design, "design").await?;
+                    timings.fetch_inputs = Some(t.elapsed().as_millis() as u64);
+                    self.check_budget(job, renders, 1, image.dimensions())?;
+                    (vec![image], vec![None])
+                }
+                (None, None) => {
+                    return Err(JobError::internal(
+                        "validated job has neither prompt nor design",
+                    ))
+                }
+            };
+        let designs =
+            finishing::run(finisher, &job.finishing, designs, &req.cancel, timings).await?;
+        Ok(designs.into_iter().zip(seeds).collect())
     }
 
     /// The job's output pixels against the worker's budget (`design` is one image's size

@@ -3,7 +3,8 @@
 //! `text_encoder/`, `text_encoder_2/`, `tokenizer/`, `tokenizer_2/`, `scheduler/`) and turns their
 //! `config.json` files into the facts a `merchgen-model.json` would state: rope axes, VAE scale and
 //! shift, the sigma schedule, the T5 token limit and job defaults. Sizes are checked against the
-//! tensor headers. Never loads weights (`loader.rs` does, mapping diffusers names via `names.rs`).
+//! tensor headers. Never loads weights (`flux::loader` does, mapping diffusers names via
+//! `flux::names`).
 
 use super::resolved::{ModelError, ResolvedModel};
 use crate::engine::files::manifest::{

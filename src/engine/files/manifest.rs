@@ -1,7 +1,7 @@
 //! What a model is made of: the files of each component, and the few facts the weights cannot
 //! tell (rope axes, VAE scale and shift, defaults). Written as `merchgen-model.json` beside the
 //! files of a local model folder; built in for the hub presets (`presets.rs`). Architecture sizes
-//! themselves are read from the weights (`infer.rs`) and the encoders' `config.json` files.
+//! themselves are read from the weights (`flux::infer`) and the encoders' `config.json` files.
 
 use serde::{Deserialize, Serialize};
 
@@ -62,7 +62,7 @@ pub struct FluxFacts {
     pub(crate) kontext: bool,
 }
 
-/// The sigma schedule family (`schedule.rs` computes the sigmas).
+/// The sigma schedule family (`flux::schedule` computes the sigmas).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Schedule {

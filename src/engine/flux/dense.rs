@@ -1,5 +1,5 @@
 //! The FLUX transformer and VAE from dense safetensors (read by `engine::files::safetensors`),
-//! with diffusers names turned into the BFL names candle's FLUX code reads (`names.rs`). Decides
+//! with diffusers names turned into the BFL names candle's FLUX code reads (`names`). Decides
 //! nothing about weight modes (`weights.rs` does) and never writes.
 
 use crate::engine::files::safetensors::{read, Tensors};

@@ -125,8 +125,8 @@ impl FluxPipeline {
             clip,
             t5,
             schedule: m.flux.schedule,
-            // Both weight modes batch (the quantized transformer is merchgen's own, see
-            // `quantized.rs`).
+            // Both weight modes batch (the transformer is merchgen's own in both, see
+            // `transformer/`).
             max_batch: opts.max_batch.max(1) as usize,
             report,
             loras: lora::LoraState::default(),

@@ -1,6 +1,6 @@
 //! `merchgen models tiny --layout diffusers`: the tiny model as a Hugging Face diffusers folder
 //! (`model_index.json`, per-component `config.json`, diffusers tensor names, the transformer in two
-//! shards with an index), converted from the folder layout's dense BFL files through `names.rs`.
+//! shards with an index), converted from the folder layout's dense BFL files through `flux::names`.
 //! Same seed, same weights as the folder layout's `merchgen-model.dense.json`, so a test can prove
 //! that mapping and loading change nothing.
 
