@@ -1,5 +1,6 @@
 //! Tracing setup: JSON lines when deployed (Lambda, RunPod, no terminal), readable text on a
-//! terminal. Logs go to stderr; stdout carries only outcomes.
+//! terminal. Logs go to stderr; stdout carries only outcomes. Text is coloured only on a
+//! terminal: a file or a pipe gets plain text.
 
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
@@ -16,6 +17,7 @@ pub fn init(format: &str) {
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     // Ignore the error of a second init (tests start several workers in one process).
     let _ = if json {

@@ -92,10 +92,21 @@ impl Fetcher {
         field: &str,
         max_bytes: usize,
     ) -> Result<Vec<u8>, JobError> {
-        let sub = format!("{field}.{}", source_kind(source));
+        let sub = format!("{field}.{}", source.field());
+        self.fetch_bytes_as(source, &sub, max_bytes).await
+    }
+
+    /// As `fetch_bytes_capped`, with errors naming `sub_field` itself (a source the job named
+    /// otherwise, such as a hub file fetched by its URL).
+    pub(crate) async fn fetch_bytes_as(
+        &self,
+        source: &ImageSource,
+        sub_field: &str,
+        max_bytes: usize,
+    ) -> Result<Vec<u8>, JobError> {
         self.bytes(source, max_bytes).await.map_err(|e| {
-            tracing::info!(field = %sub, code = %e.code(), reason = %e, "input refused");
-            e.to_job_error(&sub)
+            tracing::info!(field = %sub_field, code = %e.code(), reason = %e, "input refused");
+            e.to_job_error(sub_field)
         })
     }
 
@@ -107,7 +118,7 @@ impl Fetcher {
         field: &str,
     ) -> Result<RgbaImage, JobError> {
         let bytes = self.fetch_bytes(source, field).await?;
-        let sub = format!("{field}.{}", source_kind(source));
+        let sub = format!("{field}.{}", source.field());
         let max_pixels = self.cfg.max_pixels;
         let decoded = tokio::task::spawn_blocking(move || decode::decode(&bytes, max_pixels))
             .await
@@ -137,15 +148,5 @@ impl Fetcher {
             return Err(FetchError::Empty);
         }
         Ok(bytes)
-    }
-}
-
-/// The sub-field name of a source kind, as the job spells it.
-fn source_kind(source: &ImageSource) -> &'static str {
-    match source {
-        ImageSource::Url(_) => "url",
-        ImageSource::S3 { .. } => "s3",
-        ImageSource::Base64(_) => "base64",
-        ImageSource::Path(_) => "path",
     }
 }

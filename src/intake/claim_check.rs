@@ -3,9 +3,12 @@
 //! for jobs too large for a message (SQS caps bodies at 1 MiB): the job is read from S3.
 //!
 //! Decides only whether a body is a job object; validating the job is the worker's business.
+//! A claim check is read only from where jobs may read (`MERCHGEN_INPUT_S3_ALLOW`): one that
+//! points elsewhere is poison, never read.
 
 use crate::fetch::sources::read_s3;
 use crate::intake::runtime::source::BodyError;
+use crate::job::allow::StorageAllow;
 use crate::job::parse::{self, MAX_BODY_BYTES};
 use crate::s3::S3Settings;
 use serde_json::Value;
@@ -14,11 +17,14 @@ use serde_json::Value;
 #[derive(Debug, Clone)]
 pub(crate) struct ClaimCheck {
     s3: S3Settings,
+    /// Where claim checks may point (`None`: anywhere the worker's credentials reach, for the
+    /// operator's own `merchgen invoke`).
+    allow: Option<StorageAllow>,
 }
 
 impl ClaimCheck {
-    pub(crate) fn new(s3: S3Settings) -> Self {
-        ClaimCheck { s3 }
+    pub(crate) fn new(s3: S3Settings, allow: Option<StorageAllow>) -> Self {
+        ClaimCheck { s3, allow }
     }
 
     /// The job object a message body carries, reading it from S3 for a claim check.
@@ -27,6 +33,12 @@ impl ClaimCheck {
         let Some((bucket, key)) = claim_check_target(&value)? else {
             return Ok(value);
         };
+        if let Some(allow) = self.allow.as_ref().filter(|a| !a.allows_s3(&bucket, &key)) {
+            return Err(BodyError::Poison(format!(
+                "claim check s3://{bucket}/{key} is outside the buckets this worker reads jobs from ({})",
+                allow.setting()
+            )));
+        }
         let client = crate::s3::client(&self.s3).await;
         let bytes = read_s3(&client, &bucket, &key, MAX_BODY_BYTES)
             .await
@@ -84,7 +96,7 @@ mod tests {
     use serde_json::json;
 
     fn offline() -> ClaimCheck {
-        ClaimCheck::new(S3Settings::default())
+        ClaimCheck::new(S3Settings::default(), None)
     }
 
     #[tokio::test]
@@ -103,6 +115,33 @@ mod tests {
         ] {
             let err = offline().decode(bad).await.unwrap_err();
             assert!(matches!(err, BodyError::Poison(_)), "{bad:?}: {err:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_claim_check_outside_the_input_allow_list_is_poison_and_never_read() {
+        let allow = StorageAllow::parse(
+            "MERCHGEN_INPUT_S3_ALLOW",
+            &["s3://uploads".to_owned()],
+            false,
+        )
+        .unwrap();
+        // An endpoint nothing listens on: reading the object would be an `Unavailable` error.
+        let s3 = S3Settings {
+            endpoint: Some("http://127.0.0.1:9".to_owned()),
+            ..S3Settings::default()
+        };
+        let claims = ClaimCheck::new(s3, Some(allow));
+        let err = claims
+            .decode(Some(r#"{"s3": "s3://secrets/jobs/1.json"}"#))
+            .await
+            .unwrap_err();
+        match err {
+            BodyError::Poison(why) => assert!(
+                why.contains("MERCHGEN_INPUT_S3_ALLOW") && why.contains("s3://secrets/jobs/1.json"),
+                "{why}"
+            ),
+            other => panic!("expected poison, got {other:?}"),
         }
     }
 

@@ -52,6 +52,9 @@ impl StorageAllow {
                     Some(p) => (p, true),
                     None => (prefix.trim_end_matches('/'), false),
                 };
+                if let Err(e) = crate::s3::check_key(prefix.trim_end_matches('/')) {
+                    return Err(format!("{setting}: {raw:?} {e}"));
+                }
                 allow.s3.get_or_insert_with(Vec::new).push(S3Pattern {
                     bucket: bucket.to_owned(),
                     prefix: prefix.to_owned(),
@@ -145,6 +148,21 @@ mod tests {
         assert!(allow.allows_s3("open", "anything"));
         assert!(allow.allows_s3("loose", "prefix/x") && allow.allows_s3("loose", "pre"));
         assert!(!allow.allows_s3("loose", "pr"));
+    }
+
+    #[test]
+    fn s3_patterns_with_dot_or_empty_segments_are_refused() {
+        for bad in [
+            "s3://b/a/../c",
+            "s3://b/a/./c",
+            "s3://b/a//c",
+            "s3://b/../x*",
+        ] {
+            let err =
+                StorageAllow::parse("MERCHGEN_OUTPUT_ALLOW", &[bad.to_owned()], true).unwrap_err();
+            assert!(err.contains("segment"), "{bad}: {err}");
+        }
+        assert!(StorageAllow::parse("X", &["s3://b/shop/*".to_owned()], false).is_ok());
     }
 
     #[test]

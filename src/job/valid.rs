@@ -22,6 +22,18 @@ pub enum ImageSource {
     Path(String),
 }
 
+impl ImageSource {
+    /// The sub-field that names this kind of source in a job (`url`, `s3`, `base64`, `path`).
+    pub fn field(&self) -> &'static str {
+        match self {
+            ImageSource::Url(_) => "url",
+            ImageSource::S3 { .. } => "s3",
+            ImageSource::Base64(_) => "base64",
+            ImageSource::Path(_) => "path",
+        }
+    }
+}
+
 /// What to generate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidGeneration {

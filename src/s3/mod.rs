@@ -17,10 +17,15 @@ pub(crate) enum S3UrlError {
     Scheme,
     #[error("has an invalid bucket name")]
     Bucket,
+    /// `a//b`, `a/./b`, `a/../b`: S3 stores such keys literally, while HTTP clients and
+    /// allow-list prefixes read them as paths, so they could name another tenant's objects.
+    #[error("has an empty, `.` or `..` path segment")]
+    Segment,
 }
 
-/// Split `s3://bucket/key` into bucket and key (the key may be empty; slashes around it are
-/// dropped).
+/// Split `s3://bucket/key` into bucket and key (the key may be empty; one trailing slash, as in
+/// a prefix `s3://bucket/shop/`, is dropped). A key with an empty, `.` or `..` segment is
+/// refused (see [`check_key`]).
 pub(crate) fn parse_url(url: &str) -> Result<(String, String), S3UrlError> {
     let rest = url.strip_prefix("s3://").ok_or(S3UrlError::Scheme)?;
     let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
@@ -31,7 +36,18 @@ pub(crate) fn parse_url(url: &str) -> Result<(String, String), S3UrlError> {
     if !bucket_ok {
         return Err(S3UrlError::Bucket);
     }
-    Ok((bucket.to_owned(), key.trim_matches('/').to_owned()))
+    let key = key.strip_suffix('/').unwrap_or(key);
+    check_key(key)?;
+    Ok((bucket.to_owned(), key.to_owned()))
+}
+
+/// Refuse an object key or key prefix with an empty, `.` or `..` segment (the empty key, a
+/// whole bucket, is fine).
+pub(crate) fn check_key(key: &str) -> Result<(), S3UrlError> {
+    match key.is_empty() || !key.split('/').any(|s| matches!(s, "" | "." | "..")) {
+        true => Ok(()),
+        false => Err(S3UrlError::Segment),
+    }
 }
 
 #[cfg(test)]
@@ -47,5 +63,25 @@ mod tests {
         assert_eq!(parse_url("s3://bkt"), Ok(("bkt".to_owned(), String::new())));
         assert_eq!(parse_url("https://bkt/k"), Err(S3UrlError::Scheme));
         assert_eq!(parse_url("s3://Bad_Bucket/k"), Err(S3UrlError::Bucket));
+    }
+
+    #[test]
+    fn parse_url_refuses_empty_dot_and_dot_dot_segments() {
+        for url in [
+            "s3://bkt/tenant-a/../tenant-b",
+            "s3://bkt/tenant-a/./x",
+            "s3://bkt/tenant-a//x",
+            "s3://bkt/tenant-a/..",
+            "s3://bkt/tenant-a/.",
+            "s3://bkt//tenant-a",
+            "s3://bkt/..",
+            "s3://bkt/tenant-a//",
+        ] {
+            assert_eq!(parse_url(url), Err(S3UrlError::Segment), "{url}");
+        }
+        assert_eq!(
+            parse_url("s3://bkt/tenant-a/x..y/.hidden/"),
+            Ok(("bkt".to_owned(), "tenant-a/x..y/.hidden".to_owned()))
+        );
     }
 }

@@ -55,9 +55,6 @@ impl HttpNotifier {
             Duration::from_secs(cfg.timeout_secs),
             Redirects::None,
         )?;
-        if cfg.secret.is_none() {
-            tracing::warn!("no webhook secret configured: webhooks are sent unsigned");
-        }
         Ok(HttpNotifier {
             cfg: Arc::new(cfg),
             client,
@@ -82,6 +79,12 @@ impl HttpNotifier {
         };
         if let Err(r) = self.client.check(&url) {
             return refused_report(r);
+        }
+        if self.cfg.secret.is_none() {
+            static UNSIGNED: std::sync::Once = std::sync::Once::new();
+            UNSIGNED.call_once(|| {
+                tracing::warn!("no webhook secret configured (MERCHGEN_WEBHOOK_SECRET): webhooks are sent unsigned")
+            });
         }
         let backoff = Backoff {
             base: Duration::from_millis(self.cfg.base_backoff_ms),

@@ -36,8 +36,14 @@ pub(crate) async fn resolve(
     let mut counts = LoraFetchCounts::default();
     for (index, lora) in loras.iter().enumerate() {
         let field = format!("loras[{index}].source");
-        let (source, key) = match &lora.source {
-            LoraSource::Input(source) => (source.clone(), source_key(source)),
+        // Errors name the field the job gave: `.url`, `.s3`, `.path`, or `.hf` for a hub file
+        // (fetched by its URL).
+        let (source, key, sub_field) = match &lora.source {
+            LoraSource::Input(source) => (
+                source.clone(),
+                source_key(source),
+                format!("{field}.{}", source.field()),
+            ),
             LoraSource::Hub {
                 repo,
                 revision,
@@ -48,6 +54,7 @@ pub(crate) async fn resolve(
                     settings.hub_endpoint.trim_end_matches('/')
                 )),
                 Some(format!("hf://{repo}@{revision}/{file}")),
+                format!("{field}.hf"),
             ),
         };
         let cached = key.as_deref().and_then(|k| settings.cache.lookup(k));
@@ -58,7 +65,7 @@ pub(crate) async fn resolve(
             }
             None => {
                 let bytes = fetcher
-                    .fetch_bytes_capped(&source, &field, settings.max_bytes)
+                    .fetch_bytes_as(&source, &sub_field, settings.max_bytes)
                     .await?;
                 counts.fetched += 1;
                 let cache = settings.cache.clone();

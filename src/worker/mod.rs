@@ -161,7 +161,11 @@ impl Worker {
             Err(e) => return self.reject(fallback_id, e, &req.body).await,
         };
         let span = tracing::info_span!("job", id = %job.id);
-        let outcome = self.run(&job, &req).instrument(span.clone()).await;
+        // Boxed: the pipeline's future is deep (a plain build's layout queries overflow
+        // otherwise).
+        let outcome = Box::pin(self.run(&job, &req))
+            .instrument(span.clone())
+            .await;
         let status = if outcome.succeeded() {
             "succeeded"
         } else {

@@ -462,6 +462,55 @@ fn remote_jobs_read_s3_inputs_only_from_allowed_buckets() {
     );
 }
 
+/// A key with an empty, `.` or `..` segment passed a plain prefix compare and was stored under
+/// its literal name, which HTTP clients read as a path into another tenant's prefix: refused,
+/// naming the field, for destinations and every kind of S3 source.
+#[test]
+fn s3_paths_with_empty_or_dot_segments_are_refused_naming_the_field() {
+    let limits = remote_limits(&["s3://bkt/tenant-a"], &["s3://bkt/tenant-a"]);
+    let dest = |d: &str| serde_json::json!({"prompt": "x", "output": {"destination": d}});
+    let design =
+        |s3: &str| serde_json::json!({"design": {"s3": s3}, "mockups": {"products": ["mug"]}});
+    let photo = |s3: &str| serde_json::json!({"prompt": "x", "image": {"s3": s3}});
+    let lora = |s3: &str| serde_json::json!({"prompt": "x", "loras": [{"source": {"s3": s3}}]});
+    let refused = |field: &str| Err((ErrorCode::InvalidInput, Some(field.to_owned())));
+    for path in [
+        "s3://bkt/tenant-a/../tenant-b",
+        "s3://bkt/tenant-a/./x",
+        "s3://bkt/tenant-a//x",
+        "s3://bkt/tenant-a/..",
+    ] {
+        assert_eq!(
+            field_of(dest(path), &limits),
+            refused("output.destination"),
+            "{path}"
+        );
+        let object = format!("{path}/a.png");
+        assert_eq!(
+            field_of(design(&object), &limits),
+            refused("design.s3"),
+            "{object}"
+        );
+        assert_eq!(
+            field_of(photo(&object), &limits),
+            refused("image.s3"),
+            "{object}"
+        );
+        assert_eq!(
+            field_of(lora(&object), &limits),
+            refused("loras[0].source.s3"),
+            "{object}"
+        );
+    }
+    // The same paths are refused where no allow-list applies, too.
+    let open = remote_limits(&[], &[]);
+    assert_eq!(
+        field_of(dest("s3://bkt/tenant-a/../tenant-b"), &open),
+        refused("output.destination")
+    );
+    assert_eq!(field_of(dest("s3://bkt/tenant-a/"), &limits), Ok(()));
+}
+
 fn check_dev(bytes: &[u8]) -> Result<merchgen::job::ValidJob, merchgen::error::JobError> {
     let defaults = GenerationDefaults {
         steps: 28,

@@ -438,3 +438,41 @@ async fn bad_loras_fail_alone_naming_the_lora_and_the_next_job_has_clean_weights
         "text_encoder skip uses the transformer part: {skipped:?}"
     );
 }
+
+/// A hub LoRA that cannot be fetched is named as the job gave it (`loras[0].source.hf`), not by
+/// the URL merchgen built for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_lora_that_cannot_be_fetched_names_its_hf_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny::write(&dir.path().join("model"), 23, TinyLayout::Folder).unwrap();
+    let server = TestServer::script(vec![Reply::status(404)]).await;
+    let event = dir.path().join("job.json");
+    let hub = json!([{"source": {"hf": "owner/repo/lora.safetensors"}}]);
+    std::fs::write(&event, job("hf-404", hub).to_string()).unwrap();
+    let mut cmd = support::binary::on_tiny_model(&model);
+    cmd.args(["invoke", event.to_str().unwrap(), "--out"])
+        .arg(dir.path().join("out"))
+        .env("HF_ENDPOINT", server.url(""))
+        .env("MERCHGEN_FETCH_ALLOW", "127.0.0.0/8")
+        .env("MERCHGEN_LORA_CACHE", dir.path().join("cache"));
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let outcome: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    let error = &outcome["error"];
+    assert_eq!(error["field"], "loras[0].source.hf", "{outcome}");
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("loras[0].source.hf:")),
+        "{outcome}"
+    );
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1, "fetched once");
+    assert_eq!(
+        requests[0].path,
+        "/owner/repo/resolve/main/lora.safetensors"
+    );
+}

@@ -267,3 +267,55 @@ async fn webhook_urls_get_the_same_address_checks_as_inputs() {
         .contains("resolves to a loopback address"));
     assert!(server.requests().is_empty());
 }
+
+/// `merchgen invoke` of a mockup-only job on a process with no webhook secret, logging text into
+/// a pipe: the "sent unsigned" warning appears only once a webhook is really sent (and once),
+/// and no terminal colour codes reach the pipe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_unsigned_warning_comes_with_the_first_webhook_and_piped_text_logs_are_plain() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = TestServer::script(vec![Reply::status(204)]).await;
+    let design = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(support::images::png(32, 32))
+    };
+    let job = |id: &str, webhook: Option<String>| {
+        let mut job = serde_json::json!({"id": id, "design": {"base64": design},
+            "mockups": {"products": ["mug"], "colors": ["white"], "size": 128}});
+        if let Some(url) = webhook {
+            job["webhook"] = serde_json::json!({"url": url, "events": ["started", "completed"]});
+        }
+        job
+    };
+    let invoke = |name: &str, body: serde_json::Value| {
+        let event = dir.path().join(format!("{name}.json"));
+        std::fs::write(&event, body.to_string()).unwrap();
+        let mut cmd = support::binary::offline();
+        cmd.args(["invoke", event.to_str().unwrap(), "--out"])
+            .arg(dir.path().join("out"))
+            .env("MERCHGEN_MODEL", "none")
+            .env("MERCHGEN_LOG_FORMAT", "text")
+            .env("MERCHGEN_MOCKUP_WARMUP", "none")
+            .env("MERCHGEN_FETCH_ALLOW", "127.0.0.0/8")
+            .env_remove("MERCHGEN_WEBHOOK_SECRET")
+            .env_remove("RUST_LOG");
+        cmd
+    };
+    let run = |mut cmd: std::process::Command| async move {
+        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let quiet = run(invoke("quiet", job("no-hook", None))).await;
+    assert!(!quiet.contains("sent unsigned"), "{quiet}");
+    assert!(!quiet.contains('\u{1b}'), "colour codes in a pipe: {quiet}");
+    let hooked = run(invoke(
+        "hooked",
+        job("with-hook", Some(receiver.url("/hook"))),
+    ))
+    .await;
+    assert_eq!(hooked.matches("sent unsigned").count(), 1, "{hooked}");
+    assert_eq!(receiver.requests().len(), 2, "started and completed");
+}

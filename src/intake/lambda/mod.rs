@@ -75,7 +75,7 @@ async fn init(config: &Config) -> Result<LambdaDoor, String> {
         .map_err(|e| format!("{e:#}"))?;
     Ok(LambdaDoor::new(BatchRunner::new(
         worker,
-        ClaimCheck::new(config.s3_settings()),
+        ClaimCheck::new(config.s3_settings(), config.limits().input_s3_allow),
         RunRules::from_config(config, "lambda"),
     )))
 }

@@ -73,13 +73,14 @@ impl Bucket {
             secret_access_key: secret.clone(),
         };
         let explicit = vars.bucket.as_deref().filter(|b| !b.is_empty());
-        locate(endpoint, explicit, credentials)
-            .map(Some)
-            .map_err(|why| {
-                BucketError(format!(
-                    "BUCKET_ENDPOINT_URL {why}; or set MERCHGEN_RUNPOD_BUCKET"
-                ))
-            })
+        let bucket = locate(endpoint, explicit, credentials).map_err(|why| {
+            BucketError(format!(
+                "BUCKET_ENDPOINT_URL {why}; or set MERCHGEN_RUNPOD_BUCKET"
+            ))
+        })?;
+        crate::s3::check_key(&bucket.prefix)
+            .map_err(|e| BucketError(format!("MERCHGEN_RUNPOD_BUCKET's prefix {e}")))?;
+        Ok(Some(bucket))
     }
 
     /// From a request's `s3Config` object, its endpoint checked against `policy`; errors name
@@ -112,6 +113,11 @@ impl Bucket {
         if let Some(path) = text("objectPath") {
             bucket.prefix = join(&bucket.prefix, path);
         }
+        let field = match text("objectPath") {
+            Some(_) => "s3Config.objectPath",
+            None => "s3Config.bucketName",
+        };
+        crate::s3::check_key(&bucket.prefix).map_err(|e| JobError::invalid(field, e))?;
         Ok(bucket)
     }
 

@@ -76,7 +76,7 @@ pub async fn run(config: &Config, args: &SqsArgs) -> i32 {
     let source = SqsSource::new(
         client,
         settings,
-        ClaimCheck::new(config.s3_settings()),
+        ClaimCheck::new(config.s3_settings(), config.limits().input_s3_allow),
         dead_letter_url,
     );
     let opts = PullOptions {
