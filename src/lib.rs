@@ -12,6 +12,7 @@ pub mod error;
 pub mod fetch;
 pub mod intake;
 pub mod job;
+pub mod memory;
 pub(crate) mod metrics;
 pub mod mockup;
 pub mod net;

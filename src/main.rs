@@ -2,9 +2,10 @@
 
 use clap::Parser;
 use merchgen::cli::{Cli, Command};
-use merchgen::{commands, config, intake, telemetry};
+use merchgen::{commands, config, intake, memory, telemetry};
 
 fn main() {
+    memory::tune();
     let cli = Cli::parse();
     telemetry::init(&cli.config.log_format);
     if let Err(e) = cli.config.check() {

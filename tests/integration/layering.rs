@@ -34,6 +34,7 @@ const FLOORS: &[(&str, &[&str])] = &[
             "backoff",
             "shutdown",
             "telemetry",
+            "memory",
         ],
     ),
     ("ground floor, below the rest", &["error", "redact"]),

@@ -30,6 +30,7 @@ mod runpod_stop_pod;
 mod runpod_worker;
 mod s3_job;
 mod s3_output;
+mod serve_abuse;
 mod serve_api;
 mod serve_python;
 mod sqs_crash;

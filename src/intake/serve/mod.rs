@@ -69,8 +69,19 @@ pub async fn run(config: &Config, args: &ServeArgs) -> i32 {
     let server = axum::serve(listener, routes::router(state.clone()))
         .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let server = tokio::spawn(async move { server.await });
-    let code = load_and_run(config, state, started, hooks).await;
+    let code = load_and_run(config, state.clone(), started, hooks.clone()).await;
     shutdown.cancel();
+    // Jobs that waited for a model that never loaded (or that a purge missed) end CANCELLED,
+    // and every status webhook in flight gets the grace period to go out.
+    for finished in state.store.purge() {
+        hooks.announce(&state.metrics, finished);
+    }
+    let left = hooks
+        .drain(Duration::from_secs(config.shutdown_grace_secs))
+        .await;
+    if left > 0 {
+        tracing::warn!(left, "status webhooks still in flight at exit");
+    }
     match server.await {
         Ok(Ok(())) => code,
         Ok(Err(e)) => {

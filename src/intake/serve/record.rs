@@ -66,6 +66,8 @@ pub(crate) struct Record {
     /// The error string (FAILED, TIMED_OUT).
     pub error: Option<String>,
     pub cancel: Arc<AtomicBool>,
+    /// Bytes of output and error kept for `status` once finished (the store's byte budget).
+    pub(crate) retained: usize,
 }
 
 impl Record {
@@ -82,6 +84,7 @@ impl Record {
             output: None,
             error: None,
             cancel: Arc::default(),
+            retained: 0,
         }
     }
 

@@ -190,29 +190,40 @@ async fn status_sync(
     }
 }
 
+/// How long `cancel` waits for a running job to stop (it stops at its next denoising step) or
+/// to finish, before answering `IN_PROGRESS`.
+const CANCEL_WAIT: Duration = Duration::from_secs(10);
+
+/// A waiting job ends `CANCELLED` at once. A running one is asked to stop, and the answer is
+/// its real final state once it has one (`CANCELLED` when it stopped, `COMPLETED` when it was
+/// too far along to stop), the same `status`, `result.json` and the webhooks report.
 async fn cancel(State(state): State<Shared>, Path((_, id)): Path<(String, String)>) -> Response {
     let Some((body, finished)) = state.store.cancel(&id) else {
         return error(StatusCode::NOT_FOUND, "job not found");
     };
     if let Some(f) = finished {
         tracing::info!(job_id = %id, "job cancelled");
-        state.metrics.finished(f.state);
-        if let Some(url) = f.webhook {
-            state.hooks.spawn(url, f.body);
-        }
+        state.hooks.announce(&state.metrics, f);
+        return Json(body).into_response();
     }
-    Json(body).into_response()
+    if body["status"] != "IN_PROGRESS" {
+        return Json(body).into_response();
+    }
+    tracing::info!(job_id = %id, "cancel requested: the running job stops at its next step");
+    let until = Instant::now() + CANCEL_WAIT;
+    match state.store.wait_final(&id, until, &state.shutdown).await {
+        Some(body) => Json(body).into_response(),
+        None => error(StatusCode::NOT_FOUND, "job not found (its ttl ran out)"),
+    }
 }
 
 async fn purge(State(state): State<Shared>) -> Response {
     let purged = state.store.purge();
-    for f in &purged {
-        state.metrics.finished(f.state);
-        if let Some(url) = &f.webhook {
-            state.hooks.spawn(url.clone(), f.body.clone());
-        }
+    let removed = purged.len();
+    for f in purged {
+        state.hooks.announce(&state.metrics, f);
     }
-    Json(json!({ "removed": purged.len(), "status": "completed" })).into_response()
+    Json(json!({ "removed": removed, "status": "completed" })).into_response()
 }
 
 async fn health(State(state): State<Shared>) -> Response {

@@ -45,12 +45,8 @@ pub(crate) struct ServeTicket {
 }
 
 impl ServeSource {
-    /// Count a job that reached a final state and send its request's webhook.
     fn announce(&self, finished: Finished) {
-        self.metrics.finished(finished.state);
-        if let Some(url) = finished.webhook {
-            self.hooks.spawn(url, finished.body);
-        }
+        self.hooks.announce(&self.metrics, finished);
     }
 
     /// The request's `s3Config` bucket, its endpoint through the address guard.
@@ -64,14 +60,13 @@ impl ServeSource {
     }
 }
 
-/// The RunPod state, output and error of a job's outcome.
+/// The RunPod state, output and error of a job's outcome: a job stopped by a cancel is
+/// `CANCELLED`, one stopped at its deadline `TIMED_OUT`.
 fn conclusion(outcome: &JobOutcome) -> (State, Option<Value>, Option<String>) {
-    let timed_out = outcome
-        .error
-        .as_ref()
-        .is_some_and(|e| e.code == ErrorCode::Timeout);
+    let code = outcome.error.as_ref().map(|e| e.code);
     match wire::outcome_error(outcome) {
-        Some(error) if timed_out => (State::TimedOut, None, Some(error)),
+        Some(error) if code == Some(ErrorCode::Timeout) => (State::TimedOut, None, Some(error)),
+        Some(error) if code == Some(ErrorCode::Cancelled) => (State::Cancelled, None, Some(error)),
         Some(error) => (State::Failed, None, Some(error)),
         None => (State::Completed, serde_json::to_value(outcome).ok(), None),
     }
@@ -126,7 +121,7 @@ impl JobSource for ServeSource {
                 self.store.finish(id, state, output, error)
             }
             // Claimed, never run (shutdown, or the device broke): cancelled, retryable.
-            None => self.store.cancel(id).and_then(|(_, finished)| finished),
+            None => self.store.finish(id, State::Cancelled, None, None),
         };
         if let Some(finished) = finished {
             self.announce(finished);

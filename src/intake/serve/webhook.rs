@@ -5,28 +5,51 @@
 //! `Retry-After`), Standard Webhooks signature when `MERCHGEN_WEBHOOK_SECRET` is set. The URL is
 //! never logged.
 
+use super::metrics::Metrics;
+use super::store::Finished;
 use crate::webhook::http::Message;
 use crate::webhook::{HttpNotifier, WebhookConfig};
 use serde_json::Value;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::task::TaskTracker;
 
-/// Posts final status bodies. Cheap to clone.
+/// Posts final status bodies. Cheap to clone (clones share their deliveries in flight).
 #[derive(Clone)]
 pub struct StatusWebhook {
     notifier: Arc<HttpNotifier>,
+    /// Deliveries in flight, so shutdown can wait for them.
+    in_flight: TaskTracker,
 }
 
 impl StatusWebhook {
     pub fn new(cfg: WebhookConfig) -> Result<Self, reqwest::Error> {
         Ok(StatusWebhook {
             notifier: Arc::new(HttpNotifier::new(cfg)?),
+            in_flight: TaskTracker::new(),
         })
+    }
+
+    /// Wait up to `grace` for the deliveries in flight (at shutdown: the `CANCELLED` of the
+    /// jobs that were waiting goes out before the process exits); how many were left.
+    pub async fn drain(&self, grace: Duration) -> usize {
+        self.in_flight.close();
+        let _ = tokio::time::timeout(grace, self.in_flight.wait()).await;
+        self.in_flight.len()
+    }
+
+    /// Count a job that reached a final state and send its request's webhook, if it has one.
+    pub(crate) fn announce(&self, metrics: &Metrics, finished: Finished) {
+        metrics.finished(finished.state);
+        if let Some(url) = finished.webhook {
+            self.spawn(url, finished.body);
+        }
     }
 
     /// Deliver in the background; failures are logged, never retried past the budget.
     pub fn spawn(&self, url: String, body: Value) {
         let this = self.clone();
-        tokio::spawn(async move {
+        self.in_flight.spawn(async move {
             match this.deliver(&url, &body).await {
                 Ok(attempts) => tracing::info!(attempts, "status webhook delivered"),
                 Err(error) => tracing::warn!(%error, "status webhook not delivered"),

@@ -131,7 +131,11 @@ pub async fn run<S: JobSource>(
     report
 }
 
+/// Count a finished job, and hand the memory its buffers held back to the system.
 fn collect(report: &mut PullReport, done: Option<Result<PullReport, tokio::task::JoinError>>) {
+    if done.is_some() {
+        crate::memory::release();
+    }
     match done {
         Some(Ok(one)) => report.add(one),
         Some(Err(e)) => tracing::error!(error = %e, "a job task failed"),

@@ -2,6 +2,12 @@
 //! RunPod state machine (`IN_QUEUE` -> `IN_PROGRESS` -> `COMPLETED` | `FAILED` | `TIMED_OUT`,
 //! `CANCELLED` from either of the first two), `policy.ttl` expiry (the job is then gone:
 //! `status` answers 404, as RunPod does) and a retention time for finished jobs. No I/O.
+//!
+//! Every job has one terminal state, the one its outcome earned: a waiting job cancelled ends
+//! `CANCELLED` at once, but a cancel of a running job only asks it to stop, and the job's own
+//! outcome decides (`CANCELLED` when it stopped, `COMPLETED` when it was past the point where
+//! it could). A job's request body is dropped once the runner takes it, and finished jobs are
+//! kept within a count and a byte budget as well as the retention time.
 
 use super::record::{Record, State, Submission};
 use serde_json::Value;
@@ -14,6 +20,10 @@ use tokio_util::sync::CancellationToken;
 
 /// Most records kept, finished ones dropped oldest first beyond it (memory stays bounded).
 const MAX_RECORDS: usize = 10_000;
+
+/// Most bytes of finished jobs' outputs kept (inline images can be megabytes each); finished
+/// jobs are dropped oldest first beyond it, as beyond `MAX_RECORDS`.
+pub(crate) const MAX_RETAINED_BYTES: usize = 256 * 1024 * 1024;
 
 /// `run` refused: the queue is at capacity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -50,6 +60,8 @@ pub struct Counts {
 struct Inner {
     records: HashMap<String, Record>,
     queue: VecDeque<String>,
+    /// Sum of the finished records' `retained` bytes.
+    retained: usize,
 }
 
 /// The job table. Share behind an `Arc`.
@@ -60,18 +72,40 @@ pub struct Store {
     /// Woken when a job is queued (the runner).
     work: Notify,
     capacity: usize,
-    retention: Duration,
+    retention: Retention,
     expired: AtomicU64,
+}
+
+/// How long, and how much of, finished jobs are kept.
+#[derive(Debug, Clone, Copy)]
+struct Retention {
+    time: Duration,
+    records: usize,
+    bytes: usize,
 }
 
 impl Store {
     pub fn new(capacity: usize, retention: Duration) -> Self {
+        Self::with_limits(capacity, retention, MAX_RECORDS, MAX_RETAINED_BYTES)
+    }
+
+    /// A store that keeps at most `records` jobs and `bytes` of finished jobs' outputs.
+    pub(crate) fn with_limits(
+        capacity: usize,
+        retention: Duration,
+        records: usize,
+        bytes: usize,
+    ) -> Self {
         Store {
             inner: Mutex::default(),
             changed: Notify::new(),
             work: Notify::new(),
             capacity: capacity.max(1),
-            retention,
+            retention: Retention {
+                time: retention,
+                records,
+                bytes,
+            },
             expired: AtomicU64::new(0),
         }
     }
@@ -105,22 +139,25 @@ impl Store {
         inner.records.get(id).map(|r| r.status_body(now))
     }
 
-    /// Cancel a job: a waiting one leaves the queue, a running one stops between denoising
-    /// steps; a finished one is left as it is. Returns its status and, when it changed, the
-    /// final state to announce.
+    /// Cancel a job: a waiting one leaves the queue and ends `CANCELLED` (returned, to
+    /// announce); a running one is asked to stop (between denoising steps) and stays
+    /// `IN_PROGRESS` until its outcome arrives through `finish`; a finished one is left as it
+    /// is. Returns its status now and, when it ended here, the final state to announce.
     pub fn cancel(&self, id: &str) -> Option<(Value, Option<Finished>)> {
         let now = Instant::now();
         let mut inner = self.lock();
         prune(&mut inner, now, self.retention, &self.expired);
-        let was_queued = inner.records.get(id)?.state == State::InQueue;
-        if was_queued {
+        let state = inner.records.get(id)?.state;
+        if state == State::InQueue {
             inner.queue.retain(|q| q != id);
         }
-        let record = inner.records.get_mut(id)?;
-        let finished = (!record.state.terminal()).then(|| {
-            record.cancel.store(true, Ordering::Relaxed);
-            conclude(record, State::Cancelled, None, None, now)
-        });
+        let Inner {
+            records, retained, ..
+        } = &mut *inner;
+        let record = records.get_mut(id)?;
+        record.cancel.store(true, Ordering::Relaxed);
+        let finished = (state == State::InQueue)
+            .then(|| conclude(record, retained, State::Cancelled, None, None, now));
         let body = record.status_body(now);
         drop(inner);
         self.changed.notify_waiters();
@@ -133,9 +170,12 @@ impl Store {
         let mut inner = self.lock();
         let ids: Vec<String> = inner.queue.drain(..).collect();
         let mut finished = Vec::with_capacity(ids.len());
+        let Inner {
+            records, retained, ..
+        } = &mut *inner;
         for id in &ids {
-            if let Some(r) = inner.records.get_mut(id) {
-                finished.push(conclude(r, State::Cancelled, None, None, now));
+            if let Some(r) = records.get_mut(id) {
+                finished.push(conclude(r, retained, State::Cancelled, None, None, now));
             }
         }
         drop(inner);
@@ -161,7 +201,8 @@ impl Store {
         self.expired.load(Ordering::Relaxed)
     }
 
-    /// Take the next waiting job, marking it `IN_PROGRESS`.
+    /// Take the next waiting job, marking it `IN_PROGRESS`. The request body moves to the
+    /// runner: the store keeps none of it (a 20 MB body is not held for the retention time).
     pub fn claim(&self) -> Option<Claimed> {
         let now = Instant::now();
         let mut inner = self.lock();
@@ -175,8 +216,8 @@ impl Store {
             let deadline = (now + record.submission.execution_timeout).min(record.expires);
             let claimed = Claimed {
                 id,
-                input: record.submission.input.clone(),
-                s3_config: record.submission.s3_config.clone(),
+                input: std::mem::take(&mut record.submission.input),
+                s3_config: record.submission.s3_config.take(),
                 cancel: record.cancel.clone(),
                 deadline,
             };
@@ -215,7 +256,7 @@ impl Store {
         self.changed.notify_waiters();
     }
 
-    /// Conclude a running job. A job cancelled (or expired) meanwhile keeps that fate.
+    /// Conclude a running job with its outcome's state. A job expired meanwhile is gone.
     pub fn finish(
         &self,
         id: &str,
@@ -225,11 +266,14 @@ impl Store {
     ) -> Option<Finished> {
         let now = Instant::now();
         let mut inner = self.lock();
-        let record = inner
-            .records
+        let Inner {
+            records, retained, ..
+        } = &mut *inner;
+        let record = records
             .get_mut(id)
             .filter(|r| r.state == State::InProgress)?;
-        let finished = conclude(record, state, output, error, now);
+        let finished = conclude(record, retained, state, output, error, now);
+        prune(&mut inner, now, self.retention, &self.expired);
         drop(inner);
         self.changed.notify_waiters();
         Some(finished)
@@ -264,6 +308,7 @@ impl Store {
 
 fn conclude(
     record: &mut Record,
+    retained: &mut usize,
     state: State,
     output: Option<Value>,
     error: Option<String>,
@@ -273,6 +318,9 @@ fn conclude(
     record.finished = Some(now);
     record.output = output;
     record.error = error;
+    record.retained =
+        record.output.as_ref().map_or(0, json_bytes) + record.error.as_ref().map_or(0, String::len);
+    *retained += record.retained;
     Finished {
         state,
         body: record.status_body(now),
@@ -280,13 +328,31 @@ fn conclude(
     }
 }
 
-/// Drop expired jobs (cancelling a running one) and finished jobs past retention.
-fn prune(inner: &mut Inner, now: Instant, retention: Duration, expired: &AtomicU64) {
+/// The length of `value` as JSON (what a finished job's output costs to keep).
+fn json_bytes(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
+}
+
+/// Drop expired jobs (cancelling a running one), finished jobs past the retention time, and
+/// the oldest finished jobs beyond the record count or the byte budget.
+fn prune(inner: &mut Inner, now: Instant, retention: Retention, expired: &AtomicU64) {
     let mut gone = Vec::new();
     for r in inner.records.values() {
         let stale = r
             .finished
-            .is_some_and(|f| now.duration_since(f) >= retention);
+            .is_some_and(|f| now.duration_since(f) >= retention.time);
         if now >= r.expires || stale {
             if !r.state.terminal() {
                 r.cancel.store(true, Ordering::Relaxed);
@@ -296,96 +362,40 @@ fn prune(inner: &mut Inner, now: Instant, retention: Duration, expired: &AtomicU
             gone.push(r.id.clone());
         }
     }
-    if inner.records.len() - gone.len() > MAX_RECORDS {
-        let mut finished: Vec<(&String, Instant)> = inner
+    let mut records = inner.records.len() - gone.len();
+    let mut bytes = inner.retained
+        - gone
+            .iter()
+            .filter_map(|id| inner.records.get(id))
+            .map(|r| r.retained)
+            .sum::<usize>();
+    if records > retention.records || bytes > retention.bytes {
+        let mut finished: Vec<(&Record, Instant)> = inner
             .records
             .values()
-            .filter_map(|r| r.finished.map(|f| (&r.id, f)))
+            .filter(|r| !gone.contains(&r.id))
+            .filter_map(|r| r.finished.map(|f| (r, f)))
             .collect();
         finished.sort_by_key(|(_, f)| *f);
-        let excess = inner.records.len() - gone.len() - MAX_RECORDS;
-        gone.extend(finished.into_iter().take(excess).map(|(id, _)| id.clone()));
+        for (r, _) in finished {
+            if records <= retention.records && bytes <= retention.bytes {
+                break;
+            }
+            records -= 1;
+            bytes -= r.retained;
+            gone.push(r.id.clone());
+        }
     }
     if gone.is_empty() {
         return;
     }
     for id in &gone {
-        inner.records.remove(id);
+        if let Some(r) = inner.records.remove(id) {
+            inner.retained -= r.retained;
+        }
     }
     inner.queue.retain(|id| inner.records.contains_key(id));
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn sub(ttl_ms: u64) -> Submission {
-        Submission {
-            input: json!({"prompt": "x"}),
-            webhook: Some("http://hook".into()),
-            s3_config: None,
-            execution_timeout: Duration::from_secs(60),
-            ttl: Duration::from_millis(ttl_ms),
-        }
-    }
-
-    #[test]
-    fn queue_is_bounded_and_claims_in_order() {
-        let s = Store::new(2, Duration::from_secs(60));
-        s.submit("a".into(), sub(60_000)).unwrap();
-        s.submit("b".into(), sub(60_000)).unwrap();
-        assert_eq!(s.submit("c".into(), sub(60_000)), Err(QueueFull(2)));
-        assert_eq!(s.claim().unwrap().id, "a");
-        assert_eq!(
-            s.counts(),
-            Counts {
-                in_queue: 1,
-                in_progress: 1
-            }
-        );
-        assert_eq!(s.status("a").unwrap()["status"], "IN_PROGRESS");
-        let f = s
-            .finish("a", State::Completed, Some(json!({"ok": true})), None)
-            .unwrap();
-        assert_eq!(
-            (f.body["status"].as_str(), f.webhook.as_deref()),
-            (Some("COMPLETED"), Some("http://hook"))
-        );
-        assert!(
-            s.finish("a", State::Failed, None, None).is_none(),
-            "final states are final"
-        );
-    }
-
-    #[test]
-    fn cancel_queued_and_running_and_purge() {
-        let s = Store::new(8, Duration::from_secs(60));
-        for id in ["a", "b", "c"] {
-            s.submit(id.into(), sub(60_000)).unwrap();
-        }
-        let running = s.claim().unwrap();
-        let (body, fin) = s.cancel("a").unwrap();
-        assert_eq!(body["status"], "CANCELLED");
-        assert!(fin.is_some() && running.cancel.load(Ordering::Relaxed));
-        assert!(
-            s.finish("a", State::Failed, None, Some("cancelled".into()))
-                .is_none(),
-            "stays CANCELLED"
-        );
-        assert_eq!(s.cancel("b").unwrap().0["status"], "CANCELLED");
-        assert_eq!(s.purge().len(), 1);
-        assert_eq!(s.status("c").unwrap()["status"], "CANCELLED");
-        assert!(s.claim().is_none());
-        assert!(s.cancel("nope").is_none());
-    }
-
-    #[test]
-    fn ttl_expiry_drops_the_job() {
-        let s = Store::new(8, Duration::from_secs(60));
-        s.submit("a".into(), sub(0)).unwrap();
-        assert!(s.status("a").is_none());
-        assert!(s.claim().is_none());
-        assert_eq!(s.expired(), 1);
-    }
-}
+mod tests;
