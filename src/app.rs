@@ -9,15 +9,15 @@ use crate::engine::thread::{EngineOptions, Loaded};
 use crate::engine::{self, EngineError, EngineHandle, FinishHandle};
 use crate::fetch::Fetcher;
 use crate::mockup::MockupLibrary;
-use crate::webhook::{HttpNotifier, WebhookQueue};
+use crate::webhook::{HttpNotifier, QueueLimits, WebhookQueue};
 use crate::worker::{Worker, WorkerParts};
 use anyhow::Context;
 use std::sync::Arc;
 
-/// Webhook delivery lanes (a job's events share one, so they keep their order) and the events
-/// each may hold waiting: a slow receiver delays only the jobs on its lane, never the engine.
-const WEBHOOK_LANES: usize = 4;
-const WEBHOOK_QUEUE_PER_LANE: usize = 1024;
+/// Webhook receivers with events waiting at once, and the events each may hold waiting (each
+/// receiver has its own queue: a slow one delays only its own events).
+const WEBHOOK_RECEIVERS: usize = 256;
+const WEBHOOK_QUEUE_PER_RECEIVER: usize = 1024;
 
 /// Which door builds the worker; `invoke` may read local files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,8 +217,9 @@ pub(crate) fn build_parts(
 ) -> anyhow::Result<WorkerParts> {
     let fetcher = Fetcher::new(config.fetch_config(door == Door::Invoke))
         .context("starting the HTTP client for inputs")?;
-    let notifier =
-        HttpNotifier::new(config.webhook_config()).context("starting the webhook client")?;
+    let webhook_config = config.webhook_config();
+    let progress_attempts = webhook_config.max_attempts;
+    let notifier = HttpNotifier::new(webhook_config).context("starting the webhook client")?;
     let mockups = mockup_library(config)?;
     if door == Door::Deployed {
         // Doors call `prewarm_mockups` before loading the model; this covers the rest.
@@ -234,8 +235,11 @@ pub(crate) fn build_parts(
         fetcher,
         webhooks: Arc::new(WebhookQueue::start(
             Arc::new(notifier),
-            WEBHOOK_LANES,
-            WEBHOOK_QUEUE_PER_LANE,
+            QueueLimits {
+                receivers: WEBHOOK_RECEIVERS,
+                per_receiver: WEBHOOK_QUEUE_PER_RECEIVER,
+                progress_attempts,
+            },
         )),
         mockups,
         output: config.output_config(),

@@ -31,6 +31,8 @@ pub(crate) struct Message<'a> {
     /// The job it is about and the event's name, for log lines.
     pub job_id: &'a str,
     pub event: &'a str,
+    /// At most this many attempts (`None`: the configured number, which is also the ceiling).
+    pub max_attempts: Option<u32>,
 }
 
 /// What one attempt came to.
@@ -91,7 +93,10 @@ impl HttpNotifier {
             max: Duration::from_millis(self.cfg.max_backoff_ms),
         };
         let (job_id, event) = (msg.job_id, msg.event);
-        let max_attempts = self.cfg.max_attempts.max(1);
+        let configured = self.cfg.max_attempts.max(1);
+        let max_attempts = msg
+            .max_attempts
+            .map_or(configured, |n| n.clamp(1, configured));
         for n in 1..=max_attempts {
             report.attempts = n;
             let started = Instant::now();
@@ -232,7 +237,12 @@ fn refused_report(r: UrlRefusal) -> WebhookReport {
 
 #[async_trait::async_trait]
 impl Notifier for HttpNotifier {
-    async fn notify(&self, hook: &ValidWebhook, event: WebhookEvent) -> WebhookReport {
+    async fn notify_within(
+        &self,
+        hook: &ValidWebhook,
+        event: WebhookEvent,
+        attempts: Option<u32>,
+    ) -> WebhookReport {
         if !hook.events.contains(&event.kind) {
             return WebhookReport {
                 delivered: false,
@@ -247,6 +257,7 @@ impl Notifier for HttpNotifier {
             body: &body,
             job_id: &event.job_id,
             event: event.type_name(),
+            max_attempts: attempts,
         };
         self.deliver(&hook.url, msg).await
     }

@@ -15,6 +15,6 @@ pub(crate) mod secret;
 pub use event::WebhookEvent;
 pub use http::HttpNotifier;
 pub use notifier::{Notifier, WebhookConfig};
-pub use queue::{OnReport, WebhookQueue};
+pub use queue::{OnReport, QueueLimits, WebhookQueue};
 pub use secret::Secret;
 pub use secret::SecretError;

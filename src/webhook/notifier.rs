@@ -9,9 +9,20 @@ use crate::job::ValidWebhook;
 /// Something that tells a job's client what happened.
 #[async_trait::async_trait]
 pub trait Notifier: Send + Sync {
-    /// Deliver `event` to `hook` if the job subscribed to its kind. An unsubscribed event is not
-    /// sent and reports `attempts: 0` with no error.
-    async fn notify(&self, hook: &ValidWebhook, event: WebhookEvent) -> WebhookReport;
+    /// Deliver `event` to `hook` if the job subscribed to its kind, in at most `attempts` tries
+    /// (`None`: the configured number; never more). An unsubscribed event is not sent and
+    /// reports `attempts: 0` with no error.
+    async fn notify_within(
+        &self,
+        hook: &ValidWebhook,
+        event: WebhookEvent,
+        attempts: Option<u32>,
+    ) -> WebhookReport;
+
+    /// Deliver `event` to `hook` with the configured number of tries (see `notify_within`).
+    async fn notify(&self, hook: &ValidWebhook, event: WebhookEvent) -> WebhookReport {
+        self.notify_within(hook, event, None).await
+    }
 }
 
 /// Delivery settings (from the worker's configuration).

@@ -81,7 +81,9 @@ async fn run_one(
     let mut req = JobRequest::new(input, id.clone());
     req.output = output;
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let rules = crate::intake::runtime::RunRules::from_config(config, "runpod");
+    // The process ends after this one job: its webhooks go out first.
+    let mut rules = crate::intake::runtime::RunRules::from_config(config, "runpod");
+    rules.await_webhooks = true;
     let ran = Box::pin(crate::intake::runtime::run_job(
         &worker, req, &shutdown, &rules,
     ))

@@ -37,6 +37,11 @@ pub struct RunRules {
     /// After cancelling a job, how long it may take to stop (at its next step) before it is
     /// given up.
     pub(crate) wind_down: Duration,
+    /// Hold the job until its webhooks are delivered (or given up) before settling it: for
+    /// doors whose process may be frozen or end once the job is answered (Lambda, `invoke`).
+    /// Elsewhere the slot is free once the outputs and `result.json` are stored, and a
+    /// delivery's fate is recorded in `result.json` later.
+    pub(crate) await_webhooks: bool,
 }
 
 impl RunRules {
@@ -51,6 +56,7 @@ impl RunRules {
                 .then(|| Duration::from_secs(config.job_timeout_secs)),
             grace: Duration::from_secs(config.shutdown_grace_secs),
             wind_down: Self::WIND_DOWN,
+            await_webhooks: matches!(door, "lambda" | "invoke"),
         }
     }
 
@@ -174,9 +180,9 @@ pub(crate) async fn run_job(
             wind_down(job, rules.wind_down, GaveUp::Shutdown).await
         }
     };
-    if let Ending::Finished(outcome) = &ending {
-        // Settle only once the job's webhooks went out (a crash after the ack must not lose its
-        // completion webhook), within what is left of the deadline: the engine is free already.
+    if let (Ending::Finished(outcome), true) = (&ending, rules.await_webhooks) {
+        // Settle only once the job's webhooks went out (a frozen or ended process would not
+        // send them), within what is left of the deadline: the engine is free already.
         let left = deadline.map_or(WEBHOOK_WAIT, |d| {
             d.saturating_duration_since(Instant::now())
                 .min(WEBHOOK_WAIT)
@@ -297,6 +303,7 @@ pub(crate) mod tests {
         job_timeout: None,
         grace: Duration::from_millis(200),
         wind_down: Duration::from_millis(200),
+        await_webhooks: false,
     };
 
     fn job(body: serde_json::Value) -> JobRequest {

@@ -68,6 +68,7 @@ impl StatusWebhook {
             body: &bytes,
             job_id,
             event: "status",
+            max_attempts: None,
         };
         let report = self.notifier.deliver(url, msg).await;
         match report.delivered {
