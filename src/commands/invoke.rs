@@ -94,7 +94,10 @@ pub async fn run(config: &Config, file: &Path, out: &str, debug: DebugFiles<'_>)
     let rules = crate::intake::runtime::RunRules::from_config(config, "invoke");
     let shape = event.shape;
     if shape == EventShape::SqsBatch {
-        let runner = BatchRunner::new(worker, ClaimCheck::new(config.s3_settings(), None), rules);
+        let mut runner =
+            BatchRunner::new(worker, ClaimCheck::new(config.s3_settings(), None), rules);
+        // Nothing hands a record of a local file out again: every failure is the job's end.
+        runner.max_receives = Some(0);
         return match event_file::run_sqs_batch(&runner, &bytes).await {
             Ok((answer, ok)) => print_outcomes(&answer, ok),
             Err(e) => print_outcomes(

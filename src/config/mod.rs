@@ -182,6 +182,12 @@ pub struct Config {
         global = true
     )]
     pub(crate) job_timeout_secs: u64,
+    /// The job queue's `maxReceiveCount` (its redrive policy), for Lambda's SQS batches; the
+    /// `sqs` door reads it from the queue itself. A retryable failure before the last receive
+    /// is announced as `job.retrying`, one on the last receive as `job.failed`. Unset: every
+    /// retryable failure of a queued job is `job.retrying` (the queue hands it out again).
+    #[arg(long, env = "MERCHGEN_SQS_MAX_RECEIVES", global = true)]
+    pub(crate) sqs_max_receives: Option<u32>,
     /// Where jobs from remote doors (RunPod, serve, Lambda, SQS) may write: comma-separated
     /// `s3://bucket[/prefix]` patterns (a trailing `*` matches any continuation) and absolute
     /// local folders. Unset: any bucket, no folder (`inline` and the worker's own default

@@ -50,6 +50,8 @@ pub(crate) struct BatchRunner {
     /// never cancelled.
     shutdown: CancellationToken,
     device_broken: AtomicBool,
+    /// The queue's `maxReceiveCount` (`MERCHGEN_SQS_MAX_RECEIVES`), for SQS records.
+    pub(crate) max_receives: Option<u32>,
 }
 
 impl BatchRunner {
@@ -60,6 +62,7 @@ impl BatchRunner {
             rules,
             shutdown: CancellationToken::new(),
             device_broken: AtomicBool::new(false),
+            max_receives: None,
         }
     }
 
@@ -90,7 +93,7 @@ impl BatchRunner {
                 .unwrap_or(1);
             let span = tracing::info_span!("delivery", door = "lambda", message_id = %id, attempt);
             let (settlement, outcome) = self
-                .record(record, &id, deadline)
+                .record(record, &id, attempt, deadline)
                 .instrument(span.clone())
                 .await;
             tracing::info!(parent: &span, settlement = settlement.as_str(), "record done");
@@ -107,6 +110,7 @@ impl BatchRunner {
         &self,
         record: SqsMessage,
         id: &str,
+        attempt: u32,
         deadline: Option<Instant>,
     ) -> (Settlement, Result<JobOutcome, String>) {
         if deadline.is_some_and(|d| d.saturating_duration_since(Instant::now()) < DEADLINE_MARGIN) {
@@ -126,7 +130,11 @@ impl BatchRunner {
                 );
             }
         };
-        let outcome = self.run_job(JobRequest::new(body, id), deadline).await;
+        let mut req = JobRequest::new(body, id);
+        req.attempt = attempt;
+        // SQS hands a failed record out again until the queue's maxReceiveCount.
+        req.retried_on_failure = self.max_receives.is_none_or(|max| attempt < max);
+        let outcome = self.run_job(req, deadline).await;
         (source::after_outcome(&outcome, 1, &NO_BACKOFF), Ok(outcome))
     }
 

@@ -212,6 +212,8 @@ pub struct WebhookSpec {
 pub enum WebhookEventKind {
     Started,
     Progress,
+    /// A failure the door will retry (the job is handed out again): not the job's end.
+    Retrying,
     Completed,
     Failed,
 }

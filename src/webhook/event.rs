@@ -44,6 +44,14 @@ impl WebhookEvent {
         Self::new(kind, &outcome.id, data, None)
     }
 
+    /// `job.retrying`: delivery `attempt` of the job failed with `error`, and the door will hand
+    /// the job out again (`job.failed` and `job.completed` are the job's end, sent once).
+    pub fn retrying(job_id: &str, attempt: u32, error: &crate::error::JobError) -> Self {
+        let data = serde_json::json!({ "id": job_id, "status": "retrying", "attempt": attempt,
+            "error": error });
+        Self::new(WebhookEventKind::Retrying, job_id, data, Some(attempt))
+    }
+
     /// `job.started`.
     pub fn started(job_id: &str) -> Self {
         let data = serde_json::json!({ "id": job_id, "status": "started" });
@@ -78,6 +86,7 @@ impl WebhookEvent {
             WebhookEventKind::Progress => "job.progress",
             WebhookEventKind::Completed => "job.completed",
             WebhookEventKind::Failed => "job.failed",
+            WebhookEventKind::Retrying => "job.retrying",
         }
     }
 

@@ -66,6 +66,11 @@ pub struct JobRequest {
     /// Output settings the door brings for this delivery (RunPod's bucket or `s3Config`);
     /// `None` uses the worker's own.
     pub output: Option<OutputOverride>,
+    /// Which delivery of the job this is (1 at first).
+    pub(crate) attempt: u32,
+    /// The door hands the job out again after a retryable failure (an SQS message before its
+    /// `maxReceiveCount`): such a failure is announced as `job.retrying`, not `job.failed`.
+    pub(crate) retried_on_failure: bool,
 }
 
 /// A door's output settings for one delivery: the destination of a job that names none, and
@@ -86,7 +91,14 @@ impl JobRequest {
             deadline: None,
             progress: None,
             output: None,
+            attempt: 1,
+            retried_on_failure: false,
         }
+    }
+
+    /// The id the job's webhooks name: its own `id` when usable, else the delivery's.
+    pub(crate) fn job_id(&self) -> String {
+        job_id_hint(&self.body).unwrap_or_else(|| self.delivery_id.clone())
     }
 }
 
@@ -155,7 +167,7 @@ impl Worker {
 
     /// Run one job to its outcome. Never panics on bad input; every failure is an outcome.
     pub async fn handle(&self, req: JobRequest) -> JobOutcome {
-        let fallback_id = job_id_hint(&req.body).unwrap_or_else(|| req.delivery_id.clone());
+        let fallback_id = req.job_id();
         let job = match self.validate(&req) {
             Ok(job) => job,
             Err(e) => return self.reject(fallback_id, e, &req.body).await,
@@ -192,11 +204,11 @@ impl Worker {
             .unwrap_or(default_destination);
         let sink = match output::open_sink(destination, output_cfg).await {
             Ok(sink) => sink,
-            Err(e) => return self.conclude_failed(job, e).await,
+            Err(e) => return self.conclude_failed(job, req, e).await,
         };
         match self.replay(job, sink.as_ref()).await {
             Some(Ok(stored)) => return stored,
-            Some(Err(conflict)) => return self.conclude_failed(job, conflict).await,
+            Some(Err(conflict)) => return self.conclude_failed(job, req, conflict).await,
             None => {}
         }
         if let Some(hook) = &job.webhook {
@@ -205,8 +217,8 @@ impl Worker {
                 .send(hook, WebhookEvent::started(&job.id), None);
         }
         match self.produce(job, req, sink.as_ref()).await {
-            Ok(outcome) => self.conclude_succeeded(job, outcome, &sink).await,
-            Err(e) => self.conclude_failed(job, past_deadline(e, req)).await,
+            Ok(outcome) => self.conclude_succeeded(job, req, outcome, &sink).await,
+            Err(e) => self.conclude_failed(job, req, past_deadline(e, req)).await,
         }
     }
 

@@ -17,7 +17,10 @@ impl Worker {
     pub(super) async fn reject(&self, id: String, error: JobError, body: &Value) -> JobOutcome {
         tracing::warn!(job_id = %id, code = %error.code, field = error.field.as_deref(), "job rejected");
         let outcome = JobOutcome::failed(id, error);
-        if let Some(hook) = usable_webhook(body, &self.parts.limits.addresses) {
+        if let Some(hook) = body
+            .get("webhook")
+            .and_then(|w| usable_webhook(w, &self.parts.limits.addresses))
+        {
             let event = WebhookEvent::finished(&outcome);
             self.parts.webhooks.send(&hook, event, None);
         }
@@ -25,9 +28,9 @@ impl Worker {
     }
 }
 
-/// The body's webhook when it is valid by itself (the rest of the job may not be).
-fn usable_webhook(body: &Value, policy: &AddressPolicy) -> Option<ValidWebhook> {
-    let spec: WebhookSpec = serde_json::from_value(body.get("webhook")?.clone()).ok()?;
+/// A job's `webhook` when it is valid by itself (the rest of the job may not be).
+pub(super) fn usable_webhook(webhook: &Value, policy: &AddressPolicy) -> Option<ValidWebhook> {
+    let spec: WebhookSpec = serde_json::from_value(webhook.clone()).ok()?;
     validate::validate_webhook(&spec, policy).ok()
 }
 
@@ -37,7 +40,7 @@ mod tests {
     use serde_json::json;
 
     fn usable_webhook_of(body: &Value) -> Option<ValidWebhook> {
-        usable_webhook(body, &AddressPolicy::default())
+        usable_webhook(body.get("webhook")?, &AddressPolicy::default())
     }
 
     #[test]

@@ -396,3 +396,99 @@ fn kv(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
 }
+
+/// The (type, data) of the webhooks job `id` got, in order.
+fn events_of(peers: &support::http::TestServer, id: &str) -> Vec<(String, Value)> {
+    peers
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/hooks"))
+        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+        .filter(|b| b["data"]["id"] == id)
+        .map(|b| {
+            (
+                b["type"].as_str().unwrap_or_default().to_owned(),
+                b["data"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// A failure the queue will hand out again is announced as `job.retrying` (with the attempt and
+/// the error), and the job's end once, as `job.failed`, on the queue's last receive
+/// (`maxReceiveCount` from its redrive policy). (Before: `job.failed` on every attempt.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_a_retried_failure_is_announced_as_retrying_and_its_end_once() {
+    let Some(endpoint) = support::aws::moto() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = support::aws::bucket(&endpoint, "merchgen-retrying").await;
+    let sqs = support::aws::sqs(&endpoint).await;
+    let Queues { url, dlq_url } = support::aws::queues(&sqs, "merchgen-retrying", 2).await;
+    let peers = peers().await;
+    let id = format!("flaky-{}", support::aws::short_id());
+    // The default subscription: completed, failed and retrying.
+    let job = json!({"id": id, "design": {"url": peers.url("/flaky.png")},
+                     "mockups": {"products": ["mug"]}, "webhook": {"url": peers.url("/hooks")}});
+    send_job(&sqs, &url, job).await;
+    let mut env = support::aws::sqs_env(&endpoint, &url, &format!("s3://{bucket}/out"));
+    env.insert("MERCHGEN_MOCKUP_WARMUP".into(), "none".into());
+    let consumer = Merchgen::start(&["sqs"], &env, &dir.path().join("sqs.log"));
+    support::aws::wait_until(
+        Duration::from_secs(120),
+        "the job in the dead-letter queue",
+        || async { support::aws::counts(&sqs, &dlq_url).await.0 == 1 },
+    )
+    .await;
+    support::aws::wait_until(Duration::from_secs(30), "the job.failed webhook", || {
+        let got = events_of(&peers, &id);
+        async move { got.iter().any(|(kind, _)| kind == "job.failed") }
+    })
+    .await;
+    let events = events_of(&peers, &id);
+    let kinds: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds, ["job.retrying", "job.failed"], "{}", consumer.logs());
+    assert_eq!(events[0].1["attempt"], 1);
+    assert_eq!(events[0].1["error"]["code"], "input_fetch_failed");
+    assert_eq!(events[1].1["error"]["code"], "input_fetch_failed");
+    consumer.terminate();
+}
+
+/// A job that does not stop when cancelled at its deadline is given up by the door runtime;
+/// its end is still announced (`job.failed`, `timeout`), from outside the job's own run.
+/// (Before: no webhook at all; the client saw only `job.started`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_a_job_given_up_past_its_deadline_still_announces_its_end() {
+    let Some(endpoint) = support::aws::moto() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = support::aws::bucket(&endpoint, "merchgen-givenup").await;
+    let sqs = support::aws::sqs(&endpoint).await;
+    let Queues { url, .. } = support::aws::queues(&sqs, "merchgen-givenup", 1).await;
+    let peers = peers().await;
+    let id = format!("stuck-{}", support::aws::short_id());
+    // One denoising step of four 1024² images: far longer than the 1 s timeout plus the 5 s
+    // wind-down, and the engine looks for a cancel only between steps.
+    let job = json!({"id": id, "prompt": "one long step", "width": 1024, "height": 1024,
+                     "num_inference_steps": 1, "num_images": 4,
+                     "webhook": {"url": peers.url("/hooks"), "events": ["started", "retrying", "failed", "completed"]}});
+    send_job(&sqs, &url, job).await;
+    let mut env = support::aws::sqs_env(&endpoint, &url, &format!("s3://{bucket}/out"));
+    env.insert("MERCHGEN_JOB_TIMEOUT".into(), "1".into());
+    env.insert("MERCHGEN_MOCKUP_WARMUP".into(), "none".into());
+    let consumer = Merchgen::start(&["sqs"], &env, &dir.path().join("sqs.log"));
+    support::aws::wait_until(Duration::from_secs(120), "the job.failed webhook", || {
+        let got = events_of(&peers, &id);
+        async move { got.iter().any(|(kind, _)| kind == "job.failed") }
+    })
+    .await;
+    let logs = consumer.logs();
+    assert!(logs.contains("did not stop: giving it up"), "{logs}");
+    let events = events_of(&peers, &id);
+    let kinds: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds, ["job.started", "job.failed"], "{logs}");
+    assert_eq!(events[1].1["error"]["code"], "timeout");
+    consumer.terminate();
+}

@@ -73,9 +73,11 @@ async fn init(config: &Config) -> Result<LambdaDoor, String> {
     let destination = config.output.clone().unwrap_or_else(|| "inline".to_owned());
     let worker = app::build_worker(config, engine, Door::Deployed, destination)
         .map_err(|e| format!("{e:#}"))?;
-    Ok(LambdaDoor::new(BatchRunner::new(
+    let mut runner = BatchRunner::new(
         worker,
         ClaimCheck::new(config.s3_settings(), config.limits().input_s3_allow),
         RunRules::from_config(config, "lambda"),
-    )))
+    );
+    runner.max_receives = config.sqs_max_receives;
+    Ok(LambdaDoor::new(runner))
 }

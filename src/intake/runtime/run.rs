@@ -77,6 +77,22 @@ pub(crate) enum GaveUp {
     Shutdown,
 }
 
+impl GaveUp {
+    /// The failure a job given up for this reason ends with.
+    fn error(self) -> JobError {
+        match self {
+            GaveUp::Deadline => JobError::new(
+                ErrorCode::Timeout,
+                "the job passed its deadline and did not stop when cancelled",
+            ),
+            GaveUp::Shutdown => JobError::new(
+                ErrorCode::Cancelled,
+                "the worker shut down and the job did not stop in time; send it again",
+            ),
+        }
+    }
+}
+
 /// How the job ended.
 // One per job and moved once: boxing the outcome would buy nothing.
 #[allow(clippy::large_enum_variant)]
@@ -102,18 +118,10 @@ impl Ran {
     /// The outcome; a job given up becomes a failure of job `id`: `timeout` past its
     /// deadline, `cancelled` (retryable) at shutdown.
     pub(crate) fn into_outcome(self, id: &str) -> JobOutcome {
-        let error = match self.ending {
-            Ending::Finished(outcome) => return outcome,
-            Ending::GaveUp(GaveUp::Deadline) => JobError::new(
-                ErrorCode::Timeout,
-                "the job passed its deadline and did not stop when cancelled",
-            ),
-            Ending::GaveUp(GaveUp::Shutdown) => JobError::new(
-                ErrorCode::Cancelled,
-                "the worker shut down and the job did not stop in time; send it again",
-            ),
-        };
-        JobOutcome::failed(id, error)
+        match self.ending {
+            Ending::Finished(outcome) => outcome,
+            Ending::GaveUp(why) => JobOutcome::failed(id, why.error()),
+        }
     }
 
     /// The outcome, when the job ended with one.
@@ -158,6 +166,9 @@ pub(crate) async fn run_job(
     let cancel_now = move || cancel.store(true, Ordering::Relaxed);
     let metrics = crate::metrics::global();
     metrics.started(rules.door);
+    // What announcing the job needs if it is given up (its own run then never announces it).
+    let (job_id, webhook) = (req.job_id(), req.body.get("webhook").cloned());
+    let (attempt, retried) = (req.attempt, req.retried_on_failure);
     let mut job = runner.handle(req);
     let grace_over = async {
         shutdown.cancelled().await;
@@ -180,15 +191,23 @@ pub(crate) async fn run_job(
             wind_down(job, rules.wind_down, GaveUp::Shutdown).await
         }
     };
-    if let (Ending::Finished(outcome), true) = (&ending, rules.await_webhooks) {
+    if let Ending::GaveUp(why) = &ending {
+        let outcome = JobOutcome::failed(job_id.clone(), why.error());
+        runner.announce_given_up(webhook.as_ref(), &outcome, attempt, retried);
+    }
+    let settled_id = match &ending {
+        Ending::Finished(outcome) => outcome.id.clone(),
+        Ending::GaveUp(_) => job_id,
+    };
+    if rules.await_webhooks {
         // Settle only once the job's webhooks went out (a frozen or ended process would not
         // send them), within what is left of the deadline: the engine is free already.
         let left = deadline.map_or(WEBHOOK_WAIT, |d| {
             d.saturating_duration_since(Instant::now())
                 .min(WEBHOOK_WAIT)
         });
-        if !runner.webhooks_settled(&outcome.id, left).await {
-            tracing::warn!(job_id = %outcome.id, waited_ms = left.as_millis() as u64, "webhook deliveries still pending; settling the job anyway");
+        if !runner.webhooks_settled(&settled_id, left).await {
+            tracing::warn!(job_id = %settled_id, waited_ms = left.as_millis() as u64, "webhook deliveries still pending; settling the job anyway");
         }
     }
     metrics.ended(rules.door, job_end(&ending));

@@ -3,6 +3,7 @@
 
 use crate::job::outcome::JobOutcome;
 use crate::worker::{JobRequest, Worker};
+use serde_json::Value;
 
 /// Runs jobs to their outcomes.
 #[async_trait::async_trait]
@@ -17,6 +18,18 @@ pub trait JobRunner: Send + Sync + 'static {
     /// Wait at most `limit` until job `id`'s webhook events went out (delivered or given up);
     /// true when none is left.
     async fn webhooks_settled(&self, id: &str, limit: std::time::Duration) -> bool;
+
+    /// Announce a job given up without an outcome (`job.failed`, or `job.retrying` when
+    /// `retried`) to the `webhook` of its body, when that is valid.
+    fn announce_given_up(
+        &self,
+        webhook: Option<&Value>,
+        outcome: &JobOutcome,
+        attempt: u32,
+        retried: bool,
+    ) {
+        let _ = (webhook, outcome, attempt, retried);
+    }
 }
 
 #[async_trait::async_trait]
@@ -31,5 +44,15 @@ impl JobRunner for Worker {
 
     async fn webhooks_settled(&self, id: &str, limit: std::time::Duration) -> bool {
         Worker::webhooks_settled(self, id, limit).await
+    }
+
+    fn announce_given_up(
+        &self,
+        webhook: Option<&Value>,
+        outcome: &JobOutcome,
+        attempt: u32,
+        retried: bool,
+    ) {
+        Worker::announce_given_up(self, webhook, outcome, attempt, retried);
     }
 }

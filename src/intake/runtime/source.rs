@@ -118,6 +118,13 @@ pub trait JobSource: Send + Sync + 'static {
         Ok(())
     }
 
+    /// True when a delivery's retryable failure hands the job out again (so it is announced as
+    /// `job.retrying`, its end still to come). The default: a failure is the job's end.
+    fn retries_failure(&self, attempt: u32) -> bool {
+        let _ = attempt;
+        false
+    }
+
     /// Settle a delivery (see [`Settled`]).
     async fn settle(
         &self,

@@ -45,8 +45,8 @@ pub async fn run(config: &Config, args: &SqsArgs) -> i32 {
         args.wait_secs,
     )
     .await;
-    let dead_letter_url = match check_queue(&client, &args.queue_url).await {
-        Ok(url) => url,
+    let redrive = match check_queue(&client, &args.queue_url).await {
+        Ok(redrive) => redrive,
         Err(e) => {
             tracing::error!(error = %e, "the job queue cannot be read");
             return 1;
@@ -77,7 +77,8 @@ pub async fn run(config: &Config, args: &SqsArgs) -> i32 {
         client,
         settings,
         ClaimCheck::new(config.s3_settings(), config.limits().input_s3_allow),
-        dead_letter_url,
+        redrive.dead_letter_url,
+        redrive.max_receives.or(config.sqs_max_receives),
     );
     let opts = PullOptions {
         door: "sqs",
@@ -118,13 +119,18 @@ fn default_destination(config: &Config) -> String {
     })
 }
 
-/// Fail fast on a queue that cannot be read; warn when it has no dead-letter queue. Returns the
-/// dead-letter queue's URL (from the redrive policy's `deadLetterTargetArn`), when it has one and
-/// it can be found.
-async fn check_queue(
-    client: &aws_sdk_sqs::Client,
-    queue_url: &str,
-) -> Result<Option<String>, String> {
+/// What the queue's redrive policy says.
+#[derive(Debug, Default)]
+struct Redrive {
+    /// The dead-letter queue's URL (from `deadLetterTargetArn`), when it can be found.
+    dead_letter_url: Option<String>,
+    /// `maxReceiveCount`: the receive after which the queue dead-letters a message.
+    max_receives: Option<u32>,
+}
+
+/// Fail fast on a queue that cannot be read; warn when it has no dead-letter queue. Returns
+/// what its redrive policy says.
+async fn check_queue(client: &aws_sdk_sqs::Client, queue_url: &str) -> Result<Redrive, String> {
     let attrs = client
         .get_queue_attributes()
         .queue_url(queue_url)
@@ -139,25 +145,42 @@ async fn check_queue(
             queue = queue_url,
             "the job queue has no RedrivePolicy: poison messages will be received again forever; give it a dead-letter queue"
         );
-        return Ok(None);
+        return Ok(Redrive::default());
     };
     tracing::info!(queue = queue_url, redrive_policy = %policy, "job queue ready");
+    let max_receives = max_receive_count(policy);
     let Some((account, name)) = dead_letter_target(policy) else {
         tracing::warn!(redrive_policy = %policy, "the redrive policy names no dead-letter queue ARN; poison messages are left to it");
-        return Ok(None);
+        return Ok(Redrive {
+            dead_letter_url: None,
+            max_receives,
+        });
     };
-    match client
+    let dead_letter_url = match client
         .get_queue_url()
         .queue_name(&name)
         .queue_owner_aws_account_id(&account)
         .send()
         .await
     {
-        Ok(found) => Ok(found.queue_url),
+        Ok(found) => found.queue_url,
         Err(e) => {
             tracing::warn!(dead_letter_queue = %name, error = %DisplayErrorContext(&e), "the dead-letter queue cannot be found; poison messages are left to the redrive policy");
-            Ok(None)
+            None
         }
+    };
+    Ok(Redrive {
+        dead_letter_url,
+        max_receives,
+    })
+}
+
+/// A redrive policy's `maxReceiveCount` (SQS writes it as a string, tools as a number).
+fn max_receive_count(policy: &str) -> Option<u32> {
+    let policy: serde_json::Value = serde_json::from_str(policy).ok()?;
+    match policy.get("maxReceiveCount")? {
+        serde_json::Value::String(s) => s.parse().ok(),
+        n => n.as_u64().and_then(|n| u32::try_from(n).ok()),
     }
 }
 
@@ -192,5 +215,8 @@ mod tests {
             None
         );
         assert_eq!(dead_letter_target("not json"), None);
+        assert_eq!(max_receive_count(policy), Some(5));
+        assert_eq!(max_receive_count(r#"{"maxReceiveCount":3}"#), Some(3));
+        assert_eq!(max_receive_count(r#"{"deadLetterTargetArn":"x"}"#), None);
     }
 }

@@ -61,6 +61,8 @@ pub(crate) struct SqsSource {
     claims: ClaimCheck,
     /// The queue's dead-letter queue (from its redrive policy), when it has one.
     dead_letter_url: Option<String>,
+    /// The redrive policy's `maxReceiveCount`: the last receive of a message (`None`: none).
+    max_receives: Option<u32>,
 }
 
 impl SqsSource {
@@ -69,12 +71,14 @@ impl SqsSource {
         settings: SqsSettings,
         claims: ClaimCheck,
         dead_letter_url: Option<String>,
+        max_receives: Option<u32>,
     ) -> Self {
         SqsSource {
             client,
             settings,
             claims,
             dead_letter_url,
+            max_receives,
         }
     }
 
@@ -224,6 +228,12 @@ impl JobSource for SqsSource {
                 poison,
             },
         }))
+    }
+
+    /// The queue hands a message out again until its redrive policy's `maxReceiveCount` (and
+    /// forever without one).
+    fn retries_failure(&self, attempt: u32) -> bool {
+        self.max_receives.is_none_or(|max| attempt < max)
     }
 
     async fn settle(

@@ -106,10 +106,13 @@ pub(crate) fn validate_webhook(
 ) -> Result<ValidWebhook, JobError> {
     let url = validate_http_url("webhook.url", &w.url)?;
     check_literal_address("webhook.url", &url, policy)?;
-    let events = w
-        .events
-        .clone()
-        .unwrap_or_else(|| vec![WebhookEventKind::Completed, WebhookEventKind::Failed]);
+    let events = w.events.clone().unwrap_or_else(|| {
+        vec![
+            WebhookEventKind::Completed,
+            WebhookEventKind::Failed,
+            WebhookEventKind::Retrying,
+        ]
+    });
     Ok(ValidWebhook { url, events })
 }
 

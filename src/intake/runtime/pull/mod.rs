@@ -181,6 +181,8 @@ impl<S: JobSource> Consumer<S> {
             Ok(body) => {
                 let mut req = JobRequest::new(body, id.clone());
                 req.received = received;
+                req.attempt = attempt;
+                req.retried_on_failure = self.source.retries_failure(attempt);
                 report.jobs += 1;
                 self.run(req, &ticket, attempt)
                     .instrument(span.clone())
