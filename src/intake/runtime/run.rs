@@ -225,7 +225,7 @@ pub(crate) async fn run_job(
 }
 
 /// Longest a door waits for a finished job's webhooks before settling it.
-const WEBHOOK_WAIT: Duration = Duration::from_secs(120);
+pub(crate) const WEBHOOK_WAIT: Duration = Duration::from_secs(120);
 
 /// Sleep until `deadline`; never, without one.
 async fn until(deadline: Option<Instant>) {

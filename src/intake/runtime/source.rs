@@ -125,6 +125,14 @@ pub trait JobSource: Send + Sync + 'static {
         false
     }
 
+    /// True when a delivery is settled only once its job's webhooks went out (delivered or
+    /// given up), its pipeline slot free meanwhile: settling removes the delivery for good (an
+    /// SQS delete), so a crash before the completion webhook went out must leave it to be
+    /// handed out again (its replay re-sends the webhook). The default settles at once.
+    fn settles_after_webhooks(&self) -> bool {
+        false
+    }
+
     /// Settle a delivery (see [`Settled`]).
     async fn settle(
         &self,

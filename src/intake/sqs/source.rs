@@ -232,6 +232,10 @@ impl JobSource for SqsSource {
 
     /// The queue hands a message out again until its redrive policy's `maxReceiveCount` (and
     /// forever without one).
+    fn settles_after_webhooks(&self) -> bool {
+        true
+    }
+
     fn retries_failure(&self, attempt: u32) -> bool {
         self.max_receives.is_none_or(|max| attempt < max)
     }

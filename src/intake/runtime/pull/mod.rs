@@ -16,8 +16,10 @@ use super::runner::JobRunner;
 use super::source::{self, Delivery, JobSource, Settled, Settlement};
 use crate::backoff::Backoff;
 use crate::worker::JobRequest;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -74,15 +76,23 @@ pub async fn run<S: JobSource>(
         runner,
         stop: stop.clone(),
         opts,
+        device_broken: AtomicBool::new(false),
     });
     let mut report = PullReport::default();
+    // Jobs whose slot is free may still be waiting for their webhooks before they are settled.
     let mut running: JoinSet<PullReport> = JoinSet::new();
+    let slots = Arc::new(Semaphore::new(depth));
     let mut pending = prefetch.then(|| receive(&shared));
     loop {
-        // At most `depth` jobs at once: wait for one to finish before starting another.
-        while running.len() >= depth {
-            collect(&mut report, running.join_next().await);
-        }
+        // At most `depth` jobs at once: wait for a slot, counting jobs as they end.
+        let slot = loop {
+            tokio::select! {
+                slot = Arc::clone(&slots).acquire_owned() => break slot,
+                Some(done) = running.join_next(), if !running.is_empty() => collect(&mut report, Some(done)),
+            }
+        };
+        let Ok(slot) = slot else { break };
+        report.device_broken |= shared.device_broken.load(Ordering::SeqCst);
         if report.device_broken || stop.is_cancelled() {
             break;
         }
@@ -104,7 +114,7 @@ pub async fn run<S: JobSource>(
         // Receive the next delivery while this job runs, so the GPU never waits on a poll.
         pending = prefetch.then(|| receive(&shared));
         let job = Arc::clone(&shared);
-        running.spawn(async move { job.process(delivery).await });
+        running.spawn(async move { job.process(delivery, slot).await });
     }
     // Jobs still running finish (or wind down at shutdown) and are settled.
     while let Some(done) = running.join_next().await {
@@ -162,12 +172,19 @@ struct Consumer<S: JobSource> {
     runner: Arc<dyn JobRunner>,
     stop: CancellationToken,
     opts: PullOptions,
+    /// Set as soon as a job reports a broken device (before it is settled).
+    device_broken: AtomicBool,
 }
 
 impl<S: JobSource> Consumer<S> {
     /// Run one delivery's job (or judge its body) and settle it, inside the delivery's span;
-    /// returns what it did.
-    async fn process(&self, delivery: Delivery<S::Ticket>) -> PullReport {
+    /// returns what it did. The job's `slot` is given back once it ran, before its settlement
+    /// waits for its webhooks (see `JobSource::settles_after_webhooks`).
+    async fn process(
+        &self,
+        delivery: Delivery<S::Ticket>,
+        slot: OwnedSemaphorePermit,
+    ) -> PullReport {
         let mut report = PullReport::default();
         let span = tracing::info_span!("delivery", door = self.opts.door, message_id = %delivery.id, attempt = delivery.attempt);
         let Delivery {
@@ -194,10 +211,44 @@ impl<S: JobSource> Consumer<S> {
             }
         };
         report.device_broken |= settled.device_broken;
+        if settled.device_broken {
+            self.device_broken.store(true, Ordering::SeqCst);
+        }
+        let waits_for_webhooks = self.source.settles_after_webhooks();
+        if let Some(outcome) = settled.outcome.as_ref().filter(|_| waits_for_webhooks) {
+            // The next job may run while this one's webhooks go out.
+            drop(slot);
+            self.webhooks_out(&outcome.id)
+                .instrument(span.clone())
+                .await;
+        }
         self.settle(&id, ticket, settled, &mut report)
             .instrument(span)
             .await;
         report
+    }
+
+    /// Wait until job `job_id`'s webhooks went out, at most `WEBHOOK_WAIT` (and at most the
+    /// grace period once shutdown starts).
+    async fn webhooks_out(&self, job_id: &str) {
+        let limit = if self.stop.is_cancelled() {
+            self.opts.rules.grace
+        } else {
+            run::WEBHOOK_WAIT
+        };
+        let settled = tokio::select! {
+            settled = self.runner.webhooks_settled(job_id, limit) => settled,
+            () = async {
+                self.stop.cancelled().await;
+                tokio::time::sleep(self.opts.rules.grace).await;
+            } => false,
+        };
+        if !settled {
+            tracing::warn!(
+                job_id,
+                "webhook deliveries still pending; settling the job anyway"
+            );
+        }
     }
 
     /// Prepare and run one job; what became of it.
