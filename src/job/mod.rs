@@ -9,6 +9,7 @@ pub(crate) mod limits;
 pub mod outcome;
 pub mod parse;
 pub mod spec;
+pub mod strict_json;
 pub(crate) mod styles;
 pub(crate) mod valid;
 pub mod validate;

@@ -2,6 +2,7 @@
 //! local file may hold (bare job, RunPod job, Lambda direct event, SQS event batch).
 
 use super::spec::JobSpec;
+use super::strict_json::{self, StrictJson};
 use crate::error::{ErrorCode, JobError};
 use serde_json::Value;
 
@@ -45,7 +46,8 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, JobError> {
             format!("is not valid UTF-8 (at byte {})", e.valid_up_to()),
         )
     })?;
-    serde_json::from_str(text)
+    serde_json::from_str::<StrictJson>(text)
+        .map(|strict| strict.0)
         .map_err(|e| JobError::invalid("body", format!("is not valid JSON: {e}")))
 }
 
@@ -73,13 +75,9 @@ pub fn detect(event: Value) -> Result<(EventShape, Vec<EventJob>), JobError> {
             ));
         }
         let delivery_id = map.get("id").and_then(Value::as_str).map(str::to_owned);
-        return Ok((
-            EventShape::RunPod,
-            vec![EventJob {
-                delivery_id,
-                body: input.clone(),
-            }],
-        ));
+        let mut body = input.clone();
+        strict_json::mark_member(&event, "input", &mut body);
+        return Ok((EventShape::RunPod, vec![EventJob { delivery_id, body }]));
     }
     Ok((
         EventShape::BareJob,
@@ -101,14 +99,21 @@ fn sqs_record(i: usize, r: &Value) -> Result<EventJob, JobError> {
         .and_then(Value::as_str)
         .map(str::to_owned);
     // A body that is not JSON is kept as a string so that the record fails alone, later.
-    let body = serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_owned()));
+    let body = serde_json::from_str::<StrictJson>(body)
+        .map_or_else(|_| Value::String(body.to_owned()), |strict| strict.0);
     Ok(EventJob { delivery_id, body })
 }
 
 /// Deserialize a job body; the error names the field at fault (`mockups.products[0]`).
-pub fn job_from_value(body: Value) -> Result<JobSpec, JobError> {
+pub fn job_from_value(mut body: Value) -> Result<JobSpec, JobError> {
     if !body.is_object() {
         return Err(JobError::invalid("body", "the job must be a JSON object"));
+    }
+    if let Some(key) = strict_json::take_mark(&mut body) {
+        return Err(JobError::invalid(
+            key,
+            "appears more than once in its object; send each key once (which value counts would depend on who reads the body)",
+        ));
     }
     serde_path_to_error::deserialize::<_, JobSpec>(body).map_err(|e| {
         let inner = e.inner().to_string();

@@ -462,6 +462,37 @@ fn remote_jobs_read_s3_inputs_only_from_allowed_buckets() {
     );
 }
 
+/// A key twice in one object (`{"width": 1000, "width": 64}`) is refused naming it, in every
+/// shape a job arrives in.
+#[test]
+fn a_key_twice_in_a_job_is_refused_naming_it_in_every_shape() {
+    use merchgen::job::parse::{detect, job_from_value, parse_json};
+    use merchgen::job::strict_json::StrictJson;
+    let refused = |body: serde_json::Value| {
+        let e = job_from_value(body).unwrap_err();
+        (e.code, e.field)
+    };
+    let twice = |key: &str| (ErrorCode::InvalidInput, Some(key.to_owned()));
+    // A bare job (invoke, Lambda's direct invocation, an SQS message body).
+    let bare = br#"{"prompt": "x", "width": 1000, "width": 64}"#;
+    let (_, jobs) = detect(parse_json(bare).unwrap()).unwrap();
+    assert_eq!(refused(jobs[0].body.clone()), twice("width"));
+    let lambda: StrictJson = serde_json::from_slice(bare).unwrap();
+    assert_eq!(refused(lambda.0), twice("width"));
+    // Nested, in RunPod's shape.
+    let runpod = br#"{"id": "r1", "input": {"prompt": "x", "output": {"destination": "s3://a/x", "destination": "s3://b/y"}}}"#;
+    let (_, jobs) = detect(parse_json(runpod).unwrap()).unwrap();
+    assert_eq!(refused(jobs[0].body.clone()), twice("output.destination"));
+    // In an SQS record's body, in a list.
+    let record = r#"{"prompt": "x", "loras": [{"source": {"hf": "a/b"}, "scale": 1, "scale": 2}]}"#;
+    let batch = serde_json::json!({"Records": [{"messageId": "m1", "body": record}]});
+    let (_, jobs) = detect(parse_json(batch.to_string().as_bytes()).unwrap()).unwrap();
+    assert_eq!(refused(jobs[0].body.clone()), twice("loras[0].scale"));
+    // The same job with each key once is fine.
+    let once = br#"{"prompt": "x", "width": 64}"#;
+    assert!(job_from_value(parse_json(once).unwrap()).is_ok());
+}
+
 /// A key with an empty, `.` or `..` segment passed a plain prefix compare and was stored under
 /// its literal name, which HTTP clients read as a path into another tenant's prefix: refused,
 /// naming the field, for destinations and every kind of S3 source.

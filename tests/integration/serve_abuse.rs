@@ -347,3 +347,27 @@ async fn a_webhook_receiver_that_never_answers_delays_no_other_job() {
     held.abort();
     assert_eq!(server.stop(), 0);
 }
+
+/// A job body naming a key twice is refused at `run`, naming the key (a gateway that read the
+/// first `width` would have checked another job than the worker would run).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_twice_in_a_request_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny::write(&dir.path().join("model"), 65, TinyLayout::Folder).unwrap();
+    let server = Server::start(&model, dir.path(), &[]).await;
+    let body = r#"{"input": {"prompt": "x", "width": 1000, "width": 64}}"#;
+    let answer = reqwest::Client::new()
+        .post(format!("{}/v2/ep/run", server.base))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 400);
+    let text = answer.text().await.unwrap();
+    assert!(
+        text.contains("invalid_input") && text.contains("input.width"),
+        "{text}"
+    );
+    assert_eq!(server.stop(), 0);
+}

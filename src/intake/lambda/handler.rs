@@ -17,6 +17,7 @@
 
 use super::deadline::Deadline;
 use crate::intake::sqs_batch::BatchRunner;
+use crate::job::strict_json::StrictJson;
 use crate::worker::JobRequest;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::{Diagnostic, LambdaEvent};
@@ -52,12 +53,15 @@ impl LambdaDoor {
     }
 
     /// Answer one invocation: the outcome (direct) or an `SqsBatchResponse` (SQS event).
-    pub(crate) async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, LambdaError> {
+    pub(crate) async fn handle(
+        &self,
+        event: LambdaEvent<StrictJson>,
+    ) -> Result<Value, LambdaError> {
         if self.runner.device_broken() {
             tracing::error!("the device broke in an earlier invocation: exiting so that Lambda starts a fresh environment");
             std::process::exit(1);
         }
-        let (payload, ctx) = event.into_parts();
+        let (StrictJson(payload), ctx) = event.into_parts();
         let deadline = Deadline::from_epoch_ms(ctx.deadline, SystemTime::now());
         if deadline == Deadline::Unknown {
             tracing::warn!(

@@ -4,6 +4,7 @@
 //! fails as `invalid_input` and is reported), so no job the platform handed over is dropped.
 
 use super::client::Answer;
+use crate::job::strict_json::{self, StrictJson};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -38,7 +39,7 @@ pub(crate) fn interpret(answer: Answer) -> Take {
         Answer::Ok { json, body, .. } if !json || body.iter().all(u8::is_ascii_whitespace) => {
             Take::NoJob
         }
-        Answer::Ok { body, .. } => match serde_json::from_slice::<Value>(&body) {
+        Answer::Ok { body, .. } => match parse_strict(&body) {
             Ok(value) => jobs(value),
             Err(_) => Take::Failed(format!(
                 "job-take answered {} bytes that are not JSON",
@@ -49,6 +50,17 @@ pub(crate) fn interpret(answer: Answer) -> Take {
         Answer::Status(429) => Take::Throttled,
         Answer::Status(status) => Take::Failed(format!("job-take answered HTTP {status}")),
         Answer::Failed(why) => Take::Failed(why),
+    }
+}
+
+/// The answer as JSON, each job's repeated keys marked (see `job::strict_json`).
+fn parse_strict(body: &[u8]) -> serde_json::Result<Value> {
+    let list = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    if list {
+        let items: Vec<StrictJson> = serde_json::from_slice(body)?;
+        Ok(Value::Array(items.into_iter().map(|i| i.0).collect()))
+    } else {
+        serde_json::from_slice::<StrictJson>(body).map(|strict| strict.0)
     }
 }
 
@@ -84,8 +96,9 @@ fn job(mut value: Value) -> Option<TakenJob> {
         Value::Number(n) => n.to_string(),
         _ => return None,
     };
+    let mut input = value.get("input").cloned().unwrap_or(Value::Null);
+    strict_json::mark_member(&value, "input", &mut input);
     let obj = value.as_object_mut()?;
-    let input = obj.remove("input").unwrap_or(Value::Null);
     let s3_config = obj.remove("s3Config").filter(|v| !v.is_null());
     let execution_timeout = obj
         .get("policy")

@@ -8,6 +8,7 @@ use super::metrics::Metrics;
 use super::record::Submission;
 use super::store::Store;
 use super::webhook::StatusWebhook;
+use crate::job::strict_json::{self, StrictJson};
 use crate::redact::Redacted;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
@@ -81,8 +82,13 @@ async fn authorize(State(state): State<Shared>, req: Request, next: Next) -> Res
 
 /// The checked body of `run` / `runsync`.
 fn submission(state: &AppState, body: &[u8]) -> Result<Submission, String> {
-    let value: Value =
+    let StrictJson(mut value) =
         serde_json::from_slice(body).map_err(|e| format!("the body is not valid JSON: {e}"))?;
+    if let Some(key) = strict_json::take_mark(&mut value) {
+        return Err(format!(
+            "invalid_input: {key} appears more than once in its object; send each key once"
+        ));
+    }
     let obj = value.as_object().ok_or("the body must be a JSON object")?;
     let input = obj
         .get("input")
