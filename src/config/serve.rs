@@ -34,4 +34,18 @@ pub struct ServeArgs {
     /// How long finished jobs stay readable through `status`, seconds.
     #[arg(long, env = "MERCHGEN_SERVE_RETENTION_SECS", default_value_t = 1_800)]
     pub(crate) retention_secs: u64,
+    /// Time a connection has to send a request's headers before it is closed, seconds (a
+    /// client that trickles its headers holds a connection for nothing).
+    #[arg(long, env = "MERCHGEN_SERVE_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub(crate) header_timeout_secs: u64,
+    /// Slowest a request body may arrive, bytes per second after the first
+    /// `MERCHGEN_SERVE_BODY_GRACE_SECS`; a slower one is answered 408 and its connection closed.
+    #[arg(long, env = "MERCHGEN_SERVE_BODY_MIN_RATE", default_value_t = 16_384)]
+    pub(crate) body_min_rate: u64,
+    /// Time any request body gets before `MERCHGEN_SERVE_BODY_MIN_RATE` applies, seconds.
+    #[arg(long, env = "MERCHGEN_SERVE_BODY_GRACE_SECS", default_value_t = 10)]
+    pub(crate) body_grace_secs: u64,
+    /// Most connections open at once; one more is closed as soon as it is accepted.
+    #[arg(long, env = "MERCHGEN_SERVE_MAX_CONNECTIONS", default_value_t = 256)]
+    pub(crate) max_connections: usize,
 }

@@ -371,3 +371,111 @@ async fn a_key_twice_in_a_request_is_refused_naming_it() {
     );
     assert_eq!(server.stop(), 0);
 }
+
+/// True once the server closed `stream` (a read returns end of file or an error).
+async fn closed(stream: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(Duration::from_millis(10), stream.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Slow clients cannot hold the endpoint: connections that trickle their headers are closed
+/// after `MERCHGEN_SERVE_HEADER_TIMEOUT_SECS`, bodies slower than `MERCHGEN_SERVE_BODY_MIN_RATE`
+/// after their grace (408), no API key needed for either; connections over
+/// `MERCHGEN_SERVE_MAX_CONNECTIONS` are closed at once; `/healthz` answers throughout.
+/// (Before: 60 such connections were all still open after 40 s.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_closed_and_connections_capped_while_healthz_answers() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny::write(&dir.path().join("model"), 66, TinyLayout::Folder).unwrap();
+    let env = [
+        ("MERCHGEN_API_KEY", "sk-slow-test"),
+        ("MERCHGEN_SERVE_HEADER_TIMEOUT_SECS", "2"),
+        ("MERCHGEN_SERVE_BODY_GRACE_SECS", "2"),
+        ("MERCHGEN_SERVE_BODY_MIN_RATE", "1000"),
+        ("MERCHGEN_SERVE_MAX_CONNECTIONS", "70"),
+    ];
+    let server = Server::start(&model, dir.path(), &env).await;
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let mut slow = Vec::new();
+    for i in 0..60 {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let head = if i % 2 == 0 {
+            // Headers that never end.
+            "GET /healthz HTTP/1.1\r\nHost: x\r\n".to_owned()
+        } else {
+            // A body announced at 100 kB that comes a few bytes at a time.
+            "POST /v2/ep/run HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{".to_owned()
+        };
+        stream.write_all(head.as_bytes()).await.unwrap();
+        slow.push(stream);
+    }
+    let started = Instant::now();
+    let client = reqwest::Client::new();
+    let mut healthz = 0;
+    while started.elapsed() < Duration::from_secs(6) {
+        for stream in &mut slow {
+            // A trickle: one byte per connection per round.
+            let _ = stream.write_all(b"x").await;
+        }
+        let answer = client
+            .get(format!("{}/healthz", server.base))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            answer.status().as_u16(),
+            200,
+            "healthz at {:?}",
+            started.elapsed()
+        );
+        healthz += 1;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let mut still_open = 0;
+    for stream in &mut slow {
+        still_open += usize::from(!closed(stream).await);
+    }
+    assert_eq!(still_open, 0, "slow connections still open after 6 s");
+    assert!(healthz >= 10, "{healthz}");
+
+    // The cap: 70 idle connections fill it; the 71st is closed at once, and a fresh one is
+    // served again once the idle ones time out.
+    let mut idle = Vec::new();
+    for _ in 0..70 {
+        idle.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut over = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let _ = over
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let refused_at = Instant::now();
+    while !closed(&mut over).await {
+        assert!(
+            refused_at.elapsed() < Duration::from_secs(1),
+            "the connection over the cap was served"
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let answer = client
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.status().as_u16(),
+        200,
+        "served again after the idle ones closed"
+    );
+    drop(idle);
+    assert_eq!(server.stop(), 0);
+}

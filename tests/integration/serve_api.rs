@@ -342,7 +342,7 @@ async fn serve_healthz_is_503_until_the_model_is_ready_and_jobs_wait() {
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let server = axum::serve(listener, routes::router(state.clone()));
+    let server = axum::serve(listener, routes::router(state.clone(), Default::default()));
     tokio::spawn(async move { server.await });
     let get = |p: &str| {
         let url = format!("{base}{p}");

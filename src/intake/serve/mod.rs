@@ -8,6 +8,8 @@
 //! answers 503, and `serve` exits 1 so its supervisor starts a fresh worker.
 
 pub(crate) mod auth;
+pub mod body;
+pub(crate) mod listener;
 pub mod metrics;
 pub(crate) mod record;
 pub mod routes;
@@ -66,9 +68,17 @@ pub async fn run(config: &Config, args: &ServeArgs) -> i32 {
         println!("merchgen serve: listening on http://{addr}");
         tracing::info!(%addr, auth = state.api_key.is_some(), "endpoint API listening; loading the model");
     }
-    let server = axum::serve(listener, routes::router(state.clone()))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    let server = tokio::spawn(async move { server.await });
+    let rate = body::BodyRate {
+        grace: Duration::from_secs(args.body_grace_secs),
+        min_rate: args.body_min_rate,
+        limit: crate::job::parse::MAX_BODY_BYTES,
+    };
+    let limits = listener::ConnectionLimits {
+        header_timeout: Duration::from_secs(args.header_timeout_secs.max(1)),
+        max_connections: args.max_connections,
+    };
+    let app = routes::router(state.clone(), rate);
+    let server = tokio::spawn(listener::serve(listener, app, limits, shutdown.clone()));
     let code = load_and_run(config, state.clone(), started, hooks.clone()).await;
     shutdown.cancel();
     // Jobs that waited for a model that never loaded (or that a purge missed) end CANCELLED,
@@ -83,12 +93,11 @@ pub async fn run(config: &Config, args: &ServeArgs) -> i32 {
         tracing::warn!(left, "status webhooks still in flight at exit");
     }
     match server.await {
-        Ok(Ok(())) => code,
-        Ok(Err(e)) => {
+        Ok(()) => code,
+        Err(e) => {
             tracing::error!(error = %e, "the HTTP server failed");
             1
         }
-        Err(_) => 1,
     }
 }
 

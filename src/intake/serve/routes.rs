@@ -4,6 +4,7 @@
 //! job goes through the store; nothing here touches the worker.
 
 use super::auth;
+use super::body::{self, BodyRate};
 use super::metrics::Metrics;
 use super::record::Submission;
 use super::store::Store;
@@ -43,7 +44,7 @@ pub struct AppState {
 type Shared = Arc<AppState>;
 
 /// All routes.
-pub fn router(state: Shared) -> Router {
+pub fn router(state: Shared, rate: BodyRate) -> Router {
     let api = Router::new()
         .route("/run", post(run))
         .route("/runsync", post(runsync))
@@ -58,6 +59,7 @@ pub fn router(state: Shared) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(crate::job::parse::MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(rate, body::read_at_rate))
         .with_state(state)
 }
 
