@@ -409,6 +409,7 @@ impl Config {
             force_path_style: self.s3_path_style,
             region: None,
             credentials: None,
+            connect_guard: None,
         }
     }
 

@@ -34,26 +34,52 @@ impl GuardedResolver {
     }
 }
 
+/// The addresses of `host` that `policy` allows; an error when it has none (naming the first
+/// refused address, if any).
+pub(crate) async fn allowed_addresses(
+    policy: &AddressPolicy,
+    host: &str,
+) -> Result<Vec<SocketAddr>, Box<dyn StdError + Send + Sync>> {
+    let found: Vec<SocketAddr> = tokio::net::lookup_host((host, 0)).await?.collect();
+    let (allowed, refused): (Vec<_>, Vec<_>) = found
+        .into_iter()
+        .map(|addr| (addr, policy.check(addr.ip())))
+        .partition(|(_, verdict)| verdict.is_ok());
+    if allowed.is_empty() {
+        if let Some((_, Err(blocked))) = refused.into_iter().next() {
+            tracing::warn!(host, %blocked, "refused a host resolving to a blocked address");
+            let host = host.to_owned();
+            return Err(Box::new(ResolvedToBlocked { host, blocked }));
+        }
+        return Err(format!("{host} has no addresses").into());
+    }
+    Ok(allowed.into_iter().map(|(addr, _)| addr).collect())
+}
+
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let policy = Arc::clone(&self.policy);
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let found: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let (allowed, refused): (Vec<_>, Vec<_>) = found
-                .into_iter()
-                .map(|addr| (addr, policy.check(addr.ip())))
-                .partition(|(_, verdict)| verdict.is_ok());
-            if allowed.is_empty() {
-                if let Some((_, Err(blocked))) = refused.into_iter().next() {
-                    tracing::warn!(host, %blocked, "refused a host resolving to a blocked address");
-                    return Err(Box::new(ResolvedToBlocked { host, blocked }) as _);
-                }
-                return Err(format!("{host} has no addresses").into());
-            }
-            let addrs: Addrs = Box::new(allowed.into_iter().map(|(addr, _)| addr));
+            let allowed = allowed_addresses(&policy, &host).await?;
+            let addrs: Addrs = Box::new(allowed.into_iter());
             Ok(addrs)
+        })
+    }
+}
+
+/// The same guard for the AWS SDK's HTTP client (S3 endpoints a job named).
+impl aws_smithy_runtime_api::client::dns::ResolveDns for GuardedResolver {
+    fn resolve_dns<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> aws_smithy_runtime_api::client::dns::DnsFuture<'a> {
+        use aws_smithy_runtime_api::client::dns::{DnsFuture, ResolveDnsError};
+        DnsFuture::new(async move {
+            allowed_addresses(&self.policy, name)
+                .await
+                .map(|addrs| addrs.into_iter().map(|a| a.ip()).collect())
+                .map_err(ResolveDnsError::new)
         })
     }
 }

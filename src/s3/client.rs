@@ -19,12 +19,14 @@ use tokio::sync::OnceCell;
 /// S3-compatible servers, which ignore it).
 const FALLBACK_REGION: &str = "us-east-1";
 
-/// Endpoint, path style, region, and (access key id, digest of the secret) of static credentials.
+/// Endpoint, path style, region, (access key id, digest of the secret) of static credentials,
+/// and the connect guard.
 type ClientKey = (
     Option<String>,
     bool,
     Option<String>,
     Option<(String, String)>,
+    Option<String>,
 );
 
 /// Most distinct clients kept; jobs with their own credentials (RunPod `s3Config`) could
@@ -47,6 +49,7 @@ pub async fn client(cfg: &S3Settings) -> Client {
         cfg.force_path_style,
         cfg.region.clone(),
         cfg.credentials.as_ref().map(credentials_key),
+        cfg.connect_guard.as_ref().map(|p| format!("{p:?}")),
     );
     let mut map = clients().lock().unwrap_or_else(|p| p.into_inner());
     if map.len() >= MAX_CLIENTS && !map.contains_key(&key) {
@@ -62,12 +65,24 @@ fn credentials_key(c: &S3Credentials) -> (String, String) {
     (c.access_key_id.clone(), hex::encode(digest))
 }
 
+/// The SDK's HTTP client: rustls with *ring*; with `guard`, host names resolved through the
+/// SSRF guard (the addresses checked are the ones connected to).
+fn http_client(
+    guard: Option<&crate::net::AddressPolicy>,
+) -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    let builder = aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(
+        tls::rustls_provider::CryptoMode::Ring,
+    ));
+    match guard {
+        Some(policy) => builder.build_with_resolver(crate::net::resolve::GuardedResolver::new(
+            std::sync::Arc::new(policy.clone()),
+        )),
+        None => builder.build_https(),
+    }
+}
+
 async fn load_base(region: Option<String>) -> SdkConfig {
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
+    let http = http_client(None);
     let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http);
     // A configured region spares the SDK's region chain (and its metadata-service probe).
     if let Some(region) = region {
@@ -91,6 +106,9 @@ fn build(base: &SdkConfig, cfg: &S3Settings) -> Client {
         );
     if let Some(endpoint) = &cfg.endpoint {
         b = b.endpoint_url(endpoint);
+    }
+    if let Some(policy) = &cfg.connect_guard {
+        b = b.http_client(http_client(Some(policy)));
     }
     if let Some(c) = &cfg.credentials {
         b = b.credentials_provider(aws_sdk_s3::config::Credentials::new(

@@ -13,6 +13,11 @@ pub struct S3Settings {
     /// Static credentials instead of the SDK's chain (RunPod's `BUCKET_*` variables or a job's
     /// `s3Config`).
     pub credentials: Option<S3Credentials>,
+    /// For an endpoint a job named (RunPod's `s3Config.endpointUrl`): the client resolves its
+    /// host through the SSRF guard, so the addresses checked are the ones connected to (a name
+    /// re-bound after the job's check cannot reach a private address). `None` for the operator's
+    /// own endpoint, which may well be private.
+    pub connect_guard: Option<crate::net::AddressPolicy>,
 }
 
 /// An S3 access key pair; the secret is redacted when printed.

@@ -29,6 +29,7 @@ fn s3_config(endpoint: &str) -> OutputConfig {
                 access_key_id: "AKRUNPOD".into(),
                 secret_access_key: Redacted::new(SECRET),
             }),
+            connect_guard: None,
         },
         ..OutputConfig::default()
     }

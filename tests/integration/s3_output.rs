@@ -241,3 +241,43 @@ async fn s3_inputs_are_fetched_through_the_same_client() {
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::InputTooLarge);
 }
+
+/// An S3 endpoint a job named is resolved through the SSRF guard by the S3 client itself, when
+/// it connects, so the address checked is the one connected to: `localhost` (moto, here) is
+/// refused under the default rules even though nothing checked it first, and reached once
+/// `127.0.0.0/8` is allowed. (Before: the job's endpoint was checked once, then the client
+/// resolved the name again, so a name re-bound in between reached a private address.)
+#[tokio::test]
+async fn a_job_named_s3_endpoint_connects_only_where_the_guard_allows() {
+    let Some(endpoint) = endpoint() else {
+        return;
+    };
+    let by_name = endpoint.replace("127.0.0.1", "localhost");
+    let settings = |guard: merchgen::net::AddressPolicy| S3Settings {
+        endpoint: Some(by_name.clone()),
+        force_path_style: true,
+        connect_guard: Some(guard),
+        ..S3Settings::default()
+    };
+    let bucket = format!("merchgen-guard-{}", support::aws::short_id());
+    let refused = merchgen::s3::client(&settings(merchgen::net::AddressPolicy::default()))
+        .await
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await;
+    let err = refused.expect_err("localhost reached under the default rules");
+    let chain = format!("{:?}", err);
+    assert!(
+        chain.contains("blocked") || chain.contains("resolves to"),
+        "{chain}"
+    );
+    let loopback = merchgen::net::AddressPolicy::new(vec!["127.0.0.0/8".parse().unwrap()]);
+    merchgen::s3::client(&settings(loopback))
+        .await
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("reached once loopback is allowed");
+}

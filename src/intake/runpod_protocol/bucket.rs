@@ -29,6 +29,8 @@ pub(crate) struct Bucket {
     pub(crate) path_style: bool,
     pub region: Option<String>,
     pub credentials: S3Credentials,
+    /// Set for a bucket a job named: its client connects only where this policy allows.
+    pub(crate) connect_guard: Option<AddressPolicy>,
 }
 
 /// A bucket setting that cannot work; the message says how to fix it (never the secret).
@@ -118,6 +120,7 @@ impl Bucket {
             None => "s3Config.bucketName",
         };
         crate::s3::check_key(&bucket.prefix).map_err(|e| JobError::invalid(field, e))?;
+        bucket.connect_guard = Some(policy.clone());
         Ok(bucket)
     }
 
@@ -164,6 +167,7 @@ impl Bucket {
                 force_path_style: self.path_style,
                 region: self.region.clone().or_else(|| base.s3.region.clone()),
                 credentials: Some(self.credentials.clone()),
+                connect_guard: self.connect_guard.clone(),
             },
             ..base.clone()
         };
@@ -217,6 +221,7 @@ fn locate(
         path_style,
         region: region.clone(),
         credentials: credentials.clone(),
+        connect_guard: None,
     };
     if let Some(explicit) = explicit {
         let (name, prefix) = explicit.split_once('/').unwrap_or((explicit, ""));
