@@ -14,6 +14,11 @@ pub struct ServeArgs {
     /// Key clients must send in `Authorization` (raw or `Bearer`); none: no check.
     #[arg(long, env = "MERCHGEN_API_KEY", hide_env_values = true)]
     pub api_key: Option<crate::redact::Redacted>,
+    /// Several keys with a name and limits each (a JSON array of `{key, name,
+    /// requests_per_minute, jobs_per_day, concurrent_jobs}`; see `intake::serve::keys`), beside
+    /// `MERCHGEN_API_KEY`.
+    #[arg(long, env = "MERCHGEN_API_KEYS_FILE")]
+    pub api_keys_file: Option<std::path::PathBuf>,
     /// Most jobs waiting; `run` answers 429 beyond it.
     #[arg(long, env = "MERCHGEN_SERVE_QUEUE_CAPACITY", default_value_t = 64)]
     pub(crate) queue_capacity: usize,

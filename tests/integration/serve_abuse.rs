@@ -479,3 +479,88 @@ async fn slow_clients_are_closed_and_connections_capped_while_healthz_answers() 
     drop(idle);
     assert_eq!(server.stop(), 0);
 }
+
+/// Several API keys, each with a name and limits: a key over its requests per minute or its
+/// concurrent jobs is answered 429 with `Retry-After`, other keys are not affected, the single
+/// `MERCHGEN_API_KEY` still works, and logs and metrics name the key, never its secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_api_key_is_counted_and_limited_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny::write(&dir.path().join("model"), 67, TinyLayout::Folder).unwrap();
+    let keys = dir.path().join("keys.json");
+    std::fs::write(
+        &keys,
+        r#"[{"key": "sk-shop-a-secret", "name": "shop-a", "requests_per_minute": 3},
+            {"key": "sk-shop-b-secret", "name": "shop-b", "concurrent_jobs": 1}]"#,
+    )
+    .unwrap();
+    let env = [
+        ("MERCHGEN_API_KEY", "sk-default-secret"),
+        ("MERCHGEN_API_KEYS_FILE", keys.to_str().unwrap()),
+        ("MERCHGEN_PIPELINE_DEPTH", "1"),
+    ];
+    let server = Server::start(&model, dir.path(), &env).await;
+    let health = |key: &'static str| {
+        let url = format!("{}/v2/ep/health", server.base);
+        async move {
+            let answer = reqwest::Client::new()
+                .get(url)
+                .header("authorization", format!("Bearer {key}"))
+                .send()
+                .await
+                .unwrap();
+            let retry = answer
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (answer.status().as_u16(), retry)
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(health("sk-shop-a-secret").await.0, 200);
+    }
+    let (status, retry) = health("sk-shop-a-secret").await;
+    assert_eq!(status, 429, "the fourth request in a minute");
+    let retry: u64 = retry.expect("Retry-After").parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(health("sk-shop-b-secret").await.0, 200, "another key");
+    assert_eq!(health("sk-default-secret").await.0, 200, "MERCHGEN_API_KEY");
+    assert_eq!(health("sk-nobody").await.0, 401);
+
+    // shop-b may have one job at a time.
+    let slow =
+        json!({"input": {"prompt": "slow", "width": 64, "height": 64, "num_inference_steps": 50}});
+    let (code, first) = server
+        .post("/v2/ep/run", Some("sk-shop-b-secret"), Some(&slow))
+        .await;
+    assert_eq!(code, 200, "{first}");
+    let (code, second) = server
+        .post("/v2/ep/run", Some("sk-shop-b-secret"), Some(&slow))
+        .await;
+    assert_eq!(code, 429, "{second}");
+    assert!(
+        second["error"]
+            .as_str()
+            .unwrap()
+            .contains("concurrent_jobs"),
+        "{second}"
+    );
+    let (code, _) = server
+        .post("/v2/ep/run", Some("sk-default-secret"), Some(&slow))
+        .await;
+    assert_eq!(code, 200, "the default key is not limited");
+    let metrics = server.text("/metrics").await;
+    for line in [
+        "merchgen_api_key_limited_total{key=\"shop-a\",limit=\"requests_per_minute\"} 1",
+        "merchgen_api_key_limited_total{key=\"shop-b\",limit=\"concurrent_jobs\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing:\n{metrics}");
+    }
+    let logs = server.logs();
+    assert!(logs.contains("shop-a") && logs.contains("shop-b"), "{logs}");
+    assert!(
+        !logs.contains("-secret") && !metrics.contains("-secret"),
+        "a key was written out"
+    );
+    assert_eq!(server.stop(), 0);
+}

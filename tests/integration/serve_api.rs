@@ -333,7 +333,7 @@ async fn serve_healthz_is_503_until_the_model_is_ready_and_jobs_wait() {
         store: Arc::new(Store::new(4, Duration::from_secs(60))),
         metrics: Arc::new(Metrics::default()),
         hooks: StatusWebhook::new(Default::default()).unwrap(),
-        api_key: None,
+        keys: Arc::new(merchgen::intake::serve::keys::ApiKeys::open()),
         ready: false.into(),
         runsync_wait: Duration::from_secs(1),
         execution_timeout: Duration::from_secs(60),

@@ -16,6 +16,8 @@ struct Inner {
     finished: BTreeMap<&'static str, u64>,
     submitted: u64,
     rejected: u64,
+    /// Requests and jobs refused for a key's limit, by (key name, limit).
+    limited: BTreeMap<(String, &'static str), u64>,
     cold_start_seconds: Option<f64>,
 }
 
@@ -43,6 +45,15 @@ impl Metrics {
 
     pub fn rejected(&self) {
         self.lock().rejected += 1;
+    }
+
+    /// A request or job of the key named `key` refused for its `limit`.
+    pub(crate) fn limited(&self, key: &str, limit: &'static str) {
+        *self
+            .lock()
+            .limited
+            .entry((key.to_owned(), limit))
+            .or_default() += 1;
     }
 
     /// A job reached a final state.
@@ -103,6 +114,21 @@ impl Metrics {
             "Jobs refused with 429 because the queue was full.",
             inner.rejected as f64,
         );
+        if !inner.limited.is_empty() {
+            family(
+                &mut out,
+                "merchgen_api_key_limited_total",
+                "counter",
+                "Requests and jobs refused with 429 for an API key's limit, by key name and limit.",
+            );
+            for ((key, limit), n) in &inner.limited {
+                let key = key.replace(['\\', '"', '\n'], "_");
+                let _ = writeln!(
+                    out,
+                    "merchgen_api_key_limited_total{{key=\"{key}\",limit=\"{limit}\"}} {n}"
+                );
+            }
+        }
         gauge(
             &mut out,
             "merchgen_queue_depth",

@@ -7,8 +7,8 @@
 //! After a device fault the waiting jobs end as `CANCELLED` (retryable), the health check
 //! answers 503, and `serve` exits 1 so its supervisor starts a fresh worker.
 
-pub(crate) mod auth;
 pub mod body;
+pub mod keys;
 pub(crate) mod listener;
 pub mod metrics;
 pub(crate) mod record;
@@ -47,6 +47,18 @@ pub async fn run(config: &Config, args: &ServeArgs) -> i32 {
             return 2;
         }
     };
+    let single = args.api_key.as_ref().filter(|k| !k.is_empty());
+    let keys = match (&args.api_keys_file, single) {
+        (Some(path), single) => match keys::ApiKeys::from_file(path, single) {
+            Ok(keys) => keys,
+            Err(e) => {
+                eprintln!("merchgen serve: {e}");
+                return 2;
+            }
+        },
+        (None, Some(key)) => keys::ApiKeys::single(key),
+        (None, None) => keys::ApiKeys::open(),
+    };
     let store = Arc::new(store::Store::new(
         args.queue_capacity,
         Duration::from_secs(args.retention_secs),
@@ -56,7 +68,7 @@ pub async fn run(config: &Config, args: &ServeArgs) -> i32 {
         store: store.clone(),
         metrics: metrics.clone(),
         hooks: hooks.clone(),
-        api_key: args.api_key.clone().filter(|k| !k.is_empty()),
+        keys: Arc::new(keys),
         ready: false.into(),
         runsync_wait: Duration::from_secs(args.runsync_wait_secs),
         execution_timeout: Duration::from_secs(args.execution_timeout_secs),
@@ -66,7 +78,7 @@ pub async fn run(config: &Config, args: &ServeArgs) -> i32 {
     if let Ok(addr) = listener.local_addr() {
         // On stdout, so scripts (and tests) starting it on port 0 learn the port.
         println!("merchgen serve: listening on http://{addr}");
-        tracing::info!(%addr, auth = state.api_key.is_some(), "endpoint API listening; loading the model");
+        tracing::info!(%addr, auth = !state.keys.is_open(), "endpoint API listening; loading the model");
     }
     let rate = body::BodyRate {
         grace: Duration::from_secs(args.body_grace_secs),

@@ -48,6 +48,8 @@ pub(crate) struct Submission {
     pub s3_config: Option<Value>,
     pub execution_timeout: Duration,
     pub ttl: Duration,
+    /// The name of the API key that submitted it (for its per-key limits).
+    pub key: Option<String>,
 }
 
 /// One job and everything `status` reports about it.
@@ -123,6 +125,7 @@ mod tests {
             s3_config: None,
             execution_timeout: Duration::from_secs(1),
             ttl: Duration::from_secs(9),
+            key: None,
         };
         let mut r = Record::new("j".into(), sub, now);
         let b = r.status_body(now);

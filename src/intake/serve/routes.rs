@@ -3,16 +3,15 @@
 //! clients work against it, plus `/healthz` (ready once the model is loaded) and `/metrics`. Every
 //! job goes through the store; nothing here touches the worker.
 
-use super::auth;
 use super::body::{self, BodyRate};
+use super::keys::{ApiKeys, Caller, Limited};
 use super::metrics::Metrics;
 use super::record::Submission;
 use super::store::Store;
 use super::webhook::StatusWebhook;
 use crate::job::strict_json::{self, StrictJson};
-use crate::redact::Redacted;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Extension, Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -32,7 +31,8 @@ pub struct AppState {
     pub store: Arc<Store>,
     pub metrics: Arc<Metrics>,
     pub hooks: StatusWebhook,
-    pub api_key: Option<Redacted>,
+    /// The keys callers authenticate with, and their limits.
+    pub keys: Arc<ApiKeys>,
     /// Set once the model is loaded.
     pub ready: AtomicBool,
     pub runsync_wait: Duration,
@@ -67,19 +67,47 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
-async fn authorize(State(state): State<Shared>, req: Request, next: Next) -> Response {
+/// Find the caller's key (401 without one), count the request against its limits (429 over
+/// them), and hand the caller to the route.
+async fn authorize(State(state): State<Shared>, mut req: Request, next: Next) -> Response {
     let header = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    if auth::allowed(state.api_key.as_ref(), header) {
-        next.run(req).await
-    } else {
-        error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized: send the API key in Authorization (raw or Bearer)",
-        )
+    let caller = match state.keys.identify(header) {
+        Ok(caller) => caller.cloned(),
+        Err(()) => {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized: send the API key in Authorization (raw or Bearer)",
+            )
+        }
+    };
+    if let Some(caller) = caller {
+        if let Err(limited) = state.keys.admit_request(&caller) {
+            return too_many(&state, &caller, limited);
+        }
+        req.extensions_mut().insert(caller);
     }
+    next.run(req).await
+}
+
+/// 429 for a key over one of its limits, with `Retry-After`; logged and counted by its name.
+fn too_many(state: &AppState, caller: &Caller, limited: Limited) -> Response {
+    tracing::warn!(api_key = %caller.name, limit = limited.limit, retry_after_secs = limited.retry_after.as_secs(), "a key is over its limit");
+    state.metrics.limited(&caller.name, limited.limit);
+    let mut response = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!(
+            "this key is over its {} limit; retry after {} s",
+            limited.limit,
+            limited.retry_after.as_secs()
+        ),
+    );
+    if let Ok(value) = header::HeaderValue::from_str(&limited.retry_after.as_secs().to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
 }
 
 /// The checked body of `run` / `runsync`.
@@ -123,29 +151,55 @@ fn submission(state: &AppState, body: &[u8]) -> Result<Submission, String> {
         s3_config,
         execution_timeout,
         ttl,
+        key: None,
     })
 }
 
 /// Queue a job; the error is the status and message to answer.
-fn enqueue(state: &AppState, body: &[u8], id: String) -> Result<String, (StatusCode, String)> {
-    let sub = submission(state, body).map_err(|m| (StatusCode::BAD_REQUEST, m))?;
+/// Queue a job for `caller` (within its jobs per day and concurrent jobs); the error is the
+/// response to give.
+fn enqueue(
+    state: &AppState,
+    caller: Option<&Caller>,
+    body: &[u8],
+    id: String,
+) -> Result<String, Response> {
+    let mut sub = submission(state, body).map_err(|m| error(StatusCode::BAD_REQUEST, m))?;
+    if let Some(caller) = caller {
+        let active = state.store.active_for(&caller.name);
+        if let Err(limited) = state.keys.admit_job(caller, active) {
+            return Err(too_many(state, caller, limited));
+        }
+        sub.key = Some(caller.name.clone());
+    }
+    let key = sub.key.clone();
     match state.store.submit(id.clone(), sub) {
         Ok(()) => {
             state.metrics.submitted();
-            tracing::info!(job_id = %id, "job queued");
+            tracing::info!(job_id = %id, api_key = key.as_deref(), "job queued");
             Ok(id)
         }
         Err(full) => {
             state.metrics.rejected();
-            Err((StatusCode::TOO_MANY_REQUESTS, full.to_string()))
+            Err(error(StatusCode::TOO_MANY_REQUESTS, full.to_string()))
         }
     }
 }
 
-async fn run(State(state): State<Shared>, body: Bytes) -> Response {
-    match enqueue(&state, &body, uuid::Uuid::new_v4().to_string()) {
+async fn run(
+    State(state): State<Shared>,
+    caller: Option<Extension<Caller>>,
+    body: Bytes,
+) -> Response {
+    let caller = caller.map(|Extension(c)| c);
+    match enqueue(
+        &state,
+        caller.as_ref(),
+        &body,
+        uuid::Uuid::new_v4().to_string(),
+    ) {
         Ok(id) => Json(json!({ "id": id, "status": "IN_QUEUE" })).into_response(),
-        Err((status, message)) => error(status, message),
+        Err(response) => response,
     }
 }
 
@@ -155,10 +209,17 @@ struct Wait {
     wait: Option<u64>,
 }
 
-async fn runsync(State(state): State<Shared>, Query(q): Query<Wait>, body: Bytes) -> Response {
-    let id = match enqueue(&state, &body, format!("sync-{}", uuid::Uuid::new_v4())) {
+async fn runsync(
+    State(state): State<Shared>,
+    caller: Option<Extension<Caller>>,
+    Query(q): Query<Wait>,
+    body: Bytes,
+) -> Response {
+    let caller = caller.map(|Extension(c)| c);
+    let id = format!("sync-{}", uuid::Uuid::new_v4());
+    let id = match enqueue(&state, caller.as_ref(), &body, id) {
         Ok(id) => id,
-        Err((status, message)) => return error(status, message),
+        Err(response) => return response,
     };
     let wait = q.wait.map_or(state.runsync_wait, |ms| {
         Duration::from_millis(ms.clamp(1_000, 300_000))

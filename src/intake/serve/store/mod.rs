@@ -183,6 +183,15 @@ impl Store {
         finished
     }
 
+    /// Jobs of the API key named `key` waiting or running.
+    pub(crate) fn active_for(&self, key: &str) -> usize {
+        self.lock()
+            .records
+            .values()
+            .filter(|r| !r.state.terminal() && r.submission.key.as_deref() == Some(key))
+            .count()
+    }
+
     pub fn counts(&self) -> Counts {
         let inner = self.lock();
         let in_progress = inner

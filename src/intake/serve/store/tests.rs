@@ -10,6 +10,7 @@ fn sub(ttl_ms: u64) -> Submission {
         s3_config: None,
         execution_timeout: Duration::from_secs(60),
         ttl: Duration::from_millis(ttl_ms),
+        key: None,
     }
 }
 
