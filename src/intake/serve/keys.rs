@@ -52,6 +52,11 @@ pub struct Limited {
     pub retry_after: Duration,
 }
 
+/// An `Authorization` header that names no configured key (or none at all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("no configured API key was sent")]
+pub struct UnknownKey;
+
 #[derive(Default)]
 struct Usage {
     minute: Option<Instant>,
@@ -143,12 +148,12 @@ impl ApiKeys {
     }
 
     /// The caller an `Authorization` header (the key raw or as `Bearer <key>`) names: `Ok(None)`
-    /// when no key is configured, `Err(())` when it names none.
-    pub fn identify(&self, header: Option<&str>) -> Result<Option<&Caller>, ()> {
+    /// when no key is configured, `UnknownKey` when it names none.
+    pub fn identify(&self, header: Option<&str>) -> Result<Option<&Caller>, UnknownKey> {
         if self.is_open() {
             return Ok(None);
         }
-        let header = header.map(str::trim).ok_or(())?;
+        let header = header.map(str::trim).ok_or(UnknownKey)?;
         let sent = match header.split_once(' ') {
             Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
             _ => header,
@@ -161,7 +166,7 @@ impl ApiKeys {
                 found = Some(&key.caller);
             }
         }
-        found.map(Some).ok_or(())
+        found.map(Some).ok_or(UnknownKey)
     }
 
     fn usage<T>(&self, name: &str, f: impl FnOnce(&mut Usage) -> T) -> T {

@@ -76,7 +76,7 @@ async fn authorize(State(state): State<Shared>, mut req: Request, next: Next) ->
         .and_then(|v| v.to_str().ok());
     let caller = match state.keys.identify(header) {
         Ok(caller) => caller.cloned(),
-        Err(()) => {
+        Err(_) => {
             return error(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized: send the API key in Authorization (raw or Bearer)",
@@ -155,20 +155,20 @@ fn submission(state: &AppState, body: &[u8]) -> Result<Submission, String> {
     })
 }
 
-/// Queue a job; the error is the status and message to answer.
 /// Queue a job for `caller` (within its jobs per day and concurrent jobs); the error is the
-/// response to give.
+/// response to give (boxed: a response is large next to an id).
 fn enqueue(
     state: &AppState,
     caller: Option<&Caller>,
     body: &[u8],
     id: String,
-) -> Result<String, Response> {
-    let mut sub = submission(state, body).map_err(|m| error(StatusCode::BAD_REQUEST, m))?;
+) -> Result<String, Box<Response>> {
+    let mut sub =
+        submission(state, body).map_err(|m| Box::new(error(StatusCode::BAD_REQUEST, m)))?;
     if let Some(caller) = caller {
         let active = state.store.active_for(&caller.name);
         if let Err(limited) = state.keys.admit_job(caller, active) {
-            return Err(too_many(state, caller, limited));
+            return Err(Box::new(too_many(state, caller, limited)));
         }
         sub.key = Some(caller.name.clone());
     }
@@ -181,7 +181,10 @@ fn enqueue(
         }
         Err(full) => {
             state.metrics.rejected();
-            Err(error(StatusCode::TOO_MANY_REQUESTS, full.to_string()))
+            Err(Box::new(error(
+                StatusCode::TOO_MANY_REQUESTS,
+                full.to_string(),
+            )))
         }
     }
 }
@@ -199,7 +202,7 @@ async fn run(
         uuid::Uuid::new_v4().to_string(),
     ) {
         Ok(id) => Json(json!({ "id": id, "status": "IN_QUEUE" })).into_response(),
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 
@@ -219,7 +222,7 @@ async fn runsync(
     let id = format!("sync-{}", uuid::Uuid::new_v4());
     let id = match enqueue(&state, caller.as_ref(), &body, id) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let wait = q.wait.map_or(state.runsync_wait, |ms| {
         Duration::from_millis(ms.clamp(1_000, 300_000))
