@@ -27,7 +27,6 @@ const FLOORS: &[(&str, &[&str])] = &[
     (
         "ground floor",
         &[
-            "net",
             "s3",
             "metrics",
             "encode",
@@ -37,6 +36,7 @@ const FLOORS: &[(&str, &[&str])] = &[
             "memory",
         ],
     ),
+    ("the address guard, below the ground floor's S3 clients", &["net"]),
     ("ground floor, below the rest", &["error", "redact"]),
 ];
 
