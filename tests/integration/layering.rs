@@ -36,7 +36,10 @@ const FLOORS: &[(&str, &[&str])] = &[
             "memory",
         ],
     ),
-    ("the address guard, below the ground floor's S3 clients", &["net"]),
+    (
+        "the address guard, below the ground floor's S3 clients",
+        &["net"],
+    ),
     ("ground floor, below the rest", &["error", "redact"]),
 ];
 
