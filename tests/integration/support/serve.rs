@@ -144,6 +144,16 @@ impl Server {
     }
 }
 
+/// A test that fails before `stop` leaves no server behind.
+impl Drop for Server {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 pub(crate) async fn request(
     method: reqwest::Method,
     url: &str,
