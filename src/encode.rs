@@ -96,15 +96,7 @@ fn encode_png(img: &RgbaImage, dpi: Option<u32>) -> Result<Vec<u8>, EncodeError>
         });
         enc.set_depth(png::BitDepth::Eight);
         enc.set_compression(png::Compression::Fast);
-        if let Some(dpi) = dpi {
-            // pHYs counts pixels per metre: 1 inch = 0.0254 m.
-            let ppm = (f64::from(dpi) / 0.0254).round() as u32;
-            enc.set_pixel_dims(Some(png::PixelDimensions {
-                xppu: ppm,
-                yppu: ppm,
-                unit: png::Unit::Meter,
-            }));
-        }
+        describe_png(&mut enc, dpi);
         let mut writer = enc.write_header()?;
         if opaque {
             let rgb: Vec<u8> = img
@@ -116,6 +108,43 @@ fn encode_png(img: &RgbaImage, dpi: Option<u32>) -> Result<Vec<u8>, EncodeError>
         } else {
             writer.write_image_data(img.as_raw())?;
         }
+        writer.finish()?;
+    }
+    Ok(out)
+}
+
+/// What every PNG merchgen writes says about itself: sRGB (the `sRGB` chunk, with the `gAMA`
+/// and `cHRM` fallbacks the PNG spec recommends, so a RIP reads the colours as they were made)
+/// and, for print files, the DPI (`pHYs` counts pixels per metre: 1 inch = 0.0254 m).
+fn describe_png<W: std::io::Write>(enc: &mut png::Encoder<'_, W>, dpi: Option<u32>) {
+    enc.set_source_srgb(png::SrgbRenderingIntent::Perceptual);
+    if let Some(dpi) = dpi {
+        let ppm = (f64::from(dpi) / 0.0254).round() as u32;
+        enc.set_pixel_dims(Some(png::PixelDimensions {
+            xppu: ppm,
+            yppu: ppm,
+            unit: png::Unit::Meter,
+        }));
+    }
+}
+
+/// A 1-bit greyscale PNG (a separation film: 0 is ink, 1 is none) from packed rows, most
+/// significant bit first, `ceil(width / 8)` bytes per row.
+pub(crate) fn encode_bilevel(
+    rows: &[u8],
+    width: u32,
+    height: u32,
+    dpi: Option<u32>,
+) -> Result<Vec<u8>, EncodeError> {
+    let mut out = Vec::with_capacity(rows.len() / 8 + 64);
+    {
+        let mut enc = png::Encoder::new(&mut out, width, height);
+        enc.set_color(png::ColorType::Grayscale);
+        enc.set_depth(png::BitDepth::One);
+        enc.set_compression(png::Compression::Fast);
+        describe_png(&mut enc, dpi);
+        let mut writer = enc.write_header()?;
+        writer.write_image_data(rows)?;
         writer.finish()?;
     }
     Ok(out)

@@ -17,6 +17,7 @@ pub(crate) mod metrics;
 pub mod mockup;
 pub mod net;
 pub mod output;
+pub(crate) mod prepress;
 pub mod redact;
 pub mod s3;
 pub(crate) mod shutdown;

@@ -21,7 +21,7 @@ const FLOORS: &[(&str, &[&str])] = &[
     ("pipeline", &["worker"]),
     (
         "engine and CPU services",
-        &["engine", "mockup", "fetch", "output", "webhook"],
+        &["engine", "mockup", "prepress", "fetch", "output", "webhook"],
     ),
     ("job contract", &["job"]),
     (
