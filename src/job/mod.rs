@@ -8,6 +8,7 @@ pub(crate) mod finishing;
 pub(crate) mod limits;
 pub mod outcome;
 pub mod parse;
+pub(crate) mod print;
 pub mod spec;
 pub mod strict_json;
 pub(crate) mod styles;

@@ -51,6 +51,39 @@ pub struct MockupOutput {
     pub base64: Option<String>,
 }
 
+/// One stored print-shop deliverable (`print`): a traced SVG, a die-cut sticker's PNG, SVG or
+/// PDF, a separation film, an underbase or a separations preview.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrintOutput {
+    /// Which of the job's images (variations) it was made from.
+    pub image: u32,
+    /// `vector`, `sticker_png`, `sticker_svg`, `sticker_pdf`, `separation`, `underbase` or
+    /// `separation_preview`.
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    pub key: String,
+    pub content_type: String,
+    pub bytes: u64,
+    /// Pixels at `output.print_dpi` (for SVG and PDF: the page's size in those pixels).
+    pub width: u32,
+    pub height: u32,
+    /// The physical size in millimetres.
+    pub width_mm: f64,
+    pub height_mm: f64,
+    /// A separation's ink: `#rrggbb` (sRGB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ink: Option<String>,
+    /// A separation's (or underbase's) share of the print area, 0 to 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<f64>,
+    /// A vector SVG's fill colours (`#rrggbb`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub colors: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base64: Option<String>,
+}
+
 fn default_mockup_kind() -> String {
     "mockup".to_owned()
 }
@@ -107,6 +140,16 @@ pub struct Timings {
     pub upscale_load: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mockups: Option<u64>,
+    /// Hard alpha of the print files (summed over them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub print_alpha: Option<u64>,
+    /// The `print` deliverables, each over every variation, stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub print_vector: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub print_sticker: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub print_separations: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) encode_images: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -134,6 +177,9 @@ pub struct JobOutcome {
     pub images: Vec<ImageOutput>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mockups: Vec<MockupOutput>,
+    /// The print-shop deliverables (`print`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub print: Vec<PrintOutput>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -176,6 +222,7 @@ impl JobOutcome {
             status: JobStatus::Failed,
             images: Vec::new(),
             mockups: Vec::new(),
+            print: Vec::new(),
             seed: None,
             model: None,
             timings_ms: None,

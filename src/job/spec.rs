@@ -57,6 +57,10 @@ pub struct JobSpec {
     pub upscale: Option<u32>,
     #[serde(default)]
     pub mockups: Option<MockupsSpec>,
+    /// Print-shop deliverables per variation: vector SVG, die-cut sticker, separations, hard
+    /// alpha for DTF (see `PrintSpec`).
+    #[serde(default)]
+    pub print: Option<PrintSpec>,
     #[serde(default)]
     pub output: Option<OutputSpec>,
     #[serde(default)]
@@ -158,6 +162,110 @@ pub struct MockupsSpec {
     /// Also write a print-ready file per product at its inches times `output.print_dpi`.
     #[serde(default)]
     pub print_files: Option<bool>,
+}
+
+/// What a print shop gets besides the print files, for each variation. The deliverables are
+/// made on a print area: a product's (`product`, default the first of `mockups.products`) or
+/// `size_in`, at `output.print_dpi`, the design placed as `mockups.fit` says.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrintSpec {
+    #[serde(default)]
+    pub product: Option<String>,
+    #[serde(default)]
+    pub size_in: Option<PrintSizeSpec>,
+    /// `soft` (default: the alpha as made) or `hard` (DTF: each pixel opaque or clear) for the
+    /// print files (`mockups.print_files`).
+    #[serde(default)]
+    pub alpha: Option<AlphaMode>,
+    /// Hard alpha: pixels the opaque area shrinks by (default 1).
+    #[serde(default)]
+    pub alpha_choke_px: Option<u32>,
+    /// Hard alpha: islands and holes smaller than this (millimetres across) are removed
+    /// (default 0.5).
+    #[serde(default)]
+    pub alpha_min_feature_mm: Option<f64>,
+    #[serde(default)]
+    pub vector: Option<VectorSpec>,
+    #[serde(default)]
+    pub sticker: Option<StickerSpec>,
+    #[serde(default)]
+    pub separations: Option<SeparationsSpec>,
+}
+
+/// A print area in inches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrintSizeSpec {
+    pub width: f64,
+    pub height: f64,
+}
+
+/// How the alpha channel of a print file is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlphaMode {
+    #[default]
+    Soft,
+    Hard,
+}
+
+/// A traced SVG of the design.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VectorSpec {
+    /// Most fill colours, 2 to 16 (default 8).
+    #[serde(default)]
+    pub colors: Option<u32>,
+    /// `low`, `medium` (default) or `high`.
+    #[serde(default)]
+    pub detail: Option<DetailLevel>,
+}
+
+/// How finely a design is traced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DetailLevel {
+    Low,
+    #[default]
+    Medium,
+    High,
+}
+
+/// A die-cut sticker.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StickerSpec {
+    /// The border between the design and the cut line (default 3 mm).
+    #[serde(default)]
+    pub border_mm: Option<f64>,
+    /// Border colour past the cut line (default 1 mm).
+    #[serde(default)]
+    pub bleed_mm: Option<f64>,
+    /// `#rrggbb` (default white).
+    #[serde(default)]
+    pub border_color: Option<String>,
+    /// The cut line's spot colour (default `CutContour`).
+    #[serde(default)]
+    pub cut_name: Option<String>,
+}
+
+/// Screen-print separations.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeparationsSpec {
+    /// At most this many inks, chosen from the design (1 to 16, default 4).
+    #[serde(default)]
+    pub inks: Option<u32>,
+    /// Or exactly these inks (`#rrggbb`); each pixel takes the nearest.
+    #[serde(default)]
+    pub colors: Option<Vec<String>>,
+    /// A white underbase for dark garments (default false).
+    #[serde(default)]
+    pub underbase: Option<bool>,
+    /// Pixels the underbase is choked by (default 2).
+    #[serde(default)]
+    pub underbase_choke_px: Option<u32>,
 }
 
 /// What happens to the design's background before it is stored and placed on products.

@@ -134,6 +134,8 @@ pub struct ValidJob {
     /// The design of a mockup-only job.
     pub design: Option<ImageSource>,
     pub mockups: Option<ValidMockups>,
+    /// The print-shop deliverables (`print`).
+    pub(crate) print: Option<super::print::ValidPrint>,
     /// Background removal and upscaling of each design.
     pub(crate) finishing: Finishing,
     pub output: ValidOutput,

@@ -34,7 +34,7 @@ pub use design::Fit;
 pub use library::MockupLibrary;
 pub use manifest::Mapping;
 pub use manifest::{TemplateError, MANIFEST_VERSION};
-pub use print::print_file;
+pub use print::{area_placement, place_on_area, print_file, AreaPlacement};
 pub use render::{render, render_blank, RenderOptions};
 pub use render::{MockupError, MAX_SIZE};
 pub(crate) use resample::resize_rgba;

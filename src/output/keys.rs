@@ -38,6 +38,14 @@ pub(crate) fn variation_print_file(job_id: &str, image: u32, product: &str, ext:
     format!("{job_id}/print/{image}/{product}.{ext}")
 }
 
+/// A print-shop deliverable of variation `image`: `{job_id}/print/{image}/{kind}/{file}`, where
+/// `kind` is `vector`, `sticker` or `separations` (a folder, so it never meets a product's
+/// print file `{job_id}/print/{image}/{product}.png`). Every job's deliverables carry the
+/// variation index, one image or several.
+pub(crate) fn deliverable(job_id: &str, image: u32, kind: &str, file: &str) -> String {
+    format!("{job_id}/print/{image}/{kind}/{file}")
+}
+
 /// `{job_id}/result.json`, written last and read first (idempotency).
 pub fn result(job_id: &str) -> String {
     format!("{job_id}/result.json")
@@ -88,6 +96,10 @@ mod tests {
         assert_eq!(
             variation_print_file("j1", 1, "tshirt", "png"),
             "j1/print/1/tshirt.png"
+        );
+        assert_eq!(
+            deliverable("j1", 0, "sticker", "sticker.pdf"),
+            "j1/print/0/sticker/sticker.pdf"
         );
         assert_eq!(result("j1"), "j1/result.json");
     }

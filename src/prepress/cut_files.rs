@@ -41,9 +41,7 @@ pub(crate) fn pdf(sticker: &Sticker, opts: &CutFileOptions) -> Vec<u8> {
     page.contents(ids.content);
     let mut resources = page.resources();
     resources.x_objects().pair(Name(b"Art"), ids.image);
-    resources
-        .color_spaces()
-        .pair(Name(b"Cut"), ids.cut_space);
+    resources.color_spaces().pair(Name(b"Cut"), ids.cut_space);
     resources.ext_g_states().pair(Name(b"Over"), ids.overprint);
     resources.finish();
     page.finish();
@@ -236,7 +234,10 @@ mod tests {
         let bytes = pdf(&s, &opts);
         let text = String::from_utf8_lossy(&bytes);
         assert!(text.starts_with("%PDF-"));
-        assert!(text.contains("/Separation /CutContour /DeviceCMYK"), "{text}");
+        assert!(
+            text.contains("/Separation /CutContour /DeviceCMYK"),
+            "{text}"
+        );
         let (w, h) = s.image.dimensions();
         assert!(text.contains(&format!("/MediaBox [0 0 {w} {h}]")), "{text}");
     }
@@ -251,6 +252,9 @@ mod tests {
         let svg = svg(&s, b"png", &opts);
         assert!(svg.contains(r#"<g id="Cut&lt;1&gt;">"#));
         assert!(svg.contains("M") && svg.contains("Z"));
-        assert!(svg.contains(&format!(r#"width="{:.3}mm""#, f64::from(s.image.width()) / 10.0)));
+        assert!(svg.contains(&format!(
+            r#"width="{:.3}mm""#,
+            f64::from(s.image.width()) / 10.0
+        )));
     }
 }

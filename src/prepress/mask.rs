@@ -26,6 +26,7 @@ pub(crate) struct Bounds {
 }
 
 impl Mask {
+    #[cfg(test)]
     pub(crate) fn new(width: u32, height: u32) -> Mask {
         Mask {
             width,
@@ -56,6 +57,7 @@ impl Mask {
     }
 
     /// Set pixels in both masks.
+    #[cfg(test)]
     pub(crate) fn and(&self, other: &Mask) -> Mask {
         let bits = self.bits.iter().zip(&other.bits).map(|(a, b)| *a && *b);
         Mask {
@@ -72,7 +74,10 @@ impl Mask {
             let Some(first) = row.iter().position(|v| *v) else {
                 continue;
             };
-            let last = row.iter().rposition(|v| *v).expect("a row with a first has a last");
+            let last = row
+                .iter()
+                .rposition(|v| *v)
+                .expect("a row with a first has a last");
             let (y, first, last) = (y as u32, first as u32, last as u32);
             b = Some(match b {
                 None => Bounds {

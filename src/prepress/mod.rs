@@ -19,8 +19,8 @@ pub(crate) use cut_files::{pdf as sticker_pdf, svg as sticker_svg, CutFileOption
 pub(crate) use mask::Mask;
 pub(crate) use palette::Rgb;
 pub(crate) use separate::{film_rows, separate, Inks, SeparationError, SeparationOptions};
-pub(crate) use sticker::{sticker, Sticker, StickerError, StickerOptions};
-pub(crate) use vector::{hex, trace, Detail, Page, Placement, VectorDesign};
+pub(crate) use sticker::{sticker, StickerError, StickerOptions};
+pub(crate) use vector::{hex, trace, Detail, Page, Placement};
 
 /// Pixels in `mm` millimetres at `dpi`.
 pub(crate) fn mm_to_px(mm: f64, dpi: u32) -> f32 {

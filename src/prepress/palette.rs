@@ -103,7 +103,11 @@ impl Palette {
             return None;
         }
         let step = opaque.len().div_ceil(SAMPLE);
-        let sample: Vec<Lab> = opaque.iter().step_by(step).map(|c| Lab::from_rgb(*c)).collect();
+        let sample: Vec<Lab> = opaque
+            .iter()
+            .step_by(step)
+            .map(|c| Lab::from_rgb(*c))
+            .collect();
         let centres = kmeans(&sample, count);
         let mut inks: Vec<Rgb> = centres.iter().map(|c| c.to_rgb()).collect();
         inks.dedup();

@@ -166,7 +166,11 @@ mod tests {
         assert!((total - 2.0 / 3.0).abs() < 1e-9);
         let under = s.underbase.clone().unwrap();
         assert!(under.count() > 0 && under.count() < opaque.count());
-        assert_eq!(under.and(&opaque), under, "the underbase lies inside the opaque area");
+        assert_eq!(
+            under.and(&opaque),
+            under,
+            "the underbase lies inside the opaque area"
+        );
         assert_eq!(s.preview().get_pixel(15, 5).0, [200, 0, 0, 255]);
     }
 

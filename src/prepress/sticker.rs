@@ -27,8 +27,6 @@ pub(crate) type Ring = Vec<(f64, f64)>;
 pub(crate) struct Sticker {
     pub image: RgbaImage,
     pub parts: Vec<Vec<Ring>>,
-    /// The cut area (inside the cut line), for checks.
-    pub cut: Mask,
 }
 
 /// Why a sticker cannot be made.
@@ -58,9 +56,8 @@ pub(crate) fn sticker(art: &RgbaImage, opts: &StickerOptions) -> Result<Sticker,
     let bleed = if b > 0.0 { cut.dilate(b) } else { cut.clone() };
     let bounds = bleed.bounds().ok_or(StickerError::Transparent)?;
     let image = paint(&padded, &bleed, opts.border_color, bounds);
-    let cut = cut.crop(bounds);
-    let parts = outline(&cut);
-    Ok(Sticker { image, parts, cut })
+    let parts = outline(&cut.crop(bounds));
+    Ok(Sticker { image, parts })
 }
 
 fn pad_image(img: &RgbaImage, pad: u32) -> RgbaImage {
@@ -78,7 +75,8 @@ fn paint(art: &RgbaImage, bleed: &Mask, border: Rgb, b: Bounds) -> RgbaImage {
         }
         let p = art.get_pixel(sx, sy).0;
         let a = u32::from(p[3]);
-        let over = |c: u8, under: u8| ((u32::from(c) * a + u32::from(under) * (255 - a)) / 255) as u8;
+        let over =
+            |c: u8, under: u8| ((u32::from(c) * a + u32::from(under) * (255 - a)) / 255) as u8;
         Rgba([
             over(p[0], border[0]),
             over(p[1], border[1]),
@@ -170,7 +168,11 @@ mod tests {
                 art.put_pixel(x, y, *p);
             }
         }
-        assert_eq!(sticker(&art, &OPTS).unwrap().parts.len(), 1, "a 4 px gap joins");
+        assert_eq!(
+            sticker(&art, &OPTS).unwrap().parts.len(),
+            1,
+            "a 4 px gap joins"
+        );
         let mut apart = disc(160, 10.0, (20.0, 80.0));
         for (x, y, p) in disc(160, 10.0, (130.0, 80.0)).enumerate_pixels() {
             if p.0[3] > 0 {

@@ -1,13 +1,13 @@
 //! Vector SVG of a design in at most N colours: the design quantised to N inks (Oklab k-means,
-//! `palette.rs`), then traced by visioncortex (vtracer's clustering and spline fitting, stacked
-//! layers so neighbouring shapes leave no gaps), each shape's fill snapped to its ink. The SVG
-//! covers the print area at its physical size; clear pixels stay transparent.
+//! `palette.rs`), then each ink's layer traced by visioncortex (vtracer's boundary tracing and
+//! spline fitting), layers stacked so neighbouring shapes leave no gaps. The SVG covers the
+//! print area at its physical size; clear pixels stay transparent.
 
 use super::palette::{Palette, Rgb};
 use image::RgbaImage;
+use rayon::prelude::*;
 use std::fmt::Write as _;
-use visioncortex::color_clusters::{KeyingAction, Runner, RunnerConfig, HIERARCHICAL_MAX};
-use visioncortex::{Color, ColorImage, PathSimplifyMode};
+use visioncortex::{BinaryImage, PathSimplifyMode, PointF64};
 
 /// How finely shapes are traced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -62,11 +62,14 @@ pub(crate) struct VectorDesign {
     pub svg: String,
     /// The distinct fills used (at most the colours asked for).
     pub fills: Vec<Rgb>,
-    pub shapes: usize,
 }
 
 /// Trace `design` (already cropped and scaled to its trace size) into at most `colors` fills.
 /// None when the design has no opaque pixel.
+///
+/// Each ink is traced as one binary layer: the layer of the k-th ink (by area, largest first)
+/// covers that ink and every ink after it, and layers are drawn in that order, so each pixel
+/// shows its own ink and neighbouring shapes never leave a gap between them.
 pub(crate) fn trace(
     design: &RgbaImage,
     colors: usize,
@@ -75,70 +78,87 @@ pub(crate) fn trace(
     page: Page,
 ) -> Option<VectorDesign> {
     let palette = Palette::quantise(design, colors)?;
-    let key = key_color(&palette.inks);
     let (w, h) = (design.width() as usize, design.height() as usize);
-    let mut img = ColorImage::new_w_h(w, h);
-    for (i, p) in design.pixels().enumerate() {
-        let c = if p.0[3] >= super::mask::OPAQUE_FROM {
-            let ink = palette.inks[usize::from(palette.nearest([p.0[0], p.0[1], p.0[2]]))];
-            Color::new(ink[0], ink[1], ink[2])
-        } else {
-            key
-        };
-        img.set_pixel(i % w, i / w, &c);
+    let index: Vec<u8> = design
+        .pixels()
+        .map(|p| {
+            if p.0[3] >= super::mask::OPAQUE_FROM {
+                palette.nearest([p.0[0], p.0[1], p.0[2]])
+            } else {
+                u8::MAX
+            }
+        })
+        .collect();
+    let mut area = vec![0usize; palette.inks.len()];
+    for i in index.iter().filter(|i| **i != u8::MAX) {
+        area[usize::from(*i)] += 1;
     }
-    let runner = Runner::new(
-        RunnerConfig {
-            diagonal: false,
-            hierarchical: HIERARCHICAL_MAX,
-            batch_size: 25600,
-            good_min_area: detail.speckle_area(),
-            good_max_area: w * h,
-            is_same_color_a: 0,
-            is_same_color_b: 1,
-            deepen_diff: 16,
-            hollow_neighbours: 1,
-            key_color: key,
-            keying_action: KeyingAction::Discard,
-        },
-        img,
-    );
-    let clusters = runner.run();
-    let view = clusters.view();
+    let mut order: Vec<usize> = (0..palette.inks.len()).filter(|i| area[*i] > 0).collect();
+    order.sort_by_key(|i| std::cmp::Reverse(area[*i]));
+    let mut rank = vec![usize::MAX; palette.inks.len()];
+    for (r, ink) in order.iter().enumerate() {
+        rank[*ink] = r;
+    }
+    let layers: Vec<(Rgb, String)> = order
+        .par_iter()
+        .enumerate()
+        .map(|(r, ink)| {
+            let mut layer = BinaryImage::new_w_h(w, h);
+            for (i, v) in index.iter().enumerate() {
+                if *v != u8::MAX && rank[usize::from(*v)] >= r {
+                    layer.set_pixel_index(i, true);
+                }
+            }
+            (
+                palette.inks[*ink],
+                trace_layer(&layer, palette.inks[*ink], detail),
+            )
+        })
+        .collect();
     let mut body = String::new();
     let mut fills: Vec<Rgb> = Vec::new();
-    let mut shapes = 0;
-    for &index in view.clusters_output.iter().rev() {
-        let cluster = view.get_cluster(index);
-        let c = cluster.residue_color();
-        let ink = palette.inks[usize::from(palette.nearest([c.r, c.g, c.b]))];
+    for (ink, paths) in layers {
+        if paths.is_empty() {
+            continue;
+        }
+        fills.push(ink);
+        body.push_str(&paths);
+    }
+    if fills.is_empty() {
+        return None;
+    }
+    let svg = document(&body, design.dimensions(), placement, page);
+    Some(VectorDesign { svg, fills })
+}
+
+/// Every part of one binary layer as SVG paths filled with `ink` (vtracer's spline settings:
+/// corners at 60°, segments of 4 px, 10 iterations, splice at 45°).
+fn trace_layer(layer: &BinaryImage, ink: Rgb, detail: Detail) -> String {
+    let mut out = String::new();
+    for cluster in layer.to_clusters(false).iter() {
+        if cluster.size() < detail.speckle_area() {
+            continue;
+        }
         let path = cluster.to_compound_path(
-            &view,
-            false,
             PathSimplifyMode::Spline,
             60f64.to_radians(),
             4.0,
             10,
             45f64.to_radians(),
         );
-        let (d, offset) = path.to_svg_string(true, visioncortex::PointF64::default(), Some(2));
+        let (d, offset) = path.to_svg_string(true, PointF64::default(), Some(2));
         if d.is_empty() {
             continue;
         }
-        if !fills.contains(&ink) {
-            fills.push(ink);
-        }
-        shapes += 1;
         let _ = writeln!(
-            body,
+            out,
             r#"<path d="{d}" fill="{}" transform="translate({},{})"/>"#,
             hex(ink),
             offset.x,
             offset.y
         );
     }
-    let svg = document(&body, design.dimensions(), placement, page);
-    Some(VectorDesign { svg, fills, shapes })
+    out
 }
 
 fn document(body: &str, traced: (u32, u32), at: Placement, page: Page) -> String {
@@ -171,16 +191,6 @@ pub(crate) fn hex([r, g, b]: Rgb) -> String {
     format!("#{r:02x}{g:02x}{b:02x}")
 }
 
-/// A colour none of the inks has, for the clear pixels (visioncortex drops clusters of it).
-fn key_color(inks: &[Rgb]) -> Color {
-    let candidates = (0u8..=255).map(|v| [255, v, 255]);
-    let free = candidates
-        .into_iter()
-        .find(|c| !inks.contains(c))
-        .expect("at most 16 inks cannot take 256 colours");
-    Color::new(free[0], free[1], free[2])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,7 +220,7 @@ mod tests {
         let v = trace(&design, 3, Detail::Medium, at, page).unwrap();
         assert!(v.fills.len() <= 3 && !v.fills.is_empty(), "{:?}", v.fills);
         assert!(v.svg.contains(r#"width="3.0000in""#), "{}", &v.svg[..300]);
-        assert!(v.shapes >= v.fills.len());
+        assert!(v.svg.matches("<path").count() >= v.fills.len());
         assert!(trace(&RgbaImage::new(8, 8), 3, Detail::Low, at, page).is_none());
     }
 }

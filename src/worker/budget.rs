@@ -11,11 +11,13 @@ pub(super) struct JobPixels {
     pub images: u64,
     pub mockups: u64,
     pub prints: u64,
+    /// The `print` deliverables (vector trace, sticker, separation films).
+    pub deliverables: u64,
 }
 
 impl JobPixels {
     pub(super) fn total(&self) -> u64 {
-        self.images + self.mockups + self.prints
+        self.images + self.mockups + self.prints + self.deliverables
     }
 }
 
@@ -25,6 +27,7 @@ pub(super) struct BudgetFields {
     pub images: &'static str,
     pub mockups: &'static str,
     pub prints: &'static str,
+    pub deliverables: &'static str,
 }
 
 /// Refuse a job over `limit` pixels, naming the field behind the largest share.
@@ -36,22 +39,24 @@ pub(super) fn check(pixels: JobPixels, limit: u64, fields: BudgetFields) -> Resu
         (pixels.images, fields.images),
         (pixels.mockups, fields.mockups),
         (pixels.prints, fields.prints),
+        (pixels.deliverables, fields.deliverables),
     ]
     .into_iter()
     .max_by_key(|(px, _)| *px)
     .map(|(_, f)| f)
-    .expect("three candidates");
+    .expect("four candidates");
     let mp = |px: u64| px as f64 / 1e6;
     Err(JobError::invalid(
         field,
         format!(
-            "the job would make {:.1} megapixels (images {:.1}, mockups {:.1}, print files {:.1}); \
-             this worker allows at most {:.1} per job: ask for fewer images, products, colours or \
-             a smaller size, upscale or DPI",
+            "the job would make {:.1} megapixels (images {:.1}, mockups {:.1}, print files {:.1}, \
+             print deliverables {:.1}); this worker allows at most {:.1} per job: ask for fewer images, products, colours, \
+             inks or a smaller size, upscale or DPI",
             mp(pixels.total()),
             mp(pixels.images),
             mp(pixels.mockups),
             mp(pixels.prints),
+            mp(pixels.deliverables),
             mp(limit)
         ),
     ))
@@ -65,6 +70,7 @@ mod tests {
         images: "upscale",
         mockups: "mockups.products",
         prints: "mockups.print_files",
+        deliverables: "print.separations",
     };
 
     #[test]
@@ -73,6 +79,7 @@ mod tests {
             images: 10,
             mockups: 5,
             prints: 100,
+            deliverables: 20,
         };
         let e = check(px, 50, FIELDS).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("mockups.print_files"));
@@ -85,6 +92,7 @@ mod tests {
             images: 10,
             mockups: 5,
             prints: 100,
+            deliverables: 0,
         };
         assert!(check(px, 115, FIELDS).is_ok());
     }

@@ -14,8 +14,11 @@ use crate::job::spec::FitMode;
 use crate::job::{ValidJob, ValidMockups};
 use crate::mockup::{self, Fit, MockupError, MockupLibrary, RenderOptions};
 use crate::output::{keys, OutputSink};
+use crate::prepress;
 use image::RgbaImage;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// One image to render per variation: a mockup of a product in a colour, or a print file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +105,13 @@ pub(super) fn pixels_per_design(
     (mockups, prints)
 }
 
+/// The stored mockups and print files, and the time hard alpha took (summed over the print
+/// files, when the job asks for it).
+pub(super) struct Rendered {
+    pub files: Vec<MockupOutput>,
+    pub hard_alpha_ms: Option<u64>,
+}
+
 /// Render `designs[i]` onto every planned product and colour for each variation `i`, and
 /// store the files.
 pub(super) async fn render_and_store(
@@ -111,13 +121,20 @@ pub(super) async fn render_and_store(
     renders: &[Render],
     designs: Vec<RgbaImage>,
     sink: &dyn OutputSink,
-) -> Result<Vec<MockupOutput>, JobError> {
+) -> Result<Rendered, JobError> {
     let several = designs.len() > 1;
     let work: Vec<(u32, Render)> = (0..designs.len() as u32)
         .flat_map(|i| renders.iter().map(move |r| (i, r.clone())))
         .collect();
     let work = Arc::new(work);
-    let files = render_all(library.clone(), job, spec, work.clone(), Arc::new(designs)).await?;
+    let hard = hard_alpha(job);
+    let alpha_us = Arc::new(AtomicU64::new(0));
+    let context = RenderContext {
+        lib: library.clone(),
+        hard,
+        alpha_us: alpha_us.clone(),
+    };
+    let files = render_all(context, job, spec, work.clone(), Arc::new(designs)).await?;
     let mut out = Vec::with_capacity(files.len());
     for ((bytes, (width, height), format), (image, r)) in files.into_iter().zip(work.iter()) {
         let ext = format.extension();
@@ -143,14 +160,35 @@ pub(super) async fn render_and_store(
             base64: stored.base64,
         });
     }
-    Ok(out)
+    Ok(Rendered {
+        files: out,
+        hard_alpha_ms: hard.map(|_| alpha_us.load(Ordering::Relaxed) / 1000),
+    })
+}
+
+/// The job's DTF hard alpha for print files, in pixels at its DPI.
+fn hard_alpha(job: &ValidJob) -> Option<prepress::HardAlpha> {
+    let h = job.print.as_ref()?.hard_alpha?;
+    let side = f64::from(prepress::mm_to_px(h.min_feature_mm, job.output.print_dpi));
+    Some(prepress::HardAlpha {
+        choke_px: h.choke_px as f32,
+        min_area_px: (side * side).round() as u64,
+    })
+}
+
+/// What every render of a job shares.
+struct RenderContext {
+    lib: Arc<MockupLibrary>,
+    hard: Option<prepress::HardAlpha>,
+    /// Microseconds spent hardening print files' alpha, over all threads.
+    alpha_us: Arc<AtomicU64>,
 }
 
 type EncodedFile = (Vec<u8>, (u32, u32), OutputFormat);
 
 /// Render and encode each file in parallel on the blocking pool: pure CPU work.
 async fn render_all(
-    lib: Arc<MockupLibrary>,
+    context: RenderContext,
     job: &ValidJob,
     spec: &ValidMockups,
     work: Arc<Vec<(u32, Render)>>,
@@ -173,6 +211,7 @@ async fn render_all(
     let size = spec.size;
     tokio::task::spawn_blocking(move || {
         use rayon::prelude::*;
+        let lib = &context.lib;
         // The layers first, from this thread (outside rayon's pool, see `MockupLibrary::warm`):
         // the renders below then only read them.
         let mut needed: Vec<(String, Option<u32>)> = Vec::new();
@@ -190,7 +229,14 @@ async fn render_all(
                     .expect("plan checked every product");
                 let (img, opts) = if r.print_file {
                     let dpi = print_opts.dpi.unwrap_or(300);
-                    (mockup::print_file(template, design, dpi, fit), print_opts)
+                    let mut img = mockup::print_file(template, design, dpi, fit);
+                    if let Some(hard) = &context.hard {
+                        let t = Instant::now();
+                        img = prepress::harden(&img, hard);
+                        let us = t.elapsed().as_micros() as u64;
+                        context.alpha_us.fetch_add(us, Ordering::Relaxed);
+                    }
+                    (img, print_opts)
                 } else {
                     let opts = RenderOptions {
                         color: r.color.clone(),

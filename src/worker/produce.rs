@@ -3,7 +3,7 @@
 //! finishing, the stored images and the mockups. The outcome it returns is not yet concluded
 //! (`conclude.rs` stores `result.json` and sends the webhook).
 
-use super::{admission, budget, finishing, images, mockups, JobRequest, Worker};
+use super::{admission, budget, finishing, images, mockups, print, JobRequest, Worker};
 use crate::error::JobError;
 use crate::job::finishing::Finishing;
 use crate::job::outcome::{JobOutcome, Timings};
@@ -12,6 +12,13 @@ use crate::output::OutputSink;
 use image::RgbaImage;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
+
+/// What the job will make besides its images, planned before any GPU work.
+#[derive(Clone, Copy)]
+struct Planned<'a> {
+    renders: &'a [mockups::Render],
+    print: Option<&'a print::PrintPlan>,
+}
 
 impl Worker {
     /// Generate (or fetch the design), finish, render mockups, store every file.
@@ -38,19 +45,29 @@ impl Worker {
             Some(spec) => mockups::plan(&self.parts.mockups, spec)?,
             None => Vec::new(),
         };
+        let print_plan = print::plan(&self.parts.mockups, job)?;
+        let planned = Planned {
+            renders: &renders,
+            print: print_plan.as_ref(),
+        };
         let designs = self
-            .designs(job, req, &renders, &mut outcome, &mut timings)
+            .designs(job, req, planned, &mut outcome, &mut timings)
             .await?;
         // A mockup-only job stores its design too once finishing changed it (the cut-out).
         if job.generation.is_some() || job.finishing != Finishing::default() {
             outcome.images = images::store(job, &designs, sink, &mut timings).await?;
         }
+        let images: Vec<RgbaImage> = designs.into_iter().map(|(img, _)| img).collect();
+        if let Some(plan) = &print_plan {
+            outcome.print = print::make_and_store(job, plan, &images, sink, &mut timings).await?;
+        }
         if let Some(spec) = &job.mockups {
             let t = Instant::now();
-            let images = designs.into_iter().map(|(img, _)| img).collect();
-            outcome.mockups =
+            let rendered =
                 mockups::render_and_store(&self.parts.mockups, job, spec, &renders, images, sink)
                     .await?;
+            outcome.mockups = rendered.files;
+            timings.print_alpha = rendered.hard_alpha_ms;
             let ms = t.elapsed().as_millis() as u64;
             timings.mockups = Some(ms);
             tracing::info!(
@@ -72,14 +89,14 @@ impl Worker {
         &self,
         job: &ValidJob,
         req: &JobRequest,
-        renders: &[mockups::Render],
+        planned: Planned<'_>,
         outcome: &mut JobOutcome,
         timings: &mut Timings,
     ) -> Result<Vec<(RgbaImage, Option<u64>)>, JobError> {
         // Memory admission, before any work: at most this many images at once.
         let mut max_batch = None;
         if let Some(gen) = &job.generation {
-            self.check_budget(job, renders, gen.num_images, (gen.width, gen.height))?;
+            self.check_budget(job, planned, gen.num_images, (gen.width, gen.height))?;
             self.check_not_oom_before(job)?;
             max_batch = admission::admit(self.engine.as_ref(), self.parts.device_memory_gb, gen)?;
         }
@@ -101,7 +118,7 @@ impl Worker {
                     let t = Instant::now();
                     let image = self.parts.fetcher.fetch_image(design, "design").await?;
                     timings.fetch_inputs = Some(t.elapsed().as_millis() as u64);
-                    self.check_budget(job, renders, 1, image.dimensions())?;
+                    self.check_budget(job, planned, 1, image.dimensions())?;
                     (vec![image], vec![None])
                 }
                 (None, None) => {
@@ -120,7 +137,7 @@ impl Worker {
     fn check_budget(
         &self,
         job: &ValidJob,
-        renders: &[mockups::Render],
+        planned: Planned<'_>,
         images: u32,
         design: (u32, u32),
     ) -> Result<(), JobError> {
@@ -128,14 +145,19 @@ impl Worker {
         let n = u64::from(images);
         let (mockup_px, print_px) = match &job.mockups {
             Some(spec) => {
+                let renders = planned.renders;
                 mockups::pixels_per_design(&self.parts.mockups, renders, spec, job.output.print_dpi)
             }
             None => (0, 0),
         };
+        let (deliverable_px, deliverable_field) = planned
+            .print
+            .map_or((0, "print"), print::PrintPlan::pixels_per_design);
         let pixels = budget::JobPixels {
             images: n * u64::from(design.0) * u64::from(design.1) * factor * factor,
             mockups: n * mockup_px,
             prints: n * print_px,
+            deliverables: n * deliverable_px,
         };
         let fields = budget::BudgetFields {
             images: if job.finishing.upscale.is_some() {
@@ -149,6 +171,7 @@ impl Worker {
                 "mockups.products"
             },
             prints: "output.print_dpi",
+            deliverables: deliverable_field,
         };
         budget::check(pixels, self.parts.limits.max_job_pixels, fields)
     }

@@ -45,6 +45,7 @@ pub fn validate(
         .as_ref()
         .map(|w| validate_webhook(w, &limits.addresses))
         .transpose()?;
+    let print = crate::job::print::validate(&spec)?;
     let (generation, design) = match (&spec.prompt, &spec.design) {
         (Some(_), Some(_)) => {
             return Err(JobError::invalid(
@@ -60,10 +61,12 @@ pub fn validate(
                     "use `mockups.fit` to place a design",
                 ));
             }
-            if mockups.is_none() {
+            let deliverables = print.as_ref().is_some_and(|p| p.has_deliverables());
+            if mockups.is_none() && !deliverables {
                 return Err(JobError::invalid(
                     "mockups",
-                    "a mockup-only job (with `design`) needs `mockups.products`",
+                    "a mockup-only job (with `design`) needs `mockups.products` or `print` \
+                     deliverables",
                 ));
             }
             (
@@ -90,6 +93,7 @@ pub fn validate(
         generation,
         design,
         mockups,
+        print,
         finishing,
         output,
         webhook,
