@@ -6,7 +6,8 @@
 # 2. In the background: the Python peers and linters, one pip install into ./.venv (moto's S3
 #    and SQS server, RunPod's client, cargo-lambda's Runtime API emulator, cfn-lint, hadolint;
 #    tests/python/requirements.txt), then cfn-lint on template.yaml and hadolint on the
-#    Dockerfiles.
+#    Dockerfiles; and the print tests' checkers from Debian (qpdf, Ghostscript, librsvg:
+#    scripts/print-tools.sh).
 # 3. Meanwhile every test target is built once (`--tests`: the library, its unit tests, the
 #    binary the integration tests start, and the integration tests), with clippy's lints
 #    (`-D warnings`) run on merchgen's own code as it compiles: clippy-driver is the
@@ -29,8 +30,10 @@ started=$(now)
 # 1. Formatting (rustfmt and clippy: `make rust-components` adds them where rustup lacks them).
 cargo fmt --all -- --check
 
-# 2. Python peers and linters, in the background (reinstalled only when the pins change).
+# 2. Python peers and linters, and the print tests' Debian tools, in the background (reinstalled
+# only when the pins change).
 python_side() {
+    scripts/print-tools.sh
     local requirements=tests/python/requirements.txt stamp="$VENV/.merchgen-python-requirements"
     if ! cmp -s "$requirements" "$stamp" 2>/dev/null; then
         echo "installing $requirements into $VENV"

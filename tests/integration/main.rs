@@ -24,6 +24,7 @@ mod mockups_templates;
 mod names_round_trip;
 mod pipeline_tiny;
 mod print_ready;
+mod print_shop;
 mod runpod_bucket;
 mod runpod_local;
 mod runpod_stop_pod;

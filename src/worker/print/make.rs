@@ -2,11 +2,10 @@
 //! the print area, handed to `prepress`, encoded. Errors a customer can fix (a transparent
 //! design) are `invalid_input` naming the section.
 
-use super::PrintPlan;
+use super::plan::{detail, sticker_margin_px, PrintPlan};
 use crate::encode::{self, EncodeOptions, OutputFormat};
 use crate::error::JobError;
 use crate::job::print::{ValidInks, ValidPrint};
-use crate::job::spec::DetailLevel;
 use crate::mockup;
 use crate::prepress::{self, Rgb};
 use image::RgbaImage;
@@ -82,14 +81,6 @@ impl File {
     }
 }
 
-pub(super) fn detail(level: DetailLevel) -> prepress::Detail {
-    match level {
-        DetailLevel::Low => prepress::Detail::Low,
-        DetailLevel::Medium => prepress::Detail::Medium,
-        DetailLevel::High => prepress::Detail::High,
-    }
-}
-
 /// Make `kind`'s files for one design.
 pub(super) fn make(
     kind: Kind,
@@ -160,7 +151,7 @@ fn vector(plan: &PrintPlan, design: &RgbaImage) -> Result<Vec<File>, JobError> {
 
 fn sticker(plan: &PrintPlan, design: &RgbaImage) -> Result<Vec<File>, JobError> {
     let s = plan.spec.sticker.as_ref().expect("asked");
-    let margin = super::sticker_margin_px(s, plan.dpi);
+    let margin = sticker_margin_px(s, plan.dpi);
     // The design fits inside the area less the border and bleed, so the sticker fits the area.
     let inner = (plan.area.0 - 2 * margin, plan.area.1 - 2 * margin);
     let art = mockup::place_on_area(design, inner, plan.fit);

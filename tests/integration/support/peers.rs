@@ -77,3 +77,20 @@ pub(crate) fn venv_bin(name: &str) -> Option<PathBuf> {
     );
     None
 }
+
+/// A command-line tool from the system's packages (`qpdf`, `gs`, `rsvg-convert`), found on
+/// `PATH`, or `None` after `missing` said so.
+pub(crate) fn tool(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if let Some(found) = std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+    {
+        return Some(found);
+    }
+    missing(
+        name,
+        "`make test` installs qpdf, ghostscript and librsvg2-bin (scripts/print-tools.sh)",
+    );
+    None
+}
