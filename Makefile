@@ -24,6 +24,7 @@ demo: build
 	@echo "make demo: the tiny models have random weights, so their images (and masks) are noise"
 	$(TINY_ENV) $(BIN) invoke events/txt2img.json --out out/demo
 	$(TINY_ENV) $(BIN) invoke events/print-ready.json --out out/demo
+	$(TINY_ENV) $(BIN) invoke events/print-shop.json --out out/demo
 	$(BIN) invoke events/mockup-only.json --out out/demo
 	$(BIN) invoke events/cutout-mockup.json --out out/demo
 	@echo "make demo: cut-out on a black t-shirt: out/demo/cutout-demo/mockups/tshirt-black.jpg, print file: out/demo/cutout-demo/print/tshirt.png"

@@ -115,6 +115,9 @@ pub enum BenchWhat {
     /// Matting (cut-out), x4 upscale and a t-shirt print file at 300 DPI on one design, with the
     /// configured finishing models (MERCHGEN_MATTING_MODEL, MERCHGEN_UPSCALE_MODEL).
     Finishing(FinishingBench),
+    /// The `print` deliverables of one design on a product's print area: vector SVG, die-cut
+    /// sticker (PNG, SVG, PDF), separations with underbase, hard alpha; time and peak memory.
+    Print(PrintBench),
     /// Jobs with six mockups each through the consumer loop at pipeline depths 1, 2, 3
     /// (`--simulate-gpu-ms N`: a benchmark-only engine that sleeps N ms per step).
     Pipeline(JobsBench),
@@ -167,6 +170,37 @@ pub struct FinishingBench {
     /// Timed repetitions after one warm-up.
     #[arg(long, default_value_t = 3)]
     pub iterations: u32,
+    /// Print one JSON line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Flags of `merchgen bench print`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PrintBench {
+    /// The design (PNG or JPEG), scaled to `--size` square.
+    #[arg(long, default_value = "events/assets/design.png")]
+    pub design: std::path::PathBuf,
+    /// Side of the square design, in pixels.
+    #[arg(long, default_value_t = 1024)]
+    pub size: u32,
+    /// The product whose print area the files are made for.
+    #[arg(long, default_value = "tshirt")]
+    pub product: String,
+    #[arg(long, default_value_t = 300)]
+    pub dpi: u32,
+    /// Vector colours and separation inks.
+    #[arg(long, default_value_t = 8)]
+    pub colors: u32,
+    #[arg(long, default_value_t = 4)]
+    pub inks: u32,
+    /// Timed repetitions after one warm-up.
+    #[arg(long, default_value_t = 3)]
+    pub iterations: u32,
+    /// Write the vector tracer's input (the design in `--colors` inks) here, so a reference
+    /// tracer can be run on the same image (bench/print.sh).
+    #[arg(long)]
+    pub write_traced_input: Option<std::path::PathBuf>,
     /// Print one JSON line.
     #[arg(long)]
     pub json: bool,

@@ -19,10 +19,12 @@ pub(crate) struct HardAlpha {
 /// the speck removal; colour kept where opaque, cleared (0,0,0,0) elsewhere. Pixels that turn
 /// opaque (a filled pinhole, or an edge pixel that was half-transparent) keep their colour.
 pub(crate) fn harden(img: &RgbaImage, opts: &HardAlpha) -> RgbaImage {
+    // A choke only shrinks the opaque area: it can split off new islands but opens no new
+    // pinholes, so the second pass drops islands alone.
     let opaque = Mask::opaque(img)
         .without_specks(opts.min_area_px)
         .choke(opts.choke_px)
-        .without_specks(opts.min_area_px);
+        .without_islands(opts.min_area_px);
     let mut out = img.clone();
     for (p, keep) in out.pixels_mut().zip(&opaque.bits) {
         if *keep {

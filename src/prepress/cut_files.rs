@@ -47,9 +47,10 @@ pub(crate) fn pdf(sticker: &Sticker, opts: &CutFileOptions) -> Vec<u8> {
     page.finish();
 
     let (rgb, alpha) = planes(&sticker.image);
-    let (rgb, alpha) = (deflate(&rgb), deflate(&alpha));
+    let (rgb, alpha) = (deflate_rows(&rgb, 3 * w), deflate_rows(&alpha, w));
     let mut image = pdf.image_xobject(ids.image, &rgb);
     image.filter(Filter::FlateDecode);
+    png_up(image.decode_parms(), 3, w);
     image.width(w as i32).height(h as i32);
     image.color_space().device_rgb();
     image.bits_per_component(8);
@@ -57,6 +58,7 @@ pub(crate) fn pdf(sticker: &Sticker, opts: &CutFileOptions) -> Vec<u8> {
     image.finish();
     let mut mask = pdf.image_xobject(ids.alpha, &alpha);
     mask.filter(Filter::FlateDecode);
+    png_up(mask.decode_parms(), 1, w);
     mask.width(w as i32).height(h as i32);
     mask.color_space().device_gray();
     mask.bits_per_component(8);
@@ -101,8 +103,11 @@ pub(crate) fn pdf(sticker: &Sticker, opts: &CutFileOptions) -> Vec<u8> {
     content.stroke();
     content.restore_state();
     let content = content.finish();
-    pdf.stream(ids.content, &deflate(&content))
-        .filter(Filter::FlateDecode);
+    pdf.stream(
+        ids.content,
+        &miniz_oxide::deflate::compress_to_vec_zlib(&content, 6),
+    )
+    .filter(Filter::FlateDecode);
     pdf.finish()
 }
 
@@ -142,8 +147,33 @@ fn planes(img: &image::RgbaImage) -> (Vec<u8>, Vec<u8>) {
     (rgb, alpha)
 }
 
-fn deflate(data: &[u8]) -> Vec<u8> {
-    miniz_oxide::deflate::compress_to_vec_zlib(data, 6)
+/// The PNG predictors' parameters of an image stream whose rows start with a filter byte.
+fn png_up(mut parms: pdf_writer::writers::DecodeParms<'_>, colors: i32, width: u32) {
+    parms
+        .predictor(pdf_writer::types::Predictor::PngOptimum)
+        .colors(colors)
+        .bits_per_component(8)
+        .columns(width as i32);
+}
+
+/// `data` (rows of `row` bytes) with PNG's Up filter on each row (a byte 2, then each byte less
+/// the one above), deflated by fdeflate (png's fast compressor; zlib framing). Flat artwork and
+/// borders become runs of zeros: small and quick, where plain deflate of 40 MB of pixels took
+/// a tenth of a second.
+fn deflate_rows(data: &[u8], row: u32) -> Vec<u8> {
+    let row = row as usize;
+    let mut filtered = Vec::with_capacity(data.len() + data.len() / row.max(1) + 1);
+    let mut above: &[u8] = &[];
+    for line in data.chunks(row.max(1)) {
+        filtered.push(2);
+        if above.is_empty() {
+            filtered.extend_from_slice(line);
+        } else {
+            filtered.extend(line.iter().zip(above).map(|(c, a)| c.wrapping_sub(*a)));
+        }
+        above = line;
+    }
+    fdeflate::compress_to_vec(&filtered)
 }
 
 /// The sticker as an SVG: the artwork embedded as a PNG, the cut line as a path in a group
@@ -220,6 +250,7 @@ mod tests {
             bleed_px: 1.0,
             border_color: [255, 255, 255],
             min_area_px: 1,
+            geometry_step: 1,
         };
         sticker(&art, &opts).unwrap()
     }

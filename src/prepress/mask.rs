@@ -1,9 +1,13 @@
-//! Binary masks at print resolution and the morphology prepress needs: exact Euclidean
-//! distances (dilate and choke by a radius in pixels), connected parts, and removing specks and
-//! pinholes below an area. Pure CPU over in-memory buffers; rows run in parallel on rayon.
+//! Binary masks at print resolution and the morphology prepress needs: dilate and choke by a
+//! radius in pixels (exact Euclidean distances, `distance.rs`), connected parts, and removing
+//! specks and pinholes below an area. Pure CPU over in-memory buffers; rows run in parallel.
 
+use super::distance::squared_distance_to;
 use image::RgbaImage;
 use rayon::prelude::*;
+
+/// Radii below this are applied directly rather than through the distance transform.
+const SMALL_RADIUS: f32 = 4.0;
 
 /// Alpha at or above this is "opaque" for every mask prepress derives from an image.
 pub(crate) const OPAQUE_FROM: u8 = 128;
@@ -99,7 +103,10 @@ impl Mask {
 
     /// Every pixel within `radius` pixels (Euclidean) of a set pixel.
     pub(crate) fn dilate(&self, radius: f32) -> Mask {
-        let d = squared_distance_to(self, true);
+        if radius < SMALL_RADIUS {
+            return self.small_disc_filter(radius, true);
+        }
+        let d = squared_distance_to(&self.bits, self.width, self.height, true);
         self.threshold(&d, |d2| d2 <= radius * radius)
     }
 
@@ -109,8 +116,46 @@ impl Mask {
         if radius <= 0.0 {
             return self.clone();
         }
-        let d = squared_distance_to(self, false);
+        if radius < SMALL_RADIUS {
+            return self.small_disc_filter(radius, false);
+        }
+        let d = squared_distance_to(&self.bits, self.width, self.height, false);
         self.threshold(&d, |d2| d2 > radius * radius)
+    }
+
+    /// Dilate (`grow`) or choke by a small radius directly: a pixel is set when any (grow) or
+    /// every (choke) pixel within `radius` is set, outside the grid counting as clear. The same
+    /// result as the distance transform's for these radii, without its buffers.
+    fn small_disc_filter(&self, radius: f32, grow: bool) -> Mask {
+        let r = radius.floor() as i64;
+        let offsets: Vec<(i64, i64)> = (-r..=r)
+            .flat_map(|dy| (-r..=r).map(move |dx| (dx, dy)))
+            .filter(|(dx, dy)| ((dx * dx + dy * dy) as f32) <= radius * radius)
+            .collect();
+        let (w, h) = (i64::from(self.width), i64::from(self.height));
+        let mut bits = vec![false; self.bits.len()];
+        bits.par_chunks_mut(w.max(1) as usize)
+            .enumerate()
+            .for_each(|(y, row)| {
+                let y = y as i64;
+                for (x, out) in row.iter_mut().enumerate() {
+                    let x = x as i64;
+                    let at = |(dx, dy): &(i64, i64)| {
+                        let (sx, sy) = (x + dx, y + dy);
+                        sx >= 0 && sy >= 0 && sx < w && sy < h && self.bits[(sy * w + sx) as usize]
+                    };
+                    *out = if grow {
+                        offsets.iter().any(at)
+                    } else {
+                        self.bits[(y * w + x) as usize] && offsets.iter().all(at)
+                    };
+                }
+            });
+        Mask {
+            width: self.width,
+            height: self.height,
+            bits,
+        }
     }
 
     fn threshold(&self, d2: &[f32], keep: impl Fn(f32) -> bool + Sync) -> Mask {
@@ -124,38 +169,25 @@ impl Mask {
     /// The mask with set parts smaller than `min_area` pixels cleared and clear parts enclosed
     /// by set pixels (holes, not touching the grid's edge) smaller than `min_area` filled.
     pub(crate) fn without_specks(&self, min_area: u64) -> Mask {
-        if min_area <= 1 {
-            return self.clone();
-        }
+        let out = self.without_islands(min_area);
+        out.fill_holes_below(min_area)
+    }
+
+    /// The mask with set parts smaller than `min_area` pixels cleared.
+    pub(crate) fn without_islands(&self, min_area: u64) -> Mask {
         let mut out = self.clone();
-        for value in [true, false] {
-            let parts = Parts::label(&out, value);
-            for (i, b) in out.bits.iter_mut().enumerate() {
-                let label = parts.labels[i];
-                if label != 0 {
-                    let part = &parts.parts[label as usize - 1];
-                    let enclosed = value || !part.touches_edge;
-                    if enclosed && part.area < min_area {
-                        *b = !value;
-                    }
-                }
-            }
+        if min_area > 1 {
+            Parts::label(self, true).set_where(&mut out, false, |p| p.area < min_area);
         }
         out
     }
 
     /// Fill clear parts that touch no edge of the grid (holes) smaller than `max_area`.
     pub(crate) fn fill_holes_below(&self, max_area: u64) -> Mask {
-        let parts = Parts::label(self, false);
         let mut out = self.clone();
-        for (i, b) in out.bits.iter_mut().enumerate() {
-            let label = parts.labels[i];
-            if label != 0 {
-                let part = &parts.parts[label as usize - 1];
-                if !part.touches_edge && part.area < max_area {
-                    *b = true;
-                }
-            }
+        if max_area > 1 {
+            Parts::label(self, false)
+                .set_where(&mut out, true, |p| !p.touches_edge && p.area < max_area);
         }
         out
     }
@@ -183,65 +215,98 @@ pub(crate) struct Part {
     pub touches_edge: bool,
 }
 
-/// Connected parts of the pixels equal to one value: `labels[i]` is 0 for the other value, else
-/// the part's index + 1.
+/// A horizontal run of equal pixels: row `y`, columns `x0..x1`.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    y: u32,
+    x0: u32,
+    x1: u32,
+}
+
+/// Connected parts of the pixels equal to one value, found run by run (union-find over the runs
+/// of each row that overlap the runs of the row above: the work follows the outlines, not the
+/// pixel count). `part_of[i]` is run `i`'s part.
 pub(crate) struct Parts {
-    pub labels: Vec<u32>,
+    runs: Vec<Run>,
+    part_of: Vec<u32>,
     pub parts: Vec<Part>,
 }
 
 impl Parts {
-    /// Two-pass labelling with union-find over 4-neighbours.
     pub(crate) fn label(mask: &Mask, value: bool) -> Parts {
         let (w, h) = (mask.width as usize, mask.height as usize);
-        let mut labels = vec![0u32; w * h];
-        let mut parent: Vec<u32> = vec![0];
+        let mut runs: Vec<Run> = Vec::new();
+        let mut parent: Vec<u32> = Vec::new();
+        let mut above = 0..0; // the previous row's runs, as indices into `runs`
         for y in 0..h {
-            for x in 0..w {
-                let i = y * w + x;
-                if mask.bits[i] != value {
-                    continue;
-                }
-                let up = if y > 0 { labels[i - w] } else { 0 };
-                let left = if x > 0 { labels[i - 1] } else { 0 };
-                labels[i] = match (up, left) {
-                    (0, 0) => {
-                        parent.push(parent.len() as u32);
-                        parent.len() as u32 - 1
-                    }
-                    (a, 0) | (0, a) => a,
-                    (a, b) => union(&mut parent, a, b),
+            let row = &mask.bits[y * w..(y + 1) * w];
+            let start = runs.len();
+            let mut x = 0;
+            while x < w {
+                let Some(off) = row[x..].iter().position(|b| *b == value) else {
+                    break;
                 };
+                let x0 = x + off;
+                let len = row[x0..].iter().position(|b| *b != value).unwrap_or(w - x0);
+                let x1 = x0 + len;
+                let id = runs.len() as u32;
+                runs.push(Run {
+                    y: y as u32,
+                    x0: x0 as u32,
+                    x1: x1 as u32,
+                });
+                parent.push(id);
+                x = x1;
             }
+            // Join each run with the runs above it that it overlaps (4-connectivity).
+            let mut j = above.start;
+            for i in start..runs.len() {
+                let r = runs[i];
+                while j < above.end && runs[j].x1 <= r.x0 {
+                    j += 1;
+                }
+                let mut k = j;
+                while k < above.end && runs[k].x0 < r.x1 {
+                    union(&mut parent, i as u32, k as u32);
+                    k += 1;
+                }
+            }
+            above = start..runs.len();
         }
-        // Flatten to dense part numbers.
-        let mut dense = vec![0u32; parent.len()];
+        let mut dense = vec![u32::MAX; runs.len()];
         let mut parts: Vec<Part> = Vec::new();
-        for l in 1..parent.len() {
-            let root = find(&mut parent, l as u32) as usize;
-            if dense[root] == 0 {
+        let mut part_of = vec![0u32; runs.len()];
+        for (i, r) in runs.iter().enumerate() {
+            let root = find(&mut parent, i as u32) as usize;
+            if dense[root] == u32::MAX {
+                dense[root] = parts.len() as u32;
                 parts.push(Part {
                     area: 0,
                     touches_edge: false,
                 });
-                dense[root] = parts.len() as u32;
             }
-            dense[l] = dense[root];
+            let part = &mut parts[dense[root] as usize];
+            part.area += u64::from(r.x1 - r.x0);
+            part.touches_edge |=
+                r.y == 0 || r.y as usize == h - 1 || r.x0 == 0 || r.x1 as usize == w;
+            part_of[i] = dense[root];
         }
-        for y in 0..h {
-            for x in 0..w {
-                let i = y * w + x;
-                if labels[i] == 0 {
-                    continue;
-                }
-                let d = dense[labels[i] as usize];
-                labels[i] = d;
-                let part = &mut parts[d as usize - 1];
-                part.area += 1;
-                part.touches_edge |= x == 0 || y == 0 || x == w - 1 || y == h - 1;
+        Parts {
+            runs,
+            part_of,
+            parts,
+        }
+    }
+
+    /// Set the pixels of every part `pick` chooses to `value` in `out`.
+    fn set_where(&self, out: &mut Mask, value: bool, pick: impl Fn(&Part) -> bool) {
+        let w = out.width as usize;
+        for (r, part) in self.runs.iter().zip(&self.part_of) {
+            if pick(&self.parts[*part as usize]) {
+                let row = r.y as usize * w;
+                out.bits[row + r.x0 as usize..row + r.x1 as usize].fill(value);
             }
         }
-        Parts { labels, parts }
     }
 }
 
@@ -261,116 +326,6 @@ fn union(parent: &mut [u32], a: u32, b: u32) -> u32 {
     lo
 }
 
-/// For every pixel, the squared Euclidean distance (in pixels) to the nearest pixel whose value
-/// is `target` (infinite when there is none). Pixels outside the grid count as `!target`'s
-/// value when `target` is true, and as `target` when it is false (so a choke also eats in from
-/// the edge). Felzenszwalb and Huttenlocher's two-pass transform: exact, linear in pixels.
-pub(crate) fn squared_distance_to(mask: &Mask, target: bool) -> Vec<f32> {
-    let (w, h) = (mask.width as usize, mask.height as usize);
-    if w == 0 || h == 0 {
-        return Vec::new();
-    }
-    let edge = !target;
-    // Pass 1: along each row, the squared distance to the nearest target in that row.
-    let mut rows = vec![0f32; w * h];
-    rows.par_chunks_mut(w).enumerate().for_each(|(y, out)| {
-        let bits = &mask.bits[y * w..(y + 1) * w];
-        row_distances(bits, target, edge, out);
-    });
-    // Pass 2: along each column, the lower envelope of parabolas.
-    let mut out = vec![0f32; w * h];
-    let columns: Vec<Vec<f32>> = (0..w)
-        .into_par_iter()
-        .map(|x| {
-            let mut f: Vec<f32> = (0..h).map(|y| rows[y * w + x]).collect();
-            if edge {
-                // The edge rows above and below act as targets at distance 0.
-                f.insert(0, 0.0);
-                f.push(0.0);
-            }
-            let mut d = vec![0f32; f.len()];
-            envelope(&f, &mut d);
-            if edge {
-                d.remove(0);
-                d.pop();
-            }
-            d
-        })
-        .collect();
-    for (x, col) in columns.into_iter().enumerate() {
-        for (y, v) in col.into_iter().enumerate() {
-            out[y * w + x] = v;
-        }
-    }
-    out
-}
-
-const FAR: f32 = 1e20;
-
-fn row_distances(bits: &[bool], target: bool, edge_is_target: bool, out: &mut [f32]) {
-    let n = bits.len();
-    let mut last: Option<isize> = if edge_is_target { Some(-1) } else { None };
-    for x in 0..n {
-        if bits[x] == target {
-            last = Some(x as isize);
-        }
-        out[x] = last.map_or(f32::INFINITY, |l| (x as isize - l) as f32);
-    }
-    let mut next: Option<isize> = if edge_is_target {
-        Some(n as isize)
-    } else {
-        None
-    };
-    for x in (0..n).rev() {
-        if bits[x] == target {
-            next = Some(x as isize);
-        }
-        if let Some(nx) = next {
-            out[x] = out[x].min((nx - x as isize) as f32);
-        }
-    }
-    for v in out.iter_mut() {
-        *v = if v.is_finite() { *v * *v } else { FAR };
-    }
-}
-
-/// One-dimensional squared distance transform of sampled function `f` (Felzenszwalb and
-/// Huttenlocher 2012): `d[q] = min_p (q - p)² + f[p]`, from the lower envelope of the parabolas
-/// rooted at each sample.
-fn envelope(f: &[f32], d: &mut [f32]) {
-    let n = f.len();
-    let mut v = vec![0usize; n];
-    let mut z = vec![0f64; n + 1];
-    let mut k = 0usize;
-    z[0] = f64::NEG_INFINITY;
-    z[1] = f64::INFINITY;
-    let cut = |q: usize, p: usize| {
-        let (fq, fp) = (f64::from(f[q]), f64::from(f[p]));
-        let (qf, pf) = (q as f64, p as f64);
-        ((fq + qf * qf) - (fp + pf * pf)) / (2.0 * (qf - pf))
-    };
-    for q in 1..n {
-        let mut s = cut(q, v[k]);
-        while s <= z[k] {
-            k -= 1;
-            s = cut(q, v[k]);
-        }
-        k += 1;
-        v[k] = q;
-        z[k] = s;
-        z[k + 1] = f64::INFINITY;
-    }
-    k = 0;
-    for (q, out) in d.iter_mut().enumerate() {
-        while z[k + 1] < q as f64 {
-            k += 1;
-        }
-        let p = v[k];
-        let dq = q as f32 - p as f32;
-        *out = (dq * dq + f[p]).min(FAR);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -383,42 +338,6 @@ mod tests {
         m
     }
 
-    fn brute(m: &Mask, target: bool) -> Vec<f32> {
-        let (w, h) = (m.width as i64, m.height as i64);
-        let mut out = vec![0f32; (w * h) as usize];
-        for y in 0..h {
-            for x in 0..w {
-                let mut best = FAR;
-                for ty in -1..=h {
-                    for tx in -1..=w {
-                        let inside = tx >= 0 && ty >= 0 && tx < w && ty < h;
-                        // Outside the grid is clear.
-                        let v = inside && m.bits[(ty * w + tx) as usize];
-                        if v == target {
-                            let d = ((x - tx).pow(2) + (y - ty).pow(2)) as f32;
-                            best = best.min(d);
-                        }
-                    }
-                }
-                out[(y * w + x) as usize] = best;
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn squared_distance_to_matches_brute_force() {
-        let m = mask(13, 9, &[(2, 2), (10, 7), (6, 4), (0, 8)]);
-        assert_eq!(squared_distance_to(&m, true), brute(&m, true));
-        let mut blob = Mask::new(13, 9);
-        for y in 2..8 {
-            for x in 1..11 {
-                blob.bits[y * 13 + x] = (x + y) % 5 != 0;
-            }
-        }
-        assert_eq!(squared_distance_to(&blob, false), brute(&blob, false));
-    }
-
     #[test]
     fn dilate_grows_a_point_into_a_disc() {
         let m = mask(21, 21, &[(10, 10)]);
@@ -426,6 +345,22 @@ mod tests {
         assert!(d.get(15, 10) && d.get(10, 5) && d.get(13, 14));
         assert!(!d.get(16, 10) && !d.get(14, 14));
         assert_eq!(d.choke(5.0).count(), 1);
+    }
+
+    #[test]
+    fn small_radii_match_the_distance_transform() {
+        let mut m = Mask::new(31, 23);
+        for (i, b) in m.bits.iter_mut().enumerate() {
+            *b = (i * 7919) % 11 < 6 || (i % 31 > 8 && i % 31 < 20);
+        }
+        for radius in [1.0f32, 1.5, 2.0, 3.0, 3.9] {
+            let d = squared_distance_to(&m.bits, m.width, m.height, true);
+            let grown = m.threshold(&d, |d2| d2 <= radius * radius);
+            assert_eq!(m.small_disc_filter(radius, true), grown, "dilate {radius}");
+            let d = squared_distance_to(&m.bits, m.width, m.height, false);
+            let choked = m.threshold(&d, |d2| d2 > radius * radius);
+            assert_eq!(m.small_disc_filter(radius, false), choked, "choke {radius}");
+        }
     }
 
     #[test]

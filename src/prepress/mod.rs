@@ -8,6 +8,7 @@
 
 mod alpha;
 mod cut_files;
+mod distance;
 mod mask;
 mod palette;
 mod separate;
@@ -20,7 +21,7 @@ pub(crate) use mask::Mask;
 pub(crate) use palette::Rgb;
 pub(crate) use separate::{film_rows, separate, Inks, SeparationError, SeparationOptions};
 pub(crate) use sticker::{sticker, StickerError, StickerOptions};
-pub(crate) use vector::{hex, trace, Detail, Page, Placement};
+pub(crate) use vector::{hex, in_inks, trace, Detail, Page, Placement};
 
 /// Pixels in `mm` millimetres at `dpi`.
 pub(crate) fn mm_to_px(mm: f64, dpi: u32) -> f32 {

@@ -4,7 +4,7 @@
 
 use super::mask::Mask;
 use super::palette::{Palette, Rgb};
-use image::{Rgba, RgbaImage};
+use image::RgbaImage;
 use rayon::prelude::*;
 
 /// What a separation is made of.
@@ -38,6 +38,10 @@ pub(crate) struct InkLayer {
 pub(crate) struct Separations {
     pub layers: Vec<InkLayer>,
     pub underbase: Option<Mask>,
+    /// Each pixel's ink (an index into the palette), or `u8::MAX` where none lies.
+    index: Vec<u8>,
+    palette: Vec<Rgb>,
+    width: u32,
 }
 
 /// Why a design cannot be separated.
@@ -93,26 +97,41 @@ pub(crate) fn separate(
         .filter(|l| l.coverage > 0.0)
         .collect();
     let underbase = opts.underbase_choke_px.map(|px| opaque.choke(px));
-    Ok(Separations { layers, underbase })
+    Ok(Separations {
+        layers,
+        underbase,
+        index,
+        palette: palette.inks,
+        width: img.width(),
+    })
 }
 
 impl Separations {
     /// The inks composited as they would print (the underbase is hidden under them),
-    /// transparent where no ink lies.
-    pub(crate) fn preview(&self) -> RgbaImage {
-        let Some(first) = self.layers.first() else {
-            return RgbaImage::new(0, 0);
-        };
-        let (w, h) = (first.mask.width, first.mask.height);
-        let mut out = RgbaImage::new(w, h);
-        for layer in &self.layers {
-            let [r, g, b] = layer.color;
-            for (p, on) in out.pixels_mut().zip(&layer.mask.bits) {
-                if *on {
-                    *p = Rgba([r, g, b, 255]);
+    /// transparent where no ink lies, scaled down (nearest pixel) to at most `max_side`.
+    pub(crate) fn preview(&self, max_side: u32) -> RgbaImage {
+        let (w, h) = (
+            self.width,
+            (self.index.len() / (self.width.max(1) as usize)) as u32,
+        );
+        let scale = (f64::from(max_side) / f64::from(w.max(h).max(1))).min(1.0);
+        let (pw, ph) = (
+            ((f64::from(w) * scale).round() as u32).max(1),
+            ((f64::from(h) * scale).round() as u32).max(1),
+        );
+        let mut out = RgbaImage::new(pw, ph);
+        out.par_chunks_mut(4 * pw as usize)
+            .enumerate()
+            .for_each(|(y, row)| {
+                let sy = ((y as u64 * u64::from(h)) / u64::from(ph)) as usize;
+                for (x, px) in row.chunks_exact_mut(4).enumerate() {
+                    let sx = ((x as u64 * u64::from(w)) / u64::from(pw)) as usize;
+                    let ink = self.index[sy * w as usize + sx];
+                    if let Some([r, g, b]) = self.palette.get(usize::from(ink)) {
+                        px.copy_from_slice(&[*r, *g, *b, 255]);
+                    }
                 }
-            }
-        }
+            });
         out
     }
 }
@@ -123,19 +142,22 @@ pub(crate) fn film_rows(mask: &Mask) -> Vec<u8> {
     let w = mask.width as usize;
     let stride = w.div_ceil(8);
     let mut out = vec![0xffu8; stride * mask.height as usize];
-    for (y, row) in mask.bits.chunks(w.max(1)).enumerate() {
-        for (x, on) in row.iter().enumerate() {
-            if *on {
-                out[y * stride + x / 8] &= !(0x80 >> (x % 8));
+    out.par_chunks_mut(stride.max(1))
+        .zip(mask.bits.par_chunks(w.max(1)))
+        .for_each(|(packed, row)| {
+            for (x, on) in row.iter().enumerate() {
+                if *on {
+                    packed[x / 8] &= !(0x80 >> (x % 8));
+                }
             }
-        }
-    }
+        });
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use image::Rgba;
 
     fn three_colours() -> RgbaImage {
         RgbaImage::from_fn(30, 10, |x, _| match x / 10 {
@@ -171,7 +193,8 @@ mod tests {
             under,
             "the underbase lies inside the opaque area"
         );
-        assert_eq!(s.preview().get_pixel(15, 5).0, [200, 0, 0, 255]);
+        assert_eq!(s.preview(1024).get_pixel(15, 5).0, [200, 0, 0, 255]);
+        assert_eq!(s.preview(15).dimensions(), (15, 5));
     }
 
     #[test]

@@ -131,6 +131,22 @@ pub(crate) fn trace(
     Some(VectorDesign { svg, fills })
 }
 
+/// The design as the tracer sees it: each opaque pixel in its ink, clear pixels clear (for
+/// running a reference tracer on the same input). None when no pixel is opaque.
+pub(crate) fn in_inks(design: &RgbaImage, colors: usize) -> Option<RgbaImage> {
+    let palette = Palette::quantise(design, colors)?;
+    let mut out = design.clone();
+    for p in out.pixels_mut() {
+        if p.0[3] >= super::mask::OPAQUE_FROM {
+            let [r, g, b] = palette.inks[usize::from(palette.nearest([p.0[0], p.0[1], p.0[2]]))];
+            p.0 = [r, g, b, 255];
+        } else {
+            p.0 = [0, 0, 0, 0];
+        }
+    }
+    Some(out)
+}
+
 /// Every part of one binary layer as SVG paths filled with `ink` (vtracer's spline settings:
 /// corners at 60°, segments of 4 px, 10 iterations, splice at 45°).
 fn trace_layer(layer: &BinaryImage, ink: Rgb, detail: Detail) -> String {

@@ -32,7 +32,7 @@ mod generation;
 mod images;
 pub(crate) mod loras;
 mod mockups;
-mod print;
+pub(crate) mod print;
 mod produce;
 mod rejected;
 pub mod replay;

@@ -299,3 +299,59 @@ async fn bad_print_ready_inputs_fail_clearly_and_the_worker_keeps_serving() {
         assert_eq!(ok.images[0].width, 128);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_variations_each_get_their_print_deliverables() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = tiny_models(dir.path(), 4);
+    let out = dir.path().join("out");
+    let worker = worker_with(&models, &out, &[]).await;
+    let job = json!({
+        "id": "shop", "prompt": "a fox sticker", "style": "sticker", "width": 64, "height": 64,
+        "num_images": 2, "seed": 5,
+        "print": {"size_in": {"width": 1, "height": 1},
+                  "vector": {"colors": 4, "detail": "low"},
+                  "sticker": {"border_mm": 2, "bleed_mm": 0.5},
+                  "separations": {"inks": 3, "underbase": true}},
+        "output": {"print_dpi": 150}
+    });
+    let outcome = run(&worker, job).await;
+    assert!(outcome.succeeded(), "{outcome:?}");
+    let t = outcome.timings_ms.clone().unwrap();
+    assert!(
+        t.print_vector.is_some() && t.print_sticker.is_some() && t.print_separations.is_some(),
+        "{t:?}"
+    );
+    for i in 0..2u32 {
+        for file in [
+            "vector/design.svg",
+            "sticker/sticker.png",
+            "sticker/sticker.svg",
+            "sticker/sticker.pdf",
+            "separations/underbase.png",
+            "separations/preview.png",
+        ] {
+            let key = format!("shop/print/{i}/{file}");
+            assert!(out.join(&key).is_file(), "{key}");
+            assert!(
+                outcome.print.iter().any(|p| p.key == key && p.image == i),
+                "{key} listed"
+            );
+        }
+        let films = outcome
+            .print
+            .iter()
+            .filter(|p| p.image == i && p.kind == "separation")
+            .count();
+        assert!((1..=3).contains(&films), "{films} films");
+        let sticker = read_rgba(&out.join(format!("shop/print/{i}/sticker/sticker.png")));
+        assert!(
+            sticker.width() <= 150 && sticker.height() <= 150,
+            "fits 1 in at 150 DPI"
+        );
+        assert_eq!(
+            png_dpi(&out.join(format!("shop/print/{i}/sticker/sticker.png"))),
+            150
+        );
+    }
+}

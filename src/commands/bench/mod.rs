@@ -3,12 +3,13 @@
 //! random weights at full size or tiny, in either weight mode (`random`), to measure speed on a
 //! GPU without real weights. `--json` prints one JSON line for scripts.
 //! `merchgen bench mockups`: the mockup renderer. `merchgen bench finishing`: matting, x4
-//! upscale and a print file on one design.
+//! upscale and a print file on one design. `merchgen bench print`: the print-shop deliverables.
 
 pub(crate) mod finishing;
 pub mod jobs;
 mod lora;
 mod memory;
+mod print;
 mod random;
 mod random_gguf;
 mod random_load;
@@ -28,6 +29,7 @@ pub fn run(config: &Config, what: Option<&BenchWhat>, p: &PipelineBench) -> i32 
     let result = match what {
         Some(BenchWhat::Mockups { size, iterations }) => bench_mockups(*size, *iterations),
         Some(BenchWhat::Finishing(b)) => finishing::run(config, b),
+        Some(BenchWhat::Print(b)) => print::run(b),
         // Async: `main` runs it (`jobs::run`); never reached.
         Some(BenchWhat::Pipeline(_)) => Err(anyhow::anyhow!("run through `jobs::run`")),
         None if p.random_weights && p.lora.is_some() => {

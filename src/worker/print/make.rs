@@ -12,16 +12,16 @@ use image::RgbaImage;
 
 /// A kind of deliverable, in the order a job's are made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kind {
+pub(crate) enum Kind {
     Vector,
     Sticker,
     Separations,
 }
 
 impl Kind {
-    pub(super) const ALL: [Kind; 3] = [Kind::Vector, Kind::Sticker, Kind::Separations];
+    pub(crate) const ALL: [Kind; 3] = [Kind::Vector, Kind::Sticker, Kind::Separations];
 
-    pub(super) fn asked(self, spec: &ValidPrint) -> bool {
+    pub(crate) fn asked(self, spec: &ValidPrint) -> bool {
         match self {
             Kind::Vector => spec.vector.is_some(),
             Kind::Sticker => spec.sticker.is_some(),
@@ -39,7 +39,7 @@ impl Kind {
     }
 
     /// The stage's name in logs (`timings_ms` has it with `print_` in front).
-    pub(super) fn stage(self) -> &'static str {
+    pub(crate) fn stage(self) -> &'static str {
         match self {
             Kind::Vector => "print_vector",
             Kind::Sticker => "print_sticker",
@@ -49,10 +49,10 @@ impl Kind {
 }
 
 /// One file to store.
-pub(super) struct File {
+pub(crate) struct File {
     pub kind: &'static str,
     pub name: String,
-    pub bytes: Vec<u8>,
+    pub(crate) bytes: Vec<u8>,
     pub content_type: &'static str,
     pub size: (u32, u32),
     pub ink: Option<Rgb>,
@@ -82,7 +82,7 @@ impl File {
 }
 
 /// Make `kind`'s files for one design.
-pub(super) fn make(
+pub(crate) fn make(
     kind: Kind,
     plan: &PrintPlan,
     design: &RgbaImage,
@@ -101,11 +101,12 @@ fn transparent(field: &str) -> JobError {
     )
 }
 
+/// A PNG with `dpi` in it (0: none, for previews).
 fn png(img: &RgbaImage, dpi: u32) -> Result<Vec<u8>, JobError> {
     let opts = EncodeOptions {
         format: OutputFormat::Png,
         jpeg_quality: 90,
-        dpi: Some(dpi),
+        dpi: (dpi > 0).then_some(dpi),
     };
     encode::encode(img, &opts)
         .map_err(|e| JobError::internal(format!("print encoding failed: {e}")))
@@ -160,6 +161,8 @@ fn sticker(plan: &PrintPlan, design: &RgbaImage) -> Result<Vec<File>, JobError> 
         bleed_px: prepress::mm_to_px(s.bleed_mm, plan.dpi),
         border_color: s.border_color,
         min_area_px: speck_area(0.5, plan.dpi),
+        // Cells of at most 0.2 mm (1/127 in): 2 px at 300 DPI.
+        geometry_step: (plan.dpi / 127).max(1),
     };
     let sticker = prepress::sticker(&art, &opts).map_err(|e| match e {
         prepress::StickerError::Transparent => transparent("print.sticker"),
@@ -184,6 +187,9 @@ fn speck_area(mm: f64, dpi: u32) -> u64 {
     let side = f64::from(prepress::mm_to_px(mm, dpi));
     (side * side).round() as u64
 }
+
+/// The separations preview's longest side (a preview, not a print file).
+const PREVIEW_SIDE: u32 = 1024;
 
 fn separations(plan: &PrintPlan, design: &RgbaImage) -> Result<Vec<File>, JobError> {
     let s = plan.spec.separations.as_ref().expect("asked");
@@ -219,8 +225,9 @@ fn separations(plan: &PrintPlan, design: &RgbaImage) -> Result<Vec<File>, JobErr
         f.coverage = Some(under.count() as f64 / (under.bits.len().max(1)) as f64);
         files.push(f);
     }
-    let preview = png(&seps.preview(), plan.dpi)?;
-    let mut f = File::new("separation_preview", "preview.png", preview, plan.area);
+    let preview = seps.preview(PREVIEW_SIDE);
+    let size = preview.dimensions();
+    let mut f = File::new("separation_preview", "preview.png", png(&preview, 0)?, size);
     f.colors = seps.layers.iter().map(|l| l.color).collect();
     files.push(f);
     Ok(files)

@@ -8,7 +8,8 @@
 mod make;
 mod plan;
 
-pub(super) use plan::{plan, PrintPlan};
+pub(crate) use make::{make, Kind};
+pub(crate) use plan::{plan, PrintPlan};
 
 use crate::error::{ErrorCode, JobError};
 use crate::job::outcome::{PrintOutput, Timings};
