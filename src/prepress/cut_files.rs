@@ -47,22 +47,9 @@ pub(crate) fn pdf(sticker: &Sticker, opts: &CutFileOptions) -> Vec<u8> {
     page.finish();
 
     let (rgb, alpha) = planes(&sticker.image);
-    let (rgb, alpha) = (deflate_rows(&rgb, 3 * w), deflate_rows(&alpha, w));
-    let mut image = pdf.image_xobject(ids.image, &rgb);
-    image.filter(Filter::FlateDecode);
-    png_up(image.decode_parms(), 3, w);
-    image.width(w as i32).height(h as i32);
-    image.color_space().device_rgb();
-    image.bits_per_component(8);
-    image.s_mask(ids.alpha);
-    image.finish();
-    let mut mask = pdf.image_xobject(ids.alpha, &alpha);
-    mask.filter(Filter::FlateDecode);
-    png_up(mask.decode_parms(), 1, w);
-    mask.width(w as i32).height(h as i32);
-    mask.color_space().device_gray();
-    mask.bits_per_component(8);
-    mask.finish();
+    let size = (w, h);
+    image_plane(&mut pdf, ids.image, &rgb, size, Some(ids.alpha));
+    image_plane(&mut pdf, ids.alpha, &alpha, size, None);
 
     let mut separation = pdf
         .color_space(ids.cut_space)
@@ -145,6 +132,23 @@ fn planes(img: &image::RgbaImage) -> (Vec<u8>, Vec<u8>) {
         alpha.push(p.0[3]);
     }
     (rgb, alpha)
+}
+
+/// One 8-bit image XObject: RGB with `s_mask` as its soft mask, or the grey mask itself.
+fn image_plane(pdf: &mut Pdf, id: Ref, data: &[u8], (w, h): (u32, u32), s_mask: Option<Ref>) {
+    let colors = if s_mask.is_some() { 3 } else { 1 };
+    let data = deflate_rows(data, colors * w);
+    let mut image = pdf.image_xobject(id, &data);
+    image.filter(Filter::FlateDecode);
+    png_up(image.decode_parms(), colors as i32, w);
+    image.width(w as i32).height(h as i32);
+    if let Some(mask) = s_mask {
+        image.color_space().device_rgb();
+        image.s_mask(mask);
+    } else {
+        image.color_space().device_gray();
+    }
+    image.bits_per_component(8);
 }
 
 /// The PNG predictors' parameters of an image stream whose rows start with a filter byte.
