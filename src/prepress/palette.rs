@@ -12,6 +12,9 @@ use super::mask::OPAQUE_FROM;
 /// An ink: its sRGB colour.
 pub(crate) type Rgb = [u8; 3];
 
+/// The index [`Palette::indices`] gives a pixel that takes no ink.
+pub(crate) const CLEAR: u8 = u8::MAX;
+
 /// Pixels sampled for k-means at most (an evenly spaced subset of the opaque pixels).
 const SAMPLE: usize = 65_536;
 const ITERATIONS: usize = 16;
@@ -109,8 +112,7 @@ impl Palette {
             .map(|c| Lab::from_rgb(*c))
             .collect();
         let centres = kmeans(&sample, count);
-        let mut inks: Vec<Rgb> = centres.iter().map(|c| c.to_rgb()).collect();
-        inks.dedup();
+        let inks: Vec<Rgb> = centres.iter().map(|c| c.to_rgb()).collect();
         let mut unique: Vec<Rgb> = Vec::with_capacity(inks.len());
         for ink in inks {
             if !unique.contains(&ink) {
@@ -118,6 +120,22 @@ impl Palette {
             }
         }
         Some(Palette::of(unique))
+    }
+
+    /// Each pixel's nearest ink (its index), or [`CLEAR`] where the pixel is less than half
+    /// opaque.
+    pub(crate) fn indices(&self, img: &RgbaImage) -> Vec<u8> {
+        use rayon::prelude::*;
+        img.as_raw()
+            .par_chunks_exact(4)
+            .map(|p| {
+                if p[3] >= OPAQUE_FROM {
+                    self.nearest([p[0], p[1], p[2]])
+                } else {
+                    CLEAR
+                }
+            })
+            .collect()
     }
 
     /// The index of the ink nearest `rgb`.

@@ -38,7 +38,7 @@ pub(crate) struct InkLayer {
 pub(crate) struct Separations {
     pub layers: Vec<InkLayer>,
     pub underbase: Option<Mask>,
-    /// Each pixel's ink (an index into the palette), or `u8::MAX` where none lies.
+    /// Each pixel's ink (an index into the palette), or `palette::CLEAR` where none lies.
     index: Vec<u8>,
     palette: Vec<Rgb>,
     width: u32,
@@ -65,17 +65,7 @@ pub(crate) fn separate(
         Inks::Count(n) => Palette::quantise(img, *n).ok_or(SeparationError::Transparent)?,
         Inks::Given(inks) => Palette::of(inks.clone()),
     };
-    let index: Vec<u8> = img
-        .as_raw()
-        .par_chunks_exact(4)
-        .map(|p| {
-            if p[3] >= super::mask::OPAQUE_FROM {
-                palette.nearest([p[0], p[1], p[2]])
-            } else {
-                u8::MAX
-            }
-        })
-        .collect();
+    let index = palette.indices(img);
     let area = index.len() as f64;
     let layers = palette
         .inks

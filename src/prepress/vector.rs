@@ -3,7 +3,7 @@
 //! spline fitting), layers stacked so neighbouring shapes leave no gaps. The SVG covers the
 //! print area at its physical size; clear pixels stay transparent.
 
-use super::palette::{Palette, Rgb};
+use super::palette::{Palette, Rgb, CLEAR};
 use image::RgbaImage;
 use rayon::prelude::*;
 use std::fmt::Write as _;
@@ -79,18 +79,9 @@ pub(crate) fn trace(
 ) -> Option<VectorDesign> {
     let palette = Palette::quantise(design, colors)?;
     let (w, h) = (design.width() as usize, design.height() as usize);
-    let index: Vec<u8> = design
-        .pixels()
-        .map(|p| {
-            if p.0[3] >= super::mask::OPAQUE_FROM {
-                palette.nearest([p.0[0], p.0[1], p.0[2]])
-            } else {
-                u8::MAX
-            }
-        })
-        .collect();
+    let index = palette.indices(design);
     let mut area = vec![0usize; palette.inks.len()];
-    for i in index.iter().filter(|i| **i != u8::MAX) {
+    for i in index.iter().filter(|i| **i != CLEAR) {
         area[usize::from(*i)] += 1;
     }
     let mut order: Vec<usize> = (0..palette.inks.len()).filter(|i| area[*i] > 0).collect();
@@ -105,7 +96,7 @@ pub(crate) fn trace(
         .map(|(r, ink)| {
             let mut layer = BinaryImage::new_w_h(w, h);
             for (i, v) in index.iter().enumerate() {
-                if *v != u8::MAX && rank[usize::from(*v)] >= r {
+                if *v != CLEAR && rank[usize::from(*v)] >= r {
                     layer.set_pixel_index(i, true);
                 }
             }
@@ -135,13 +126,10 @@ pub(crate) fn trace(
 /// running a reference tracer on the same input). None when no pixel is opaque.
 pub(crate) fn in_inks(design: &RgbaImage, colors: usize) -> Option<RgbaImage> {
     let palette = Palette::quantise(design, colors)?;
-    let mut out = design.clone();
-    for p in out.pixels_mut() {
-        if p.0[3] >= super::mask::OPAQUE_FROM {
-            let [r, g, b] = palette.inks[usize::from(palette.nearest([p.0[0], p.0[1], p.0[2]]))];
-            p.0 = [r, g, b, 255];
-        } else {
-            p.0 = [0, 0, 0, 0];
+    let mut out = RgbaImage::new(design.width(), design.height());
+    for (p, ink) in out.pixels_mut().zip(palette.indices(design)) {
+        if let Some([r, g, b]) = palette.inks.get(usize::from(ink)) {
+            p.0 = [*r, *g, *b, 255];
         }
     }
     Some(out)

@@ -30,14 +30,16 @@ pub(super) async fn make_and_store(
 ) -> Result<Vec<PrintOutput>, JobError> {
     let mut out = Vec::new();
     let plan = Arc::new(plan.clone());
+    // One copy of the designs for every blocking task (each kind reads each of them).
+    let shared_designs = Arc::new(designs.to_vec());
     for kind in make::Kind::ALL {
         if !kind.asked(&plan.spec) {
             continue;
         }
         let t = Instant::now();
-        for (i, design) in designs.iter().enumerate() {
-            let (shared, design) = (plan.clone(), design.clone());
-            let files = tokio::task::spawn_blocking(move || make::make(kind, &shared, &design))
+        for i in 0..designs.len() {
+            let (shared, all) = (plan.clone(), shared_designs.clone());
+            let files = tokio::task::spawn_blocking(move || make::make(kind, &shared, &all[i]))
                 .await
                 .map_err(|e| {
                     JobError::new(ErrorCode::MockupFailed, format!("print task failed: {e}"))
